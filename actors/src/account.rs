@@ -1,0 +1,1149 @@
+//! The account actor: the single writer of one account.
+//!
+//! Every mutation of an account comes here: deliver and append (quota check,
+//! UID and modseq allocation, thread matching), flags, expunge, copy, move,
+//! and mailbox create, rename and delete. A handler applies the change to the
+//! actor's in-memory state, adds its records to the pending commit and
+//! schedules a `Flush`. Mutations that arrive while a flush runs wait in the
+//! mailbox and are committed together by the next flush: one sled batch, one
+//! flush and one directory fsync per shard for all of them (group commit).
+//! Each caller is answered only after its change is durable, and only then are
+//! the change events published.
+//!
+//! If a commit fails, the in-memory state is ahead of the disk: the actor
+//! answers every waiting caller with an error and fails, and its supervisor
+//! starts a fresh one that reloads from the store.
+
+use crate::events::{AddedMessage, Change, ChangeEvent, EventHub, MessageState};
+use crate::mailbox::{MailboxActor, MailboxArgs, MailboxMsg, MailboxSnapshot, Subscriber};
+use crate::time::now_unix;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid, UidValidity};
+use roost_protocols::message::thread::ThreadKeys;
+use roost_store::{
+    AccountRecord, Commit, FileId, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
+    PasswordSecrets, Record, RecordKey, StagedFile, Store, ThreadId, ThreadRef, Tombstone,
+};
+use roost_supervisor::{ActorKind, ChildSpec, Registry, Restart};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// The hierarchy delimiter of mailbox names (RFC 9051 5.1.1).
+pub const MAILBOX_DELIMITER: char = '/';
+/// The longest mailbox name, in bytes.
+pub const MAX_MAILBOX_NAME: usize = 1024;
+/// The most mailboxes one account may have.
+pub const MAX_MAILBOXES: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("no mailbox named {0:?}")]
+    NoMailbox(String),
+    #[error("mailbox {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("over quota: {used} of {quota} bytes used, {needed} more needed")]
+    OverQuota { used: u64, quota: u64, needed: u64 },
+    #[error("{0}")]
+    Cannot(String),
+    #[error("storage failed: {0}")]
+    Store(String),
+}
+
+/// Where a new message goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Inbox,
+    Name(String),
+}
+
+/// One message to add: already staged (written and fsynced) by the caller.
+pub struct NewMessage {
+    pub target: Target,
+    pub staged: StagedFile,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub header_prefix: Vec<u8>,
+    pub keys: ThreadKeys,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub mailbox: MailboxId,
+    pub uid_validity: UidValidity,
+    pub uid: Uid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagAction {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// RFC 4315 COPYUID: the destination's UIDVALIDITY and the UID pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResult {
+    pub uid_validity: UidValidity,
+    pub pairs: Vec<(Uid, Uid)>,
+}
+
+/// What a session gets when it opens a mailbox.
+pub struct OpenedMailbox {
+    pub snapshot: MailboxSnapshot,
+    pub actor: ActorRef<MailboxMsg>,
+}
+
+pub type Reply<T> = RpcReplyPort<Result<T, AccountError>>;
+
+pub enum AccountMsg {
+    /// Adds messages, all or none, in one commit (deliver, APPEND, MULTIAPPEND).
+    Deliver {
+        messages: Vec<NewMessage>,
+        reply: Reply<Vec<Delivered>>,
+    },
+    SetFlags {
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        action: FlagAction,
+        flags: Flags,
+        reply: Reply<Vec<MessageState>>,
+    },
+    /// Expunges the given UIDs, or every `\Deleted` message when `None`;
+    /// only messages that carry `\Deleted` are expunged either way.
+    Expunge {
+        mailbox: MailboxId,
+        uids: Option<Vec<Uid>>,
+        reply: Reply<Vec<Uid>>,
+    },
+    /// Copies messages, and with `remove` moves them (RFC 6851).
+    Copy {
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: String,
+        remove: bool,
+        reply: Reply<CopyResult>,
+    },
+    CreateMailbox {
+        name: String,
+        reply: Reply<MailboxId>,
+    },
+    RenameMailbox {
+        from: String,
+        to: String,
+        reply: Reply<()>,
+    },
+    DeleteMailbox {
+        name: String,
+        reply: Reply<()>,
+    },
+    SetSubscribed {
+        name: String,
+        subscribed: bool,
+        reply: Reply<()>,
+    },
+    OpenMailbox {
+        name: String,
+        subscriber: Subscriber,
+        reply: Reply<OpenedMailbox>,
+    },
+    CloseMailbox {
+        mailbox: MailboxId,
+        subscriber: u64,
+    },
+    SetPassword {
+        secrets: Box<PasswordSecrets>,
+        reply: Reply<()>,
+    },
+    Record(RpcReplyPort<AccountRecord>),
+    /// Internal: commit what is pending.
+    Flush,
+    /// Chaos testing: panic inside this handler.
+    Panic,
+}
+
+pub struct AccountActor;
+
+pub struct AccountArgs {
+    pub name: String,
+    pub store: Store,
+    pub hub: EventHub,
+    pub registry: Registry,
+}
+
+type Answer = Box<dyn FnOnce(Result<(), AccountError>) + Send>;
+
+#[derive(Default)]
+struct Pending {
+    puts: Vec<Record>,
+    deletes: Vec<RecordKey>,
+    place: Vec<(StagedFile, FileId)>,
+    link: Vec<(FileId, FileId)>,
+    remove: Vec<FileId>,
+    mailboxes: BTreeSet<MailboxId>,
+    deleted_mailboxes: Vec<MailboxId>,
+    changes: Vec<Change>,
+    answers: Vec<Answer>,
+    /// Message records changed but not yet committed; `None` = expunged.
+    messages: HashMap<(MailboxId, Uid), Option<MessageRecord>>,
+    by_message_id: HashMap<String, ThreadRef>,
+    by_subject: HashMap<String, ThreadRef>,
+}
+
+pub struct AccountState {
+    store: Store,
+    hub: EventHub,
+    registry: Registry,
+    record: AccountRecord,
+    mailboxes: BTreeMap<MailboxId, MailboxRecord>,
+    open: HashMap<MailboxId, ActorRef<MailboxMsg>>,
+    pending: Pending,
+    flush_scheduled: bool,
+}
+
+impl Actor for AccountActor {
+    type Msg = AccountMsg;
+    type State = AccountState;
+    type Arguments = AccountArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<AccountMsg>,
+        args: AccountArgs,
+    ) -> Result<AccountState, ActorProcessingErr> {
+        // Mailbox actors of a crashed predecessor watch a state that is gone:
+        // stop them, so their sessions reopen through this actor.
+        let prefix = format!("mailbox:{}/", args.name);
+        for name in ractor::registry::registered() {
+            if name.starts_with(&prefix) {
+                if let Some(cell) = ractor::registry::where_is(name) {
+                    cell.stop(Some("account restarted".into()));
+                    let _ = cell.wait(Some(std::time::Duration::from_secs(5))).await;
+                }
+            }
+        }
+        let store = args.store.clone();
+        let name = args.name.clone();
+        let (record, mailboxes) = tokio::task::spawn_blocking(move || {
+            let record = store
+                .account(&name)?
+                .ok_or_else(|| roost_store::StoreError::NotFound(format!("account {name}")))?;
+            let mailboxes = store.mailboxes(record.id)?;
+            Ok::<_, roost_store::StoreError>((record, mailboxes))
+        })
+        .await??;
+        Ok(AccountState {
+            store: args.store,
+            hub: args.hub,
+            registry: args.registry,
+            record,
+            mailboxes: mailboxes.into_iter().map(|m| (m.id, m)).collect(),
+            open: HashMap::new(),
+            pending: Pending::default(),
+            flush_scheduled: false,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<AccountMsg>,
+        state: &mut AccountState,
+    ) -> Result<(), ActorProcessingErr> {
+        for (_, mb) in state.open.drain() {
+            mb.stop(Some("account stopped".into()));
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AccountMsg>,
+        msg: AccountMsg,
+        state: &mut AccountState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AccountMsg::Flush => {
+                state.flush_scheduled = false;
+                return state.flush().await;
+            }
+            AccountMsg::Panic => panic!("chaos: panic requested in account actor"),
+            AccountMsg::Record(reply) => {
+                let _ = reply.send(state.record.clone());
+                return Ok(());
+            }
+            AccountMsg::OpenMailbox {
+                name,
+                subscriber,
+                reply,
+            } => {
+                let r = state.open_mailbox(&myself, &name, subscriber).await;
+                let _ = reply.send(r);
+                return Ok(());
+            }
+            AccountMsg::CloseMailbox {
+                mailbox,
+                subscriber,
+            } => {
+                state.close_mailbox(mailbox, subscriber).await;
+                return Ok(());
+            }
+            AccountMsg::Deliver { messages, reply } => {
+                let r = state.deliver(messages);
+                state.answer(reply, r);
+            }
+            AccountMsg::SetFlags {
+                mailbox,
+                uids,
+                action,
+                flags,
+                reply,
+            } => {
+                let r = state.set_flags(mailbox, &uids, action, &flags);
+                state.answer(reply, r);
+            }
+            AccountMsg::Expunge {
+                mailbox,
+                uids,
+                reply,
+            } => {
+                let r = state.expunge(mailbox, uids.as_deref());
+                state.answer(reply, r);
+            }
+            AccountMsg::Copy {
+                from,
+                uids,
+                to,
+                remove,
+                reply,
+            } => {
+                let r = state.copy(from, &uids, &to, remove);
+                state.answer(reply, r);
+            }
+            AccountMsg::CreateMailbox { name, reply } => {
+                let r = state.create_mailbox(&name);
+                state.answer(reply, r);
+            }
+            AccountMsg::RenameMailbox { from, to, reply } => {
+                let r = state.rename_mailbox(&from, &to);
+                state.answer(reply, r);
+            }
+            AccountMsg::DeleteMailbox { name, reply } => {
+                let r = state.delete_mailbox(&name).await;
+                state.answer(reply, r);
+            }
+            AccountMsg::SetSubscribed {
+                name,
+                subscribed,
+                reply,
+            } => {
+                let r = state.set_subscribed(&name, subscribed);
+                state.answer(reply, r);
+            }
+            AccountMsg::SetPassword { secrets, reply } => {
+                state.record.password = *secrets;
+                state.pending.puts.push(Record::Account(state.record.clone()));
+                state.answer(reply, Ok(()));
+            }
+        }
+        if !state.flush_scheduled && !state.pending.answers.is_empty() {
+            state.flush_scheduled = true;
+            myself.send_message(AccountMsg::Flush)?;
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<AccountMsg>,
+        event: SupervisionEvent,
+        state: &mut AccountState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A mailbox actor that ends (last subscriber gone, or a crash) is
+        // simply forgotten; the next open starts a new one from the store.
+        if let SupervisionEvent::ActorTerminated(cell, ..) | SupervisionEvent::ActorFailed(cell, _) =
+            event
+        {
+            state.open.retain(|_, r| r.get_id() != cell.get_id());
+        }
+        Ok(())
+    }
+}
+
+impl AccountState {
+    /// Queues the reply until the pending commit is durable. A request that
+    /// failed validation changed nothing and is answered at once.
+    fn answer<T: Send + 'static>(&mut self, reply: Reply<T>, result: Result<T, AccountError>) {
+        match result {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+            Ok(value) => self.pending.answers.push(Box::new(move |durable| {
+                let _ = reply.send(durable.map(|()| value));
+            })),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
+        let mut pending = std::mem::take(&mut self.pending);
+        if pending.answers.is_empty() && pending.puts.is_empty() {
+            return Ok(());
+        }
+        pending.puts.push(Record::Account(self.record.clone()));
+        for id in &pending.mailboxes {
+            if let Some(mb) = self.mailboxes.get(id) {
+                pending.puts.push(Record::Mailbox(mb.clone()));
+            }
+        }
+        for id in &pending.deleted_mailboxes {
+            pending
+                .deletes
+                .push(RecordKey::Mailbox(self.record.id, *id));
+        }
+        let commit = Commit {
+            puts: pending.puts,
+            deletes: pending.deletes,
+            place_files: pending.place,
+            link_files: pending.link,
+            remove_files: pending.remove,
+        };
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || store.commit(commit)).await;
+        let failure = match result {
+            Ok(Ok(_stats)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("commit task failed: {e}")),
+        };
+        if let Some(reason) = failure {
+            for answer in pending.answers {
+                answer(Err(AccountError::Store(reason.clone())));
+            }
+            // The in-memory state is ahead of the disk: fail and reload.
+            return Err(format!("commit failed: {reason}").into());
+        }
+        for answer in pending.answers {
+            answer(Ok(()));
+        }
+        let modseq = self.record.last_modseq;
+        for change in pending.changes {
+            let event = Arc::new(ChangeEvent {
+                account: self.record.name.clone(),
+                modseq,
+                change,
+            });
+            if let Some(mb) = self.open.get(&event.change.mailbox()) {
+                let _ = mb.cast(MailboxMsg::Event(event.clone()));
+            }
+            self.hub.publish(event);
+        }
+        Ok(())
+    }
+
+    fn next_modseq(&mut self) -> ModSeq {
+        self.record.last_modseq = ModSeq(self.record.last_modseq.0 + 1);
+        self.record.last_modseq
+    }
+
+    fn mailbox_by_name(&self, name: &str) -> Result<MailboxId, AccountError> {
+        let name = normalize_name(name);
+        self.mailboxes
+            .values()
+            .find(|m| m.name == name)
+            .map(|m| m.id)
+            .ok_or(AccountError::NoMailbox(name))
+    }
+
+    fn mailbox_mut(&mut self, id: MailboxId) -> Result<&mut MailboxRecord, AccountError> {
+        self.mailboxes
+            .get_mut(&id)
+            .ok_or_else(|| AccountError::NoMailbox(format!("#{id}")))
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.mailboxes.values().map(|m| m.counts.size).sum()
+    }
+
+    /// The message as the account sees it now, pending changes included.
+    fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageRecord>, AccountError> {
+        if let Some(pending) = self.pending.messages.get(&(mailbox, uid)) {
+            return Ok(pending.clone());
+        }
+        self.store
+            .message(self.record.id, mailbox, uid)
+            .map_err(|e| AccountError::Store(e.to_string()))
+    }
+
+    /// Every message of a mailbox, pending changes included, in UID order.
+    fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>, AccountError> {
+        let stored = self
+            .store
+            .messages(self.record.id, mailbox)
+            .map_err(|e| AccountError::Store(e.to_string()))?;
+        let mut all: BTreeMap<Uid, MessageRecord> =
+            stored.into_iter().map(|m| (m.uid, m)).collect();
+        for ((mb, uid), rec) in &self.pending.messages {
+            if *mb != mailbox {
+                continue;
+            }
+            match rec {
+                Some(r) => all.insert(*uid, r.clone()),
+                None => all.remove(uid),
+            };
+        }
+        Ok(all.into_values().collect())
+    }
+
+    fn put_message(&mut self, rec: MessageRecord) {
+        self.pending
+            .messages
+            .insert((rec.mailbox, rec.uid), Some(rec.clone()));
+        self.pending.puts.push(Record::Message(rec));
+    }
+
+    fn remove_message(&mut self, rec: &MessageRecord, modseq: ModSeq) {
+        self.pending.messages.insert((rec.mailbox, rec.uid), None);
+        self.pending
+            .deletes
+            .push(RecordKey::Message(rec.account, rec.mailbox, rec.uid));
+        self.pending.puts.push(Record::Tombstone(Tombstone {
+            account: rec.account,
+            mailbox: rec.mailbox,
+            uid: rec.uid,
+            modseq,
+        }));
+    }
+
+    fn deliver(&mut self, messages: Vec<NewMessage>) -> Result<Vec<Delivered>, AccountError> {
+        // Validate the whole call before changing anything: all or none.
+        let mut targets = Vec::with_capacity(messages.len());
+        for m in &messages {
+            targets.push(match &m.target {
+                Target::Inbox => self.mailbox_by_name("INBOX")?,
+                Target::Name(n) => self.mailbox_by_name(n)?,
+            });
+        }
+        let needed: u64 = messages
+            .iter()
+            .map(|m| m.staged.size() + m.header_prefix.len() as u64)
+            .sum();
+        if let Some(quota) = self.record.quota_bytes {
+            let used = self.used_bytes();
+            if used.saturating_add(needed) > quota {
+                return Err(AccountError::OverQuota {
+                    used,
+                    quota,
+                    needed,
+                });
+            }
+        }
+        let now = now_unix();
+        let mut delivered = Vec::with_capacity(messages.len());
+        let mut added: BTreeMap<MailboxId, Vec<AddedMessage>> = BTreeMap::new();
+        for (m, mailbox) in messages.into_iter().zip(targets) {
+            let file = self.store.next_file_id().map_err(store_err)?;
+            let modseq = self.next_modseq();
+            let thread = self.match_thread(&m.keys, file);
+            let mb = self.mailbox_mut(mailbox)?;
+            let uid = mb.uid_next;
+            mb.uid_next = Uid(uid.0 + 1);
+            mb.highest_modseq = modseq;
+            let rec = MessageRecord {
+                account: mb.account,
+                mailbox,
+                uid,
+                file,
+                modseq,
+                createseq: modseq,
+                flags: m.flags,
+                size: m.staged.size() + m.header_prefix.len() as u64,
+                internal_date: m.internal_date,
+                save_date: now,
+                header_prefix: m.header_prefix,
+                message_id: m.keys.message_id.clone(),
+                thread_id: thread.thread,
+                thread_parents: thread.parents,
+                missing_link: thread.missing_link,
+                muted: thread.muted,
+                collapsed: thread.collapsed,
+            };
+            count_in(&mut mb.counts, &rec);
+            delivered.push(Delivered {
+                mailbox,
+                uid_validity: mb.uid_validity,
+                uid,
+            });
+            added.entry(mailbox).or_default().push(AddedMessage {
+                uid,
+                flags: rec.flags.clone(),
+                modseq,
+                size: rec.size,
+            });
+            self.pending.mailboxes.insert(mailbox);
+            self.pending.place.push((m.staged, file));
+            self.put_message(rec);
+        }
+        for (mailbox, messages) in added {
+            let mb = &self.mailboxes[&mailbox];
+            self.pending.changes.push(Change::MessagesAdded {
+                mailbox,
+                name: mb.name.clone(),
+                uid_validity: mb.uid_validity,
+                messages,
+                counts: mb.counts,
+            });
+        }
+        Ok(delivered)
+    }
+
+    fn set_flags(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        action: FlagAction,
+        flags: &Flags,
+    ) -> Result<Vec<MessageState>, AccountError> {
+        self.mailbox_mut(mailbox)?;
+        let mut changed = Vec::new();
+        for &uid in uids {
+            let Some(mut rec) = self.message(mailbox, uid)? else {
+                continue;
+            };
+            let new = apply_flags(&rec.flags, action, flags);
+            if new == rec.flags {
+                continue;
+            }
+            let modseq = self.next_modseq();
+            let mb = self.mailbox_mut(mailbox)?;
+            count_out(&mut mb.counts, &rec);
+            rec.flags = new;
+            rec.modseq = modseq;
+            count_in(&mut mb.counts, &rec);
+            mb.highest_modseq = modseq;
+            changed.push(MessageState {
+                uid,
+                flags: rec.flags.clone(),
+                modseq,
+            });
+            self.put_message(rec);
+        }
+        if !changed.is_empty() {
+            let mb = &self.mailboxes[&mailbox];
+            self.pending.mailboxes.insert(mailbox);
+            self.pending.changes.push(Change::FlagsChanged {
+                mailbox,
+                name: mb.name.clone(),
+                messages: changed.clone(),
+                counts: mb.counts,
+            });
+        }
+        Ok(changed)
+    }
+
+    fn expunge(
+        &mut self,
+        mailbox: MailboxId,
+        uids: Option<&[Uid]>,
+    ) -> Result<Vec<Uid>, AccountError> {
+        self.mailbox_mut(mailbox)?;
+        let candidates: Vec<MessageRecord> = match uids {
+            None => self.messages(mailbox)?,
+            Some(uids) => {
+                let mut v = Vec::new();
+                for &uid in uids {
+                    if let Some(r) = self.message(mailbox, uid)? {
+                        v.push(r);
+                    }
+                }
+                v
+            }
+        };
+        let doomed: Vec<MessageRecord> = candidates
+            .into_iter()
+            .filter(|r| r.flags.contains(&Flag::Deleted))
+            .collect();
+        self.remove_all(mailbox, &doomed)
+    }
+
+    /// Expunges `doomed` from `mailbox`: tombstones, counts, file removal
+    /// after the commit, one change event.
+    fn remove_all(
+        &mut self,
+        mailbox: MailboxId,
+        doomed: &[MessageRecord],
+    ) -> Result<Vec<Uid>, AccountError> {
+        let mut removed = Vec::with_capacity(doomed.len());
+        for rec in doomed {
+            let modseq = self.next_modseq();
+            let mb = self.mailbox_mut(mailbox)?;
+            count_out(&mut mb.counts, rec);
+            mb.highest_modseq = modseq;
+            self.remove_message(rec, modseq);
+            self.pending.remove.push(rec.file);
+            removed.push(rec.uid);
+        }
+        if !removed.is_empty() {
+            let mb = &self.mailboxes[&mailbox];
+            self.pending.mailboxes.insert(mailbox);
+            self.pending.changes.push(Change::MessagesRemoved {
+                mailbox,
+                name: mb.name.clone(),
+                uids: removed.clone(),
+                counts: mb.counts,
+            });
+        }
+        Ok(removed)
+    }
+
+    fn copy(
+        &mut self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: &str,
+        remove: bool,
+    ) -> Result<CopyResult, AccountError> {
+        self.mailbox_mut(from)?;
+        let dest = self.mailbox_by_name(to)?;
+        if remove && dest == from {
+            return Err(AccountError::Cannot(
+                "cannot move messages into the mailbox they are in".into(),
+            ));
+        }
+        let mut sources = Vec::new();
+        for &uid in uids {
+            if let Some(r) = self.message(from, uid)? {
+                sources.push(r);
+            }
+        }
+        if !remove {
+            if let Some(quota) = self.record.quota_bytes {
+                let used = self.used_bytes();
+                let needed: u64 = sources.iter().map(|r| r.size).sum();
+                if used.saturating_add(needed) > quota {
+                    return Err(AccountError::OverQuota {
+                        used,
+                        quota,
+                        needed,
+                    });
+                }
+            }
+        }
+        let now = now_unix();
+        let mut pairs = Vec::with_capacity(sources.len());
+        let mut added = Vec::with_capacity(sources.len());
+        for src in &sources {
+            // Every record owns its file: a copy is a hard link under a new
+            // file id, so expunging either side never touches the other.
+            let file = self.store.next_file_id().map_err(store_err)?;
+            let modseq = self.next_modseq();
+            let mb = self.mailbox_mut(dest)?;
+            let uid = mb.uid_next;
+            mb.uid_next = Uid(uid.0 + 1);
+            mb.highest_modseq = modseq;
+            let rec = MessageRecord {
+                mailbox: dest,
+                uid,
+                file,
+                modseq,
+                createseq: modseq,
+                save_date: now,
+                ..src.clone()
+            };
+            count_in(&mut mb.counts, &rec);
+            added.push(AddedMessage {
+                uid,
+                flags: rec.flags.clone(),
+                modseq,
+                size: rec.size,
+            });
+            pairs.push((src.uid, uid));
+            self.pending.link.push((src.file, file));
+            self.put_message(rec);
+        }
+        let mb = &self.mailboxes[&dest];
+        let result = CopyResult {
+            uid_validity: mb.uid_validity,
+            pairs,
+        };
+        if !added.is_empty() {
+            self.pending.mailboxes.insert(dest);
+            self.pending.changes.push(Change::MessagesAdded {
+                mailbox: dest,
+                name: mb.name.clone(),
+                uid_validity: mb.uid_validity,
+                messages: added,
+                counts: mb.counts,
+            });
+        }
+        if remove {
+            self.remove_all(from, &sources)?;
+        }
+        Ok(result)
+    }
+
+    fn create_mailbox(&mut self, name: &str) -> Result<MailboxId, AccountError> {
+        let name = validate_name(name)?;
+        if self.mailbox_by_name(&name).is_ok() {
+            return Err(AccountError::AlreadyExists(name));
+        }
+        // RFC 9051 6.3.4: superior hierarchical names are created as needed.
+        for (i, _) in name.match_indices(MAILBOX_DELIMITER) {
+            let parent = &name[..i];
+            if self.mailbox_by_name(parent).is_err() {
+                self.create_one(parent.to_string())?;
+            }
+        }
+        self.create_one(name)
+    }
+
+    fn create_one(&mut self, name: String) -> Result<MailboxId, AccountError> {
+        if self.mailboxes.len() >= MAX_MAILBOXES {
+            return Err(AccountError::Cannot(format!(
+                "an account may have at most {MAX_MAILBOXES} mailboxes"
+            )));
+        }
+        let id = MailboxId(self.record.next_mailbox_id);
+        self.record.next_mailbox_id += 1;
+        let validity = UidValidity(self.record.next_uid_validity);
+        self.record.next_uid_validity += 1;
+        let modseq = self.next_modseq();
+        self.mailboxes.insert(
+            id,
+            MailboxRecord {
+                account: self.record.id,
+                id,
+                name: name.clone(),
+                uid_validity: validity,
+                uid_next: Uid(1),
+                special_use: None,
+                subscribed: true,
+                highest_modseq: modseq,
+                counts: MailboxCounts::default(),
+            },
+        );
+        self.pending.mailboxes.insert(id);
+        self.pending
+            .changes
+            .push(Change::MailboxAdded { mailbox: id, name });
+        Ok(id)
+    }
+
+    fn rename_mailbox(&mut self, from: &str, to: &str) -> Result<(), AccountError> {
+        let id = self.mailbox_by_name(from)?;
+        let old = self.mailboxes[&id].name.clone();
+        if old == "INBOX" {
+            return Err(AccountError::Cannot("INBOX cannot be renamed".into()));
+        }
+        let to = validate_name(to)?;
+        if self.mailbox_by_name(&to).is_ok() {
+            return Err(AccountError::AlreadyExists(to));
+        }
+        // RFC 9051 6.3.6: inferior hierarchical names are renamed too.
+        let child_prefix = format!("{old}{MAILBOX_DELIMITER}");
+        let renamed: Vec<(MailboxId, String)> = self
+            .mailboxes
+            .values()
+            .filter(|m| m.id == id || m.name.starts_with(&child_prefix))
+            .map(|m| (m.id, format!("{to}{}", &m.name[old.len()..])))
+            .collect();
+        for (mid, new_name) in renamed {
+            let modseq = self.next_modseq();
+            let mb = self.mailbox_mut(mid)?;
+            let old_name = std::mem::replace(&mut mb.name, new_name.clone());
+            mb.highest_modseq = modseq;
+            self.pending.mailboxes.insert(mid);
+            self.pending.changes.push(Change::MailboxRenamed {
+                mailbox: mid,
+                old_name,
+                name: new_name,
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_mailbox(&mut self, name: &str) -> Result<(), AccountError> {
+        let id = self.mailbox_by_name(name)?;
+        let mb = self.mailboxes[&id].clone();
+        if mb.name == "INBOX" {
+            return Err(AccountError::Cannot("INBOX cannot be deleted".into()));
+        }
+        for rec in self.messages(id)? {
+            self.pending.messages.insert((id, rec.uid), None);
+            self.pending
+                .deletes
+                .push(RecordKey::Message(rec.account, id, rec.uid));
+            self.pending.remove.push(rec.file);
+        }
+        for t in self.store.tombstones(self.record.id, id).map_err(store_err)? {
+            self.pending
+                .deletes
+                .push(RecordKey::Tombstone(t.account, t.mailbox, t.uid));
+        }
+        self.next_modseq();
+        self.mailboxes.remove(&id);
+        self.pending.mailboxes.remove(&id);
+        self.pending.deleted_mailboxes.push(id);
+        if let Some(actor) = self.open.remove(&id) {
+            actor.stop(Some(format!("mailbox {} was deleted", mb.name)));
+        }
+        self.pending.changes.push(Change::MailboxRemoved {
+            mailbox: id,
+            name: mb.name,
+        });
+        Ok(())
+    }
+
+    fn set_subscribed(&mut self, name: &str, subscribed: bool) -> Result<(), AccountError> {
+        let id = self.mailbox_by_name(name)?;
+        self.mailbox_mut(id)?.subscribed = subscribed;
+        self.pending.mailboxes.insert(id);
+        Ok(())
+    }
+
+    async fn open_mailbox(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        name: &str,
+        subscriber: Subscriber,
+    ) -> Result<OpenedMailbox, AccountError> {
+        let id = self.mailbox_by_name(name)?;
+        let actor = match self.open.get(&id) {
+            Some(a) => a.clone(),
+            None => {
+                let actor_name = format!("mailbox:{}/{}", self.record.name, id);
+                let args = MailboxArgs {
+                    store: self.store.clone(),
+                    account: self.record.id,
+                    mailbox: id,
+                };
+                let (actor, _) =
+                    Actor::spawn_linked(Some(actor_name.clone()), MailboxActor, args, myself.get_cell())
+                        .await
+                        .map_err(|e| AccountError::Store(format!("cannot open mailbox: {e}")))?;
+                self.registry.register(
+                    &actor.get_cell(),
+                    ActorKind::Mailbox,
+                    actor_name,
+                    Some(&myself.get_cell()),
+                    0,
+                );
+                self.open.insert(id, actor.clone());
+                actor
+            }
+        };
+        let snapshot = ractor::call!(actor, MailboxMsg::Subscribe, subscriber)
+            .map_err(|e| AccountError::Store(format!("mailbox did not answer: {e}")))?;
+        Ok(OpenedMailbox { snapshot, actor })
+    }
+
+    async fn close_mailbox(&mut self, mailbox: MailboxId, subscriber: u64) {
+        let Some(actor) = self.open.get(&mailbox).cloned() else {
+            return;
+        };
+        // The mailbox actor stops when its last subscriber leaves; asking it
+        // here, in the account's own order, means no open can race the stop.
+        if let Ok(0) = ractor::call!(actor, MailboxMsg::Unsubscribe, subscriber) {
+            self.open.remove(&mailbox);
+            actor.stop(None);
+            let _ = actor
+                .get_cell()
+                .wait(Some(std::time::Duration::from_secs(5)))
+                .await;
+        }
+    }
+
+    /// RFC 5256 and JWZ-style threading by Message-ID, In-Reply-To and
+    /// References, falling back on the base subject of replies.
+    fn match_thread(&mut self, keys: &ThreadKeys, file: FileId) -> ThreadMatch {
+        let mut refs: Vec<&String> = keys.references.iter().collect();
+        for id in &keys.in_reply_to {
+            if !refs.contains(&id) {
+                refs.push(id);
+            }
+        }
+        // Nearest reference first: the first one found is the parent.
+        let parents_found: Vec<ThreadRef> = refs
+            .iter()
+            .rev()
+            .filter_map(|id| self.thread_by_message_id(id))
+            .collect();
+        let parents: Vec<FileId> = parents_found.iter().map(|r| r.file).collect();
+        let mut found = parents_found.first().copied();
+        let mut missing_link = refs
+            .last()
+            .is_some_and(|id| self.thread_by_message_id(id).is_none());
+        if found.is_none() && keys.is_reply_or_forward && !keys.base_subject.is_empty() {
+            found = self.thread_by_subject(&keys.base_subject);
+            missing_link = found.is_some() || missing_link;
+        }
+        let m = match found {
+            Some(r) => ThreadMatch {
+                thread: r.thread,
+                parents,
+                missing_link,
+                muted: r.muted,
+                collapsed: r.collapsed,
+            },
+            None => ThreadMatch {
+                thread: ThreadId(file.0),
+                parents: Vec::new(),
+                missing_link,
+                muted: false,
+                collapsed: false,
+            },
+        };
+        let r = ThreadRef {
+            thread: m.thread,
+            file,
+            muted: m.muted,
+            collapsed: m.collapsed,
+        };
+        let account = self.record.id;
+        if let Some(id) = &keys.message_id {
+            self.pending.by_message_id.insert(id.clone(), r);
+            self.pending.puts.push(Record::ThreadByMessageId {
+                account,
+                message_id: id.clone(),
+                r,
+            });
+        }
+        if !keys.base_subject.is_empty() {
+            self.pending.by_subject.insert(keys.base_subject.clone(), r);
+            self.pending.puts.push(Record::ThreadBySubject {
+                account,
+                base_subject: keys.base_subject.clone(),
+                r,
+            });
+        }
+        m
+    }
+
+    fn thread_by_message_id(&self, id: &str) -> Option<ThreadRef> {
+        if let Some(r) = self.pending.by_message_id.get(id) {
+            return Some(*r);
+        }
+        self.store
+            .thread_by_message_id(self.record.id, id)
+            .ok()
+            .flatten()
+    }
+
+    fn thread_by_subject(&self, subject: &str) -> Option<ThreadRef> {
+        if let Some(r) = self.pending.by_subject.get(subject) {
+            return Some(*r);
+        }
+        self.store
+            .thread_by_subject(self.record.id, subject)
+            .ok()
+            .flatten()
+    }
+}
+
+struct ThreadMatch {
+    thread: ThreadId,
+    parents: Vec<FileId>,
+    missing_link: bool,
+    muted: bool,
+    collapsed: bool,
+}
+
+fn store_err(e: roost_store::StoreError) -> AccountError {
+    AccountError::Store(e.to_string())
+}
+
+/// `INBOX` is case-insensitive (RFC 9051 5.1); other names are kept as given.
+pub fn normalize_name(name: &str) -> String {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, AccountError> {
+    let name = normalize_name(name.trim_end_matches(MAILBOX_DELIMITER));
+    if name.is_empty() {
+        return Err(AccountError::Cannot("a mailbox name cannot be empty".into()));
+    }
+    if name.len() > MAX_MAILBOX_NAME {
+        return Err(AccountError::Cannot(format!(
+            "a mailbox name may be at most {MAX_MAILBOX_NAME} bytes"
+        )));
+    }
+    if name.chars().any(|c| c.is_control() || c == '*' || c == '%')
+        || name.starts_with(MAILBOX_DELIMITER)
+        || name.contains("//")
+    {
+        return Err(AccountError::Cannot(format!(
+            "{name:?} is not a valid mailbox name"
+        )));
+    }
+    Ok(name)
+}
+
+fn apply_flags(old: &Flags, action: FlagAction, flags: &Flags) -> Flags {
+    match action {
+        FlagAction::Replace => flags.clone(),
+        FlagAction::Add => {
+            let mut f = old.clone();
+            for flag in flags.iter() {
+                f.insert(flag.clone());
+            }
+            f
+        }
+        FlagAction::Remove => {
+            let mut f = old.clone();
+            for flag in flags.iter() {
+                f.remove(flag);
+            }
+            f
+        }
+    }
+}
+
+fn count_in(c: &mut MailboxCounts, rec: &MessageRecord) {
+    c.total += 1;
+    c.size += rec.size;
+    if !rec.flags.contains(&Flag::Seen) {
+        c.unseen += 1;
+    }
+    if rec.flags.contains(&Flag::Deleted) {
+        c.deleted += 1;
+    }
+}
+
+fn count_out(c: &mut MailboxCounts, rec: &MessageRecord) {
+    c.total = c.total.saturating_sub(1);
+    c.size = c.size.saturating_sub(rec.size);
+    if !rec.flags.contains(&Flag::Seen) {
+        c.unseen = c.unseen.saturating_sub(1);
+    }
+    if rec.flags.contains(&Flag::Deleted) {
+        c.deleted = c.deleted.saturating_sub(1);
+    }
+}
+
+
+/// The child spec the accounts supervisor runs for account `name`:
+/// permanent, registered as `account:<name>`.
+pub fn account_spec(store: &Store, registry: &Registry, hub: &EventHub, name: &str) -> ChildSpec {
+    let (name, store, hub, registry) = (
+        name.to_string(),
+        store.clone(),
+        hub.clone(),
+        registry.clone(),
+    );
+    ChildSpec::linked(
+        crate::directory::account_actor_name(&name),
+        ActorKind::Account,
+        Restart::Permanent,
+        move || {
+            (
+                AccountActor,
+                AccountArgs {
+                    name: name.clone(),
+                    store: store.clone(),
+                    hub: hub.clone(),
+                    registry: registry.clone(),
+                },
+            )
+        },
+    )
+}

@@ -1,0 +1,351 @@
+//! The admin socket: `<data dir>/roost.sock`, mode 0600, one JSON request
+//! per line and one JSON response per line (`{"ok":true,"result":...}` or
+//! `{"ok":false,"error":"..."}`). `events` answers with a stream of change
+//! events, one JSON object per line, until the client hangs up.
+//!
+//! This is how `roost admin` talks to a running server: the live actor tree,
+//! accounts and domains, consistency checks, store statistics and chaos
+//! (`kill`).
+
+use crate::account::{account_spec, AccountMsg};
+use crate::directory::{account_actor_name, call_account};
+use crate::events::EventHub;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use roost_protocols::precis::{normalize_username, prepare_password};
+use roost_store::{PasswordSecrets, Store};
+use roost_supervisor::{
+    fail_child, start_child, terminate_child, ActorKind, ChildSpec, Registry, SupervisorMsg,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// The socket's file name inside the data directory.
+pub const SOCKET_NAME: &str = "roost.sock";
+/// The longest request line the admin socket reads.
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Tree,
+    Events {
+        account: Option<String>,
+    },
+    AccountAdd {
+        name: String,
+        password: String,
+        quota: Option<u64>,
+    },
+    AccountList,
+    AccountPasswd {
+        name: String,
+        password: String,
+    },
+    AccountRm {
+        name: String,
+    },
+    DomainAdd {
+        name: String,
+    },
+    DomainList,
+    DomainRm {
+        name: String,
+    },
+    /// Makes the named actor fail as if it had panicked; with `panic`, an
+    /// account actor really panics inside a handler.
+    Kill {
+        name: String,
+        #[serde(default)]
+        panic: bool,
+    },
+    Check {
+        account: String,
+    },
+    Stats,
+}
+
+/// What the admin socket needs to act on the running server.
+#[derive(Clone)]
+pub struct AdminContext {
+    pub store: Store,
+    pub registry: Registry,
+    pub hub: EventHub,
+    pub accounts: ActorRef<SupervisorMsg>,
+}
+
+impl AdminContext {
+    /// The child spec the accounts supervisor runs for `name`.
+    pub fn account_spec(&self, name: &str) -> ChildSpec {
+        account_spec(&self.store, &self.registry, &self.hub, name)
+    }
+}
+
+pub struct AdminActor;
+
+pub struct AdminArgs {
+    pub path: PathBuf,
+    pub ctx: AdminContext,
+}
+
+pub struct AdminState {
+    accept_loop: JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl Actor for AdminActor {
+    type Msg = ();
+    type State = AdminState;
+    type Arguments = AdminArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<()>,
+        args: AdminArgs,
+    ) -> Result<AdminState, ActorProcessingErr> {
+        // A socket file left by a killed server would make bind fail.
+        let _ = std::fs::remove_file(&args.path);
+        let listener = UnixListener::bind(&args.path)
+            .map_err(|e| format!("cannot bind {}: {e}", args.path.display()))?;
+        std::fs::set_permissions(&args.path, std::fs::Permissions::from_mode(0o600))?;
+        info!(path = %args.path.display(), "admin socket ready");
+        let ctx = args.ctx;
+        let accept_loop = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve(stream, ctx).await {
+                        warn!(error = %e, "admin connection failed");
+                    }
+                });
+            }
+        });
+        Ok(AdminState {
+            accept_loop,
+            path: args.path,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<()>,
+        state: &mut AdminState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.accept_loop.abort();
+        let _ = std::fs::remove_file(&state.path);
+        Ok(())
+    }
+}
+
+async fn serve(stream: UnixStream, ctx: AdminContext) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = (&mut lines)
+            .take(MAX_REQUEST_LINE as u64)
+            .read_line(&mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if !line.ends_with('\n') && n as usize >= MAX_REQUEST_LINE {
+            let r = json!({"ok": false, "error": format!("request longer than {MAX_REQUEST_LINE} bytes")});
+            write.write_all(format!("{r}\n").as_bytes()).await?;
+            return Ok(());
+        }
+        let request: Request = match serde_json::from_str(line.trim()) {
+            Ok(r) => r,
+            Err(e) => {
+                let r = json!({"ok": false, "error": format!("bad request: {e}")});
+                write.write_all(format!("{r}\n").as_bytes()).await?;
+                continue;
+            }
+        };
+        if let Request::Events { account } = request {
+            return stream_events(lines, write, ctx.hub.clone(), account).await;
+        }
+        let response = match handle(request, &ctx).await {
+            Ok(result) => json!({"ok": true, "result": result}),
+            Err(error) => json!({"ok": false, "error": error}),
+        };
+        write
+            .write_all(format!("{response}\n").as_bytes())
+            .await?;
+    }
+}
+
+async fn stream_events(
+    mut read: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    hub: EventHub,
+    account: Option<String>,
+) -> std::io::Result<()> {
+    let mut rx = hub.subscribe();
+    write
+        .write_all(format!("{}\n", json!({"ok": true, "result": "streaming"})).as_bytes())
+        .await?;
+    let mut sink = String::new();
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(ev) => {
+                    if account.as_ref().is_some_and(|a| *a != ev.account) {
+                        continue;
+                    }
+                    let line = serde_json::to_string(&*ev).unwrap_or_default();
+                    write.write_all(format!("{line}\n").as_bytes()).await?;
+                }
+                Err(RecvError::Lagged(n)) => {
+                    write.write_all(format!("{}\n", json!({"lagged": n})).as_bytes()).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            n = read.read_line(&mut sink) => {
+                if n? == 0 { return Ok(()) }
+                sink.clear();
+            }
+        }
+    }
+}
+
+async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
+    let store = ctx.store.clone();
+    match request {
+        Request::Tree => Ok(json!(ctx.registry.snapshot())),
+        Request::Events { .. } => Err("events is a stream".into()),
+        Request::AccountAdd {
+            name,
+            password,
+            quota,
+        } => {
+            let name = normalize_username(&name).map_err(|e| e.to_string())?;
+            let password = prepare_password(&password).map_err(|e| e.to_string())?;
+            let domain = name
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .ok_or("an account name is an address: user@domain")?;
+            if !store.has_domain(&domain).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "domain {domain} is not configured; add it first with `roost admin domain add {domain}`"
+                ));
+            }
+            let n = name.clone();
+            let record = blocking(move || store.create_account(&n, &password, quota)).await?;
+            start_child(&ctx.accounts, ctx.account_spec(&name)).await?;
+            Ok(json!({"name": record.name, "id": record.id}))
+        }
+        Request::AccountList => {
+            let accounts = blocking(move || store.accounts()).await?;
+            Ok(json!(accounts
+                .iter()
+                .map(|a| json!({
+                    "name": a.name,
+                    "addresses": a.addresses,
+                    "quota": a.quota_bytes,
+                    "disabled": a.disabled,
+                }))
+                .collect::<Vec<_>>()))
+        }
+        Request::AccountPasswd { name, password } => {
+            let password = prepare_password(&password).map_err(|e| e.to_string())?;
+            let secrets = blocking(move || PasswordSecrets::derive(&password)).await?;
+            call_account(&name, |reply| AccountMsg::SetPassword {
+                secrets: Box::new(secrets),
+                reply,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            Ok(json!({"name": name}))
+        }
+        Request::AccountRm { name } => {
+            terminate_child(&ctx.accounts, &account_actor_name(&name)).await?;
+            let n = name.clone();
+            blocking(move || store.delete_account(&n)).await?;
+            Ok(json!({"name": name}))
+        }
+        Request::DomainAdd { name } => {
+            let name = name.trim().to_ascii_lowercase();
+            if name.is_empty() || name.contains(['@', ' ', '/']) {
+                return Err(format!("{name:?} is not a domain name"));
+            }
+            let n = name.clone();
+            blocking(move || store.add_domain(&n)).await?;
+            Ok(json!({"name": name}))
+        }
+        Request::DomainList => {
+            let domains = blocking(move || store.domains()).await?;
+            Ok(json!(domains.iter().map(|d| &d.name).collect::<Vec<_>>()))
+        }
+        Request::DomainRm { name } => {
+            let n = name.clone();
+            let accounts = blocking(move || store.accounts()).await?;
+            let suffix = format!("@{}", name.to_ascii_lowercase());
+            if accounts.iter().any(|a| a.name.ends_with(&suffix)) {
+                return Err(format!("domain {name} still has accounts; remove them first"));
+            }
+            let store = ctx.store.clone();
+            blocking(move || store.remove_domain(&n)).await?;
+            Ok(json!({"name": name}))
+        }
+        Request::Kill { name, panic } => kill(ctx, &name, panic).await,
+        Request::Check { account } => {
+            let problems = blocking(move || store.check_consistency(&account)).await?;
+            Ok(json!(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))
+        }
+        Request::Stats => Ok(json!(store.stats())),
+    }
+}
+
+/// Chaos: make an actor fail as if it had panicked, so its supervisor's
+/// policy is seen at work.
+async fn kill(ctx: &AdminContext, name: &str, panic: bool) -> Result<Value, String> {
+    let entry = ctx
+        .registry
+        .entries()
+        .into_iter()
+        .find(|e| e.name == name && e.is_alive())
+        .ok_or_else(|| format!("no live actor named {name}"))?;
+    if panic {
+        if entry.kind != ActorKind::Account {
+            return Err("--panic works on account actors only".into());
+        }
+        let actor: ActorRef<AccountMsg> = entry.cell.clone().into();
+        actor
+            .cast(AccountMsg::Panic)
+            .map_err(|e| format!("cannot reach {name}: {e}"))?;
+        return Ok(json!({"name": name, "how": "panic"}));
+    }
+    let parent = entry
+        .parent
+        .and_then(|p| ctx.registry.entry(p))
+        .filter(|p| p.kind == ActorKind::Supervisor);
+    match parent {
+        Some(sup) => {
+            let sup: ActorRef<SupervisorMsg> = sup.cell.into();
+            fail_child(&sup, name).await?;
+            Ok(json!({"name": name, "how": "failed by its supervisor"}))
+        }
+        None => {
+            entry.cell.kill();
+            Ok(json!({"name": name, "how": "killed"}))
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, roost_store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,129 @@
+//! Connection plumbing shared by the session actors.
+//!
+//! A session actor owns the write half of its socket. A small reader task owns
+//! the read half and turns bytes into actor messages, one chunk at a time: it
+//! reads the next chunk only after the actor has handed back a credit, so a
+//! fast client can never make the actor's (unbounded) mailbox grow. The reader
+//! also watches the server's shutdown signal and the idle timeout.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+/// The largest chunk the reader hands to a session at once.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// A TCP stream, plain or wrapped in TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Stream for T {}
+
+pub type BoxStream = Box<dyn Stream>;
+pub type Writer = tokio::io::WriteHalf<BoxStream>;
+
+/// What the reader task tells its session.
+#[derive(Debug)]
+pub enum Input {
+    Bytes(Vec<u8>),
+    /// The peer closed the connection or the read failed.
+    Closed,
+    /// No bytes for the idle timeout.
+    TimedOut,
+    /// The server is shutting down: finish the current command and leave.
+    Shutdown,
+}
+
+/// The credit a session hands back after each chunk.
+#[derive(Clone)]
+pub struct Credit(mpsc::Sender<()>);
+
+impl Credit {
+    pub fn grant(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// Starts the reader task for `read`; `deliver` hands each input to the
+/// session actor and returns false once the actor is gone.
+pub fn spawn_reader<R, F>(
+    mut read: R,
+    idle: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    deliver: F,
+) -> Credit
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    F: Fn(Input) -> bool + Send + 'static,
+{
+    let (tx, mut credits) = mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            tokio::select! {
+                c = credits.recv() => if c.is_none() { return },
+                _ = shutdown.wait_for(|s| *s) => { deliver(Input::Shutdown); return }
+            }
+            let input = tokio::select! {
+                r = tokio::time::timeout(idle, read.read(&mut buf)) => match r {
+                    Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
+                    Ok(Ok(n)) => Input::Bytes(buf[..n].to_vec()),
+                    Err(_) => Input::TimedOut,
+                },
+                _ = shutdown.wait_for(|s| *s) => Input::Shutdown,
+            };
+            let last = !matches!(input, Input::Bytes(_));
+            if !deliver(input) || last {
+                return;
+            }
+        }
+    });
+    let credit = Credit(tx);
+    credit.grant();
+    credit
+}
+
+/// Counts a listener's open connections; the guard gives its place back when
+/// the session ends, however it ends.
+#[derive(Clone, Default)]
+pub struct ConnCounter(Arc<AtomicUsize>);
+
+pub struct ConnGuard(Arc<AtomicUsize>);
+
+impl ConnCounter {
+    /// Takes a place if fewer than `max` are open.
+    pub fn try_acquire(&self, max: usize) -> Option<ConnGuard> {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            if cur >= max {
+                return None;
+            }
+            match self
+                .0
+                .compare_exchange(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(ConnGuard(self.0.clone())),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    pub fn open(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Who is on the other end, for logs and Received lines.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: bool,
+}

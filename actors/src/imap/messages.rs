@@ -1,0 +1,204 @@
+//! STORE, EXPUNGE, UID EXPUNGE, COPY and MOVE (RFC 9051 6.4.3, 6.4.6 to
+//! 6.4.9; UIDPLUS RFC 4315; MOVE RFC 6851), all through the account actor.
+
+use super::select::{account_no, write_flags};
+use super::{Done, ImapState};
+use crate::account::{AccountMsg, FlagAction};
+use crate::directory::call_account;
+use roost_protocols::imap::command::StoreAction;
+use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::seqset::SeqSet;
+use roost_protocols::imap::types::{Flag, Flags, SeqNum, Uid};
+
+impl ImapState {
+    fn writable(&self) -> Result<(String, roost_store::MailboxId), Done> {
+        let (Some(sel), Some((account, _))) = (&self.selected, self.account()) else {
+            return Err(Done::bad("No mailbox selected"));
+        };
+        if sel.read_only {
+            return Err(Done::no_code(Code::Cannot, "Mailbox is read-only (EXAMINE)"));
+        }
+        Ok((account.to_string(), sel.id))
+    }
+
+    pub(super) async fn store_flags(
+        &mut self,
+        set: &SeqSet,
+        uid: bool,
+        action: StoreAction,
+        silent: bool,
+        flags: Vec<Flag>,
+    ) -> Done {
+        let targets = match self.resolve(set, uid) {
+            Ok(t) => t,
+            Err(e) => return Done::bad(e),
+        };
+        let (account, mailbox) = match self.writable() {
+            Ok(x) => x,
+            Err(done) => return done,
+        };
+        let action = match action {
+            StoreAction::Add => FlagAction::Add,
+            StoreAction::Remove => FlagAction::Remove,
+            StoreAction::Replace => FlagAction::Replace,
+        };
+        let uids: Vec<Uid> = targets.iter().map(|(_, u)| *u).collect();
+        let r = call_account(&account, |reply| AccountMsg::SetFlags {
+            mailbox,
+            uids,
+            action,
+            flags: Flags::from_iter(flags),
+            reply,
+        })
+        .await;
+        let changed = match r {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return account_no(e),
+            Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
+        };
+        self.update_view(&changed);
+        if !silent {
+            // RFC 9051 6.4.6: the new flags of every message named.
+            if let Some(sel) = &self.selected {
+                for (seq, u) in &targets {
+                    if let Some(m) = sel.view.get(*seq as usize - 1) {
+                        write_flags(&mut self.out, *seq, *u, &m.flags, None);
+                    }
+                }
+            }
+        }
+        Done::ok("STORE completed")
+    }
+
+    pub(super) async fn expunge(&mut self, set: Option<&SeqSet>) -> Done {
+        let uids = match set {
+            Some(set) => match self.resolve(set, true) {
+                Ok(t) => Some(t.into_iter().map(|(_, u)| u).collect::<Vec<_>>()),
+                Err(e) => return Done::bad(e),
+            },
+            None => None,
+        };
+        let (account, mailbox) = match self.writable() {
+            Ok(x) => x,
+            Err(done) => return done,
+        };
+        let r = call_account(&account, |reply| AccountMsg::Expunge {
+            mailbox,
+            uids,
+            reply,
+        })
+        .await;
+        match r {
+            Ok(Ok(removed)) => {
+                self.forget(&removed);
+                Done::ok("EXPUNGE completed")
+            }
+            Ok(Err(e)) => account_no(e),
+            Err(e) => Done::no_code(Code::Unavailable, e.to_string()),
+        }
+    }
+
+    /// Drops expunged UIDs from the view, writing `* n EXPUNGE` for each.
+    fn forget(&mut self, removed: &[Uid]) {
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        for uid in removed {
+            if let Some(i) = sel.seq_of(*uid) {
+                sel.view.remove(i);
+                response::expunge(&mut self.out, SeqNum(i as u32 + 1));
+            }
+        }
+    }
+
+    pub(super) async fn copy(&mut self, set: &SeqSet, to: &str, uid: bool, remove: bool) -> Done {
+        let targets = match self.resolve(set, uid) {
+            Ok(t) => t,
+            Err(e) => return Done::bad(e),
+        };
+        let (account, from) = if remove {
+            match self.writable() {
+                Ok(x) => x,
+                Err(done) => return done,
+            }
+        } else {
+            match (&self.selected, self.account()) {
+                (Some(sel), Some((a, _))) => (a.to_string(), sel.id),
+                _ => return Done::bad("No mailbox selected"),
+            }
+        };
+        let uids: Vec<Uid> = targets.iter().map(|(_, u)| *u).collect();
+        let to_name = to.to_string();
+        let r = call_account(&account, |reply| AccountMsg::Copy {
+            from,
+            uids,
+            to: to_name,
+            remove,
+            reply,
+        })
+        .await;
+        let result = match r {
+            Ok(Ok(c)) => c,
+            // RFC 9051 6.4.7: TRYCREATE when the target does not exist.
+            Ok(Err(crate::account::AccountError::NoMailbox(n))) => {
+                return Done::no_code(Code::TryCreate, format!("No mailbox named {n:?}"))
+            }
+            Ok(Err(e)) => return account_no(e),
+            Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
+        };
+        if result.pairs.is_empty() {
+            return Done::ok(if remove { "No messages moved" } else { "No messages copied" });
+        }
+        let (src, dst): (Vec<Uid>, Vec<Uid>) = result.pairs.iter().copied().unzip();
+        let code = Code::CopyUid {
+            validity: result.uid_validity,
+            from: uid_list(&src),
+            to: uid_list(&dst),
+        };
+        if remove {
+            // RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+            response::untagged_status(&mut self.out, Status::Ok, Some(code), "Moved");
+            self.forget(&src);
+            Done::ok("MOVE completed")
+        } else {
+            Done::Tagged(Status::Ok, Some(code), "COPY completed".into())
+        }
+    }
+}
+
+/// A UID list in the compact form of RFC 4315 (`1:3,7`), order kept.
+fn uid_list(uids: &[Uid]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i].0;
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1].0 == end + 1 {
+            i += 1;
+            end = uids[i].0;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_lists_are_compact() {
+        let u = |v: &[u32]| v.iter().map(|&n| Uid(n)).collect::<Vec<_>>();
+        assert_eq!(uid_list(&u(&[1, 2, 3, 7])), "1:3,7");
+        assert_eq!(uid_list(&u(&[5])), "5");
+        assert_eq!(uid_list(&u(&[4, 5, 9, 10, 12])), "4:5,9:10,12");
+    }
+}

@@ -1,0 +1,416 @@
+//! The IMAP session actor: one per connection on the IMAP and IMAPS
+//! listeners.
+//!
+//! The reader task hands it bytes; the sans-IO [`Framer`] and parser of
+//! `roost-protocols` turn them into commands; this actor applies them, one
+//! at a time, against the store (reads) and the account actor (every
+//! change). While a mailbox is selected the session subscribes to its
+//! mailbox actor; change events are written at once while IDLE, and
+//! otherwise at the end of the next command that may carry them
+//! (RFC 9051 7: no EXPUNGE during FETCH, STORE or SEARCH by sequence number).
+//!
+//! One file per command family: `auth` (LOGIN, AUTHENTICATE), `mailboxes`
+//! (LIST, CREATE, DELETE, RENAME, STATUS, SUBSCRIBE), `select` (SELECT,
+//! EXAMINE, CLOSE, UNSELECT and the selected view), `fetch`, `messages`
+//! (STORE, EXPUNGE, COPY, MOVE).
+
+mod auth;
+mod fetch;
+mod mailboxes;
+mod messages;
+mod section;
+mod select;
+
+use crate::conn::{spawn_reader, BoxStream, Credit, Input, Peer, Writer};
+use crate::listener::{Protocol, Services};
+use crate::mailbox::MailboxNotice;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use roost_protocols::imap::command::{Command, CommandBody};
+use roost_protocols::imap::parser::parse_command;
+use roost_protocols::imap::framer::{FrameEvent, Framer};
+use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::state::SessionState;
+use roost_store::AccountId;
+use select::Selected;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tracing::{debug, info_span, Instrument};
+
+/// RFC 9051 5.4: an idle client is logged out after at least 30 minutes.
+pub const IMAP_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Commands answered BAD in one session before the server gives up.
+pub const MAX_BAD_COMMANDS: u32 = 20;
+
+/// What this server announces (RFC 9051 7.2.2). Only what is implemented.
+pub const CAPABILITIES: &[&str] = &[
+    "IMAP4rev2",
+    "IMAP4rev1",
+    "LITERAL+",
+    "IDLE",
+    "MOVE",
+    "UIDPLUS",
+    "UNSELECT",
+    "NAMESPACE",
+    "ID",
+    "ENABLE",
+    "SASL-IR",
+    "AUTH=PLAIN",
+];
+
+pub struct ImapSession;
+
+pub struct ImapArgs {
+    pub stream: BoxStream,
+    pub peer: Peer,
+    pub protocol: Protocol,
+    pub services: Services,
+    pub guard: crate::conn::ConnGuard,
+}
+
+pub enum ImapMsg {
+    Input(Input),
+    Notice(MailboxNotice),
+}
+
+/// How a command ends: the tagged status line, unless the command answers
+/// later (IDLE, AUTHENTICATE waiting for its response, LOGOUT).
+pub enum Done {
+    Tagged(Status, Option<Code>, String),
+    Later,
+}
+
+impl Done {
+    pub fn ok(text: impl Into<String>) -> Done {
+        Done::Tagged(Status::Ok, None, text.into())
+    }
+    pub fn no(text: impl Into<String>) -> Done {
+        Done::Tagged(Status::No, None, text.into())
+    }
+    pub fn no_code(code: Code, text: impl Into<String>) -> Done {
+        Done::Tagged(Status::No, Some(code), text.into())
+    }
+    pub fn bad(text: impl Into<String>) -> Done {
+        Done::Tagged(Status::Bad, None, text.into())
+    }
+}
+
+pub struct ImapState {
+    myself: ActorRef<ImapMsg>,
+    writer: Writer,
+    credit: Credit,
+    framer: Framer,
+    peer: Peer,
+    services: Services,
+    state: SessionState,
+    account: Option<(String, AccountId)>,
+    selected: Option<Selected>,
+    /// The tag of the IDLE command in progress.
+    idle: Option<String>,
+    /// The tag of an AUTHENTICATE waiting for the client's response.
+    authenticating: Option<String>,
+    auth_failures: u32,
+    bad_commands: u32,
+    out: Vec<u8>,
+    closing: bool,
+    span: tracing::Span,
+    _guard: crate::conn::ConnGuard,
+}
+
+impl Actor for ImapSession {
+    type Msg = ImapMsg;
+    type State = ImapState;
+    type Arguments = ImapArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ImapMsg>,
+        args: ImapArgs,
+    ) -> Result<ImapState, ActorProcessingErr> {
+        let span = info_span!("imap", peer = %args.peer.addr, protocol = ?args.protocol);
+        let (read, writer) = tokio::io::split(args.stream);
+        let me = myself.clone();
+        let credit = spawn_reader(
+            read,
+            IMAP_IDLE_TIMEOUT,
+            args.services.shutdown.clone(),
+            move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
+        );
+        let mut state = ImapState {
+            myself,
+            writer,
+            credit,
+            framer: Framer::new(),
+            peer: args.peer,
+            services: args.services,
+            state: SessionState::NotAuthenticated,
+            account: None,
+            selected: None,
+            idle: None,
+            authenticating: None,
+            auth_failures: 0,
+            bad_commands: 0,
+            out: Vec::new(),
+            closing: false,
+            span,
+            _guard: args.guard,
+        };
+        let caps = state.capabilities();
+        response::untagged_status(
+            &mut state.out,
+            Status::Ok,
+            Some(Code::Capability(caps)),
+            "roost ready",
+        );
+        state.flush_out().await?;
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ImapMsg>,
+        state: &mut ImapState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.unselect().await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ImapMsg>,
+        msg: ImapMsg,
+        state: &mut ImapState,
+    ) -> Result<(), ActorProcessingErr> {
+        let span = state.span.clone();
+        async {
+            match msg {
+                ImapMsg::Input(Input::Bytes(bytes)) => {
+                    state.framer.feed(&bytes);
+                    state.drain_frames().await;
+                    state.credit.grant();
+                }
+                ImapMsg::Input(Input::Closed) => state.closing = true,
+                ImapMsg::Input(Input::TimedOut) => {
+                    response::bye(&mut state.out, None, "Autologout; idle for too long");
+                    state.closing = true;
+                }
+                ImapMsg::Input(Input::Shutdown) => {
+                    response::bye(&mut state.out, None, "Server shutting down");
+                    state.closing = true;
+                }
+                ImapMsg::Notice(notice) => state.notice(notice).await,
+            }
+            let _ = state.flush_out().await;
+            if state.closing {
+                let _ = state.writer.shutdown().await;
+                myself.stop(None);
+            }
+        }
+        .instrument(span)
+        .await;
+        Ok(())
+    }
+}
+
+impl ImapState {
+    fn capabilities(&self) -> Vec<String> {
+        CAPABILITIES.iter().map(|c| c.to_string()).collect()
+    }
+
+    async fn flush_out(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        self.writer.write_all(&out).await?;
+        self.writer.flush().await
+    }
+
+    async fn drain_frames(&mut self) {
+        while !self.closing {
+            let Some(event) = self.framer.next_event() else {
+                break;
+            };
+            match event {
+                FrameEvent::Command(frame) => self.frame(frame).await,
+                FrameEvent::ContinuationNeeded => {
+                    self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                    // The client waits for this before sending the literal.
+                    let _ = self.flush_out().await;
+                }
+                FrameEvent::LineTooLong { tag } => self.bad(
+                    tag.as_deref(),
+                    Some(Code::TooBig),
+                    &format!(
+                        "Command line too long (at most {} bytes)",
+                        roost_protocols::imap::framer::MAX_LINE_LENGTH
+                    ),
+                ),
+                FrameEvent::LiteralTooLarge { tag, size } => self.bad(
+                    tag.as_deref(),
+                    Some(Code::TooBig),
+                    &format!(
+                        "Literal of {size} bytes is too large (at most {})",
+                        roost_protocols::imap::framer::MAX_LITERAL_SIZE
+                    ),
+                ),
+            }
+        }
+    }
+
+    /// A BAD answer, counted towards [`MAX_BAD_COMMANDS`].
+    fn bad(&mut self, tag: Option<&str>, code: Option<Code>, text: &str) {
+        match tag {
+            Some(tag) => response::tagged(&mut self.out, tag, Status::Bad, code, text),
+            None => response::untagged_status(&mut self.out, Status::Bad, code, text),
+        }
+        self.bad_commands += 1;
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            response::bye(&mut self.out, None, "Too many invalid commands");
+            self.closing = true;
+        }
+    }
+
+    async fn frame(&mut self, frame: Vec<u8>) {
+        if let Some(tag) = self.authenticating.take() {
+            return self.authenticate_response(&tag, &frame).await;
+        }
+        if let Some(tag) = self.idle.clone() {
+            // RFC 9051 6.3.13: only DONE ends IDLE.
+            if roost_protocols::imap::parser::is_idle_done(&frame) {
+                self.idle = None;
+                self.sync_view(true).await;
+                response::tagged(&mut self.out, &tag, Status::Ok, None, "IDLE terminated");
+            } else {
+                self.idle = None;
+                self.bad(Some(&tag), None, "Expected DONE to end IDLE");
+            }
+            return;
+        }
+        match parse_command(&frame) {
+            Ok(cmd) => self.command(cmd).await,
+            Err(e) => self.bad(e.tag.as_deref(), None, &e.message),
+        }
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        let Command { tag, body } = cmd;
+        let name = body.name();
+        if !body.allowed_in(&self.state) {
+            let text = match self.state {
+                SessionState::NotAuthenticated => format!("{name} requires authentication"),
+                SessionState::Authenticated => format!("{name} requires a selected mailbox"),
+                _ => format!("{name} is not allowed now"),
+            };
+            return self.bad(Some(&tag), None, &text);
+        }
+        // RFC 9051 7.5.2: no EXPUNGE while a client counts on sequence
+        // numbers staying put.
+        let may_expunge = !matches!(
+            body,
+            CommandBody::Fetch { uid: false, .. }
+                | CommandBody::Store { uid: false, .. }
+                | CommandBody::Search { uid: false, .. }
+                | CommandBody::Copy { uid: false, .. }
+        );
+        let span = tracing::debug_span!("command", %tag, name);
+        let done = self.run(&tag, body).instrument(span).await;
+        match done {
+            Done::Later => {}
+            Done::Tagged(status, code, text) => {
+                if self.selected.is_some() && may_expunge {
+                    self.sync_view(true).await;
+                }
+                if status == Status::Bad {
+                    self.bad(Some(&tag), code, &text);
+                } else {
+                    response::tagged(&mut self.out, &tag, status, code, &text);
+                }
+            }
+        }
+    }
+
+    async fn run(&mut self, tag: &str, body: CommandBody) -> Done {
+        debug!(command = body.name(), "imap command");
+        match body {
+            CommandBody::Capability => {
+                let caps = self.capabilities();
+                let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+                response::capability(&mut self.out, &caps);
+                Done::ok("CAPABILITY completed")
+            }
+            CommandBody::Noop | CommandBody::Check => Done::ok("NOOP completed"),
+            CommandBody::Logout => {
+                response::bye(&mut self.out, None, "roost logging out");
+                response::tagged(&mut self.out, tag, Status::Ok, None, "LOGOUT completed");
+                self.unselect().await;
+                self.state = SessionState::Logout;
+                self.closing = true;
+                Done::Later
+            }
+            CommandBody::Id(_) => {
+                self.out
+                    .extend_from_slice(b"* ID (\"name\" \"roost\" \"vendor\" \"roost\")\r\n");
+                Done::ok("ID completed")
+            }
+            CommandBody::Enable(_) => {
+                // Nothing enable-able is implemented yet: enable nothing.
+                self.out.extend_from_slice(b"* ENABLED\r\n");
+                Done::ok("ENABLE completed")
+            }
+            CommandBody::Namespace => {
+                self.out
+                    .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                Done::ok("NAMESPACE completed")
+            }
+            CommandBody::StartTls => Done::bad("STARTTLS is not offered here; use IMAPS"),
+            CommandBody::Login { username, password } => self.login(&username, &password).await,
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => self.authenticate(tag, &mechanism, initial_response).await,
+            CommandBody::Select { mailbox, .. } => self.select(&mailbox, false).await,
+            CommandBody::Examine { mailbox, .. } => self.select(&mailbox, true).await,
+            CommandBody::Close => self.close(true).await,
+            CommandBody::Unselect => self.close(false).await,
+            CommandBody::Idle => {
+                self.idle = Some(tag.to_string());
+                self.sync_view(true).await;
+                self.out.extend_from_slice(b"+ idling\r\n");
+                Done::Later
+            }
+            CommandBody::Done => Done::bad("DONE without IDLE"),
+            CommandBody::List { reference, pattern } => self.list(&reference, &pattern),
+            CommandBody::Create { mailbox } => self.create(&mailbox).await,
+            CommandBody::Delete { mailbox } => self.delete(&mailbox).await,
+            CommandBody::Rename { from, to } => self.rename(&from, &to).await,
+            CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
+            CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
+            CommandBody::Fetch {
+                set, items, uid, ..
+            } => self.fetch(&set, &items, uid).await,
+            CommandBody::Store {
+                set,
+                uid,
+                action,
+                silent,
+                flags,
+                ..
+            } => self.store_flags(&set, uid, action, silent, flags).await,
+            CommandBody::Expunge => self.expunge(None).await,
+            CommandBody::UidExpunge(set) => self.expunge(Some(&set)).await,
+            CommandBody::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false).await,
+            CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
+            CommandBody::Search { .. } => Done::no_code(
+                Code::Cannot,
+                "SEARCH is not implemented yet in this version of roost",
+            ),
+        }
+    }
+
+    /// The account this session is logged in to. Callers run only in
+    /// authenticated states, which the state check guarantees.
+    fn account(&self) -> Option<(&str, AccountId)> {
+        self.account.as_ref().map(|(n, id)| (n.as_str(), *id))
+    }
+}

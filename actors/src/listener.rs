@@ -1,0 +1,243 @@
+//! Listener actors: one per configured address and protocol.
+//!
+//! A listener binds its socket when it starts (so a taken port fails the
+//! start, loudly) and runs an accept loop. Each accepted connection gets a
+//! task of its own for the TLS handshake, so a slow handshake never holds up
+//! the next accept, and then a session actor started as a temporary child of
+//! the `connections` supervisor: a crash in one session ends that connection
+//! and nothing else.
+
+use crate::conn::{BoxStream, ConnCounter, ConnGuard, Peer};
+use crate::imap::{ImapArgs, ImapSession};
+use crate::smtp::{SmtpArgs, SmtpSession};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
+use roost_store::Store;
+use roost_supervisor::{start_child, ActorKind, ChildSpec, Restart, SupervisorMsg};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+/// Open connections one listener allows; past it new connections are told
+/// to come back later and closed.
+pub const MAX_CONNECTIONS_PER_LISTENER: usize = 1000;
+/// How long a client may take to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default largest message accepted over SMTP.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// MX delivery, port 25.
+    Smtp,
+    /// Message submission with STARTTLS-less plain connection, port 587.
+    Submission,
+    /// Message submission over implicit TLS, port 465 (RFC 8314).
+    Submissions,
+    Imap,
+    /// IMAP over implicit TLS, port 993.
+    Imaps,
+}
+
+impl Protocol {
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Protocol::Submissions | Protocol::Imaps)
+    }
+
+    pub fn is_submission(self) -> bool {
+        matches!(self, Protocol::Submission | Protocol::Submissions)
+    }
+
+    pub fn is_imap(self) -> bool {
+        matches!(self, Protocol::Imap | Protocol::Imaps)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Submissions => "submissions",
+            Protocol::Imap => "imap",
+            Protocol::Imaps => "imaps",
+        }
+    }
+}
+
+/// What every session needs from the server around it.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_connections: usize,
+    pub shutdown: watch::Receiver<bool>,
+    pub tls: Option<TlsAcceptor>,
+    pub connections: ActorRef<SupervisorMsg>,
+}
+
+pub struct ListenerArgs {
+    pub protocol: Protocol,
+    pub addr: SocketAddr,
+    pub services: Services,
+}
+
+pub struct Listener;
+
+pub struct ListenerState {
+    accept_loop: JoinHandle<()>,
+}
+
+pub enum ListenerMsg {}
+
+impl Actor for Listener {
+    type Msg = ListenerMsg;
+    type State = ListenerState;
+    type Arguments = ListenerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ListenerMsg>,
+        args: ListenerArgs,
+    ) -> Result<ListenerState, ActorProcessingErr> {
+        if args.protocol.implicit_tls() && args.services.tls.is_none() {
+            return Err(format!("{} needs a TLS certificate", args.protocol.name()).into());
+        }
+        let socket = TcpListener::bind(args.addr)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+        info!(protocol = args.protocol.name(), addr = %args.addr, "listening");
+        let counter = ConnCounter::default();
+        let accept_loop = tokio::spawn(accept_loop(socket, args.protocol, args.services, counter));
+        Ok(ListenerState { accept_loop })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ListenerMsg>,
+        state: &mut ListenerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.accept_loop.abort();
+        Ok(())
+    }
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    protocol: Protocol,
+    services: Services,
+    counter: ConnCounter,
+) {
+    let mut shutdown = services.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = socket.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (tcp, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off a moment.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(guard) = counter.try_acquire(services.max_connections) else {
+            tokio::spawn(refuse(tcp, protocol));
+            continue;
+        };
+        let services = services.clone();
+        tokio::spawn(async move {
+            if let Err(e) = start_session(tcp, addr, protocol, services, guard).await {
+                debug!(peer = %addr, error = %e, "connection not started");
+            }
+        });
+    }
+}
+
+/// Tells a client over the connection limit to come back later.
+async fn refuse(mut tcp: TcpStream, protocol: Protocol) {
+    let line: &[u8] = if protocol.is_imap() {
+        b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+    } else {
+        b"421 4.7.0 Too many connections, try again later\r\n"
+    };
+    if !protocol.implicit_tls() {
+        let _ = tcp.write_all(line).await;
+    }
+    let _ = tcp.shutdown().await;
+}
+
+async fn start_session(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    protocol: Protocol,
+    services: Services,
+    guard: ConnGuard,
+) -> Result<(), String> {
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let stream: BoxStream = match (&services.tls, protocol.implicit_tls()) {
+        (Some(acceptor), true) => {
+            let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            Box::new(tls)
+        }
+        _ => Box::new(tcp),
+    };
+    let peer = Peer {
+        addr,
+        local,
+        tls: protocol.implicit_tls(),
+    };
+    let name = format!("{}:{addr}", protocol.name());
+    let connections = services.connections.clone();
+    let slot = Arc::new(Mutex::new(Some((stream, peer, services, guard))));
+    let spec = ChildSpec::new(name, ActorKind::Session, Restart::Temporary, move |sup| {
+        let taken = slot.lock().ok().and_then(|mut s| s.take());
+        async move {
+            let Some((stream, peer, services, guard)) = taken else {
+                return Err(SpawnErr::StartupFailed("connection already taken".into()));
+            };
+            // Sessions carry no ractor name: names must be unique, and a
+            // peer may reconnect from the same port before the old session
+            // is gone. The registry still shows them by name.
+            let cell = if protocol.is_imap() {
+                let args = ImapArgs {
+                    stream,
+                    peer,
+                    protocol,
+                    services,
+                    guard,
+                };
+                ImapSession::spawn_linked(None, ImapSession, args, sup)
+                    .await?
+                    .0
+                    .get_cell()
+            } else {
+                let args = SmtpArgs {
+                    stream,
+                    peer,
+                    protocol,
+                    services,
+                    guard,
+                };
+                SmtpSession::spawn_linked(None, SmtpSession, args, sup)
+                    .await?
+                    .0
+                    .get_cell()
+            };
+            Ok(cell)
+        }
+    });
+    start_child(&connections, spec).await.map(|_| ())
+}

@@ -1,0 +1,317 @@
+//! The SMTP session actor: one per connection on the MX, submission and
+//! submissions listeners.
+//!
+//! The reader task hands it bytes; the sans-IO [`SmtpReader`] of
+//! `roost-protocols` turns them into commands and message data; this actor
+//! applies them: recipient lookup, streaming the message into a staged file,
+//! and one `Deliver` call per recipient account. `250` is written only after
+//! every account actor has made the message durable.
+
+mod auth;
+mod transaction;
+
+use crate::conn::{spawn_reader, BoxStream, Credit, Input, Peer, Writer};
+use crate::listener::{Protocol, Services};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use roost_protocols::smtp::command::Command;
+use roost_protocols::smtp::conn::{Event, SmtpReader};
+use roost_protocols::smtp::reply::Reply;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tracing::{debug, info_span, Instrument};
+use transaction::Transaction;
+
+/// RFC 5321 4.5.3.2.7: the server waits at least 5 minutes for the next
+/// command or data.
+pub const SMTP_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Bad commands in one session before the server gives up on the client.
+pub const MAX_BAD_COMMANDS: u32 = 20;
+/// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
+pub const MAX_RECIPIENTS: usize = 100;
+
+pub struct SmtpSession;
+
+pub struct SmtpArgs {
+    pub stream: BoxStream,
+    pub peer: Peer,
+    pub protocol: Protocol,
+    pub services: Services,
+    pub guard: crate::conn::ConnGuard,
+}
+
+pub enum SmtpMsg {
+    Input(Input),
+}
+
+pub struct SmtpState {
+    writer: Writer,
+    credit: Credit,
+    reader: SmtpReader,
+    peer: Peer,
+    protocol: Protocol,
+    services: Services,
+    helo: Option<String>,
+    esmtp: bool,
+    authenticated: Option<String>,
+    auth_step: Option<auth::AuthStep>,
+    auth_failures: u32,
+    tx: Option<Transaction>,
+    bad_commands: u32,
+    out: Vec<u8>,
+    closing: bool,
+    span: tracing::Span,
+    _guard: crate::conn::ConnGuard,
+}
+
+impl Actor for SmtpSession {
+    type Msg = SmtpMsg;
+    type State = SmtpState;
+    type Arguments = SmtpArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SmtpMsg>,
+        args: SmtpArgs,
+    ) -> Result<SmtpState, ActorProcessingErr> {
+        let span = info_span!("smtp", peer = %args.peer.addr, protocol = ?args.protocol);
+        let (read, writer) = tokio::io::split(args.stream);
+        let me = myself.clone();
+        let credit = spawn_reader(
+            read,
+            SMTP_IDLE_TIMEOUT,
+            args.services.shutdown.clone(),
+            move |input| me.send_message(SmtpMsg::Input(input)).is_ok(),
+        );
+        let mut state = SmtpState {
+            writer,
+            credit,
+            reader: SmtpReader::new(args.services.max_message_size),
+            peer: args.peer,
+            protocol: args.protocol,
+            services: args.services,
+            helo: None,
+            esmtp: false,
+            authenticated: None,
+            auth_step: None,
+            auth_failures: 0,
+            tx: None,
+            bad_commands: 0,
+            out: Vec::new(),
+            closing: false,
+            span,
+            _guard: args.guard,
+        };
+        state.reply(Reply::greeting(&state.services.hostname));
+        state.flush_out().await?;
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SmtpMsg>,
+        msg: SmtpMsg,
+        state: &mut SmtpState,
+    ) -> Result<(), ActorProcessingErr> {
+        let SmtpMsg::Input(input) = msg;
+        let span = state.span.clone();
+        async {
+            match input {
+                Input::Bytes(bytes) => {
+                    state.reader.feed(&bytes);
+                    state.drain_events().await;
+                }
+                Input::Closed => state.closing = true,
+                Input::TimedOut => {
+                    state.reply(Reply::new(
+                        421,
+                        Some((4, 4, 2)),
+                        format!("{} Timeout, closing connection", state.services.hostname),
+                    ));
+                    state.closing = true;
+                }
+                Input::Shutdown => {
+                    state.reply(Reply::shutting_down(&state.services.hostname));
+                    state.closing = true;
+                }
+            }
+            let _ = state.flush_out().await;
+            if state.closing {
+                let _ = state.writer.shutdown().await;
+                myself.stop(None);
+            } else {
+                state.credit.grant();
+            }
+        }
+        .instrument(span)
+        .await;
+        Ok(())
+    }
+}
+
+impl SmtpState {
+    fn reply(&mut self, reply: Reply) {
+        self.out.extend_from_slice(&reply.to_bytes());
+    }
+
+    async fn flush_out(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        self.writer.write_all(&out).await?;
+        self.writer.flush().await
+    }
+
+    async fn drain_events(&mut self) {
+        while !self.closing {
+            if let Some(step) = self.auth_step.take() {
+                match self.reader.next_line() {
+                    Some(Ok(line)) => {
+                        let line = String::from_utf8_lossy(&line).trim().to_string();
+                        self.auth_continue(step, &line).await;
+                        continue;
+                    }
+                    Some(Err(reply)) => {
+                        self.bad_command(reply);
+                        continue;
+                    }
+                    None => {
+                        self.auth_step = Some(step);
+                        break;
+                    }
+                }
+            }
+            let Some(event) = self.reader.next_event() else {
+                break;
+            };
+            match event {
+                Event::Command(cmd) => self.command(cmd).await,
+                Event::CommandError(reply) => self.bad_command(reply),
+                Event::Data(chunk) => {
+                    if let Some(tx) = &mut self.tx {
+                        tx.write(&chunk);
+                    }
+                }
+                Event::DataEnd(outcome) => {
+                    let reply = match self.tx.take() {
+                        Some(tx) => tx.finish(outcome, self).await,
+                        None => Reply::bad_sequence("no transaction"),
+                    };
+                    self.reply(reply);
+                }
+            }
+        }
+    }
+
+    fn bad_command(&mut self, reply: Reply) {
+        self.bad_commands += 1;
+        self.reply(reply);
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.reply(Reply::new(
+                421,
+                Some((4, 7, 0)),
+                format!(
+                    "{} Too many errors, closing connection",
+                    self.services.hostname
+                ),
+            ));
+            self.closing = true;
+        }
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        debug!(command = ?cmd, "smtp command");
+        match cmd {
+            Command::Ehlo(name) => self.hello(name, true),
+            Command::Helo(name) => self.hello(name, false),
+            Command::Mail { from, params } => self.mail(from, &params),
+            Command::Rcpt { to, params } => self.rcpt(to, &params),
+            Command::Data => self.data(),
+            Command::Rset => {
+                self.tx = None;
+                self.reply(Reply::ok());
+            }
+            Command::Noop => self.reply(Reply::ok()),
+            Command::Quit => {
+                self.reply(Reply::closing(&self.services.hostname));
+                self.closing = true;
+            }
+            Command::Vrfy(_) => self.reply(Reply::new(
+                252,
+                Some((2, 5, 2)),
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Command::Help => self.reply(Reply::new(
+                214,
+                Some((2, 0, 0)),
+                "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
+            )),
+            Command::StartTls => self.bad_command(Reply::not_implemented(
+                "STARTTLS is not offered here; use the implicit-TLS port",
+            )),
+            Command::Bdat { .. } => {
+                self.bad_command(Reply::not_implemented("CHUNKING is not offered"))
+            }
+            Command::Auth { mechanism, initial } => self.auth(&mechanism, initial).await,
+        }
+    }
+
+    fn hello(&mut self, name: String, esmtp: bool) {
+        // RFC 5321 4.1.4: EHLO/HELO also resets any transaction.
+        self.tx = None;
+        self.helo = Some(name.clone());
+        self.esmtp = esmtp;
+        let host = &self.services.hostname;
+        if !esmtp {
+            self.reply(Reply::new(250, None, format!("{host} greets {name}")));
+            return;
+        }
+        let mut lines = vec![
+            format!("{host} greets {name}"),
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.services.max_message_size),
+            "8BITMIME".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+        ];
+        if self.protocol.is_submission() && self.authenticated.is_none() && self.peer.tls_or_local()
+        {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        self.reply(Reply::multiline(250, None, lines));
+    }
+
+    fn data(&mut self) {
+        let ready = match &self.tx {
+            None => Err(Reply::bad_sequence("MAIL first")),
+            Some(tx) if tx.recipients.is_empty() => Err(Reply::new(
+                554,
+                Some((5, 5, 1)),
+                "No valid recipients",
+            )),
+            Some(_) => Ok(()),
+        };
+        let ready = ready.and_then(|()| {
+            self.tx
+                .as_mut()
+                .map(|tx| tx.open_file(&self.services.store))
+                .unwrap_or_else(|| Err(Reply::bad_sequence("MAIL first")))
+        });
+        match ready {
+            Ok(()) => {
+                self.reader.begin_data();
+                self.reply(Reply::start_mail_input());
+            }
+            Err(reply) => {
+                self.reader.reject_data();
+                self.reply(reply);
+            }
+        }
+    }
+}
+
+impl Peer {
+    /// Plaintext passwords are accepted over TLS, or from this machine.
+    pub fn tls_or_local(&self) -> bool {
+        self.tls || self.addr.ip().is_loopback()
+    }
+}

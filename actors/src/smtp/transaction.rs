@@ -1,0 +1,300 @@
+//! One mail transaction: MAIL, RCPT, DATA, and the delivery that ends it.
+
+use super::{SmtpState, MAX_RECIPIENTS};
+use crate::account::{AccountMsg, NewMessage, Target};
+use crate::directory::call_account;
+use crate::time::{now_unix, rfc5322_date};
+use roost_protocols::imap::types::Flags;
+use roost_protocols::message::header::header_end;
+use roost_protocols::message::thread::ThreadKeys;
+use roost_protocols::smtp::command::{ForwardPath, MailParams, Param, ReversePath};
+use roost_protocols::smtp::conn::DataOutcome;
+use roost_protocols::smtp::reply::Reply;
+use roost_store::{StagedWriter, Store};
+use std::io::Write;
+use tracing::{info, warn};
+
+/// How much of the message's start is kept in memory to read its header
+/// (threading keys); the rest only goes to the staged file.
+pub const HEADER_CAPTURE: usize = 64 * 1024;
+
+pub struct Transaction {
+    pub from: ReversePath,
+    /// (address as given, account name), one entry per distinct address.
+    pub recipients: Vec<(String, String)>,
+    file: Option<StagedWriter>,
+    head: Vec<u8>,
+    write_error: Option<String>,
+}
+
+impl Transaction {
+    pub fn open_file(&mut self, store: &Store) -> Result<(), Reply> {
+        match store.stage() {
+            Ok(w) => {
+                self.file = Some(w);
+                Ok(())
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot stage a message");
+                Err(Reply::new(
+                    451,
+                    Some((4, 3, 0)),
+                    "Local error in processing, try again later",
+                ))
+            }
+        }
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) {
+        if self.head.len() < HEADER_CAPTURE {
+            let take = (HEADER_CAPTURE - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        if let (Some(file), None) = (&mut self.file, &self.write_error) {
+            if let Err(e) = file.write_all(chunk) {
+                self.write_error = Some(e.to_string());
+            }
+        }
+    }
+
+    pub async fn finish(mut self, outcome: DataOutcome, session: &SmtpState) -> Reply {
+        match outcome {
+            DataOutcome::Ok => {}
+            DataOutcome::TooLarge => return Reply::message_too_large(),
+            DataOutcome::BareLineEnding => return Reply::bare_line_ending(),
+        }
+        let local_error = || {
+            Reply::new(
+                451,
+                Some((4, 3, 0)),
+                "Local error in processing, try again later",
+            )
+        };
+        if let Some(e) = &self.write_error {
+            warn!(error = %e, "writing the staged message failed");
+            return local_error();
+        }
+        let Some(file) = self.file.take() else {
+            return local_error();
+        };
+        let staged = match tokio::task::spawn_blocking(move || file.finish()).await {
+            Ok(Ok(staged)) => staged,
+            _ => return local_error(),
+        };
+        let keys = ThreadKeys::from_header(&self.head[..header_end(&self.head)]);
+        let now = now_unix();
+        let mut accounts: Vec<&str> = Vec::new();
+        for (_, account) in &self.recipients {
+            if !accounts.contains(&account.as_str()) {
+                accounts.push(account);
+            }
+        }
+        let mut delivered = 0;
+        let mut failures = Vec::new();
+        let mut staged = Some(staged);
+        for (i, account) in accounts.iter().enumerate() {
+            // The last account takes the staged file itself; the others get
+            // a hard-linked copy of it.
+            let file = if i + 1 == accounts.len() {
+                staged.take()
+            } else {
+                staged
+                    .as_ref()
+                    .and_then(|s| session.services.store.stage_copy(s).ok())
+            };
+            let Some(file) = file else {
+                failures.push(format!("{account}: staging failed"));
+                continue;
+            };
+            // RFC 5321 4.4: the final delivery records the envelope sender.
+            let return_path = match &self.from {
+                ReversePath::Null => "<>".to_string(),
+                ReversePath::Mailbox(a) => format!("<{a}>"),
+            };
+            let prefix = format!(
+                "Return-Path: {return_path}\r\n{}",
+                session.received_line(&self.recipients, account, now)
+            );
+            let message = NewMessage {
+                target: Target::Inbox,
+                staged: file,
+                flags: Flags::new(),
+                internal_date: now,
+                header_prefix: prefix.into_bytes(),
+                keys: keys.clone(),
+            };
+            let r = call_account(account, |reply| AccountMsg::Deliver {
+                messages: vec![message],
+                reply,
+            })
+            .await;
+            match r {
+                Ok(Ok(_)) => delivered += 1,
+                Ok(Err(e)) => failures.push(format!("{account}: {e}")),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if !failures.is_empty() {
+            warn!(?failures, delivered, "delivery failed for some accounts");
+        }
+        if delivered == 0 {
+            // Nothing was acknowledged: the client keeps the message and
+            // tries again later.
+            let over_quota = failures.iter().any(|f| f.contains("over quota"));
+            return if over_quota {
+                Reply::new(
+                    452,
+                    Some((4, 2, 2)),
+                    "Mailbox full, try again later",
+                )
+            } else {
+                local_error()
+            };
+        }
+        info!(recipients = self.recipients.len(), delivered, "message delivered");
+        Reply::new(250, Some((2, 0, 0)), "OK, message delivered")
+    }
+}
+
+impl SmtpState {
+    pub(super) fn mail(&mut self, from: ReversePath, params: &[Param]) {
+        if self.helo.is_none() {
+            return self.bad_command(Reply::bad_sequence("Send EHLO or HELO first"));
+        }
+        if self.tx.is_some() {
+            return self.bad_command(Reply::bad_sequence("Nested MAIL command"));
+        }
+        if self.protocol.is_submission() && self.authenticated.is_none() {
+            return self.bad_command(Reply::new(
+                530,
+                Some((5, 7, 0)),
+                "Authentication required",
+            ));
+        }
+        let params = match MailParams::from_params(params) {
+            Ok(p) => p,
+            Err(e) => return self.bad_command(e.0),
+        };
+        if let Some(p) = params.other.first() {
+            return self.bad_command(Reply::parameter_not_recognized(format!(
+                "Parameter {} is not supported",
+                p.keyword
+            )));
+        }
+        if params.smtputf8 {
+            return self.bad_command(Reply::parameter_not_recognized(
+                "SMTPUTF8 is not offered",
+            ));
+        }
+        // RFC 1870 6: a declared size over the limit is refused at once.
+        if params
+            .size
+            .is_some_and(|s| s > self.services.max_message_size)
+        {
+            return self.reply(Reply::message_too_large());
+        }
+        self.tx = Some(Transaction {
+            from,
+            recipients: Vec::new(),
+            file: None,
+            head: Vec::new(),
+            write_error: None,
+        });
+        self.reply(Reply::sender_ok());
+    }
+
+    pub(super) fn rcpt(&mut self, to: ForwardPath, params: &[Param]) {
+        let Some(tx) = &self.tx else {
+            return self.bad_command(Reply::bad_sequence("MAIL first"));
+        };
+        if let Some(p) = params.first() {
+            return self.bad_command(Reply::parameter_not_recognized(format!(
+                "Parameter {} is not supported",
+                p.keyword
+            )));
+        }
+        if tx.recipients.len() >= MAX_RECIPIENTS {
+            // RFC 5321 4.5.3.1.10: 452 for too many recipients.
+            return self.reply(Reply::new(
+                452,
+                Some((4, 5, 3)),
+                format!("Too many recipients, at most {MAX_RECIPIENTS} per message"),
+            ));
+        }
+        let store = &self.services.store;
+        let address = match &to {
+            ForwardPath::Postmaster => format!("postmaster@{}", self.services.hostname),
+            ForwardPath::Mailbox(a) => a.to_string(),
+        };
+        let domain = address.rsplit('@').next().unwrap_or_default().to_string();
+        let account = match store.account_by_address(&address) {
+            Ok(Some(a)) => Some(a.name),
+            Ok(None) if matches!(to, ForwardPath::Postmaster) => {
+                store.accounts().ok().and_then(|a| a.into_iter().next()).map(|a| a.name)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, "recipient lookup failed");
+                return self.reply(Reply::new(
+                    451,
+                    Some((4, 3, 0)),
+                    "Local error in processing, try again later",
+                ));
+            }
+        };
+        let reply = match account {
+            Some(name) => {
+                if let Some(tx) = &mut self.tx {
+                    if !tx.recipients.iter().any(|(a, _)| a.eq_ignore_ascii_case(&address)) {
+                        tx.recipients.push((address, name));
+                    }
+                }
+                Reply::recipient_ok()
+            }
+            None if store.has_domain(&domain).unwrap_or(false) => {
+                Reply::new(550, Some((5, 1, 1)), format!("No such user here: {address}"))
+            }
+            None if self.authenticated.is_some() => Reply::new(
+                451,
+                Some((4, 4, 0)),
+                "Delivery to other domains is not available yet (no outgoing queue)",
+            ),
+            None => Reply::new(
+                550,
+                Some((5, 7, 1)),
+                format!("Relaying denied: {domain} is not a local domain"),
+            ),
+        };
+        if reply.is_permanent() {
+            self.bad_commands += 1;
+        }
+        self.reply(reply);
+    }
+
+    /// RFC 5321 4.4: the trace line roost adds at the top of the message.
+    fn received_line(&self, recipients: &[(String, String)], account: &str, now: i64) -> String {
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let with = match (self.esmtp, self.peer.tls, self.authenticated.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        };
+        let mut line = format!(
+            "Received: from {helo} ([{}])\r\n\tby {} (roost) with {with}",
+            self.peer.addr.ip(),
+            self.services.hostname
+        );
+        let mine: Vec<&str> = recipients
+            .iter()
+            .filter(|(_, a)| a == account)
+            .map(|(addr, _)| addr.as_str())
+            .collect();
+        if mine.len() == 1 {
+            line.push_str(&format!("\r\n\tfor <{}>", mine[0]));
+        }
+        line.push_str(&format!("; {}\r\n", rfc5322_date(now)));
+        line
+    }
+}

@@ -1,0 +1,256 @@
+//! Assembly of the actor tree, and its orderly shutdown.
+//!
+//! ```text
+//! root                 one-for-one
+//! ├── accounts         dynamic; account:<name>, permanent
+//! ├── connections      dynamic; imap:<peer>, smtp:<peer>, ..., temporary
+//! ├── listeners        one per address and protocol
+//! ├── (extra children: http from roost-webui)
+//! └── admin            the admin socket
+//! ```
+//!
+//! The binary builds [`Settings`] from its config and calls [`start`];
+//! nothing here reads a config file.
+
+use crate::account::account_spec;
+use crate::admin::{AdminActor, AdminArgs, AdminContext, SOCKET_NAME};
+use crate::events::EventHub;
+use crate::listener::{Listener, ListenerArgs, Protocol, Services};
+use ractor::ActorRef;
+use roost_store::Store;
+use roost_supervisor::{
+    ActorKind, ChildSpec, Registry, Restart, Supervisor, SupervisorArgs, SupervisorMsg,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// How long shutdown waits for sessions to finish their current command.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Account actor restarts allowed within [`RESTART_WINDOW`] before the
+/// accounts supervisor gives up and escalates.
+pub const ACCOUNT_RESTARTS: u32 = 20;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub hostname: String,
+    pub listeners: Vec<(Protocol, SocketAddr)>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub max_message_size: u64,
+    pub max_connections: usize,
+}
+
+/// What an extra child (the HTTP server) gets to work with.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Store,
+    pub registry: Registry,
+    pub hub: EventHub,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The running server.
+pub struct Server {
+    pub root: ActorRef<SupervisorMsg>,
+    pub shared: Shared,
+    shutdown: watch::Sender<bool>,
+    root_done: tokio::task::JoinHandle<()>,
+}
+
+fn lookup_supervisor(name: &str) -> Result<ActorRef<SupervisorMsg>, ractor::SpawnErr> {
+    ractor::registry::where_is(name.to_string())
+        .map(Into::into)
+        .ok_or_else(|| ractor::SpawnErr::StartupFailed(format!("{name} is not running").into()))
+}
+
+/// Starts the whole tree over an opened store. `extra` children start after
+/// the listeners and before the admin socket.
+pub async fn start(
+    settings: Settings,
+    store: Store,
+    extra: impl FnOnce(Shared) -> Vec<ChildSpec>,
+) -> Result<Server, String> {
+    let registry = Registry::new();
+    let hub = EventHub::new();
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let shared = Shared {
+        store: store.clone(),
+        registry: registry.clone(),
+        hub: hub.clone(),
+        shutdown: shutdown.clone(),
+    };
+
+    let accounts = store
+        .accounts()
+        .map_err(|e| format!("cannot read accounts: {e}"))?;
+    let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let services_for = {
+        let (store, hostname, shutdown) = (store.clone(), settings.hostname.clone(), shutdown.clone());
+        let (max_message_size, max_connections) =
+            (settings.max_message_size, settings.max_connections);
+        move |connections: ActorRef<SupervisorMsg>| Services {
+            store: store.clone(),
+            hostname: hostname.clone(),
+            max_message_size,
+            max_connections,
+            shutdown: shutdown.clone(),
+            tls: tls.clone(),
+            connections,
+        }
+    };
+    let admin_ctx_for = {
+        let (store, registry, hub) = (store.clone(), registry.clone(), hub.clone());
+        move |accounts: ActorRef<SupervisorMsg>| AdminContext {
+            store: store.clone(),
+            registry: registry.clone(),
+            hub: hub.clone(),
+            accounts,
+        }
+    };
+
+    // The accounts supervisor starts one permanent child per account.
+    let mut accounts_sup = SupervisorArgs::new("accounts", registry.clone())
+        .intensity(ACCOUNT_RESTARTS, RESTART_WINDOW)
+        .backoff(Duration::from_millis(50), Duration::from_secs(5));
+    for a in &accounts {
+        accounts_sup = accounts_sup.child(account_spec(&store, &registry, &hub, &a.name));
+    }
+    let accounts_args = std::sync::Mutex::new(Some(accounts_sup));
+    let (reg2, store2, hub2) = (registry.clone(), store.clone(), hub.clone());
+    let accounts_spec = ChildSpec::supervisor("accounts", Restart::Permanent, move || {
+        // The first start takes the prepared args; a restart rebuilds them
+        // from the store, which then holds every account.
+        if let Some(args) = accounts_args.lock().ok().and_then(|mut a| a.take()) {
+            return args;
+        }
+        let mut args = SupervisorArgs::new("accounts", reg2.clone())
+            .intensity(ACCOUNT_RESTARTS, RESTART_WINDOW)
+            .backoff(Duration::from_millis(50), Duration::from_secs(5));
+        for a in store2.accounts().unwrap_or_default() {
+            args = args.child(account_spec(&store2, &reg2, &hub2, &a.name));
+        }
+        args
+    });
+
+    let reg3 = registry.clone();
+    let connections_spec = ChildSpec::supervisor("connections", Restart::Permanent, move || {
+        SupervisorArgs::new("connections", reg3.clone())
+            .intensity(1000, Duration::from_secs(1))
+    });
+
+    let mut listener_children = Vec::new();
+    for (protocol, addr) in settings.listeners.iter().copied() {
+        let services_for = services_for.clone();
+        listener_children.push(ChildSpec::new(
+            format!("{}:{addr}", protocol.name()),
+            ActorKind::Listener,
+            Restart::Permanent,
+            move |sup| {
+                let services_for = services_for.clone();
+                async move {
+                    let connections = lookup_supervisor("connections")?;
+                    let args = ListenerArgs {
+                        protocol,
+                        addr,
+                        services: services_for(connections),
+                    };
+                    let name = format!("listener:{}:{addr}", protocol.name());
+                    let (r, _) = ractor::Actor::spawn_linked(Some(name), Listener, args, sup).await?;
+                    Ok(r.get_cell())
+                }
+            },
+        ));
+    }
+    let reg4 = registry.clone();
+    let listeners_args = std::sync::Mutex::new(listener_children);
+    let listeners_spec = ChildSpec::supervisor("listeners", Restart::Permanent, move || {
+        let mut args = SupervisorArgs::new("listeners", reg4.clone())
+            .intensity(5, Duration::from_secs(10))
+            .backoff(Duration::from_millis(100), Duration::from_secs(2));
+        if let Ok(children) = listeners_args.lock() {
+            for c in children.iter() {
+                args = args.child(c.clone());
+            }
+        }
+        args
+    });
+
+    let socket = settings.data_dir.join(SOCKET_NAME);
+    let admin_spec = ChildSpec::new("admin", ActorKind::Admin, Restart::Permanent, move |sup| {
+        let (socket, admin_ctx_for) = (socket.clone(), admin_ctx_for.clone());
+        async move {
+            let accounts = lookup_supervisor("accounts")?;
+            let args = AdminArgs {
+                path: socket,
+                ctx: admin_ctx_for(accounts),
+            };
+            let (r, _) =
+                ractor::Actor::spawn_linked(Some("admin".into()), AdminActor, args, sup).await?;
+            Ok(r.get_cell())
+        }
+    });
+
+    let mut root = SupervisorArgs::new("root", registry.clone())
+        .intensity(5, Duration::from_secs(30))
+        .backoff(Duration::from_millis(100), Duration::from_secs(5))
+        .child(accounts_spec)
+        .child(connections_spec)
+        .child(listeners_spec);
+    for c in extra(shared.clone()) {
+        root = root.child(c);
+    }
+    root = root.child(admin_spec);
+    let (root, root_done) = Supervisor::start(root, None)
+        .await
+        .map_err(|e| format!("the actor tree did not start: {e}"))?;
+    info!(accounts = accounts.len(), "roost is up");
+    Ok(Server {
+        root,
+        shared,
+        shutdown: shutdown_tx,
+        root_done,
+    })
+}
+
+impl Server {
+    /// Listeners stop accepting, sessions finish their current command and
+    /// say goodbye (bounded by [`SHUTDOWN_GRACE`]), the tree stops, and the
+    /// store is flushed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        loop {
+            let open = self
+                .shared
+                .registry
+                .entries()
+                .iter()
+                .filter(|e| e.kind == ActorKind::Session && e.is_alive())
+                .count();
+            if open == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(open, "sessions still open after the grace period");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.root.stop(Some("shutdown".into()));
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.root_done).await;
+        if let Err(e) = self.shared.store.flush() {
+            warn!(error = %e, "final store flush failed");
+        }
+        info!("roost stopped");
+    }
+
+    /// Resolves when the root supervisor has stopped by itself (escalation
+    /// past its own restart intensity): the process should exit non-zero.
+    pub fn root_stopped(&mut self) -> &mut tokio::task::JoinHandle<()> {
+        &mut self.root_done
+    }
+}

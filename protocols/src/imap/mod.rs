@@ -1,0 +1,26 @@
+//! The IMAP server side, sans-IO (RFC 9051, IMAP4rev2, with the rev1
+//! commands clients still send).
+//!
+//! Bytes from the client go through [`framer::Framer`] into whole commands,
+//! [`parser::parse_command`] turns each into a [`command::Command`],
+//! [`state::SessionState`] says whether it may run now, and
+//! [`response`] writes the answers. The session actor in `roost-actors`
+//! owns the socket and the mailbox and drives these pieces; nothing here
+//! does I/O.
+
+pub mod command;
+pub mod framer;
+pub mod parser;
+pub mod response;
+pub mod seqset;
+pub mod state;
+pub mod types;
+
+pub use command::{
+    Command, CommandBody, FetchAttr, FetchItems, ParseError, Section, SectionText, StatusItem,
+    StoreAction,
+};
+pub use framer::{FrameEvent, Framer, MAX_COMMAND_SIZE, MAX_LINE_LENGTH, MAX_LITERAL_SIZE};
+pub use parser::{is_idle_done, parse_command};
+pub use seqset::SeqSet;
+pub use state::SessionState;

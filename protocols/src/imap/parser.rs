@@ -1,0 +1,1161 @@
+//! The IMAP command parser (RFC 9051 9, formal syntax): one framed command
+//! from [`super::framer`] in, a [`Command`] or a [`ParseError`] out.
+//!
+//! It checks syntax only. Whether a command is allowed in the session's
+//! state is [`super::state`]'s business, and whether a mailbox exists is
+//! the store's.
+
+use super::command::{
+    Command, CommandBody, FetchAttr, FetchItems, ParseError, Section, SectionText, StatusItem,
+    StoreAction,
+};
+use super::framer::tag_of;
+use super::seqset::SeqSet;
+use super::types::{is_atom_char, Flag, ModSeq};
+
+/// RFC 2971 3.3: at most 30 field-value pairs in an ID command.
+pub const MAX_ID_PAIRS: usize = 30;
+
+/// RFC 7162 7: mod-sequence-value is at most 2^63 - 1.
+const MAX_MODSEQ: u64 = i64::MAX as u64;
+
+/// Whether `frame` is the `DONE` line that ends IDLE (RFC 9051 6.3.13).
+pub fn is_idle_done(frame: &[u8]) -> bool {
+    frame.eq_ignore_ascii_case(b"DONE")
+}
+
+/// Parses one framed command (without its final CRLF).
+pub fn parse_command(frame: &[u8]) -> Result<Command, ParseError> {
+    if is_idle_done(frame) {
+        return Ok(Command {
+            tag: String::new(),
+            body: CommandBody::Done,
+        });
+    }
+    let Some(tag) = tag_of(frame) else {
+        return Err(ParseError {
+            tag: None,
+            message: "Missing or invalid command tag".into(),
+        });
+    };
+    let mut p = Parser {
+        s: frame,
+        i: tag.len() + 1,
+    };
+    match p.command_body() {
+        Ok(body) => Ok(Command { tag, body }),
+        Err(message) => Err(ParseError {
+            tag: Some(tag),
+            message,
+        }),
+    }
+}
+
+type PResult<T> = Result<T, String>;
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.i >= self.s.len()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, b: u8, what: &str) -> PResult<()> {
+        if self.eat(b) {
+            Ok(())
+        } else {
+            Err(format!("Expected {what}"))
+        }
+    }
+
+    fn sp(&mut self) -> PResult<()> {
+        self.expect(b' ', "a space")
+    }
+
+    /// Takes `word` if it comes next, case-insensitively.
+    fn eat_word(&mut self, word: &str) -> bool {
+        let end = self.i + word.len();
+        match self.s.get(self.i..end) {
+            Some(w) if w.eq_ignore_ascii_case(word.as_bytes()) => {
+                self.i = end;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn end(&self) -> PResult<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err("Unexpected characters at end of command".into())
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &[u8] {
+        let start = self.i;
+        while self.peek().is_some_and(&f) {
+            self.i += 1;
+        }
+        &self.s[start..self.i]
+    }
+
+    /// RFC 9051 9: atom = 1*ATOM-CHAR, upper-cased.
+    fn atom_upper(&mut self, what: &str) -> PResult<String> {
+        let a = self.take_while(is_atom_char);
+        if a.is_empty() {
+            return Err(format!("Expected {what}"));
+        }
+        Ok(String::from_utf8_lossy(a).to_ascii_uppercase())
+    }
+
+    fn number(&mut self) -> PResult<u32> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        std::str::from_utf8(d)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| "Expected a number".to_string())
+    }
+
+    fn nz_number(&mut self) -> PResult<u32> {
+        match self.number()? {
+            0 => Err("Expected a non-zero number".into()),
+            n => Ok(n),
+        }
+    }
+
+    /// RFC 7162 7: mod-sequence-value / mod-sequence-valzer.
+    fn modseq(&mut self, allow_zero: bool) -> PResult<ModSeq> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        let n: u64 = std::str::from_utf8(d)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| "Expected a mod-sequence value".to_string())?;
+        if n > MAX_MODSEQ || (n == 0 && !allow_zero) {
+            return Err("Mod-sequence value out of range".into());
+        }
+        Ok(ModSeq(n))
+    }
+
+    // --- strings -------------------------------------------------------
+
+    /// RFC 9051 9: astring = 1*ASTRING-CHAR / string.
+    fn astring_bytes(&mut self) -> PResult<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(),
+            _ => {
+                let a = self.take_while(|b| is_atom_char(b) || b == b']');
+                if a.is_empty() {
+                    return Err("Expected a string".into());
+                }
+                Ok(a.to_vec())
+            }
+        }
+    }
+
+    fn astring(&mut self) -> PResult<String> {
+        utf8(self.astring_bytes()?)
+    }
+
+    /// RFC 9051 9: string = quoted / literal.
+    fn string(&mut self) -> PResult<String> {
+        match self.peek() {
+            Some(b'"') => utf8(self.quoted()?),
+            Some(b'{') => utf8(self.literal()?),
+            _ => Err("Expected a quoted string or literal".into()),
+        }
+    }
+
+    /// RFC 9051 9: nstring = string / nil.
+    fn nstring(&mut self) -> PResult<Option<String>> {
+        if self.eat_word("NIL") {
+            return Ok(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// RFC 9051 9: quoted = DQUOTE *QUOTED-CHAR DQUOTE, where a backslash
+    /// escapes only `"` and `\`, and CR, LF and NUL may not appear.
+    fn quoted(&mut self) -> PResult<Vec<u8>> {
+        self.expect(b'"', "a quoted string")?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err("Unterminated quoted string".into()),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => out.push(c),
+                        _ => return Err("Invalid escape in quoted string".into()),
+                    }
+                }
+                Some(b'\r' | b'\n' | 0) => return Err("Invalid character in quoted string".into()),
+                Some(c) => out.push(c),
+            }
+            self.i += 1;
+        }
+    }
+
+    /// RFC 9051 9: literal = "{" number64 ["+"] "}" CRLF *CHAR8, with the
+    /// RFC 7888 non-synchronizing form. The framer has already checked the
+    /// size; here the data just has to be present and free of NUL.
+    fn literal(&mut self) -> PResult<Vec<u8>> {
+        self.expect(b'{', "a literal")?;
+        let size = self.number()? as usize;
+        self.eat(b'+');
+        self.expect(b'}', "'}' after literal size")?;
+        self.eat(b'\r');
+        self.expect(b'\n', "a line end after literal size")?;
+        let data = self
+            .s
+            .get(self.i..self.i.saturating_add(size))
+            .ok_or_else(|| "Literal data is missing".to_string())?;
+        if data.contains(&0) {
+            return Err("NUL in literal; use literal8 for binary data".into());
+        }
+        self.i += size;
+        Ok(data.to_vec())
+    }
+
+    /// RFC 9051 9: mailbox = "INBOX" / astring, INBOX case-insensitive.
+    fn mailbox(&mut self) -> PResult<String> {
+        let name = self.astring()?;
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Ok("INBOX".into());
+        }
+        Ok(name)
+    }
+
+    /// RFC 9051 9: list-mailbox = 1*list-char / string.
+    fn list_mailbox(&mut self) -> PResult<String> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(),
+            _ => {
+                let a = self.take_while(|b| is_atom_char(b) || matches!(b, b']' | b'%' | b'*'));
+                if a.is_empty() {
+                    return Err("Expected a mailbox pattern".into());
+                }
+                utf8(a.to_vec())
+            }
+        }
+    }
+
+    fn seq_set(&mut self) -> PResult<SeqSet> {
+        let raw = self.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
+        let raw = std::str::from_utf8(raw).map_err(|e| e.to_string())?;
+        SeqSet::parse(raw).map_err(|e| format!("Invalid sequence set: {e}"))
+    }
+
+    // --- commands ------------------------------------------------------
+
+    fn command_body(&mut self) -> PResult<CommandBody> {
+        let name = self.atom_upper("a command name")?;
+        let body = match name.as_str() {
+            "CAPABILITY" => CommandBody::Capability,
+            "NOOP" => CommandBody::Noop,
+            "LOGOUT" => CommandBody::Logout,
+            "STARTTLS" => CommandBody::StartTls,
+            "NAMESPACE" => CommandBody::Namespace,
+            "IDLE" => CommandBody::Idle,
+            "CHECK" => CommandBody::Check,
+            "CLOSE" => CommandBody::Close,
+            "UNSELECT" => CommandBody::Unselect,
+            "EXPUNGE" => CommandBody::Expunge,
+            "LOGIN" => self.login()?,
+            "AUTHENTICATE" => self.authenticate()?,
+            "ENABLE" => self.enable()?,
+            "SELECT" => {
+                let (mailbox, condstore) = self.select()?;
+                CommandBody::Select { mailbox, condstore }
+            }
+            "EXAMINE" => {
+                let (mailbox, condstore) = self.select()?;
+                CommandBody::Examine { mailbox, condstore }
+            }
+            "CREATE" => CommandBody::Create {
+                mailbox: self.sp_mailbox()?,
+            },
+            "DELETE" => CommandBody::Delete {
+                mailbox: self.sp_mailbox()?,
+            },
+            "SUBSCRIBE" => CommandBody::Subscribe {
+                mailbox: self.sp_mailbox()?,
+            },
+            "UNSUBSCRIBE" => CommandBody::Unsubscribe {
+                mailbox: self.sp_mailbox()?,
+            },
+            "RENAME" => CommandBody::Rename {
+                from: self.sp_mailbox()?,
+                to: self.sp_mailbox()?,
+            },
+            "LIST" => self.list()?,
+            "STATUS" => self.status()?,
+            "ID" => self.id()?,
+            "FETCH" => self.fetch(false)?,
+            "STORE" => self.store(false)?,
+            "COPY" => self.copy_move(false, false)?,
+            "MOVE" => self.copy_move(true, false)?,
+            "SEARCH" => self.search(false)?,
+            "UID" => return self.uid(),
+            _ => return Err(format!("Unknown or unsupported command {name}")),
+        };
+        self.end()?;
+        Ok(body)
+    }
+
+    // RFC 9051 6.4.9: UID COPY / MOVE / FETCH / SEARCH / STORE / EXPUNGE.
+    fn uid(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        let name = self.atom_upper("a command after UID")?;
+        let body = match name.as_str() {
+            "FETCH" => self.fetch(true)?,
+            "STORE" => self.store(true)?,
+            "COPY" => self.copy_move(false, true)?,
+            "MOVE" => self.copy_move(true, true)?,
+            "SEARCH" => self.search(true)?,
+            "EXPUNGE" => {
+                self.sp()?;
+                CommandBody::UidExpunge(self.seq_set()?)
+            }
+            _ => return Err(format!("UID {name} is not a valid command")),
+        };
+        self.end()?;
+        Ok(body)
+    }
+
+    fn sp_mailbox(&mut self) -> PResult<String> {
+        self.sp()?;
+        self.mailbox()
+    }
+
+    // RFC 9051 6.2.3: LOGIN SP userid SP password.
+    fn login(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        let username = self.astring()?;
+        self.sp()?;
+        let password = self.astring()?;
+        Ok(CommandBody::Login { username, password })
+    }
+
+    // RFC 9051 6.2.2: AUTHENTICATE SP auth-type [SP (base64 / "=")].
+    fn authenticate(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        let mechanism = self.atom_upper("an authentication mechanism")?;
+        let initial_response = if self.eat(b' ') {
+            let r =
+                self.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            if r.is_empty() {
+                return Err("Expected a base64 initial response".into());
+            }
+            Some(String::from_utf8_lossy(r).into_owned())
+        } else {
+            None
+        };
+        Ok(CommandBody::Authenticate {
+            mechanism,
+            initial_response,
+        })
+    }
+
+    // RFC 5161 3.1: ENABLE 1*(SP capability).
+    fn enable(&mut self) -> PResult<CommandBody> {
+        let mut caps = Vec::new();
+        while self.eat(b' ') {
+            caps.push(self.atom_upper("a capability name")?);
+        }
+        if caps.is_empty() {
+            return Err("ENABLE needs at least one capability".into());
+        }
+        Ok(CommandBody::Enable(caps))
+    }
+
+    // RFC 9051 6.3.2 with RFC 7162 3.1.8: SELECT mailbox [SP "(" CONDSTORE ")"].
+    fn select(&mut self) -> PResult<(String, bool)> {
+        let mailbox = self.sp_mailbox()?;
+        let mut condstore = false;
+        if self.eat(b' ') {
+            self.expect(b'(', "'(' before select parameters")?;
+            loop {
+                let param = self.atom_upper("a select parameter")?;
+                match param.as_str() {
+                    "CONDSTORE" => condstore = true,
+                    _ => return Err(format!("Unsupported select parameter {param}")),
+                }
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        }
+        Ok((mailbox, condstore))
+    }
+
+    // RFC 9051 6.3.9, basic form: LIST SP mailbox SP list-mailbox.
+    fn list(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        if self.peek() == Some(b'(') {
+            return Err("LIST selection options are not supported".into());
+        }
+        let reference = self.astring()?;
+        self.sp()?;
+        if self.peek() == Some(b'(') {
+            return Err("LIST with several patterns is not supported".into());
+        }
+        let pattern = self.list_mailbox()?;
+        if self.peek() == Some(b' ') {
+            return Err("LIST return options are not supported".into());
+        }
+        Ok(CommandBody::List { reference, pattern })
+    }
+
+    // RFC 9051 6.3.11: STATUS SP mailbox SP "(" status-att *(SP status-att) ")".
+    fn status(&mut self) -> PResult<CommandBody> {
+        let mailbox = self.sp_mailbox()?;
+        self.sp()?;
+        self.expect(b'(', "'(' before status items")?;
+        let mut items = Vec::new();
+        loop {
+            let name = self.atom_upper("a status item")?;
+            let item = match name.as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "DELETED" => StatusItem::Deleted,
+                "SIZE" => StatusItem::Size,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "RECENT" => StatusItem::Recent,
+                _ => return Err(format!("Unknown status item {name}")),
+            };
+            if !items.contains(&item) {
+                items.push(item);
+            }
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        Ok(CommandBody::Status { mailbox, items })
+    }
+
+    // RFC 2971 3.1: ID SP ("(" string SP nstring *(SP string SP nstring) ")" / NIL).
+    fn id(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        if self.eat_word("NIL") {
+            return Ok(CommandBody::Id(None));
+        }
+        self.expect(b'(', "'(' or NIL")?;
+        let mut pairs = Vec::new();
+        if !self.eat(b')') {
+            loop {
+                let field = self.string()?;
+                self.sp()?;
+                let value = self.nstring()?;
+                if pairs.len() == MAX_ID_PAIRS {
+                    return Err(format!("ID takes at most {MAX_ID_PAIRS} field-value pairs"));
+                }
+                pairs.push((field, value));
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        }
+        Ok(CommandBody::Id(Some(pairs)))
+    }
+
+    // RFC 9051 6.4.4: SEARCH, criteria kept unparsed for now.
+    fn search(&mut self, uid: bool) -> PResult<CommandBody> {
+        self.sp()?;
+        let raw = &self.s[self.i..];
+        if raw.is_empty() {
+            return Err("SEARCH needs criteria".into());
+        }
+        let raw = std::str::from_utf8(raw)
+            .map_err(|_| "SEARCH criteria must be UTF-8".to_string())?
+            .to_string();
+        self.i = self.s.len();
+        Ok(CommandBody::Search { uid, raw })
+    }
+
+    // RFC 9051 6.4.7, RFC 6851 3.1: COPY / MOVE SP sequence-set SP mailbox.
+    fn copy_move(&mut self, is_move: bool, uid: bool) -> PResult<CommandBody> {
+        self.sp()?;
+        let set = self.seq_set()?;
+        let mailbox = self.sp_mailbox()?;
+        Ok(if is_move {
+            CommandBody::Move { set, mailbox, uid }
+        } else {
+            CommandBody::Copy { set, mailbox, uid }
+        })
+    }
+
+    // RFC 9051 6.4.6 with RFC 7162 3.1.3:
+    // STORE SP sequence-set [SP "(" UNCHANGEDSINCE SP modseq ")"]
+    //       SP ["+" / "-"] "FLAGS" [".SILENT"] SP (flag-list / flag *(SP flag)).
+    fn store(&mut self, uid: bool) -> PResult<CommandBody> {
+        self.sp()?;
+        let set = self.seq_set()?;
+        self.sp()?;
+        let mut unchanged_since = None;
+        if self.eat(b'(') {
+            if !self.eat_word("UNCHANGEDSINCE") {
+                return Err("Unsupported STORE modifier".into());
+            }
+            self.sp()?;
+            unchanged_since = Some(self.modseq(true)?);
+            self.expect(b')', "')' after UNCHANGEDSINCE")?;
+            self.sp()?;
+        }
+        let action = if self.eat(b'+') {
+            StoreAction::Add
+        } else if self.eat(b'-') {
+            StoreAction::Remove
+        } else {
+            StoreAction::Replace
+        };
+        let item = self.atom_upper("FLAGS or FLAGS.SILENT")?;
+        let silent = match item.as_str() {
+            "FLAGS" => false,
+            "FLAGS.SILENT" => true,
+            _ => return Err(format!("Unknown STORE item {item}")),
+        };
+        self.sp()?;
+        let flags = self.store_flags()?;
+        Ok(CommandBody::Store {
+            set,
+            uid,
+            action,
+            silent,
+            flags,
+            unchanged_since,
+        })
+    }
+
+    fn store_flags(&mut self) -> PResult<Vec<Flag>> {
+        let mut flags = Vec::new();
+        if self.eat(b'(') {
+            if self.eat(b')') {
+                return Ok(flags);
+            }
+            loop {
+                flags.push(self.flag()?);
+                if self.eat(b')') {
+                    return Ok(flags);
+                }
+                self.sp()?;
+            }
+        }
+        loop {
+            flags.push(self.flag()?);
+            if !self.eat(b' ') {
+                return Ok(flags);
+            }
+        }
+    }
+
+    /// RFC 9051 9: flag = "\" atom / flag-keyword; only storable flags.
+    fn flag(&mut self) -> PResult<Flag> {
+        let start = self.i;
+        self.eat(b'\\');
+        if self.take_while(is_atom_char).is_empty() {
+            return Err("Expected a flag".into());
+        }
+        let raw = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+        match Flag::parse(&raw) {
+            Some(flag) => Ok(flag),
+            // RFC 9051 2.3.2: \Recent and unknown system flags can't be set.
+            None if raw.eq_ignore_ascii_case("\\Recent") => Err("\\Recent cannot be stored".into()),
+            None => Err(format!("{raw} is not a flag that can be stored")),
+        }
+    }
+
+    // RFC 9051 6.4.5 with RFC 7162 3.1.4.1:
+    // FETCH SP sequence-set SP (macro / fetch-att / "(" fetch-att *(SP fetch-att) ")")
+    //       [SP "(" CHANGEDSINCE SP modseq ")"].
+    fn fetch(&mut self, uid: bool) -> PResult<CommandBody> {
+        self.sp()?;
+        let set = self.seq_set()?;
+        self.sp()?;
+        let items = self.fetch_items()?;
+        let mut changed_since = None;
+        if self.eat(b' ') {
+            self.expect(b'(', "'(' before FETCH modifiers")?;
+            if !self.eat_word("CHANGEDSINCE") {
+                return Err("Unsupported FETCH modifier".into());
+            }
+            self.sp()?;
+            changed_since = Some(self.modseq(false)?);
+            self.expect(b')', "')' after CHANGEDSINCE")?;
+        }
+        Ok(CommandBody::Fetch {
+            set,
+            items,
+            uid,
+            changed_since,
+        })
+    }
+
+    fn fetch_items(&mut self) -> PResult<FetchItems> {
+        if self.eat(b'(') {
+            let mut items = Vec::new();
+            loop {
+                items.push(self.fetch_att()?);
+                if self.eat(b')') {
+                    return Ok(items);
+                }
+                self.sp()?;
+            }
+        }
+        // RFC 9051 6.4.5: the macros, only outside a list.
+        let save = self.i;
+        let fast = [
+            FetchAttr::Flags,
+            FetchAttr::InternalDate,
+            FetchAttr::Rfc822Size,
+        ];
+        match self.fetch_att_name().as_str() {
+            "FAST" => Ok(fast.to_vec()),
+            "ALL" => Ok([fast.as_slice(), &[FetchAttr::Envelope]].concat()),
+            "FULL" => Ok([fast.as_slice(), &[FetchAttr::Envelope, FetchAttr::Body]].concat()),
+            _ => {
+                self.i = save;
+                Ok(vec![self.fetch_att()?])
+            }
+        }
+    }
+
+    fn fetch_att_name(&mut self) -> String {
+        let name = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'.');
+        String::from_utf8_lossy(name).to_ascii_uppercase()
+    }
+
+    fn fetch_att(&mut self) -> PResult<FetchAttr> {
+        let name = self.fetch_att_name();
+        Ok(match name.as_str() {
+            "FLAGS" => FetchAttr::Flags,
+            "UID" => FetchAttr::Uid,
+            "RFC822.SIZE" => FetchAttr::Rfc822Size,
+            "INTERNALDATE" => FetchAttr::InternalDate,
+            "ENVELOPE" => FetchAttr::Envelope,
+            "BODYSTRUCTURE" => FetchAttr::BodyStructure,
+            "MODSEQ" => FetchAttr::ModSeq,
+            "RFC822" => FetchAttr::Rfc822,
+            "RFC822.HEADER" => FetchAttr::Rfc822Header,
+            "RFC822.TEXT" => FetchAttr::Rfc822Text,
+            "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
+            "BODY" | "BODY.PEEK" => {
+                let section = self.section()?;
+                let partial = self.partial()?;
+                FetchAttr::BodySection {
+                    peek: name == "BODY.PEEK",
+                    section,
+                    partial,
+                }
+            }
+            "BINARY" | "BINARY.PEEK" => {
+                let part = self.section_binary()?;
+                let partial = self.partial()?;
+                FetchAttr::Binary {
+                    peek: name == "BINARY.PEEK",
+                    part,
+                    partial,
+                }
+            }
+            "BINARY.SIZE" => FetchAttr::BinarySize {
+                part: self.section_binary()?,
+            },
+            "" => return Err("Expected a FETCH attribute".into()),
+            _ => return Err(format!("Unknown FETCH attribute {name}")),
+        })
+    }
+
+    // RFC 9051 9: section = "[" [section-spec] "]".
+    fn section(&mut self) -> PResult<Section> {
+        self.expect(b'[', "'['")?;
+        let mut section = Section::default();
+        if self.eat(b']') {
+            return Ok(section);
+        }
+        if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            section.part = self.section_part()?;
+            if self.eat(b']') {
+                return Ok(section);
+            }
+            self.expect(b'.', "'.' or ']' after section part")?;
+        }
+        let text = self.fetch_att_name();
+        section.text = Some(match text.as_str() {
+            "HEADER" => SectionText::Header,
+            "TEXT" => SectionText::Text,
+            "MIME" if !section.part.is_empty() => SectionText::Mime,
+            "HEADER.FIELDS" => SectionText::HeaderFields(self.header_list()?),
+            "HEADER.FIELDS.NOT" => SectionText::HeaderFieldsNot(self.header_list()?),
+            _ => return Err("Invalid section specifier".into()),
+        });
+        self.expect(b']', "']' after section")?;
+        Ok(section)
+    }
+
+    // RFC 9051 9: section-part = nz-number *("." nz-number); a trailing
+    // ".TEXT" etc. is left for the caller.
+    fn section_part(&mut self) -> PResult<Vec<u32>> {
+        let mut part = vec![self.nz_number()?];
+        while self.peek() == Some(b'.') && self.s.get(self.i + 1).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+            part.push(self.nz_number()?);
+        }
+        Ok(part)
+    }
+
+    // RFC 9051 9: section-binary = "[" [section-part] "]".
+    fn section_binary(&mut self) -> PResult<Vec<u32>> {
+        self.expect(b'[', "'['")?;
+        if self.eat(b']') {
+            return Ok(Vec::new());
+        }
+        let part = self.section_part()?;
+        self.expect(b']', "']' after binary section")?;
+        Ok(part)
+    }
+
+    // RFC 9051 9: header-list = "(" header-fld-name *(SP header-fld-name) ")".
+    fn header_list(&mut self) -> PResult<Vec<String>> {
+        self.sp()?;
+        self.expect(b'(', "'(' before header field names")?;
+        let mut fields = Vec::new();
+        loop {
+            fields.push(self.astring()?);
+            if self.eat(b')') {
+                return Ok(fields);
+            }
+            self.sp()?;
+        }
+    }
+
+    // RFC 9051 9: partial = "<" number64 "." nz-number64 ">".
+    fn partial(&mut self) -> PResult<Option<(u32, u32)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let origin = self.number()?;
+        self.expect(b'.', "'.' in partial range")?;
+        let length = self.nz_number()?;
+        self.expect(b'>', "'>' after partial range")?;
+        Ok(Some((origin, length)))
+    }
+}
+
+fn utf8(bytes: Vec<u8>) -> PResult<String> {
+    String::from_utf8(bytes).map_err(|_| "String is not valid UTF-8".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::framer::{FrameEvent, Framer};
+    use crate::imap::seqset::SeqSet;
+
+    fn ok(line: &str) -> CommandBody {
+        match parse_command(line.as_bytes()) {
+            Ok(c) => c.body,
+            Err(e) => panic!("{line:?}: {e}"),
+        }
+    }
+
+    fn err(line: &[u8]) -> ParseError {
+        match parse_command(line) {
+            Ok(c) => panic!("{line:?} parsed as {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn set(s: &str) -> SeqSet {
+        SeqSet::parse(s).unwrap()
+    }
+
+    #[test]
+    fn simple_commands_any_case() {
+        let c = parse_command(b"a001 capability").unwrap();
+        assert_eq!(c.tag, "a001");
+        assert_eq!(c.body, CommandBody::Capability);
+        assert_eq!(ok("t NoOp"), CommandBody::Noop);
+        assert_eq!(ok("t LOGOUT"), CommandBody::Logout);
+        assert_eq!(ok("t STARTTLS"), CommandBody::StartTls);
+        assert_eq!(ok("t NAMESPACE"), CommandBody::Namespace);
+        assert_eq!(ok("t IDLE"), CommandBody::Idle);
+        assert_eq!(ok("t CHECK"), CommandBody::Check);
+        assert_eq!(ok("t CLOSE"), CommandBody::Close);
+        assert_eq!(ok("t UNSELECT"), CommandBody::Unselect);
+        assert_eq!(ok("t EXPUNGE"), CommandBody::Expunge);
+        assert_eq!(err(b"t NOOP extra").tag.as_deref(), Some("t"));
+        assert_eq!(err(b"t NOOP ").message, "Unexpected characters at end of command");
+    }
+
+    #[test]
+    fn done_is_special() {
+        for line in ["DONE", "done", "Done"] {
+            assert!(is_idle_done(line.as_bytes()));
+            let c = parse_command(line.as_bytes()).unwrap();
+            assert_eq!((c.tag.as_str(), c.body), ("", CommandBody::Done));
+        }
+        assert!(!is_idle_done(b"DONE "));
+        assert!(!is_idle_done(b"a DONE"));
+        assert_eq!(err(b"a DONE").message, "Unknown or unsupported command DONE");
+    }
+
+    #[test]
+    fn tags_and_garbage() {
+        assert_eq!(err(b""), ParseError { tag: None, message: "Missing or invalid command tag".into() });
+        assert_eq!(err(b"onlytag").tag, None);
+        assert_eq!(err(b"onlytag ").tag.as_deref(), Some("onlytag"));
+        assert_eq!(err(b"onlytag ").message, "Expected a command name");
+        assert_eq!(err(b"\0 NOOP").tag, None);
+        assert_eq!(err(b"\xff\xfe NOOP").tag, None);
+        assert_eq!(err(b"a+ NOOP").tag, None);
+        assert_eq!(err(b"a NO\0OP").tag.as_deref(), Some("a"));
+        assert_eq!(err(b"a \xffNOOP").tag.as_deref(), Some("a"));
+        assert_eq!(err(b"a  NOOP").tag.as_deref(), Some("a"));
+        assert_eq!(err(b"* NOOP").tag, None);
+        assert_eq!(err(b"a APPEND INBOX {1+}\r\nx").message, "Unknown or unsupported command APPEND");
+    }
+
+    #[test]
+    fn login_with_atoms_quoted_and_literals() {
+        let expect = |u: &str, p: &str| CommandBody::Login { username: u.into(), password: p.into() };
+        assert_eq!(ok("a LOGIN alice secret"), expect("alice", "secret"));
+        assert_eq!(ok(r#"a LOGIN "alice" "se\"cr\\et""#), expect("alice", r#"se"cr\et"#));
+        assert_eq!(ok("a LOGIN {5}\r\nalice {6+}\r\nsecret"), expect("alice", "secret"));
+        assert_eq!(ok("a LOGIN {5}\nalice \"\""), expect("alice", ""));
+        assert_eq!(ok("a login \"j\u{f6}rg\" {4}\r\np w\r"), expect("j\u{f6}rg", "p w\r"));
+        assert_eq!(ok("a LOGIN a]b c"), expect("a]b", "c"));
+        assert_eq!(err(b"a LOGIN alice").message, "Expected a space");
+        assert_eq!(err(br#"a LOGIN "al\ice" x"#).message, "Invalid escape in quoted string");
+        assert_eq!(err(br#"a LOGIN "alice x"#).message, "Unterminated quoted string");
+        assert_eq!(err(b"a LOGIN {9}\r\nabc x").message, "Literal data is missing");
+        assert_eq!(err(b"a LOGIN {3}\r\na\0c x").message, "NUL in literal; use literal8 for binary data");
+        assert_eq!(err(b"a LOGIN ~{3}\r\nabc x").message, "Expected a string");
+        assert_eq!(err(b"a LOGIN \"\xff\" x").message, "String is not valid UTF-8");
+        assert_eq!(err(b"a LOGIN (x) y").message, "Expected a string");
+    }
+
+    #[test]
+    fn authenticate_and_enable() {
+        assert_eq!(
+            ok("a authenticate plain"),
+            CommandBody::Authenticate { mechanism: "PLAIN".into(), initial_response: None }
+        );
+        assert_eq!(
+            ok("a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA=="),
+            CommandBody::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial_response: Some("AGFsaWNlAHNlY3JldA==".into())
+            }
+        );
+        assert_eq!(
+            ok("a AUTHENTICATE SCRAM-SHA-256 ="),
+            CommandBody::Authenticate { mechanism: "SCRAM-SHA-256".into(), initial_response: Some("=".into()) }
+        );
+        assert!(err(b"a AUTHENTICATE PLAIN !!").message.starts_with("Expected a base64"));
+        assert_eq!(ok("a ENABLE condstore UTF8=ACCEPT"), CommandBody::Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()]));
+        assert_eq!(err(b"a ENABLE").message, "ENABLE needs at least one capability");
+    }
+
+    #[test]
+    fn mailbox_commands_normalise_inbox() {
+        assert_eq!(ok("a SELECT inbox"), CommandBody::Select { mailbox: "INBOX".into(), condstore: false });
+        assert_eq!(ok("a SELECT \"InBoX\" (CONDSTORE)"), CommandBody::Select { mailbox: "INBOX".into(), condstore: true });
+        assert_eq!(ok("a EXAMINE Archive/2024"), CommandBody::Examine { mailbox: "Archive/2024".into(), condstore: false });
+        assert_eq!(err(b"a SELECT INBOX (QRESYNC (1 2))").message, "Unsupported select parameter QRESYNC");
+        assert_eq!(err(b"a SELECT INBOX ()").message, "Expected a select parameter");
+        assert_eq!(ok("a CREATE \"Sent Items\""), CommandBody::Create { mailbox: "Sent Items".into() });
+        assert_eq!(ok("a DELETE {4}\r\nJunk"), CommandBody::Delete { mailbox: "Junk".into() });
+        assert_eq!(ok("a RENAME inbox Old"), CommandBody::Rename { from: "INBOX".into(), to: "Old".into() });
+        assert_eq!(ok("a SUBSCRIBE INBOX.x"), CommandBody::Subscribe { mailbox: "INBOX.x".into() });
+        assert_eq!(ok("a UNSUBSCRIBE \"Entw\u{fc}rfe\""), CommandBody::Unsubscribe { mailbox: "Entw\u{fc}rfe".into() });
+        assert_eq!(err(b"a CREATE").message, "Expected a space");
+        assert_eq!(err(b"a CREATE foo%").message, "Unexpected characters at end of command");
+    }
+
+    #[test]
+    fn list_basic_form() {
+        assert_eq!(ok("a LIST \"\" *"), CommandBody::List { reference: "".into(), pattern: "*".into() });
+        assert_eq!(ok("a list ~/Mail/ %"), CommandBody::List { reference: "~/Mail/".into(), pattern: "%".into() });
+        assert_eq!(ok("a LIST \"\" \"Sent *\""), CommandBody::List { reference: "".into(), pattern: "Sent *".into() });
+        assert_eq!(ok("a LIST inbox Ar]%"), CommandBody::List { reference: "inbox".into(), pattern: "Ar]%".into() });
+        assert_eq!(err(b"a LIST (SUBSCRIBED) \"\" *").message, "LIST selection options are not supported");
+        assert_eq!(err(b"a LIST \"\" * RETURN (CHILDREN)").message, "LIST return options are not supported");
+    }
+
+    #[test]
+    fn status_items() {
+        assert_eq!(
+            ok("a STATUS inbox (messages UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ RECENT MESSAGES)"),
+            CommandBody::Status {
+                mailbox: "INBOX".into(),
+                items: vec![
+                    StatusItem::Messages,
+                    StatusItem::UidNext,
+                    StatusItem::UidValidity,
+                    StatusItem::Unseen,
+                    StatusItem::Deleted,
+                    StatusItem::Size,
+                    StatusItem::HighestModSeq,
+                    StatusItem::Recent,
+                ]
+            }
+        );
+        assert_eq!(err(b"a STATUS INBOX (FOO)").message, "Unknown status item FOO");
+        assert_eq!(err(b"a STATUS INBOX ()").message, "Expected a status item");
+        assert_eq!(err(b"a STATUS INBOX MESSAGES").message, "Expected '(' before status items");
+    }
+
+    #[test]
+    fn id_command() {
+        assert_eq!(ok("a ID NIL"), CommandBody::Id(None));
+        assert_eq!(ok("a ID ()"), CommandBody::Id(Some(vec![])));
+        assert_eq!(
+            ok("a ID (\"name\" \"Thunderbird\" \"version\" NIL)"),
+            CommandBody::Id(Some(vec![("name".into(), Some("Thunderbird".into())), ("version".into(), None)]))
+        );
+        let pairs = |n: usize| {
+            let inner: Vec<String> = (0..n).map(|i| format!("\"f{i}\" \"v\"")).collect();
+            format!("a ID ({})", inner.join(" "))
+        };
+        assert!(matches!(ok(&pairs(MAX_ID_PAIRS)), CommandBody::Id(Some(p)) if p.len() == MAX_ID_PAIRS));
+        assert_eq!(err(pairs(MAX_ID_PAIRS + 1).as_bytes()).message, "ID takes at most 30 field-value pairs");
+    }
+
+    #[test]
+    fn fetch_macros() {
+        let fetch = |line: &str| match ok(line) {
+            CommandBody::Fetch { items, .. } => items,
+            other => panic!("{other:?}"),
+        };
+        use FetchAttr::*;
+        assert_eq!(fetch("a FETCH 1 all"), vec![Flags, InternalDate, Rfc822Size, Envelope]);
+        assert_eq!(fetch("a FETCH 1 FAST"), vec![Flags, InternalDate, Rfc822Size]);
+        assert_eq!(fetch("a FETCH 1 FULL"), vec![Flags, InternalDate, Rfc822Size, Envelope, Body]);
+        assert_eq!(fetch("a FETCH 1 flags"), vec![Flags]);
+        assert_eq!(
+            fetch("a FETCH 1 (UID RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY MODSEQ RFC822 RFC822.HEADER RFC822.TEXT)"),
+            vec![Uid, Rfc822Size, InternalDate, Envelope, BodyStructure, Body, ModSeq, Rfc822, Rfc822Header, Rfc822Text]
+        );
+        assert_eq!(err(b"a FETCH 1 (ALL)").message, "Unknown FETCH attribute ALL");
+        assert_eq!(err(b"a FETCH 1 ()").message, "Expected a FETCH attribute");
+        assert_eq!(err(b"a FETCH 1 (FLAGS").message, "Expected a space");
+        assert_eq!(err(b"a FETCH 0 FLAGS").message, "Invalid sequence set: 0 is not a valid message number or UID");
+    }
+
+    #[test]
+    fn fetch_sections() {
+        let one = |line: &str| match ok(line) {
+            CommandBody::Fetch { mut items, .. } if items.len() == 1 => items.remove(0),
+            other => panic!("{other:?}"),
+        };
+        let section = |part: Vec<u32>, text: Option<SectionText>| Section { part, text };
+        assert_eq!(
+            one("a FETCH 1 BODY.PEEK[HEADER.FIELDS (From Subject)]<0.100>"),
+            FetchAttr::BodySection {
+                peek: true,
+                section: section(vec![], Some(SectionText::HeaderFields(vec!["From".into(), "Subject".into()]))),
+                partial: Some((0, 100)),
+            }
+        );
+        assert_eq!(
+            one("a FETCH 1 body[]"),
+            FetchAttr::BodySection { peek: false, section: Section::default(), partial: None }
+        );
+        assert_eq!(
+            one("a FETCH 1 BODY[1.2.MIME]"),
+            FetchAttr::BodySection { peek: false, section: section(vec![1, 2], Some(SectionText::Mime)), partial: None }
+        );
+        assert_eq!(
+            one("a FETCH 1 BODY[2.HEADER.FIELDS.NOT (\"X-Spam\" received)]"),
+            FetchAttr::BodySection {
+                peek: false,
+                section: section(vec![2], Some(SectionText::HeaderFieldsNot(vec!["X-Spam".into(), "received".into()]))),
+                partial: None
+            }
+        );
+        assert_eq!(
+            one("a FETCH 1 BODY[3]<5.10>"),
+            FetchAttr::BodySection { peek: false, section: section(vec![3], None), partial: Some((5, 10)) }
+        );
+        assert_eq!(
+            one("a FETCH 1 BODY.PEEK[TEXT]"),
+            FetchAttr::BodySection { peek: true, section: section(vec![], Some(SectionText::Text)), partial: None }
+        );
+        assert_eq!(
+            one("a FETCH 1 BODY[4.1.HEADER]"),
+            FetchAttr::BodySection { peek: false, section: section(vec![4, 1], Some(SectionText::Header)), partial: None }
+        );
+        assert_eq!(one("a FETCH 1 BINARY.PEEK[1]<0.5>"), FetchAttr::Binary { peek: true, part: vec![1], partial: Some((0, 5)) });
+        assert_eq!(one("a FETCH 1 BINARY[]"), FetchAttr::Binary { peek: false, part: vec![], partial: None });
+        assert_eq!(one("a FETCH 1 BINARY.SIZE[2.1]"), FetchAttr::BinarySize { part: vec![2, 1] });
+        for bad in [
+            "a FETCH 1 BODY[MIME]",
+            "a FETCH 1 BODY[0]",
+            "a FETCH 1 BODY[1.]",
+            "a FETCH 1 BODY[HEADER.FIELDS ()]",
+            "a FETCH 1 BODY[HEADER.FIELDS]",
+            "a FETCH 1 BODY[HEADER]<1.0>",
+            "a FETCH 1 BODY[HEADER]<1>",
+            "a FETCH 1 BODY[TEXT",
+            "a FETCH 1 BODY.PEEK",
+            "a FETCH 1 BINARY[TEXT]",
+            "a FETCH 1 BODY[]<4294967296.1>",
+        ] {
+            assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fetch_changedsince_and_uid() {
+        assert_eq!(
+            ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)"),
+            CommandBody::Fetch {
+                set: set("1:*"),
+                items: vec![FetchAttr::Flags],
+                uid: true,
+                changed_since: Some(ModSeq(12345)),
+            }
+        );
+        assert!(ok("a FETCH 1 FLAGS (changedsince 9223372036854775807)") != CommandBody::Noop);
+        assert_eq!(err(b"a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)").message, "Mod-sequence value out of range");
+        assert_eq!(err(b"a FETCH 1 FLAGS (CHANGEDSINCE 0)").message, "Mod-sequence value out of range");
+        assert_eq!(err(b"a FETCH 1 FLAGS (VANISHED)").message, "Unsupported FETCH modifier");
+    }
+
+    #[test]
+    fn store_forms() {
+        assert_eq!(
+            ok("a STORE 2:4 +FLAGS.SILENT (\\Deleted $Junk)"),
+            CommandBody::Store {
+                set: set("2:4"),
+                uid: false,
+                action: StoreAction::Add,
+                silent: true,
+                flags: vec![Flag::Deleted, Flag::Keyword("$Junk".into())],
+                unchanged_since: None,
+            }
+        );
+        assert_eq!(
+            ok("a uid store 7 (UNCHANGEDSINCE 0) -flags \\seen \\Answered"),
+            CommandBody::Store {
+                set: set("7"),
+                uid: true,
+                action: StoreAction::Remove,
+                silent: false,
+                flags: vec![Flag::Seen, Flag::Answered],
+                unchanged_since: Some(ModSeq(0)),
+            }
+        );
+        assert_eq!(
+            ok("a STORE * FLAGS ()"),
+            CommandBody::Store {
+                set: set("*"),
+                uid: false,
+                action: StoreAction::Replace,
+                silent: false,
+                flags: vec![],
+                unchanged_since: None,
+            }
+        );
+        assert_eq!(err(b"a STORE 1 +FLAGS (\\Recent)").message, "\\Recent cannot be stored");
+        assert_eq!(err(b"a STORE 1 +FLAGS \\Bogus").message, "\\Bogus is not a flag that can be stored");
+        assert_eq!(err(b"a STORE 1 +FLAGS (\\*)").message, "Expected a flag");
+        assert_eq!(err(b"a STORE 1 +FLAGS").message, "Expected a space");
+        assert_eq!(err(b"a STORE 1 FLAGSX (x)").message, "Unknown STORE item FLAGSX");
+        assert_eq!(err(b"a STORE 1 +FLAGS (a").message, "Expected a space");
+    }
+
+    #[test]
+    fn copy_move_expunge_search() {
+        assert_eq!(ok("a COPY 1:3,5 inbox"), CommandBody::Copy { set: set("1:3,5"), mailbox: "INBOX".into(), uid: false });
+        assert_eq!(ok("a UID COPY 9 Trash"), CommandBody::Copy { set: set("9"), mailbox: "Trash".into(), uid: true });
+        assert_eq!(ok("a MOVE $ Trash"), CommandBody::Move { set: SeqSet::SearchResult, mailbox: "Trash".into(), uid: false });
+        assert_eq!(ok("a uid move 4294967295 \"A B\""), CommandBody::Move { set: set("4294967295"), mailbox: "A B".into(), uid: true });
+        assert_eq!(ok("a UID EXPUNGE 3:1"), CommandBody::UidExpunge(set("3:1")));
+        assert_eq!(ok("a SEARCH UNSEEN SINCE 1-Feb-2024"), CommandBody::Search { uid: false, raw: "UNSEEN SINCE 1-Feb-2024".into() });
+        assert_eq!(
+            ok("a UID SEARCH SUBJECT {3}\r\nabc"),
+            CommandBody::Search { uid: true, raw: "SUBJECT {3}\r\nabc".into() }
+        );
+        assert_eq!(err(b"a SEARCH").message, "Expected a space");
+        assert_eq!(err(b"a SEARCH ").message, "SEARCH needs criteria");
+        assert_eq!(err(b"a UID FOO 1").message, "UID FOO is not a valid command");
+        assert_eq!(err(b"a UID").message, "Expected a space");
+        assert_eq!(err(b"a COPY 1:0 x").message, "Invalid sequence set: 0 is not a valid message number or UID");
+        assert_eq!(err(b"a COPY x y").message, "Invalid sequence set: empty sequence set");
+    }
+
+    /// Deterministic xorshift64, so the test needs no rand crate.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        // Pieces that steer the generator into interesting corners.
+        const PIECES: &[&[u8]] = &[
+            b"a1 ", b"UID ", b"FETCH ", b"STORE ", b"LOGIN ", b"SELECT ", b"ID (", b"BODY.PEEK[",
+            b"HEADER.FIELDS (", b"]<", b"{3}\r\n", b"{2+}\r\n", b"~{1}\r\n", b"{99999999}\r\n",
+            b"{4294967296+}\r\n", b"\"", b"\\", b"(", b")", b" ", b"\r\n", b"\n", b"*", b":", b",",
+            b"1", b"0", b"+FLAGS", b"\\Seen", b"\0", b"\xff", b"DONE\r\n", b"$",
+        ];
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..3000 {
+            let mut input = Vec::new();
+            for _ in 0..rng.next() % 40 {
+                if rng.next() % 3 == 0 {
+                    input.push(rng.next() as u8);
+                } else {
+                    input.extend_from_slice(PIECES[(rng.next() as usize) % PIECES.len()]);
+                }
+            }
+            let mut framer = Framer::new();
+            let mut rest = input.as_slice();
+            while !rest.is_empty() {
+                let n = ((rng.next() % 7) as usize + 1).min(rest.len());
+                framer.feed(&rest[..n]);
+                rest = &rest[n..];
+                while let Some(event) = framer.next_event() {
+                    if let FrameEvent::Command(frame) = event {
+                        let _ = parse_command(&frame);
+                    }
+                }
+            }
+            // And the whole input as one frame, straight to the parser.
+            let _ = parse_command(&input);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Reading the parts of a stored message that the server itself needs:
+//! where the header ends, single header fields, and the keys threading
+//! works from (RFC 5256). Full MIME structure is not parsed here.
+
+pub mod header;
+pub mod thread;
+
+pub use header::{header_end, header_value};
+pub use thread::{base_subject, ThreadKeys};

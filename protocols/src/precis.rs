@@ -1,0 +1,164 @@
+//! Preparing user names and passwords before they are compared or hashed,
+//! after RFC 8265 (PRECIS for usernames and passwords).
+//!
+//! This is a faithful subset, not the full PRECIS machinery: Unicode
+//! normalisation form C, and the rejection of what can never be part of a
+//! name or a password. It does not apply the PRECIS derived-property tables.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Longest user name accepted, in UTF-8 octets (after normalisation).
+pub const MAX_USERNAME: usize = 255;
+
+/// Longest password accepted, in UTF-8 octets. Passwords are hashed with
+/// a memory-hard function, so a bound keeps a login attempt cheap to refuse.
+pub const MAX_PASSWORD: usize = 1024;
+
+/// Why a user name or password was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrecisError {
+    #[error("empty")]
+    Empty,
+    #[error("contains a control character")]
+    ControlCharacter,
+    #[error("contains a space")]
+    Space,
+    #[error("longer than {max} octets")]
+    TooLong { max: usize },
+    #[error("empty local part or domain")]
+    BadAddress,
+}
+
+/// RFC 8265 3.3 (UsernameCasePreserved, simplified): NFC, surrounding
+/// whitespace trimmed, no spaces or control characters inside. A name of
+/// the form `local@domain` has its domain lower-cased (domains compare
+/// case-insensitively); the local part keeps its case.
+pub fn normalize_username(s: &str) -> Result<String, PrecisError> {
+    let nfc: String = s.nfc().collect();
+    let name = nfc.trim();
+    if name.is_empty() {
+        return Err(PrecisError::Empty);
+    }
+    // RFC 8264 9.11 (controls) and 9.14 (spaces): disallowed in
+    // IdentifierClass.
+    if name.chars().any(char::is_control) {
+        return Err(PrecisError::ControlCharacter);
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(PrecisError::Space);
+    }
+    let name = match name.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
+            format!("{local}@{}", domain.to_lowercase())
+        }
+        Some(_) => return Err(PrecisError::BadAddress),
+        None => name.to_string(),
+    };
+    if name.len() > MAX_USERNAME {
+        return Err(PrecisError::TooLong { max: MAX_USERNAME });
+    }
+    Ok(name)
+}
+
+/// RFC 8265 4.2 (OpaqueString, simplified): non-ASCII spaces mapped to
+/// U+0020 (4.2.1), NFC, then empty passwords and control characters
+/// refused (FreeformClass disallows controls, RFC 8264 9.11). Nothing is
+/// trimmed: spaces are part of a password.
+pub fn prepare_password(s: &str) -> Result<String, PrecisError> {
+    let mapped: String = s
+        .chars()
+        .map(|c| if is_non_ascii_space(c) { ' ' } else { c })
+        .nfc()
+        .collect();
+    if mapped.is_empty() {
+        return Err(PrecisError::Empty);
+    }
+    if mapped.chars().any(char::is_control) {
+        return Err(PrecisError::ControlCharacter);
+    }
+    if mapped.len() > MAX_PASSWORD {
+        return Err(PrecisError::TooLong { max: MAX_PASSWORD });
+    }
+    Ok(mapped)
+}
+
+/// Unicode general category Zs, less U+0020.
+fn is_non_ascii_space(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00A0}' | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(
+            normalize_username("  Alice@Example.COM ").unwrap(),
+            "Alice@example.com"
+        );
+        assert_eq!(normalize_username("bob").unwrap(), "bob");
+        // NFC: e + combining acute becomes é.
+        assert_eq!(
+            normalize_username("jose\u{301}@X.org").unwrap(),
+            "jos\u{e9}@x.org"
+        );
+        assert_eq!(normalize_username("a@Bücher.DE").unwrap(), "a@bücher.de");
+        // The last @ separates the domain.
+        assert_eq!(normalize_username("a@b@C").unwrap(), "a@b@c");
+        assert_eq!(normalize_username(""), Err(PrecisError::Empty));
+        assert_eq!(normalize_username(" \t "), Err(PrecisError::Empty));
+        assert_eq!(normalize_username("a b"), Err(PrecisError::Space));
+        assert_eq!(normalize_username("a\u{3000}b"), Err(PrecisError::Space));
+        assert_eq!(
+            normalize_username("a\u{0}b"),
+            Err(PrecisError::ControlCharacter)
+        );
+        assert_eq!(
+            normalize_username("a\u{7f}"),
+            Err(PrecisError::ControlCharacter)
+        );
+        assert_eq!(normalize_username("@x"), Err(PrecisError::BadAddress));
+        assert_eq!(normalize_username("x@"), Err(PrecisError::BadAddress));
+    }
+
+    #[test]
+    fn username_length_edge() {
+        let name = "u".repeat(MAX_USERNAME);
+        assert_eq!(normalize_username(&name).unwrap(), name);
+        assert_eq!(
+            normalize_username(&format!("{name}u")),
+            Err(PrecisError::TooLong { max: MAX_USERNAME })
+        );
+        // Octets, not characters: 127 two-octet letters plus one is 255.
+        let name = format!("{}a", "é".repeat(127));
+        assert!(normalize_username(&name).is_ok());
+        assert!(normalize_username(&format!("{name}a")).is_err());
+    }
+
+    #[test]
+    fn passwords() {
+        assert_eq!(prepare_password(" pass word ").unwrap(), " pass word ");
+        assert_eq!(prepare_password("a\u{00A0}b\u{3000}").unwrap(), "a b ");
+        assert_eq!(prepare_password("e\u{301}").unwrap(), "\u{e9}");
+        assert_eq!(prepare_password(""), Err(PrecisError::Empty));
+        assert_eq!(prepare_password("a\tb"), Err(PrecisError::ControlCharacter));
+        assert_eq!(
+            prepare_password("a\u{85}"),
+            Err(PrecisError::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn password_length_edge() {
+        let pw = "p".repeat(MAX_PASSWORD);
+        assert_eq!(prepare_password(&pw).unwrap(), pw);
+        assert_eq!(
+            prepare_password(&format!("{pw}p")),
+            Err(PrecisError::TooLong { max: MAX_PASSWORD })
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! `roost admin`: a client of the admin socket (`<data dir>/roost.sock`),
+//! which speaks one JSON request and one JSON response per line.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use roost_supervisor::{render_text, TreeNode};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The server's data directory (its admin socket is roost.sock there).
+    #[arg(long, default_value = "roost-local")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print the live actor tree.
+    Tree {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream change events as JSON lines until interrupted.
+    Events {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Manage the domains roost accepts mail for.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+    /// Make the named actor fail as if it had panicked (chaos testing).
+    Kill {
+        /// The actor's name, e.g. account:roost@localhost.
+        name: String,
+        /// Panic inside a handler of the actor (account actors).
+        #[arg(long)]
+        panic: bool,
+    },
+    /// Check an account's records and files; prints each problem found.
+    Check { account: String },
+    /// Store statistics: commits, flushes, records, fsyncs.
+    Stats,
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Add an account; the password is read from stdin unless given.
+    Add {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+        /// Storage quota in bytes.
+        #[arg(long)]
+        quota: Option<u64>,
+    },
+    List,
+    /// Set an account's password; read from stdin unless given.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    Rm {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    Add { name: String },
+    List,
+    Rm { name: String },
+}
+
+pub fn run(args: AdminArgs) -> Result<ExitCode> {
+    let socket = args.dir.join("roost.sock");
+    let request = match &args.command {
+        AdminCommand::Tree { .. } => json!({"cmd": "tree"}),
+        AdminCommand::Events { account } => json!({"cmd": "events", "account": account}),
+        AdminCommand::Account { command } => match command {
+            AccountCommand::Add {
+                name,
+                password,
+                quota,
+            } => json!({"cmd": "account_add", "name": name, "password": password_or_stdin(password)?, "quota": quota}),
+            AccountCommand::List => json!({"cmd": "account_list"}),
+            AccountCommand::Passwd { name, password } => {
+                json!({"cmd": "account_passwd", "name": name, "password": password_or_stdin(password)?})
+            }
+            AccountCommand::Rm { name } => json!({"cmd": "account_rm", "name": name}),
+        },
+        AdminCommand::Domain { command } => match command {
+            DomainCommand::Add { name } => json!({"cmd": "domain_add", "name": name}),
+            DomainCommand::List => json!({"cmd": "domain_list"}),
+            DomainCommand::Rm { name } => json!({"cmd": "domain_rm", "name": name}),
+        },
+        AdminCommand::Kill { name, panic } => json!({"cmd": "kill", "name": name, "panic": panic}),
+        AdminCommand::Check { account } => json!({"cmd": "check", "account": account}),
+        AdminCommand::Stats => json!({"cmd": "stats"}),
+    };
+    let stream = UnixStream::connect(&socket).with_context(|| {
+        format!(
+            "cannot reach the admin socket {}; is roost running with this data directory?",
+            socket.display()
+        )
+    })?;
+    let mut writer = stream.try_clone()?;
+    writeln!(writer, "{request}")?;
+    let mut reader = BufReader::new(stream);
+    let result = read_response(&mut reader)?;
+    match args.command {
+        AdminCommand::Tree { json } => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                let nodes: Vec<TreeNode> = serde_json::from_value(result)?;
+                print!("{}", render_text(&nodes));
+            }
+        }
+        AdminCommand::Events { .. } => {
+            let stdout = std::io::stdout();
+            for line in reader.lines() {
+                let line = line?;
+                let mut out = stdout.lock();
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+        }
+        AdminCommand::Check { .. } => {
+            let problems: Vec<String> = serde_json::from_value(result)?;
+            if problems.is_empty() {
+                println!("consistent");
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&result)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_response(reader: &mut impl BufRead) -> Result<Value> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        bail!("the server closed the admin connection without answering");
+    }
+    let response: Value = serde_json::from_str(&line).context("the server's answer is not JSON")?;
+    if response["ok"] == json!(true) {
+        Ok(response["result"].clone())
+    } else {
+        Err(anyhow!(
+            "{}",
+            response["error"].as_str().unwrap_or("the server refused the request")
+        ))
+    }
+}
+
+fn password_or_stdin(password: &Option<String>) -> Result<String> {
+    if let Some(p) = password {
+        return Ok(p.clone());
+    }
+    eprint!("password: ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    if p.is_empty() {
+        bail!("no password given");
+    }
+    Ok(p)
+}

@@ -1,0 +1,4 @@
+//! One file per subcommand group.
+
+pub mod admin;
+pub mod serve;

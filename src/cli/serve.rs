@@ -1,0 +1,128 @@
+//! `roost serve` and `roost localserve`: start the tree, wait for SIGTERM or
+//! Ctrl-C, shut down in order, exit 0.
+
+use crate::config::Config;
+use anyhow::{anyhow, Context, Result};
+use roost_actors::listener::Protocol;
+use roost_actors::system::{self, Settings};
+use roost_store::Store;
+use roost_webui::HttpSettings;
+use std::process::ExitCode;
+use tracing::{error, info};
+
+/// What `localserve` creates on first start.
+pub const LOCAL_DOMAIN: &str = "localhost";
+pub const LOCAL_ACCOUNT: &str = "roost@localhost";
+pub const LOCAL_PASSWORD: &str = "roostroost";
+
+pub fn run(config: Config, log_json: bool, localserve: bool) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("roost")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, log_json, localserve))
+}
+
+async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitCode> {
+    let _telemetry = crate::telemetry::init(
+        &config.log_level,
+        log_json || config.log_json,
+        config.otlp_endpoint.as_deref(),
+    )?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir)
+        .map_err(|e| anyhow!("cannot open the store in {}: {e}", config.data_dir.display()))?;
+    if localserve {
+        seed_localserve(&store)?;
+    }
+    let tls = match &config.tls {
+        Some(files) => Some(crate::tls::server_config(files, &config.data_dir)?),
+        None => None,
+    };
+    let l = &config.listen;
+    let mut listeners = Vec::new();
+    for (protocol, addrs) in [
+        (Protocol::Smtp, &l.smtp),
+        (Protocol::Submission, &l.submission),
+        (Protocol::Submissions, &l.submissions),
+        (Protocol::Imap, &l.imap),
+        (Protocol::Imaps, &l.imaps),
+    ] {
+        listeners.extend(addrs.iter().map(|a| (protocol, *a)));
+    }
+    let http = HttpSettings {
+        http: l.http.clone(),
+        https: l.https.clone(),
+        tls: tls.clone(),
+    };
+    let settings = Settings {
+        data_dir: config.data_dir.clone(),
+        hostname: config.hostname.clone(),
+        listeners,
+        tls,
+        max_message_size: config.max_message_size,
+        max_connections: config.max_connections,
+    };
+    let has_http = !http.http.is_empty() || !http.https.is_empty();
+    let mut server = system::start(settings, store, move |shared| {
+        if has_http {
+            vec![roost_webui::child_spec(shared, http)]
+        } else {
+            Vec::new()
+        }
+    })
+    .await
+    .map_err(|e| anyhow!(e))?;
+    if localserve {
+        print_banner(&config);
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let crashed = tokio::select! {
+        _ = tokio::signal::ctrl_c() => false,
+        _ = term.recv() => false,
+        _ = server.root_stopped() => true,
+    };
+    if crashed {
+        error!("the root supervisor stopped: too many failures");
+        return Ok(ExitCode::FAILURE);
+    }
+    info!("shutting down");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seed_localserve(store: &Store) -> Result<()> {
+    if !store.domains().map_err(|e| anyhow!("{e}"))?.is_empty() {
+        return Ok(());
+    }
+    store
+        .add_domain(LOCAL_DOMAIN)
+        .map_err(|e| anyhow!("creating domain {LOCAL_DOMAIN}: {e}"))?;
+    if store.account(LOCAL_ACCOUNT).map_err(|e| anyhow!("{e}"))?.is_none() {
+        store
+            .create_account(LOCAL_ACCOUNT, LOCAL_PASSWORD, None)
+            .map_err(|e| anyhow!("creating account {LOCAL_ACCOUNT}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn print_banner(config: &Config) {
+    let l = &config.listen;
+    let first = |v: &Vec<std::net::SocketAddr>| v.first().map(|a| a.to_string()).unwrap_or_default();
+    println!("roost localserve is running; data in {}", config.data_dir.display());
+    println!("  SMTP          {}", first(&l.smtp));
+    println!("  submission    {}", first(&l.submission));
+    println!("  submissions   {}  (TLS, self-signed)", first(&l.submissions));
+    println!("  IMAP          {}", first(&l.imap));
+    println!("  IMAPS         {}  (TLS, self-signed)", first(&l.imaps));
+    println!("  HTTP          http://{}/", first(&l.http));
+    println!("  HTTPS         https://{}/", first(&l.https));
+    println!("  account       {LOCAL_ACCOUNT}  password {LOCAL_PASSWORD}");
+    println!(
+        "  actor tree    roost admin --dir {} tree",
+        config.data_dir.display()
+    );
+}

@@ -1,0 +1,210 @@
+//! The configuration: TOML in, a typed and validated [`Config`] out.
+//!
+//! Errors name the file, the key and what is wrong, so an administrator
+//! can fix the file without reading code. `localserve` builds its Config
+//! from embedded defaults instead of a file.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_connections: usize,
+    pub listen: Listen,
+    pub tls: Option<TlsFiles>,
+    pub log_level: String,
+    pub log_json: bool,
+    pub otlp_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    #[serde(default)]
+    pub smtp: Vec<SocketAddr>,
+    #[serde(default)]
+    pub submission: Vec<SocketAddr>,
+    #[serde(default)]
+    pub submissions: Vec<SocketAddr>,
+    #[serde(default)]
+    pub imap: Vec<SocketAddr>,
+    #[serde(default)]
+    pub imaps: Vec<SocketAddr>,
+    #[serde(default)]
+    pub http: Vec<SocketAddr>,
+    #[serde(default)]
+    pub https: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TlsFiles {
+    /// PEM certificate chain and private key.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A self-signed certificate made on first start and kept in the data
+    /// directory (localserve).
+    SelfSigned,
+}
+
+/// The file's shape, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    data_dir: PathBuf,
+    hostname: String,
+    max_message_size: Option<u64>,
+    max_connections: Option<usize>,
+    #[serde(default)]
+    listen: Listen,
+    tls: Option<TlsSection>,
+    log: Option<LogSection>,
+    telemetry: Option<TelemetrySection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetrySection {
+    otlp_endpoint: Option<String>,
+}
+
+impl Config {
+    pub fn localserve(dir: PathBuf, offset: u16) -> Config {
+        let at = |port: u16| vec![SocketAddr::from(([127, 0, 0, 1], port.saturating_add(offset)))];
+        Config {
+            data_dir: dir,
+            hostname: "localhost".into(),
+            max_message_size: roost_actors::listener::DEFAULT_MAX_MESSAGE_SIZE,
+            max_connections: roost_actors::listener::MAX_CONNECTIONS_PER_LISTENER,
+            listen: Listen {
+                smtp: at(1025),
+                submission: at(1587),
+                submissions: at(1465),
+                imap: at(1143),
+                imaps: at(1993),
+                http: at(1080),
+                https: at(1443),
+            },
+            tls: Some(TlsFiles::SelfSigned),
+            log_level: "info".into(),
+            log_json: false,
+            otlp_endpoint: None,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Config> {
+        let file: File = toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        if file.hostname.trim().is_empty() || file.hostname.contains(char::is_whitespace) {
+            bail!("key `hostname`: {:?} is not a host name", file.hostname);
+        }
+        let max_message_size = file
+            .max_message_size
+            .unwrap_or(roost_actors::listener::DEFAULT_MAX_MESSAGE_SIZE);
+        if max_message_size < 1024 {
+            bail!("key `max_message_size`: {max_message_size} is below the minimum of 1024 bytes");
+        }
+        let max_connections = file
+            .max_connections
+            .unwrap_or(roost_actors::listener::MAX_CONNECTIONS_PER_LISTENER);
+        if max_connections == 0 {
+            bail!("key `max_connections`: must be at least 1");
+        }
+        let tls = file.tls.map(|t| TlsFiles::Files {
+            cert: t.cert,
+            key: t.key,
+        });
+        let l = &file.listen;
+        for (key, addrs) in [
+            ("listen.submissions", &l.submissions),
+            ("listen.imaps", &l.imaps),
+            ("listen.https", &l.https),
+        ] {
+            if !addrs.is_empty() && tls.is_none() {
+                bail!("key `{key}`: implicit TLS needs a [tls] section with cert and key");
+            }
+        }
+        let (log_level, log_json) = match file.log {
+            None => ("info".to_string(), false),
+            Some(l) => {
+                let json = match l.format.as_deref() {
+                    None | Some("text") => false,
+                    Some("json") => true,
+                    Some(other) => bail!("key `log.format`: {other:?} is not \"text\" or \"json\""),
+                };
+                (l.level.unwrap_or_else(|| "info".into()), json)
+            }
+        };
+        let otlp_endpoint = file.telemetry.and_then(|t| t.otlp_endpoint);
+        if let Some(ep) = &otlp_endpoint {
+            if !ep.starts_with("http://") && !ep.starts_with("https://") {
+                bail!("key `telemetry.otlp_endpoint`: {ep:?} is not an http(s) URL");
+            }
+        }
+        Ok(Config {
+            data_dir: file.data_dir,
+            hostname: file.hostname.trim().to_ascii_lowercase(),
+            max_message_size,
+            max_connections,
+            listen: file.listen,
+            tls,
+            log_level,
+            log_json,
+            otlp_endpoint,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let c = Config::parse(include_str!("../deploy/roost.toml")).unwrap();
+        assert_eq!(c.hostname, "mail.example.org");
+        assert_eq!(c.listen.smtp.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\n[listen]\nsmtp = [\"nonsense\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen.smtp"), "{e}");
+        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\nbogus = 1\n").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\n[listen]\nimaps = [\"127.0.0.1:993\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen.imaps") && e.contains("[tls]"), "{e}");
+        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\nmax_message_size = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_message_size"), "{e}");
+        let e = Config::parse("hostname = \"h\"\n").unwrap_err().to_string();
+        assert!(e.contains("data_dir"), "{e}");
+    }
+}

@@ -1,0 +1,60 @@
+//! Logging and tracing: `tracing` spans per connection and per command,
+//! written as human-readable text or JSON lines, and exported over
+//! OpenTelemetry (OTLP/HTTP) when the config names an endpoint.
+
+use anyhow::{Context, Result};
+use opentelemetry::trace::TracerProvider as _;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Flushes pending spans when dropped at exit.
+pub struct Guard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+pub fn init(level: &str, json: bool, otlp_endpoint: Option<&str>) -> Result<Guard> {
+    // RUST_LOG wins over the configured level, for debugging.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let fmt = if json {
+        tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_target(false).boxed()
+    };
+    let mut provider = None;
+    let otel = match otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            use opentelemetry_otlp::WithExportConfig;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(endpoint)
+                .build()
+                .context("building the OTLP exporter")?;
+            let p = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name("roost")
+                        .build(),
+                )
+                .build();
+            let tracer = p.tracer("roost");
+            provider = Some(p);
+            Some(tracing_opentelemetry::layer().with_tracer(tracer))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .context("setting up logging")?;
+    Ok(Guard(provider))
+}

@@ -1,0 +1,167 @@
+//! The index's key layout. Every key is one record-type byte followed by
+//! big-endian ids, so that a prefix scan of `type ‖ account` lists one
+//! account's records of that type and a scan of `type ‖ account ‖ mailbox`
+//! lists one mailbox's records in UID order. Nothing here touches sled.
+
+use roost_protocols::imap::types::Uid;
+
+use crate::records::{AccountId, FileId, MailboxId};
+
+/// Store-wide counters, followed by the counter's name.
+pub(crate) const META: u8 = 0x01;
+/// Domains, followed by the lower-case name.
+pub(crate) const DOMAIN: u8 = 0x02;
+/// Account records, followed by the account id.
+pub(crate) const ACCOUNT: u8 = 0x03;
+/// Address -> account id, followed by the normalized address.
+pub(crate) const ADDRESS: u8 = 0x04;
+/// Mailboxes: account, mailbox.
+pub(crate) const MAILBOX: u8 = 0x10;
+/// Messages: account, mailbox, uid.
+pub(crate) const MESSAGE: u8 = 0x11;
+/// Tombstones: account, mailbox, uid.
+pub(crate) const TOMBSTONE: u8 = 0x12;
+/// File -> message: account, file.
+pub(crate) const FILE: u8 = 0x13;
+/// Message-id -> thread: account, message-id bytes.
+pub(crate) const THREAD_MESSAGE_ID: u8 = 0x14;
+/// Base subject -> thread: account, subject bytes.
+pub(crate) const THREAD_SUBJECT: u8 = 0x15;
+
+/// Every record type that belongs to one account, after its account record.
+pub(crate) const PER_ACCOUNT: [u8; 6] = [
+    MAILBOX,
+    MESSAGE,
+    TOMBSTONE,
+    FILE,
+    THREAD_MESSAGE_ID,
+    THREAD_SUBJECT,
+];
+
+/// The counter of account ids.
+pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
+
+fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut k = Vec::with_capacity(len);
+    k.push(kind);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+pub(crate) fn meta(name: &[u8]) -> Vec<u8> {
+    key(META, &[name])
+}
+
+pub(crate) fn domain(name: &str) -> Vec<u8> {
+    key(DOMAIN, &[name.as_bytes()])
+}
+
+pub(crate) fn account(a: AccountId) -> Vec<u8> {
+    key(ACCOUNT, &[&a.0.to_be_bytes()])
+}
+
+pub(crate) fn address(normalized: &str) -> Vec<u8> {
+    key(ADDRESS, &[normalized.as_bytes()])
+}
+
+/// `kind ‖ account`: the prefix of all of one account's records of a kind.
+pub(crate) fn account_prefix(kind: u8, a: AccountId) -> Vec<u8> {
+    key(kind, &[&a.0.to_be_bytes()])
+}
+
+pub(crate) fn mailbox(a: AccountId, m: MailboxId) -> Vec<u8> {
+    key(MAILBOX, &[&a.0.to_be_bytes(), &m.0.to_be_bytes()])
+}
+
+/// `kind ‖ account ‖ mailbox`: the prefix of one mailbox's messages or tombstones.
+pub(crate) fn mailbox_prefix(kind: u8, a: AccountId, m: MailboxId) -> Vec<u8> {
+    key(kind, &[&a.0.to_be_bytes(), &m.0.to_be_bytes()])
+}
+
+pub(crate) fn message(a: AccountId, m: MailboxId, u: Uid) -> Vec<u8> {
+    key(
+        MESSAGE,
+        &[&a.0.to_be_bytes(), &m.0.to_be_bytes(), &u.0.to_be_bytes()],
+    )
+}
+
+pub(crate) fn tombstone(a: AccountId, m: MailboxId, u: Uid) -> Vec<u8> {
+    key(
+        TOMBSTONE,
+        &[&a.0.to_be_bytes(), &m.0.to_be_bytes(), &u.0.to_be_bytes()],
+    )
+}
+
+pub(crate) fn file(a: AccountId, f: FileId) -> Vec<u8> {
+    key(FILE, &[&a.0.to_be_bytes(), &f.0.to_be_bytes()])
+}
+
+pub(crate) fn thread_by_message_id(a: AccountId, message_id: &str) -> Vec<u8> {
+    key(
+        THREAD_MESSAGE_ID,
+        &[&a.0.to_be_bytes(), message_id.as_bytes()],
+    )
+}
+
+pub(crate) fn thread_by_subject(a: AccountId, base_subject: &str) -> Vec<u8> {
+    key(
+        THREAD_SUBJECT,
+        &[&a.0.to_be_bytes(), base_subject.as_bytes()],
+    )
+}
+
+/// Reads the file id back out of a [`file`] key.
+pub(crate) fn file_id_of(key: &[u8]) -> Option<FileId> {
+    let tail: [u8; 8] = key.get(5..13)?.try_into().ok()?;
+    Some(FileId(u64::from_be_bytes(tail)))
+}
+
+/// The form addresses are indexed under: RFC 5321 2.4 makes the domain
+/// case-insensitive; the local part is kept as given. `None` without an `@`
+/// or with an empty side.
+pub(crate) fn normalize_address(addr: &str) -> Option<String> {
+    let addr = addr.trim();
+    let (local, domain) = addr.rsplit_once('@')?;
+    if local.is_empty() || domain.is_empty() {
+        return None;
+    }
+    Some(format!("{local}@{}", domain.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_sort_by_uid_within_a_mailbox() {
+        let a = AccountId(1);
+        let m = MailboxId(2);
+        let k9 = message(a, m, Uid(9));
+        let k10 = message(a, m, Uid(10));
+        let k256 = message(a, m, Uid(256));
+        assert!(k9 < k10 && k10 < k256);
+        assert!(k9.starts_with(&mailbox_prefix(MESSAGE, a, m)));
+        assert!(!message(a, MailboxId(3), Uid(1)).starts_with(&mailbox_prefix(MESSAGE, a, m)));
+    }
+
+    #[test]
+    fn file_id_round_trips() {
+        let k = file(AccountId(7), FileId(0x0102_0304_0506_0708));
+        assert_eq!(file_id_of(&k), Some(FileId(0x0102_0304_0506_0708)));
+        assert_eq!(file_id_of(&k[..12]), None);
+    }
+
+    #[test]
+    fn addresses_fold_the_domain_only() {
+        assert_eq!(
+            normalize_address(" Roost@LocalHost ").as_deref(),
+            Some("Roost@localhost")
+        );
+        assert_eq!(normalize_address("nobody"), None);
+        assert_eq!(normalize_address("@x"), None);
+        assert_eq!(normalize_address("x@"), None);
+    }
+}

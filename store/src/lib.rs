@@ -1,0 +1,763 @@
+//! roost's persistence: a sled index of rmp-serde records plus one
+//! immutable file per message.
+//!
+//! The store computes nothing. Each account's single writer, its account
+//! actor, decides every UID, modseq, count and thread and hands the store a
+//! [`Commit`] to make durable; reads may come from anywhere at once. There
+//! are no actors and no network here.
+//!
+//! On disk, under the data directory:
+//!
+//! - `index/`: the sled database, one tree. Keys are a record-type byte and
+//!   big-endian ids (see `keys.rs`), values are rmp-serde with field names.
+//! - `msg/<shard>/<file id>`: one immutable file per message; the shard is
+//!   `file_id / 1024` in hex.
+//! - `tmp/`: staged files on their way in; emptied on open.
+//!
+//! The durability rule of [`Store::commit`]: message files are fsynced when
+//! staged, renamed or linked into place, each touched directory fsynced
+//! once, then every record written in one atomic sled batch and the index
+//! flushed, and only then are old files unlinked. A kill at any moment leaves
+//! either the old state or the new one, never a record without its file.
+#![forbid(unsafe_code)]
+
+mod consistency;
+mod error;
+mod files;
+mod keys;
+mod records;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use roost_protocols::imap::types::{ModSeq, Uid, UidValidity};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use consistency::{Place, Problem};
+pub use error::{Result, StoreError};
+pub use files::{StagedFile, StagedWriter, FILES_PER_SHARD};
+pub use records::{
+    AccountId, AccountRecord, DomainRecord, FileId, MailboxCounts, MailboxId, MailboxRecord,
+    MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, Tombstone,
+};
+pub use secrets::{PasswordSecrets, ScramSecret, SALT_LEN, SCRAM_ITERATIONS};
+
+use files::Placer;
+use records::{now_unix, FileRef};
+
+/// RFC 7162 3.1: an account's `last_modseq` when it is created; new
+/// mailboxes start with this HIGHESTMODSEQ.
+pub const INITIAL_MODSEQ: ModSeq = ModSeq(2);
+
+/// The mailboxes every new account gets, in id order (RFC 9051 5.1 INBOX,
+/// RFC 6154 special-use for the rest).
+pub const DEFAULT_MAILBOXES: [(&str, Option<SpecialUse>); 6] = [
+    ("INBOX", None),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Archive", Some(SpecialUse::Archive)),
+];
+
+/// Everything one commit makes durable, computed by the account actor.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Records to write. In one commit, a put wins over a delete of the
+    /// same key.
+    pub puts: Vec<Record>,
+    pub deletes: Vec<RecordKey>,
+    /// Staged files to rename into place under the given ids.
+    pub place_files: Vec<(StagedFile, FileId)>,
+    /// `(existing, new)`: hard-link an existing message file under a new id.
+    pub link_files: Vec<(FileId, FileId)>,
+    /// Files to unlink once the index no longer refers to them.
+    pub remove_files: Vec<FileId>,
+}
+
+impl Commit {
+    /// True if the commit would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.place_files.is_empty()
+            && self.link_files.is_empty()
+            && self.remove_files.is_empty()
+    }
+}
+
+/// What one commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Puts plus deletes.
+    pub records: usize,
+    /// Files placed plus files linked.
+    pub files: usize,
+    /// Directory fsyncs this commit spent.
+    pub fsyncs: usize,
+}
+
+/// Totals since the store was opened, for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlushStats {
+    pub commits: u64,
+    /// sled flushes, by commits and account administration alike.
+    pub flushes: u64,
+    /// Records put or deleted by commits.
+    pub records: u64,
+    /// Message files placed or linked by commits.
+    pub messages_placed: u64,
+    /// Every fsync the store made: staged files and directories.
+    pub fsyncs: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    commits: AtomicU64,
+    flushes: AtomicU64,
+    records: AtomicU64,
+    messages_placed: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+}
+
+/// The store. Cheap to clone; every clone is the same store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    msg_dir: PathBuf,
+    tmp_dir: PathBuf,
+    db: sled::Db,
+    /// Serializes account and domain administration, which allocate from
+    /// store-wide counters outside any account actor.
+    admin: Mutex<()>,
+    tmp_seq: AtomicU64,
+    counters: Arc<Counters>,
+}
+
+/// Store-wide floor for new UIDVALIDITY values, so an account deleted and
+/// created again never repeats one (RFC 9051 2.3.1.1).
+const UID_VALIDITY_FLOOR: &[u8] = b"uid_validity_floor";
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and empties `tmp/`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let msg_dir = dir.join("msg");
+        let tmp_dir = dir.join("tmp");
+        let index_dir = dir.join("index");
+        for d in [dir, &msg_dir, &tmp_dir] {
+            std::fs::create_dir_all(d).map_err(|e| StoreError::io(d, e))?;
+        }
+        let removed = files::empty_dir(&tmp_dir)?;
+        if removed > 0 {
+            tracing::info!(removed, "removed unfinished staged files");
+        }
+        let db = sled::Config::new().path(&index_dir).open()?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                msg_dir,
+                tmp_dir,
+                db,
+                admin: Mutex::new(()),
+                tmp_seq: AtomicU64::new(0),
+                counters: Arc::new(Counters::default()),
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Flushes the index to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush()?;
+        self.inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Totals since open.
+    pub fn stats(&self) -> FlushStats {
+        let c = &self.inner.counters;
+        FlushStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            messages_placed: c.messages_placed.load(Ordering::Relaxed),
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+
+    // ---- staging ----
+
+    /// Starts a staged message file in `tmp/`.
+    pub fn stage(&self) -> Result<StagedWriter> {
+        let seq = self.inner.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self.inner.tmp_dir.join(format!("{seq}.stage"));
+        StagedWriter::create(path, Arc::clone(&self.inner.counters))
+    }
+
+    /// Stages `bytes` in one go.
+    pub fn stage_bytes(&self, bytes: &[u8]) -> Result<StagedFile> {
+        use std::io::Write;
+        let mut w = self.stage()?;
+        let path = self.inner.tmp_dir.clone();
+        w.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
+        w.finish()
+    }
+
+    /// Stages the same message again for another account (one delivery to
+    /// several accounts): a hard link, so no byte is written twice.
+    pub fn stage_copy(&self, staged: &StagedFile) -> Result<StagedFile> {
+        let seq = self.inner.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self.inner.tmp_dir.join(format!("{seq}.stage"));
+        staged
+            .link_copy(path.clone())
+            .map_err(|e| StoreError::io(path, e))
+    }
+
+    /// Where a message file lives.
+    pub fn message_path(&self, id: FileId) -> PathBuf {
+        files::message_path(&self.inner.msg_dir, id)
+    }
+
+    /// A file id never handed out before, also across restarts.
+    pub fn next_file_id(&self) -> Result<FileId> {
+        // sled persists its id generator ahead of use and skips forward on
+        // recovery; 0 is kept free so no message file is ever named "0".
+        Ok(FileId(self.inner.db.generate_id()?.saturating_add(1)))
+    }
+
+    // ---- helpers ----
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.inner.db.get(key)? {
+            Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
+        self.inner
+            .db
+            .scan_prefix(prefix)
+            .values()
+            .map(|v| Ok(rmp_serde::from_slice(&v?)?))
+            .collect()
+    }
+
+    fn apply_and_flush(&self, batch: sled::Batch) -> Result<()> {
+        self.inner.db.apply_batch(batch)?;
+        self.flush()
+    }
+
+    fn admin_lock(&self) -> MutexGuard<'_, ()> {
+        // The guard protects no data of its own, so a poisoned lock is
+        // still a good lock.
+        self.inner
+            .admin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remove_files(&self, ids: &[FileId]) {
+        for id in ids {
+            if let Err(e) = files::remove_if_present(&self.message_path(*id)) {
+                tracing::warn!(error = %e, file = id.0, "could not remove a message file");
+            }
+        }
+    }
+
+    // ---- domains ----
+
+    /// Adds a domain to accept mail for.
+    pub fn add_domain(&self, name: &str) -> Result<DomainRecord> {
+        let name = normalize_domain(name)?;
+        let _guard = self.admin_lock();
+        let key = keys::domain(&name);
+        if self.inner.db.contains_key(&key)? {
+            return Err(StoreError::AlreadyExists(format!("domain {name}")));
+        }
+        let rec = DomainRecord {
+            name,
+            created: now_unix(),
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(key, encode(&rec)?);
+        self.apply_and_flush(batch)?;
+        Ok(rec)
+    }
+
+    /// Removes a domain; its accounts stay.
+    pub fn remove_domain(&self, name: &str) -> Result<()> {
+        let name = normalize_domain(name)?;
+        let _guard = self.admin_lock();
+        if self.inner.db.remove(keys::domain(&name))?.is_none() {
+            return Err(StoreError::NotFound(format!("domain {name}")));
+        }
+        self.flush()
+    }
+
+    /// Every domain, by name.
+    pub fn domains(&self) -> Result<Vec<DomainRecord>> {
+        self.scan(&[keys::DOMAIN])
+    }
+
+    /// Whether mail for `name` is accepted (case-insensitive).
+    pub fn has_domain(&self, name: &str) -> Result<bool> {
+        match normalize_domain(name) {
+            Ok(n) => Ok(self.inner.db.contains_key(keys::domain(&n))?),
+            Err(_) => Ok(false),
+        }
+    }
+
+    // ---- accounts ----
+
+    /// Creates an account with its default mailboxes. `name` is its primary
+    /// address and login name.
+    pub fn create_account(
+        &self,
+        name: &str,
+        password: &str,
+        quota: Option<u64>,
+    ) -> Result<AccountRecord> {
+        let name = normalize_address(name)?;
+        // Deriving is the slow part; do it before taking the lock.
+        let secrets = PasswordSecrets::derive(password)?;
+        let _guard = self.admin_lock();
+        let addr_key = keys::address(&name);
+        if self.inner.db.contains_key(&addr_key)? {
+            return Err(StoreError::AlreadyExists(format!("account {name}")));
+        }
+        let id = AccountId(self.read_counter(keys::NEXT_ACCOUNT_ID)?.max(1));
+        let now = now_unix();
+        let floor = self.read_counter(UID_VALIDITY_FLOOR)?;
+        let base = u32::try_from(now).unwrap_or(u32::MAX / 2).max(floor).max(1);
+        let count = DEFAULT_MAILBOXES.len() as u32;
+
+        let mut batch = sled::Batch::default();
+        for (i, (mbox, special_use)) in (1u32..).zip(DEFAULT_MAILBOXES) {
+            let rec = MailboxRecord {
+                account: id,
+                id: MailboxId(i),
+                name: mbox.to_string(),
+                uid_validity: UidValidity(base.saturating_add(i - 1)),
+                uid_next: Uid(1),
+                special_use,
+                subscribed: true,
+                highest_modseq: INITIAL_MODSEQ,
+                counts: MailboxCounts::default(),
+            };
+            batch.insert(keys::mailbox(id, rec.id), encode(&rec)?);
+        }
+        let account = AccountRecord {
+            id,
+            name: name.clone(),
+            addresses: Vec::new(),
+            password: secrets,
+            quota_bytes: quota,
+            next_uid_validity: base.saturating_add(count),
+            last_modseq: INITIAL_MODSEQ,
+            next_mailbox_id: count + 1,
+            disabled: None,
+            tls_public_keys: Vec::new(),
+            created: now,
+        };
+        batch.insert(keys::account(id), encode(&account)?);
+        batch.insert(addr_key, &id.0.to_be_bytes()[..]);
+        batch.insert(
+            keys::meta(keys::NEXT_ACCOUNT_ID),
+            &(id.0 + 1).to_be_bytes()[..],
+        );
+        batch.insert(
+            keys::meta(UID_VALIDITY_FLOOR),
+            &base.saturating_add(count).to_be_bytes()[..],
+        );
+        self.apply_and_flush(batch)?;
+        tracing::info!(account = %name, id = id.0, "account created");
+        Ok(account)
+    }
+
+    fn read_counter(&self, name: &[u8]) -> Result<u32> {
+        Ok(match self.inner.db.get(keys::meta(name))? {
+            Some(v) => u32::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Codec("counter is not 4 bytes".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// Replaces an account's password secrets.
+    ///
+    /// This writes the account record outside its account actor: call it
+    /// through the actor, or have the actor reload the record afterwards.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        let secrets = PasswordSecrets::derive(password)?;
+        let _guard = self.admin_lock();
+        let mut account = self.require_account(name)?;
+        account.password = secrets;
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::account(account.id), encode(&account)?);
+        self.apply_and_flush(batch)
+    }
+
+    /// Removes an account: every record, then every message file.
+    pub fn delete_account(&self, name: &str) -> Result<()> {
+        let _guard = self.admin_lock();
+        let account = self.require_account(name)?;
+        let id = account.id;
+        let files: Vec<FileId> = self
+            .scan::<MessageRecord>(&keys::account_prefix(keys::MESSAGE, id))?
+            .iter()
+            .map(|m| m.file)
+            .collect();
+        let mut batch = sled::Batch::default();
+        batch.remove(keys::account(id));
+        for addr in std::iter::once(&account.name).chain(&account.addresses) {
+            if let Ok(n) = normalize_address(addr) {
+                if self.address_owner(&n)? == Some(id) {
+                    batch.remove(keys::address(&n));
+                }
+            }
+        }
+        for kind in keys::PER_ACCOUNT {
+            for k in self
+                .inner
+                .db
+                .scan_prefix(keys::account_prefix(kind, id))
+                .keys()
+            {
+                batch.remove(k?);
+            }
+        }
+        self.apply_and_flush(batch)?;
+        // The index no longer refers to the files; a crash here leaves only
+        // orphans, never a record without its file.
+        self.remove_files(&files);
+        tracing::info!(account = %account.name, id = id.0, "account deleted");
+        Ok(())
+    }
+
+    /// Every account, by id.
+    pub fn accounts(&self) -> Result<Vec<AccountRecord>> {
+        self.scan(&[keys::ACCOUNT])
+    }
+
+    /// The account whose primary address is `name`.
+    pub fn account(&self, name: &str) -> Result<Option<AccountRecord>> {
+        let Ok(n) = normalize_address(name) else {
+            return Ok(None);
+        };
+        Ok(self.account_by_address(&n)?.filter(|a| a.name == n))
+    }
+
+    /// The account by id.
+    pub fn account_by_id(&self, id: AccountId) -> Result<Option<AccountRecord>> {
+        self.get(&keys::account(id))
+    }
+
+    /// The account receiving mail for `addr` (primary or extra address).
+    pub fn account_by_address(&self, addr: &str) -> Result<Option<AccountRecord>> {
+        let Ok(n) = normalize_address(addr) else {
+            return Ok(None);
+        };
+        match self.address_owner(&n)? {
+            Some(id) => self.get(&keys::account(id)),
+            None => Ok(None),
+        }
+    }
+
+    fn address_owner(&self, normalized: &str) -> Result<Option<AccountId>> {
+        match self.inner.db.get(keys::address(normalized))? {
+            Some(v) => {
+                let b: [u8; 4] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Codec("address index value".into()))?;
+                Ok(Some(AccountId(u32::from_be_bytes(b))))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn require_account(&self, name: &str) -> Result<AccountRecord> {
+        self.account(name)?
+            .ok_or_else(|| StoreError::NotFound(format!("account {name}")))
+    }
+
+    /// Adds an extra address to an account.
+    pub fn add_address(&self, name: &str, addr: &str) -> Result<AccountRecord> {
+        let n = normalize_address(addr)?;
+        let _guard = self.admin_lock();
+        let mut account = self.require_account(name)?;
+        if self.address_owner(&n)?.is_some() {
+            return Err(StoreError::AlreadyExists(format!("address {n}")));
+        }
+        account.addresses.push(n.clone());
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::account(account.id), encode(&account)?);
+        batch.insert(keys::address(&n), &account.id.0.to_be_bytes()[..]);
+        self.apply_and_flush(batch)?;
+        Ok(account)
+    }
+
+    /// Removes an extra address; the primary address cannot be removed.
+    pub fn remove_address(&self, name: &str, addr: &str) -> Result<AccountRecord> {
+        let n = normalize_address(addr)?;
+        let _guard = self.admin_lock();
+        let mut account = self.require_account(name)?;
+        if n == account.name {
+            return Err(StoreError::Invalid(format!(
+                "{n} is the account's primary address; delete the account instead"
+            )));
+        }
+        let before = account.addresses.len();
+        account.addresses.retain(|a| *a != n);
+        if account.addresses.len() == before {
+            return Err(StoreError::NotFound(format!("address {n} of {name}")));
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::account(account.id), encode(&account)?);
+        batch.remove(keys::address(&n));
+        self.apply_and_flush(batch)?;
+        Ok(account)
+    }
+
+    // ---- reads ----
+
+    /// An account's mailboxes, by id.
+    pub fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
+        self.scan(&keys::account_prefix(keys::MAILBOX, account))
+    }
+
+    pub fn mailbox(&self, account: AccountId, id: MailboxId) -> Result<Option<MailboxRecord>> {
+        self.get(&keys::mailbox(account, id))
+    }
+
+    /// A mailbox's messages in UID order.
+    pub fn messages(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+        self.scan(&keys::mailbox_prefix(keys::MESSAGE, account, mailbox))
+    }
+
+    pub fn message(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Option<MessageRecord>> {
+        self.get(&keys::message(account, mailbox, uid))
+    }
+
+    /// The message stored in `file`, through the file index.
+    pub fn message_by_file(
+        &self,
+        account: AccountId,
+        file: FileId,
+    ) -> Result<Option<MessageRecord>> {
+        match self.get::<FileRef>(&keys::file(account, file))? {
+            Some(r) => self.message(account, r.mailbox, r.uid),
+            None => Ok(None),
+        }
+    }
+
+    /// A mailbox's expunged UIDs, in UID order.
+    pub fn tombstones(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<Tombstone>> {
+        self.scan(&keys::mailbox_prefix(keys::TOMBSTONE, account, mailbox))
+    }
+
+    pub fn thread_by_message_id(
+        &self,
+        account: AccountId,
+        message_id: &str,
+    ) -> Result<Option<ThreadRef>> {
+        self.get(&keys::thread_by_message_id(account, message_id))
+    }
+
+    pub fn thread_by_subject(
+        &self,
+        account: AccountId,
+        base_subject: &str,
+    ) -> Result<Option<ThreadRef>> {
+        self.get(&keys::thread_by_subject(account, base_subject))
+    }
+
+    /// The message as a client sees it: header prefix, then the file.
+    pub fn read_message(&self, m: &MessageRecord) -> Result<Vec<u8>> {
+        let path = self.message_path(m.file);
+        let body = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        let mut out = Vec::with_capacity(m.header_prefix.len() + body.len());
+        out.extend_from_slice(&m.header_prefix);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    // ---- writes ----
+
+    /// Makes `c` durable, in the house order: files into place, directory
+    /// fsyncs, one atomic batch, flush, then unlink removed files.
+    ///
+    /// If placing files or applying the batch fails, the files this commit
+    /// placed are removed again and nothing changed. If the final flush
+    /// fails, the records are applied in memory but may not be on disk:
+    /// the account actor should treat the store as failed and restart.
+    /// Putting a `Record::Account` does not touch the address index; use
+    /// [`add_address`](Store::add_address) for that.
+    pub fn commit(&self, c: Commit) -> Result<CommitStats> {
+        let Commit {
+            puts,
+            deletes,
+            place_files,
+            link_files,
+            remove_files,
+        } = c;
+        // Encode first: a record that cannot be written should fail the
+        // commit before any file moves.
+        let batch = self.build_batch(&puts, &deletes)?;
+
+        let mut placer = Placer::new(&self.inner.msg_dir);
+        let placed = place_files
+            .into_iter()
+            .try_for_each(|(staged, id)| placer.place(staged, id))
+            .and_then(|()| {
+                link_files
+                    .iter()
+                    .try_for_each(|&(from, to)| placer.link(from, to))
+            })
+            .and_then(|()| placer.sync_dirs());
+        let fsyncs = match placed {
+            Ok(n) => n,
+            Err(e) => {
+                placer.undo();
+                return Err(e);
+            }
+        };
+        let files = placer.placed();
+        if let Err(e) = self.inner.db.apply_batch(batch) {
+            placer.undo();
+            return Err(e.into());
+        }
+        self.flush()?;
+
+        // The commit is durable now; a file that will not go away is an
+        // orphan to log, not a failed commit.
+        self.remove_files(&remove_files);
+
+        let records = puts.len() + deletes.len();
+        let cn = &self.inner.counters;
+        cn.commits.fetch_add(1, Ordering::Relaxed);
+        cn.records.fetch_add(records as u64, Ordering::Relaxed);
+        cn.messages_placed
+            .fetch_add(files as u64, Ordering::Relaxed);
+        cn.fsyncs.fetch_add(fsyncs as u64, Ordering::Relaxed);
+        Ok(CommitStats {
+            records,
+            files,
+            fsyncs,
+        })
+    }
+
+    /// One batch for all of a commit's records, keeping the file index in
+    /// step with message records. sled's batch keeps the last write per
+    /// key, so deletes go in first, then puts, then the file index.
+    fn build_batch(&self, puts: &[Record], deletes: &[RecordKey]) -> Result<sled::Batch> {
+        let mut batch = sled::Batch::default();
+        let mut index_removals = Vec::new();
+        let mut index_inserts = Vec::new();
+        for key in deletes {
+            let k = match key {
+                RecordKey::Mailbox(a, m) => keys::mailbox(*a, *m),
+                RecordKey::Message(a, m, u) => {
+                    let k = keys::message(*a, *m, *u);
+                    if let Some(old) = self.get::<MessageRecord>(&k)? {
+                        index_removals.push(old);
+                    }
+                    k
+                }
+                RecordKey::Tombstone(a, m, u) => keys::tombstone(*a, *m, *u),
+                RecordKey::ThreadByMessageId(a, id) => keys::thread_by_message_id(*a, id),
+                RecordKey::ThreadBySubject(a, s) => keys::thread_by_subject(*a, s),
+            };
+            batch.remove(k);
+        }
+        for rec in puts {
+            let (k, v) = match rec {
+                Record::Account(a) => (keys::account(a.id), encode(a)?),
+                Record::Mailbox(m) => (keys::mailbox(m.account, m.id), encode(m)?),
+                Record::Message(m) => {
+                    let k = keys::message(m.account, m.mailbox, m.uid);
+                    if let Some(old) = self.get::<MessageRecord>(&k)? {
+                        if old.file != m.file {
+                            index_removals.push(old);
+                        }
+                    }
+                    let fr = FileRef {
+                        mailbox: m.mailbox,
+                        uid: m.uid,
+                    };
+                    index_inserts.push((keys::file(m.account, m.file), encode(&fr)?));
+                    (k, encode(m)?)
+                }
+                Record::Tombstone(t) => (keys::tombstone(t.account, t.mailbox, t.uid), encode(t)?),
+                Record::ThreadByMessageId {
+                    account,
+                    message_id,
+                    r,
+                } => (keys::thread_by_message_id(*account, message_id), encode(r)?),
+                Record::ThreadBySubject {
+                    account,
+                    base_subject,
+                    r,
+                } => (keys::thread_by_subject(*account, base_subject), encode(r)?),
+            };
+            batch.insert(k, v);
+        }
+        for old in index_removals {
+            // Only drop the index entry if it still names the old message.
+            let k = keys::file(old.account, old.file);
+            let here = FileRef {
+                mailbox: old.mailbox,
+                uid: old.uid,
+            };
+            if self.get::<FileRef>(&k)? == Some(here) {
+                batch.remove(k);
+            }
+        }
+        for (k, v) in index_inserts {
+            batch.insert(k, v);
+        }
+        Ok(batch)
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    Ok(rmp_serde::to_vec_named(v)?)
+}
+
+fn normalize_address(addr: &str) -> Result<String> {
+    keys::normalize_address(addr)
+        .ok_or_else(|| StoreError::Invalid(format!("{addr:?} is not an address (local@domain)")))
+}
+
+fn normalize_domain(name: &str) -> Result<String> {
+    let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    if n.is_empty() || n.contains('@') || n.contains(char::is_whitespace) {
+        return Err(StoreError::Invalid(format!(
+            "{name:?} is not a domain name"
+        )));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests;

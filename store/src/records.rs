@@ -1,0 +1,213 @@
+//! The records the store keeps, as the account actor sees them. These are
+//! plain data: the account actor computes every value (UIDs, modseqs,
+//! counts, threads) and the store only makes them durable. Encoding is
+//! rmp-serde with field names, so a field added later with `#[serde(default)]`
+//! still reads old records.
+
+use roost_protocols::imap::types::{Flags, ModSeq, Uid, UidValidity};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::secrets::PasswordSecrets;
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta] $name:ident($inner:ty);)*) => {$(
+        #[$doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(pub $inner);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+
+id_newtype! {
+    /// An account's number, allocated once from a durable counter.
+    AccountId(u32);
+    /// A mailbox's number within its account, never reused.
+    MailboxId(u32);
+    /// A message file's number, unique in the data directory across restarts.
+    FileId(u64);
+    /// A conversation's number within its account.
+    ThreadId(u64);
+}
+
+/// One account: its addresses, secrets, quota and the counters the account
+/// actor allocates from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    /// The primary address, which is also the login name (`roost@localhost`).
+    pub name: String,
+    /// Further addresses delivering to this account.
+    pub addresses: Vec<String>,
+    pub password: PasswordSecrets,
+    /// RFC 9208: the storage limit in bytes, if any.
+    pub quota_bytes: Option<u64>,
+    /// The UIDVALIDITY the next created mailbox receives.
+    pub next_uid_validity: u32,
+    /// RFC 7162 3.1: the last modseq handed out in this account.
+    pub last_modseq: ModSeq,
+    /// The id the next created mailbox receives.
+    pub next_mailbox_id: u32,
+    /// When set, logins are refused with this message.
+    pub disabled: Option<String>,
+    /// Client certificate public keys (SubjectPublicKeyInfo DER) allowed to log in.
+    pub tls_public_keys: Vec<Vec<u8>>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// RFC 6154 special-use attributes roost creates mailboxes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpecialUse {
+    Archive,
+    Drafts,
+    Junk,
+    Sent,
+    Trash,
+}
+
+impl SpecialUse {
+    /// The attribute as IMAP writes it (RFC 6154 2).
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::Archive => "\\Archive",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+        }
+    }
+}
+
+/// The counts STATUS reports, kept current by the account actor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxCounts {
+    pub total: u32,
+    /// Messages without `\Seen`.
+    pub unseen: u32,
+    /// Messages with `\Deleted`.
+    pub deleted: u32,
+    /// Sum of the messages' sizes in bytes.
+    pub size: u64,
+}
+
+/// One mailbox of one account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailboxRecord {
+    pub account: AccountId,
+    pub id: MailboxId,
+    /// The full hierarchical name, `/`-separated.
+    pub name: String,
+    pub uid_validity: UidValidity,
+    pub uid_next: Uid,
+    pub special_use: Option<SpecialUse>,
+    pub subscribed: bool,
+    pub highest_modseq: ModSeq,
+    pub counts: MailboxCounts,
+}
+
+/// One message in one mailbox. The bytes live in an immutable file; what
+/// changes (flags, modseq, thread state) lives here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    pub uid: Uid,
+    pub file: FileId,
+    pub modseq: ModSeq,
+    pub createseq: ModSeq,
+    pub flags: Flags,
+    /// `header_prefix.len()` plus the file's size: the RFC822.SIZE.
+    pub size: u64,
+    /// Unix seconds.
+    pub internal_date: i64,
+    /// RFC 8514: unix seconds.
+    pub save_date: i64,
+    /// Header lines roost adds at delivery (`Received:`), kept out of the
+    /// immutable file so copies can share it.
+    pub header_prefix: Vec<u8>,
+    pub message_id: Option<String>,
+    pub thread_id: ThreadId,
+    /// The files of this message's ancestors, nearest first.
+    pub thread_parents: Vec<FileId>,
+    /// A parent was referenced but not found, or found only by subject.
+    pub missing_link: bool,
+    pub muted: bool,
+    pub collapsed: bool,
+}
+
+/// RFC 7162 3.2.10: an expunged UID, remembered for QRESYNC VANISHED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    pub uid: Uid,
+    pub modseq: ModSeq,
+}
+
+/// Where a message-id or a base subject leads, for threading new mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRef {
+    pub thread: ThreadId,
+    pub file: FileId,
+    pub muted: bool,
+    pub collapsed: bool,
+}
+
+/// A domain roost accepts mail for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    /// Lower case.
+    pub name: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// A record to write in a [`Commit`](crate::Commit).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Account(AccountRecord),
+    Mailbox(MailboxRecord),
+    Message(MessageRecord),
+    Tombstone(Tombstone),
+    ThreadByMessageId {
+        account: AccountId,
+        message_id: String,
+        r: ThreadRef,
+    },
+    ThreadBySubject {
+        account: AccountId,
+        base_subject: String,
+        r: ThreadRef,
+    },
+}
+
+/// A record to delete in a [`Commit`](crate::Commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKey {
+    Mailbox(AccountId, MailboxId),
+    Message(AccountId, MailboxId, Uid),
+    Tombstone(AccountId, MailboxId, Uid),
+    ThreadByMessageId(AccountId, String),
+    ThreadBySubject(AccountId, String),
+}
+
+/// The value of the file index: which message a file belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileRef {
+    pub mailbox: MailboxId,
+    pub uid: Uid,
+}
+
+/// The current time in unix seconds; 0 if the clock is before 1970.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

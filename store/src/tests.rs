@@ -1,0 +1,649 @@
+//! Store tests over real temporary directories.
+
+use super::*;
+use roost_protocols::imap::types::{Flag, Flags};
+use std::io::Write;
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(dir.path()).unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+fn ok<T>(r: Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+const NAME: &str = "roost@localhost";
+
+/// Builds a message record for `file` holding `body`, with the counts the
+/// account actor would keep, and the commit that delivers it.
+struct Delivery {
+    account: AccountRecord,
+    inbox: MailboxRecord,
+}
+
+impl Delivery {
+    fn new(store: &Store) -> Delivery {
+        let account = ok(store.create_account(NAME, "secret", None));
+        let inbox = ok(store.mailbox(account.id, MailboxId(1))).unwrap_or_else(|| panic!("inbox"));
+        Delivery { account, inbox }
+    }
+
+    /// Allocates as the account actor would and returns the record.
+    fn message(&mut self, file: FileId, body: &[u8], prefix: &[u8], flags: Flags) -> MessageRecord {
+        self.account.last_modseq = ModSeq(self.account.last_modseq.0 + 1);
+        let uid = self.inbox.uid_next;
+        self.inbox.uid_next = Uid(uid.0 + 1);
+        self.inbox.highest_modseq = self.account.last_modseq;
+        let size = (prefix.len() + body.len()) as u64;
+        self.inbox.counts.total += 1;
+        self.inbox.counts.size += size;
+        if !flags.contains(&Flag::Seen) {
+            self.inbox.counts.unseen += 1;
+        }
+        if flags.contains(&Flag::Deleted) {
+            self.inbox.counts.deleted += 1;
+        }
+        MessageRecord {
+            account: self.account.id,
+            mailbox: self.inbox.id,
+            uid,
+            file,
+            modseq: self.account.last_modseq,
+            createseq: self.account.last_modseq,
+            flags,
+            size,
+            internal_date: 1_700_000_000,
+            save_date: 1_700_000_001,
+            header_prefix: prefix.to_vec(),
+            message_id: Some(format!("<{}@test>", file.0)),
+            thread_id: ThreadId(file.0),
+            thread_parents: Vec::new(),
+            missing_link: false,
+            muted: false,
+            collapsed: false,
+        }
+    }
+
+    fn records(&self, messages: &[MessageRecord]) -> Vec<Record> {
+        let mut puts = vec![
+            Record::Account(self.account.clone()),
+            Record::Mailbox(self.inbox.clone()),
+        ];
+        puts.extend(messages.iter().cloned().map(Record::Message));
+        puts
+    }
+}
+
+const BODY_A: &[u8] = b"Subject: a\r\n\r\nfirst\r\n";
+const BODY_B: &[u8] = b"Subject: b\r\n\r\nsecond, longer\r\n";
+const PREFIX: &[u8] = b"Received: from test\r\n";
+
+/// An account with two messages delivered in one commit.
+fn two_messages(store: &Store) -> (Delivery, Vec<MessageRecord>, CommitStats) {
+    let mut d = Delivery::new(store);
+    let (fa, fb) = (ok(store.next_file_id()), ok(store.next_file_id()));
+    let a = d.message(fa, BODY_A, PREFIX, Flags::new());
+    let mut seen = Flags::new();
+    seen.insert(Flag::Seen);
+    let b = d.message(fb, BODY_B, b"", seen);
+    let mut w = ok(store.stage());
+    ok(w.write_all(BODY_B).map_err(|e| StoreError::io("w", e)));
+    let staged_b = ok(w.finish());
+    let commit = Commit {
+        puts: d.records(&[a.clone(), b.clone()]),
+        place_files: vec![(ok(store.stage_bytes(BODY_A)), fa), (staged_b, fb)],
+        ..Commit::default()
+    };
+    let stats = ok(store.commit(commit));
+    (d, vec![a, b], stats)
+}
+
+#[test]
+fn store_is_shared_across_threads() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<Store>();
+    fn sendable<T: Send>() {}
+    sendable::<StagedWriter>();
+    sendable::<StagedFile>();
+}
+
+#[test]
+fn create_account_makes_default_mailboxes() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let a = ok(store.create_account(" roost@LOCALHOST ", "pw", Some(1 << 20)));
+    assert_eq!(a.name, NAME);
+    assert_eq!(a.last_modseq, INITIAL_MODSEQ);
+    assert_eq!(a.quota_bytes, Some(1 << 20));
+    let boxes = ok(store.mailboxes(a.id));
+    let names: Vec<&str> = boxes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"]
+    );
+    assert_eq!(boxes[0].special_use, None);
+    assert_eq!(boxes[1].special_use, Some(SpecialUse::Sent));
+    assert!(boxes.iter().all(|m| m.uid_next == Uid(1) && m.subscribed));
+    let mut validities: Vec<u32> = boxes.iter().map(|m| m.uid_validity.0).collect();
+    validities.dedup();
+    assert_eq!(validities.len(), 6, "each mailbox has its own UIDVALIDITY");
+    assert!(a.next_uid_validity > validities[5]);
+    assert_eq!(a.next_mailbox_id, 7);
+    assert!(matches!(
+        store.create_account(NAME, "pw", None),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.create_account("no-at-sign", "pw", None),
+        Err(StoreError::Invalid(_))
+    ));
+    let b = ok(store.create_account("other@localhost", "pw", None));
+    assert_ne!(a.id, b.id);
+    assert!(ok(store.check_consistency(NAME)).is_empty());
+}
+
+#[test]
+fn accounts_addresses_and_passwords() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let a = ok(store.create_account(NAME, "old", None));
+    assert!(a.password.verify_password("old"));
+    ok(store.set_password(NAME, "new"));
+    let a = ok(store.account(NAME)).unwrap_or_else(|| panic!("account"));
+    assert!(a.password.verify_password("new"));
+    assert!(!a.password.verify_password("old"));
+
+    ok(store.add_address(NAME, "postmaster@LocalHost"));
+    let by = ok(store.account_by_address("postmaster@localhost"));
+    assert_eq!(by.map(|r| r.id), Some(a.id));
+    assert_eq!(
+        ok(store.account_by_address("ROOST@localhost")),
+        None,
+        "local part is exact"
+    );
+    assert_eq!(
+        ok(store.account_by_address("roost@LOCALHOST")).map(|r| r.id),
+        Some(a.id)
+    );
+    assert_eq!(
+        ok(store.account("postmaster@localhost")),
+        None,
+        "not a login name"
+    );
+    assert!(matches!(
+        store.add_address("other@localhost", "x@localhost"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.add_address(NAME, "postmaster@localhost"),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.remove_address(NAME, NAME),
+        Err(StoreError::Invalid(_))
+    ));
+    ok(store.remove_address(NAME, "postmaster@localhost"));
+    assert_eq!(ok(store.account_by_address("postmaster@localhost")), None);
+    assert_eq!(ok(store.accounts()).len(), 1);
+}
+
+#[test]
+fn domains() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    ok(store.add_domain("Example.ORG"));
+    ok(store.add_domain("b.example"));
+    assert!(ok(store.has_domain("example.org")));
+    assert!(!ok(store.has_domain("example.com")));
+    assert!(matches!(
+        store.add_domain("example.org"),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(store.add_domain(""), Err(StoreError::Invalid(_))));
+    let names: Vec<String> = ok(store.domains()).into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["b.example", "example.org"]);
+    ok(store.remove_domain("EXAMPLE.org"));
+    assert!(matches!(
+        store.remove_domain("example.org"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(ok(store.domains()).len(), 1);
+}
+
+#[test]
+fn commit_places_two_messages_with_one_flush() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let before = store.stats();
+    let (d, msgs, stats) = two_messages(&store);
+    let after = store.stats();
+    // create_account flushed once; the commit flushed once more.
+    assert_eq!(after.flushes - before.flushes, 2);
+    assert_eq!(after.commits, 1);
+    assert_eq!(after.messages_placed, 2);
+    assert_eq!(stats.records, 4);
+    assert_eq!(stats.files, 2);
+    // Both files share a shard: the shard dir, plus msg/ for creating it.
+    assert_eq!(stats.fsyncs, 2);
+    // Two staged-file fsyncs plus the commit's directory fsyncs.
+    assert_eq!(after.fsyncs, 2 + 2);
+
+    let stored = ok(store.messages(d.account.id, d.inbox.id));
+    assert_eq!(stored, msgs);
+    let mut expect_a = PREFIX.to_vec();
+    expect_a.extend_from_slice(BODY_A);
+    assert_eq!(ok(store.read_message(&stored[0])), expect_a);
+    assert_eq!(ok(store.read_message(&stored[1])), BODY_B);
+    assert_eq!(
+        ok(store.message_by_file(d.account.id, msgs[1].file)),
+        Some(msgs[1].clone())
+    );
+    assert_eq!(
+        ok(store.message(d.account.id, d.inbox.id, Uid(2))),
+        Some(msgs[1].clone())
+    );
+    assert!(ok(store.check_consistency(NAME)).is_empty());
+    assert_eq!(
+        ok(std::fs::read_dir(dir.path().join("tmp")).map_err(|e| StoreError::io("tmp", e))).count(),
+        0
+    );
+}
+
+#[test]
+fn link_remove_tombstones_and_threads() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (mut d, msgs, _) = two_messages(&store);
+    let a = d.account.id;
+
+    // MOVE message 1 from INBOX to Archive: link under a new id, expunge
+    // the old one with a tombstone, remove the old file.
+    let mut archive = ok(store.mailbox(a, MailboxId(6))).unwrap_or_else(|| panic!("archive"));
+    let new_file = ok(store.next_file_id());
+    d.account.last_modseq = ModSeq(d.account.last_modseq.0 + 1);
+    let moved = MessageRecord {
+        mailbox: archive.id,
+        uid: Uid(1),
+        file: new_file,
+        modseq: d.account.last_modseq,
+        createseq: d.account.last_modseq,
+        ..msgs[0].clone()
+    };
+    archive.uid_next = Uid(2);
+    archive.highest_modseq = d.account.last_modseq;
+    archive.counts = MailboxCounts {
+        total: 1,
+        unseen: 1,
+        deleted: 0,
+        size: moved.size,
+    };
+    d.account.last_modseq = ModSeq(d.account.last_modseq.0 + 1);
+    let tomb = Tombstone {
+        account: a,
+        mailbox: d.inbox.id,
+        uid: msgs[0].uid,
+        modseq: d.account.last_modseq,
+    };
+    d.inbox.highest_modseq = d.account.last_modseq;
+    d.inbox.counts.total -= 1;
+    d.inbox.counts.unseen -= 1;
+    d.inbox.counts.size -= msgs[0].size;
+    let tref = ThreadRef {
+        thread: ThreadId(9),
+        file: new_file,
+        muted: false,
+        collapsed: true,
+    };
+    let mut puts = d.records(std::slice::from_ref(&moved));
+    puts.push(Record::Mailbox(archive.clone()));
+    puts.push(Record::Tombstone(tomb));
+    puts.push(Record::ThreadByMessageId {
+        account: a,
+        message_id: "<1@test>".into(),
+        r: tref,
+    });
+    puts.push(Record::ThreadBySubject {
+        account: a,
+        base_subject: "a".into(),
+        r: tref,
+    });
+    let stats = ok(store.commit(Commit {
+        puts,
+        deletes: vec![RecordKey::Message(a, d.inbox.id, msgs[0].uid)],
+        link_files: vec![(msgs[0].file, new_file)],
+        remove_files: vec![msgs[0].file],
+        ..Commit::default()
+    }));
+    assert_eq!(stats.files, 1);
+    assert!(!store.message_path(msgs[0].file).exists());
+    assert_eq!(ok(store.read_message(&moved))[PREFIX.len()..], *BODY_A);
+    assert_eq!(ok(store.message_by_file(a, msgs[0].file)), None);
+    assert_eq!(ok(store.message_by_file(a, new_file)), Some(moved));
+    assert_eq!(ok(store.tombstones(a, d.inbox.id)), vec![tomb]);
+    assert_eq!(ok(store.thread_by_message_id(a, "<1@test>")), Some(tref));
+    assert_eq!(ok(store.thread_by_subject(a, "a")), Some(tref));
+    assert_eq!(ok(store.thread_by_subject(a, "b")), None);
+    let problems = ok(store.check_consistency(NAME));
+    assert!(problems.is_empty(), "{problems:?}");
+
+    // Deleting thread records.
+    ok(store.commit(Commit {
+        deletes: vec![
+            RecordKey::ThreadByMessageId(a, "<1@test>".into()),
+            RecordKey::ThreadBySubject(a, "a".into()),
+        ],
+        ..Commit::default()
+    }));
+    assert_eq!(ok(store.thread_by_message_id(a, "<1@test>")), None);
+    assert_eq!(ok(store.thread_by_subject(a, "a")), None);
+}
+
+#[test]
+fn failed_commit_leaves_no_files() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (_, msgs, _) = two_messages(&store);
+    let fresh = ok(store.next_file_id());
+    // The second placement collides with an existing file.
+    let res = store.commit(Commit {
+        place_files: vec![
+            (ok(store.stage_bytes(b"x")), fresh),
+            (ok(store.stage_bytes(b"y")), msgs[0].file),
+        ],
+        ..Commit::default()
+    });
+    assert!(matches!(res, Err(StoreError::AlreadyExists(_))));
+    assert!(!store.message_path(fresh).exists(), "undone");
+    assert_eq!(
+        ok(std::fs::read(store.message_path(msgs[0].file)).map_err(|e| StoreError::io("f", e))),
+        BODY_A
+    );
+    assert_eq!(
+        ok(std::fs::read_dir(dir.path().join("tmp")).map_err(|e| StoreError::io("tmp", e))).count(),
+        0
+    );
+}
+
+#[test]
+fn delete_account_removes_records_and_files() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (d, msgs, _) = two_messages(&store);
+    ok(store.add_address(NAME, "alias@localhost"));
+    let other = ok(store.create_account("other@localhost", "pw", None));
+    ok(store.delete_account(NAME));
+    for m in &msgs {
+        assert!(!store.message_path(m.file).exists());
+    }
+    assert_eq!(ok(store.account(NAME)), None);
+    assert_eq!(ok(store.account_by_address("alias@localhost")), None);
+    assert!(ok(store.mailboxes(d.account.id)).is_empty());
+    assert!(ok(store.messages(d.account.id, d.inbox.id)).is_empty());
+    assert_eq!(ok(store.message_by_file(d.account.id, msgs[0].file)), None);
+    assert_eq!(ok(store.mailboxes(other.id)).len(), 6, "others untouched");
+    assert!(matches!(
+        store.delete_account(NAME),
+        Err(StoreError::NotFound(_))
+    ));
+    // The name is free again, with fresh UIDVALIDITY values.
+    let again = ok(store.create_account(NAME, "pw", None));
+    assert_ne!(again.id, d.account.id);
+    let inbox = ok(store.mailbox(again.id, MailboxId(1))).unwrap_or_else(|| panic!("inbox"));
+    assert!(inbox.uid_validity.0 >= d.account.next_uid_validity);
+}
+
+#[test]
+fn reopen_keeps_everything() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let (d, msgs, last_file) = {
+        let store = open(&dir);
+        ok(store.add_domain("localhost"));
+        let (d, msgs, _) = two_messages(&store);
+        (d, msgs, ok(store.next_file_id()))
+    };
+    let store = open(&dir);
+    assert!(ok(store.has_domain("localhost")));
+    assert_eq!(ok(store.account(NAME)), Some(d.account.clone()));
+    assert_eq!(
+        ok(store.mailbox(d.account.id, d.inbox.id)),
+        Some(d.inbox.clone())
+    );
+    assert_eq!(ok(store.messages(d.account.id, d.inbox.id)), msgs);
+    assert_eq!(ok(store.read_message(&msgs[1])), BODY_B);
+    assert!(
+        ok(store.next_file_id()) > last_file,
+        "file ids never repeat"
+    );
+    assert!(ok(store.check_consistency(NAME)).is_empty());
+    let other = ok(store.create_account("other@localhost", "pw", None));
+    assert!(other.id > d.account.id, "account ids never repeat");
+}
+
+#[test]
+fn staging_cleans_up() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let tmp = dir.path().join("tmp");
+    let count = || {
+        std::fs::read_dir(&tmp)
+            .map(|d| d.count())
+            .unwrap_or(usize::MAX)
+    };
+    {
+        let store = open(&dir);
+        let mut w = ok(store.stage());
+        ok(w.write_all(b"partial").map_err(|e| StoreError::io("w", e)));
+        assert_eq!(w.size(), 7);
+        assert_eq!(count(), 1);
+        drop(w);
+        assert_eq!(count(), 0, "unfinished writer removed on drop");
+        let staged = ok(store.stage_bytes(b"complete"));
+        assert_eq!(staged.size(), 8);
+        assert!(staged.path().exists());
+        drop(staged);
+        assert_eq!(count(), 0, "unused staged file removed on drop");
+        ok(std::fs::write(tmp.join("left-over"), b"x").map_err(|e| StoreError::io("w", e)));
+        // A staged file whose owner leaks it (as a crash would).
+        std::mem::forget(ok(store.stage_bytes(b"leaked")));
+        assert_eq!(count(), 2);
+    }
+    let _store = open(&dir);
+    assert_eq!(count(), 0, "tmp emptied on open");
+}
+
+/// Commits `records` as-is, to corrupt an account on purpose.
+fn force(store: &Store, puts: Vec<Record>) {
+    ok(store.commit(Commit {
+        puts,
+        ..Commit::default()
+    }));
+}
+
+fn problems(store: &Store) -> Vec<Problem> {
+    ok(store.check_consistency(NAME))
+}
+
+#[test]
+fn consistency_reports_wrong_counts() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (mut d, _, _) = two_messages(&store);
+    d.inbox.counts.unseen += 1;
+    force(&store, vec![Record::Mailbox(d.inbox.clone())]);
+    let p = problems(&store);
+    assert!(
+        matches!(p.as_slice(), [Problem::CountsMismatch { .. }]),
+        "{p:?}"
+    );
+    assert!(p[0].to_string().contains("2 unseen"), "{}", p[0]);
+}
+
+#[test]
+fn consistency_reports_missing_and_resized_files() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (_, msgs, _) = two_messages(&store);
+    ok(std::fs::remove_file(store.message_path(msgs[0].file)).map_err(|e| StoreError::io("rm", e)));
+    ok(std::fs::write(store.message_path(msgs[1].file), b"short")
+        .map_err(|e| StoreError::io("w", e)));
+    let p = problems(&store);
+    assert!(
+        matches!(
+            p.as_slice(),
+            [Problem::MissingFile { .. }, Problem::FileSizeMismatch { expected, actual: 5, .. }]
+                if *expected == BODY_B.len() as u64
+        ),
+        "{p:?}"
+    );
+    assert!(p[0].to_string().contains("no message file"), "{}", p[0]);
+}
+
+#[test]
+fn consistency_reports_duplicate_modseq() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (_, msgs, _) = two_messages(&store);
+    let mut b = msgs[1].clone();
+    b.modseq = msgs[0].modseq;
+    force(&store, vec![Record::Message(b)]);
+    let p = problems(&store);
+    assert!(
+        matches!(p.as_slice(), [Problem::DuplicateModSeq { .. }]),
+        "{p:?}"
+    );
+    assert_eq!(
+        p[0].to_string(),
+        format!(
+            "message UID 1 in mailbox 1 and message UID 2 in mailbox 1 share modseq {}",
+            msgs[0].modseq
+        )
+    );
+}
+
+#[test]
+fn consistency_reports_uid_at_or_above_uid_next() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (mut d, _, _) = two_messages(&store);
+    d.inbox.uid_next = Uid(2);
+    force(&store, vec![Record::Mailbox(d.inbox.clone())]);
+    let p = problems(&store);
+    assert!(
+        matches!(p.as_slice(), [Problem::UidNotBelowUidNext { place, uid_next: Uid(2) }] if place.uid == Uid(2)),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn consistency_reports_modseq_bounds_and_index() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (mut d, msgs, _) = two_messages(&store);
+    // The account forgets its last two modseqs: both messages' modseqs and
+    // the mailbox's HIGHESTMODSEQ are now beyond it.
+    d.account.last_modseq = INITIAL_MODSEQ;
+    force(&store, vec![Record::Account(d.account.clone())]);
+    let p = problems(&store);
+    assert_eq!(
+        p.iter()
+            .filter(|p| matches!(p, Problem::ModSeqAboveLast { .. }))
+            .count(),
+        2,
+        "{p:?}"
+    );
+    assert!(p
+        .iter()
+        .any(|p| matches!(p, Problem::HighestModSeqAboveLast { .. })));
+
+    // A mailbox whose HIGHESTMODSEQ lags its messages, and a dangling
+    // file index entry.
+    d.account.last_modseq = ModSeq(100);
+    d.inbox.highest_modseq = INITIAL_MODSEQ;
+    force(
+        &store,
+        vec![
+            Record::Account(d.account.clone()),
+            Record::Mailbox(d.inbox.clone()),
+        ],
+    );
+    ok(store
+        .inner
+        .db
+        .insert(
+            keys::file(d.account.id, FileId(999)),
+            ok(encode(&FileRef {
+                mailbox: d.inbox.id,
+                uid: msgs[0].uid,
+            })),
+        )
+        .map_err(StoreError::from));
+    let p = problems(&store);
+    assert!(
+        matches!(
+            p.as_slice(),
+            [
+                Problem::HighestModSeqTooLow { .. },
+                Problem::FileIndexDangling {
+                    file: FileId(999),
+                    ..
+                }
+            ]
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn consistency_reports_createseq_index_and_orphans() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (d, msgs, _) = two_messages(&store);
+    let a = d.account.id;
+    let mut b = msgs[1].clone();
+    b.createseq = msgs[0].createseq;
+    force(&store, vec![Record::Message(b)]);
+    ok(store
+        .inner
+        .db
+        .remove(keys::file(a, msgs[0].file))
+        .map_err(StoreError::from));
+    let p = problems(&store);
+    assert!(
+        matches!(
+            p.as_slice(),
+            [
+                Problem::DuplicateCreateSeq { .. },
+                Problem::FileIndexMissing { .. }
+            ]
+        ),
+        "{p:?}"
+    );
+
+    // Index message 1's file at message 2, and a message in no mailbox.
+    ok(store
+        .inner
+        .db
+        .insert(
+            keys::file(a, msgs[0].file),
+            ok(encode(&FileRef {
+                mailbox: d.inbox.id,
+                uid: msgs[1].uid,
+            })),
+        )
+        .map_err(StoreError::from));
+    let mut stray = msgs[1].clone();
+    stray.mailbox = MailboxId(99);
+    force(&store, vec![Record::Message(stray)]);
+    let p = problems(&store);
+    assert!(
+        p.iter()
+            .any(|p| matches!(p, Problem::FileIndexWrong { .. })),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|p| matches!(p, Problem::NoSuchMailbox { .. })),
+        "{p:?}"
+    );
+    for problem in &p {
+        assert!(!problem.to_string().is_empty());
+    }
+}

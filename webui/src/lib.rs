@@ -1,0 +1,220 @@
+//! roost's HTTP side: pages, the web API and SSE event streams.
+//!
+//! Today it serves a status page, a health endpoint and `/events`: the
+//! change events of the account named by HTTP Basic credentials, as
+//! Server-Sent Events. Webmail, account and admin pages build on these
+//! (they arrive with their own issues). The same router is served over
+//! plain HTTP and over HTTPS.
+#![forbid(unsafe_code)]
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use futures_util::StreamExt;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use roost_actors::auth::verify_password;
+use roost_actors::system::Shared;
+use roost_supervisor::{ActorKind, ChildSpec, Restart};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::BroadcastStream;
+use tracing::{debug, info};
+
+/// How often an idle SSE stream sends a keep-alive comment.
+pub const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Where the HTTP side listens.
+#[derive(Clone)]
+pub struct HttpSettings {
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The `http` child of the root supervisor.
+pub fn child_spec(shared: Shared, settings: HttpSettings) -> ChildSpec {
+    ChildSpec::linked("http", ActorKind::Http, Restart::Permanent, move || {
+        (
+            HttpActor,
+            HttpArgs {
+                shared: shared.clone(),
+                settings: settings.clone(),
+            },
+        )
+    })
+}
+
+pub struct HttpActor;
+
+pub struct HttpArgs {
+    shared: Shared,
+    settings: HttpSettings,
+}
+
+pub struct HttpState {
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Actor for HttpActor {
+    type Msg = ();
+    type State = HttpState;
+    type Arguments = HttpArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<()>,
+        args: HttpArgs,
+    ) -> Result<HttpState, ActorProcessingErr> {
+        let router = router(args.shared.clone());
+        let mut servers = Vec::new();
+        let acceptor = args.settings.tls.clone().map(TlsAcceptor::from);
+        let plain = args.settings.http.iter().map(|a| (*a, None));
+        let secure = args
+            .settings
+            .https
+            .iter()
+            .filter_map(|a| acceptor.clone().map(|t| (*a, Some(t))));
+        for (addr, tls) in plain.chain(secure) {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            info!(%addr, tls = tls.is_some(), "http listening");
+            servers.push(tokio::spawn(serve(
+                listener,
+                tls,
+                router.clone(),
+                args.shared.clone(),
+            )));
+        }
+        Ok(HttpState { servers })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<()>,
+        state: &mut HttpState,
+    ) -> Result<(), ActorProcessingErr> {
+        for s in &state.servers {
+            s.abort();
+        }
+        Ok(())
+    }
+}
+
+async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, shared: Shared) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(_) => {
+                // Out of descriptors and the like: back off a moment.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (router, tls) = (router.clone(), tls.clone());
+        tokio::spawn(async move {
+            let service = TowerToHyperService::new(router);
+            let builder = hyper::server::conn::http1::Builder::new();
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("TLS handshake failed: {e}")),
+                },
+                None => builder
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = result {
+                debug!(%peer, error = %e, "http connection ended");
+            }
+        });
+    }
+}
+
+/// The routes. Public so tests can serve them without the actor tree.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/health", get(health))
+        .route("/events", get(events))
+        .with_state(shared)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}
+
+async fn health(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    let accounts = shared.store.accounts().map(|a| a.len()).unwrap_or(0);
+    Json(serde_json::json!({"ok": true, "accounts": accounts}))
+}
+
+/// `/events`: the account's change events as SSE, `event: change` with the
+/// JSON event as data. HTTP Basic credentials name the account.
+async fn events(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let Some((user, password)) = basic_credentials(&headers) else {
+        return unauthorized();
+    };
+    let account = match verify_password(&shared.store, &user, &password).await {
+        Ok(a) => a,
+        Err(_) => return unauthorized(),
+    };
+    let stream = BroadcastStream::new(shared.hub.subscribe()).filter_map(move |r| {
+        let account = account.clone();
+        async move {
+            let event = match r {
+                Ok(ev) if ev.account == account => Event::default()
+                    .event("change")
+                    .json_data(&*ev)
+                    .ok()?,
+                Ok(_) => return None,
+                // The client fell behind: tell it to reload its view.
+                Err(_) => Event::default().event("lagged").data("reload"),
+            };
+            Some(Ok::<_, Infallible>(event))
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE))
+        .into_response()
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"roost\"")],
+        "authentication required\n",
+    )
+        .into_response()
+}
