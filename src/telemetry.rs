@@ -3,6 +3,7 @@
 //! OpenTelemetry (OTLP/HTTP) when the config names an endpoint.
 
 use anyhow::{Context, Result};
+use std::io::IsTerminal;
 use opentelemetry::trace::TracerProvider as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -22,10 +23,21 @@ impl Drop for Guard {
 pub fn init(level: &str, json: bool, otlp_endpoint: Option<&str>) -> Result<Guard> {
     // RUST_LOG wins over the configured level, for debugging.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Logs go to stderr (stdout is for what a command prints), in colour
+    // only on a terminal.
+    let ansi = std::io::stderr().is_terminal();
     let fmt = if json {
-        tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_target(false).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let mut provider = None;
     let otel = match otlp_endpoint {

@@ -419,9 +419,9 @@ impl AccountState {
             // The in-memory state is ahead of the disk: fail and reload.
             return Err(format!("commit failed: {reason}").into());
         }
-        for answer in pending.answers {
-            answer(Ok(()));
-        }
+        // Events go out before the callers hear "done", so a client that
+        // acts on one session's answer finds the change already on its way
+        // to every other session.
         let modseq = self.record.last_modseq;
         for change in pending.changes {
             let event = Arc::new(ChangeEvent {
@@ -433,6 +433,9 @@ impl AccountState {
                 let _ = mb.cast(MailboxMsg::Event(event.clone()));
             }
             self.hub.publish(event);
+        }
+        for answer in pending.answers {
+            answer(Ok(()));
         }
         Ok(())
     }

@@ -66,6 +66,13 @@ where
                 _ = shutdown.wait_for(|s| *s) => { deliver(Input::Shutdown); return }
             }
             let input = tokio::select! {
+                // No credit is outstanding while reading: this only fires
+                // when the session is gone (killed), and then the socket
+                // must close rather than wait for the client.
+                c = credits.recv() => match c {
+                    None => return,
+                    Some(()) => continue,
+                },
                 r = tokio::time::timeout(idle, read.read(&mut buf)) => match r {
                     Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
                     Ok(Ok(n)) => Input::Bytes(buf[..n].to_vec()),

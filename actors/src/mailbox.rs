@@ -18,26 +18,50 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub enum MailboxNotice {
     Event(Arc<ChangeEvent>),
-    /// The mailbox actor stopped (account restarted, mailbox deleted): the
-    /// subscriber must reopen the mailbox or tell its client why not.
-    Closed(String),
+    /// The subscription ended without the subscriber asking (account
+    /// restarted, mailbox deleted, mailbox actor killed): the subscriber must
+    /// reopen the mailbox or tell its client why not.
+    Closed { subscriber: u64 },
 }
 
 /// One watcher of a mailbox. `notify` returns false once the watcher is
-/// gone, and the mailbox actor then forgets it.
+/// gone, and the mailbox actor then forgets it. When the mailbox actor lets
+/// go of a subscriber in any way, even by being killed, the subscriber hears
+/// `Closed`: the notice is sent when the last handle is dropped.
 #[derive(Clone)]
 pub struct Subscriber {
     pub id: u64,
-    pub notify: Arc<dyn Fn(MailboxNotice) -> bool + Send + Sync>,
+    inner: Arc<Notifier>,
+}
+
+struct Notifier {
+    id: u64,
+    notify: Box<dyn Fn(MailboxNotice) -> bool + Send + Sync>,
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        (self.notify)(MailboxNotice::Closed {
+            subscriber: self.id,
+        });
+    }
 }
 
 impl Subscriber {
     pub fn new(notify: impl Fn(MailboxNotice) -> bool + Send + Sync + 'static) -> Subscriber {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
         Subscriber {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
-            notify: Arc::new(notify),
+            id,
+            inner: Arc::new(Notifier {
+                id,
+                notify: Box::new(notify),
+            }),
         }
+    }
+
+    pub fn notify(&self, notice: MailboxNotice) -> bool {
+        (self.inner.notify)(notice)
     }
 }
 
@@ -98,22 +122,6 @@ impl Actor for MailboxActor {
         })
     }
 
-    async fn post_stop(
-        &self,
-        myself: ActorRef<MailboxMsg>,
-        state: &mut MailboxState,
-    ) -> Result<(), ActorProcessingErr> {
-        let reason = myself
-            .get_cell()
-            .get_name()
-            .map(|n| format!("{n} closed"))
-            .unwrap_or_else(|| "mailbox closed".into());
-        for s in state.subscribers.drain(..) {
-            (s.notify)(MailboxNotice::Closed(reason.clone()));
-        }
-        Ok(())
-    }
-
     async fn handle(
         &self,
         _myself: ActorRef<MailboxMsg>,
@@ -133,7 +141,7 @@ impl Actor for MailboxActor {
                 state.apply(&event.change);
                 state
                     .subscribers
-                    .retain(|s| (s.notify)(MailboxNotice::Event(event.clone())));
+                    .retain(|s| s.notify(MailboxNotice::Event(event.clone())));
             }
         }
         Ok(())

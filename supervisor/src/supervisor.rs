@@ -326,7 +326,7 @@ async fn spawn_child(
     let Some(spec) = state.slots.get(&key).map(|slot| slot.spec.clone()) else {
         return Err(SpawnErr::StartupFailed("child spec was removed".into()));
     };
-    let _ = wait_name_free;
+    wait_name_free(&spec.name).await;
     let cell = (spec.spawn)(myself.clone()).await?;
     if cell.try_get_supervisor().map(|s| s.get_id()) != Some(myself.get_id()) {
         cell.link(myself.clone());

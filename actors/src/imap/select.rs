@@ -159,7 +159,9 @@ impl ImapState {
         };
         match notice {
             MailboxNotice::Event(ev) => sel.pending.push(ev),
-            MailboxNotice::Closed(reason) => sel.stale = Some(reason),
+            // A subscription this selection no longer uses ended: ignore.
+            MailboxNotice::Closed { subscriber } if subscriber != sel.subscriber => return,
+            MailboxNotice::Closed { .. } => sel.stale = Some("the mailbox was closed".into()),
         }
         if self.idle.is_some() {
             self.sync_view(true).await;

@@ -1,0 +1,121 @@
+//! A message delivered over SMTP reads back over IMAP byte for byte, and an
+//! IMAP session idling on INBOX hears about it at once.
+
+mod common;
+use common::*;
+
+/// FETCH BODY[] of one message: the literal's bytes.
+fn fetch_body(imap: &mut Imap, seq: u32) -> Vec<u8> {
+    let resp = imap.cmd_bytes(&format!("FETCH {seq} BODY.PEEK[]"));
+    let start = resp
+        .windows(2)
+        .position(|w| w == b"}\r")
+        .expect("literal in FETCH response")
+        + 3;
+    let open = resp[..start].iter().rposition(|&b| b == b'{').unwrap();
+    let len: usize = std::str::from_utf8(&resp[open + 1..start - 3])
+        .unwrap()
+        .parse()
+        .unwrap();
+    resp[start..start + len].to_vec()
+}
+
+#[test]
+fn smtp_delivery_reads_back_byte_for_byte_and_wakes_idle() {
+    let server = Server::start();
+
+    // A second session idles on INBOX before the message arrives.
+    let mut idler = Imap::login(server.port(IMAP));
+    let r = idler.cmd("SELECT INBOX");
+    assert!(r.contains("* 0 EXISTS\r\n"), "{r}");
+    assert!(r.contains("OK [READ-WRITE] SELECT completed"), "{r}");
+    idler.send_raw(b"i1 IDLE\r\n");
+    assert_eq!(idler.line(), "+ idling\r\n");
+
+    let original = message(1, 200);
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    let ehlo = smtp.cmd("EHLO client.example.org");
+    assert!(ehlo.starts_with("250-localhost greets client.example.org"), "{ehlo}");
+    assert!(ehlo.contains("250-PIPELINING"), "{ehlo}");
+    assert!(ehlo.contains("250 ENHANCEDSTATUSCODES"), "{ehlo}");
+    let r = smtp.send_mail("sender@example.org", &[ACCOUNT], &original);
+    assert_eq!(r, "250 2.0.0 OK, message delivered");
+    assert_eq!(smtp.cmd("QUIT"), "221 2.0.0 localhost closing connection");
+
+    // The idler hears EXISTS without asking.
+    assert_eq!(idler.line(), "* 1 EXISTS\r\n");
+    idler.send_raw(b"DONE\r\n");
+    assert_eq!(idler.line(), "i1 OK IDLE terminated\r\n");
+
+    let mut reader = Imap::login(server.port(IMAP));
+    let r = reader.cmd("SELECT INBOX");
+    assert!(r.contains("* 1 EXISTS\r\n"), "{r}");
+    let stored = fetch_body(&mut reader, 1);
+    assert_eq!(strip_prefix(&stored, &original), &original[..]);
+    let head = String::from_utf8_lossy(&stored[..stored.len() - original.len()]).into_owned();
+    assert!(head.starts_with("Return-Path: <sender@example.org>\r\nReceived: from client.example.org ([127.0.0.1])\r\n\tby localhost (roost) with ESMTP\r\n\tfor <roost@localhost>; "), "{head}");
+
+    // Size and flags as a client sees them; PEEK left \Seen unset.
+    let r = reader.cmd("FETCH 1 (UID FLAGS RFC822.SIZE)");
+    assert!(
+        r.starts_with(&format!("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE {})\r\n", stored.len())),
+        "{r}"
+    );
+    // A FETCH of BODY[] (not PEEK) sets \Seen and says so; the idler, back
+    // from IDLE, hears the flag change at its next command.
+    let r = reader.cmd("FETCH 1 BODY[TEXT]");
+    assert!(r.contains(" FLAGS (\\Seen))\r\n"), "{r}");
+    let r = idler.cmd("NOOP");
+    assert!(r.starts_with("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n"), "{r}");
+
+    server.assert_consistent(ACCOUNT);
+}
+
+#[test]
+fn store_expunge_copy_move_and_events_reach_other_sessions() {
+    let server = Server::start();
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    smtp.cmd("EHLO x");
+    for n in 1..=3 {
+        let r = smtp.send_mail("s@example.org", &[ACCOUNT], &message(n, 3));
+        assert!(r.starts_with("250 "), "{r}");
+    }
+    let mut a = Imap::login(server.port(IMAP));
+    let mut b = Imap::login(server.port(IMAP));
+    assert!(a.cmd("SELECT INBOX").contains("* 3 EXISTS"));
+    assert!(b.cmd("SELECT INBOX").contains("* 3 EXISTS"));
+
+    let r = a.cmd("STORE 2 +FLAGS (\\Deleted $Important)");
+    assert!(r.starts_with("* 2 FETCH (UID 2 FLAGS (\\Deleted $Important))\r\n"), "{r}");
+    assert!(r.ends_with("OK STORE completed\r\n"), "{r}");
+    let r = b.cmd("NOOP");
+    assert!(r.starts_with("* 2 FETCH (UID 2 FLAGS (\\Deleted $Important))\r\n"), "{r}");
+
+    let r = a.cmd("UID COPY 1:3 Archive");
+    assert!(r.contains("OK [COPYUID "), "{r}");
+    assert!(r.contains(" 1:3 1:3] COPY completed"), "{r}");
+    let r = a.cmd("EXPUNGE");
+    assert_eq!(r, "* 2 EXPUNGE\r\na5 OK EXPUNGE completed\r\n");
+    let r = b.cmd("NOOP");
+    assert_eq!(r, "* 2 EXPUNGE\r\na4 OK NOOP completed\r\n");
+
+    let r = a.cmd("UID MOVE 3 Trash");
+    assert!(r.contains("* OK [COPYUID "), "{r}");
+    assert!(r.contains("* 2 EXPUNGE\r\n"), "{r}");
+    let r = a.cmd("STATUS Trash (MESSAGES UIDNEXT UNSEEN)");
+    assert!(r.starts_with("* STATUS Trash (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n"), "{r}");
+    let r = a.cmd("STATUS Archive (MESSAGES)");
+    assert!(r.starts_with("* STATUS Archive (MESSAGES 3)\r\n"), "{r}");
+
+    // Mailbox create, rename with children, delete.
+    assert!(a.cmd("CREATE Projects/2026").ends_with("OK CREATE completed\r\n"));
+    assert!(a.cmd("RENAME Projects Work").ends_with("OK RENAME completed\r\n"));
+    let r = a.cmd("LIST \"\" Work*");
+    assert!(r.contains("* LIST (\\HasChildren \\Subscribed) \"/\" Work\r\n"), "{r}");
+    assert!(r.contains("* LIST (\\HasNoChildren \\Subscribed) \"/\" Work/2026\r\n"), "{r}");
+    assert!(a.cmd("DELETE Work/2026").ends_with("OK DELETE completed\r\n"));
+    let r = a.cmd("SELECT Work/2026");
+    assert!(r.contains("NO [NONEXISTENT]"), "{r}");
+
+    server.assert_consistent(ACCOUNT);
+}

@@ -1,0 +1,102 @@
+//! Supervision seen from outside: an account actor that fails (killed over
+//! the admin socket, or panicking inside a handler) is restarted by its
+//! supervisor, the tree shows the restart, an idling IMAP session keeps
+//! working, the next delivery succeeds and the store stays consistent.
+
+mod common;
+use common::*;
+
+const ACTOR: &str = "account:roost@localhost";
+
+fn restarts(server: &Server) -> u64 {
+    let tree = server.tree();
+    find_node(&tree, ACTOR).expect("account actor in tree")["restarts"]
+        .as_u64()
+        .unwrap()
+}
+
+fn deliver(server: &Server, n: usize) {
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    smtp.cmd("EHLO client.example.org");
+    let r = smtp.send_mail("s@example.org", &[ACCOUNT], &message(n, 5));
+    assert_eq!(r, "250 2.0.0 OK, message delivered");
+}
+
+fn kill_and_check(how: &[&str], expect_how: &str) {
+    let server = Server::start();
+    deliver(&server, 1);
+    assert_eq!(restarts(&server), 0);
+
+    let mut idler = Imap::login(server.port(IMAP));
+    assert!(idler.cmd("SELECT INBOX").contains("* 1 EXISTS"));
+    idler.send_raw(b"i1 IDLE\r\n");
+    assert_eq!(idler.line(), "+ idling\r\n");
+
+    let mut args = vec!["kill", ACTOR];
+    args.extend_from_slice(how);
+    let out = server.admin_ok(&args);
+    assert!(out.contains(expect_how), "{out}");
+
+    // The supervisor restarts it, and the tree says so.
+    let node = eventually("the account actor's restart", || {
+        let tree = server.tree();
+        let node = find_node(&tree, ACTOR)?.clone();
+        (node["restarts"] == 1 && node["status"] == "running").then_some(node)
+    });
+    assert_eq!(node["kind"], "account");
+
+    // The next delivery succeeds, and the idler, still in IDLE on the old
+    // connection, hears of it.
+    deliver(&server, 2);
+    assert_eq!(idler.line(), "* 2 EXISTS\r\n");
+    idler.send_raw(b"DONE\r\n");
+    assert_eq!(idler.line(), "i1 OK IDLE terminated\r\n");
+    let r = idler.cmd("FETCH 1:* (UID FLAGS)");
+    assert_eq!(
+        r,
+        "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\na3 OK FETCH completed\r\n"
+    );
+    // The log names the failure.
+    let log = server.log();
+    assert!(log.contains("child=account:roost@localhost"), "log:\n{log}");
+    assert_eq!(restarts(&server), 1);
+    server.assert_consistent(ACCOUNT);
+}
+
+#[test]
+fn killed_account_actor_is_restarted_and_sessions_carry_on() {
+    kill_and_check(&[], "failed by its supervisor");
+}
+
+#[test]
+fn account_actor_panicking_in_a_handler_is_restarted() {
+    kill_and_check(&["--panic"], "panic");
+}
+
+#[test]
+fn killing_a_session_ends_only_that_connection() {
+    let server = Server::start();
+    let mut victim = Imap::login(server.port(IMAP));
+    let mut bystander = Imap::login(server.port(IMAP));
+    assert!(bystander.cmd("SELECT INBOX").contains("OK [READ-WRITE]"));
+    let tree = server.tree();
+    let sessions = find_node(&tree, "connections").unwrap()["children"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(sessions.len(), 2, "{tree}");
+    // The victim is the first connection made.
+    let name = sessions[0]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("imap:127.0.0.1:"), "{name}");
+    server.admin_ok(&["kill", &name]);
+    assert_eq!(victim.line(), "<closed>");
+    // Temporary children are not restarted; the other session goes on.
+    eventually("the killed session to leave the tree", || {
+        let tree = server.tree();
+        let n = find_node(&tree, "connections")?["children"].as_array()?.len();
+        (n == 1).then_some(())
+    });
+    deliver(&server, 1);
+    let r = bystander.cmd("NOOP");
+    assert_eq!(r, "* 1 EXISTS\r\na3 OK NOOP completed\r\n");
+}
