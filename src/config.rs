@@ -87,7 +87,12 @@ struct TelemetrySection {
 
 impl Config {
     pub fn localserve(dir: PathBuf, offset: u16) -> Config {
-        let at = |port: u16| vec![SocketAddr::from(([127, 0, 0, 1], port.saturating_add(offset)))];
+        let at = |port: u16| {
+            vec![SocketAddr::from((
+                [127, 0, 0, 1],
+                port.saturating_add(offset),
+            ))]
+        };
         Config {
             data_dir: dir,
             hostname: "localhost".into(),
@@ -116,7 +121,8 @@ impl Config {
     }
 
     fn parse(text: &str) -> Result<Config> {
-        let file: File = toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let file: File =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
         if file.hostname.trim().is_empty() || file.hostname.contains(char::is_whitespace) {
             bail!("key `hostname`: {:?} is not a host name", file.hostname);
         }
@@ -190,15 +196,20 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\n[listen]\nsmtp = [\"nonsense\"]\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            Config::parse("data_dir = \"/x\"\nhostname = \"h\"\n[listen]\nsmtp = [\"nonsense\"]\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("listen.smtp"), "{e}");
-        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\nbogus = 1\n").unwrap_err().to_string();
-        assert!(e.contains("bogus"), "{e}");
-        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\n[listen]\nimaps = [\"127.0.0.1:993\"]\n")
+        let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\nbogus = 1\n")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Config::parse(
+            "data_dir = \"/x\"\nhostname = \"h\"\n[listen]\nimaps = [\"127.0.0.1:993\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("listen.imaps") && e.contains("[tls]"), "{e}");
         let e = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\nmax_message_size = 10\n")
             .unwrap_err()

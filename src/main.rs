@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "roost", version, about = "A complete mail server: SMTP, IMAP and webmail in one binary")]
+#[command(
+    name = "roost",
+    version,
+    about = "A complete mail server: SMTP, IMAP and webmail in one binary"
+)]
 struct Cli {
     /// Write logs as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
@@ -46,9 +50,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Localserve { dir, port_offset } => {
-            cli::serve::run(config::Config::localserve(dir, port_offset), cli.log_json, true)
-        }
+        Command::Localserve { dir, port_offset } => cli::serve::run(
+            config::Config::localserve(dir, port_offset),
+            cli.log_json,
+            true,
+        ),
         Command::Serve { config } => match config::Config::load(&config) {
             Ok(c) => cli::serve::run(c, cli.log_json, false),
             Err(e) => Err(e),

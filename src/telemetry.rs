@@ -3,8 +3,8 @@
 //! OpenTelemetry (OTLP/HTTP) when the config names an endpoint.
 
 use anyhow::{Context, Result};
-use std::io::IsTerminal;
 use opentelemetry::trace::TracerProvider as _;
+use std::io::IsTerminal;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};

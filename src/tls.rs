@@ -15,7 +15,10 @@ pub fn server_config(files: &TlsFiles, data_dir: &Path) -> Result<Arc<rustls::Se
     let (cert, key) = match files {
         TlsFiles::Files { cert, key } => (cert.clone(), key.clone()),
         TlsFiles::SelfSigned => {
-            let (cert, key) = (data_dir.join(SELF_SIGNED_CERT), data_dir.join(SELF_SIGNED_KEY));
+            let (cert, key) = (
+                data_dir.join(SELF_SIGNED_CERT),
+                data_dir.join(SELF_SIGNED_KEY),
+            );
             if !cert.exists() || !key.exists() {
                 make_self_signed(&cert, &key)?;
             }
@@ -23,7 +26,8 @@ pub fn server_config(files: &TlsFiles, data_dir: &Path) -> Result<Arc<rustls::Se
         }
     };
     let certs: Vec<CertificateDer<'static>> = {
-        let pem = std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
+        let pem =
+            std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
         rustls_pemfile::certs(&mut pem.as_slice())
             .collect::<Result<_, _>>()
             .with_context(|| format!("{}: not a PEM certificate chain", cert.display()))?
@@ -50,8 +54,10 @@ pub fn server_config(files: &TlsFiles, data_dir: &Path) -> Result<Arc<rustls::Se
 
 fn make_self_signed(cert: &Path, key: &Path) -> Result<()> {
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let ck = rcgen::generate_simple_self_signed(names).context("making a self-signed certificate")?;
-    std::fs::write(cert, ck.cert.pem()).with_context(|| format!("cannot write {}", cert.display()))?;
+    let ck =
+        rcgen::generate_simple_self_signed(names).context("making a self-signed certificate")?;
+    std::fs::write(cert, ck.cert.pem())
+        .with_context(|| format!("cannot write {}", cert.display()))?;
     std::fs::write(key, ck.key_pair.serialize_pem())
         .with_context(|| format!("cannot write {}", key.display()))?;
     use std::os::unix::fs::PermissionsExt;

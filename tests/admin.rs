@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 #[test]
 fn tree_lists_the_actor_tree_as_text_and_json() {
     let server = Server::start();
-    let mode = std::fs::metadata(server.dir.join("roost.sock")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(server.dir.join("roost.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "admin socket mode");
 
     let tree = server.tree();
@@ -24,19 +27,31 @@ fn tree_lists_the_actor_tree_as_text_and_json() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(children, ["accounts", "connections", "listeners", "http", "admin"]);
+    assert_eq!(
+        children,
+        ["accounts", "connections", "listeners", "http", "admin"]
+    );
     for key in ["kind", "name", "status", "restarts", "children"] {
         assert!(roots[0].get(key).is_some(), "missing {key}");
     }
     let account = find_node(&tree, "account:roost@localhost").unwrap();
     assert_eq!(account["status"], "running");
     assert_eq!(account["restarts"], 0);
-    let listeners = find_node(&tree, "listeners").unwrap()["children"].as_array().unwrap().len();
+    let listeners = find_node(&tree, "listeners").unwrap()["children"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(listeners, 5);
 
     let text = server.admin_ok(&["tree"]);
-    assert!(text.starts_with("supervisor root running restarts=0 uptime="), "{text}");
-    assert!(text.contains("│   └── account account:roost@localhost running restarts=0"), "{text}");
+    assert!(
+        text.starts_with("supervisor root running restarts=0 uptime="),
+        "{text}"
+    );
+    assert!(
+        text.contains("│   └── account account:roost@localhost running restarts=0"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -55,7 +70,9 @@ fn events_stream_change_events_as_json_lines() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut smtp = Smtp::connect(server.port(SMTP));
     smtp.cmd("EHLO x");
-    assert!(smtp.send_mail("s@example.org", &[ACCOUNT], &message(1, 2)).starts_with("250"));
+    assert!(smtp
+        .send_mail("s@example.org", &[ACCOUNT], &message(1, 2))
+        .starts_with("250"));
     let line = lines.next().unwrap().unwrap();
     let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ev["account"], ACCOUNT);
@@ -72,34 +89,66 @@ fn events_stream_change_events_as_json_lines() {
     assert_eq!(ev["messages"][0]["flags"], serde_json::json!(["Seen"]));
     assert_eq!(ev["counts"]["unseen"], 0);
     let _ = events.kill();
+    let _ = events.wait();
 }
 
 #[test]
 fn accounts_and_domains_are_managed_on_the_running_server() {
     let server = Server::start();
-    let out = server.admin(&["account", "add", "bob@example.com", "--password", "secret123"]);
+    let out = server.admin(&[
+        "account",
+        "add",
+        "bob@example.com",
+        "--password",
+        "secret123",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("domain example.com is not configured"));
 
     server.admin_ok(&["domain", "add", "example.com"]);
-    assert!(server.admin_ok(&["domain", "list"]).contains("\"example.com\""));
-    server.admin_ok(&["account", "add", "bob@example.com", "--password", "secret123"]);
+    assert!(server
+        .admin_ok(&["domain", "list"])
+        .contains("\"example.com\""));
+    server.admin_ok(&[
+        "account",
+        "add",
+        "bob@example.com",
+        "--password",
+        "secret123",
+    ]);
     let list = server.admin_ok(&["account", "list"]);
-    assert!(list.contains("\"bob@example.com\"") && list.contains("\"roost@localhost\""), "{list}");
+    assert!(
+        list.contains("\"bob@example.com\"") && list.contains("\"roost@localhost\""),
+        "{list}"
+    );
     assert!(find_node(&server.tree(), "account:bob@example.com").is_some());
 
     // The new account receives mail and logs in at once.
     let mut smtp = Smtp::connect(server.port(SMTP));
     smtp.cmd("EHLO x");
-    assert!(smtp.send_mail("s@example.org", &["bob@example.com"], &message(1, 2)).starts_with("250"));
+    assert!(smtp
+        .send_mail("s@example.org", &["bob@example.com"], &message(1, 2))
+        .starts_with("250"));
     let mut imap = Imap::connect(server.port(IMAP));
-    assert!(imap.cmd("LOGIN bob@example.com secret123").contains("OK [CAPABILITY"));
+    assert!(imap
+        .cmd("LOGIN bob@example.com secret123")
+        .contains("OK [CAPABILITY"));
     assert!(imap.cmd("SELECT INBOX").contains("* 1 EXISTS"));
 
-    server.admin_ok(&["account", "passwd", "bob@example.com", "--password", "newsecret"]);
+    server.admin_ok(&[
+        "account",
+        "passwd",
+        "bob@example.com",
+        "--password",
+        "newsecret",
+    ]);
     let mut imap = Imap::connect(server.port(IMAP));
-    assert!(imap.cmd("LOGIN bob@example.com secret123").contains("NO [AUTHENTICATIONFAILED]"));
-    assert!(imap.cmd("LOGIN bob@example.com newsecret").contains("OK [CAPABILITY"));
+    assert!(imap
+        .cmd("LOGIN bob@example.com secret123")
+        .contains("NO [AUTHENTICATIONFAILED]"));
+    assert!(imap
+        .cmd("LOGIN bob@example.com newsecret")
+        .contains("OK [CAPABILITY"));
 
     let out = server.admin(&["domain", "rm", "example.com"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("still has accounts"));
@@ -125,7 +174,10 @@ fn sigterm_says_goodbye_and_exits_zero() {
     let status = server.terminate();
     assert!(status.success(), "exit status {status}");
     assert_eq!(imap.line(), "* BYE Server shutting down\r\n");
-    assert_eq!(smtp.reply(), "421 4.3.2 localhost service not available, closing connection");
+    assert_eq!(
+        smtp.reply(),
+        "421 4.3.2 localhost service not available, closing connection"
+    );
     assert!(!server.dir.join("roost.sock").exists());
     // Everything acknowledged before is there after a restart.
     server.spawn();

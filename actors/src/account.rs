@@ -340,7 +340,10 @@ impl Actor for AccountActor {
             }
             AccountMsg::SetPassword { secrets, reply } => {
                 state.record.password = *secrets;
-                state.pending.puts.push(Record::Account(state.record.clone()));
+                state
+                    .pending
+                    .puts
+                    .push(Record::Account(state.record.clone()));
                 state.answer(reply, Ok(()));
             }
         }
@@ -359,8 +362,8 @@ impl Actor for AccountActor {
     ) -> Result<(), ActorProcessingErr> {
         // A mailbox actor that ends (last subscriber gone, or a crash) is
         // simply forgotten; the next open starts a new one from the store.
-        if let SupervisionEvent::ActorTerminated(cell, ..) | SupervisionEvent::ActorFailed(cell, _) =
-            event
+        if let SupervisionEvent::ActorTerminated(cell, ..)
+        | SupervisionEvent::ActorFailed(cell, _) = event
         {
             state.open.retain(|_, r| r.get_id() != cell.get_id());
         }
@@ -874,7 +877,11 @@ impl AccountState {
                 .push(RecordKey::Message(rec.account, id, rec.uid));
             self.pending.remove.push(rec.file);
         }
-        for t in self.store.tombstones(self.record.id, id).map_err(store_err)? {
+        for t in self
+            .store
+            .tombstones(self.record.id, id)
+            .map_err(store_err)?
+        {
             self.pending
                 .deletes
                 .push(RecordKey::Tombstone(t.account, t.mailbox, t.uid));
@@ -916,10 +923,14 @@ impl AccountState {
                     account: self.record.id,
                     mailbox: id,
                 };
-                let (actor, _) =
-                    Actor::spawn_linked(Some(actor_name.clone()), MailboxActor, args, myself.get_cell())
-                        .await
-                        .map_err(|e| AccountError::Store(format!("cannot open mailbox: {e}")))?;
+                let (actor, _) = Actor::spawn_linked(
+                    Some(actor_name.clone()),
+                    MailboxActor,
+                    args,
+                    myself.get_cell(),
+                )
+                .await
+                .map_err(|e| AccountError::Store(format!("cannot open mailbox: {e}")))?;
                 self.registry.register(
                     &actor.get_cell(),
                     ActorKind::Mailbox,
@@ -1063,7 +1074,9 @@ pub fn normalize_name(name: &str) -> String {
 fn validate_name(name: &str) -> Result<String, AccountError> {
     let name = normalize_name(name.trim_end_matches(MAILBOX_DELIMITER));
     if name.is_empty() {
-        return Err(AccountError::Cannot("a mailbox name cannot be empty".into()));
+        return Err(AccountError::Cannot(
+            "a mailbox name cannot be empty".into(),
+        ));
     }
     if name.len() > MAX_MAILBOX_NAME {
         return Err(AccountError::Cannot(format!(
@@ -1122,7 +1135,6 @@ fn count_out(c: &mut MailboxCounts, rec: &MessageRecord) {
         c.deleted = c.deleted.saturating_sub(1);
     }
 }
-
 
 /// The child spec the accounts supervisor runs for account `name`:
 /// permanent, registered as `account:<name>`.

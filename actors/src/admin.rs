@@ -176,9 +176,7 @@ async fn serve(stream: UnixStream, ctx: AdminContext) -> std::io::Result<()> {
             Ok(result) => json!({"ok": true, "result": result}),
             Err(error) => json!({"ok": false, "error": error}),
         };
-        write
-            .write_all(format!("{response}\n").as_bytes())
-            .await?;
+        write.write_all(format!("{response}\n").as_bytes()).await?;
     }
 }
 
@@ -290,7 +288,9 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             let accounts = blocking(move || store.accounts()).await?;
             let suffix = format!("@{}", name.to_ascii_lowercase());
             if accounts.iter().any(|a| a.name.ends_with(&suffix)) {
-                return Err(format!("domain {name} still has accounts; remove them first"));
+                return Err(format!(
+                    "domain {name} still has accounts; remove them first"
+                ));
             }
             let store = ctx.store.clone();
             blocking(move || store.remove_domain(&n)).await?;
@@ -299,7 +299,10 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
         Request::Kill { name, panic } => kill(ctx, &name, panic).await,
         Request::Check { account } => {
             let problems = blocking(move || store.check_consistency(&account)).await?;
-            Ok(json!(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))
+            Ok(json!(problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()))
         }
         Request::Stats => Ok(json!(store.stats())),
     }

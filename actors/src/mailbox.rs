@@ -21,7 +21,9 @@ pub enum MailboxNotice {
     /// The subscription ended without the subscriber asking (account
     /// restarted, mailbox deleted, mailbox actor killed): the subscriber must
     /// reopen the mailbox or tell its client why not.
-    Closed { subscriber: u64 },
+    Closed {
+        subscriber: u64,
+    },
 }
 
 /// One watcher of a mailbox. `notify` returns false once the watcher is
@@ -105,9 +107,12 @@ impl Actor for MailboxActor {
         args: MailboxArgs,
     ) -> Result<MailboxState, ActorProcessingErr> {
         let (record, messages) = tokio::task::spawn_blocking(move || {
-            let record = args.store.mailbox(args.account, args.mailbox)?.ok_or_else(|| {
-                roost_store::StoreError::NotFound(format!("mailbox {}", args.mailbox))
-            })?;
+            let record = args
+                .store
+                .mailbox(args.account, args.mailbox)?
+                .ok_or_else(|| {
+                    roost_store::StoreError::NotFound(format!("mailbox {}", args.mailbox))
+                })?;
             let messages = args.store.messages(args.account, args.mailbox)?;
             Ok::<_, roost_store::StoreError>((record, messages))
         })

@@ -62,7 +62,7 @@ pub struct Server {
 }
 
 fn lookup_supervisor(name: &str) -> Result<ActorRef<SupervisorMsg>, ractor::SpawnErr> {
-    ractor::registry::where_is(name.to_string())
+    ractor::registry::where_is(name)
         .map(Into::into)
         .ok_or_else(|| ractor::SpawnErr::StartupFailed(format!("{name} is not running").into()))
 }
@@ -89,7 +89,8 @@ pub async fn start(
         .map_err(|e| format!("cannot read accounts: {e}"))?;
     let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let services_for = {
-        let (store, hostname, shutdown) = (store.clone(), settings.hostname.clone(), shutdown.clone());
+        let (store, hostname, shutdown) =
+            (store.clone(), settings.hostname.clone(), shutdown.clone());
         let (max_message_size, max_connections) =
             (settings.max_message_size, settings.max_connections);
         move |connections: ActorRef<SupervisorMsg>| Services {
@@ -138,8 +139,7 @@ pub async fn start(
 
     let reg3 = registry.clone();
     let connections_spec = ChildSpec::supervisor("connections", Restart::Permanent, move || {
-        SupervisorArgs::new("connections", reg3.clone())
-            .intensity(1000, Duration::from_secs(1))
+        SupervisorArgs::new("connections", reg3.clone()).intensity(1000, Duration::from_secs(1))
     });
 
     let mut listener_children = Vec::new();
@@ -159,7 +159,8 @@ pub async fn start(
                         services: services_for(connections),
                     };
                     let name = format!("listener:{}:{addr}", protocol.name());
-                    let (r, _) = ractor::Actor::spawn_linked(Some(name), Listener, args, sup).await?;
+                    let (r, _) =
+                        ractor::Actor::spawn_linked(Some(name), Listener, args, sup).await?;
                     Ok(r.get_cell())
                 }
             },

@@ -52,7 +52,10 @@ mod tests {
     #[test]
     fn formats_known_dates() {
         assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_795_599_000), "Wed, 25 Nov 2026 09:30:00 +0000");
+        assert_eq!(
+            rfc5322_date(1_795_599_000),
+            "Wed, 25 Nov 2026 09:30:00 +0000"
+        );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }
 }

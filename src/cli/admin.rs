@@ -96,7 +96,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 name,
                 password,
                 quota,
-            } => json!({"cmd": "account_add", "name": name, "password": password_or_stdin(password)?, "quota": quota}),
+            } => {
+                json!({"cmd": "account_add", "name": name, "password": password_or_stdin(password)?, "quota": quota})
+            }
             AccountCommand::List => json!({"cmd": "account_list"}),
             AccountCommand::Passwd { name, password } => {
                 json!({"cmd": "account_passwd", "name": name, "password": password_or_stdin(password)?})
@@ -167,7 +169,9 @@ fn read_response(reader: &mut impl BufRead) -> Result<Value> {
     } else {
         Err(anyhow!(
             "{}",
-            response["error"].as_str().unwrap_or("the server refused the request")
+            response["error"]
+                .as_str()
+                .unwrap_or("the server refused the request")
         ))
     }
 }

@@ -32,8 +32,12 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
     )?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let store = Store::open(&config.data_dir)
-        .map_err(|e| anyhow!("cannot open the store in {}: {e}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir).map_err(|e| {
+        anyhow!(
+            "cannot open the store in {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     if localserve {
         seed_localserve(&store)?;
     }
@@ -101,7 +105,11 @@ fn seed_localserve(store: &Store) -> Result<()> {
     store
         .add_domain(LOCAL_DOMAIN)
         .map_err(|e| anyhow!("creating domain {LOCAL_DOMAIN}: {e}"))?;
-    if store.account(LOCAL_ACCOUNT).map_err(|e| anyhow!("{e}"))?.is_none() {
+    if store
+        .account(LOCAL_ACCOUNT)
+        .map_err(|e| anyhow!("{e}"))?
+        .is_none()
+    {
         store
             .create_account(LOCAL_ACCOUNT, LOCAL_PASSWORD, None)
             .map_err(|e| anyhow!("creating account {LOCAL_ACCOUNT}: {e}"))?;
@@ -111,11 +119,18 @@ fn seed_localserve(store: &Store) -> Result<()> {
 
 fn print_banner(config: &Config) {
     let l = &config.listen;
-    let first = |v: &Vec<std::net::SocketAddr>| v.first().map(|a| a.to_string()).unwrap_or_default();
-    println!("roost localserve is running; data in {}", config.data_dir.display());
+    let first =
+        |v: &Vec<std::net::SocketAddr>| v.first().map(|a| a.to_string()).unwrap_or_default();
+    println!(
+        "roost localserve is running; data in {}",
+        config.data_dir.display()
+    );
     println!("  SMTP          {}", first(&l.smtp));
     println!("  submission    {}", first(&l.submission));
-    println!("  submissions   {}  (TLS, self-signed)", first(&l.submissions));
+    println!(
+        "  submissions   {}  (TLS, self-signed)",
+        first(&l.submissions)
+    );
     println!("  IMAP          {}", first(&l.imap));
     println!("  IMAPS         {}  (TLS, self-signed)", first(&l.imaps));
     println!("  HTTP          http://{}/", first(&l.http));

@@ -59,7 +59,11 @@ impl ImapState {
     async fn authenticate_plain(&mut self, b64: &str) -> Done {
         let b64 = if b64 == "=" { "" } else { b64 };
         match decode_plain(b64) {
-            Ok(c) if c.authzid.as_deref().is_some_and(|z| !z.is_empty() && z != c.authcid) => {
+            Ok(c)
+                if c.authzid
+                    .as_deref()
+                    .is_some_and(|z| !z.is_empty() && z != c.authcid) =>
+            {
                 Done::no_code(Code::AuthorizationFailed, "Cannot act as another user")
             }
             Ok(c) => self.check_credentials(&c.authcid, &c.password).await,

@@ -47,6 +47,13 @@ impl ImapState {
     }
 
     pub(super) async fn fetch(&mut self, set: &SeqSet, items: &[FetchAttr], uid: bool) -> Done {
+        if let Some(attr) = items.iter().find(|a| !supported(a)) {
+            // Refused before any response is written: all or nothing.
+            return Done::bad(format!(
+                "FETCH {} is not implemented yet in this version of roost",
+                attr_name(attr)
+            ));
+        }
         let targets = match self.resolve(set, uid) {
             Ok(t) => t,
             Err(e) => return Done::bad(e),
@@ -56,7 +63,9 @@ impl ImapState {
         };
         let mailbox = sel.id;
         let sets_seen = !sel.read_only && items.iter().any(sets_seen);
-        let needs_record = items.iter().any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid | FetchAttr::ModSeq));
+        let needs_record = items
+            .iter()
+            .any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid | FetchAttr::ModSeq));
 
         let mut records: HashMap<Uid, MessageRecord> = HashMap::new();
         if needs_record {
@@ -75,9 +84,9 @@ impl ImapState {
             let unseen: Vec<Uid> = targets
                 .iter()
                 .filter(|(seq, _)| {
-                    self.selected.as_ref().is_some_and(|s| {
-                        !s.view[*seq as usize - 1].flags.contains(&Flag::Seen)
-                    })
+                    self.selected
+                        .as_ref()
+                        .is_some_and(|s| !s.view[*seq as usize - 1].flags.contains(&Flag::Seen))
                 })
                 .map(|(_, u)| *u)
                 .collect();
@@ -101,7 +110,9 @@ impl ImapState {
             }
             if flags_changed && sets_seen && !items.contains(&FetchAttr::Flags) {
                 if let Some(sel) = &self.selected {
-                    out_items.push(FetchResponseItem::Flags(sel.view[seq as usize - 1].flags.to_vec()));
+                    out_items.push(FetchResponseItem::Flags(
+                        sel.view[seq as usize - 1].flags.to_vec(),
+                    ));
                 }
             }
             response::fetch(&mut self.out, SeqNum(seq), &out_items);
@@ -143,21 +154,27 @@ impl ImapState {
                 secs: rec()?.internal_date,
                 offset_minutes: 0,
             },
-            FetchAttr::Rfc822 => {
-                FetchResponseItem::Rfc822(load(rec()?)?)
-            }
+            FetchAttr::Rfc822 => FetchResponseItem::Rfc822(load(rec()?)?),
             FetchAttr::Rfc822Header => {
                 let msg = load(rec()?)?;
-                let s = Section { part: vec![], text: Some(SectionText::Header) };
+                let s = Section {
+                    part: vec![],
+                    text: Some(SectionText::Header),
+                };
                 FetchResponseItem::Rfc822Header(section_bytes(&msg, &s).unwrap_or_default())
             }
             FetchAttr::Rfc822Text => {
                 let msg = load(rec()?)?;
-                let s = Section { part: vec![], text: Some(SectionText::Text) };
+                let s = Section {
+                    part: vec![],
+                    text: Some(SectionText::Text),
+                };
                 FetchResponseItem::Rfc822Text(section_bytes(&msg, &s).unwrap_or_default())
             }
             FetchAttr::BodySection {
-                section, partial: range, ..
+                section,
+                partial: range,
+                ..
             } => {
                 let msg = load(rec()?)?;
                 let data = section_bytes(&msg, section).unwrap_or_default();
@@ -171,18 +188,21 @@ impl ImapState {
                     data: partial(data, *range),
                 }
             }
-            FetchAttr::Envelope
+            // Refused up front by `supported`.
+            _ => return Err(format!("FETCH {} is not implemented", attr_name(attr))),
+        })
+    }
+}
+
+fn supported(attr: &FetchAttr) -> bool {
+    !matches!(
+        attr,
+        FetchAttr::Envelope
             | FetchAttr::BodyStructure
             | FetchAttr::Body
             | FetchAttr::Binary { .. }
-            | FetchAttr::BinarySize { .. } => {
-                return Err(format!(
-                    "FETCH {} is not implemented yet in this version of roost",
-                    attr_name(attr)
-                ))
-            }
-        })
-    }
+            | FetchAttr::BinarySize { .. }
+    )
 }
 
 /// RFC 9051 6.4.5: BODY[...] and RFC822 (but not their PEEK forms) set \Seen.

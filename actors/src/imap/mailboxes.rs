@@ -103,7 +103,12 @@ impl ImapState {
             return Done::no("Not logged in");
         };
         let (from, to) = (from.to_string(), to.to_string());
-        let r = call_account(&account, |reply| AccountMsg::RenameMailbox { from, to, reply }).await;
+        let r = call_account(&account, |reply| AccountMsg::RenameMailbox {
+            from,
+            to,
+            reply,
+        })
+        .await;
         finish(r, "RENAME completed")
     }
 
@@ -118,7 +123,14 @@ impl ImapState {
             reply,
         })
         .await;
-        finish(r, if subscribed { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" })
+        finish(
+            r,
+            if subscribed {
+                "SUBSCRIBE completed"
+            } else {
+                "UNSUBSCRIBE completed"
+            },
+        )
     }
 }
 

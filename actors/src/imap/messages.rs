@@ -16,7 +16,10 @@ impl ImapState {
             return Err(Done::bad("No mailbox selected"));
         };
         if sel.read_only {
-            return Err(Done::no_code(Code::Cannot, "Mailbox is read-only (EXAMINE)"));
+            return Err(Done::no_code(
+                Code::Cannot,
+                "Mailbox is read-only (EXAMINE)",
+            ));
         }
         Ok((account.to_string(), sel.id))
     }
@@ -147,7 +150,11 @@ impl ImapState {
             Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
         };
         if result.pairs.is_empty() {
-            return Done::ok(if remove { "No messages moved" } else { "No messages copied" });
+            return Done::ok(if remove {
+                "No messages moved"
+            } else {
+                "No messages copied"
+            });
         }
         let (src, dst): (Vec<Uid>, Vec<Uid>) = result.pairs.iter().copied().unzip();
         let code = Code::CopyUid {

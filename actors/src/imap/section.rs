@@ -126,9 +126,15 @@ mod tests {
 
     #[test]
     fn parts_by_number() {
-        assert_eq!(section_bytes(SIMPLE, &sec(vec![1], None)).unwrap(), b"body\r\n");
+        assert_eq!(
+            section_bytes(SIMPLE, &sec(vec![1], None)).unwrap(),
+            b"body\r\n"
+        );
         assert_eq!(section_bytes(SIMPLE, &sec(vec![2], None)), None);
-        assert_eq!(section_bytes(MULTI, &sec(vec![2], None)).unwrap(), b"<b>two</b>");
+        assert_eq!(
+            section_bytes(MULTI, &sec(vec![2], None)).unwrap(),
+            b"<b>two</b>"
+        );
         assert_eq!(
             section_bytes(MULTI, &sec(vec![1], Some(SectionText::Mime))).unwrap(),
             b"Content-Type: text/plain\r\n\r\n"

@@ -49,7 +49,12 @@ impl ImapState {
         let had_selection = self.selected.is_some();
         self.unselect().await;
         if had_selection {
-            response::untagged_status(&mut self.out, Status::Ok, Some(Code::Closed), "Previous mailbox closed");
+            response::untagged_status(
+                &mut self.out,
+                Status::Ok,
+                Some(Code::Closed),
+                "Previous mailbox closed",
+            );
         }
         self.state = SessionState::Authenticated;
         let Some((account, _)) = self.account() else {
@@ -83,12 +88,27 @@ impl ImapState {
                 .chain(std::iter::once("\\*".to_string()))
                 .collect()
         };
-        response::untagged_status(&mut self.out, Status::Ok, Some(Code::PermanentFlags(permanent)), "Limited");
+        response::untagged_status(
+            &mut self.out,
+            Status::Ok,
+            Some(Code::PermanentFlags(permanent)),
+            "Limited",
+        );
         response::exists(&mut self.out, snap.messages.len() as u32);
         // IMAP4rev1 clients expect RECENT; roost keeps no \Recent state.
         self.out.extend_from_slice(b"* 0 RECENT\r\n");
-        response::untagged_status(&mut self.out, Status::Ok, Some(Code::UidValidity(rec.uid_validity)), "UIDs valid");
-        response::untagged_status(&mut self.out, Status::Ok, Some(Code::UidNext(rec.uid_next)), "Predicted next UID");
+        response::untagged_status(
+            &mut self.out,
+            Status::Ok,
+            Some(Code::UidValidity(rec.uid_validity)),
+            "UIDs valid",
+        );
+        response::untagged_status(
+            &mut self.out,
+            Status::Ok,
+            Some(Code::UidNext(rec.uid_next)),
+            "Predicted next UID",
+        );
         response::untagged_status(
             &mut self.out,
             Status::Ok,
@@ -221,7 +241,9 @@ impl ImapState {
                 resync(sel, o.snapshot, &mut self.out);
             }
             _ => {
-                response::bye(&mut self.out, None,
+                response::bye(
+                    &mut self.out,
+                    None,
                     &format!("Mailbox {name} is no longer available ({reason})"),
                 );
                 self.selected = None;
@@ -275,7 +297,9 @@ impl ImapState {
 /// Idempotent: a change the view already reflects writes nothing.
 fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
     match change {
-        Change::MessagesAdded { mailbox, messages, .. } if *mailbox == sel.id => {
+        Change::MessagesAdded {
+            mailbox, messages, ..
+        } if *mailbox == sel.id => {
             let before = sel.view.len();
             let last = sel.view.last().map(|m| m.uid).unwrap_or(Uid(0));
             for m in messages.iter().filter(|m| m.uid > last) {
@@ -297,7 +321,9 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
                 }
             }
         }
-        Change::FlagsChanged { mailbox, messages, .. } if *mailbox == sel.id => {
+        Change::FlagsChanged {
+            mailbox, messages, ..
+        } if *mailbox == sel.id => {
             for m in messages {
                 if let Some(i) = sel.seq_of(m.uid) {
                     if m.modseq > sel.view[i].modseq {
@@ -345,7 +371,13 @@ fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
 }
 
 /// `* seq FETCH (UID u FLAGS (...))`, with MODSEQ when asked.
-pub(super) fn write_flags(out: &mut Vec<u8>, seq: u32, uid: Uid, flags: &Flags, modseq: Option<ModSeq>) {
+pub(super) fn write_flags(
+    out: &mut Vec<u8>,
+    seq: u32,
+    uid: Uid,
+    flags: &Flags,
+    modseq: Option<ModSeq>,
+) {
     let mut line = format!("* {seq} FETCH (UID {uid} FLAGS {flags}");
     if let Some(m) = modseq {
         line.push_str(&format!(" MODSEQ ({m})"));

@@ -25,7 +25,9 @@ impl SmtpState {
             return self.bad_command(Reply::bad_sequence("Already authenticated"));
         }
         if self.tx.is_some() {
-            return self.bad_command(Reply::bad_sequence("AUTH is not allowed during a transaction"));
+            return self.bad_command(Reply::bad_sequence(
+                "AUTH is not allowed during a transaction",
+            ));
         }
         if !self.peer.tls_or_local() {
             return self.bad_command(Reply::new(
@@ -84,12 +86,17 @@ impl SmtpState {
     async fn auth_plain(&mut self, b64: &str) {
         match decode_plain(b64) {
             // RFC 4616 2: an authzid other than the authcid is not allowed here.
-            Ok(c) if c.authzid.as_deref().is_some_and(|z| !z.is_empty() && z != c.authcid) => self
-                .bad_command(Reply::new(
+            Ok(c)
+                if c.authzid
+                    .as_deref()
+                    .is_some_and(|z| !z.is_empty() && z != c.authcid) =>
+            {
+                self.bad_command(Reply::new(
                     535,
                     Some((5, 7, 8)),
                     "Authentication credentials invalid",
-                )),
+                ))
+            }
             Ok(c) => self.auth_check(&c.authcid, &c.password).await,
             Err(_) => self.bad_command(bad_base64()),
         }
@@ -99,7 +106,11 @@ impl SmtpState {
         match verify_password(&self.services.store, user, password).await {
             Ok(account) => {
                 self.authenticated = Some(account);
-                self.reply(Reply::new(235, Some((2, 7, 0)), "Authentication successful"));
+                self.reply(Reply::new(
+                    235,
+                    Some((2, 7, 0)),
+                    "Authentication successful",
+                ));
             }
             Err(AuthError::Temporary(_)) => self.reply(Reply::new(
                 454,
@@ -108,7 +119,11 @@ impl SmtpState {
             )),
             Err(AuthError::Disabled(why)) => {
                 self.auth_failures += 1;
-                self.reply(Reply::new(535, Some((5, 7, 8)), format!("Login disabled: {why}")))
+                self.reply(Reply::new(
+                    535,
+                    Some((5, 7, 8)),
+                    format!("Login disabled: {why}"),
+                ))
             }
             Err(AuthError::Invalid) => {
                 self.auth_failures += 1;
@@ -131,7 +146,9 @@ impl SmtpState {
 }
 
 fn decode_text(b64: &str) -> Option<String> {
-    decode_base64(b64).ok().and_then(|b| String::from_utf8(b).ok())
+    decode_base64(b64)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
 }
 
 fn bad_base64() -> Reply {

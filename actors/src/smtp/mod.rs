@@ -283,11 +283,9 @@ impl SmtpState {
     fn data(&mut self) {
         let ready = match &self.tx {
             None => Err(Reply::bad_sequence("MAIL first")),
-            Some(tx) if tx.recipients.is_empty() => Err(Reply::new(
-                554,
-                Some((5, 5, 1)),
-                "No valid recipients",
-            )),
+            Some(tx) if tx.recipients.is_empty() => {
+                Err(Reply::new(554, Some((5, 5, 1)), "No valid recipients"))
+            }
             Some(_) => Ok(()),
         };
         let ready = ready.and_then(|()| {

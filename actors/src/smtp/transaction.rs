@@ -142,16 +142,15 @@ impl Transaction {
             // tries again later.
             let over_quota = failures.iter().any(|f| f.contains("over quota"));
             return if over_quota {
-                Reply::new(
-                    452,
-                    Some((4, 2, 2)),
-                    "Mailbox full, try again later",
-                )
+                Reply::new(452, Some((4, 2, 2)), "Mailbox full, try again later")
             } else {
                 local_error()
             };
         }
-        info!(recipients = self.recipients.len(), delivered, "message delivered");
+        info!(
+            recipients = self.recipients.len(),
+            delivered, "message delivered"
+        );
         Reply::new(250, Some((2, 0, 0)), "OK, message delivered")
     }
 }
@@ -165,11 +164,7 @@ impl SmtpState {
             return self.bad_command(Reply::bad_sequence("Nested MAIL command"));
         }
         if self.protocol.is_submission() && self.authenticated.is_none() {
-            return self.bad_command(Reply::new(
-                530,
-                Some((5, 7, 0)),
-                "Authentication required",
-            ));
+            return self.bad_command(Reply::new(530, Some((5, 7, 0)), "Authentication required"));
         }
         let params = match MailParams::from_params(params) {
             Ok(p) => p,
@@ -182,9 +177,7 @@ impl SmtpState {
             )));
         }
         if params.smtputf8 {
-            return self.bad_command(Reply::parameter_not_recognized(
-                "SMTPUTF8 is not offered",
-            ));
+            return self.bad_command(Reply::parameter_not_recognized("SMTPUTF8 is not offered"));
         }
         // RFC 1870 6: a declared size over the limit is refused at once.
         if params
@@ -229,9 +222,11 @@ impl SmtpState {
         let domain = address.rsplit('@').next().unwrap_or_default().to_string();
         let account = match store.account_by_address(&address) {
             Ok(Some(a)) => Some(a.name),
-            Ok(None) if matches!(to, ForwardPath::Postmaster) => {
-                store.accounts().ok().and_then(|a| a.into_iter().next()).map(|a| a.name)
-            }
+            Ok(None) if matches!(to, ForwardPath::Postmaster) => store
+                .accounts()
+                .ok()
+                .and_then(|a| a.into_iter().next())
+                .map(|a| a.name),
             Ok(None) => None,
             Err(e) => {
                 warn!(error = %e, "recipient lookup failed");
@@ -245,15 +240,21 @@ impl SmtpState {
         let reply = match account {
             Some(name) => {
                 if let Some(tx) = &mut self.tx {
-                    if !tx.recipients.iter().any(|(a, _)| a.eq_ignore_ascii_case(&address)) {
+                    if !tx
+                        .recipients
+                        .iter()
+                        .any(|(a, _)| a.eq_ignore_ascii_case(&address))
+                    {
                         tx.recipients.push((address, name));
                     }
                 }
                 Reply::recipient_ok()
             }
-            None if store.has_domain(&domain).unwrap_or(false) => {
-                Reply::new(550, Some((5, 1, 1)), format!("No such user here: {address}"))
-            }
+            None if store.has_domain(&domain).unwrap_or(false) => Reply::new(
+                550,
+                Some((5, 1, 1)),
+                format!("No such user here: {address}"),
+            ),
             None if self.authenticated.is_some() => Reply::new(
                 451,
                 Some((4, 4, 0)),
