@@ -1162,3 +1162,7 @@ pub fn account_spec(store: &Store, registry: &Registry, hub: &EventHub, name: &s
         },
     )
 }
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;

@@ -1,0 +1,318 @@
+//! The account actor in-process, over a real store in a temp directory.
+
+use super::*;
+use crate::directory::account_actor_name;
+use roost_protocols::imap::types::Flag;
+use roost_store::AccountId;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    actor: ActorRef<AccountMsg>,
+    name: String,
+}
+
+async fn fixture(name: &str, quota: Option<u64>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_account(name, "secret", quota).unwrap();
+    let (actor, _) = Actor::spawn(
+        Some(account_actor_name(name)),
+        AccountActor,
+        AccountArgs {
+            name: name.into(),
+            store: store.clone(),
+            hub: EventHub::new(),
+            registry: Registry::new(),
+        },
+    )
+    .await
+    .unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        actor,
+        name: name.into(),
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.actor.stop(None);
+    }
+}
+
+fn new_message(store: &Store, header: &str, target: Target) -> NewMessage {
+    let bytes = format!("{header}\r\nbody\r\n");
+    let header_bytes = &bytes.as_bytes()[..bytes.find("\r\n\r\n").unwrap() + 4];
+    NewMessage {
+        target,
+        staged: store.stage_bytes(bytes.as_bytes()).unwrap(),
+        flags: Flags::new(),
+        internal_date: 1_700_000_000,
+        header_prefix: b"Received: test\r\n".to_vec(),
+        keys: ThreadKeys::from_header(header_bytes),
+    }
+}
+
+async fn deliver(f: &Fixture, header: &str) -> Result<Vec<Delivered>, AccountError> {
+    let m = new_message(&f.store, header, Target::Inbox);
+    ractor::call!(f.actor, |reply| AccountMsg::Deliver {
+        messages: vec![m],
+        reply
+    })
+    .unwrap()
+}
+
+fn inbox(f: &Fixture) -> (AccountId, MailboxRecord) {
+    let acct = f.store.account(&f.name).unwrap().unwrap();
+    let mb = f
+        .store
+        .mailboxes(acct.id)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap();
+    (acct.id, mb)
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_share_one_commit() {
+    let f = fixture("group@example.org", None).await;
+    let before = f.store.stats();
+    // On this single-threaded runtime every call is queued before the actor
+    // runs, so all eight wait for the same flush.
+    let calls = (0..8).map(|i| {
+        let m = new_message(&f.store, &format!("Subject: m{i}\r\n"), Target::Inbox);
+        let actor = f.actor.clone();
+        async move {
+            ractor::call!(actor, |reply| AccountMsg::Deliver {
+                messages: vec![m],
+                reply
+            })
+            .unwrap()
+            .unwrap()
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let mut uids: Vec<u32> = results.iter().map(|d| d[0].uid.0).collect();
+    uids.sort();
+    assert_eq!(uids, (1..=8).collect::<Vec<_>>());
+    let after = f.store.stats();
+    assert_eq!(after.commits - before.commits, 1, "one group commit");
+    assert_eq!(after.messages_placed - before.messages_placed, 8);
+    let (acct, mb) = inbox(&f);
+    assert_eq!(mb.counts.total, 8);
+    assert_eq!(mb.uid_next, Uid(9));
+    assert_eq!(f.store.messages(acct, mb.id).unwrap().len(), 8);
+    assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn replies_join_their_parents_thread() {
+    let f = fixture("threads@example.org", None).await;
+    deliver(&f, "Message-ID: <a@x>\r\nSubject: plans\r\n")
+        .await
+        .unwrap();
+    deliver(
+        &f,
+        "Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nSubject: Re: plans\r\n",
+    )
+    .await
+    .unwrap();
+    // The parent of this one is unknown; it joins by base subject.
+    deliver(
+        &f,
+        "Message-ID: <c@x>\r\nReferences: <zz@x>\r\nSubject: Re: plans\r\n",
+    )
+    .await
+    .unwrap();
+    // Unrelated.
+    deliver(&f, "Message-ID: <d@x>\r\nSubject: other\r\n")
+        .await
+        .unwrap();
+    let (acct, mb) = inbox(&f);
+    let msgs = f.store.messages(acct, mb.id).unwrap();
+    assert_eq!(msgs.len(), 4);
+    let (a, b, c, d) = (&msgs[0], &msgs[1], &msgs[2], &msgs[3]);
+    assert_eq!(a.thread_id, ThreadId(a.file.0));
+    assert!(!a.missing_link);
+    assert_eq!(b.thread_id, a.thread_id);
+    assert_eq!(b.thread_parents, vec![a.file]);
+    assert!(!b.missing_link);
+    assert_eq!(c.thread_id, a.thread_id);
+    assert!(c.missing_link);
+    assert_ne!(d.thread_id, a.thread_id);
+    assert_eq!(b.message_id.as_deref(), Some("b@x"));
+}
+
+#[tokio::test]
+async fn quota_refuses_the_whole_call_and_stores_nothing() {
+    let f = fixture("quota@example.org", Some(100)).await;
+    let err = deliver(&f, &format!("Subject: {}\r\n", "x".repeat(200)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccountError::OverQuota {
+                used: 0,
+                quota: 100,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let (acct, mb) = inbox(&f);
+    assert_eq!(mb.counts.total, 0);
+    assert!(f.store.messages(acct, mb.id).unwrap().is_empty());
+    // Exactly at the limit is allowed.
+    let at_limit = "Subject: y\r\n";
+    let size = (at_limit.len() + 2 + "body\r\n".len() + "Received: test\r\n".len()) as u64;
+    let f = fixture("quota2@example.org", Some(size)).await;
+    deliver(&f, at_limit).await.unwrap();
+    let err = deliver(&f, at_limit).await.unwrap_err();
+    assert!(matches!(err, AccountError::OverQuota { .. }));
+}
+
+#[tokio::test]
+async fn flags_expunge_copy_move_keep_the_store_consistent() {
+    let f = fixture("ops@example.org", None).await;
+    for i in 0..3 {
+        deliver(&f, &format!("Subject: {i}\r\n")).await.unwrap();
+    }
+    let (acct, mb) = inbox(&f);
+    let changed = ractor::call!(f.actor, |reply| AccountMsg::SetFlags {
+        mailbox: mb.id,
+        uids: vec![Uid(1), Uid(2)],
+        action: FlagAction::Add,
+        flags: [Flag::Deleted, Flag::Seen].into_iter().collect(),
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(changed.len(), 2);
+    assert!(
+        changed[1].modseq > changed[0].modseq,
+        "one modseq per change"
+    );
+    let copied = ractor::call!(f.actor, |reply| AccountMsg::Copy {
+        from: mb.id,
+        uids: vec![Uid(1), Uid(3)],
+        to: "Archive".into(),
+        remove: false,
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(copied.pairs, vec![(Uid(1), Uid(1)), (Uid(3), Uid(2))]);
+    let gone = ractor::call!(f.actor, |reply| AccountMsg::Expunge {
+        mailbox: mb.id,
+        uids: None,
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(gone, vec![Uid(1), Uid(2)]);
+    let moved = ractor::call!(f.actor, |reply| AccountMsg::Copy {
+        from: mb.id,
+        uids: vec![Uid(3)],
+        to: "Trash".into(),
+        remove: true,
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(moved.pairs, vec![(Uid(3), Uid(1))]);
+    assert!(f.store.messages(acct, mb.id).unwrap().is_empty());
+    assert_eq!(f.store.tombstones(acct, mb.id).unwrap().len(), 3);
+    // The copy survives the expunge of its original: files are not shared.
+    let archive = f
+        .store
+        .mailboxes(acct)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "Archive")
+        .unwrap();
+    let kept = f.store.messages(acct, archive.id).unwrap();
+    assert_eq!(kept.len(), 2);
+    assert!(f
+        .store
+        .read_message(&kept[0])
+        .unwrap()
+        .ends_with(b"body\r\n"));
+    assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn mailboxes_are_created_with_parents_renamed_with_children_and_deleted() {
+    let f = fixture("boxes@example.org", None).await;
+    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+        name: "a/b/c".into(),
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let err = ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+        name: "a".into(),
+        reply
+    })
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(err, AccountError::AlreadyExists("a".into()));
+    ractor::call!(f.actor, |reply| AccountMsg::RenameMailbox {
+        from: "a".into(),
+        to: "z".into(),
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let acct = f.store.account(&f.name).unwrap().unwrap();
+    let mut names: Vec<String> = f
+        .store
+        .mailboxes(acct.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .filter(|n| n.starts_with('z') || n.starts_with('a'))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["z", "z/b", "z/b/c"]);
+    for bad in ["", "x//y", "/x", "a*"] {
+        let err = ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+            name: bad.into(),
+            reply
+        })
+        .unwrap()
+        .unwrap_err();
+        assert!(matches!(err, AccountError::Cannot(_)), "{bad:?}: {err:?}");
+    }
+    let long = "x".repeat(MAX_MAILBOX_NAME);
+    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+        name: long.clone(),
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let err = ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+        name: format!("{long}y"),
+        reply
+    })
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(err, AccountError::Cannot(_)));
+    let err = ractor::call!(f.actor, |reply| AccountMsg::DeleteMailbox {
+        name: "inbox".into(),
+        reply
+    })
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(err, AccountError::Cannot("INBOX cannot be deleted".into()));
+    ractor::call!(f.actor, |reply| AccountMsg::DeleteMailbox {
+        name: "z/b/c".into(),
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
