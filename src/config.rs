@@ -121,8 +121,8 @@ impl Config {
     }
 
     fn parse(text: &str) -> Result<Config> {
-        let file: File =
-            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let file: File = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| describe(text, e))?;
         if file.hostname.trim().is_empty() || file.hostname.contains(char::is_whitespace) {
             bail!("key `hostname`: {:?} is not a host name", file.hostname);
         }
@@ -180,6 +180,27 @@ impl Config {
             log_json,
             otlp_endpoint,
         })
+    }
+}
+
+/// "key `listen.smtp[0]`: invalid socket address syntax (line 4, column 9)".
+fn describe(text: &str, e: serde_path_to_error::Error<toml::de::Error>) -> anyhow::Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let place = inner
+        .span()
+        .map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" (line {line}, column {column})")
+        })
+        .unwrap_or_default();
+    let message = inner.message().trim_end();
+    if path == "." {
+        anyhow!("{message}{place}")
+    } else {
+        anyhow!("key `{path}`: {message}{place}")
     }
 }
 

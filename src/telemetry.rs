@@ -9,6 +9,35 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// How long one OTLP export may take.
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The SDK's batch exporter runs its exports on a thread of its own with a
+/// plain executor, while hyper needs the tokio reactor: each request is
+/// handed to the server's runtime and awaited from there.
+#[derive(Debug, Clone)]
+struct OnRuntime {
+    handle: tokio::runtime::Handle,
+    client: opentelemetry_http::hyper::HyperClient,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for OnRuntime {
+    async fn send_bytes(
+        &self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<
+        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+        opentelemetry_http::HttpError,
+    > {
+        let client = self.client.clone();
+        self.handle
+            .spawn(async move { client.send_bytes(request).await })
+            .await
+            .map_err(|e| Box::new(e) as opentelemetry_http::HttpError)?
+    }
+}
+
 /// Flushes pending spans when dropped at exit.
 pub struct Guard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
 
@@ -44,8 +73,17 @@ pub fn init(level: &str, json: bool, otlp_endpoint: Option<&str>) -> Result<Guar
         None => None,
         Some(endpoint) => {
             use opentelemetry_otlp::WithExportConfig;
+            use opentelemetry_otlp::WithHttpConfig;
+            let client = OnRuntime {
+                handle: tokio::runtime::Handle::current(),
+                client: opentelemetry_http::hyper::HyperClient::with_default_connector(
+                    EXPORT_TIMEOUT,
+                    None,
+                ),
+            };
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
+                .with_http_client(client)
                 .with_endpoint(endpoint)
                 .build()
                 .context("building the OTLP exporter")?;

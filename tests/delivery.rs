@@ -35,7 +35,10 @@ fn smtp_delivery_reads_back_byte_for_byte_and_wakes_idle() {
     let original = message(1, 200);
     let mut smtp = Smtp::connect(server.port(SMTP));
     let ehlo = smtp.cmd("EHLO client.example.org");
-    assert!(ehlo.starts_with("250-localhost greets client.example.org"), "{ehlo}");
+    assert!(
+        ehlo.starts_with("250-localhost greets client.example.org"),
+        "{ehlo}"
+    );
     assert!(ehlo.contains("250-PIPELINING"), "{ehlo}");
     assert!(ehlo.contains("250 ENHANCEDSTATUSCODES"), "{ehlo}");
     let r = smtp.send_mail("sender@example.org", &[ACCOUNT], &original);
@@ -58,7 +61,10 @@ fn smtp_delivery_reads_back_byte_for_byte_and_wakes_idle() {
     // Size and flags as a client sees them; PEEK left \Seen unset.
     let r = reader.cmd("FETCH 1 (UID FLAGS RFC822.SIZE)");
     assert!(
-        r.starts_with(&format!("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE {})\r\n", stored.len())),
+        r.starts_with(&format!(
+            "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE {})\r\n",
+            stored.len()
+        )),
         "{r}"
     );
     // A FETCH of BODY[] (not PEEK) sets \Seen and says so; the idler, back
@@ -86,10 +92,16 @@ fn store_expunge_copy_move_and_events_reach_other_sessions() {
     assert!(b.cmd("SELECT INBOX").contains("* 3 EXISTS"));
 
     let r = a.cmd("STORE 2 +FLAGS (\\Deleted $Important)");
-    assert!(r.starts_with("* 2 FETCH (UID 2 FLAGS (\\Deleted $Important))\r\n"), "{r}");
+    assert!(
+        r.starts_with("* 2 FETCH (UID 2 FLAGS (\\Deleted $Important))\r\n"),
+        "{r}"
+    );
     assert!(r.ends_with("OK STORE completed\r\n"), "{r}");
     let r = b.cmd("NOOP");
-    assert!(r.starts_with("* 2 FETCH (UID 2 FLAGS (\\Deleted $Important))\r\n"), "{r}");
+    assert!(
+        r.starts_with("* 2 FETCH (UID 2 FLAGS (\\Deleted $Important))\r\n"),
+        "{r}"
+    );
 
     let r = a.cmd("UID COPY 1:3 Archive");
     assert!(r.contains("OK [COPYUID "), "{r}");
@@ -103,17 +115,32 @@ fn store_expunge_copy_move_and_events_reach_other_sessions() {
     assert!(r.contains("* OK [COPYUID "), "{r}");
     assert!(r.contains("* 2 EXPUNGE\r\n"), "{r}");
     let r = a.cmd("STATUS Trash (MESSAGES UIDNEXT UNSEEN)");
-    assert!(r.starts_with("* STATUS Trash (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n"), "{r}");
+    assert!(
+        r.starts_with("* STATUS Trash (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n"),
+        "{r}"
+    );
     let r = a.cmd("STATUS Archive (MESSAGES)");
     assert!(r.starts_with("* STATUS Archive (MESSAGES 3)\r\n"), "{r}");
 
     // Mailbox create, rename with children, delete.
-    assert!(a.cmd("CREATE Projects/2026").ends_with("OK CREATE completed\r\n"));
-    assert!(a.cmd("RENAME Projects Work").ends_with("OK RENAME completed\r\n"));
+    assert!(a
+        .cmd("CREATE Projects/2026")
+        .ends_with("OK CREATE completed\r\n"));
+    assert!(a
+        .cmd("RENAME Projects Work")
+        .ends_with("OK RENAME completed\r\n"));
     let r = a.cmd("LIST \"\" Work*");
-    assert!(r.contains("* LIST (\\HasChildren \\Subscribed) \"/\" Work\r\n"), "{r}");
-    assert!(r.contains("* LIST (\\HasNoChildren \\Subscribed) \"/\" Work/2026\r\n"), "{r}");
-    assert!(a.cmd("DELETE Work/2026").ends_with("OK DELETE completed\r\n"));
+    assert!(
+        r.contains("* LIST (\\HasChildren \\Subscribed) \"/\" Work\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Subscribed) \"/\" Work/2026\r\n"),
+        "{r}"
+    );
+    assert!(a
+        .cmd("DELETE Work/2026")
+        .ends_with("OK DELETE completed\r\n"));
     let r = a.cmd("SELECT Work/2026");
     assert!(r.contains("NO [NONEXISTENT]"), "{r}");
 

@@ -93,7 +93,9 @@ fn killing_a_session_ends_only_that_connection() {
     // Temporary children are not restarted; the other session goes on.
     eventually("the killed session to leave the tree", || {
         let tree = server.tree();
-        let n = find_node(&tree, "connections")?["children"].as_array()?.len();
+        let n = find_node(&tree, "connections")?["children"]
+            .as_array()?
+            .len();
         (n == 1).then_some(())
     });
     deliver(&server, 1);

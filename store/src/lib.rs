@@ -140,6 +140,30 @@ struct Inner {
     admin: Mutex<()>,
     tmp_seq: AtomicU64,
     counters: Arc<Counters>,
+    /// sled's data file, fsynced after each flush (see [`Store::flush`]).
+    index_file: PathBuf,
+    gate: FlushGate,
+}
+
+/// Group flush across callers. A flush that starts after a caller's batch
+/// was applied covers that batch, so commits that arrive while a flush runs
+/// (from any account actor) wait for the next one and share it.
+#[derive(Debug, Default)]
+struct FlushGate {
+    state: Mutex<GateState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// Flush requests handed out so far, numbered from 1.
+    requested: u64,
+    /// Every request up to this one is durable.
+    completed: u64,
+    /// Every request up to this one was covered by a flush that failed.
+    failed_through: u64,
+    error: String,
+    running: bool,
 }
 
 /// Store-wide floor for new UIDVALIDITY values, so an account deleted and
@@ -169,6 +193,8 @@ impl Store {
                 admin: Mutex::new(()),
                 tmp_seq: AtomicU64::new(0),
                 counters: Arc::new(Counters::default()),
+                index_file: index_dir.join("db"),
+                gate: FlushGate::default(),
             }),
         })
     }
@@ -178,9 +204,55 @@ impl Store {
         &self.inner.dir
     }
 
-    /// Flushes the index to disk.
+    /// Makes every batch applied before this call durable. Concurrent
+    /// callers share flushes (see `FlushGate`).
     pub fn flush(&self) -> Result<()> {
+        let gate = &self.inner.gate;
+        let mut g = gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.requested += 1;
+        let mine = g.requested;
+        loop {
+            if g.completed >= mine {
+                return Ok(());
+            }
+            if g.failed_through >= mine {
+                return Err(StoreError::Invalid(format!(
+                    "index flush failed: {}",
+                    g.error
+                )));
+            }
+            if g.running {
+                g = gate.done.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            g.running = true;
+            let target = g.requested;
+            drop(g);
+            let result = self.flush_now();
+            g = gate.state.lock().unwrap_or_else(|e| e.into_inner());
+            g.running = false;
+            match result {
+                Ok(()) => g.completed = target,
+                Err(e) => {
+                    g.failed_through = target;
+                    g.error = e.to_string();
+                }
+            }
+            gate.done.notify_all();
+        }
+    }
+
+    fn flush_now(&self) -> Result<()> {
         self.inner.db.flush()?;
+        // sled 0.34 makes its log durable with sync_file_range(2), which
+        // writes neither file metadata nor the disk's volatile write cache;
+        // an fsync of its data file does both, so an acknowledged change
+        // also survives a power cut.
+        let path = &self.inner.index_file;
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io(path, e))?;
+        self.inner.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -225,8 +225,9 @@ fn commit_places_two_messages_with_one_flush() {
     assert_eq!(stats.files, 2);
     // Both files share a shard: the shard dir, plus msg/ for creating it.
     assert_eq!(stats.fsyncs, 2);
-    // Two staged-file fsyncs plus the commit's directory fsyncs.
-    assert_eq!(after.fsyncs, 2 + 2);
+    // Two staged-file fsyncs, the commit's directory fsyncs, and the
+    // index file's fsync after each of the two flushes.
+    assert_eq!(after.fsyncs, 2 + 2 + 2);
 
     let stored = ok(store.messages(d.account.id, d.inbox.id));
     assert_eq!(stored, msgs);

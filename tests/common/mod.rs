@@ -27,11 +27,12 @@ static NEXT: AtomicU16 = AtomicU16::new(0);
 
 /// A port offset no other server of this test run uses: offsets inside one
 /// process differ by less than the smallest gap between two base ports
-/// (55), and processes are 1200 apart.
+/// (55), processes are 1400 apart, and every port stays below 32768, where
+/// Linux's ephemeral range (client sockets, TIME_WAIT) begins.
 pub fn fresh_offset() -> u16 {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     assert!(n < 50, "too many servers in one test binary");
-    10_000 + (std::process::id() % 40) as u16 * 1200 + n
+    2_000 + (std::process::id() % 20) as u16 * 1400 + n
 }
 
 pub fn binary() -> PathBuf {
@@ -96,7 +97,11 @@ impl Server {
                     panic!("roost exited early with {status}; log:\n{}", self.log());
                 }
             }
-            assert!(Instant::now() < deadline, "roost did not come up; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "roost did not come up; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -160,7 +165,10 @@ impl Server {
             if let Ok(Some(status)) = c.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "roost did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "roost did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -213,15 +221,20 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn connect(port: u16) -> Smtp {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect smtp");
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut c = Smtp {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
-        };
+        let mut c = Smtp::connect_raw(port);
         let greeting = c.reply();
         assert!(greeting.starts_with("220 "), "greeting: {greeting}");
         c
+    }
+
+    /// Connects without reading the greeting.
+    pub fn connect_raw(port: u16) -> Smtp {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect smtp");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        Smtp {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
     }
 
     /// Reads one (possibly multi-line) reply, lines joined with "\n".
@@ -296,16 +309,21 @@ pub struct Imap {
 
 impl Imap {
     pub fn connect(port: u16) -> Imap {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect imap");
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut c = Imap {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
-            next_tag: 1,
-        };
+        let mut c = Imap::connect_raw(port);
         let greeting = c.line();
         assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
         c
+    }
+
+    /// Connects without reading the greeting.
+    pub fn connect_raw(port: u16) -> Imap {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect imap");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        Imap {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+            next_tag: 1,
+        }
     }
 
     pub fn login(port: u16) -> Imap {
@@ -376,7 +394,8 @@ impl Imap {
         let mut all = Vec::new();
         loop {
             let line = self.line_bytes();
-            let done = line.starts_with(format!("{tag} ").as_bytes()) || line.ends_with(b"<closed>");
+            let done =
+                line.starts_with(format!("{tag} ").as_bytes()) || line.ends_with(b"<closed>");
             all.extend_from_slice(&line);
             if done {
                 return all;
@@ -400,7 +419,10 @@ pub fn message(n: usize, body_lines: usize) -> Vec<u8> {
 
 /// The bytes roost stores after its own prefix (Return-Path, Received).
 pub fn strip_prefix<'a>(stored: &'a [u8], original: &[u8]) -> &'a [u8] {
-    assert!(stored.len() >= original.len(), "stored message shorter than original");
+    assert!(
+        stored.len() >= original.len(),
+        "stored message shorter than original"
+    );
     let tail = &stored[stored.len() - original.len()..];
     let head = &stored[..stored.len() - original.len()];
     let head = String::from_utf8_lossy(head);
@@ -436,7 +458,10 @@ impl Imap {
                 assert!(text.starts_with(&format!("{tag} OK ")), "FETCH: {text}");
                 return out;
             }
-            assert!(!resp.ends_with(b"<closed>"), "connection closed during FETCH");
+            assert!(
+                !resp.ends_with(b"<closed>"),
+                "connection closed during FETCH"
+            );
             if let Some(f) = parse_fetch(&resp) {
                 out.push(f);
             }

@@ -183,10 +183,9 @@ async fn events(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         let account = account.clone();
         async move {
             let event = match r {
-                Ok(ev) if ev.account == account => Event::default()
-                    .event("change")
-                    .json_data(&*ev)
-                    .ok()?,
+                Ok(ev) if ev.account == account => {
+                    Event::default().event("change").json_data(&*ev).ok()?
+                }
                 Ok(_) => return None,
                 // The client fell behind: tell it to reload its view.
                 Err(_) => Event::default().event("lagged").data("reload"),

@@ -15,6 +15,7 @@
 //! (STORE, EXPUNGE, COPY, MOVE).
 
 mod auth;
+mod compress;
 mod fetch;
 mod mailboxes;
 mod messages;
@@ -55,6 +56,7 @@ pub const CAPABILITIES: &[&str] = &[
     "ENABLE",
     "SASL-IR",
     "AUTH=PLAIN",
+    "COMPRESS=DEFLATE",
 ];
 
 pub struct ImapSession;
@@ -110,6 +112,11 @@ pub struct ImapState {
     authenticating: Option<String>,
     auth_failures: u32,
     bad_commands: u32,
+    /// RFC 4978: set once COMPRESS DEFLATE succeeded.
+    deflate: Option<compress::Deflate>,
+    /// Bytes that arrived after COMPRESS in the same read: compressed,
+    /// waiting to be inflated.
+    compressed_backlog: Option<Vec<u8>>,
     out: Vec<u8>,
     closing: bool,
     span: tracing::Span,
@@ -149,6 +156,8 @@ impl Actor for ImapSession {
             authenticating: None,
             auth_failures: 0,
             bad_commands: 0,
+            deflate: None,
+            compressed_backlog: None,
             out: Vec::new(),
             closing: false,
             span,
@@ -184,8 +193,7 @@ impl Actor for ImapSession {
         async {
             match msg {
                 ImapMsg::Input(Input::Bytes(bytes)) => {
-                    state.framer.feed(&bytes);
-                    state.drain_frames().await;
+                    state.input(bytes).await;
                     state.credit.grant();
                 }
                 ImapMsg::Input(Input::Closed) => state.closing = true,
@@ -220,9 +228,68 @@ impl ImapState {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(d) = &mut self.deflate {
+            out = d.deflate(&out).map_err(std::io::Error::other)?;
+        }
         self.writer.write_all(&out).await?;
         self.writer.flush().await
+    }
+
+    /// Bytes from the client: inflated piece by piece when COMPRESS is on,
+    /// each piece framed and its commands run before the next is made.
+    async fn input(&mut self, bytes: Vec<u8>) {
+        let mut bytes = bytes;
+        loop {
+            if self.deflate.is_none() {
+                self.framer.feed(&bytes);
+                self.drain_frames().await;
+            } else {
+                let mut pos = 0;
+                while !self.closing {
+                    let Some(d) = &mut self.deflate else { break };
+                    match d.inflate_piece(&bytes, &mut pos) {
+                        Ok(Some(piece)) => {
+                            let piece = piece.to_vec();
+                            self.framer.feed(&piece);
+                            self.drain_frames().await;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            response::bye(&mut self.out, None, &e);
+                            self.closing = true;
+                        }
+                    }
+                }
+            }
+            match self.compressed_backlog.take() {
+                Some(rest) if !rest.is_empty() && !self.closing => bytes = rest,
+                _ => return,
+            }
+        }
+    }
+
+    /// RFC 4978 3: the OK goes out uncompressed; everything after it, both
+    /// ways, is compressed.
+    async fn compress(&mut self, tag: &str, mechanism: &str) -> Done {
+        if self.deflate.is_some() {
+            return Done::no_code(
+                Code::Other("COMPRESSIONACTIVE".into()),
+                "DEFLATE is already active",
+            );
+        }
+        if mechanism != "DEFLATE" {
+            return Done::bad(format!("Unknown compression mechanism {mechanism}"));
+        }
+        response::tagged(&mut self.out, tag, Status::Ok, None, "DEFLATE active");
+        if self.flush_out().await.is_err() {
+            self.closing = true;
+            return Done::Later;
+        }
+        self.deflate = Some(compress::Deflate::new());
+        // What the client sent after COMPRESS is already compressed.
+        self.compressed_backlog = Some(self.framer.take_pending());
+        Done::Later
     }
 
     async fn drain_frames(&mut self) {
@@ -298,7 +365,12 @@ impl ImapState {
         if !body.allowed_in(&self.state) {
             let text = match self.state {
                 SessionState::NotAuthenticated => format!("{name} requires authentication"),
-                SessionState::Authenticated => format!("{name} requires a selected mailbox"),
+                // LOGIN or AUTHENTICATE again is not helped by a selection.
+                SessionState::Authenticated
+                    if body.allowed_in(&SessionState::Selected { read_only: false }) =>
+                {
+                    format!("{name} requires a selected mailbox")
+                }
                 _ => format!("{name} is not allowed now"),
             };
             return self.bad(Some(&tag), None, &text);
@@ -379,6 +451,7 @@ impl ImapState {
                 Done::Later
             }
             CommandBody::Done => Done::bad("DONE without IDLE"),
+            CommandBody::Compress { mechanism } => self.compress(tag, &mechanism).await,
             CommandBody::List { reference, pattern } => self.list(&reference, &pattern),
             CommandBody::Create { mailbox } => self.create(&mailbox).await,
             CommandBody::Delete { mailbox } => self.delete(&mailbox).await,

@@ -109,12 +109,6 @@ impl ImapState {
             Some(Code::UidNext(rec.uid_next)),
             "Predicted next UID",
         );
-        response::untagged_status(
-            &mut self.out,
-            Status::Ok,
-            Some(Code::HighestModSeq(rec.highest_modseq)),
-            "Highest",
-        );
         let name = rec.name.clone();
         self.selected = Some(Selected {
             id: rec.id,

@@ -6,7 +6,7 @@
 //! applies them. Nothing here knows about mailboxes or the store.
 
 use super::seqset::SeqSet;
-use super::types::{Flag, ModSeq};
+use super::types::{is_atom_char, Flag, ModSeq};
 use thiserror::Error;
 
 /// One tagged command line (RFC 9051 2.2.1).
@@ -88,6 +88,10 @@ pub enum CommandBody {
     },
     /// RFC 9051 6.3.13.
     Idle,
+    /// RFC 4978 3: `COMPRESS mechanism`; the mechanism is upper-cased.
+    Compress {
+        mechanism: String,
+    },
     /// The `DONE` line that ends IDLE; it has no tag.
     Done,
 
@@ -243,9 +247,9 @@ impl Section {
             Some(SectionText::Header) => "HEADER".to_string(),
             Some(SectionText::Text) => "TEXT".to_string(),
             Some(SectionText::Mime) => "MIME".to_string(),
-            Some(SectionText::HeaderFields(f)) => format!("HEADER.FIELDS ({})", f.join(" ")),
+            Some(SectionText::HeaderFields(f)) => format!("HEADER.FIELDS ({})", header_list(f)),
             Some(SectionText::HeaderFieldsNot(f)) => {
-                format!("HEADER.FIELDS.NOT ({})", f.join(" "))
+                format!("HEADER.FIELDS.NOT ({})", header_list(f))
             }
         };
         if !out.is_empty() {
@@ -254,6 +258,35 @@ impl Section {
         out.push_str(&text);
         out
     }
+}
+
+/// Field names as atoms where they can be, else quoted (RFC 9051 9
+/// header-fld-name = astring); CR and LF cannot survive a quoted string, so
+/// they become spaces.
+fn header_list(fields: &[String]) -> String {
+    let names: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if !f.is_empty() && f.bytes().all(|b| is_atom_char(b) || b == b']') {
+                return f.clone();
+            }
+            let mut q = String::with_capacity(f.len() + 2);
+            q.push('"');
+            for c in f.chars() {
+                match c {
+                    '"' | '\\' => {
+                        q.push('\\');
+                        q.push(c);
+                    }
+                    '\r' | '\n' => q.push(' '),
+                    _ => q.push(c),
+                }
+            }
+            q.push('"');
+            q
+        })
+        .collect();
+    names.join(" ")
 }
 
 #[cfg(test)]
@@ -275,6 +308,15 @@ mod tests {
             ])),
         };
         assert_eq!(s.to_wire(), "HEADER.FIELDS (From Subject)");
+        let s = Section {
+            part: vec![],
+            text: Some(SectionText::HeaderFieldsNot(vec![
+                "a b".into(),
+                "q\"\r\n".into(),
+                "".into(),
+            ])),
+        };
+        assert_eq!(s.to_wire(), "HEADER.FIELDS.NOT (\"a b\" \"q\\\"  \" \"\")");
         assert_eq!(Section::default().to_wire(), "");
         let s = Section {
             part: vec![3],

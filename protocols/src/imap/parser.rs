@@ -285,6 +285,12 @@ impl Parser<'_> {
             "LOGIN" => self.login()?,
             "AUTHENTICATE" => self.authenticate()?,
             "ENABLE" => self.enable()?,
+            "COMPRESS" => {
+                self.sp()?;
+                CommandBody::Compress {
+                    mechanism: self.atom_upper("a compression mechanism")?,
+                }
+            }
             "SELECT" => {
                 let (mailbox, condstore) = self.select()?;
                 CommandBody::Select { mailbox, condstore }
@@ -810,7 +816,25 @@ mod tests {
         assert_eq!(ok("t UNSELECT"), CommandBody::Unselect);
         assert_eq!(ok("t EXPUNGE"), CommandBody::Expunge);
         assert_eq!(err(b"t NOOP extra").tag.as_deref(), Some("t"));
-        assert_eq!(err(b"t NOOP ").message, "Unexpected characters at end of command");
+        assert_eq!(
+            err(b"t NOOP ").message,
+            "Unexpected characters at end of command"
+        );
+    }
+
+    #[test]
+    fn compress_names_its_mechanism() {
+        assert_eq!(
+            ok("t COMPRESS deflate"),
+            CommandBody::Compress {
+                mechanism: "DEFLATE".into()
+            }
+        );
+        assert!(err(b"t COMPRESS").message.contains("Expected"));
+        assert_eq!(
+            err(b"t COMPRESS DEFLATE x").message,
+            "Unexpected characters at end of command"
+        );
     }
 
     #[test]
@@ -822,12 +846,21 @@ mod tests {
         }
         assert!(!is_idle_done(b"DONE "));
         assert!(!is_idle_done(b"a DONE"));
-        assert_eq!(err(b"a DONE").message, "Unknown or unsupported command DONE");
+        assert_eq!(
+            err(b"a DONE").message,
+            "Unknown or unsupported command DONE"
+        );
     }
 
     #[test]
     fn tags_and_garbage() {
-        assert_eq!(err(b""), ParseError { tag: None, message: "Missing or invalid command tag".into() });
+        assert_eq!(
+            err(b""),
+            ParseError {
+                tag: None,
+                message: "Missing or invalid command tag".into()
+            }
+        );
         assert_eq!(err(b"onlytag").tag, None);
         assert_eq!(err(b"onlytag ").tag.as_deref(), Some("onlytag"));
         assert_eq!(err(b"onlytag ").message, "Expected a command name");
@@ -838,25 +871,56 @@ mod tests {
         assert_eq!(err(b"a \xffNOOP").tag.as_deref(), Some("a"));
         assert_eq!(err(b"a  NOOP").tag.as_deref(), Some("a"));
         assert_eq!(err(b"* NOOP").tag, None);
-        assert_eq!(err(b"a APPEND INBOX {1+}\r\nx").message, "Unknown or unsupported command APPEND");
+        assert_eq!(
+            err(b"a APPEND INBOX {1+}\r\nx").message,
+            "Unknown or unsupported command APPEND"
+        );
     }
 
     #[test]
     fn login_with_atoms_quoted_and_literals() {
-        let expect = |u: &str, p: &str| CommandBody::Login { username: u.into(), password: p.into() };
+        let expect = |u: &str, p: &str| CommandBody::Login {
+            username: u.into(),
+            password: p.into(),
+        };
         assert_eq!(ok("a LOGIN alice secret"), expect("alice", "secret"));
-        assert_eq!(ok(r#"a LOGIN "alice" "se\"cr\\et""#), expect("alice", r#"se"cr\et"#));
-        assert_eq!(ok("a LOGIN {5}\r\nalice {6+}\r\nsecret"), expect("alice", "secret"));
+        assert_eq!(
+            ok(r#"a LOGIN "alice" "se\"cr\\et""#),
+            expect("alice", r#"se"cr\et"#)
+        );
+        assert_eq!(
+            ok("a LOGIN {5}\r\nalice {6+}\r\nsecret"),
+            expect("alice", "secret")
+        );
         assert_eq!(ok("a LOGIN {5}\nalice \"\""), expect("alice", ""));
-        assert_eq!(ok("a login \"j\u{f6}rg\" {4}\r\np w\r"), expect("j\u{f6}rg", "p w\r"));
+        assert_eq!(
+            ok("a login \"j\u{f6}rg\" {4}\r\np w\r"),
+            expect("j\u{f6}rg", "p w\r")
+        );
         assert_eq!(ok("a LOGIN a]b c"), expect("a]b", "c"));
         assert_eq!(err(b"a LOGIN alice").message, "Expected a space");
-        assert_eq!(err(br#"a LOGIN "al\ice" x"#).message, "Invalid escape in quoted string");
-        assert_eq!(err(br#"a LOGIN "alice x"#).message, "Unterminated quoted string");
-        assert_eq!(err(b"a LOGIN {9}\r\nabc x").message, "Literal data is missing");
-        assert_eq!(err(b"a LOGIN {3}\r\na\0c x").message, "NUL in literal; use literal8 for binary data");
-        assert_eq!(err(b"a LOGIN ~{3}\r\nabc x").message, "Expected a string");
-        assert_eq!(err(b"a LOGIN \"\xff\" x").message, "String is not valid UTF-8");
+        assert_eq!(
+            err(br#"a LOGIN "al\ice" x"#).message,
+            "Invalid escape in quoted string"
+        );
+        assert_eq!(
+            err(br#"a LOGIN "alice x"#).message,
+            "Unterminated quoted string"
+        );
+        assert_eq!(
+            err(b"a LOGIN {9}\r\nabc x").message,
+            "Literal data is missing"
+        );
+        assert_eq!(
+            err(b"a LOGIN {3}\r\na\0c x").message,
+            "NUL in literal; use literal8 for binary data"
+        );
+        // literal8 is for APPEND only; `~` reads as an atom here.
+        assert_eq!(err(b"a LOGIN ~{3}\r\nabc x").message, "Expected a space");
+        assert_eq!(
+            err(b"a LOGIN \"\xff\" x").message,
+            "String is not valid UTF-8"
+        );
         assert_eq!(err(b"a LOGIN (x) y").message, "Expected a string");
     }
 
@@ -864,7 +928,10 @@ mod tests {
     fn authenticate_and_enable() {
         assert_eq!(
             ok("a authenticate plain"),
-            CommandBody::Authenticate { mechanism: "PLAIN".into(), initial_response: None }
+            CommandBody::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial_response: None
+            }
         );
         assert_eq!(
             ok("a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA=="),
@@ -875,37 +942,131 @@ mod tests {
         );
         assert_eq!(
             ok("a AUTHENTICATE SCRAM-SHA-256 ="),
-            CommandBody::Authenticate { mechanism: "SCRAM-SHA-256".into(), initial_response: Some("=".into()) }
+            CommandBody::Authenticate {
+                mechanism: "SCRAM-SHA-256".into(),
+                initial_response: Some("=".into())
+            }
         );
-        assert!(err(b"a AUTHENTICATE PLAIN !!").message.starts_with("Expected a base64"));
-        assert_eq!(ok("a ENABLE condstore UTF8=ACCEPT"), CommandBody::Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()]));
-        assert_eq!(err(b"a ENABLE").message, "ENABLE needs at least one capability");
+        assert!(err(b"a AUTHENTICATE PLAIN !!")
+            .message
+            .starts_with("Expected a base64"));
+        assert_eq!(
+            ok("a ENABLE condstore UTF8=ACCEPT"),
+            CommandBody::Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()])
+        );
+        assert_eq!(
+            err(b"a ENABLE").message,
+            "ENABLE needs at least one capability"
+        );
     }
 
     #[test]
     fn mailbox_commands_normalise_inbox() {
-        assert_eq!(ok("a SELECT inbox"), CommandBody::Select { mailbox: "INBOX".into(), condstore: false });
-        assert_eq!(ok("a SELECT \"InBoX\" (CONDSTORE)"), CommandBody::Select { mailbox: "INBOX".into(), condstore: true });
-        assert_eq!(ok("a EXAMINE Archive/2024"), CommandBody::Examine { mailbox: "Archive/2024".into(), condstore: false });
-        assert_eq!(err(b"a SELECT INBOX (QRESYNC (1 2))").message, "Unsupported select parameter QRESYNC");
-        assert_eq!(err(b"a SELECT INBOX ()").message, "Expected a select parameter");
-        assert_eq!(ok("a CREATE \"Sent Items\""), CommandBody::Create { mailbox: "Sent Items".into() });
-        assert_eq!(ok("a DELETE {4}\r\nJunk"), CommandBody::Delete { mailbox: "Junk".into() });
-        assert_eq!(ok("a RENAME inbox Old"), CommandBody::Rename { from: "INBOX".into(), to: "Old".into() });
-        assert_eq!(ok("a SUBSCRIBE INBOX.x"), CommandBody::Subscribe { mailbox: "INBOX.x".into() });
-        assert_eq!(ok("a UNSUBSCRIBE \"Entw\u{fc}rfe\""), CommandBody::Unsubscribe { mailbox: "Entw\u{fc}rfe".into() });
+        assert_eq!(
+            ok("a SELECT inbox"),
+            CommandBody::Select {
+                mailbox: "INBOX".into(),
+                condstore: false
+            }
+        );
+        assert_eq!(
+            ok("a SELECT \"InBoX\" (CONDSTORE)"),
+            CommandBody::Select {
+                mailbox: "INBOX".into(),
+                condstore: true
+            }
+        );
+        assert_eq!(
+            ok("a EXAMINE Archive/2024"),
+            CommandBody::Examine {
+                mailbox: "Archive/2024".into(),
+                condstore: false
+            }
+        );
+        assert_eq!(
+            err(b"a SELECT INBOX (QRESYNC (1 2))").message,
+            "Unsupported select parameter QRESYNC"
+        );
+        assert_eq!(
+            err(b"a SELECT INBOX ()").message,
+            "Expected a select parameter"
+        );
+        assert_eq!(
+            ok("a CREATE \"Sent Items\""),
+            CommandBody::Create {
+                mailbox: "Sent Items".into()
+            }
+        );
+        assert_eq!(
+            ok("a DELETE {4}\r\nJunk"),
+            CommandBody::Delete {
+                mailbox: "Junk".into()
+            }
+        );
+        assert_eq!(
+            ok("a RENAME inbox Old"),
+            CommandBody::Rename {
+                from: "INBOX".into(),
+                to: "Old".into()
+            }
+        );
+        assert_eq!(
+            ok("a SUBSCRIBE INBOX.x"),
+            CommandBody::Subscribe {
+                mailbox: "INBOX.x".into()
+            }
+        );
+        assert_eq!(
+            ok("a UNSUBSCRIBE \"Entw\u{fc}rfe\""),
+            CommandBody::Unsubscribe {
+                mailbox: "Entw\u{fc}rfe".into()
+            }
+        );
         assert_eq!(err(b"a CREATE").message, "Expected a space");
-        assert_eq!(err(b"a CREATE foo%").message, "Unexpected characters at end of command");
+        assert_eq!(
+            err(b"a CREATE foo%").message,
+            "Unexpected characters at end of command"
+        );
     }
 
     #[test]
     fn list_basic_form() {
-        assert_eq!(ok("a LIST \"\" *"), CommandBody::List { reference: "".into(), pattern: "*".into() });
-        assert_eq!(ok("a list ~/Mail/ %"), CommandBody::List { reference: "~/Mail/".into(), pattern: "%".into() });
-        assert_eq!(ok("a LIST \"\" \"Sent *\""), CommandBody::List { reference: "".into(), pattern: "Sent *".into() });
-        assert_eq!(ok("a LIST inbox Ar]%"), CommandBody::List { reference: "inbox".into(), pattern: "Ar]%".into() });
-        assert_eq!(err(b"a LIST (SUBSCRIBED) \"\" *").message, "LIST selection options are not supported");
-        assert_eq!(err(b"a LIST \"\" * RETURN (CHILDREN)").message, "LIST return options are not supported");
+        assert_eq!(
+            ok("a LIST \"\" *"),
+            CommandBody::List {
+                reference: "".into(),
+                pattern: "*".into()
+            }
+        );
+        assert_eq!(
+            ok("a list ~/Mail/ %"),
+            CommandBody::List {
+                reference: "~/Mail/".into(),
+                pattern: "%".into()
+            }
+        );
+        assert_eq!(
+            ok("a LIST \"\" \"Sent *\""),
+            CommandBody::List {
+                reference: "".into(),
+                pattern: "Sent *".into()
+            }
+        );
+        assert_eq!(
+            ok("a LIST inbox Ar]%"),
+            CommandBody::List {
+                reference: "inbox".into(),
+                pattern: "Ar]%".into()
+            }
+        );
+        assert_eq!(
+            err(b"a LIST (SUBSCRIBED) \"\" *").message,
+            "LIST selection options are not supported"
+        );
+        assert_eq!(
+            err(b"a LIST \"\" * RETURN (CHILDREN)").message,
+            "LIST return options are not supported"
+        );
     }
 
     #[test]
@@ -926,9 +1087,15 @@ mod tests {
                 ]
             }
         );
-        assert_eq!(err(b"a STATUS INBOX (FOO)").message, "Unknown status item FOO");
+        assert_eq!(
+            err(b"a STATUS INBOX (FOO)").message,
+            "Unknown status item FOO"
+        );
         assert_eq!(err(b"a STATUS INBOX ()").message, "Expected a status item");
-        assert_eq!(err(b"a STATUS INBOX MESSAGES").message, "Expected '(' before status items");
+        assert_eq!(
+            err(b"a STATUS INBOX MESSAGES").message,
+            "Expected '(' before status items"
+        );
     }
 
     #[test]
@@ -937,14 +1104,22 @@ mod tests {
         assert_eq!(ok("a ID ()"), CommandBody::Id(Some(vec![])));
         assert_eq!(
             ok("a ID (\"name\" \"Thunderbird\" \"version\" NIL)"),
-            CommandBody::Id(Some(vec![("name".into(), Some("Thunderbird".into())), ("version".into(), None)]))
+            CommandBody::Id(Some(vec![
+                ("name".into(), Some("Thunderbird".into())),
+                ("version".into(), None)
+            ]))
         );
         let pairs = |n: usize| {
             let inner: Vec<String> = (0..n).map(|i| format!("\"f{i}\" \"v\"")).collect();
             format!("a ID ({})", inner.join(" "))
         };
-        assert!(matches!(ok(&pairs(MAX_ID_PAIRS)), CommandBody::Id(Some(p)) if p.len() == MAX_ID_PAIRS));
-        assert_eq!(err(pairs(MAX_ID_PAIRS + 1).as_bytes()).message, "ID takes at most 30 field-value pairs");
+        assert!(
+            matches!(ok(&pairs(MAX_ID_PAIRS)), CommandBody::Id(Some(p)) if p.len() == MAX_ID_PAIRS)
+        );
+        assert_eq!(
+            err(pairs(MAX_ID_PAIRS + 1).as_bytes()).message,
+            "ID takes at most 30 field-value pairs"
+        );
     }
 
     #[test]
@@ -954,18 +1129,33 @@ mod tests {
             other => panic!("{other:?}"),
         };
         use FetchAttr::*;
-        assert_eq!(fetch("a FETCH 1 all"), vec![Flags, InternalDate, Rfc822Size, Envelope]);
-        assert_eq!(fetch("a FETCH 1 FAST"), vec![Flags, InternalDate, Rfc822Size]);
-        assert_eq!(fetch("a FETCH 1 FULL"), vec![Flags, InternalDate, Rfc822Size, Envelope, Body]);
+        assert_eq!(
+            fetch("a FETCH 1 all"),
+            vec![Flags, InternalDate, Rfc822Size, Envelope]
+        );
+        assert_eq!(
+            fetch("a FETCH 1 FAST"),
+            vec![Flags, InternalDate, Rfc822Size]
+        );
+        assert_eq!(
+            fetch("a FETCH 1 FULL"),
+            vec![Flags, InternalDate, Rfc822Size, Envelope, Body]
+        );
         assert_eq!(fetch("a FETCH 1 flags"), vec![Flags]);
         assert_eq!(
             fetch("a FETCH 1 (UID RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY MODSEQ RFC822 RFC822.HEADER RFC822.TEXT)"),
             vec![Uid, Rfc822Size, InternalDate, Envelope, BodyStructure, Body, ModSeq, Rfc822, Rfc822Header, Rfc822Text]
         );
-        assert_eq!(err(b"a FETCH 1 (ALL)").message, "Unknown FETCH attribute ALL");
+        assert_eq!(
+            err(b"a FETCH 1 (ALL)").message,
+            "Unknown FETCH attribute ALL"
+        );
         assert_eq!(err(b"a FETCH 1 ()").message, "Expected a FETCH attribute");
         assert_eq!(err(b"a FETCH 1 (FLAGS").message, "Expected a space");
-        assert_eq!(err(b"a FETCH 0 FLAGS").message, "Invalid sequence set: 0 is not a valid message number or UID");
+        assert_eq!(
+            err(b"a FETCH 0 FLAGS").message,
+            "Invalid sequence set: 0 is not a valid message number or UID"
+        );
     }
 
     #[test]
@@ -979,41 +1169,90 @@ mod tests {
             one("a FETCH 1 BODY.PEEK[HEADER.FIELDS (From Subject)]<0.100>"),
             FetchAttr::BodySection {
                 peek: true,
-                section: section(vec![], Some(SectionText::HeaderFields(vec!["From".into(), "Subject".into()]))),
+                section: section(
+                    vec![],
+                    Some(SectionText::HeaderFields(vec![
+                        "From".into(),
+                        "Subject".into()
+                    ]))
+                ),
                 partial: Some((0, 100)),
             }
         );
         assert_eq!(
             one("a FETCH 1 body[]"),
-            FetchAttr::BodySection { peek: false, section: Section::default(), partial: None }
+            FetchAttr::BodySection {
+                peek: false,
+                section: Section::default(),
+                partial: None
+            }
         );
         assert_eq!(
             one("a FETCH 1 BODY[1.2.MIME]"),
-            FetchAttr::BodySection { peek: false, section: section(vec![1, 2], Some(SectionText::Mime)), partial: None }
+            FetchAttr::BodySection {
+                peek: false,
+                section: section(vec![1, 2], Some(SectionText::Mime)),
+                partial: None
+            }
         );
         assert_eq!(
             one("a FETCH 1 BODY[2.HEADER.FIELDS.NOT (\"X-Spam\" received)]"),
             FetchAttr::BodySection {
                 peek: false,
-                section: section(vec![2], Some(SectionText::HeaderFieldsNot(vec!["X-Spam".into(), "received".into()]))),
+                section: section(
+                    vec![2],
+                    Some(SectionText::HeaderFieldsNot(vec![
+                        "X-Spam".into(),
+                        "received".into()
+                    ]))
+                ),
                 partial: None
             }
         );
         assert_eq!(
             one("a FETCH 1 BODY[3]<5.10>"),
-            FetchAttr::BodySection { peek: false, section: section(vec![3], None), partial: Some((5, 10)) }
+            FetchAttr::BodySection {
+                peek: false,
+                section: section(vec![3], None),
+                partial: Some((5, 10))
+            }
         );
         assert_eq!(
             one("a FETCH 1 BODY.PEEK[TEXT]"),
-            FetchAttr::BodySection { peek: true, section: section(vec![], Some(SectionText::Text)), partial: None }
+            FetchAttr::BodySection {
+                peek: true,
+                section: section(vec![], Some(SectionText::Text)),
+                partial: None
+            }
         );
         assert_eq!(
             one("a FETCH 1 BODY[4.1.HEADER]"),
-            FetchAttr::BodySection { peek: false, section: section(vec![4, 1], Some(SectionText::Header)), partial: None }
+            FetchAttr::BodySection {
+                peek: false,
+                section: section(vec![4, 1], Some(SectionText::Header)),
+                partial: None
+            }
         );
-        assert_eq!(one("a FETCH 1 BINARY.PEEK[1]<0.5>"), FetchAttr::Binary { peek: true, part: vec![1], partial: Some((0, 5)) });
-        assert_eq!(one("a FETCH 1 BINARY[]"), FetchAttr::Binary { peek: false, part: vec![], partial: None });
-        assert_eq!(one("a FETCH 1 BINARY.SIZE[2.1]"), FetchAttr::BinarySize { part: vec![2, 1] });
+        assert_eq!(
+            one("a FETCH 1 BINARY.PEEK[1]<0.5>"),
+            FetchAttr::Binary {
+                peek: true,
+                part: vec![1],
+                partial: Some((0, 5))
+            }
+        );
+        assert_eq!(
+            one("a FETCH 1 BINARY[]"),
+            FetchAttr::Binary {
+                peek: false,
+                part: vec![],
+                partial: None
+            }
+        );
+        assert_eq!(
+            one("a FETCH 1 BINARY.SIZE[2.1]"),
+            FetchAttr::BinarySize { part: vec![2, 1] }
+        );
         for bad in [
             "a FETCH 1 BODY[MIME]",
             "a FETCH 1 BODY[0]",
@@ -1043,9 +1282,18 @@ mod tests {
             }
         );
         assert!(ok("a FETCH 1 FLAGS (changedsince 9223372036854775807)") != CommandBody::Noop);
-        assert_eq!(err(b"a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)").message, "Mod-sequence value out of range");
-        assert_eq!(err(b"a FETCH 1 FLAGS (CHANGEDSINCE 0)").message, "Mod-sequence value out of range");
-        assert_eq!(err(b"a FETCH 1 FLAGS (VANISHED)").message, "Unsupported FETCH modifier");
+        assert_eq!(
+            err(b"a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)").message,
+            "Mod-sequence value out of range"
+        );
+        assert_eq!(
+            err(b"a FETCH 1 FLAGS (CHANGEDSINCE 0)").message,
+            "Mod-sequence value out of range"
+        );
+        assert_eq!(
+            err(b"a FETCH 1 FLAGS (VANISHED)").message,
+            "Unsupported FETCH modifier"
+        );
     }
 
     #[test]
@@ -1083,32 +1331,87 @@ mod tests {
                 unchanged_since: None,
             }
         );
-        assert_eq!(err(b"a STORE 1 +FLAGS (\\Recent)").message, "\\Recent cannot be stored");
-        assert_eq!(err(b"a STORE 1 +FLAGS \\Bogus").message, "\\Bogus is not a flag that can be stored");
+        assert_eq!(
+            err(b"a STORE 1 +FLAGS (\\Recent)").message,
+            "\\Recent cannot be stored"
+        );
+        assert_eq!(
+            err(b"a STORE 1 +FLAGS \\Bogus").message,
+            "\\Bogus is not a flag that can be stored"
+        );
         assert_eq!(err(b"a STORE 1 +FLAGS (\\*)").message, "Expected a flag");
         assert_eq!(err(b"a STORE 1 +FLAGS").message, "Expected a space");
-        assert_eq!(err(b"a STORE 1 FLAGSX (x)").message, "Unknown STORE item FLAGSX");
+        assert_eq!(
+            err(b"a STORE 1 FLAGSX (x)").message,
+            "Unknown STORE item FLAGSX"
+        );
         assert_eq!(err(b"a STORE 1 +FLAGS (a").message, "Expected a space");
     }
 
     #[test]
     fn copy_move_expunge_search() {
-        assert_eq!(ok("a COPY 1:3,5 inbox"), CommandBody::Copy { set: set("1:3,5"), mailbox: "INBOX".into(), uid: false });
-        assert_eq!(ok("a UID COPY 9 Trash"), CommandBody::Copy { set: set("9"), mailbox: "Trash".into(), uid: true });
-        assert_eq!(ok("a MOVE $ Trash"), CommandBody::Move { set: SeqSet::SearchResult, mailbox: "Trash".into(), uid: false });
-        assert_eq!(ok("a uid move 4294967295 \"A B\""), CommandBody::Move { set: set("4294967295"), mailbox: "A B".into(), uid: true });
+        assert_eq!(
+            ok("a COPY 1:3,5 inbox"),
+            CommandBody::Copy {
+                set: set("1:3,5"),
+                mailbox: "INBOX".into(),
+                uid: false
+            }
+        );
+        assert_eq!(
+            ok("a UID COPY 9 Trash"),
+            CommandBody::Copy {
+                set: set("9"),
+                mailbox: "Trash".into(),
+                uid: true
+            }
+        );
+        assert_eq!(
+            ok("a MOVE $ Trash"),
+            CommandBody::Move {
+                set: SeqSet::SearchResult,
+                mailbox: "Trash".into(),
+                uid: false
+            }
+        );
+        assert_eq!(
+            ok("a uid move 4294967295 \"A B\""),
+            CommandBody::Move {
+                set: set("4294967295"),
+                mailbox: "A B".into(),
+                uid: true
+            }
+        );
         assert_eq!(ok("a UID EXPUNGE 3:1"), CommandBody::UidExpunge(set("3:1")));
-        assert_eq!(ok("a SEARCH UNSEEN SINCE 1-Feb-2024"), CommandBody::Search { uid: false, raw: "UNSEEN SINCE 1-Feb-2024".into() });
+        assert_eq!(
+            ok("a SEARCH UNSEEN SINCE 1-Feb-2024"),
+            CommandBody::Search {
+                uid: false,
+                raw: "UNSEEN SINCE 1-Feb-2024".into()
+            }
+        );
         assert_eq!(
             ok("a UID SEARCH SUBJECT {3}\r\nabc"),
-            CommandBody::Search { uid: true, raw: "SUBJECT {3}\r\nabc".into() }
+            CommandBody::Search {
+                uid: true,
+                raw: "SUBJECT {3}\r\nabc".into()
+            }
         );
         assert_eq!(err(b"a SEARCH").message, "Expected a space");
         assert_eq!(err(b"a SEARCH ").message, "SEARCH needs criteria");
-        assert_eq!(err(b"a UID FOO 1").message, "UID FOO is not a valid command");
+        assert_eq!(
+            err(b"a UID FOO 1").message,
+            "UID FOO is not a valid command"
+        );
         assert_eq!(err(b"a UID").message, "Expected a space");
-        assert_eq!(err(b"a COPY 1:0 x").message, "Invalid sequence set: 0 is not a valid message number or UID");
-        assert_eq!(err(b"a COPY x y").message, "Invalid sequence set: empty sequence set");
+        assert_eq!(
+            err(b"a COPY 1:0 x").message,
+            "Invalid sequence set: 0 is not a valid message number or UID"
+        );
+        assert_eq!(
+            err(b"a COPY x y").message,
+            "Invalid sequence set: empty sequence set"
+        );
     }
 
     /// Deterministic xorshift64, so the test needs no rand crate.
@@ -1127,10 +1430,39 @@ mod tests {
     fn random_bytes_never_panic() {
         // Pieces that steer the generator into interesting corners.
         const PIECES: &[&[u8]] = &[
-            b"a1 ", b"UID ", b"FETCH ", b"STORE ", b"LOGIN ", b"SELECT ", b"ID (", b"BODY.PEEK[",
-            b"HEADER.FIELDS (", b"]<", b"{3}\r\n", b"{2+}\r\n", b"~{1}\r\n", b"{99999999}\r\n",
-            b"{4294967296+}\r\n", b"\"", b"\\", b"(", b")", b" ", b"\r\n", b"\n", b"*", b":", b",",
-            b"1", b"0", b"+FLAGS", b"\\Seen", b"\0", b"\xff", b"DONE\r\n", b"$",
+            b"a1 ",
+            b"UID ",
+            b"FETCH ",
+            b"STORE ",
+            b"LOGIN ",
+            b"SELECT ",
+            b"ID (",
+            b"BODY.PEEK[",
+            b"HEADER.FIELDS (",
+            b"]<",
+            b"{3}\r\n",
+            b"{2+}\r\n",
+            b"~{1}\r\n",
+            b"{99999999}\r\n",
+            b"{4294967296+}\r\n",
+            b"\"",
+            b"\\",
+            b"(",
+            b")",
+            b" ",
+            b"\r\n",
+            b"\n",
+            b"*",
+            b":",
+            b",",
+            b"1",
+            b"0",
+            b"+FLAGS",
+            b"\\Seen",
+            b"\0",
+            b"\xff",
+            b"DONE\r\n",
+            b"$",
         ];
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..3000 {

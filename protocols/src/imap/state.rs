@@ -67,6 +67,8 @@ impl CommandBody {
                 | C::Namespace
                 | C::Status { .. }
                 | C::Idle
+                // RFC 4978 3: after authentication.
+                | C::Compress { .. }
         )
     }
 
@@ -125,6 +127,7 @@ impl CommandBody {
             C::Namespace => "NAMESPACE",
             C::Status { .. } => "STATUS",
             C::Idle => "IDLE",
+            C::Compress { .. } => "COMPRESS",
             C::Done => "DONE",
             C::Check => "CHECK",
             C::Close => "CLOSE",

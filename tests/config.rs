@@ -1,0 +1,199 @@
+//! `roost serve -c FILE`: configuration errors name the file and key, the
+//! connection limit holds at its edge, and spans reach an OTLP endpoint.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("roost.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn config_errors_name_the_file_the_key_and_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("hostname = \"h\"\n", "missing field `data_dir`"),
+        (
+            "data_dir = \"/tmp/x\"\nhostname = \"h\"\n[listen]\nsmtp = [\"not an address\"]\n",
+            "listen.smtp",
+        ),
+        (
+            "data_dir = \"/tmp/x\"\nhostname = \"h\"\nmax_conections = 5\n",
+            "max_conections",
+        ),
+        (
+            "data_dir = \"/tmp/x\"\nhostname = \"h\"\n[listen]\nimaps = [\"127.0.0.1:1\"]\n",
+            "key `listen.imaps`: implicit TLS needs a [tls] section",
+        ),
+        (
+            "data_dir = \"/tmp/x\"\nhostname = \"h\"\n[log]\nformat = \"xml\"\n",
+            "key `log.format`: \"xml\" is not \"text\" or \"json\"",
+        ),
+    ];
+    for (body, expected) in cases {
+        let path = write_config(tmp.path(), body);
+        let out = Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{body} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!("roost: {}: ", path.display())),
+            "{err}"
+        );
+        assert!(err.contains(expected), "expected {expected:?} in {err}");
+    }
+    let out = Command::new(binary())
+        .args(["serve", "-c", "/nonexistent/roost.toml"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read config file /nonexistent/roost.toml"));
+}
+
+struct Served {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(extra: &str, smtp: u16, imap: u16) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "data_dir = \"{}\"\nhostname = \"mx.test\"\n{extra}\n[listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nimap = [\"127.0.0.1:{imap}\"]\n",
+            data.display()
+        ),
+    );
+    let child = Command::new(binary())
+        .args(["serve", "-c"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", imap)).is_err()
+        || !data.join("roost.sock").exists()
+    {
+        assert!(Instant::now() < deadline, "roost serve did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Served { child, dir }
+}
+
+#[test]
+fn connection_limit_refuses_one_past_the_edge() {
+    let offset = fresh_offset();
+    let (smtp, imap) = (SMTP + offset, IMAP + offset);
+    let _server = serve("max_connections = 2", smtp, imap);
+    let first = Smtp::connect(smtp);
+    let mut second = Smtp::connect(smtp);
+    // The third is one past the limit of 2.
+    let mut third = Smtp::connect_raw(smtp);
+    assert_eq!(
+        third.reply(),
+        "421 4.7.0 Too many connections, try again later"
+    );
+    assert_eq!(third.reply(), "<closed>");
+    // Each listener counts its own connections.
+    let _i1 = Imap::connect(imap);
+    let _i2 = Imap::connect(imap);
+    let mut i3 = Imap::connect_raw(imap);
+    assert_eq!(
+        i3.line(),
+        "* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+    );
+    // A place frees up when a session ends.
+    drop(first);
+    assert!(second.cmd("QUIT").starts_with("221"));
+    drop(second);
+    eventually("a free place", || {
+        let mut s = Smtp::connect_raw(smtp);
+        let greeting = s.reply();
+        greeting.starts_with("220 mx.test").then_some(())
+    });
+}
+
+/// A minimal HTTP server that records the first POST it receives.
+fn otlp_sink(listener: TcpListener) -> std::thread::JoinHandle<(String, Vec<u8>)> {
+    std::thread::spawn(move || loop {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        if head.starts_with("POST ") {
+            return (head, body);
+        }
+    })
+}
+
+#[test]
+fn spans_are_exported_to_the_configured_otlp_endpoint() {
+    let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let received = otlp_sink(sink);
+    let offset = fresh_offset();
+    let (smtp, imap) = (SMTP + offset, IMAP + offset);
+    let mut server = serve(
+        &format!("[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}/v1/traces\""),
+        smtp,
+        imap,
+    );
+    let mut c = Imap::connect(imap);
+    assert!(c.cmd("CAPABILITY").contains("OK CAPABILITY completed"));
+    assert!(c.cmd("LOGOUT").contains("OK LOGOUT completed"));
+    // SIGTERM flushes the span exporter on the way out.
+    let pid = server.child.id();
+    assert!(Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success());
+    let (head, body) = received.join().unwrap();
+    assert!(head.starts_with("POST /v1/traces HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/x-protobuf"),
+        "{head}"
+    );
+    // The protobuf carries the service and span names as plain strings.
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("roost"), "service name");
+    assert!(text.contains("imap"), "the connection span");
+}
