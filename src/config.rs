@@ -20,6 +20,7 @@ pub struct Config {
     pub log_level: String,
     pub log_json: bool,
     pub otlp_endpoint: Option<String>,
+    pub dns: roost_actors::dns::DnsSettings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,6 +64,16 @@ struct File {
     tls: Option<TlsSection>,
     log: Option<LogSection>,
     telemetry: Option<TelemetrySection>,
+    dns: Option<DnsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsSection {
+    /// Look up the reverse name of SMTP clients (default true).
+    reverse_lookup: Option<bool>,
+    /// Name servers as `ip:port`; the system's when absent.
+    servers: Option<Vec<SocketAddr>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +122,8 @@ impl Config {
             log_level: "info".into(),
             log_json: false,
             otlp_endpoint: None,
+            // Every localserve client is on this machine.
+            dns: roost_actors::dns::DnsSettings::Off,
         }
     }
 
@@ -164,6 +177,17 @@ impl Config {
             }
         };
         let otlp_endpoint = file.telemetry.and_then(|t| t.otlp_endpoint);
+        let dns = match file.dns {
+            Some(DnsSection {
+                reverse_lookup: Some(false),
+                ..
+            }) => roost_actors::dns::DnsSettings::Off,
+            Some(DnsSection {
+                servers: Some(servers),
+                ..
+            }) if !servers.is_empty() => roost_actors::dns::DnsSettings::Servers(servers),
+            _ => roost_actors::dns::DnsSettings::System,
+        };
         if let Some(ep) = &otlp_endpoint {
             if !ep.starts_with("http://") && !ep.starts_with("https://") {
                 bail!("key `telemetry.otlp_endpoint`: {ep:?} is not an http(s) URL");
@@ -179,6 +203,7 @@ impl Config {
             log_level,
             log_json,
             otlp_endpoint,
+            dns,
         })
     }
 }

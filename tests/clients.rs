@@ -314,7 +314,7 @@ fn python_smtp_ssl_logs_in_on_submissions() {
 // --- Python imaplib --------------------------------------------------------
 
 const CAPS: &str = "IMAP4rev2 IMAP4rev1 LITERAL+ IDLE MOVE UIDPLUS UNSELECT NAMESPACE ID \
-ENABLE SASL-IR AUTH=PLAIN";
+ENABLE SASL-IR AUTH=PLAIN COMPRESS=DEFLATE";
 
 /// What imap_client.py prints after logging in, for two delivered
 /// messages of which it fetches UID 2 (`body` is its base64 line).

@@ -71,13 +71,20 @@ impl Drop for Served {
     }
 }
 
+/// Without a `[dns]` section the server would ask the system's resolver.
+const NO_DNS: &str = "[dns]\nreverse_lookup = false\n";
+
 fn serve(extra: &str, smtp: u16, imap: u16) -> Served {
+    serve_with_dns(extra, smtp, imap, NO_DNS)
+}
+
+fn serve_with_dns(extra: &str, smtp: u16, imap: u16, dns: &str) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = write_config(
         dir.path(),
         &format!(
-            "data_dir = \"{}\"\nhostname = \"mx.test\"\n{extra}\n[listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nimap = [\"127.0.0.1:{imap}\"]\n",
+            "data_dir = \"{}\"\nhostname = \"mx.test\"\n{extra}\n[listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nimap = [\"127.0.0.1:{imap}\"]\n{dns}",
             data.display()
         ),
     );
@@ -196,4 +203,63 @@ fn spans_are_exported_to_the_configured_otlp_endpoint() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("roost"), "service name");
     assert!(text.contains("imap"), "the connection span");
+}
+
+fn received_line(smtp: u16, imap: u16) -> String {
+    let mut c = Smtp::connect(smtp);
+    c.cmd("EHLO client.example.org");
+    let r = c.send_mail("s@example.org", &["roost@localhost"], &message(1, 1));
+    assert!(r.starts_with("250"), "{r}");
+    let mut i = Imap::login(imap);
+    i.cmd("SELECT INBOX");
+    let r = i.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (RECEIVED)]");
+    let start = r.find("Received: ").expect("a Received line");
+    r[start..r[start..].find("by ").map(|e| start + e).unwrap()].to_string()
+}
+
+/// A server whose data directory holds the localserve account, so mail
+/// can be delivered to roost@localhost.
+fn serve_with_account(dns: &str) -> (Served, u16, u16) {
+    let offset = fresh_offset();
+    let (smtp, imap) = (SMTP + offset, IMAP + offset);
+    let server = serve_with_dns("", smtp, imap, dns);
+    let data = server.dir.path().join("data");
+    let admin = |args: &[&str]| {
+        let out = Command::new(binary())
+            .arg("admin")
+            .arg("--dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    admin(&["domain", "add", "localhost"]);
+    admin(&["account", "add", "roost@localhost", "--password", PASSWORD]);
+    (server, smtp, imap)
+}
+
+#[test]
+fn received_lines_carry_the_clients_reverse_dns_name() {
+    // Nothing listens on port 9: the name comes from the resolver itself,
+    // which answers for 127.0.0.0/8 (RFC 6761 6.3). Lookups of other
+    // addresses against a real server are tested in roost-actors' dns module.
+    let (_server, smtp, imap) = serve_with_account("[dns]\nservers = [\"127.0.0.1:9\"]\n");
+    assert_eq!(
+        received_line(smtp, imap),
+        "Received: from client.example.org (localhost [127.0.0.1])\r\n\t"
+    );
+}
+
+#[test]
+fn received_lines_without_reverse_dns_name_only_the_address() {
+    let (_server, smtp, imap) = serve_with_account(NO_DNS);
+    assert_eq!(
+        received_line(smtp, imap),
+        "Received: from client.example.org ([127.0.0.1])\r\n\t"
+    );
 }

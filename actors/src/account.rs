@@ -463,8 +463,21 @@ impl AccountState {
             .ok_or_else(|| AccountError::NoMailbox(format!("#{id}")))
     }
 
-    fn used_bytes(&self) -> u64 {
-        self.mailboxes.values().map(|m| m.counts.size).sum()
+    /// RFC 9208: a change that would take the account past its quota is
+    /// refused whole; exactly at the quota is allowed.
+    fn check_quota(&self, needed: u64) -> Result<(), AccountError> {
+        let Some(quota) = self.record.quota_bytes else {
+            return Ok(());
+        };
+        let used: u64 = self.mailboxes.values().map(|m| m.counts.size).sum();
+        if used.saturating_add(needed) > quota {
+            return Err(AccountError::OverQuota {
+                used,
+                quota,
+                needed,
+            });
+        }
+        Ok(())
     }
 
     /// The message as the account sees it now, pending changes included.
@@ -530,16 +543,7 @@ impl AccountState {
             .iter()
             .map(|m| m.staged.size() + m.header_prefix.len() as u64)
             .sum();
-        if let Some(quota) = self.record.quota_bytes {
-            let used = self.used_bytes();
-            if used.saturating_add(needed) > quota {
-                return Err(AccountError::OverQuota {
-                    used,
-                    quota,
-                    needed,
-                });
-            }
-        }
+        self.check_quota(needed)?;
         let now = now_unix();
         let mut delivered = Vec::with_capacity(messages.len());
         let mut added: BTreeMap<MailboxId, Vec<AddedMessage>> = BTreeMap::new();
@@ -719,17 +723,7 @@ impl AccountState {
             }
         }
         if !remove {
-            if let Some(quota) = self.record.quota_bytes {
-                let used = self.used_bytes();
-                let needed: u64 = sources.iter().map(|r| r.size).sum();
-                if used.saturating_add(needed) > quota {
-                    return Err(AccountError::OverQuota {
-                        used,
-                        quota,
-                        needed,
-                    });
-                }
-            }
+            self.check_quota(sources.iter().map(|r| r.size).sum())?;
         }
         let now = now_unix();
         let mut pairs = Vec::with_capacity(sources.len());

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod auth;
 pub mod conn;
 pub mod directory;
+pub mod dns;
 pub mod events;
 pub mod imap;
 pub mod listener;

@@ -80,6 +80,7 @@ pub struct Services {
     pub shutdown: watch::Receiver<bool>,
     pub tls: Option<TlsAcceptor>,
     pub connections: ActorRef<SupervisorMsg>,
+    pub dns: crate::dns::Dns,
 }
 
 pub struct ListenerArgs {

@@ -42,6 +42,7 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub max_message_size: u64,
     pub max_connections: usize,
+    pub dns: crate::dns::DnsSettings,
 }
 
 /// What an extra child (the HTTP server) gets to work with.
@@ -88,6 +89,7 @@ pub async fn start(
         .accounts()
         .map_err(|e| format!("cannot read accounts: {e}"))?;
     let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let dns = crate::dns::Dns::new(&settings.dns);
     let services_for = {
         let (store, hostname, shutdown) =
             (store.clone(), settings.hostname.clone(), shutdown.clone());
@@ -101,6 +103,7 @@ pub async fn start(
             shutdown: shutdown.clone(),
             tls: tls.clone(),
             connections,
+            dns: dns.clone(),
         }
     };
     let admin_ctx_for = {

@@ -68,6 +68,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         tls,
         max_message_size: config.max_message_size,
         max_connections: config.max_connections,
+        dns: config.dns.clone(),
     };
     let has_http = !http.http.is_empty() || !http.https.is_empty();
     let mut server = system::start(settings, store, move |shared| {

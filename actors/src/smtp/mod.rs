@@ -51,6 +51,8 @@ pub struct SmtpState {
     protocol: Protocol,
     services: Services,
     helo: Option<String>,
+    /// The client's reverse DNS name, if it has one.
+    rdns: Option<String>,
     esmtp: bool,
     authenticated: Option<String>,
     auth_step: Option<auth::AuthStep>,
@@ -74,6 +76,8 @@ impl Actor for SmtpSession {
         args: SmtpArgs,
     ) -> Result<SmtpState, ActorProcessingErr> {
         let span = info_span!("smtp", peer = %args.peer.addr, protocol = ?args.protocol);
+        // Before the greeting, as MTAs do: the Received line needs it.
+        let rdns = args.services.dns.reverse(args.peer.addr.ip()).await;
         let (read, writer) = tokio::io::split(args.stream);
         let me = myself.clone();
         let credit = spawn_reader(
@@ -90,6 +94,7 @@ impl Actor for SmtpSession {
             protocol: args.protocol,
             services: args.services,
             helo: None,
+            rdns,
             esmtp: false,
             authenticated: None,
             auth_step: None,

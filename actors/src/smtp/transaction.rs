@@ -282,8 +282,13 @@ impl SmtpState {
             (true, false, true) => "ESMTPA",
             (true, true, true) => "ESMTPSA",
         };
+        let rdns = self
+            .rdns
+            .as_deref()
+            .map(|n| format!("{n} "))
+            .unwrap_or_default();
         let mut line = format!(
-            "Received: from {helo} ([{}])\r\n\tby {} (roost) with {with}",
+            "Received: from {helo} ({rdns}[{}])\r\n\tby {} (roost) with {with}",
             self.peer.addr.ip(),
             self.services.hostname
         );

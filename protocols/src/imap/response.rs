@@ -8,6 +8,7 @@
 //! BODYSTRUCTURE is the message module's job; they arrive here pre-rendered.
 
 use super::types::{Flag, ModSeq, SeqNum, Uid, UidValidity};
+use crate::message::date::{civil_from_days, MONTHS};
 use std::io::Write as _;
 
 /// The status of a tagged or untagged status response (RFC 9051 7.1).
@@ -461,10 +462,6 @@ fn flag_list(out: &mut Vec<u8>, flags: &[Flag]) {
     out.push(b')');
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
 /// The latest moment a four-digit year can show: 9999-12-31 23:59:59 UTC.
 const MAX_DATE_SECS: i64 = 253_402_300_799;
 /// RFC 9051 9 zone = ("+" / "-") 4DIGIT.
@@ -491,21 +488,6 @@ pub fn internal_date(secs: i64, offset_minutes: i32) -> String {
         zone / 60,
         zone % 60
     )
-}
-
-/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic
-/// Gregorian, after Howard Hinnant's published `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 // --- strings ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 //! where the header ends, single header fields, and the keys threading
 //! works from (RFC 5256). Full MIME structure is not parsed here.
 
+pub mod date;
 pub mod header;
 pub mod thread;
 
