@@ -168,7 +168,14 @@ pub struct AccountArgs {
     pub store: Store,
     pub hub: EventHub,
     pub registry: Registry,
+    /// Shared by every incarnation of this account's actor: held while a
+    /// commit runs, and taken by a new incarnation before it reads the
+    /// store, so a restart never reads state that a killed predecessor's
+    /// commit is still writing.
+    pub commit_lock: CommitLock,
 }
+
+pub type CommitLock = Arc<tokio::sync::Mutex<()>>;
 
 type Answer = Box<dyn FnOnce(Result<(), AccountError>) + Send>;
 
@@ -190,6 +197,7 @@ struct Pending {
 }
 
 pub struct AccountState {
+    commit_lock: CommitLock,
     store: Store,
     hub: EventHub,
     registry: Registry,
@@ -221,6 +229,8 @@ impl Actor for AccountActor {
                 }
             }
         }
+        // Wait out any commit of a predecessor that was killed mid-flush.
+        drop(args.commit_lock.lock().await);
         let store = args.store.clone();
         let name = args.name.clone();
         let (record, mailboxes) = tokio::task::spawn_blocking(move || {
@@ -232,6 +242,7 @@ impl Actor for AccountActor {
         })
         .await??;
         Ok(AccountState {
+            commit_lock: args.commit_lock,
             store: args.store,
             hub: args.hub,
             registry: args.registry,
@@ -409,7 +420,15 @@ impl AccountState {
             remove_files: pending.remove,
         };
         let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || store.commit(commit)).await;
+        // The guard travels with the commit: if this actor is killed while
+        // it waits, the commit still finishes before a successor reads.
+        let guard = self.commit_lock.clone().lock_owned().await;
+        let result = tokio::task::spawn_blocking(move || {
+            let r = store.commit(commit);
+            drop(guard);
+            r
+        })
+        .await;
         let failure = match result {
             Ok(Ok(_stats)) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -1139,6 +1158,7 @@ pub fn account_spec(store: &Store, registry: &Registry, hub: &EventHub, name: &s
         hub.clone(),
         registry.clone(),
     );
+    let commit_lock = CommitLock::default();
     ChildSpec::linked(
         crate::directory::account_actor_name(&name),
         ActorKind::Account,
@@ -1151,6 +1171,7 @@ pub fn account_spec(store: &Store, registry: &Registry, hub: &EventHub, name: &s
                     store: store.clone(),
                     hub: hub.clone(),
                     registry: registry.clone(),
+                    commit_lock: commit_lock.clone(),
                 },
             )
         },

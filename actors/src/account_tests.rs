@@ -24,6 +24,7 @@ async fn fixture(name: &str, quota: Option<u64>) -> Fixture {
             store: store.clone(),
             hub: EventHub::new(),
             registry: Registry::new(),
+            commit_lock: CommitLock::default(),
         },
     )
     .await
@@ -315,4 +316,77 @@ async fn mailboxes_are_created_with_parents_renamed_with_children_and_deleted() 
     .unwrap()
     .unwrap();
     assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_account_actor_under_load_leaves_a_consistent_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let name = "killed@example.org";
+    store.create_account(name, "secret", None).unwrap();
+    let lock = CommitLock::default();
+    let spawn = || {
+        Actor::spawn(
+            Some(account_actor_name(name)),
+            AccountActor,
+            AccountArgs {
+                name: name.into(),
+                store: store.clone(),
+                hub: EventHub::new(),
+                registry: Registry::new(),
+                commit_lock: lock.clone(),
+            },
+        )
+    };
+    for round in 0..20u64 {
+        let (actor, handle) = spawn().await.unwrap();
+        // Deliveries in flight, then a kill at once: some commits are
+        // running or queued when the actor dies.
+        let calls: Vec<_> = (0..16)
+            .map(|i| {
+                let m = new_message(&store, &format!("Subject: {round}-{i}\r\n"), Target::Inbox);
+                let actor = actor.clone();
+                tokio::spawn(async move {
+                    actor
+                        .call(
+                            |reply| AccountMsg::Deliver {
+                                messages: vec![m],
+                                reply,
+                            },
+                            None,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        // Kill at different points of the flush cycle.
+        tokio::time::sleep(std::time::Duration::from_micros(150 * round)).await;
+        actor.kill();
+        handle.await.unwrap();
+        for c in calls {
+            let _ = c.await;
+        }
+    }
+    // A last incarnation delivers normally on top of whatever landed.
+    let (actor, _) = spawn().await.unwrap();
+    let m = new_message(&store, "Subject: last\r\n", Target::Inbox);
+    let delivered = ractor::call!(actor, |reply| AccountMsg::Deliver {
+        messages: vec![m],
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let acct = store.account(name).unwrap().unwrap();
+    let inbox = store
+        .mailboxes(acct.id)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap();
+    let messages = store.messages(acct.id, inbox.id).unwrap();
+    assert_eq!(messages.last().unwrap().uid, delivered[0].uid);
+    assert_eq!(inbox.counts.total as usize, messages.len());
+    let problems = store.check_consistency(name).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    actor.stop(None);
 }
