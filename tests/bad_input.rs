@@ -74,20 +74,6 @@ fn smtp_ehlo(server: &Server) -> Smtp {
     smtp
 }
 
-/// xorshift64, for reproducible garbage.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 // ---- SMTP ----
 
 #[test]

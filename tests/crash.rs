@@ -28,20 +28,6 @@ const KILL_MAX: Duration = Duration::from_millis(1500);
 const CYCLE_STRIDE: usize = 1_000_000;
 const CLIENT_STRIDE: usize = 100_000;
 
-/// xorshift64: reproducible pseudo-random numbers from one seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 fn seed() -> u64 {
     if let Some(s) = std::env::var("ROOST_CRASH_SEED")
         .ok()

@@ -494,3 +494,17 @@ pub fn message_number(stored: &[u8]) -> Option<usize> {
     let id = text.split("\r\nMessage-ID: <msg").nth(1)?;
     id.split_once("@example.org>")?.0.parse().ok()
 }
+
+/// xorshift64: reproducible pseudo-random numbers from one seed.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}

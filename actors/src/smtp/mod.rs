@@ -190,7 +190,10 @@ impl SmtpState {
                 break;
             };
             match event {
-                Event::Command(cmd) => self.command(cmd).await,
+                Event::Command(cmd) => {
+                    let span = tracing::debug_span!("command", verb = verb(&cmd));
+                    self.command(cmd).instrument(span).await
+                }
                 Event::CommandError(reply) => self.bad_command(reply),
                 Event::Data(chunk) => {
                     if let Some(tx) = &mut self.tx {
@@ -225,7 +228,10 @@ impl SmtpState {
     }
 
     async fn command(&mut self, cmd: Command) {
-        debug!(command = ?cmd, "smtp command");
+        // AUTH carries credentials: never log its arguments.
+        if !matches!(cmd, Command::Auth { .. }) {
+            debug!(command = ?cmd, "smtp command");
+        }
         match cmd {
             Command::Ehlo(name) => self.hello(name, true),
             Command::Helo(name) => self.hello(name, false),
@@ -309,6 +315,25 @@ impl SmtpState {
                 self.reply(reply);
             }
         }
+    }
+}
+
+/// The command's verb, for its tracing span.
+fn verb(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::Ehlo(_) => "EHLO",
+        Command::Helo(_) => "HELO",
+        Command::Mail { .. } => "MAIL",
+        Command::Rcpt { .. } => "RCPT",
+        Command::Data => "DATA",
+        Command::Bdat { .. } => "BDAT",
+        Command::Rset => "RSET",
+        Command::Noop => "NOOP",
+        Command::Quit => "QUIT",
+        Command::Vrfy(_) => "VRFY",
+        Command::Help => "HELP",
+        Command::StartTls => "STARTTLS",
+        Command::Auth { .. } => "AUTH",
     }
 }
 
