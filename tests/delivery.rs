@@ -146,3 +146,86 @@ fn store_expunge_copy_move_and_events_reach_other_sessions() {
 
     server.assert_consistent(ACCOUNT);
 }
+
+#[test]
+fn quota_is_enforced_at_rcpt_and_at_data_without_losing_mail() {
+    let server = Server::start();
+    server.admin_ok(&[
+        "account",
+        "add",
+        "small@localhost",
+        "--password",
+        "pw-small",
+        "--quota",
+        "3000",
+    ]);
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    smtp.cmd("EHLO x");
+    // Fits: about 1.5 KB with roost's prefix.
+    let first = message(1, 20);
+    assert_eq!(
+        smtp.send_mail("s@example.org", &["small@localhost"], &first),
+        "250 2.0.0 OK, message delivered"
+    );
+    // Declared too big for what is left: refused at RCPT (RFC 1870 6.1).
+    assert!(smtp
+        .cmd("MAIL FROM:<s@example.org> SIZE=2000")
+        .starts_with("250"));
+    assert_eq!(
+        smtp.cmd("RCPT TO:<small@localhost>"),
+        "452 4.2.2 Mailbox full: small@localhost"
+    );
+    assert!(smtp.cmd("RCPT TO:<roost@localhost>").starts_with("250"));
+    assert!(smtp.cmd("RSET").starts_with("250"));
+    // Undeclared and too big: the whole transaction fails temporarily, so
+    // the client keeps the message for small@ (roost@ may see it twice
+    // after the client's retry, but no one loses it).
+    assert!(smtp.cmd("MAIL FROM:<s@example.org>").starts_with("250"));
+    assert!(smtp.cmd("RCPT TO:<small@localhost>").starts_with("250"));
+    assert!(smtp.cmd("RCPT TO:<roost@localhost>").starts_with("250"));
+    assert!(smtp.cmd("DATA").starts_with("354"));
+    smtp.send_raw(&dot_stuff(&message(2, 40)));
+    smtp.send_raw(b".\r\n");
+    assert_eq!(smtp.reply(), "452 4.2.2 Mailbox full, try again later");
+
+    let mut imap = Imap::connect(server.port(IMAP));
+    assert!(imap.cmd("LOGIN small@localhost pw-small").contains("OK"));
+    let r = imap.cmd("STATUS INBOX (MESSAGES)");
+    assert!(r.starts_with("* STATUS INBOX (MESSAGES 1)\r\n"), "{r}");
+    server.assert_consistent("small@localhost");
+    server.assert_consistent(ACCOUNT);
+}
+
+#[test]
+fn one_message_to_several_accounts_reaches_each_intact() {
+    let server = Server::start();
+    server.admin_ok(&[
+        "account",
+        "add",
+        "second@localhost",
+        "--password",
+        "pw-second",
+    ]);
+    let original = message(3, 50);
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    smtp.cmd("EHLO x");
+    assert_eq!(
+        smtp.send_mail(
+            "s@example.org",
+            &[ACCOUNT, "second@localhost", ACCOUNT],
+            &original
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
+    for (user, pass) in [(ACCOUNT, PASSWORD), ("second@localhost", "pw-second")] {
+        let mut imap = Imap::connect(server.port(IMAP));
+        assert!(imap.cmd(&format!("LOGIN {user} {pass}")).contains("OK"));
+        // A repeated recipient is delivered once.
+        assert!(imap.cmd("SELECT INBOX").contains("* 1 EXISTS\r\n"));
+        let stored = fetch_body(&mut imap, 1);
+        assert_eq!(strip_prefix(&stored, &original), &original[..]);
+        let head = String::from_utf8_lossy(&stored[..stored.len() - original.len()]).into_owned();
+        assert!(head.contains(&format!("\tfor <{user}>; ")), "{head}");
+        server.assert_consistent(user);
+    }
+}

@@ -221,7 +221,14 @@ impl Actor for ImapSession {
 
 impl ImapState {
     fn capabilities(&self) -> Vec<String> {
-        CAPABILITIES.iter().map(|c| c.to_string()).collect()
+        let mut caps: Vec<String> = CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        // RFC 9051 6.2.3: where passwords may not be sent, say so instead of
+        // offering a mechanism that would be refused.
+        if self.state == SessionState::NotAuthenticated && !self.peer.tls_or_local() {
+            caps.retain(|c| !c.starts_with("AUTH="));
+            caps.push("LOGINDISABLED".into());
+        }
+        caps
     }
 
     async fn flush_out(&mut self) -> std::io::Result<()> {

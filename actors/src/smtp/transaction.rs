@@ -22,6 +22,8 @@ pub struct Transaction {
     pub from: ReversePath,
     /// (address as given, account name), one entry per distinct address.
     pub recipients: Vec<(String, String)>,
+    /// RFC 1870: the size the client declared with MAIL, if any.
+    declared_size: Option<u64>,
     file: Option<StagedWriter>,
     head: Vec<u8>,
     write_error: Option<String>,
@@ -135,11 +137,12 @@ impl Transaction {
             }
         }
         if !failures.is_empty() {
+            // SMTP has one reply for all recipients. A temporary failure
+            // keeps the message with the client, which tries again later:
+            // the accounts that already have it may get it twice, but no
+            // recipient loses it (quota is checked at RCPT already, so this
+            // is the rare case).
             warn!(?failures, delivered, "delivery failed for some accounts");
-        }
-        if delivered == 0 {
-            // Nothing was acknowledged: the client keeps the message and
-            // tries again later.
             let over_quota = failures.iter().any(|f| f.contains("over quota"));
             return if over_quota {
                 Reply::new(452, Some((4, 2, 2)), "Mailbox full, try again later")
@@ -189,6 +192,7 @@ impl SmtpState {
         self.tx = Some(Transaction {
             from,
             recipients: Vec::new(),
+            declared_size: params.size,
             file: None,
             head: Vec::new(),
             write_error: None,
@@ -237,7 +241,11 @@ impl SmtpState {
                 ));
             }
         };
+        let declared = tx.declared_size.unwrap_or(0);
         let reply = match account {
+            Some(name) if over_quota(store, &name, declared) => {
+                Reply::new(452, Some((4, 2, 2)), format!("Mailbox full: {address}"))
+            }
             Some(name) => {
                 if let Some(tx) = &mut self.tx {
                     if !tx
@@ -303,4 +311,22 @@ impl SmtpState {
         line.push_str(&format!("; {}\r\n", rfc5322_date(now)));
         line
     }
+}
+
+/// RFC 1870 6.1 and RFC 3463 4.2.2: whether `declared` more bytes would take
+/// the account past its quota. A failed lookup says no: delivery checks
+/// the quota again, exactly, in the account actor.
+fn over_quota(store: &Store, account: &str, declared: u64) -> bool {
+    let Ok(Some(record)) = store.account(account) else {
+        return false;
+    };
+    let Some(quota) = record.quota_bytes else {
+        return false;
+    };
+    let used: u64 = store
+        .mailboxes(record.id)
+        .map(|m| m.iter().map(|m| m.counts.size).sum())
+        .unwrap_or(0);
+    // Every message has at least one byte.
+    used.saturating_add(declared.max(1)) > quota
 }
