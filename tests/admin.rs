@@ -183,3 +183,49 @@ fn sigterm_says_goodbye_and_exits_zero() {
     server.spawn();
     server.assert_consistent(ACCOUNT);
 }
+
+#[test]
+fn sse_streams_are_sessions_in_the_tree_and_end_when_killed() {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", server.port(HTTP))).unwrap();
+    http.set_read_timeout(Some(WAIT)).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{PASSWORD}"));
+    write!(
+        http,
+        "GET /events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Basic {auth}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 512];
+    let n = http.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+
+    let name = eventually("the SSE session in the tree", || {
+        let tree = server.tree();
+        let sessions = find_node(&tree, "connections")?["children"]
+            .as_array()?
+            .clone();
+        sessions
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .find(|n| n.starts_with("sse:127.0.0.1:"))
+            .map(String::from)
+    });
+    let node = find_node(&server.tree(), &name).unwrap().clone();
+    assert_eq!(node["kind"], "session");
+
+    server.admin_ok(&["kill", &name]);
+    // The stream ends: the chunked body's last chunk, then EOF.
+    let mut rest = Vec::new();
+    http.read_to_end(&mut rest).unwrap();
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n"),
+        "{rest:?}"
+    );
+    eventually("the SSE session to leave the tree", || {
+        find_node(&server.tree(), &name).is_none().then_some(())
+    });
+}

@@ -102,3 +102,21 @@ fn killing_a_session_ends_only_that_connection() {
     let r = bystander.cmd("NOOP");
     assert_eq!(r, "* 1 EXISTS\r\na3 OK NOOP completed\r\n");
 }
+
+#[test]
+fn a_killed_listener_comes_back_on_its_port() {
+    let server = Server::start();
+    let name = format!("smtp:127.0.0.1:{}", server.port(SMTP));
+    let out = server.admin_ok(&["kill", &name]);
+    assert!(out.contains("failed by its supervisor"), "{out}");
+    let node = eventually("the listener's restart", || {
+        let tree = server.tree();
+        let node = find_node(&tree, &name)?.clone();
+        (node["restarts"] == 1 && node["status"] == "running").then_some(node)
+    });
+    assert_eq!(node["kind"], "listener");
+    // Its successor could bind the same port: the old accept loop is gone.
+    deliver(&server, 1);
+    let mut imap = Imap::login(server.port(IMAP));
+    assert!(imap.cmd("SELECT INBOX").contains("* 1 EXISTS\r\n"));
+}

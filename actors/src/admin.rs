@@ -10,6 +10,7 @@
 use crate::account::{account_spec, AccountMsg};
 use crate::directory::{account_actor_name, call_account};
 use crate::events::EventHub;
+use crate::task::TaskGuard;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::precis::{normalize_username, prepare_password};
 use roost_store::{PasswordSecrets, Store};
@@ -23,7 +24,6 @@ use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// The socket's file name inside the data directory.
@@ -95,7 +95,7 @@ pub struct AdminArgs {
 }
 
 pub struct AdminState {
-    accept_loop: JoinHandle<()>,
+    _accept_loop: TaskGuard,
     path: PathBuf,
 }
 
@@ -116,7 +116,7 @@ impl Actor for AdminActor {
         std::fs::set_permissions(&args.path, std::fs::Permissions::from_mode(0o600))?;
         info!(path = %args.path.display(), "admin socket ready");
         let ctx = args.ctx;
-        let accept_loop = tokio::spawn(async move {
+        let accept_loop = TaskGuard::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
@@ -127,7 +127,7 @@ impl Actor for AdminActor {
             }
         });
         Ok(AdminState {
-            accept_loop,
+            _accept_loop: accept_loop,
             path: args.path,
         })
     }
@@ -137,7 +137,6 @@ impl Actor for AdminActor {
         _myself: ActorRef<()>,
         state: &mut AdminState,
     ) -> Result<(), ActorProcessingErr> {
-        state.accept_loop.abort();
         let _ = std::fs::remove_file(&state.path);
         Ok(())
     }

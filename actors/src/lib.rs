@@ -20,4 +20,5 @@ pub mod listener;
 pub mod mailbox;
 pub mod smtp;
 pub mod system;
+pub mod task;
 pub mod time;

@@ -10,6 +10,7 @@
 use crate::conn::{BoxStream, ConnCounter, ConnGuard, Peer};
 use crate::imap::{ImapArgs, ImapSession};
 use crate::smtp::{SmtpArgs, SmtpSession};
+use crate::task::TaskGuard;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
 use roost_store::Store;
 use roost_supervisor::{start_child, ActorKind, ChildSpec, Restart, SupervisorMsg};
@@ -20,7 +21,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -92,7 +92,7 @@ pub struct ListenerArgs {
 pub struct Listener;
 
 pub struct ListenerState {
-    accept_loop: JoinHandle<()>,
+    _accept_loop: TaskGuard,
 }
 
 pub enum ListenerMsg {}
@@ -115,17 +115,11 @@ impl Actor for Listener {
             .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
         info!(protocol = args.protocol.name(), addr = %args.addr, "listening");
         let counter = ConnCounter::default();
-        let accept_loop = tokio::spawn(accept_loop(socket, args.protocol, args.services, counter));
-        Ok(ListenerState { accept_loop })
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<ListenerMsg>,
-        state: &mut ListenerState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.accept_loop.abort();
-        Ok(())
+        let accept_loop =
+            TaskGuard::spawn(accept_loop(socket, args.protocol, args.services, counter));
+        Ok(ListenerState {
+            _accept_loop: accept_loop,
+        })
     }
 }
 

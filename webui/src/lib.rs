@@ -7,28 +7,31 @@
 //! plain HTTP and over HTTPS.
 #![forbid(unsafe_code)]
 
+mod sse;
+
+use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use ractor::SpawnErr;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_actors::auth::verify_password;
 use roost_actors::system::Shared;
-use roost_supervisor::{ActorKind, ChildSpec, Restart};
-use std::convert::Infallible;
+use roost_actors::task::TaskGuard;
+use roost_supervisor::{start_child, ActorKind, ChildSpec, Restart};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info};
 
 /// How often an idle SSE stream sends a keep-alive comment.
@@ -63,7 +66,7 @@ pub struct HttpArgs {
 }
 
 pub struct HttpState {
-    servers: Vec<JoinHandle<()>>,
+    _servers: Vec<TaskGuard>,
 }
 
 impl Actor for HttpActor {
@@ -90,25 +93,14 @@ impl Actor for HttpActor {
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             info!(%addr, tls = tls.is_some(), "http listening");
-            servers.push(tokio::spawn(serve(
+            servers.push(TaskGuard::spawn(serve(
                 listener,
                 tls,
                 router.clone(),
                 args.shared.clone(),
             )));
         }
-        Ok(HttpState { servers })
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<()>,
-        state: &mut HttpState,
-    ) -> Result<(), ActorProcessingErr> {
-        for s in &state.servers {
-            s.abort();
-        }
-        Ok(())
+        Ok(HttpState { _servers: servers })
     }
 }
 
@@ -129,6 +121,8 @@ async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, 
         };
         let (router, tls) = (router.clone(), tls.clone());
         tokio::spawn(async move {
+            // Handlers that name the connection (SSE) read the peer here.
+            let router = router.layer(axum::Extension(ConnectInfo(peer)));
             let service = TowerToHyperService::new(router);
             let builder = hyper::server::conn::http1::Builder::new();
             let result = match tls {
@@ -171,7 +165,11 @@ async fn health(State(shared): State<Shared>) -> Json<serde_json::Value> {
 
 /// `/events`: the account's change events as SSE, `event: change` with the
 /// JSON event as data. HTTP Basic credentials name the account.
-async fn events(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+async fn events(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let Some((user, password)) = basic_credentials(&headers) else {
         return unauthorized();
     };
@@ -179,21 +177,26 @@ async fn events(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         Ok(a) => a,
         Err(_) => return unauthorized(),
     };
-    let stream = BroadcastStream::new(shared.hub.subscribe()).filter_map(move |r| {
-        let account = account.clone();
+    let (feed, stream) = mpsc::channel(sse::SSE_BUFFER);
+    let Some(connections) = ractor::registry::where_is("connections".to_string()) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
+    let (hub, name) = (shared.hub.clone(), format!("sse:{peer}"));
+    let slot = std::sync::Mutex::new(Some(sse::SseArgs { account, hub, feed }));
+    let spec = ChildSpec::new(name, ActorKind::Session, Restart::Temporary, move |sup| {
+        let args = slot.lock().ok().and_then(|mut s| s.take());
         async move {
-            let event = match r {
-                Ok(ev) if ev.account == account => {
-                    Event::default().event("change").json_data(&*ev).ok()?
-                }
-                Ok(_) => return None,
-                // The client fell behind: tell it to reload its view.
-                Err(_) => Event::default().event("lagged").data("reload"),
-            };
-            Some(Ok::<_, Infallible>(event))
+            let args =
+                args.ok_or_else(|| SpawnErr::StartupFailed("stream already taken".into()))?;
+            let (actor, _) =
+                sse::SseSession::spawn_linked(None, sse::SseSession, args, sup).await?;
+            Ok(actor.get_cell())
         }
     });
-    Sse::new(stream)
+    if let Err(e) = start_child(&connections.into(), spec).await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+    }
+    Sse::new(ReceiverStream::new(stream))
         .keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE))
         .into_response()
 }
