@@ -178,7 +178,7 @@ async fn events(
         Err(_) => return unauthorized(),
     };
     let (feed, stream) = mpsc::channel(sse::SSE_BUFFER);
-    let Some(connections) = ractor::registry::where_is("connections".to_string()) else {
+    let Some(connections) = ractor::registry::where_is("connections") else {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     };
     let (hub, name) = (shared.hub.clone(), format!("sse:{peer}"));
