@@ -120,3 +120,29 @@ fn a_killed_listener_comes_back_on_its_port() {
     let mut imap = Imap::login(server.port(IMAP));
     assert!(imap.cmd("SELECT INBOX").contains("* 1 EXISTS\r\n"));
 }
+
+#[test]
+fn a_mailbox_actor_whose_sessions_were_killed_stops_at_the_next_event() {
+    let server = Server::start();
+    let mut victim = Imap::login(server.port(IMAP));
+    assert!(victim.cmd("SELECT INBOX").contains("OK [READ-WRITE]"));
+    let mailbox = "mailbox:roost@localhost/1";
+    assert!(find_node(&server.tree(), mailbox).is_some());
+    let tree = server.tree();
+    let session = find_node(&tree, "connections").unwrap()["children"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.admin_ok(&["kill", &session]);
+    assert_eq!(victim.line(), "<closed>");
+    // The killed session never said goodbye; the next event finds nobody
+    // listening and the mailbox actor stops.
+    deliver(&server, 1);
+    eventually("the orphaned mailbox actor to stop", || {
+        find_node(&server.tree(), mailbox).is_none().then_some(())
+    });
+    // Opening the mailbox again starts a fresh one that sees the message.
+    let mut reader = Imap::login(server.port(IMAP));
+    assert!(reader.cmd("SELECT INBOX").contains("* 1 EXISTS\r\n"));
+    assert!(find_node(&server.tree(), mailbox).is_some());
+}

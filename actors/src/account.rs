@@ -927,37 +927,55 @@ impl AccountState {
         subscriber: Subscriber,
     ) -> Result<OpenedMailbox, AccountError> {
         let id = self.mailbox_by_name(name)?;
-        let actor = match self.open.get(&id) {
-            Some(a) => a.clone(),
-            None => {
-                let actor_name = format!("mailbox:{}/{}", self.record.name, id);
-                let args = MailboxArgs {
-                    store: self.store.clone(),
-                    account: self.record.id,
-                    mailbox: id,
-                };
-                let (actor, _) = Actor::spawn_linked(
-                    Some(actor_name.clone()),
-                    MailboxActor,
-                    args,
-                    myself.get_cell(),
-                )
-                .await
-                .map_err(|e| AccountError::Store(format!("cannot open mailbox: {e}")))?;
-                self.registry.register(
-                    &actor.get_cell(),
-                    ActorKind::Mailbox,
-                    actor_name,
-                    Some(&myself.get_cell()),
-                    0,
-                );
-                self.open.insert(id, actor.clone());
-                actor
-            }
-        };
+        let actor = self.mailbox_actor(myself, id).await?;
+        if let Ok(snapshot) = ractor::call!(actor, MailboxMsg::Subscribe, subscriber.clone()) {
+            return Ok(OpenedMailbox { snapshot, actor });
+        }
+        // It was stopping (its last subscriber had just gone): let it end
+        // and start a fresh one.
+        self.open.remove(&id);
+        let _ = actor
+            .get_cell()
+            .wait(Some(std::time::Duration::from_secs(5)))
+            .await;
+        let actor = self.mailbox_actor(myself, id).await?;
         let snapshot = ractor::call!(actor, MailboxMsg::Subscribe, subscriber)
             .map_err(|e| AccountError::Store(format!("mailbox did not answer: {e}")))?;
         Ok(OpenedMailbox { snapshot, actor })
+    }
+
+    /// The mailbox's live actor, started as this actor's child if needed.
+    async fn mailbox_actor(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        id: MailboxId,
+    ) -> Result<ActorRef<MailboxMsg>, AccountError> {
+        if let Some(a) = self.open.get(&id) {
+            return Ok(a.clone());
+        }
+        let actor_name = format!("mailbox:{}/{}", self.record.name, id);
+        let args = MailboxArgs {
+            store: self.store.clone(),
+            account: self.record.id,
+            mailbox: id,
+        };
+        let (actor, _) = Actor::spawn_linked(
+            Some(actor_name.clone()),
+            MailboxActor,
+            args,
+            myself.get_cell(),
+        )
+        .await
+        .map_err(|e| AccountError::Store(format!("cannot open mailbox: {e}")))?;
+        self.registry.register(
+            &actor.get_cell(),
+            ActorKind::Mailbox,
+            actor_name,
+            Some(&myself.get_cell()),
+            0,
+        );
+        self.open.insert(id, actor.clone());
+        Ok(actor)
     }
 
     async fn close_mailbox(&mut self, mailbox: MailboxId, subscriber: u64) {

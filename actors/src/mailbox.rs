@@ -129,7 +129,7 @@ impl Actor for MailboxActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<MailboxMsg>,
+        myself: ActorRef<MailboxMsg>,
         msg: MailboxMsg,
         state: &mut MailboxState,
     ) -> Result<(), ActorProcessingErr> {
@@ -147,6 +147,11 @@ impl Actor for MailboxActor {
                 state
                     .subscribers
                     .retain(|s| s.notify(MailboxNotice::Event(event.clone())));
+                // Every subscriber went away without saying so (a killed
+                // session): nobody watches any more.
+                if state.subscribers.is_empty() {
+                    myself.stop(None);
+                }
             }
         }
         Ok(())
