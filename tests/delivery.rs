@@ -141,6 +141,21 @@ fn store_expunge_copy_move_and_events_reach_other_sessions() {
     assert!(a
         .cmd("DELETE Work/2026")
         .ends_with("OK DELETE completed\r\n"));
+    // IMAP4rev1's LSUB lists only what is subscribed.
+    assert!(a
+        .cmd("UNSUBSCRIBE Junk")
+        .ends_with("OK UNSUBSCRIBE completed\r\n"));
+    let r = a.cmd("LSUB \"\" J*");
+    assert!(
+        r.ends_with(" OK LSUB completed\r\n") && !r.contains("* LSUB"),
+        "{r}"
+    );
+    let r = a.cmd("LSUB \"\" *");
+    assert!(r.starts_with("* LSUB () \"/\" INBOX\r\n"), "{r}");
+    assert!(
+        !r.contains("Junk") && r.contains("* LSUB () \"/\" Work\r\n"),
+        "{r}"
+    );
     let r = a.cmd("SELECT Work/2026");
     assert!(r.contains("NO [NONEXISTENT]"), "{r}");
 

@@ -16,6 +16,22 @@ impl ImapState {
         self.services.store.mailboxes(id).map_err(|e| e.to_string())
     }
 
+    /// RFC 3501 6.3.9: the subscribed mailboxes matching the pattern.
+    pub(super) fn lsub(&mut self, reference: &str, pattern: &str) -> Done {
+        let records = match self.mailbox_records() {
+            Ok(r) => r,
+            Err(e) => return Done::no(e),
+        };
+        let full = format!("{reference}{pattern}");
+        for rec in records
+            .iter()
+            .filter(|r| r.subscribed && list_match(&full, &r.name))
+        {
+            response::lsub(&mut self.out, &[], Some(MAILBOX_DELIMITER), &rec.name);
+        }
+        Done::ok("LSUB completed")
+    }
+
     pub(super) fn list(&mut self, reference: &str, pattern: &str) -> Done {
         // RFC 9051 6.3.9.1: an empty pattern asks for the delimiter.
         if pattern.is_empty() {

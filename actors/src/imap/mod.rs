@@ -460,6 +460,7 @@ impl ImapState {
             CommandBody::Done => Done::bad("DONE without IDLE"),
             CommandBody::Compress { mechanism } => self.compress(tag, &mechanism).await,
             CommandBody::List { reference, pattern } => self.list(&reference, &pattern),
+            CommandBody::Lsub { reference, pattern } => self.lsub(&reference, &pattern),
             CommandBody::Create { mailbox } => self.create(&mailbox).await,
             CommandBody::Delete { mailbox } => self.delete(&mailbox).await,
             CommandBody::Rename { from, to } => self.rename(&from, &to).await,

@@ -81,6 +81,12 @@ pub enum CommandBody {
         reference: String,
         pattern: String,
     },
+    /// RFC 3501 6.3.9: IMAP4rev1's list of subscribed mailboxes (rev2
+    /// folded it into LIST (SUBSCRIBED), but rev1 clients still send it).
+    Lsub {
+        reference: String,
+        pattern: String,
+    },
     Namespace,
     Status {
         mailbox: String,

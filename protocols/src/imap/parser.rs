@@ -316,6 +316,13 @@ impl Parser<'_> {
                 to: self.sp_mailbox()?,
             },
             "LIST" => self.list()?,
+            "LSUB" => {
+                self.sp()?;
+                let reference = self.astring()?;
+                self.sp()?;
+                let pattern = self.list_mailbox()?;
+                CommandBody::Lsub { reference, pattern }
+            }
             "STATUS" => self.status()?,
             "ID" => self.id()?,
             "FETCH" => self.fetch(false)?,
@@ -820,6 +827,18 @@ mod tests {
             err(b"t NOOP ").message,
             "Unexpected characters at end of command"
         );
+    }
+
+    #[test]
+    fn lsub_takes_a_reference_and_a_pattern() {
+        assert_eq!(
+            ok("t LSUB \"\" *"),
+            CommandBody::Lsub {
+                reference: "".into(),
+                pattern: "*".into()
+            }
+        );
+        assert!(err(b"t LSUB \"\"").message.contains("Expected"));
     }
 
     #[test]

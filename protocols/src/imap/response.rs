@@ -232,7 +232,18 @@ fn atom_line(out: &mut Vec<u8>, word: &str, atoms: &[&str]) {
 
 /// `* LIST (attrs) "/" name` (RFC 9051 7.3.1); `None` delimiter is NIL.
 pub fn list(out: &mut Vec<u8>, attrs: &[&str], delimiter: Option<char>, name: &str) {
-    out.extend_from_slice(b"* LIST (");
+    list_line(out, "LIST", attrs, delimiter, name);
+}
+
+/// `* LSUB (attrs) "/" name` (RFC 3501 7.2.3), for IMAP4rev1 clients.
+pub fn lsub(out: &mut Vec<u8>, attrs: &[&str], delimiter: Option<char>, name: &str) {
+    list_line(out, "LSUB", attrs, delimiter, name);
+}
+
+fn list_line(out: &mut Vec<u8>, verb: &str, attrs: &[&str], delimiter: Option<char>, name: &str) {
+    out.extend_from_slice(b"* ");
+    out.extend_from_slice(verb.as_bytes());
+    out.extend_from_slice(b" (");
     for (i, a) in attrs.iter().enumerate() {
         if i > 0 {
             out.push(b' ');

@@ -64,6 +64,7 @@ impl CommandBody {
                 | C::Subscribe { .. }
                 | C::Unsubscribe { .. }
                 | C::List { .. }
+                | C::Lsub { .. }
                 | C::Namespace
                 | C::Status { .. }
                 | C::Idle
@@ -124,6 +125,7 @@ impl CommandBody {
             C::Subscribe { .. } => "SUBSCRIBE",
             C::Unsubscribe { .. } => "UNSUBSCRIBE",
             C::List { .. } => "LIST",
+            C::Lsub { .. } => "LSUB",
             C::Namespace => "NAMESPACE",
             C::Status { .. } => "STATUS",
             C::Idle => "IDLE",
