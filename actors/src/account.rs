@@ -179,6 +179,20 @@ pub type CommitLock = Arc<tokio::sync::Mutex<()>>;
 
 type Answer = Box<dyn FnOnce(Result<(), AccountError>) + Send>;
 
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+            && self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.messages.is_empty()
+            && self.mailboxes.is_empty()
+            && self.deleted_mailboxes.is_empty()
+            && self.place.is_empty()
+            && self.link.is_empty()
+            && self.remove.is_empty()
+    }
+}
+
 #[derive(Default)]
 struct Pending {
     puts: Vec<Record>,
@@ -390,6 +404,11 @@ impl AccountState {
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
+            // Nothing changed and nothing is waiting to be made durable: the
+            // answer is true of the disk already, no flush is needed.
+            Ok(value) if self.pending.is_empty() => {
+                let _ = reply.send(Ok(value));
+            }
             Ok(value) => self.pending.answers.push(Box::new(move |durable| {
                 let _ = reply.send(durable.map(|()| value));
             })),
@@ -398,9 +417,26 @@ impl AccountState {
 
     async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
         let mut pending = std::mem::take(&mut self.pending);
-        if pending.answers.is_empty() && pending.puts.is_empty() {
+        if pending.is_empty() {
             return Ok(());
         }
+        let account = self.record.id;
+        for ((mailbox, uid), rec) in std::mem::take(&mut pending.messages) {
+            if pending.deleted_mailboxes.contains(&mailbox) {
+                continue; // deleted with its mailbox below
+            }
+            match rec {
+                Some(rec) => pending.puts.push(Record::Message(rec)),
+                None => pending
+                    .deletes
+                    .push(RecordKey::Message(account, mailbox, uid)),
+            }
+        }
+        // Nothing of a mailbox deleted in this batch may be written back.
+        pending.puts.retain(|r| match r {
+            Record::Tombstone(t) => !pending.deleted_mailboxes.contains(&t.mailbox),
+            _ => true,
+        });
         pending.puts.push(Record::Account(self.record.clone()));
         for id in &pending.mailboxes {
             if let Some(mb) = self.mailboxes.get(id) {
@@ -529,18 +565,17 @@ impl AccountState {
         Ok(all.into_values().collect())
     }
 
+    /// Message records go to the commit in their final state only (see
+    /// `flush`): a flag change and an expunge of the same message in one
+    /// batch must end as an expunge.
     fn put_message(&mut self, rec: MessageRecord) {
         self.pending
             .messages
-            .insert((rec.mailbox, rec.uid), Some(rec.clone()));
-        self.pending.puts.push(Record::Message(rec));
+            .insert((rec.mailbox, rec.uid), Some(rec));
     }
 
     fn remove_message(&mut self, rec: &MessageRecord, modseq: ModSeq) {
         self.pending.messages.insert((rec.mailbox, rec.uid), None);
-        self.pending
-            .deletes
-            .push(RecordKey::Message(rec.account, rec.mailbox, rec.uid));
         self.pending.puts.push(Record::Tombstone(Tombstone {
             account: rec.account,
             mailbox: rec.mailbox,
@@ -563,11 +598,15 @@ impl AccountState {
             .map(|m| m.staged.size() + m.header_prefix.len() as u64)
             .sum();
         self.check_quota(needed)?;
+        let files: Vec<FileId> = messages
+            .iter()
+            .map(|_| self.store.next_file_id())
+            .collect::<Result<_, _>>()
+            .map_err(store_err)?;
         let now = now_unix();
         let mut delivered = Vec::with_capacity(messages.len());
         let mut added: BTreeMap<MailboxId, Vec<AddedMessage>> = BTreeMap::new();
-        for (m, mailbox) in messages.into_iter().zip(targets) {
-            let file = self.store.next_file_id().map_err(store_err)?;
+        for ((m, mailbox), file) in messages.into_iter().zip(targets).zip(files) {
             let modseq = self.next_modseq();
             let thread = self.match_thread(&m.keys, file);
             let mb = self.mailbox_mut(mailbox)?;
@@ -631,7 +670,7 @@ impl AccountState {
     ) -> Result<Vec<MessageState>, AccountError> {
         self.mailbox_mut(mailbox)?;
         let mut changed = Vec::new();
-        for &uid in uids {
+        for &uid in uids.iter().collect::<BTreeSet<_>>() {
             let Some(mut rec) = self.message(mailbox, uid)? else {
                 continue;
             };
@@ -671,13 +710,15 @@ impl AccountState {
         mailbox: MailboxId,
         uids: Option<&[Uid]>,
     ) -> Result<Vec<Uid>, AccountError> {
-        self.mailbox_mut(mailbox)?;
+        if self.mailbox_mut(mailbox)?.counts.deleted == 0 {
+            return Ok(Vec::new()); // nothing carries \Deleted: no scan
+        }
         let candidates: Vec<MessageRecord> = match uids {
             None => self.messages(mailbox)?,
             Some(uids) => {
                 let mut v = Vec::new();
-                for &uid in uids {
-                    if let Some(r) = self.message(mailbox, uid)? {
+                for uid in uids.iter().collect::<BTreeSet<_>>() {
+                    if let Some(r) = self.message(mailbox, *uid)? {
                         v.push(r);
                     }
                 }
@@ -688,7 +729,7 @@ impl AccountState {
             .into_iter()
             .filter(|r| r.flags.contains(&Flag::Deleted))
             .collect();
-        self.remove_all(mailbox, &doomed)
+        self.remove_all(mailbox, &doomed, true)
     }
 
     /// Expunges `doomed` from `mailbox`: tombstones, counts, file removal
@@ -697,6 +738,7 @@ impl AccountState {
         &mut self,
         mailbox: MailboxId,
         doomed: &[MessageRecord],
+        unlink_files: bool,
     ) -> Result<Vec<Uid>, AccountError> {
         let mut removed = Vec::with_capacity(doomed.len());
         for rec in doomed {
@@ -705,7 +747,9 @@ impl AccountState {
             count_out(&mut mb.counts, rec);
             mb.highest_modseq = modseq;
             self.remove_message(rec, modseq);
-            self.pending.remove.push(rec.file);
+            if unlink_files {
+                self.pending.remove.push(rec.file);
+            }
             removed.push(rec.uid);
         }
         if !removed.is_empty() {
@@ -736,21 +780,31 @@ impl AccountState {
             ));
         }
         let mut sources = Vec::new();
-        for &uid in uids {
-            if let Some(r) = self.message(from, uid)? {
+        for uid in uids.iter().collect::<BTreeSet<_>>() {
+            if let Some(r) = self.message(from, *uid)? {
                 sources.push(r);
             }
         }
         if !remove {
             self.check_quota(sources.iter().map(|r| r.size).sum())?;
         }
+        // Every record owns its file. A copy is a hard link under a new file
+        // id, so expunging either side never touches the other; a move keeps
+        // the file (and so the thread links that name it). Ids are taken
+        // before anything changes, so a failure leaves nothing half done.
+        let files: Vec<FileId> = if remove {
+            sources.iter().map(|s| s.file).collect()
+        } else {
+            sources
+                .iter()
+                .map(|_| self.store.next_file_id())
+                .collect::<Result<_, _>>()
+                .map_err(store_err)?
+        };
         let now = now_unix();
         let mut pairs = Vec::with_capacity(sources.len());
         let mut added = Vec::with_capacity(sources.len());
-        for src in &sources {
-            // Every record owns its file: a copy is a hard link under a new
-            // file id, so expunging either side never touches the other.
-            let file = self.store.next_file_id().map_err(store_err)?;
+        for (src, file) in sources.iter().zip(files) {
             let modseq = self.next_modseq();
             let mb = self.mailbox_mut(dest)?;
             let uid = mb.uid_next;
@@ -773,7 +827,9 @@ impl AccountState {
                 size: rec.size,
             });
             pairs.push((src.uid, uid));
-            self.pending.link.push((src.file, file));
+            if !remove {
+                self.pending.link.push((src.file, file));
+            }
             self.put_message(rec);
         }
         let mb = &self.mailboxes[&dest];
@@ -792,7 +848,7 @@ impl AccountState {
             });
         }
         if remove {
-            self.remove_all(from, &sources)?;
+            self.remove_all(from, &sources, false)?;
         }
         Ok(result)
     }
@@ -802,14 +858,28 @@ impl AccountState {
         if self.mailbox_by_name(&name).is_ok() {
             return Err(AccountError::AlreadyExists(name));
         }
-        // RFC 9051 6.3.4: superior hierarchical names are created as needed.
-        for (i, _) in name.match_indices(MAILBOX_DELIMITER) {
-            let parent = &name[..i];
-            if self.mailbox_by_name(parent).is_err() {
-                self.create_one(parent.to_string())?;
-            }
+        self.create_with_superiors(&name)
+    }
+
+    /// Creates `name` and, RFC 9051 6.3.4, any superior name that is
+    /// missing; checks the mailbox budget for all of them first.
+    fn create_with_superiors(&mut self, name: &str) -> Result<MailboxId, AccountError> {
+        let missing: Vec<String> = name
+            .match_indices(MAILBOX_DELIMITER)
+            .map(|(i, _)| name[..i].to_string())
+            .chain(std::iter::once(name.to_string()))
+            .filter(|n| self.mailbox_by_name(n).is_err())
+            .collect();
+        if self.mailboxes.len() + missing.len() > MAX_MAILBOXES {
+            return Err(AccountError::Cannot(format!(
+                "an account may have at most {MAX_MAILBOXES} mailboxes"
+            )));
         }
-        self.create_one(name)
+        let mut id = None;
+        for n in missing {
+            id = Some(self.create_one(n)?);
+        }
+        id.map_or_else(|| self.mailbox_by_name(name), Ok)
     }
 
     fn create_one(&mut self, name: String) -> Result<MailboxId, AccountError> {
@@ -854,6 +924,11 @@ impl AccountState {
         if self.mailbox_by_name(&to).is_ok() {
             return Err(AccountError::AlreadyExists(to));
         }
+        if to.starts_with(&format!("{old}{MAILBOX_DELIMITER}")) {
+            return Err(AccountError::Cannot(format!(
+                "{old} cannot be moved below itself"
+            )));
+        }
         // RFC 9051 6.3.6: inferior hierarchical names are renamed too.
         let child_prefix = format!("{old}{MAILBOX_DELIMITER}");
         let renamed: Vec<(MailboxId, String)> = self
@@ -862,6 +937,17 @@ impl AccountState {
             .filter(|m| m.id == id || m.name.starts_with(&child_prefix))
             .map(|m| (m.id, format!("{to}{}", &m.name[old.len()..])))
             .collect();
+        if let Some((_, taken)) = renamed
+            .iter()
+            .find(|(_, n)| self.mailbox_by_name(n).is_ok())
+        {
+            return Err(AccountError::AlreadyExists(taken.clone()));
+        }
+        if let Some((parent, _)) = to.rsplit_once(MAILBOX_DELIMITER) {
+            if self.mailbox_by_name(parent).is_err() {
+                self.create_with_superiors(parent)?;
+            }
+        }
         for (mid, new_name) in renamed {
             let modseq = self.next_modseq();
             let mb = self.mailbox_mut(mid)?;
@@ -883,6 +969,16 @@ impl AccountState {
         if mb.name == "INBOX" {
             return Err(AccountError::Cannot("INBOX cannot be deleted".into()));
         }
+        // RFC 9051 6.3.4 lets a server keep inferiors of a deleted name;
+        // roost refuses instead, so no mailbox is ever left without its
+        // superior (LIST would then have to invent one).
+        let prefix = format!("{}{MAILBOX_DELIMITER}", mb.name);
+        if self.mailboxes.values().any(|m| m.name.starts_with(&prefix)) {
+            return Err(AccountError::Cannot(format!(
+                "{} has mailboxes below it; delete those first",
+                mb.name
+            )));
+        }
         for rec in self.messages(id)? {
             self.pending.messages.insert((id, rec.uid), None);
             self.pending
@@ -890,6 +986,8 @@ impl AccountState {
                 .push(RecordKey::Message(rec.account, id, rec.uid));
             self.pending.remove.push(rec.file);
         }
+        // Copies into it earlier in this batch are not in `messages` if they
+        // were expunged again; their records are dropped at flush.
         for t in self
             .store
             .tombstones(self.record.id, id)

@@ -390,3 +390,152 @@ async fn killing_the_account_actor_under_load_leaves_a_consistent_store() {
     assert!(problems.is_empty(), "{problems:?}");
     actor.stop(None);
 }
+
+#[tokio::test]
+async fn a_flag_change_and_a_move_in_one_batch_end_as_a_move() {
+    let f = fixture("batch@example.org", None).await;
+    deliver(&f, "Message-ID: <m@x>\r\nSubject: one\r\n")
+        .await
+        .unwrap();
+    let (acct, inbox) = inbox(&f);
+    let before = f.store.messages(acct, inbox.id).unwrap()[0].clone();
+    // Both calls are queued before the actor runs: one commit holds both.
+    let commits = f.store.stats().commits;
+    let (flags, moved) = tokio::join!(
+        async {
+            ractor::call!(f.actor, |reply| AccountMsg::SetFlags {
+                mailbox: inbox.id,
+                uids: vec![Uid(1)],
+                action: FlagAction::Add,
+                flags: [Flag::Seen].into_iter().collect(),
+                reply
+            })
+        },
+        async {
+            ractor::call!(f.actor, |reply| AccountMsg::Copy {
+                from: inbox.id,
+                uids: vec![Uid(1), Uid(1)],
+                to: "Trash".into(),
+                remove: true,
+                reply
+            })
+        }
+    );
+    assert_eq!(flags.unwrap().unwrap().len(), 1);
+    assert_eq!(moved.unwrap().unwrap().pairs, vec![(Uid(1), Uid(1))]);
+    assert_eq!(f.store.stats().commits - commits, 1, "one batch");
+    assert!(f.store.messages(acct, inbox.id).unwrap().is_empty());
+    let trash = f
+        .store
+        .mailboxes(acct)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "Trash")
+        .unwrap();
+    let moved = f.store.messages(acct, trash.id).unwrap();
+    assert_eq!(moved.len(), 1);
+    // A move keeps the file, so thread links that name it still resolve.
+    assert_eq!(moved[0].file, before.file);
+    assert!(moved[0].flags.contains(&Flag::Seen));
+    assert!(f
+        .store
+        .read_message(&moved[0])
+        .unwrap()
+        .ends_with(b"body\r\n"));
+    let by_file = f.store.message_by_file(acct, before.file).unwrap().unwrap();
+    assert_eq!((by_file.mailbox, by_file.uid), (trash.id, Uid(1)));
+    let thread = f.store.thread_by_message_id(acct, "m@x").unwrap().unwrap();
+    assert_eq!(thread.file, before.file);
+    assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_copy_into_a_mailbox_deleted_in_the_same_batch_leaves_nothing_behind() {
+    let f = fixture("gone@example.org", None).await;
+    deliver(&f, "Subject: one\r\n").await.unwrap();
+    let (acct, inbox) = inbox(&f);
+    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+        name: "X".into(),
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let (copied, deleted) = tokio::join!(
+        async {
+            ractor::call!(f.actor, |reply| AccountMsg::Copy {
+                from: inbox.id,
+                uids: vec![Uid(1)],
+                to: "X".into(),
+                remove: false,
+                reply
+            })
+        },
+        async {
+            ractor::call!(f.actor, |reply| AccountMsg::DeleteMailbox {
+                name: "X".into(),
+                reply
+            })
+        }
+    );
+    copied.unwrap().unwrap();
+    deleted.unwrap().unwrap();
+    assert!(f
+        .store
+        .mailboxes(acct)
+        .unwrap()
+        .iter()
+        .all(|m| m.name != "X"));
+    assert_eq!(f.store.messages(acct, inbox.id).unwrap().len(), 1);
+    assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn renames_refuse_collisions_and_cycles_and_deletes_refuse_parents() {
+    let f = fixture("tree@example.org", None).await;
+    for name in ["a/x", "b/x"] {
+        ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+            name: name.into(),
+            reply
+        })
+        .unwrap()
+        .unwrap();
+    }
+    let rename = |from: &str, to: &str| {
+        let (from, to) = (from.to_string(), to.to_string());
+        let actor = f.actor.clone();
+        async move {
+            ractor::call!(actor, |reply| AccountMsg::RenameMailbox { from, to, reply }).unwrap()
+        }
+    };
+    // b exists, so a -> b is refused; with b gone, a/x -> c/d/x creates c/d.
+    assert_eq!(
+        rename("a", "b").await,
+        Err(AccountError::AlreadyExists("b".into()))
+    );
+    assert!(matches!(
+        rename("a", "a/y").await,
+        Err(AccountError::Cannot(_))
+    ));
+    rename("a/x", "c/d/x").await.unwrap();
+    let delete = |name: &str| {
+        let name = name.to_string();
+        let actor = f.actor.clone();
+        async move { ractor::call!(actor, |reply| AccountMsg::DeleteMailbox { name, reply }).unwrap() }
+    };
+    assert!(matches!(delete("c").await, Err(AccountError::Cannot(_))));
+    delete("c/d/x").await.unwrap();
+    delete("c/d").await.unwrap();
+    delete("c").await.unwrap();
+    let acct = f.store.account(&f.name).unwrap().unwrap();
+    let mut names: Vec<String> = f
+        .store
+        .mailboxes(acct.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .filter(|n| n.len() <= 3)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "b/x"]);
+    assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}

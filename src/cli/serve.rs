@@ -30,6 +30,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         log_json || config.log_json,
         config.otlp_endpoint.as_deref(),
     )?;
+    private_files();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir).map_err(|e| {
@@ -141,4 +142,16 @@ fn print_banner(config: &Config) {
         "  actor tree    roost admin --dir {} tree",
         config.data_dir.display()
     );
+}
+
+/// Everything roost creates (message files, the index, the admin socket) is
+/// for its own user only: with umask 077 the admin socket is never, even
+/// for a moment before its chmod, open to other local users.
+#[allow(unsafe_code)]
+fn private_files() {
+    // SAFETY: umask(2) only sets the process's file mode mask; it takes
+    // and returns plain integers and cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
 }

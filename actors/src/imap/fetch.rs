@@ -14,6 +14,9 @@ use roost_protocols::imap::types::{Flag, SeqNum, Uid};
 use roost_store::MessageRecord;
 use std::collections::HashMap;
 
+/// Output a FETCH may gather before it is written out mid-command.
+pub const FETCH_FLUSH_BYTES: usize = 256 * 1024;
+
 impl ImapState {
     /// The (sequence number, UID) pairs a set names in the current view.
     /// Sequence numbers past the end are an error (RFC 9051 9 seq-number).
@@ -92,20 +95,28 @@ impl ImapState {
                 .collect();
             flags_changed = !self.mark_seen(unseen).await.is_empty();
         }
+        let wants_body = items.iter().any(needs_body);
         for (seq, u) in targets {
             let record = records.get(&u);
             if needs_record && record.is_none() {
                 continue;
             }
-            let mut body: Option<Vec<u8>> = None;
+            let body = match (wants_body, record) {
+                (true, Some(rec)) => match self.services.store.read_message(rec) {
+                    Ok(b) => Some(b),
+                    // Expunged by another session since the record was read.
+                    Err(_) => continue,
+                },
+                _ => None,
+            };
             let mut out_items = Vec::with_capacity(items.len() + 1);
             if uid && !items.contains(&FetchAttr::Uid) {
                 out_items.push(FetchResponseItem::Uid(u));
             }
             for attr in items {
-                match self.fetch_item(attr, u, seq, record, &mut body) {
+                match self.fetch_item(attr, u, seq, record, body.as_deref()) {
                     Ok(item) => out_items.push(item),
-                    Err(e) => return Done::bad(e),
+                    Err(e) => return Done::no(e),
                 }
             }
             if flags_changed && sets_seen && !items.contains(&FetchAttr::Flags) {
@@ -116,6 +127,11 @@ impl ImapState {
                 }
             }
             response::fetch(&mut self.out, SeqNum(seq), &out_items);
+            // A FETCH of a whole mailbox must not sit in memory whole.
+            if self.out.len() >= FETCH_FLUSH_BYTES && self.flush_out().await.is_err() {
+                self.closing = true;
+                return Done::Later;
+            }
         }
         Done::ok("FETCH completed")
     }
@@ -126,7 +142,7 @@ impl ImapState {
         uid: Uid,
         seq: u32,
         record: Option<&MessageRecord>,
-        body: &mut Option<Vec<u8>>,
+        body: Option<&[u8]>,
     ) -> Result<FetchResponseItem, String> {
         let state = self
             .selected
@@ -134,17 +150,7 @@ impl ImapState {
             .map(|s| s.view[seq as usize - 1].clone())
             .ok_or("No mailbox selected")?;
         let rec = || record.ok_or_else(|| "message vanished".to_string());
-        let mut load = |rec: &MessageRecord| -> Result<Vec<u8>, String> {
-            if body.is_none() {
-                *body = Some(
-                    self.services
-                        .store
-                        .read_message(rec)
-                        .map_err(|e| format!("cannot read message: {e}"))?,
-                );
-            }
-            Ok(body.clone().unwrap_or_default())
-        };
+        let msg = || body.ok_or_else(|| "message body unavailable".to_string());
         Ok(match attr {
             FetchAttr::Uid => FetchResponseItem::Uid(uid),
             FetchAttr::Flags => FetchResponseItem::Flags(state.flags.to_vec()),
@@ -154,30 +160,29 @@ impl ImapState {
                 secs: rec()?.internal_date,
                 offset_minutes: 0,
             },
-            FetchAttr::Rfc822 => FetchResponseItem::Rfc822(load(rec()?)?),
+            FetchAttr::Rfc822 => FetchResponseItem::Rfc822(msg()?.to_vec()),
             FetchAttr::Rfc822Header => {
-                let msg = load(rec()?)?;
+                let msg = msg()?;
                 let s = Section {
                     part: vec![],
                     text: Some(SectionText::Header),
                 };
-                FetchResponseItem::Rfc822Header(section_bytes(&msg, &s).unwrap_or_default())
+                FetchResponseItem::Rfc822Header(section_bytes(msg, &s).unwrap_or_default())
             }
             FetchAttr::Rfc822Text => {
-                let msg = load(rec()?)?;
+                let msg = msg()?;
                 let s = Section {
                     part: vec![],
                     text: Some(SectionText::Text),
                 };
-                FetchResponseItem::Rfc822Text(section_bytes(&msg, &s).unwrap_or_default())
+                FetchResponseItem::Rfc822Text(section_bytes(msg, &s).unwrap_or_default())
             }
             FetchAttr::BodySection {
                 section,
                 partial: range,
                 ..
             } => {
-                let msg = load(rec()?)?;
-                let data = section_bytes(&msg, section).unwrap_or_default();
+                let data = section_bytes(msg()?, section).unwrap_or_default();
                 // RFC 9051 7.5.2: the origin is echoed, the length is not.
                 let label = match range {
                     Some((origin, _)) => format!("BODY[{}]<{origin}>", section.to_wire()),
@@ -202,6 +207,17 @@ fn supported(attr: &FetchAttr) -> bool {
             | FetchAttr::Body
             | FetchAttr::Binary { .. }
             | FetchAttr::BinarySize { .. }
+    )
+}
+
+/// Items that need the message's bytes.
+fn needs_body(attr: &FetchAttr) -> bool {
+    matches!(
+        attr,
+        FetchAttr::Rfc822
+            | FetchAttr::Rfc822Header
+            | FetchAttr::Rfc822Text
+            | FetchAttr::BodySection { .. }
     )
 }
 
