@@ -66,13 +66,18 @@ async fn deliver(f: &Fixture, header: &str) -> Result<Vec<Delivered>, AccountErr
 }
 
 fn inbox(f: &Fixture) -> (AccountId, MailboxRecord) {
+    mailbox_named(f, "INBOX")
+}
+
+/// The account's id and the named mailbox's record, from the store.
+fn mailbox_named(f: &Fixture, name: &str) -> (AccountId, MailboxRecord) {
     let acct = f.store.account(&f.name).unwrap().unwrap();
     let mb = f
         .store
         .mailboxes(acct.id)
         .unwrap()
         .into_iter()
-        .find(|m| m.name == "INBOX")
+        .find(|m| m.name == name)
         .unwrap();
     (acct.id, mb)
 }
@@ -228,13 +233,7 @@ async fn flags_expunge_copy_move_keep_the_store_consistent() {
     assert!(f.store.messages(acct, mb.id).unwrap().is_empty());
     assert_eq!(f.store.tombstones(acct, mb.id).unwrap().len(), 3);
     // The copy survives the expunge of its original: files are not shared.
-    let archive = f
-        .store
-        .mailboxes(acct)
-        .unwrap()
-        .into_iter()
-        .find(|m| m.name == "Archive")
-        .unwrap();
+    let (_, archive) = mailbox_named(&f, "Archive");
     let kept = f.store.messages(acct, archive.id).unwrap();
     assert_eq!(kept.len(), 2);
     assert!(f
@@ -425,13 +424,7 @@ async fn a_flag_change_and_a_move_in_one_batch_end_as_a_move() {
     assert_eq!(moved.unwrap().unwrap().pairs, vec![(Uid(1), Uid(1))]);
     assert_eq!(f.store.stats().commits - commits, 1, "one batch");
     assert!(f.store.messages(acct, inbox.id).unwrap().is_empty());
-    let trash = f
-        .store
-        .mailboxes(acct)
-        .unwrap()
-        .into_iter()
-        .find(|m| m.name == "Trash")
-        .unwrap();
+    let (_, trash) = mailbox_named(&f, "Trash");
     let moved = f.store.messages(acct, trash.id).unwrap();
     assert_eq!(moved.len(), 1);
     // A move keeps the file, so thread links that name it still resolve.
