@@ -78,12 +78,19 @@ fn events_stream_change_events_as_json_lines() {
         .arg(&server.dir)
         .args(["events", "--account", ACCOUNT])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(events.stdout.take().unwrap()).lines();
-    // The subscription is live once the server acknowledged it; deliver
-    // until an event shows (the first delivery may race the subscription).
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The CLI says so on stderr once the server's subscription is live.
+    let mut said = String::new();
+    BufReader::new(events.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert_eq!(
+        said,
+        "streaming change events of roost@localhost; Ctrl-C stops\n"
+    );
     let mut smtp = Smtp::connect(server.port(SMTP));
     smtp.cmd("EHLO x");
     assert!(smtp

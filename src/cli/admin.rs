@@ -133,7 +133,13 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 print!("{}", render_text(&nodes));
             }
         }
-        AdminCommand::Events { .. } => {
+        AdminCommand::Events { account } => {
+            // The server answered after subscribing: from here on no event
+            // is missed. Said on stderr, so stdout holds only events.
+            eprintln!(
+                "streaming change events of {}; Ctrl-C stops",
+                account.as_deref().unwrap_or("every account")
+            );
             let stdout = std::io::stdout();
             for line in reader.lines() {
                 let line = line?;
