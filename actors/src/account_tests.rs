@@ -82,6 +82,26 @@ fn mailbox_named(f: &Fixture, name: &str) -> (AccountId, MailboxRecord) {
     (acct.id, mb)
 }
 
+async fn create_mb(f: &Fixture, name: &str) -> Result<MailboxId, AccountError> {
+    let name = name.to_string();
+    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox { name, reply }).unwrap()
+}
+
+async fn rename_mb(f: &Fixture, from: &str, to: &str) -> Result<(), AccountError> {
+    let (from, to) = (from.to_string(), to.to_string());
+    ractor::call!(f.actor, |reply| AccountMsg::RenameMailbox {
+        from,
+        to,
+        reply
+    })
+    .unwrap()
+}
+
+async fn delete_mb(f: &Fixture, name: &str) -> Result<(), AccountError> {
+    let name = name.to_string();
+    ractor::call!(f.actor, |reply| AccountMsg::DeleteMailbox { name, reply }).unwrap()
+}
+
 #[tokio::test]
 async fn concurrent_deliveries_share_one_commit() {
     let f = fixture("group@example.org", None).await;
@@ -247,26 +267,10 @@ async fn flags_expunge_copy_move_keep_the_store_consistent() {
 #[tokio::test]
 async fn mailboxes_are_created_with_parents_renamed_with_children_and_deleted() {
     let f = fixture("boxes@example.org", None).await;
-    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
-        name: "a/b/c".into(),
-        reply
-    })
-    .unwrap()
-    .unwrap();
-    let err = ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
-        name: "a".into(),
-        reply
-    })
-    .unwrap()
-    .unwrap_err();
+    create_mb(&f, "a/b/c").await.unwrap();
+    let err = create_mb(&f, "a").await.unwrap_err();
     assert_eq!(err, AccountError::AlreadyExists("a".into()));
-    ractor::call!(f.actor, |reply| AccountMsg::RenameMailbox {
-        from: "a".into(),
-        to: "z".into(),
-        reply
-    })
-    .unwrap()
-    .unwrap();
+    rename_mb(&f, "a", "z").await.unwrap();
     let acct = f.store.account(&f.name).unwrap().unwrap();
     let mut names: Vec<String> = f
         .store
@@ -279,41 +283,16 @@ async fn mailboxes_are_created_with_parents_renamed_with_children_and_deleted() 
     names.sort();
     assert_eq!(names, ["z", "z/b", "z/b/c"]);
     for bad in ["", "x//y", "/x", "a*"] {
-        let err = ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
-            name: bad.into(),
-            reply
-        })
-        .unwrap()
-        .unwrap_err();
+        let err = create_mb(&f, bad).await.unwrap_err();
         assert!(matches!(err, AccountError::Cannot(_)), "{bad:?}: {err:?}");
     }
     let long = "x".repeat(MAX_MAILBOX_NAME);
-    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
-        name: long.clone(),
-        reply
-    })
-    .unwrap()
-    .unwrap();
-    let err = ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
-        name: format!("{long}y"),
-        reply
-    })
-    .unwrap()
-    .unwrap_err();
+    create_mb(&f, &long).await.unwrap();
+    let err = create_mb(&f, &format!("{long}y")).await.unwrap_err();
     assert!(matches!(err, AccountError::Cannot(_)));
-    let err = ractor::call!(f.actor, |reply| AccountMsg::DeleteMailbox {
-        name: "inbox".into(),
-        reply
-    })
-    .unwrap()
-    .unwrap_err();
+    let err = delete_mb(&f, "inbox").await.unwrap_err();
     assert_eq!(err, AccountError::Cannot("INBOX cannot be deleted".into()));
-    ractor::call!(f.actor, |reply| AccountMsg::DeleteMailbox {
-        name: "z/b/c".into(),
-        reply
-    })
-    .unwrap()
-    .unwrap();
+    delete_mb(&f, "z/b/c").await.unwrap();
     assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
 }
 
@@ -447,12 +426,7 @@ async fn a_copy_into_a_mailbox_deleted_in_the_same_batch_leaves_nothing_behind()
     let f = fixture("gone@example.org", None).await;
     deliver(&f, "Subject: one\r\n").await.unwrap();
     let (acct, inbox) = inbox(&f);
-    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
-        name: "X".into(),
-        reply
-    })
-    .unwrap()
-    .unwrap();
+    create_mb(&f, "X").await.unwrap();
     let (copied, deleted) = tokio::join!(
         async {
             ractor::call!(f.actor, |reply| AccountMsg::Copy {
@@ -486,39 +460,25 @@ async fn a_copy_into_a_mailbox_deleted_in_the_same_batch_leaves_nothing_behind()
 async fn renames_refuse_collisions_and_cycles_and_deletes_refuse_parents() {
     let f = fixture("tree@example.org", None).await;
     for name in ["a/x", "b/x"] {
-        ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
-            name: name.into(),
-            reply
-        })
-        .unwrap()
-        .unwrap();
+        create_mb(&f, name).await.unwrap();
     }
-    let rename = |from: &str, to: &str| {
-        let (from, to) = (from.to_string(), to.to_string());
-        let actor = f.actor.clone();
-        async move {
-            ractor::call!(actor, |reply| AccountMsg::RenameMailbox { from, to, reply }).unwrap()
-        }
-    };
     // b exists, so a -> b is refused; with b gone, a/x -> c/d/x creates c/d.
     assert_eq!(
-        rename("a", "b").await,
+        rename_mb(&f, "a", "b").await,
         Err(AccountError::AlreadyExists("b".into()))
     );
     assert!(matches!(
-        rename("a", "a/y").await,
+        rename_mb(&f, "a", "a/y").await,
         Err(AccountError::Cannot(_))
     ));
-    rename("a/x", "c/d/x").await.unwrap();
-    let delete = |name: &str| {
-        let name = name.to_string();
-        let actor = f.actor.clone();
-        async move { ractor::call!(actor, |reply| AccountMsg::DeleteMailbox { name, reply }).unwrap() }
-    };
-    assert!(matches!(delete("c").await, Err(AccountError::Cannot(_))));
-    delete("c/d/x").await.unwrap();
-    delete("c/d").await.unwrap();
-    delete("c").await.unwrap();
+    rename_mb(&f, "a/x", "c/d/x").await.unwrap();
+    assert!(matches!(
+        delete_mb(&f, "c").await,
+        Err(AccountError::Cannot(_))
+    ));
+    delete_mb(&f, "c/d/x").await.unwrap();
+    delete_mb(&f, "c/d").await.unwrap();
+    delete_mb(&f, "c").await.unwrap();
     let acct = f.store.account(&f.name).unwrap().unwrap();
     let mut names: Vec<String> = f
         .store
