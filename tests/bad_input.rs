@@ -306,7 +306,7 @@ fn smtp_data_that_never_ends_delivers_nothing() {
     smtp.send_raw(b"QUIT\r\n..\r\n");
     drop(smtp);
     // The staged file is dropped with the session.
-    let tmp = data_dir(&server).join("tmp");
+    let tmp = server.dir.join("tmp");
     eventually("the staged message to be removed", || {
         let left = std::fs::read_dir(&tmp).ok()?.count();
         (left == 0).then_some(())

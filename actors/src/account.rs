@@ -1265,33 +1265,67 @@ fn count_out(c: &mut MailboxCounts, rec: &MessageRecord) {
     }
 }
 
-/// The child spec the accounts supervisor runs for account `name`:
-/// permanent, registered as `account:<name>`.
-pub fn account_spec(store: &Store, registry: &Registry, hub: &EventHub, name: &str) -> ChildSpec {
-    let (name, store, hub, registry) = (
-        name.to_string(),
-        store.clone(),
-        hub.clone(),
-        registry.clone(),
-    );
-    let commit_lock = CommitLock::default();
-    ChildSpec::linked(
-        crate::directory::account_actor_name(&name),
-        ActorKind::Account,
-        Restart::Permanent,
-        move || {
-            (
-                AccountActor,
-                AccountArgs {
-                    name: name.clone(),
-                    store: store.clone(),
-                    hub: hub.clone(),
-                    registry: registry.clone(),
-                    commit_lock: commit_lock.clone(),
-                },
-            )
-        },
-    )
+/// How the accounts supervisor starts account actors. It also keeps each
+/// account's commit lock for the life of the process, so every incarnation
+/// of an account's actor shares one, even after the accounts supervisor was
+/// itself restarted.
+#[derive(Clone)]
+pub struct AccountSpecs {
+    store: Store,
+    registry: Registry,
+    hub: EventHub,
+    locks: Arc<std::sync::Mutex<HashMap<String, CommitLock>>>,
+}
+
+impl AccountSpecs {
+    pub fn new(store: Store, registry: Registry, hub: EventHub) -> AccountSpecs {
+        AccountSpecs {
+            store,
+            registry,
+            hub,
+            locks: Arc::default(),
+        }
+    }
+
+    /// The permanent child spec for account `name` (`account:<name>`).
+    pub fn spec(&self, name: &str) -> ChildSpec {
+        let commit_lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let (name, this) = (name.to_string(), self.clone());
+        ChildSpec::linked(
+            crate::directory::account_actor_name(&name),
+            ActorKind::Account,
+            Restart::Permanent,
+            move || {
+                (
+                    AccountActor,
+                    AccountArgs {
+                        name: name.clone(),
+                        store: this.store.clone(),
+                        hub: this.hub.clone(),
+                        registry: this.registry.clone(),
+                        commit_lock: commit_lock.clone(),
+                    },
+                )
+            },
+        )
+    }
+
+    /// One spec per account in the store, for a (re)start of the accounts
+    /// supervisor.
+    pub fn all(&self) -> Result<Vec<ChildSpec>, roost_store::StoreError> {
+        Ok(self
+            .store
+            .accounts()?
+            .iter()
+            .map(|a| self.spec(&a.name))
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@ struct Fixture {
     name: String,
 }
 
-async fn fixture(name: &str, quota: Option<u64>) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    store.create_account(name, "secret", quota).unwrap();
-    let (actor, _) = Actor::spawn(
+/// Starts an actor for `name`; incarnations of one account share `lock`.
+async fn spawn_account(
+    store: &Store,
+    name: &str,
+    lock: &CommitLock,
+) -> (ActorRef<AccountMsg>, tokio::task::JoinHandle<()>) {
+    Actor::spawn(
         Some(account_actor_name(name)),
         AccountActor,
         AccountArgs {
@@ -24,11 +26,18 @@ async fn fixture(name: &str, quota: Option<u64>) -> Fixture {
             store: store.clone(),
             hub: EventHub::new(),
             registry: Registry::new(),
-            commit_lock: CommitLock::default(),
+            commit_lock: lock.clone(),
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn fixture(name: &str, quota: Option<u64>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_account(name, "secret", quota).unwrap();
+    let (actor, _) = spawn_account(&store, name, &CommitLock::default()).await;
     Fixture {
         _dir: dir,
         store,
@@ -303,21 +312,8 @@ async fn killing_the_account_actor_under_load_leaves_a_consistent_store() {
     let name = "killed@example.org";
     store.create_account(name, "secret", None).unwrap();
     let lock = CommitLock::default();
-    let spawn = || {
-        Actor::spawn(
-            Some(account_actor_name(name)),
-            AccountActor,
-            AccountArgs {
-                name: name.into(),
-                store: store.clone(),
-                hub: EventHub::new(),
-                registry: Registry::new(),
-                commit_lock: lock.clone(),
-            },
-        )
-    };
     for round in 0..20u64 {
-        let (actor, handle) = spawn().await.unwrap();
+        let (actor, handle) = spawn_account(&store, name, &lock).await;
         // Deliveries in flight, then a kill at once: some commits are
         // running or queued when the actor dies.
         let calls: Vec<_> = (0..16)
@@ -346,7 +342,7 @@ async fn killing_the_account_actor_under_load_leaves_a_consistent_store() {
         }
     }
     // A last incarnation delivers normally on top of whatever landed.
-    let (actor, _) = spawn().await.unwrap();
+    let (actor, _) = spawn_account(&store, name, &lock).await;
     let m = new_message(&store, "Subject: last\r\n", Target::Inbox);
     let delivered = ractor::call!(actor, |reply| AccountMsg::Deliver {
         messages: vec![m],

@@ -7,7 +7,7 @@
 //! accounts and domains, consistency checks, store statistics and chaos
 //! (`kill`).
 
-use crate::account::{account_spec, AccountMsg};
+use crate::account::{AccountMsg, AccountSpecs};
 use crate::directory::{account_actor_name, call_account};
 use crate::events::EventHub;
 use crate::task::TaskGuard;
@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::precis::{normalize_username, prepare_password};
 use roost_store::{PasswordSecrets, Store};
 use roost_supervisor::{
-    fail_child, start_child, terminate_child, ActorKind, ChildSpec, Registry, SupervisorMsg,
+    fail_child, start_child, terminate_child, ActorKind, Registry, SupervisorMsg,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,13 +78,7 @@ pub struct AdminContext {
     pub registry: Registry,
     pub hub: EventHub,
     pub accounts: ActorRef<SupervisorMsg>,
-}
-
-impl AdminContext {
-    /// The child spec the accounts supervisor runs for `name`.
-    pub fn account_spec(&self, name: &str) -> ChildSpec {
-        account_spec(&self.store, &self.registry, &self.hub, name)
-    }
+    pub specs: AccountSpecs,
 }
 
 pub struct AdminActor;
@@ -236,7 +230,7 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             }
             let n = name.clone();
             let record = blocking(move || store.create_account(&n, &password, quota)).await?;
-            start_child(&ctx.accounts, ctx.account_spec(&name)).await?;
+            start_child(&ctx.accounts, ctx.specs.spec(&name)).await?;
             Ok(json!({"name": record.name, "id": record.id}))
         }
         Request::AccountList => {

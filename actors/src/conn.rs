@@ -115,10 +115,6 @@ impl ConnCounter {
             }
         }
     }
-
-    pub fn open(&self) -> usize {
-        self.0.load(Ordering::Acquire)
-    }
 }
 
 impl Drop for ConnGuard {

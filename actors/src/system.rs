@@ -12,7 +12,7 @@
 //! The binary builds [`Settings`] from its config and calls [`start`];
 //! nothing here reads a config file.
 
-use crate::account::account_spec;
+use crate::account::AccountSpecs;
 use crate::admin::{AdminActor, AdminArgs, AdminContext, SOCKET_NAME};
 use crate::events::EventHub;
 use crate::listener::{Listener, ListenerArgs, Protocol, Services};
@@ -106,36 +106,29 @@ pub async fn start(
             dns: dns.clone(),
         }
     };
+    let specs = AccountSpecs::new(store.clone(), registry.clone(), hub.clone());
     let admin_ctx_for = {
-        let (store, registry, hub) = (store.clone(), registry.clone(), hub.clone());
+        let (store, registry, hub, specs) =
+            (store.clone(), registry.clone(), hub.clone(), specs.clone());
         move |accounts: ActorRef<SupervisorMsg>| AdminContext {
             store: store.clone(),
             registry: registry.clone(),
             hub: hub.clone(),
             accounts,
+            specs: specs.clone(),
         }
     };
 
-    // The accounts supervisor starts one permanent child per account.
-    let mut accounts_sup = SupervisorArgs::new("accounts", registry.clone())
-        .intensity(ACCOUNT_RESTARTS, RESTART_WINDOW)
-        .backoff(Duration::from_millis(50), Duration::from_secs(5));
-    for a in &accounts {
-        accounts_sup = accounts_sup.child(account_spec(&store, &registry, &hub, &a.name));
-    }
-    let accounts_args = std::sync::Mutex::new(Some(accounts_sup));
-    let (reg2, store2, hub2) = (registry.clone(), store.clone(), hub.clone());
+    // The accounts supervisor starts one permanent child per account, read
+    // from the store on every (re)start, so it always knows them all.
+    let (reg2, specs2) = (registry.clone(), specs.clone());
     let accounts_spec = ChildSpec::supervisor("accounts", Restart::Permanent, move || {
-        // The first start takes the prepared args; a restart rebuilds them
-        // from the store, which then holds every account.
-        if let Some(args) = accounts_args.lock().ok().and_then(|mut a| a.take()) {
-            return args;
-        }
         let mut args = SupervisorArgs::new("accounts", reg2.clone())
             .intensity(ACCOUNT_RESTARTS, RESTART_WINDOW)
             .backoff(Duration::from_millis(50), Duration::from_secs(5));
-        for a in store2.accounts().unwrap_or_default() {
-            args = args.child(account_spec(&store2, &reg2, &hub2, &a.name));
+        match specs2.all() {
+            Ok(children) => args.children = children,
+            Err(e) => warn!(error = %e, "cannot read accounts; starting none"),
         }
         args
     });

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -213,6 +213,14 @@ pub fn find_node<'a>(nodes: &'a serde_json::Value, name: &str) -> Option<&'a ser
     None
 }
 
+/// A loopback connection with the harness's read timeout, split for
+/// line reading and writing.
+fn connect(port: u16) -> (BufReader<TcpStream>, TcpStream) {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    (BufReader::new(s.try_clone().unwrap()), s)
+}
+
 /// A line-oriented SMTP client.
 pub struct Smtp {
     reader: BufReader<TcpStream>,
@@ -229,12 +237,8 @@ impl Smtp {
 
     /// Connects without reading the greeting.
     pub fn connect_raw(port: u16) -> Smtp {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect smtp");
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        Smtp {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
-        }
+        let (reader, writer) = connect(port);
+        Smtp { reader, writer }
     }
 
     /// Reads one (possibly multi-line) reply, lines joined with "\n".
@@ -317,11 +321,10 @@ impl Imap {
 
     /// Connects without reading the greeting.
     pub fn connect_raw(port: u16) -> Imap {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect imap");
-        s.set_read_timeout(Some(WAIT)).unwrap();
+        let (reader, writer) = connect(port);
         Imap {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
+            reader,
+            writer,
             next_tag: 1,
         }
     }
@@ -429,10 +432,6 @@ pub fn strip_prefix<'a>(stored: &'a [u8], original: &[u8]) -> &'a [u8] {
     assert!(head.starts_with("Return-Path: <"), "prefix: {head}");
     assert!(head.contains("Received: from "), "prefix: {head}");
     tail
-}
-
-pub fn data_dir(s: &Server) -> &Path {
-    &s.dir
 }
 
 /// One message as `FETCH 1:* (UID BODY.PEEK[])` returns it.

@@ -12,7 +12,6 @@ use roost_protocols::imap::response::{self, FetchResponseItem};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::types::{Flag, SeqNum, Uid};
 use roost_store::MessageRecord;
-use std::collections::HashMap;
 
 /// Output a FETCH may gather before it is written out mid-command.
 pub const FETCH_FLUSH_BYTES: usize = 256 * 1024;
@@ -70,18 +69,6 @@ impl ImapState {
             .iter()
             .any(|a| !matches!(a, FetchAttr::Flags | FetchAttr::Uid | FetchAttr::ModSeq));
 
-        let mut records: HashMap<Uid, MessageRecord> = HashMap::new();
-        if needs_record {
-            for (_, u) in &targets {
-                match self.services.store.message(account_id, mailbox, *u) {
-                    Ok(Some(r)) => {
-                        records.insert(*u, r);
-                    }
-                    Ok(None) => {} // expunged meanwhile: skipped
-                    Err(e) => return Done::no(format!("Cannot read messages: {e}")),
-                }
-            }
-        }
         let mut flags_changed = false;
         if sets_seen {
             let unseen: Vec<Uid> = targets
@@ -97,10 +84,18 @@ impl ImapState {
         }
         let wants_body = items.iter().any(needs_body);
         for (seq, u) in targets {
-            let record = records.get(&u);
-            if needs_record && record.is_none() {
-                continue;
-            }
+            // Read one message at a time, after \Seen was set: a whole
+            // mailbox's records never sit in memory together.
+            let record = if needs_record {
+                match self.services.store.message(account_id, mailbox, u) {
+                    Ok(Some(r)) => Some(r),
+                    Ok(None) => continue, // expunged meanwhile: skipped
+                    Err(e) => return Done::no(format!("Cannot read messages: {e}")),
+                }
+            } else {
+                None
+            };
+            let record = record.as_ref();
             let body = match (wants_body, record) {
                 (true, Some(rec)) => match self.services.store.read_message(rec) {
                     Ok(b) => Some(b),

@@ -352,7 +352,7 @@ impl ImapState {
             // RFC 9051 6.3.13: only DONE ends IDLE.
             if roost_protocols::imap::parser::is_idle_done(&frame) {
                 self.idle = None;
-                self.sync_view(true).await;
+                self.sync_view().await;
                 response::tagged(&mut self.out, &tag, Status::Ok, None, "IDLE terminated");
             } else {
                 self.idle = None;
@@ -397,7 +397,7 @@ impl ImapState {
             Done::Later => {}
             Done::Tagged(status, code, text) => {
                 if self.selected.is_some() && may_expunge {
-                    self.sync_view(true).await;
+                    self.sync_view().await;
                 }
                 if status == Status::Bad {
                     self.bad(Some(&tag), code, &text);
@@ -453,7 +453,7 @@ impl ImapState {
             CommandBody::Unselect => self.close(false).await,
             CommandBody::Idle => {
                 self.idle = Some(tag.to_string());
-                self.sync_view(true).await;
+                self.sync_view().await;
                 self.out.extend_from_slice(b"+ idling\r\n");
                 Done::Later
             }

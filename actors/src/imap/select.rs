@@ -178,16 +178,13 @@ impl ImapState {
             MailboxNotice::Closed { .. } => sel.stale = Some("the mailbox was closed".into()),
         }
         if self.idle.is_some() {
-            self.sync_view(true).await;
+            self.sync_view().await;
         }
     }
 
     /// Writes the pending changes of the selected mailbox as untagged
     /// responses, reopening the mailbox first if its actor went away.
-    pub(super) async fn sync_view(&mut self, may_expunge: bool) {
-        if !may_expunge {
-            return;
-        }
+    pub(super) async fn sync_view(&mut self) {
         if self.selected.as_ref().is_some_and(|s| s.stale.is_some()) {
             self.reopen().await;
         }
