@@ -288,3 +288,63 @@ mod tests {
         );
     }
 }
+
+/// An open stored message as a client sees it: the header prefix roost
+/// added at delivery, then the immutable file. Reads are positional, so a
+/// session can send a large message a chunk at a time without holding it
+/// whole; the open file keeps its bytes readable even if the message is
+/// expunged meanwhile.
+#[derive(Debug)]
+pub struct MessageReader {
+    prefix: Vec<u8>,
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl MessageReader {
+    pub(crate) fn open(prefix: Vec<u8>, path: PathBuf) -> Result<MessageReader> {
+        let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let file_len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+        Ok(MessageReader {
+            len: prefix.len() as u64 + file_len,
+            prefix,
+            file,
+            path,
+        })
+    }
+
+    /// Size of the whole message, prefix included.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Up to `max` bytes from offset `start` (fewer only at the end).
+    pub fn read_at(&self, start: u64, max: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let end = self.len.min(start.saturating_add(max as u64));
+        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
+        let plen = self.prefix.len() as u64;
+        if start < plen {
+            out.extend_from_slice(&self.prefix[start as usize..end.min(plen) as usize]);
+        }
+        let from = start.max(plen);
+        if from < end {
+            let at = out.len();
+            out.resize(at + (end - from) as usize, 0);
+            self.file
+                .read_exact_at(&mut out[at..], from - plen)
+                .map_err(|e| StoreError::io(&self.path, e))?;
+        }
+        Ok(out)
+    }
+
+    /// The whole message.
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        self.read_at(0, self.len as usize)
+    }
+}

@@ -38,7 +38,7 @@ use serde::Serialize;
 
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
-pub use files::{StagedFile, StagedWriter, FILES_PER_SHARD};
+pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
 pub use records::{
     AccountId, AccountRecord, DomainRecord, FileId, MailboxCounts, MailboxId, MailboxRecord,
     MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, Tombstone,
@@ -665,13 +665,15 @@ impl Store {
     }
 
     /// The message as a client sees it: header prefix, then the file.
+    /// Reads the whole file into memory: callers that may meet large
+    /// messages use [`Store::open_message`] and read it in pieces.
     pub fn read_message(&self, m: &MessageRecord) -> Result<Vec<u8>> {
-        let path = self.message_path(m.file);
-        let body = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-        let mut out = Vec::with_capacity(m.header_prefix.len() + body.len());
-        out.extend_from_slice(&m.header_prefix);
-        out.extend_from_slice(&body);
-        Ok(out)
+        self.open_message(m)?.read_all()
+    }
+
+    /// The message opened for reading in pieces.
+    pub fn open_message(&self, m: &MessageRecord) -> Result<MessageReader> {
+        MessageReader::open(m.header_prefix.clone(), self.message_path(m.file))
     }
 
     // ---- writes ----

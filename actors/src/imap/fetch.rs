@@ -2,19 +2,48 @@
 //!
 //! Flags and UIDs come from the session's view; sizes, dates and bodies
 //! from the store, read directly (reads never go through the account
-//! actor). A body fetched without PEEK sets `\Seen` through the account
-//! actor first, so the response already carries the new flags.
+//! actor) and always off the async workers: records in batches of
+//! [`FETCH_BATCH`], message files and MIME walks one message at a time.
+//! A body fetched without PEEK sets `\Seen` through the account actor
+//! first, so the response already carries the new flags.
+//!
+//! Memory stays bounded whatever is fetched: a whole message (`BODY[]`,
+//! `RFC822`) is sent from its file in pieces of [`BODY_PIECE`] bytes and
+//! never held whole; any other section holds one copy of its message
+//! while it is sent, and the output buffer is written out whenever it
+//! passes [`super::MAX_PENDING_OUTPUT`].
 
-use super::section::{partial, section_bytes};
 use super::{Done, ImapState};
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
 use roost_protocols::imap::response::{self, FetchResponseItem};
+use roost_protocols::imap::section::{locate, SectionData};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::types::{Flag, SeqNum, Uid};
-use roost_store::MessageRecord;
+use roost_store::{MessageReader, MessageRecord, Store, StoreError};
+use std::sync::Arc;
 
-/// Output a FETCH may gather before it is written out mid-command.
-pub const FETCH_FLUSH_BYTES: usize = 256 * 1024;
+/// Message records read from the store in one blocking call.
+pub const FETCH_BATCH: usize = 256;
+/// Bytes of a whole message read from its file and sent at a time.
+pub const BODY_PIECE: usize = 64 * 1024;
+
+/// Where the bytes of one body item come from.
+enum BodySource {
+    /// A range of the message file (prefix included), read in pieces.
+    File { start: u64, len: u64 },
+    /// A section of the message bytes read for this message.
+    Section(SectionData),
+}
+
+/// The bodies one message's FETCH items need, prepared off the workers.
+struct Bodies {
+    reader: Arc<MessageReader>,
+    /// The whole message, read only when a section other than the whole
+    /// message was asked for.
+    bytes: Option<Vec<u8>>,
+    /// One entry per FETCH item, `None` for items without a body.
+    sources: Vec<Option<BodySource>>,
+}
 
 impl ImapState {
     /// The (sequence number, UID) pairs a set names in the current view.
@@ -28,11 +57,12 @@ impl ImapState {
         }
         if uid {
             let max = sel.view.last().map(|m| m.uid.0).unwrap_or(0);
+            let spans = set.spans(max);
             return Ok(sel
                 .view
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| set.contains(m.uid.0, max))
+                .filter(|(_, m)| SeqSet::spans_contain(&spans, m.uid.0))
                 .map(|(i, m)| (i as u32 + 1, m.uid))
                 .collect());
         }
@@ -83,61 +113,143 @@ impl ImapState {
             flags_changed = !self.mark_seen(unseen).await.is_empty();
         }
         let wants_body = items.iter().any(needs_body);
-        for (seq, u) in targets {
-            // Read one message at a time, after \Seen was set: a whole
-            // mailbox's records never sit in memory together.
-            let record = if needs_record {
-                match self.services.store.message(account_id, mailbox, u) {
-                    Ok(Some(r)) => Some(r),
-                    Ok(None) => continue, // expunged meanwhile: skipped
+        let items: Arc<[FetchAttr]> = items.into();
+        for batch in targets.chunks(FETCH_BATCH) {
+            // Records are read a batch at a time, after \Seen was set: a
+            // whole mailbox's records never sit in memory together.
+            let records = if needs_record {
+                let uids: Vec<Uid> = batch.iter().map(|(_, u)| *u).collect();
+                let store = self.services.store.clone();
+                match off_thread(move || read_records(&store, account_id, mailbox, &uids)).await {
+                    Ok(r) => r,
                     Err(e) => return Done::no(format!("Cannot read messages: {e}")),
                 }
             } else {
-                None
+                vec![None; batch.len()]
             };
-            let record = record.as_ref();
-            let body = match (wants_body, record) {
-                (true, Some(rec)) => match self.services.store.read_message(rec) {
-                    Ok(b) => Some(b),
-                    // Expunged by another session since the record was read.
-                    Err(_) => continue,
-                },
-                _ => None,
-            };
-            let mut out_items = Vec::with_capacity(items.len() + 1);
-            if uid && !items.contains(&FetchAttr::Uid) {
-                out_items.push(FetchResponseItem::Uid(u));
-            }
-            for attr in items {
-                match self.fetch_item(attr, u, seq, record, body.as_deref()) {
-                    Ok(item) => out_items.push(item),
-                    Err(e) => return Done::no(e),
+            for (&(seq, u), record) in batch.iter().zip(records) {
+                // Expunged by another session meanwhile: skipped.
+                if needs_record && record.is_none() {
+                    continue;
                 }
-            }
-            if flags_changed && sets_seen && !items.contains(&FetchAttr::Flags) {
-                if let Some(sel) = &self.selected {
-                    out_items.push(FetchResponseItem::Flags(
-                        sel.view[seq as usize - 1].flags.to_vec(),
-                    ));
+                let bodies = match (wants_body, &record) {
+                    (true, Some(rec)) => {
+                        let (store, rec, items) =
+                            (self.services.store.clone(), rec.clone(), items.clone());
+                        match off_thread(move || prepare_bodies(&store, &rec, &items)).await {
+                            Ok(b) => Some(b),
+                            // The file went with an expunge since the record was read.
+                            Err(_) => continue,
+                        }
+                    }
+                    _ => None,
+                };
+                let extra_flags = flags_changed && !items.contains(&FetchAttr::Flags);
+                let message = FetchedMessage {
+                    seq,
+                    uid: u,
+                    record: record.as_ref(),
+                    bodies,
+                    uid_first: uid && !items.contains(&FetchAttr::Uid),
+                    extra_flags,
+                };
+                if let Err(e) = self.write_message(&items, message).await {
+                    return e;
                 }
-            }
-            response::fetch(&mut self.out, SeqNum(seq), &out_items);
-            // A FETCH of a whole mailbox must not sit in memory whole.
-            if self.out.len() >= FETCH_FLUSH_BYTES && self.flush_out().await.is_err() {
-                self.closing = true;
-                return Done::Later;
             }
         }
         Done::ok("FETCH completed")
     }
 
+    /// Writes one `* n FETCH (...)` response, sending bodies in pieces.
+    async fn write_message(
+        &mut self,
+        items: &[FetchAttr],
+        m: FetchedMessage<'_>,
+    ) -> Result<(), Done> {
+        let mut index = 0;
+        response::fetch_open(&mut self.out, SeqNum(m.seq));
+        if m.uid_first {
+            response::fetch_item_at(&mut self.out, index, &FetchResponseItem::Uid(m.uid));
+            index += 1;
+        }
+        for (i, attr) in items.iter().enumerate() {
+            let source = m.bodies.as_ref().and_then(|b| b.sources[i].as_ref());
+            match source {
+                Some(source) => {
+                    let len = match source {
+                        BodySource::File { len, .. } => *len,
+                        BodySource::Section(data) => data.len() as u64,
+                    };
+                    let label = body_label(attr);
+                    let announce = FetchResponseItem::LiteralFollows { label, len };
+                    response::fetch_item_at(&mut self.out, index, &announce);
+                    let bodies = m.bodies.as_ref().ok_or_else(|| Done::no("no body"))?;
+                    self.send_body(bodies, source).await?;
+                }
+                None => {
+                    let item = self
+                        .fetch_item(attr, m.uid, m.seq, m.record)
+                        .map_err(Done::no)?;
+                    response::fetch_item_at(&mut self.out, index, &item);
+                }
+            }
+            index += 1;
+        }
+        if m.extra_flags {
+            if let Some(sel) = &self.selected {
+                let flags = sel.view[m.seq as usize - 1].flags.to_vec();
+                response::fetch_item_at(&mut self.out, index, &FetchResponseItem::Flags(flags));
+            }
+        }
+        response::fetch_close(&mut self.out);
+        self.write_out_if_full().await.map_err(|_| Done::Later)
+    }
+
+    /// Sends the announced bytes of one body item.
+    async fn send_body(&mut self, bodies: &Bodies, source: &BodySource) -> Result<(), Done> {
+        let fail = |this: &mut ImapState| {
+            // The literal was announced; the response cannot be finished.
+            this.closing = true;
+            Done::Later
+        };
+        match source {
+            BodySource::Section(data) => {
+                let bytes = data.bytes(bodies.bytes.as_deref().unwrap_or_default());
+                for piece in bytes.chunks(BODY_PIECE) {
+                    self.out.extend_from_slice(piece);
+                    if self.write_out_if_full().await.is_err() {
+                        return Err(fail(self));
+                    }
+                }
+            }
+            BodySource::File { start, len } => {
+                let (mut at, end) = (*start, start + len);
+                while at < end {
+                    let reader = bodies.reader.clone();
+                    let want = (end - at).min(BODY_PIECE as u64) as usize;
+                    let piece = off_thread(move || reader.read_at(at, want)).await;
+                    match piece {
+                        Ok(piece) if piece.len() == want => self.out.extend_from_slice(&piece),
+                        _ => return Err(fail(self)),
+                    }
+                    at += want as u64;
+                    if self.write_out_if_full().await.is_err() {
+                        return Err(fail(self));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Items that need no body: from the view and the record.
     fn fetch_item(
         &self,
         attr: &FetchAttr,
         uid: Uid,
         seq: u32,
         record: Option<&MessageRecord>,
-        body: Option<&[u8]>,
     ) -> Result<FetchResponseItem, String> {
         let state = self
             .selected
@@ -145,7 +257,6 @@ impl ImapState {
             .map(|s| s.view[seq as usize - 1].clone())
             .ok_or("No mailbox selected")?;
         let rec = || record.ok_or_else(|| "message vanished".to_string());
-        let msg = || body.ok_or_else(|| "message body unavailable".to_string());
         Ok(match attr {
             FetchAttr::Uid => FetchResponseItem::Uid(uid),
             FetchAttr::Flags => FetchResponseItem::Flags(state.flags.to_vec()),
@@ -155,42 +266,124 @@ impl ImapState {
                 secs: rec()?.internal_date,
                 offset_minutes: 0,
             },
-            FetchAttr::Rfc822 => FetchResponseItem::Rfc822(msg()?.to_vec()),
-            FetchAttr::Rfc822Header => {
-                let msg = msg()?;
-                let s = Section {
-                    part: vec![],
-                    text: Some(SectionText::Header),
-                };
-                FetchResponseItem::Rfc822Header(section_bytes(msg, &s).unwrap_or_default())
-            }
-            FetchAttr::Rfc822Text => {
-                let msg = msg()?;
-                let s = Section {
-                    part: vec![],
-                    text: Some(SectionText::Text),
-                };
-                FetchResponseItem::Rfc822Text(section_bytes(msg, &s).unwrap_or_default())
-            }
-            FetchAttr::BodySection {
-                section,
-                partial: range,
-                ..
-            } => {
-                let data = section_bytes(msg()?, section).unwrap_or_default();
-                // RFC 9051 7.5.2: the origin is echoed, the length is not.
-                let label = match range {
-                    Some((origin, _)) => format!("BODY[{}]<{origin}>", section.to_wire()),
-                    None => format!("BODY[{}]", section.to_wire()),
-                };
-                FetchResponseItem::BodySection {
-                    label,
-                    data: partial(data, *range),
-                }
-            }
-            // Refused up front by `supported`.
+            // Refused up front by `supported`, or prepared as bodies.
             _ => return Err(format!("FETCH {} is not implemented", attr_name(attr))),
         })
+    }
+}
+
+/// What [`ImapState::write_message`] writes for one message.
+struct FetchedMessage<'a> {
+    seq: u32,
+    uid: Uid,
+    record: Option<&'a MessageRecord>,
+    bodies: Option<Bodies>,
+    /// UID FETCH: UID goes first even when not asked for.
+    uid_first: bool,
+    /// \Seen was set by this FETCH: FLAGS goes last when not asked for.
+    extra_flags: bool,
+}
+
+/// Runs blocking store work on tokio's blocking pool.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn read_records(
+    store: &Store,
+    account: roost_store::AccountId,
+    mailbox: roost_store::MailboxId,
+    uids: &[Uid],
+) -> Result<Vec<Option<MessageRecord>>, StoreError> {
+    uids.iter()
+        .map(|&u| store.message(account, mailbox, u))
+        .collect()
+}
+
+/// Opens the message and works out where each body item's bytes lie.
+fn prepare_bodies(
+    store: &Store,
+    record: &MessageRecord,
+    items: &[FetchAttr],
+) -> Result<Bodies, StoreError> {
+    let reader = store.open_message(record)?;
+    let whole = |partial: Option<(u32, u32)>| {
+        match SectionData::Range(0..reader.len() as usize).partial(partial) {
+            SectionData::Range(r) => BodySource::File {
+                start: r.start as u64,
+                len: r.len() as u64,
+            },
+            owned => BodySource::Section(owned),
+        }
+    };
+    let sections: Vec<Option<(Section, Option<(u32, u32)>)>> =
+        items.iter().map(body_section).collect();
+    let needs_bytes = sections.iter().flatten().any(|(s, _)| !is_whole(s));
+    let bytes = if needs_bytes {
+        Some(reader.read_all()?)
+    } else {
+        None
+    };
+    let sources = sections
+        .into_iter()
+        .map(|s| {
+            s.map(|(section, partial)| match &bytes {
+                Some(msg) if !is_whole(&section) => BodySource::Section(
+                    locate(msg, &section)
+                        .unwrap_or(SectionData::Owned(Vec::new()))
+                        .partial(partial),
+                ),
+                _ => whole(partial),
+            })
+        })
+        .collect();
+    Ok(Bodies {
+        reader: Arc::new(reader),
+        bytes,
+        sources,
+    })
+}
+
+/// The section and partial range a body item asks for.
+fn body_section(attr: &FetchAttr) -> Option<(Section, Option<(u32, u32)>)> {
+    let text = |t| Section {
+        part: vec![],
+        text: Some(t),
+    };
+    match attr {
+        FetchAttr::Rfc822 => Some((Section::default(), None)),
+        FetchAttr::Rfc822Header => Some((text(SectionText::Header), None)),
+        FetchAttr::Rfc822Text => Some((text(SectionText::Text), None)),
+        FetchAttr::BodySection {
+            section, partial, ..
+        } => Some((section.clone(), *partial)),
+        _ => None,
+    }
+}
+
+fn is_whole(section: &Section) -> bool {
+    section.part.is_empty() && section.text.is_none()
+}
+
+/// The name a body item is echoed with (RFC 9051 7.5.2: the origin of a
+/// partial fetch is echoed, its length is not).
+fn body_label(attr: &FetchAttr) -> String {
+    match attr {
+        FetchAttr::Rfc822 => "RFC822".into(),
+        FetchAttr::Rfc822Header => "RFC822.HEADER".into(),
+        FetchAttr::Rfc822Text => "RFC822.TEXT".into(),
+        FetchAttr::BodySection {
+            section, partial, ..
+        } => match partial {
+            Some((origin, _)) => format!("BODY[{}]<{origin}>", section.to_wire()),
+            None => format!("BODY[{}]", section.to_wire()),
+        },
+        _ => String::new(),
     }
 }
 
@@ -207,13 +400,7 @@ fn supported(attr: &FetchAttr) -> bool {
 
 /// Items that need the message's bytes.
 fn needs_body(attr: &FetchAttr) -> bool {
-    matches!(
-        attr,
-        FetchAttr::Rfc822
-            | FetchAttr::Rfc822Header
-            | FetchAttr::Rfc822Text
-            | FetchAttr::BodySection { .. }
-    )
+    body_section(attr).is_some()
 }
 
 /// RFC 9051 6.4.5: BODY[...] and RFC822 (but not their PEEK forms) set \Seen.

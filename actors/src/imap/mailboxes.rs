@@ -1,55 +1,85 @@
 //! LIST, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE and STATUS
-//! (RFC 9051 6.3.4 to 6.3.11). LIST and STATUS read the store directly;
-//! every change goes through the account actor.
+//! (RFC 9051 6.3.4 to 6.3.11). LIST and STATUS read the store directly,
+//! off the async workers (an account may have thousands of mailboxes);
+//! every change goes through the account actor. Patterns are matched in
+//! linear time by [`MailboxPattern`].
 
 use super::select::account_no;
 use super::{Done, ImapState};
 use crate::account::{normalize_name, AccountMsg, MAILBOX_DELIMITER};
 use crate::directory::call_account;
 use roost_protocols::imap::command::StatusItem;
-use roost_protocols::imap::response::{self, Code, StatusValue};
+use roost_protocols::imap::pattern::MailboxPattern;
+use roost_protocols::imap::response::{self, Code, Status, StatusValue};
 use roost_store::MailboxRecord;
 
 impl ImapState {
-    fn mailbox_records(&self) -> Result<Vec<MailboxRecord>, String> {
+    async fn mailbox_records(&self) -> Result<Vec<MailboxRecord>, String> {
         let (_, id) = self.account().ok_or("Not logged in")?;
-        self.services.store.mailboxes(id).map_err(|e| e.to_string())
+        let store = self.services.store.clone();
+        match tokio::task::spawn_blocking(move || store.mailboxes(id)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The mailboxes matching `reference` + `pattern`, or the answer to
+    /// give instead.
+    async fn matching(
+        &self,
+        reference: &str,
+        pattern: &str,
+    ) -> Result<(Vec<MailboxRecord>, Vec<bool>), Done> {
+        let full = format!("{reference}{pattern}");
+        let pattern = MailboxPattern::new(&full, MAILBOX_DELIMITER as u8)
+            .map_err(|e| Done::Tagged(Status::Bad, Some(Code::TooBig), e.to_string()))?;
+        let records = self.mailbox_records().await.map_err(Done::no)?;
+        // At most MAX_MAILBOXES names of at most MAX_MAILBOX_NAME bytes:
+        // bounded, but not nothing; matched off the async workers too.
+        let (records, hits) = tokio::task::spawn_blocking(move || {
+            let hits = records.iter().map(|r| pattern.matches(&r.name)).collect();
+            (records, hits)
+        })
+        .await
+        .map_err(|e| Done::no(e.to_string()))?;
+        Ok((records, hits))
     }
 
     /// RFC 3501 6.3.9: the subscribed mailboxes matching the pattern.
-    pub(super) fn lsub(&mut self, reference: &str, pattern: &str) -> Done {
-        let records = match self.mailbox_records() {
+    pub(super) async fn lsub(&mut self, reference: &str, pattern: &str) -> Done {
+        let (records, hits) = match self.matching(reference, pattern).await {
             Ok(r) => r,
-            Err(e) => return Done::no(e),
+            Err(done) => return done,
         };
-        let full = format!("{reference}{pattern}");
-        for rec in records
+        for (rec, _) in records
             .iter()
-            .filter(|r| r.subscribed && list_match(&full, &r.name))
+            .zip(hits)
+            .filter(|(r, hit)| r.subscribed && *hit)
         {
             response::lsub(&mut self.out, &[], Some(MAILBOX_DELIMITER), &rec.name);
         }
         Done::ok("LSUB completed")
     }
 
-    pub(super) fn list(&mut self, reference: &str, pattern: &str) -> Done {
+    pub(super) async fn list(&mut self, reference: &str, pattern: &str) -> Done {
         // RFC 9051 6.3.9.1: an empty pattern asks for the delimiter.
         if pattern.is_empty() {
             response::list(&mut self.out, &["\\Noselect"], Some(MAILBOX_DELIMITER), "");
             return Done::ok("LIST completed");
         }
-        let records = match self.mailbox_records() {
+        let (records, hits) = match self.matching(reference, pattern).await {
             Ok(r) => r,
-            Err(e) => return Done::no(e),
+            Err(done) => return done,
         };
-        let full = format!("{reference}{pattern}");
-        let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
-        for rec in &records {
-            if !list_match(&full, &rec.name) {
-                continue;
-            }
+        // A mailbox has children when the first name at or after "name/"
+        // in order starts with it.
+        let mut names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+        names.sort_unstable();
+        for (rec, _) in records.iter().zip(hits).filter(|(_, hit)| *hit) {
             let prefix = format!("{}{MAILBOX_DELIMITER}", rec.name);
-            let mut attrs = vec![if names.iter().any(|n| n.starts_with(&prefix)) {
+            let after = names.partition_point(|n| *n < prefix.as_str());
+            let has_children = names.get(after).is_some_and(|n| n.starts_with(&prefix));
+            let mut attrs = vec![if has_children {
                 "\\HasChildren".to_string()
             } else {
                 "\\HasNoChildren".to_string()
@@ -66,9 +96,9 @@ impl ImapState {
         Done::ok("LIST completed")
     }
 
-    pub(super) fn status(&mut self, mailbox: &str, items: &[StatusItem]) -> Done {
+    pub(super) async fn status(&mut self, mailbox: &str, items: &[StatusItem]) -> Done {
         let name = normalize_name(mailbox);
-        let records = match self.mailbox_records() {
+        let records = match self.mailbox_records().await {
             Ok(r) => r,
             Err(e) => return Done::no(e),
         };
@@ -159,43 +189,5 @@ pub(super) fn finish<T>(
         Ok(Ok(_)) => Done::ok(ok),
         Ok(Err(e)) => account_no(e),
         Err(e) => Done::no_code(Code::Unavailable, e.to_string()),
-    }
-}
-
-/// RFC 9051 6.3.9: `*` matches anything, `%` anything but the delimiter.
-fn list_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some(b'%') => {
-                let stop = n.iter().position(|&b| b == b'/').unwrap_or(n.len());
-                (0..=stop).any(|i| go(&p[1..], &n[i..]))
-            }
-            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
-        }
-    }
-    // INBOX matches case-insensitively (RFC 9051 5.1).
-    let name_cmp = name;
-    if name_cmp == "INBOX" && pattern.eq_ignore_ascii_case("inbox") {
-        return true;
-    }
-    go(pattern.as_bytes(), name_cmp.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::list_match;
-
-    #[test]
-    fn wildcards() {
-        assert!(list_match("*", "INBOX"));
-        assert!(list_match("*", "a/b/c"));
-        assert!(list_match("%", "Sent"));
-        assert!(!list_match("%", "a/b"));
-        assert!(list_match("a/%", "a/b"));
-        assert!(!list_match("a/%", "a/b/c"));
-        assert!(list_match("inbox", "INBOX"));
-        assert!(!list_match("Sen", "Sent"));
     }
 }

@@ -19,7 +19,6 @@ mod compress;
 mod fetch;
 mod mailboxes;
 mod messages;
-mod section;
 mod select;
 
 use crate::conn::{spawn_reader, BoxStream, Credit, Input, Peer, Writer};
@@ -41,6 +40,14 @@ use tracing::{debug, info_span, Instrument};
 pub const IMAP_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Commands answered BAD in one session before the server gives up.
 pub const MAX_BAD_COMMANDS: u32 = 20;
+/// Output a session gathers before writing it out, between commands and
+/// within one. A client that pipelines commands and never reads stalls
+/// the session in that write (and so stops its reading): the buffer does
+/// not grow past this plus one response item.
+pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+/// How long one write to the client may wait for the client to read. A
+/// client that reads nothing for this long is disconnected.
+pub const IMAP_WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// What this server announces (RFC 9051 7.2.2). Only what is implemented.
 pub const CAPABILITIES: &[&str] = &[
@@ -209,7 +216,7 @@ impl Actor for ImapSession {
             }
             let _ = state.flush_out().await;
             if state.closing {
-                let _ = state.writer.shutdown().await;
+                let _ = tokio::time::timeout(IMAP_WRITE_TIMEOUT, state.writer.shutdown()).await;
                 myself.stop(None);
             }
         }
@@ -239,8 +246,27 @@ impl ImapState {
         if let Some(d) = &mut self.deflate {
             out = d.deflate(&out).map_err(std::io::Error::other)?;
         }
-        self.writer.write_all(&out).await?;
-        self.writer.flush().await
+        let write = async {
+            self.writer.write_all(&out).await?;
+            self.writer.flush().await
+        };
+        match tokio::time::timeout(IMAP_WRITE_TIMEOUT, write).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// Writes the output out once it passes [`MAX_PENDING_OUTPUT`]; a
+    /// failed write ends the session.
+    async fn write_out_if_full(&mut self) -> std::io::Result<()> {
+        if self.out.len() < MAX_PENDING_OUTPUT {
+            return Ok(());
+        }
+        let r = self.flush_out().await;
+        if r.is_err() {
+            self.closing = true;
+        }
+        r
     }
 
     /// Bytes from the client: inflated piece by piece when COMPRESS is on,
@@ -305,7 +331,10 @@ impl ImapState {
                 break;
             };
             match event {
-                FrameEvent::Command(frame) => self.frame(frame).await,
+                FrameEvent::Command(frame) => {
+                    self.frame(frame).await;
+                    let _ = self.write_out_if_full().await;
+                }
                 FrameEvent::ContinuationNeeded => {
                     self.out.extend_from_slice(b"+ Ready for literal data\r\n");
                     // The client waits for this before sending the literal.
@@ -459,14 +488,14 @@ impl ImapState {
             }
             CommandBody::Done => Done::bad("DONE without IDLE"),
             CommandBody::Compress { mechanism } => self.compress(tag, &mechanism).await,
-            CommandBody::List { reference, pattern } => self.list(&reference, &pattern),
-            CommandBody::Lsub { reference, pattern } => self.lsub(&reference, &pattern),
+            CommandBody::List { reference, pattern } => self.list(&reference, &pattern).await,
+            CommandBody::Lsub { reference, pattern } => self.lsub(&reference, &pattern).await,
             CommandBody::Create { mailbox } => self.create(&mailbox).await,
             CommandBody::Delete { mailbox } => self.delete(&mailbox).await,
             CommandBody::Rename { from, to } => self.rename(&from, &to).await,
             CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
             CommandBody::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
-            CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
+            CommandBody::Status { mailbox, items } => self.status(&mailbox, &items).await,
             CommandBody::Fetch {
                 set, items, uid, ..
             } => self.fetch(&set, &items, uid).await,

@@ -11,7 +11,9 @@
 pub mod command;
 pub mod framer;
 pub mod parser;
+pub mod pattern;
 pub mod response;
+pub mod section;
 pub mod seqset;
 pub mod state;
 pub mod types;

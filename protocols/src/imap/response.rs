@@ -390,17 +390,37 @@ pub enum FetchResponseItem {
     Rfc822(Vec<u8>),
     Rfc822Header(Vec<u8>),
     Rfc822Text(Vec<u8>),
+    /// `label` (`BODY[]`, `RFC822`, ...) and the announcement of a literal
+    /// of `len` bytes, `{len}` CRLF; the caller sends exactly those bytes
+    /// next, so a large body goes out in pieces instead of whole.
+    LiteralFollows { label: String, len: u64 },
 }
 
 /// `* seq FETCH (...)` (RFC 9051 7.5.2).
 pub fn fetch(out: &mut Vec<u8>, seq: SeqNum, items: &[FetchResponseItem]) {
-    let _ = write!(out, "* {seq} FETCH (");
+    fetch_open(out, seq);
     for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
-        }
-        fetch_item(out, item);
+        fetch_item_at(out, i, item);
     }
+    fetch_close(out);
+}
+
+/// The start of a FETCH response written piece by piece: `* seq FETCH (`,
+/// then each item with [`fetch_item_at`], then [`fetch_close`].
+pub fn fetch_open(out: &mut Vec<u8>, seq: SeqNum) {
+    let _ = write!(out, "* {seq} FETCH (");
+}
+
+/// Item number `index` (from 0) of a FETCH response begun with
+/// [`fetch_open`].
+pub fn fetch_item_at(out: &mut Vec<u8>, index: usize, item: &FetchResponseItem) {
+    if index > 0 {
+        out.push(b' ');
+    }
+    fetch_item(out, item);
+}
+
+pub fn fetch_close(out: &mut Vec<u8>) {
     out.extend_from_slice(b")\r\n");
 }
 
@@ -447,6 +467,10 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchResponseItem) {
         F::Rfc822(data) => labelled_literal(out, "RFC822", data),
         F::Rfc822Header(data) => labelled_literal(out, "RFC822.HEADER", data),
         F::Rfc822Text(data) => labelled_literal(out, "RFC822.TEXT", data),
+        F::LiteralFollows { label, len } => {
+            push_text(out, label);
+            let _ = write!(out, " {{{len}}}\r\n");
+        }
     }
 }
 

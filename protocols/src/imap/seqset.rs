@@ -134,6 +134,14 @@ impl SeqSet {
     /// above `largest` written explicitly name nothing and are skipped.
     /// `$` yields nothing: resolve it before calling.
     pub fn iter(&self, largest: u32) -> impl Iterator<Item = u32> {
+        self.spans(largest).into_iter().flat_map(|(lo, hi)| lo..=hi)
+    }
+
+    /// The members in `1..=largest` as sorted, disjoint, non-adjacent
+    /// inclusive spans: what [`SeqSet::spans_contain`] searches, so that
+    /// testing many numbers against a set of many ranges costs
+    /// `O(log ranges)` each rather than `O(ranges)`.
+    pub fn spans(&self, largest: u32) -> Vec<(u32, u32)> {
         let mut spans: Vec<(u32, u32)> = match self {
             SeqSet::Ranges(ranges) => ranges
                 .iter()
@@ -152,7 +160,13 @@ impl SeqSet {
                 _ => merged.push((lo, hi)),
             }
         }
-        merged.into_iter().flat_map(|(lo, hi)| lo..=hi)
+        merged
+    }
+
+    /// Whether `n` lies in spans made by [`SeqSet::spans`].
+    pub fn spans_contain(spans: &[(u32, u32)], n: u32) -> bool {
+        let i = spans.partition_point(|&(_, hi)| hi < n);
+        spans.get(i).is_some_and(|&(lo, _)| lo <= n)
     }
 
     /// Whether `*` appears anywhere in the set.
@@ -311,5 +325,26 @@ mod tests {
         assert_eq!(set("$"), SeqSet::SearchResult);
         assert!(!set("$").contains(1, 5));
         assert_eq!(set("$").iter(5).count(), 0);
+    }
+
+    #[test]
+    fn spans_agree_with_contains() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..500 {
+            let mut text = Vec::new();
+            for _ in 0..(1 + x % 6) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let a = 1 + x % 30;
+                let b = 1 + (x >> 8) % 30;
+                text.push(if x % 3 == 0 { format!("{a}") } else { format!("{a}:{b}") });
+            }
+            let s = set(&text.join(","));
+            let spans = s.spans(25);
+            for n in 0..=30 {
+                assert_eq!(SeqSet::spans_contain(&spans, n), s.contains(n, 25), "{s} {n}");
+            }
+        }
     }
 }

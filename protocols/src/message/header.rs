@@ -1,6 +1,18 @@
 //! The header section of an RFC 5322 message: where it ends and what a
 //! named field says. Garbage in gives `None` or an empty answer, never a
 //! panic; a line without a colon is skipped rather than ending the header.
+//!
+//! Reading is bounded whatever the message holds: only the first
+//! [`MAX_HEADER_SIZE`] bytes of a header section and its first
+//! [`MAX_HEADER_FIELDS`] fields are read; the rest is still stored and
+//! served, just not interpreted.
+
+/// How much of a header section is read for fields. RFC 5322 sets no
+/// limit; real headers are a few KiB, and mail with hundreds of Received
+/// lines stays far below this.
+pub const MAX_HEADER_SIZE: usize = 256 * 1024;
+/// How many fields of one header section are read.
+pub const MAX_HEADER_FIELDS: usize = 2000;
 
 /// Offset where the body starts: just past the first empty line (RFC 5322
 /// 2.1), whether it ends in CRLF or a bare LF. A message with no empty line
@@ -28,6 +40,14 @@ pub struct RawField<'a> {
 /// The fields of a header section, in order. Stops at the first empty line,
 /// so a whole message may be passed.
 pub fn fields(header: &[u8]) -> Vec<RawField<'_>> {
+    // Only lines whose LF is within the limit are read.
+    let header = match header.get(..MAX_HEADER_SIZE) {
+        Some(head) if header.len() > MAX_HEADER_SIZE => {
+            let keep = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            &header[..keep]
+        }
+        _ => header,
+    };
     let mut out: Vec<RawField<'_>> = Vec::new();
     // Whether continuation lines belong to the last field in `out`.
     let mut continuing = false;
@@ -50,6 +70,9 @@ pub fn fields(header: &[u8]) -> Vec<RawField<'_>> {
         let name = trim_wsp_end(&line[..colon]);
         if name.is_empty() {
             continue;
+        }
+        if out.len() == MAX_HEADER_FIELDS {
+            break;
         }
         out.push(RawField {
             name,
@@ -138,6 +161,39 @@ mod tests {
         assert_eq!(header_value(h, "Subject").as_deref(), Some("one"));
         assert_eq!(fields(h).len(), 2);
         assert_eq!(header_value(b": nameless\r\n", ""), None);
+    }
+
+    #[test]
+    fn field_count_limit_edge() {
+        let header = |n: usize| -> Vec<u8> {
+            let mut h = Vec::new();
+            for i in 0..n {
+                h.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            h.extend_from_slice(b"Subject: last\r\n\r\n");
+            h
+        };
+        let at = header(MAX_HEADER_FIELDS - 1);
+        assert_eq!(fields(&at).len(), MAX_HEADER_FIELDS);
+        assert_eq!(header_value(&at, "subject").as_deref(), Some("last"));
+        let past = header(MAX_HEADER_FIELDS);
+        assert_eq!(fields(&past).len(), MAX_HEADER_FIELDS);
+        assert_eq!(header_value(&past, "subject"), None);
+    }
+
+    #[test]
+    fn header_size_limit_edge() {
+        let header = |pad: usize| -> Vec<u8> {
+            let mut h = b"X-Pad: ".to_vec();
+            h.resize(7 + pad, b'p');
+            h.extend_from_slice(b"\r\nSubject: s\r\n\r\n");
+            h
+        };
+        // "Subject: s\r\n" ends exactly at the limit.
+        let at = header(MAX_HEADER_SIZE - 7 - 2 - 12);
+        assert_eq!(header_value(&at, "subject").as_deref(), Some("s"));
+        let past = header(MAX_HEADER_SIZE - 7 - 2 - 11);
+        assert_eq!(header_value(&past, "subject"), None);
     }
 
     #[test]

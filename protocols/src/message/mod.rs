@@ -1,9 +1,10 @@
 //! Reading the parts of a stored message that the server itself needs:
 //! where the header ends, single header fields, and the keys threading
-//! works from (RFC 5256). Full MIME structure is not parsed here.
+//! works from (RFC 5256), and its MIME structure ([`mime`]).
 
 pub mod date;
 pub mod header;
+pub mod mime;
 pub mod thread;
 
 pub use header::{header_end, header_value};

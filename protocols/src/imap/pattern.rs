@@ -1,0 +1,270 @@
+//! Mailbox name patterns of LIST and LSUB (RFC 9051 6.3.9): `*` matches
+//! any run of characters, `%` any run without the hierarchy delimiter.
+//!
+//! Matching runs in time linear in the name for a given pattern: the
+//! pattern is compiled to a bit-parallel automaton (one bit per pattern
+//! position) and each name byte advances every live position at once, so
+//! no pattern can make it backtrack. Patterns are limited to
+//! [`MAX_PATTERN_LENGTH`] bytes, and runs of wildcards collapse (`%%%` is
+//! `%`, `*%` is `*`), so neither length nor shape of a pattern turns into
+//! work beyond `O(name × pattern / 64)`.
+
+/// The longest pattern (reference and mailbox pattern joined) accepted;
+/// longer ones are refused with a protocol error. Mailbox names are at
+/// most 1024 bytes, so no useful pattern is longer.
+pub const MAX_PATTERN_LENGTH: usize = 1024;
+
+/// Why a pattern could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("Mailbox pattern too long (at most {MAX_PATTERN_LENGTH} bytes)")]
+    TooLong,
+}
+
+/// A compiled LIST pattern. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct MailboxPattern {
+    /// Number of positions: pattern elements + 1 (the accepting one).
+    states: usize,
+    words: usize,
+    /// Positions holding `*`.
+    star: Vec<u64>,
+    /// Positions holding `%`.
+    percent: Vec<u64>,
+    /// For each byte value, the positions holding that literal byte:
+    /// `words` u64s per byte value, only for bytes the pattern uses.
+    literal: Vec<(u8, Vec<u64>)>,
+    delimiter: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Star,
+    Percent,
+    Byte(u8),
+}
+
+impl MailboxPattern {
+    /// Compiles `pattern` for names whose hierarchy delimiter is
+    /// `delimiter`.
+    pub fn new(pattern: &str, delimiter: u8) -> Result<MailboxPattern, PatternError> {
+        if pattern.len() > MAX_PATTERN_LENGTH {
+            return Err(PatternError::TooLong);
+        }
+        let bytes = pattern.as_bytes();
+        // RFC 9051 5.1: INBOX is case-insensitive. Names are stored with
+        // INBOX upper-cased, so a pattern starting with it in any case is
+        // upper-cased there.
+        let inbox_prefix = bytes.len() >= 5
+            && bytes[..5].eq_ignore_ascii_case(b"INBOX")
+            && bytes.get(5).is_none_or(|&b| b == delimiter);
+        let mut elems: Vec<Elem> = Vec::with_capacity(bytes.len());
+        for (i, &b) in bytes.iter().enumerate() {
+            let e = match b {
+                b'*' => Elem::Star,
+                b'%' => Elem::Percent,
+                _ if inbox_prefix && i < 5 => Elem::Byte(b.to_ascii_uppercase()),
+                _ => Elem::Byte(b),
+            };
+            // A run of wildcards matches what its widest member matches.
+            match (elems.last_mut(), e) {
+                (Some(last @ Elem::Percent), Elem::Star) => *last = Elem::Star,
+                (Some(Elem::Star | Elem::Percent), Elem::Star | Elem::Percent) => {}
+                _ => elems.push(e),
+            }
+        }
+        let states = elems.len() + 1;
+        let words = states.div_ceil(64);
+        let mut star = vec![0u64; words];
+        let mut percent = vec![0u64; words];
+        let mut literal: Vec<(u8, Vec<u64>)> = Vec::new();
+        for (i, e) in elems.iter().enumerate() {
+            let (w, bit) = (i / 64, 1u64 << (i % 64));
+            match *e {
+                Elem::Star => star[w] |= bit,
+                Elem::Percent => percent[w] |= bit,
+                Elem::Byte(b) => {
+                    let slot = match literal.iter().position(|(c, _)| *c == b) {
+                        Some(p) => p,
+                        None => {
+                            literal.push((b, vec![0u64; words]));
+                            literal.len() - 1
+                        }
+                    };
+                    literal[slot].1[w] |= bit;
+                }
+            }
+        }
+        Ok(MailboxPattern {
+            states,
+            words,
+            star,
+            percent,
+            literal,
+            delimiter,
+        })
+    }
+
+    /// Whether `name` matches the whole pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        let name = name.as_bytes();
+        let mut live = vec![0u64; self.words];
+        let mut next = vec![0u64; self.words];
+        live[0] = 1;
+        self.close(&mut live);
+        for &c in name {
+            let lit = self.literal.iter().find(|(b, _)| *b == c).map(|(_, m)| m);
+            let mut carry = 0u64;
+            for w in 0..self.words {
+                // A literal position that matches moves one position on.
+                let moved = lit.map_or(0, |m| live[w] & m[w]);
+                next[w] = (moved << 1) | carry;
+                carry = moved >> 63;
+                // A wildcard position swallows the byte and stays.
+                next[w] |= live[w] & self.star[w];
+                if c != self.delimiter {
+                    next[w] |= live[w] & self.percent[w];
+                }
+            }
+            std::mem::swap(&mut live, &mut next);
+            self.close(&mut live);
+            if live.iter().all(|&w| w == 0) {
+                return false;
+            }
+        }
+        let last = self.states - 1;
+        live[last / 64] & (1u64 << (last % 64)) != 0
+    }
+
+    /// Wildcards also match nothing: a live wildcard position makes the
+    /// position after it live. Runs of wildcards were collapsed, so one
+    /// pass reaches every such position.
+    fn close(&self, live: &mut [u64]) {
+        let mut carry = 0u64;
+        for w in 0..self.words {
+            let wild = live[w] & (self.star[w] | self.percent[w]);
+            let add = (wild << 1) | carry;
+            carry = wild >> 63;
+            live[w] |= add;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, name: &str) -> bool {
+        MailboxPattern::new(pattern, b'/').unwrap().matches(name)
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(m("*", "INBOX"));
+        assert!(m("*", "a/b/c"));
+        assert!(m("*", ""));
+        assert!(m("%", "Sent"));
+        assert!(!m("%", "a/b"));
+        assert!(m("a/%", "a/b"));
+        assert!(!m("a/%", "a/b/c"));
+        assert!(m("a/*", "a/b/c"));
+        assert!(m("a*c", "abbbc"));
+        assert!(!m("a*c", "abbbd"));
+        assert!(m("%/%", "a/b"));
+        assert!(!m("Sen", "Sent"));
+        assert!(!m("Sentx", "Sent"));
+        assert!(m("S%t", "Sent"));
+        assert!(!m("S%t", "S/t"));
+        assert!(m("*%", "a/b"));
+        assert!(m("%*", "a/b"));
+        assert!(m("%%%", "ab"));
+    }
+
+    #[test]
+    fn inbox_is_case_insensitive() {
+        assert!(m("inbox", "INBOX"));
+        assert!(m("InBoX/%", "INBOX/Work"));
+        assert!(!m("inbox/%", "INBOX/Work/Old"));
+        assert!(!m("inbox", "Inbox"));
+        assert!(!m("inboxes", "INBOXES"));
+        assert!(!m("sent", "Sent"));
+    }
+
+    #[test]
+    fn long_wildcard_runs_are_cheap() {
+        let p = "%".repeat(60_000);
+        assert_eq!(
+            MailboxPattern::new(&p, b'/').unwrap_err(),
+            PatternError::TooLong
+        );
+        let p = "%".repeat(MAX_PATTERN_LENGTH);
+        let pat = MailboxPattern::new(&p, b'/').unwrap();
+        assert_eq!(pat.states, 2);
+        assert!(pat.matches("anything"));
+        assert!(!pat.matches("a/b"));
+    }
+
+    #[test]
+    fn pattern_length_edge() {
+        let at = "a".repeat(MAX_PATTERN_LENGTH);
+        assert!(MailboxPattern::new(&at, b'/').unwrap().matches(&at));
+        let past = "a".repeat(MAX_PATTERN_LENGTH + 1);
+        assert_eq!(
+            MailboxPattern::new(&past, b'/').unwrap_err(),
+            PatternError::TooLong
+        );
+    }
+
+    #[test]
+    fn backtracking_shapes_answer_correctly() {
+        let p = format!("{}*b", "*a".repeat(20));
+        let yes = format!("{}b", "a".repeat(200));
+        let no = "a".repeat(200);
+        assert!(m(&p, &yes));
+        assert!(!m(&p, &no));
+        // Patterns across word boundaries of the bit sets.
+        let long = format!("{}%z", "x*".repeat(100));
+        assert!(m(&long, &format!("{}z", "x".repeat(100))));
+        assert!(!m(&long, &format!("{}y", "x".repeat(100))));
+    }
+
+    /// A plain backtracking matcher, as the reference for random tests.
+    fn reference(p: &[u8], n: &[u8]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|i| reference(&p[1..], &n[i..])),
+            Some(b'%') => {
+                let stop = n.iter().position(|&b| b == b'/').unwrap_or(n.len());
+                (0..=stop).any(|i| reference(&p[1..], &n[i..]))
+            }
+            Some(&c) => n.first() == Some(&c) && reference(&p[1..], &n[1..]),
+        }
+    }
+
+    #[test]
+    fn agrees_with_a_reference_matcher() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"ab/*%";
+        for _ in 0..20_000 {
+            let plen = (next() % 8) as usize;
+            let nlen = (next() % 8) as usize;
+            let p: Vec<u8> = (0..plen)
+                .map(|_| alphabet[(next() % 5) as usize])
+                .collect();
+            let n: Vec<u8> = (0..nlen)
+                .map(|_| alphabet[(next() % 3) as usize])
+                .collect();
+            let (ps, ns) = (
+                String::from_utf8(p.clone()).unwrap(),
+                String::from_utf8(n.clone()).unwrap(),
+            );
+            assert_eq!(m(&ps, &ns), reference(&p, &n), "{ps:?} vs {ns:?}");
+        }
+    }
+}
