@@ -10,11 +10,44 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 /// The largest chunk the reader hands to a session at once.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer of a quiet connection. Most connections spend their
+/// life idle (IMAP IDLE) or exchanging short commands; they read into this
+/// small buffer, and a [`READ_CHUNK`] buffer exists only while reads keep
+/// filling it (a client streaming a message), so an idle connection does
+/// not pin 64 KiB.
+pub const QUIET_READ: usize = 1024;
+
+/// Output a session gathers before writing it out, between commands and
+/// within one. A client that pipelines commands and never reads stalls
+/// its session in that write (and so stops its reading): the buffer does
+/// not grow past this plus one response item.
+pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+/// How long one write may wait for the client to read. A client that
+/// reads nothing for this long is disconnected.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Writes and flushes `bytes`, failing with `TimedOut` after
+/// [`WRITE_TIMEOUT`].
+pub async fn write_out<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    let write = async {
+        writer.write_all(bytes).await?;
+        writer.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Shuts the write side down, within [`WRITE_TIMEOUT`].
+pub async fn shut_down<W: AsyncWrite + Unpin>(writer: &mut W) {
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.shutdown()).await;
+}
 
 /// A TCP stream, plain or wrapped in TLS.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
@@ -59,12 +92,17 @@ where
 {
     let (tx, mut credits) = mpsc::channel::<()>(1);
     tokio::spawn(async move {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut quiet = [0u8; QUIET_READ];
+        let mut busy: Option<Vec<u8>> = None;
         loop {
             tokio::select! {
                 c = credits.recv() => if c.is_none() { return },
                 _ = shutdown.wait_for(|s| *s) => { deliver(Input::Shutdown); return }
             }
+            let buf: &mut [u8] = match &mut busy {
+                Some(b) => b,
+                None => &mut quiet,
+            };
             let input = tokio::select! {
                 // No credit is outstanding while reading: this only fires
                 // when the session is gone (killed), and then the socket
@@ -73,13 +111,22 @@ where
                     None => return,
                     Some(()) => continue,
                 },
-                r = tokio::time::timeout(idle, read.read(&mut buf)) => match r {
+                r = tokio::time::timeout(idle, read.read(buf)) => match r {
                     Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
                     Ok(Ok(n)) => Input::Bytes(buf[..n].to_vec()),
                     Err(_) => Input::TimedOut,
                 },
                 _ = shutdown.wait_for(|s| *s) => Input::Shutdown,
             };
+            // A full read means more is waiting: read big until reads
+            // come back small again.
+            if let Input::Bytes(b) = &input {
+                if b.len() >= QUIET_READ {
+                    busy.get_or_insert_with(|| vec![0u8; READ_CHUNK]);
+                } else {
+                    busy = None;
+                }
+            }
             let last = !matches!(input, Input::Bytes(_));
             if !deliver(input) || last {
                 return;

@@ -15,10 +15,15 @@
 //! is killed when a scenario ends, whatever happened.
 #![forbid(unsafe_code)]
 
+#[path = "server.rs"]
+mod server;
+
+use server::{roost_binary, Server, LOCAL_ACCOUNT, WAIT};
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -31,18 +36,9 @@ const MAX_MESSAGES: usize = 1_000_000;
 const MAX_SIZE: usize = 16 * 1024 * 1024;
 const MAX_CLIENTS: usize = 512;
 const MAX_ACCOUNTS: usize = 512;
-/// Longest wait for the server to come up, or for any single reply.
-const WAIT: Duration = Duration::from_secs(60);
 /// Body lines are at most this long, CRLF included (RFC 5322 2.1.1: 78
 /// characters is the recommended line length).
 const BODY_LINE: usize = 80;
-/// Base ports of localserve; the offset is added to each.
-const BASE_PORTS: [u16; 7] = [1025, 1587, 1465, 1143, 1993, 1080, 1443];
-const SMTP_BASE: u16 = 1025;
-/// How many port offsets to try before giving up.
-const OFFSET_ATTEMPTS: u16 = 200;
-/// The account localserve creates on first start.
-const LOCAL_ACCOUNT: &str = "roost@localhost";
 const LOAD_PASSWORD: &str = "load-test-password";
 const SENDER: &str = "load@example.org";
 
@@ -169,158 +165,21 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Vec<Scenario>, Strin
     })
 }
 
-/// The release `roost` next to this bench executable
-/// (`target/release/deps/smtp_load-*` -> `target/release/roost`), else under
-/// the manifest directory's `target/release`.
-fn roost_binary() -> Result<PathBuf, String> {
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
-            candidates.push(profile_dir.join("roost"));
-        }
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/roost"));
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| {
-            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-            format!(
-                "the roost binary is missing (tried {}); run `cargo build --release` first",
-                tried.join(", ")
-            )
-        })
-}
-
-/// A running `roost localserve`, killed when dropped.
-struct Server {
-    child: Child,
-    binary: PathBuf,
-    dir: PathBuf,
-    offset: u16,
-    _tmp: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(binary: &Path) -> Result<Server, String> {
-        let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-        let dir = tmp.path().to_path_buf();
-        let offset = free_offset()?;
-        let log = std::fs::File::create(dir.join("server.log"))
-            .map_err(|e| format!("server log: {e}"))?;
-        let child = Command::new(binary)
-            .arg("localserve")
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--port-offset", &offset.to_string()])
-            // localserve's own default level, whatever the caller's shell says.
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut server = Server {
-            child,
-            binary: binary.to_path_buf(),
-            dir,
-            offset,
-            _tmp: tmp,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    fn smtp_port(&self) -> u16 {
-        SMTP_BASE + self.offset
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let smtp = TcpStream::connect(("127.0.0.1", self.smtp_port())).is_ok();
-            if smtp && self.dir.join("roost.sock").exists() {
-                return Ok(());
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "roost exited early ({status}); log:\n{}",
-                    self.log()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "roost did not come up in {WAIT:?}; log:\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-
-    /// `roost admin --dir DIR args...`; its stdout, or an error with both streams.
-    fn admin(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(&self.binary)
-            .arg("admin")
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run roost admin: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            return Err(format!(
-                "roost admin {args:?} failed: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(stdout)
-    }
-
-    fn stats(&self) -> Result<Stats, String> {
-        let text = self.admin(&["stats"])?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("stats is not JSON ({e}): {text}"))?;
-        let field = |k: &str| {
-            v[k].as_u64()
-                .ok_or_else(|| format!("stats has no counter {k:?}: {text}"))
-        };
-        Ok(Stats {
-            commits: field("commits")?,
-            flushes: field("flushes")?,
-            fsyncs: field("fsyncs")?,
-            messages_placed: field("messages_placed")?,
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGKILL: the data directory is thrown away anyway.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port offset at which every localserve port is free on 127.0.0.1 now.
-fn free_offset() -> Result<u16, String> {
-    let start = 20_000 + (std::process::id() % 200) as u16 * 100;
-    for i in 0..OFFSET_ATTEMPTS {
-        let offset = start.wrapping_add(i * 7) % 40_000 + 10_000;
-        let free = BASE_PORTS
-            .iter()
-            .all(|base| TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
-        if free {
-            return Ok(offset);
-        }
-    }
-    Err(format!("no free port offset in {OFFSET_ATTEMPTS} attempts"))
+/// The store counters of `roost admin stats`.
+fn stats(server: &Server) -> Result<Stats, String> {
+    let text = server.admin(&["stats"])?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("stats is not JSON ({e}): {text}"))?;
+    let field = |k: &str| {
+        v[k].as_u64()
+            .ok_or_else(|| format!("stats has no counter {k:?}: {text}"))
+    };
+    Ok(Stats {
+        commits: field("commits")?,
+        flushes: field("flushes")?,
+        fsyncs: field("fsyncs")?,
+        messages_placed: field("messages_placed")?,
+    })
 }
 
 fn run_scenario(binary: &Path, s: &Scenario) -> Result<Outcome, String> {
@@ -344,7 +203,7 @@ fn run_scenario(binary: &Path, s: &Scenario) -> Result<Outcome, String> {
             client(port, c, share, size, &rcpt, &barrier)
         }));
     }
-    let before = server.stats()?;
+    let before = stats(&server)?;
     barrier.wait();
     let start = Instant::now();
     let mut latencies = Vec::with_capacity(s.messages);
@@ -360,7 +219,7 @@ fn run_scenario(binary: &Path, s: &Scenario) -> Result<Outcome, String> {
     if let Some(e) = failure {
         return Err(e);
     }
-    let after = server.stats()?;
+    let after = stats(&server)?;
     Ok(Outcome {
         elapsed,
         latencies,

@@ -16,7 +16,7 @@
 use super::{Done, ImapState};
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
 use roost_protocols::imap::response::{self, FetchResponseItem};
-use roost_protocols::imap::section::{locate, SectionData};
+use roost_protocols::imap::section::{SectionData, Sections};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::types::{Flag, SeqNum, Uid};
 use roost_store::{MessageReader, MessageRecord, Store, StoreError};
@@ -329,12 +329,14 @@ fn prepare_bodies(
     } else {
         None
     };
+    let finder = bytes.as_deref().map(Sections::new);
     let sources = sections
         .into_iter()
         .map(|s| {
-            s.map(|(section, partial)| match &bytes {
-                Some(msg) if !is_whole(&section) => BodySource::Section(
-                    locate(msg, &section)
+            s.map(|(section, partial)| match &finder {
+                Some(finder) if !is_whole(&section) => BodySource::Section(
+                    finder
+                        .locate(&section)
                         .unwrap_or(SectionData::Owned(Vec::new()))
                         .partial(partial),
                 ),
@@ -342,6 +344,7 @@ fn prepare_bodies(
             })
         })
         .collect();
+    drop(finder);
     Ok(Bodies {
         reader: Arc::new(reader),
         bytes,

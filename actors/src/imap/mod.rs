@@ -21,7 +21,9 @@ mod mailboxes;
 mod messages;
 mod select;
 
-use crate::conn::{spawn_reader, BoxStream, Credit, Input, Peer, Writer};
+use crate::conn::{
+    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Writer, MAX_PENDING_OUTPUT,
+};
 use crate::listener::{Protocol, Services};
 use crate::mailbox::MailboxNotice;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -33,21 +35,12 @@ use roost_protocols::imap::state::SessionState;
 use roost_store::AccountId;
 use select::Selected;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tracing::{debug, info_span, Instrument};
 
 /// RFC 9051 5.4: an idle client is logged out after at least 30 minutes.
 pub const IMAP_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Commands answered BAD in one session before the server gives up.
 pub const MAX_BAD_COMMANDS: u32 = 20;
-/// Output a session gathers before writing it out, between commands and
-/// within one. A client that pipelines commands and never reads stalls
-/// the session in that write (and so stops its reading): the buffer does
-/// not grow past this plus one response item.
-pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
-/// How long one write to the client may wait for the client to read. A
-/// client that reads nothing for this long is disconnected.
-pub const IMAP_WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// What this server announces (RFC 9051 7.2.2). Only what is implemented.
 pub const CAPABILITIES: &[&str] = &[
@@ -216,7 +209,7 @@ impl Actor for ImapSession {
             }
             let _ = state.flush_out().await;
             if state.closing {
-                let _ = tokio::time::timeout(IMAP_WRITE_TIMEOUT, state.writer.shutdown()).await;
+                shut_down(&mut state.writer).await;
                 myself.stop(None);
             }
         }
@@ -246,14 +239,7 @@ impl ImapState {
         if let Some(d) = &mut self.deflate {
             out = d.deflate(&out).map_err(std::io::Error::other)?;
         }
-        let write = async {
-            self.writer.write_all(&out).await?;
-            self.writer.flush().await
-        };
-        match tokio::time::timeout(IMAP_WRITE_TIMEOUT, write).await {
-            Ok(r) => r,
-            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-        }
+        write_out(&mut self.writer, &out).await
     }
 
     /// Writes the output out once it passes [`MAX_PENDING_OUTPUT`]; a
@@ -362,7 +348,8 @@ impl ImapState {
 
     /// A BAD answer, counted towards [`MAX_BAD_COMMANDS`].
     fn bad(&mut self, tag: Option<&str>, code: Option<Code>, text: &str) {
-        match tag {
+        // DONE outside IDLE has no tag: its answer is untagged.
+        match tag.filter(|t| !t.is_empty()) {
             Some(tag) => response::tagged(&mut self.out, tag, Status::Bad, code, text),
             None => response::untagged_status(&mut self.out, Status::Bad, code, text),
         }

@@ -10,14 +10,15 @@
 mod auth;
 mod transaction;
 
-use crate::conn::{spawn_reader, BoxStream, Credit, Input, Peer, Writer};
+use crate::conn::{
+    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Writer, MAX_PENDING_OUTPUT,
+};
 use crate::listener::{Protocol, Services};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::smtp::command::Command;
 use roost_protocols::smtp::conn::{Event, SmtpReader};
 use roost_protocols::smtp::reply::Reply;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tracing::{debug, info_span, Instrument};
 use transaction::Transaction;
 
@@ -141,7 +142,7 @@ impl Actor for SmtpSession {
             }
             let _ = state.flush_out().await;
             if state.closing {
-                let _ = state.writer.shutdown().await;
+                shut_down(&mut state.writer).await;
                 myself.stop(None);
             } else {
                 state.credit.grant();
@@ -163,8 +164,7 @@ impl SmtpState {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
-        self.writer.write_all(&out).await?;
-        self.writer.flush().await
+        write_out(&mut self.writer, &out).await
     }
 
     async fn drain_events(&mut self) {
@@ -207,6 +207,11 @@ impl SmtpState {
                     };
                     self.reply(reply);
                 }
+            }
+            // Replies to pipelined commands go out as they pile up: a
+            // client that never reads stalls this write, not our memory.
+            if self.out.len() >= MAX_PENDING_OUTPUT && self.flush_out().await.is_err() {
+                self.closing = true;
             }
         }
     }

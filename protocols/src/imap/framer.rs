@@ -20,6 +20,11 @@ pub const MAX_LITERAL_SIZE: u64 = 1024 * 1024;
 /// The largest command, all its line segments and literals together.
 pub const MAX_COMMAND_SIZE: usize = 2 * 1024 * 1024;
 
+/// Buffer capacity a framer keeps once everything fed is framed; a larger
+/// buffer (left by a big command) is given back, so an idle session holds
+/// no more than this.
+pub const KEEP_CAPACITY: usize = 4 * 1024;
+
 /// How many trailing bytes of a discarded line are kept to notice a
 /// non-synchronizing literal announced at its end (`~{18446744073709551615+}`
 /// is 25 bytes).
@@ -141,8 +146,25 @@ impl Framer {
             match step {
                 Step::Emit(event) => return Some(event),
                 Step::Continue => {}
-                Step::NeedMore => return None,
+                Step::NeedMore => {
+                    self.release_spent();
+                    return None;
+                }
             }
+        }
+    }
+
+    /// Forgets fed bytes that are all framed, and large buffers with them.
+    fn release_spent(&mut self) {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            }
+        }
+        if self.cmd.is_empty() && self.cmd.capacity() > KEEP_CAPACITY {
+            self.cmd = Vec::new();
         }
     }
 
@@ -654,6 +676,23 @@ mod tests {
             })
         );
         f.feed(b"a2 NOOP\r\n");
+        assert_eq!(f.next_event(), Some(cmd(b"a2 NOOP")));
+    }
+
+    #[test]
+    fn big_commands_leave_no_big_buffers_behind() {
+        let mut f = Framer::new();
+        let mut input = b"a1 X ".to_vec();
+        input.resize(MAX_LINE_LENGTH, b'x');
+        input.extend_from_slice(b"\r\n");
+        f.feed(&input);
+        assert!(matches!(f.next_event(), Some(FrameEvent::Command(_))));
+        assert_eq!(f.next_event(), None);
+        assert!(f.buf.capacity() <= KEEP_CAPACITY && f.cmd.capacity() <= KEEP_CAPACITY);
+        // A partial command keeps its bytes.
+        f.feed(b"a2 NO");
+        assert_eq!(f.next_event(), None);
+        f.feed(b"OP\r\n");
         assert_eq!(f.next_event(), Some(cmd(b"a2 NOOP")));
     }
 

@@ -16,6 +16,24 @@ use super::types::{is_atom_char, Flag, ModSeq};
 /// RFC 2971 3.3: at most 30 field-value pairs in an ID command.
 pub const MAX_ID_PAIRS: usize = 30;
 
+/// Most elements of one parenthesised list (FETCH items, header field
+/// names, flags, ENABLE's capabilities). Real clients send a few dozen;
+/// the bound keeps per-message work of one command proportionate.
+pub const MAX_LIST_ITEMS: usize = 1000;
+/// Most numbers in one section part (`1.2.3`): deeper than the MIME walker
+/// splits (`MAX_MIME_DEPTH`) can name nothing.
+pub const MAX_SECTION_PARTS: usize = 100;
+
+/// Adds `item` to a parenthesised list unless it already holds
+/// [`MAX_LIST_ITEMS`].
+fn push_item<T>(list: &mut Vec<T>, item: T, what: &str) -> PResult<()> {
+    if list.len() == MAX_LIST_ITEMS {
+        return Err(format!("Too many {what} (at most {MAX_LIST_ITEMS})"));
+    }
+    list.push(item);
+    Ok(())
+}
+
 /// RFC 7162 7: mod-sequence-value is at most 2^63 - 1.
 const MAX_MODSEQ: u64 = i64::MAX as u64;
 
@@ -395,7 +413,8 @@ impl Parser<'_> {
     fn enable(&mut self) -> PResult<CommandBody> {
         let mut caps = Vec::new();
         while self.eat(b' ') {
-            caps.push(self.atom_upper("a capability name")?);
+            let cap = self.atom_upper("a capability name")?;
+            push_item(&mut caps, cap, "capabilities")?;
         }
         if caps.is_empty() {
             return Err("ENABLE needs at least one capability".into());
@@ -573,7 +592,8 @@ impl Parser<'_> {
                 return Ok(flags);
             }
             loop {
-                flags.push(self.flag()?);
+                let flag = self.flag()?;
+                push_item(&mut flags, flag, "flags")?;
                 if self.eat(b')') {
                     return Ok(flags);
                 }
@@ -581,7 +601,8 @@ impl Parser<'_> {
             }
         }
         loop {
-            flags.push(self.flag()?);
+            let flag = self.flag()?;
+            push_item(&mut flags, flag, "flags")?;
             if !self.eat(b' ') {
                 return Ok(flags);
             }
@@ -634,7 +655,8 @@ impl Parser<'_> {
         if self.eat(b'(') {
             let mut items = Vec::new();
             loop {
-                items.push(self.fetch_att()?);
+                let item = self.fetch_att()?;
+                push_item(&mut items, item, "FETCH items")?;
                 if self.eat(b')') {
                     return Ok(items);
                 }
@@ -736,6 +758,11 @@ impl Parser<'_> {
     fn section_part(&mut self) -> PResult<Vec<u32>> {
         let mut part = vec![self.nz_number()?];
         while self.peek() == Some(b'.') && self.s.get(self.i + 1).is_some_and(u8::is_ascii_digit) {
+            if part.len() == MAX_SECTION_PARTS {
+                return Err(format!(
+                    "Section part too deep (at most {MAX_SECTION_PARTS} numbers)"
+                ));
+            }
             self.i += 1;
             part.push(self.nz_number()?);
         }
@@ -759,7 +786,8 @@ impl Parser<'_> {
         self.expect(b'(', "'(' before header field names")?;
         let mut fields = Vec::new();
         loop {
-            fields.push(self.astring()?);
+            let field = self.astring()?;
+            push_item(&mut fields, field, "header field names")?;
             if self.eat(b')') {
                 return Ok(fields);
             }
@@ -1174,6 +1202,47 @@ mod tests {
         assert_eq!(
             err(b"a FETCH 0 FLAGS").message,
             "Invalid sequence set: 0 is not a valid message number or UID"
+        );
+    }
+
+    #[test]
+    fn list_item_limit_edge() {
+        let fetch = |n: usize| format!("a FETCH 1 ({})", vec!["UID"; n].join(" "));
+        assert!(matches!(ok(&fetch(MAX_LIST_ITEMS)), CommandBody::Fetch { items, .. } if items.len() == MAX_LIST_ITEMS));
+        assert_eq!(
+            err(fetch(MAX_LIST_ITEMS + 1).as_bytes()).message,
+            "Too many FETCH items (at most 1000)"
+        );
+        let fields = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("X{i}")).collect();
+            format!("a FETCH 1 BODY[HEADER.FIELDS ({})]", names.join(" "))
+        };
+        assert!(matches!(ok(&fields(MAX_LIST_ITEMS)), CommandBody::Fetch { .. }));
+        assert_eq!(
+            err(fields(MAX_LIST_ITEMS + 1).as_bytes()).message,
+            "Too many header field names (at most 1000)"
+        );
+        let flags = |n: usize| format!("a STORE 1 +FLAGS ({})", vec!["\\Seen"; n].join(" "));
+        assert!(matches!(ok(&flags(MAX_LIST_ITEMS)), CommandBody::Store { .. }));
+        assert_eq!(
+            err(flags(MAX_LIST_ITEMS + 1).as_bytes()).message,
+            "Too many flags (at most 1000)"
+        );
+        let enable = |n: usize| format!("a ENABLE{}", " X".repeat(n));
+        assert!(matches!(ok(&enable(MAX_LIST_ITEMS)), CommandBody::Enable(c) if c.len() == MAX_LIST_ITEMS));
+        assert_eq!(
+            err(enable(MAX_LIST_ITEMS + 1).as_bytes()).message,
+            "Too many capabilities (at most 1000)"
+        );
+    }
+
+    #[test]
+    fn section_part_depth_edge() {
+        let body = |n: usize| format!("a FETCH 1 BODY[{}]", vec!["1"; n].join("."));
+        assert!(matches!(ok(&body(MAX_SECTION_PARTS)), CommandBody::Fetch { .. }));
+        assert_eq!(
+            err(body(MAX_SECTION_PARTS + 1).as_bytes()).message,
+            "Section part too deep (at most 100 numbers)"
         );
     }
 

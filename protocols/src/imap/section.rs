@@ -10,6 +10,8 @@
 use super::command::{Section, SectionText};
 use crate::message::header::header_end;
 use crate::message::mime::MimeTree;
+use std::cell::OnceCell;
+use std::collections::HashSet;
 use std::ops::Range;
 
 /// The bytes of a section: a range of the message, or bytes made for it.
@@ -59,27 +61,49 @@ impl SectionData {
     }
 }
 
-/// Where `section` of `msg` lies; `None` when the part does not exist or
-/// the specifier does not apply to it (the client then gets an empty
-/// string, RFC 9051 6.4.5). Walks the MIME structure only when a part
-/// number is given.
-pub fn locate(msg: &[u8], section: &Section) -> Option<SectionData> {
-    if section.part.is_empty() {
-        return entity_section(msg, 0..msg.len(), section.text.as_ref());
-    }
-    let tree = MimeTree::parse(msg);
-    let part = tree.part(tree.find(&section.part)?);
-    match &section.text {
-        // A numbered part alone is its body, without its MIME header.
-        None => Some(SectionData::Range(part.body())),
-        Some(SectionText::Mime) => Some(SectionData::Range(part.header())),
-        // RFC 9051 6.4.5: HEADER, TEXT and HEADER.FIELDS after a part
-        // number apply to the message inside a message/rfc822 part.
-        Some(text) => {
-            let inner = tree.part(part.message?);
-            entity_section(msg, inner.range.clone(), Some(text))
+/// Finds sections of one message; its MIME structure is walked at most
+/// once, however many sections are asked for.
+pub struct Sections<'a> {
+    msg: &'a [u8],
+    tree: OnceCell<MimeTree>,
+}
+
+impl<'a> Sections<'a> {
+    pub fn new(msg: &'a [u8]) -> Sections<'a> {
+        Sections {
+            msg,
+            tree: OnceCell::new(),
         }
     }
+
+    /// Where `section` lies; `None` when the part does not exist or the
+    /// specifier does not apply to it (the client then gets an empty
+    /// string, RFC 9051 6.4.5). Walks the MIME structure only when a part
+    /// number is given.
+    pub fn locate(&self, section: &Section) -> Option<SectionData> {
+        let msg = self.msg;
+        if section.part.is_empty() {
+            return entity_section(msg, 0..msg.len(), section.text.as_ref());
+        }
+        let tree = self.tree.get_or_init(|| MimeTree::parse(msg));
+        let part = tree.part(tree.find(&section.part)?);
+        match &section.text {
+            // A numbered part alone is its body, without its MIME header.
+            None => Some(SectionData::Range(part.body())),
+            Some(SectionText::Mime) => Some(SectionData::Range(part.header())),
+            // RFC 9051 6.4.5: HEADER, TEXT and HEADER.FIELDS after a part
+            // number apply to the message inside a message/rfc822 part.
+            Some(text) => {
+                let inner = tree.part(part.message?);
+                entity_section(msg, inner.range.clone(), Some(text))
+            }
+        }
+    }
+}
+
+/// Where `section` of `msg` lies: [`Sections::locate`] for one section.
+pub fn locate(msg: &[u8], section: &Section) -> Option<SectionData> {
+    Sections::new(msg).locate(section)
 }
 
 /// A section of the message (or encapsulated message) at `range`.
@@ -105,8 +129,14 @@ fn entity_section(
 }
 
 /// The header lines whose field names are (or are not) in `names`, each
-/// with its continuation lines, followed by the blank line.
+/// with its continuation lines, followed by the blank line. Each line
+/// costs one set lookup, however many names are asked for, so the work is
+/// linear in the header.
 fn header_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+    let names: HashSet<Vec<u8>> = names
+        .iter()
+        .map(|n| n.as_bytes().to_ascii_lowercase())
+        .collect();
     let mut out = Vec::new();
     let mut keeping = false;
     for line in header.split_inclusive(|&b| b == b'\n') {
@@ -120,9 +150,7 @@ fn header_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
                 .position(|&b| b == b':')
                 .map(|i| &line[..i])
                 .unwrap_or(b"");
-            let listed = names
-                .iter()
-                .any(|n| n.as_bytes().eq_ignore_ascii_case(name.trim_ascii()));
+            let listed = names.contains(&name.trim_ascii().to_ascii_lowercase());
             keeping = listed == keep;
         }
         if keeping {

@@ -29,6 +29,18 @@ pub fn header_end(msg: &[u8]) -> usize {
     msg.len()
 }
 
+/// The part of a header section that is read: the lines whose LF lies
+/// within the first [`MAX_HEADER_SIZE`] bytes.
+pub fn readable(header: &[u8]) -> &[u8] {
+    match header.get(..MAX_HEADER_SIZE) {
+        Some(head) if header.len() > MAX_HEADER_SIZE => {
+            let keep = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            &header[..keep]
+        }
+        _ => header,
+    }
+}
+
 /// One header field: its name and its value unfolded (RFC 5322 2.2.3: the
 /// CRLF before each continuation's whitespace removed), still encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +52,7 @@ pub struct RawField<'a> {
 /// The fields of a header section, in order. Stops at the first empty line,
 /// so a whole message may be passed.
 pub fn fields(header: &[u8]) -> Vec<RawField<'_>> {
-    // Only lines whose LF is within the limit are read.
-    let header = match header.get(..MAX_HEADER_SIZE) {
-        Some(head) if header.len() > MAX_HEADER_SIZE => {
-            let keep = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            &header[..keep]
-        }
-        _ => header,
-    };
+    let header = readable(header);
     let mut out: Vec<RawField<'_>> = Vec::new();
     // Whether continuation lines belong to the last field in `out`.
     let mut continuing = false;

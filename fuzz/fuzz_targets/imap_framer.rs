@@ -1,0 +1,23 @@
+//! The IMAP framer, fed the input in pieces whose sizes the input's first
+//! byte chooses; every event is drained after each piece, as the session
+//! does. Memory must stay bounded and nothing may panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use roost_protocols::imap::framer::{FrameEvent, Framer, MAX_COMMAND_SIZE};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&split, input)) = data.split_first() else {
+        return;
+    };
+    let piece = usize::from(split % 64) + 1;
+    let mut framer = Framer::new();
+    for chunk in input.chunks(piece) {
+        framer.feed(chunk);
+        while let Some(event) = framer.next_event() {
+            if let FrameEvent::Command(c) = event {
+                assert!(c.len() <= MAX_COMMAND_SIZE);
+            }
+        }
+    }
+});

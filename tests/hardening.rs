@@ -1,0 +1,258 @@
+//! Input shaped to make the server recurse, backtrack, buffer or block:
+//! each case gets its exact protocol answer at the limit, and a second
+//! client is greeted and served while and after it happens. The three
+//! inputs that stopped the foundation's server are among them.
+
+mod common;
+use common::*;
+
+use std::io::{ErrorKind, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// roost's `MAX_PATTERN_LENGTH` (LIST patterns).
+const MAX_PATTERN_LENGTH: usize = 1024;
+/// roost's `MAX_MIME_DEPTH`.
+const MAX_MIME_DEPTH: usize = 64;
+
+/// The mailboxes localserve creates, as LIST shows them.
+const DEFAULT_LIST: &str = "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r
+* LIST (\\HasNoChildren \\Subscribed \\Sent) \"/\" Sent\r
+* LIST (\\HasNoChildren \\Subscribed \\Drafts) \"/\" Drafts\r
+* LIST (\\HasNoChildren \\Subscribed \\Trash) \"/\" Trash\r
+* LIST (\\HasNoChildren \\Subscribed \\Junk) \"/\" Junk\r
+* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Archive\r
+";
+
+/// A second client is greeted on SMTP and IMAP and served on IMAP.
+fn others_are_served(server: &Server) {
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert_eq!(smtp.cmd("NOOP"), "250 2.0.0 OK");
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(imap.cmd("NOOP"), "a2 OK NOOP completed\r\n");
+}
+
+/// The server's resident memory, in KiB.
+fn server_rss_kib(server: &Server) -> u64 {
+    let pid = server.child.as_ref().expect("server running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn list_with_sixty_thousand_percent_signs_is_refused() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let r = imap.cmd(&format!("LIST \"\" \"{}\"", "%".repeat(60_000)));
+    assert_eq!(
+        r,
+        "a2 BAD [TOOBIG] Mailbox pattern too long (at most 1024 bytes)\r\n"
+    );
+    others_are_served(&server);
+    // At the limit the pattern is matched (a run of % is one %).
+    let r = imap.cmd(&format!("LIST \"\" \"{}\"", "%".repeat(MAX_PATTERN_LENGTH)));
+    assert_eq!(r, format!("{DEFAULT_LIST}a3 OK LIST completed\r\n"));
+    // The limit counts reference and pattern together.
+    let r = imap.cmd(&format!("LIST \"%\" \"{}\"", "%".repeat(MAX_PATTERN_LENGTH)));
+    assert_eq!(
+        r,
+        "a4 BAD [TOOBIG] Mailbox pattern too long (at most 1024 bytes)\r\n"
+    );
+    assert_eq!(imap.cmd("NOOP"), "a5 OK NOOP completed\r\n");
+}
+
+#[test]
+fn list_with_a_backtracking_pattern_answers_at_once() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let name = "a".repeat(200);
+    assert_eq!(
+        imap.cmd(&format!("CREATE {name}")),
+        "a2 OK CREATE completed\r\n"
+    );
+    // Sent without waiting: a second client must be greeted meanwhile.
+    let no_match = format!("{}*b", "*a".repeat(20));
+    imap.send_raw(format!("a3 LIST \"\" \"{no_match}\"\r\n").as_bytes());
+    others_are_served(&server);
+    assert_eq!(imap.until_tagged("a3"), b"a3 OK LIST completed\r\n");
+    // The raw command used tag a3 behind the client's back: it reuses it.
+    let r = imap.cmd(&format!("LIST \"\" \"{}*\"", "*a".repeat(20)));
+    assert_eq!(
+        r,
+        format!(
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" {name}\r\na3 OK LIST completed\r\n"
+        )
+    );
+}
+
+/// `levels` multiparts nested in one another around a text leaf.
+fn nested_mime(levels: usize) -> Vec<u8> {
+    let mut msg = format!("From: deep@example.org\r\nTo: {ACCOUNT}\r\nSubject: deep\r\n")
+        .into_bytes();
+    for i in 0..levels {
+        msg.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes(),
+        );
+    }
+    msg.extend_from_slice(b"Content-Type: text/plain\r\n\r\ncore\r\n");
+    for i in (0..levels).rev() {
+        msg.extend_from_slice(format!("--b{i}--\r\n").as_bytes());
+    }
+    msg
+}
+
+/// The body of the multipart whose boundary is `b{level}`: from past its
+/// header to just before the CRLF of its parent's close delimiter.
+fn body_of_level<'a>(msg: &'a [u8], level: usize) -> &'a [u8] {
+    let find = |needle: &[u8]| {
+        msg.windows(needle.len())
+            .position(|w| w == needle)
+            .expect("in message")
+    };
+    let head = format!("boundary=b{level}\r\n\r\n");
+    let start = find(head.as_bytes()) + head.len();
+    let end = find(format!("\r\n--b{}--\r\n", level - 1).as_bytes());
+    &msg[start..end]
+}
+
+#[test]
+fn twenty_thousand_nested_parts_are_delivered_and_read() {
+    let server = Server::start();
+    let msg = nested_mime(20_000);
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert!(smtp.cmd("EHLO deep.example.org").starts_with("250-"));
+    assert_eq!(
+        smtp.send_mail("deep@example.org", &[ACCOUNT], &msg),
+        "250 2.0.0 OK, message delivered"
+    );
+    let mut imap = Imap::login(server.port(IMAP));
+    imap.cmd("SELECT INBOX");
+    imap.set_timeout(WAIT);
+    let r = imap.cmd_bytes("FETCH 1 BODY.PEEK[1]");
+    let part = body_of_level(&msg, 1);
+    let mut want = format!("* 1 FETCH (BODY[1] {{{}}}\r\n", part.len()).into_bytes();
+    want.extend_from_slice(part);
+    want.extend_from_slice(b")\r\na3 OK FETCH completed\r\n");
+    assert!(r == want, "BODY[1] differs: {}", String::from_utf8_lossy(&r[..200]));
+    others_are_served(&server);
+
+    // The deepest part split out is an opaque leaf holding the rest.
+    let path = vec!["1"; MAX_MIME_DEPTH].join(".");
+    let r = imap.cmd_bytes(&format!("FETCH 1 BODY.PEEK[{path}]"));
+    let part = body_of_level(&msg, MAX_MIME_DEPTH);
+    let mut want = format!("* 1 FETCH (BODY[{path}] {{{}}}\r\n", part.len()).into_bytes();
+    want.extend_from_slice(part);
+    want.extend_from_slice(b")\r\na4 OK FETCH completed\r\n");
+    assert!(r == want, "deepest part differs");
+    // One level deeper names nothing.
+    let r = imap.cmd(&format!("FETCH 1 BODY.PEEK[{path}.1]"));
+    assert_eq!(
+        r,
+        format!("* 1 FETCH (BODY[{path}.1] {{0}}\r\n)\r\na5 OK FETCH completed\r\n")
+    );
+}
+
+#[test]
+fn thousands_of_header_fields_and_references_are_stored_whole() {
+    let server = Server::start();
+    let mut msg = format!("From: many@example.org\r\nTo: {ACCOUNT}\r\nSubject: many\r\n")
+        .into_bytes();
+    for i in 0..5000 {
+        msg.extend_from_slice(format!("X-Field-{i}: value {i}\r\n").as_bytes());
+    }
+    msg.extend_from_slice(b"References:");
+    for i in 0..10_000 {
+        msg.extend_from_slice(format!(" <ref{i}@example.org>\r\n").as_bytes());
+    }
+    msg.extend_from_slice(b"Message-ID: <many@example.org>\r\n\r\nbody\r\n");
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert!(smtp.cmd("EHLO many.example.org").starts_with("250-"));
+    assert_eq!(
+        smtp.send_mail("many@example.org", &[ACCOUNT], &msg),
+        "250 2.0.0 OK, message delivered"
+    );
+    let mut imap = Imap::login(server.port(IMAP));
+    imap.cmd("SELECT INBOX");
+    let fetched = imap.fetch_all();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(strip_prefix(&fetched[0].body, &msg), &msg[..]);
+    let r = imap.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (X-Field-4999 Message-ID)]");
+    assert_eq!(
+        r,
+        "* 1 FETCH (BODY[HEADER.FIELDS (X-Field-4999 Message-ID)] {60}\r\nX-Field-4999: value 4999\r\nMessage-ID: <many@example.org>\r\n\r\n)\r\na4 OK FETCH completed\r\n"
+    );
+    server.assert_consistent(ACCOUNT);
+    others_are_served(&server);
+}
+
+/// A client that pipelines FETCHes of a large message and never reads:
+/// the server stops reading from it (its writes block), its memory stays
+/// put, and everyone else is served.
+#[test]
+fn a_client_that_never_reads_is_not_buffered_for() {
+    let server = Server::start();
+    let mut big = format!("From: big@example.org\r\nTo: {ACCOUNT}\r\nSubject: big\r\n\r\n")
+        .into_bytes();
+    while big.len() < 1024 * 1024 {
+        big.extend_from_slice(b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n");
+    }
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert!(smtp.cmd("EHLO big.example.org").starts_with("250-"));
+    assert_eq!(
+        smtp.send_mail("big@example.org", &[ACCOUNT], &big),
+        "250 2.0.0 OK, message delivered"
+    );
+    let mut imap = Imap::login(server.port(IMAP));
+    imap.cmd("SELECT INBOX");
+    let before = server_rss_kib(&server);
+
+    // Write until the server stops taking bytes, at most 256 MiB: each
+    // command asks for 1 MiB, so unbounded buffering would show.
+    let mut raw = TcpStream::connect(("127.0.0.1", server.port(IMAP))).expect("connect");
+    raw.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let login = format!("l LOGIN {ACCOUNT} {PASSWORD}\r\ns SELECT INBOX\r\n");
+    raw.write_all(login.as_bytes()).unwrap();
+    let batch = "f FETCH 1 BODY.PEEK[]\r\n".repeat(1000);
+    let mut sent = 0usize;
+    let stalled = loop {
+        match raw.write(batch.as_bytes()) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break true
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+        if sent > 256 * 1024 * 1024 {
+            break false;
+        }
+    };
+    assert!(stalled, "the server kept reading {sent} bytes of commands");
+    let after = server_rss_kib(&server);
+    // The commands sent ask for thousands of MiB; what the server holds for
+    // them is a few buffers.
+    assert!(
+        after < before + 48 * 1024,
+        "server memory grew from {before} KiB to {after} KiB"
+    );
+    others_are_served(&server);
+    assert_eq!(imap.cmd("NOOP"), "a3 OK NOOP completed\r\n");
+    drop(raw);
+}
+
+/// Found by the property test: DONE outside IDLE has no tag, so its BAD
+/// is untagged, never a line that starts with a space.
+#[test]
+fn done_outside_idle_is_answered_untagged() {
+    let server = Server::start();
+    let mut imap = Imap::connect(server.port(IMAP));
+    imap.send_raw(b"DONE\r\n");
+    assert_eq!(imap.line(), "* BAD DONE requires authentication\r\n");
+    let r = imap.cmd(&format!("LOGIN {ACCOUNT} {PASSWORD}"));
+    assert!(r.ends_with("] Logged in\r\n"), "{r}");
+    imap.send_raw(b"DONE\r\n");
+    assert_eq!(imap.line(), "* BAD DONE without IDLE\r\n");
+}
