@@ -129,7 +129,10 @@ fn imap_well_formed(out: &[u8]) -> Result<(), String> {
     let mut rest = out;
     while !rest.is_empty() {
         let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
-            return Err(format!("unterminated line {:?}", String::from_utf8_lossy(rest)));
+            return Err(format!(
+                "unterminated line {:?}",
+                String::from_utf8_lossy(rest)
+            ));
         };
         let line = &rest[..lf + 1];
         rest = &rest[lf + 1..];
@@ -137,8 +140,7 @@ fn imap_well_formed(out: &[u8]) -> Result<(), String> {
         let ok = line.starts_with(b"* ")
             || line.starts_with(b"+ ")
             || text.split_once(' ').is_some_and(|(tag, status)| {
-                !tag.is_empty()
-                    && ["OK", "NO", "BAD"].iter().any(|s| status.starts_with(s))
+                !tag.is_empty() && ["OK", "NO", "BAD"].iter().any(|s| status.starts_with(s))
             });
         if !ok || !line.ends_with(b"\r\n") {
             return Err(format!("malformed line {text:?}"));
@@ -177,9 +179,8 @@ fn smtp_well_formed(out: &[u8]) -> Result<(), String> {
     }
     for line in text.split_terminator("\r\n") {
         let b = line.as_bytes();
-        let ok = b.len() >= 4
-            && b[..3].iter().all(u8::is_ascii_digit)
-            && (b[3] == b' ' || b[3] == b'-');
+        let ok =
+            b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && (b[3] == b' ' || b[3] == b'-');
         if !ok {
             return Err(format!("malformed reply line {line:?}"));
         }
@@ -198,10 +199,17 @@ fn arbitrary_imap_sessions_answer_and_close() {
     let mut rng = XorShift(0x5eed_1a9a_0001);
     for case in 0..CASES {
         let bytes = input(&mut rng, IMAP_TOKENS);
-        let out = drive(server.port(IMAP), &bytes, &mut rng)
-            .unwrap_or_else(|| panic!("case {case} stalled on {:?}", String::from_utf8_lossy(&bytes)));
+        let out = drive(server.port(IMAP), &bytes, &mut rng).unwrap_or_else(|| {
+            panic!(
+                "case {case} stalled on {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
         if let Err(e) = imap_well_formed(&out) {
-            panic!("case {case}: {e}\ninput {:?}", String::from_utf8_lossy(&bytes));
+            panic!(
+                "case {case}: {e}\ninput {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         assert!(out.starts_with(b"* OK"), "case {case}: no greeting");
     }
@@ -217,10 +225,17 @@ fn arbitrary_smtp_sessions_answer_and_close() {
     let mut rng = XorShift(0x5eed_5a7b_0002);
     for case in 0..CASES {
         let bytes = input(&mut rng, SMTP_TOKENS);
-        let out = drive(server.port(SMTP), &bytes, &mut rng)
-            .unwrap_or_else(|| panic!("case {case} stalled on {:?}", String::from_utf8_lossy(&bytes)));
+        let out = drive(server.port(SMTP), &bytes, &mut rng).unwrap_or_else(|| {
+            panic!(
+                "case {case} stalled on {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
         if let Err(e) = smtp_well_formed(&out) {
-            panic!("case {case}: {e}\ninput {:?}", String::from_utf8_lossy(&bytes));
+            panic!(
+                "case {case}: {e}\ninput {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         assert!(out.starts_with(b"220 "), "case {case}: no greeting");
     }

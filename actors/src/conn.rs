@@ -118,10 +118,12 @@ where
                 },
                 _ = shutdown.wait_for(|s| *s) => Input::Shutdown,
             };
-            // A full read means more is waiting: read big until reads
-            // come back small again.
+            // A full read means more is waiting: read big while reads
+            // fill the buffer, and go back to the small one as soon as one
+            // does not, so a quiet connection never keeps the big one.
             if let Input::Bytes(b) = &input {
-                if b.len() >= QUIET_READ {
+                let filled = busy.as_ref().map_or(QUIET_READ, Vec::len);
+                if b.len() == filled {
                     busy.get_or_insert_with(|| vec![0u8; READ_CHUNK]);
                 } else {
                     busy = None;

@@ -20,6 +20,7 @@ pub const LOCAL_PASSWORD: &str = "roostroost";
 /// first such free (up to 32 MiB), after which each argon2 verification's
 /// ~19 MiB lands in a thread's heap arena and stays resident: 300 idle
 /// logins then held ~150 MiB, most of it freed argon2 memory.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
 
 pub fn run(config: Config, log_json: bool, localserve: bool) -> Result<ExitCode> {
@@ -154,6 +155,7 @@ fn print_banner(config: &Config) {
 
 /// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`] (mallopt(3)); a
 /// fixed value also turns off the dynamic raising described there.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn return_large_allocations() {
     // SAFETY: mallopt(3) only changes allocator tunables; it takes plain
@@ -162,6 +164,10 @@ fn return_large_allocations() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
+
+/// Other allocators return large frees on their own.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_allocations() {}
 
 /// Everything roost creates (message files, the index, the admin socket) is
 /// for its own user only: with umask 077 the admin socket is never, even

@@ -35,7 +35,9 @@ fn main() -> ExitCode {
         .filter(|a| a != "--bench")
         .map(|a| match a.parse::<usize>() {
             Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => Ok(n),
-            _ => Err(format!("connection count must be 1..={MAX_CONNECTIONS}: {a}")),
+            _ => Err(format!(
+                "connection count must be 1..={MAX_CONNECTIONS}: {a}"
+            )),
         })
         .collect();
     let counts = match counts {

@@ -165,4 +165,3 @@ fn free_offset() -> Result<u16, String> {
     }
     Err(format!("no free port offset in {OFFSET_ATTEMPTS} attempts"))
 }
-

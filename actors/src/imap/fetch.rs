@@ -16,11 +16,12 @@
 use super::{Done, ImapState};
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
 use roost_protocols::imap::response::{self, FetchResponseItem};
-use roost_protocols::imap::section::{SectionData, Sections};
+use roost_protocols::imap::section::{Located, SectionData, Sections};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::types::{Flag, SeqNum, Uid};
 use roost_store::{MessageReader, MessageRecord, Store, StoreError};
 use std::sync::Arc;
+use tracing::warn;
 
 /// Message records read from the store in one blocking call.
 pub const FETCH_BATCH: usize = 256;
@@ -31,16 +32,21 @@ pub const BODY_PIECE: usize = 64 * 1024;
 enum BodySource {
     /// A range of the message file (prefix included), read in pieces.
     File { start: u64, len: u64 },
-    /// A section of the message bytes read for this message.
-    Section(SectionData),
+    /// A section of the message bytes read for this message, built (header
+    /// fields picked out) only when it is about to be sent, so one FETCH
+    /// holds one built section at a time.
+    Section(Located, Option<(u32, u32)>),
 }
+
+/// The `<origin.length>` of a FETCH item.
+type Partial = Option<(u32, u32)>;
 
 /// The bodies one message's FETCH items need, prepared off the workers.
 struct Bodies {
     reader: Arc<MessageReader>,
     /// The whole message, read only when a section other than the whole
     /// message was asked for.
-    bytes: Option<Vec<u8>>,
+    bytes: Option<Arc<Vec<u8>>>,
     /// One entry per FETCH item, `None` for items without a body.
     sources: Vec<Option<BodySource>>,
 }
@@ -137,9 +143,13 @@ impl ImapState {
                         let (store, rec, items) =
                             (self.services.store.clone(), rec.clone(), items.clone());
                         match off_thread(move || prepare_bodies(&store, &rec, &items)).await {
-                            Ok(b) => Some(b),
+                            Ok(Some(b)) => Some(b),
                             // The file went with an expunge since the record was read.
-                            Err(_) => continue,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                warn!(error = %e, uid = u.0, "cannot read a message for FETCH");
+                                return Done::no(format!("Cannot read message {}: {e}", u.0));
+                            }
                         }
                     }
                     _ => None,
@@ -175,19 +185,12 @@ impl ImapState {
         }
         for (i, attr) in items.iter().enumerate() {
             let source = m.bodies.as_ref().and_then(|b| b.sources[i].as_ref());
-            match source {
-                Some(source) => {
-                    let len = match source {
-                        BodySource::File { len, .. } => *len,
-                        BodySource::Section(data) => data.len() as u64,
-                    };
+            match (source, &m.bodies) {
+                (Some(source), Some(bodies)) => {
                     let label = body_label(attr);
-                    let announce = FetchResponseItem::LiteralFollows { label, len };
-                    response::fetch_item_at(&mut self.out, index, &announce);
-                    let bodies = m.bodies.as_ref().ok_or_else(|| Done::no("no body"))?;
-                    self.send_body(bodies, source).await?;
+                    self.send_body(bodies, source, index, label).await?;
                 }
-                None => {
+                _ => {
                     let item = self
                         .fetch_item(attr, m.uid, m.seq, m.record)
                         .map_err(Done::no)?;
@@ -206,16 +209,32 @@ impl ImapState {
         self.write_out_if_full().await.map_err(|_| Done::Later)
     }
 
-    /// Sends the announced bytes of one body item.
-    async fn send_body(&mut self, bodies: &Bodies, source: &BodySource) -> Result<(), Done> {
+    /// Announces one body item as item `index` and sends its bytes.
+    async fn send_body(
+        &mut self,
+        bodies: &Bodies,
+        source: &BodySource,
+        index: usize,
+        label: String,
+    ) -> Result<(), Done> {
         let fail = |this: &mut ImapState| {
             // The literal was announced; the response cannot be finished.
             this.closing = true;
             Done::Later
         };
         match source {
-            BodySource::Section(data) => {
-                let bytes = data.bytes(bodies.bytes.as_deref().unwrap_or_default());
+            BodySource::Section(located, partial) => {
+                let msg = bodies.bytes.clone().unwrap_or_default();
+                let (located, partial) = (located.clone(), *partial);
+                let build = move || {
+                    let data = located.build(&msg).partial(partial);
+                    Ok::<_, StoreError>((data, msg))
+                };
+                let (data, msg) = off_thread(build).await.map_err(Done::no)?;
+                let bytes = data.bytes(&msg);
+                let len = bytes.len() as u64;
+                let announce = FetchResponseItem::LiteralFollows { label, len };
+                response::fetch_item_at(&mut self.out, index, &announce);
                 for piece in bytes.chunks(BODY_PIECE) {
                     self.out.extend_from_slice(piece);
                     if self.write_out_if_full().await.is_err() {
@@ -224,6 +243,8 @@ impl ImapState {
                 }
             }
             BodySource::File { start, len } => {
+                let announce = FetchResponseItem::LiteralFollows { label, len: *len };
+                response::fetch_item_at(&mut self.out, index, &announce);
                 let (mut at, end) = (*start, start + len);
                 while at < end {
                     let reader = bodies.reader.clone();
@@ -306,23 +327,28 @@ fn read_records(
 }
 
 /// Opens the message and works out where each body item's bytes lie.
+/// `None` when the message's file is gone (expunged since its record was
+/// read).
 fn prepare_bodies(
     store: &Store,
     record: &MessageRecord,
     items: &[FetchAttr],
-) -> Result<Bodies, StoreError> {
-    let reader = store.open_message(record)?;
-    let whole = |partial: Option<(u32, u32)>| {
-        match SectionData::Range(0..reader.len() as usize).partial(partial) {
-            SectionData::Range(r) => BodySource::File {
-                start: r.start as u64,
-                len: r.len() as u64,
-            },
-            owned => BodySource::Section(owned),
+) -> Result<Option<Bodies>, StoreError> {
+    let reader = match store.open_message(record) {
+        Ok(r) => r,
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let whole = |partial: Partial| {
+        let data = SectionData::Range(0..reader.len() as usize).partial(partial);
+        BodySource::File {
+            start: data.range_start() as u64,
+            len: data.len() as u64,
         }
     };
-    let sections: Vec<Option<(Section, Option<(u32, u32)>)>> =
-        items.iter().map(body_section).collect();
+    let sections: Vec<Option<(Section, Partial)>> = items.iter().map(body_section).collect();
     let needs_bytes = sections.iter().flatten().any(|(s, _)| !is_whole(s));
     let bytes = if needs_bytes {
         Some(reader.read_all()?)
@@ -334,26 +360,24 @@ fn prepare_bodies(
         .into_iter()
         .map(|s| {
             s.map(|(section, partial)| match &finder {
-                Some(finder) if !is_whole(&section) => BodySource::Section(
-                    finder
-                        .locate(&section)
-                        .unwrap_or(SectionData::Owned(Vec::new()))
-                        .partial(partial),
-                ),
+                Some(finder) if !is_whole(&section) => {
+                    let empty = Located::Data(SectionData::Owned(Vec::new()));
+                    BodySource::Section(finder.find(&section).unwrap_or(empty), partial)
+                }
                 _ => whole(partial),
             })
         })
         .collect();
     drop(finder);
-    Ok(Bodies {
+    Ok(Some(Bodies {
         reader: Arc::new(reader),
-        bytes,
+        bytes: bytes.map(Arc::new),
         sources,
-    })
+    }))
 }
 
 /// The section and partial range a body item asks for.
-fn body_section(attr: &FetchAttr) -> Option<(Section, Option<(u32, u32)>)> {
+fn body_section(attr: &FetchAttr) -> Option<(Section, Partial)> {
     let text = |t| Section {
         part: vec![],
         text: Some(t),

@@ -1208,7 +1208,9 @@ mod tests {
     #[test]
     fn list_item_limit_edge() {
         let fetch = |n: usize| format!("a FETCH 1 ({})", vec!["UID"; n].join(" "));
-        assert!(matches!(ok(&fetch(MAX_LIST_ITEMS)), CommandBody::Fetch { items, .. } if items.len() == MAX_LIST_ITEMS));
+        assert!(
+            matches!(ok(&fetch(MAX_LIST_ITEMS)), CommandBody::Fetch { items, .. } if items.len() == MAX_LIST_ITEMS)
+        );
         assert_eq!(
             err(fetch(MAX_LIST_ITEMS + 1).as_bytes()).message,
             "Too many FETCH items (at most 1000)"
@@ -1217,19 +1219,27 @@ mod tests {
             let names: Vec<String> = (0..n).map(|i| format!("X{i}")).collect();
             format!("a FETCH 1 BODY[HEADER.FIELDS ({})]", names.join(" "))
         };
-        assert!(matches!(ok(&fields(MAX_LIST_ITEMS)), CommandBody::Fetch { .. }));
+        assert!(matches!(
+            ok(&fields(MAX_LIST_ITEMS)),
+            CommandBody::Fetch { .. }
+        ));
         assert_eq!(
             err(fields(MAX_LIST_ITEMS + 1).as_bytes()).message,
             "Too many header field names (at most 1000)"
         );
         let flags = |n: usize| format!("a STORE 1 +FLAGS ({})", vec!["\\Seen"; n].join(" "));
-        assert!(matches!(ok(&flags(MAX_LIST_ITEMS)), CommandBody::Store { .. }));
+        assert!(matches!(
+            ok(&flags(MAX_LIST_ITEMS)),
+            CommandBody::Store { .. }
+        ));
         assert_eq!(
             err(flags(MAX_LIST_ITEMS + 1).as_bytes()).message,
             "Too many flags (at most 1000)"
         );
         let enable = |n: usize| format!("a ENABLE{}", " X".repeat(n));
-        assert!(matches!(ok(&enable(MAX_LIST_ITEMS)), CommandBody::Enable(c) if c.len() == MAX_LIST_ITEMS));
+        assert!(
+            matches!(ok(&enable(MAX_LIST_ITEMS)), CommandBody::Enable(c) if c.len() == MAX_LIST_ITEMS)
+        );
         assert_eq!(
             err(enable(MAX_LIST_ITEMS + 1).as_bytes()).message,
             "Too many capabilities (at most 1000)"
@@ -1239,7 +1249,10 @@ mod tests {
     #[test]
     fn section_part_depth_edge() {
         let body = |n: usize| format!("a FETCH 1 BODY[{}]", vec!["1"; n].join("."));
-        assert!(matches!(ok(&body(MAX_SECTION_PARTS)), CommandBody::Fetch { .. }));
+        assert!(matches!(
+            ok(&body(MAX_SECTION_PARTS)),
+            CommandBody::Fetch { .. }
+        ));
         assert_eq!(
             err(body(MAX_SECTION_PARTS + 1).as_bytes()).message,
             "Section part too deep (at most 100 numbers)"

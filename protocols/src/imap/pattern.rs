@@ -57,7 +57,9 @@ impl MailboxPattern {
         // upper-cased there.
         let inbox_prefix = bytes.len() >= 5
             && bytes[..5].eq_ignore_ascii_case(b"INBOX")
-            && bytes.get(5).is_none_or(|&b| b == delimiter);
+            && bytes
+                .get(5)
+                .is_none_or(|&b| b == delimiter || b == b'*' || b == b'%');
         let mut elems: Vec<Elem> = Vec::with_capacity(bytes.len());
         for (i, &b) in bytes.iter().enumerate() {
             let e = match b {
@@ -141,11 +143,12 @@ impl MailboxPattern {
     /// pass reaches every such position.
     fn close(&self, live: &mut [u64]) {
         let mut carry = 0u64;
-        for w in 0..self.words {
-            let wild = live[w] & (self.star[w] | self.percent[w]);
+        let wildcards = self.star.iter().zip(&self.percent);
+        for (word, (star, percent)) in live.iter_mut().zip(wildcards) {
+            let wild = *word & (star | percent);
             let add = (wild << 1) | carry;
             carry = wild >> 63;
-            live[w] |= add;
+            *word |= add;
         }
     }
 }
@@ -187,6 +190,8 @@ mod tests {
         assert!(!m("inbox/%", "INBOX/Work/Old"));
         assert!(!m("inbox", "Inbox"));
         assert!(!m("inboxes", "INBOXES"));
+        assert!(m("inbox*", "INBOX"));
+        assert!(m("inbox%", "INBOX"));
         assert!(!m("sent", "Sent"));
     }
 
@@ -254,12 +259,8 @@ mod tests {
         for _ in 0..20_000 {
             let plen = (next() % 8) as usize;
             let nlen = (next() % 8) as usize;
-            let p: Vec<u8> = (0..plen)
-                .map(|_| alphabet[(next() % 5) as usize])
-                .collect();
-            let n: Vec<u8> = (0..nlen)
-                .map(|_| alphabet[(next() % 3) as usize])
-                .collect();
+            let p: Vec<u8> = (0..plen).map(|_| alphabet[(next() % 5) as usize]).collect();
+            let n: Vec<u8> = (0..nlen).map(|_| alphabet[(next() % 3) as usize]).collect();
             let (ps, ns) = (
                 String::from_utf8(p.clone()).unwrap(),
                 String::from_utf8(n.clone()).unwrap(),

@@ -393,7 +393,10 @@ pub enum FetchResponseItem {
     /// `label` (`BODY[]`, `RFC822`, ...) and the announcement of a literal
     /// of `len` bytes, `{len}` CRLF; the caller sends exactly those bytes
     /// next, so a large body goes out in pieces instead of whole.
-    LiteralFollows { label: String, len: u64 },
+    LiteralFollows {
+        label: String,
+        len: u64,
+    },
 }
 
 /// `* seq FETCH (...)` (RFC 9051 7.5.2).

@@ -33,6 +33,14 @@ impl SectionData {
         self.len() == 0
     }
 
+    /// Where a range starts in the message; 0 for built bytes.
+    pub fn range_start(&self) -> usize {
+        match self {
+            SectionData::Range(r) => r.start,
+            SectionData::Owned(_) => 0,
+        }
+    }
+
     /// The bytes, given the message the range refers to.
     pub fn bytes<'a>(&'a self, msg: &'a [u8]) -> &'a [u8] {
         match self {
@@ -61,6 +69,34 @@ impl SectionData {
     }
 }
 
+/// Where a section's bytes come from, found without building them: a
+/// range of the message, or header fields to pick out of a header range
+/// when they are about to be sent (so a FETCH of many such items holds one
+/// built section at a time, not all of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    Data(SectionData),
+    Fields {
+        header: Range<usize>,
+        names: Vec<String>,
+        keep: bool,
+    },
+}
+
+impl Located {
+    /// The section's bytes: picks the header fields out now if needed.
+    pub fn build(self, msg: &[u8]) -> SectionData {
+        match self {
+            Located::Data(d) => d,
+            Located::Fields {
+                header,
+                names,
+                keep,
+            } => SectionData::Owned(header_fields(&msg[header], &names, keep)),
+        }
+    }
+}
+
 /// Finds sections of one message; its MIME structure is walked at most
 /// once, however many sections are asked for.
 pub struct Sections<'a> {
@@ -81,6 +117,12 @@ impl<'a> Sections<'a> {
     /// string, RFC 9051 6.4.5). Walks the MIME structure only when a part
     /// number is given.
     pub fn locate(&self, section: &Section) -> Option<SectionData> {
+        self.find(section).map(|l| l.build(self.msg))
+    }
+
+    /// Where `section` lies, as [`Sections::locate`], without building
+    /// header fields yet.
+    pub fn find(&self, section: &Section) -> Option<Located> {
         let msg = self.msg;
         if section.part.is_empty() {
             return entity_section(msg, 0..msg.len(), section.text.as_ref());
@@ -89,8 +131,8 @@ impl<'a> Sections<'a> {
         let part = tree.part(tree.find(&section.part)?);
         match &section.text {
             // A numbered part alone is its body, without its MIME header.
-            None => Some(SectionData::Range(part.body())),
-            Some(SectionText::Mime) => Some(SectionData::Range(part.header())),
+            None => Some(Located::Data(SectionData::Range(part.body()))),
+            Some(SectionText::Mime) => Some(Located::Data(SectionData::Range(part.header()))),
             // RFC 9051 6.4.5: HEADER, TEXT and HEADER.FIELDS after a part
             // number apply to the message inside a message/rfc822 part.
             Some(text) => {
@@ -107,23 +149,20 @@ pub fn locate(msg: &[u8], section: &Section) -> Option<SectionData> {
 }
 
 /// A section of the message (or encapsulated message) at `range`.
-fn entity_section(
-    msg: &[u8],
-    range: Range<usize>,
-    text: Option<&SectionText>,
-) -> Option<SectionData> {
+fn entity_section(msg: &[u8], range: Range<usize>, text: Option<&SectionText>) -> Option<Located> {
     let body = range.start + header_end(&msg[range.clone()]);
     let header = range.start..body;
+    let fields = |names: &[String], keep| Located::Fields {
+        header: header.clone(),
+        names: names.to_vec(),
+        keep,
+    };
     Some(match text {
-        None => SectionData::Range(range),
-        Some(SectionText::Header) => SectionData::Range(header),
-        Some(SectionText::Text) => SectionData::Range(body..range.end),
-        Some(SectionText::HeaderFields(names)) => {
-            SectionData::Owned(header_fields(&msg[header], names, true))
-        }
-        Some(SectionText::HeaderFieldsNot(names)) => {
-            SectionData::Owned(header_fields(&msg[header], names, false))
-        }
+        None => Located::Data(SectionData::Range(range)),
+        Some(SectionText::Header) => Located::Data(SectionData::Range(header.clone())),
+        Some(SectionText::Text) => Located::Data(SectionData::Range(body..range.end)),
+        Some(SectionText::HeaderFields(names)) => fields(names, true),
+        Some(SectionText::HeaderFieldsNot(names)) => fields(names, false),
         Some(SectionText::Mime) => return None,
     })
 }

@@ -338,12 +338,20 @@ mod tests {
                 x ^= x << 17;
                 let a = 1 + x % 30;
                 let b = 1 + (x >> 8) % 30;
-                text.push(if x % 3 == 0 { format!("{a}") } else { format!("{a}:{b}") });
+                text.push(if x % 3 == 0 {
+                    format!("{a}")
+                } else {
+                    format!("{a}:{b}")
+                });
             }
             let s = set(&text.join(","));
             let spans = s.spans(25);
             for n in 0..=30 {
-                assert_eq!(SeqSet::spans_contain(&spans, n), s.contains(n, 25), "{s} {n}");
+                assert_eq!(
+                    SeqSet::spans_contain(&spans, n),
+                    s.contains(n, 25),
+                    "{s} {n}"
+                );
             }
         }
     }

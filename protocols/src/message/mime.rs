@@ -165,9 +165,14 @@ impl MimeTree {
         for f in fields(&entity[..end]) {
             if media.is_none() && f.name.eq_ignore_ascii_case(b"Content-Type") {
                 media = Some(content_type(&f.value));
-            } else if encoding.is_none() && f.name.eq_ignore_ascii_case(b"Content-Transfer-Encoding")
+            } else if encoding.is_none()
+                && f.name.eq_ignore_ascii_case(b"Content-Transfer-Encoding")
             {
-                encoding = Some(String::from_utf8_lossy(&f.value).trim().to_ascii_lowercase());
+                encoding = Some(
+                    String::from_utf8_lossy(&f.value)
+                        .trim()
+                        .to_ascii_lowercase(),
+                );
             }
         }
         // RFC 2046 5.1.5: in a digest, parts default to message/rfc822.
@@ -208,6 +213,13 @@ impl MimeTree {
                 .map_or(body.end, |i| pos + i + 1);
             if let Some(close) = delimiter(&msg[pos..line_end], &boundary) {
                 if let Some(start) = open.take() {
+                    if !close && self.parts.len() + 1 >= MAX_MIME_PARTS {
+                        // No room for the part that follows: this last
+                        // one takes the rest of the body, unsplit, so no
+                        // byte loses its part.
+                        children.push(self.add_part(start..body.end, depth));
+                        return Some(children);
+                    }
                     // The line ending before the delimiter is not content.
                     let end = strip_line_ending(msg, start, pos);
                     children.push(self.add_part(start..end, depth));
@@ -273,7 +285,11 @@ fn content_type(value: &[u8]) -> Option<(String, String, Option<Vec<u8>>)> {
         .get("boundary")
         .map(|b| b.as_bytes().to_vec())
         .filter(|b| !b.is_empty() && b.len() <= MAX_BOUNDARY_LENGTH);
-    Some((main.to_ascii_lowercase(), sub.to_ascii_lowercase(), boundary))
+    Some((
+        main.to_ascii_lowercase(),
+        sub.to_ascii_lowercase(),
+        boundary,
+    ))
 }
 
 fn blank_part(range: Range<usize>, depth: usize) -> Part {
@@ -300,7 +316,8 @@ mod tests {
         let mut msg = b"Subject: deep\r\n".to_vec();
         for i in 0..levels {
             msg.extend_from_slice(
-                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes(),
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
             );
         }
         msg.extend_from_slice(b"Content-Type: text/plain\r\n\r\ncore\r\n");
@@ -320,7 +337,10 @@ mod tests {
         let tree = MimeTree::parse(msg);
         assert_eq!(tree.parts.len(), 1);
         let root = tree.part(MimeTree::ROOT);
-        assert_eq!((root.media_type.as_str(), root.media_subtype.as_str()), ("text", "plain"));
+        assert_eq!(
+            (root.media_type.as_str(), root.media_subtype.as_str()),
+            ("text", "plain")
+        );
         assert_eq!(&msg[root.body()], b"body");
         assert_eq!(root.encoding, "7bit");
     }
@@ -371,15 +391,22 @@ mod tests {
     #[test]
     fn part_count_limit_edge() {
         // The root and MAX_MIME_PARTS - 1 subparts: all split out.
-        let tree = MimeTree::parse(&many_parts(MAX_MIME_PARTS - 1));
+        let msg = many_parts(MAX_MIME_PARTS - 1);
+        let tree = MimeTree::parse(&msg);
         assert_eq!(tree.parts.len(), MAX_MIME_PARTS);
         assert_eq!(tree.part(MimeTree::ROOT).children.len(), MAX_MIME_PARTS - 1);
+        let last = tree.find(&[MAX_MIME_PARTS as u32 - 1]).unwrap();
+        assert_eq!(&msg[tree.part(last).body()], b"p9998");
         // One more is not split out.
         let msg = many_parts(MAX_MIME_PARTS);
         let tree = MimeTree::parse(&msg);
         assert_eq!(tree.parts.len(), MAX_MIME_PARTS);
+        // The last part split out holds the rest of the body.
         let last = tree.find(&[MAX_MIME_PARTS as u32 - 1]).unwrap();
-        assert_eq!(&msg[tree.part(last).body()], b"p9998");
+        assert_eq!(
+            &msg[tree.part(last).body()],
+            b"p9998\r\n--z\r\n\r\np9999\r\n--z--\r\n"
+        );
         assert_eq!(tree.find(&[MAX_MIME_PARTS as u32]), None);
     }
 
