@@ -32,17 +32,6 @@ fn others_are_served(server: &Server) {
     assert_eq!(imap.cmd("NOOP"), "a2 OK NOOP completed\r\n");
 }
 
-/// The server's resident memory, in KiB.
-fn server_rss_kib(server: &Server) -> u64 {
-    let pid = server.child.as_ref().expect("server running").id();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 #[test]
 fn list_with_sixty_thousand_percent_signs_is_refused() {
     let server = Server::start();
@@ -215,7 +204,7 @@ fn a_client_that_never_reads_is_not_buffered_for() {
     );
     let mut imap = Imap::login(server.port(IMAP));
     imap.cmd("SELECT INBOX");
-    let before = server_rss_kib(&server);
+    let before = server.rss_kib();
 
     // Write until the server stops taking bytes, at most 256 MiB: each
     // command asks for 1 MiB, so unbounded buffering would show.
@@ -238,7 +227,7 @@ fn a_client_that_never_reads_is_not_buffered_for() {
         }
     };
     assert!(stalled, "the server kept reading {sent} bytes of commands");
-    let after = server_rss_kib(&server);
+    let after = server.rss_kib();
     // The commands sent ask for thousands of MiB; what the server holds for
     // them is a few buffers.
     assert!(
@@ -262,4 +251,136 @@ fn done_outside_idle_is_answered_untagged() {
     assert!(r.ends_with("] Logged in\r\n"), "{r}");
     imap.send_raw(b"DONE\r\n");
     assert_eq!(imap.line(), "* BAD DONE is not allowed now\r\n");
+}
+
+/// roost's parser limits (`MAX_LIST_ITEMS`, `MAX_SECTION_PARTS`,
+/// `MAX_SEARCH_DEPTH`, `MAX_SEARCH_KEYS`).
+const MAX_LIST_ITEMS: usize = 1000;
+const MAX_SECTION_PARTS: usize = 100;
+const MAX_SEARCH_DEPTH: usize = 64;
+const MAX_SEARCH_KEYS: usize = 1000;
+
+#[test]
+fn command_syntax_limits_answer_bad_and_the_session_goes_on() {
+    let server = Server::start();
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert!(smtp.cmd("EHLO limits.example.org").starts_with("250-"));
+    let msg = message(1, 3);
+    assert_eq!(
+        smtp.send_mail("limits@example.org", &[ACCOUNT], &msg),
+        "250 2.0.0 OK, message delivered"
+    );
+    let mut imap = Imap::login(server.port(IMAP));
+    imap.cmd("SELECT INBOX");
+    let items = |n: usize| vec!["UID"; n].join(" ");
+    // At the limit: one UID item per item asked for.
+    let r = imap.cmd(&format!("FETCH 1 ({})", items(MAX_LIST_ITEMS)));
+    let uids = vec!["UID 1"; MAX_LIST_ITEMS].join(" ");
+    assert_eq!(
+        r,
+        format!("* 1 FETCH ({uids})\r\na3 OK FETCH completed\r\n")
+    );
+    let r = imap.cmd(&format!("FETCH 1 ({})", items(MAX_LIST_ITEMS + 1)));
+    assert_eq!(r, "a4 BAD Too many FETCH items (at most 1000)\r\n");
+    let path = |n: usize| vec!["1"; n].join(".");
+    let r = imap.cmd(&format!("FETCH 1 BODY.PEEK[{}]", path(MAX_SECTION_PARTS)));
+    assert_eq!(
+        r,
+        format!(
+            "* 1 FETCH (BODY[{}] {{0}}\r\n)\r\na5 OK FETCH completed\r\n",
+            path(MAX_SECTION_PARTS)
+        )
+    );
+    let r = imap.cmd(&format!(
+        "FETCH 1 BODY.PEEK[{}]",
+        path(MAX_SECTION_PARTS + 1)
+    ));
+    assert_eq!(r, "a6 BAD Section part too deep (at most 100 numbers)\r\n");
+    // SEARCH parses (and bounds) its criteria; running them comes with
+    // the IMAP core issue.
+    let nots = |n: usize| format!("SEARCH {}SEEN", "NOT ".repeat(n));
+    let r = imap.cmd(&nots(MAX_SEARCH_DEPTH - 1));
+    assert_eq!(
+        r,
+        "a7 NO [CANNOT] SEARCH is not implemented yet in this version of roost\r\n"
+    );
+    let r = imap.cmd(&nots(MAX_SEARCH_DEPTH));
+    assert_eq!(
+        r,
+        "a8 BAD Search criteria nested too deeply (at most 64 levels)\r\n"
+    );
+    let r = imap.cmd(&format!("SEARCH {}SEEN", "OR SEEN ".repeat(7_000)));
+    assert_eq!(
+        r,
+        "a9 BAD Search criteria nested too deeply (at most 64 levels)\r\n"
+    );
+    let r = imap.cmd(&format!(
+        "SEARCH {}",
+        vec!["SEEN"; MAX_SEARCH_KEYS + 1].join(" ")
+    ));
+    assert_eq!(r, "a10 BAD Too many search keys (at most 1000)\r\n");
+    assert_eq!(imap.cmd("NOOP"), "a11 OK NOOP completed\r\n");
+    others_are_served(&server);
+}
+
+/// An SMTP client that pipelines commands and never reads the replies:
+/// the server stops reading from it, its memory stays put, and others are
+/// served.
+#[test]
+fn an_smtp_client_that_never_reads_is_not_buffered_for() {
+    let server = Server::start();
+    // Warm the server up so the measurement sees connection costs only.
+    others_are_served(&server);
+    let before = server.rss_kib();
+    let mut raw = TcpStream::connect(("127.0.0.1", server.port(SMTP))).expect("connect");
+    raw.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let batch = "HELP\r\n".repeat(10_000);
+    let mut sent = 0usize;
+    let stalled = loop {
+        match raw.write(batch.as_bytes()) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break true
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+        if sent > 512 * 1024 * 1024 {
+            break false;
+        }
+    };
+    assert!(stalled, "the server kept reading {sent} bytes of commands");
+    let after = server.rss_kib();
+    assert!(
+        after < before + 48 * 1024,
+        "server memory grew from {before} KiB to {after} KiB"
+    );
+    others_are_served(&server);
+}
+
+/// roost's own idle-connection budget (the hardening issue's 50 KiB).
+const IDLE_CONNECTION_BUDGET_KIB: u64 = 50;
+
+/// Logged-in, INBOX-selected, IDLE-ing connections cost the server less
+/// than the budget each (`cargo bench --bench imap_idle` measures it).
+#[test]
+fn idle_connections_stay_within_their_memory_budget() {
+    let server = Server::start();
+    let idle = |server: &Server| {
+        let mut imap = Imap::login(server.port(IMAP));
+        imap.cmd("SELECT INBOX");
+        imap.send_raw(b"i IDLE\r\n");
+        assert_eq!(imap.line(), "+ idling\r\n");
+        imap
+    };
+    let _warm = idle(&server);
+    let before = server.rss_kib();
+    let idlers: Vec<Imap> = (0..100).map(|_| idle(&server)).collect();
+    let after = server.rss_kib();
+    let per = after.saturating_sub(before) / idlers.len() as u64;
+    assert!(
+        per < IDLE_CONNECTION_BUDGET_KIB,
+        "{} idle connections took {} KiB ({per} KiB each)",
+        idlers.len(),
+        after - before
+    );
 }

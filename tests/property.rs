@@ -24,6 +24,8 @@ const IMAP_TOKENS: &[&[u8]] = &[
     b"c LOGIN roost@localhost roostroost\r\n",
     b"d SELECT INBOX\r\n",
     b"e FETCH 1:* (UID FLAGS BODY.PEEK[1.HEADER] RFC822.SIZE)\r\n",
+    b"e FETCH 1:* (BODY.PEEK[2.1] BODY.PEEK[HEADER.FIELDS (Subject)] BODY[TEXT]<3.40>)\r\n",
+    b"s SEARCH OR (SEEN FROM x) NOT UID 1:* SINCE 1-Jan-2020\r\n",
     b"f STORE 1 +FLAGS (\\Seen)\r\n",
     b"g LIST \"\" *\r\n",
     b"h IDLE\r\n",
@@ -193,9 +195,19 @@ fn no_panics(server: &Server) {
     assert!(!log.contains("panicked"), "the server panicked:\n{log}");
 }
 
+/// A multipart message with an encapsulated one, so FETCH of parts,
+/// headers and partial texts has something to cut.
+const NESTED: &[u8] = b"From: nest@example.org\r\nSubject: nest\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--o--\r\n";
+
 #[test]
 fn arbitrary_imap_sessions_answer_and_close() {
     let server = Server::start();
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert!(smtp.cmd("EHLO nest.example.org").starts_with("250-"));
+    assert_eq!(
+        smtp.send_mail("nest@example.org", &[ACCOUNT], NESTED),
+        "250 2.0.0 OK, message delivered"
+    );
     let mut rng = XorShift(0x5eed_1a9a_0001);
     for case in 0..CASES {
         let bytes = input(&mut rng, IMAP_TOKENS);

@@ -10,6 +10,7 @@
 use crate::account::{AccountMsg, AccountSpecs};
 use crate::directory::{account_actor_name, call_account};
 use crate::events::EventHub;
+use crate::task::blocking;
 use crate::task::TaskGuard;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::precis::{normalize_username, prepare_password};
@@ -335,13 +336,4 @@ async fn kill(ctx: &AdminContext, name: &str, panic: bool) -> Result<Value, Stri
             Ok(json!({"name": name, "how": "killed"}))
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, roost_store::StoreError> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
 }

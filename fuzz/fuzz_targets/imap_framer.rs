@@ -1,10 +1,10 @@
 //! The IMAP framer, fed the input in pieces whose sizes the input's first
 //! byte chooses; every event is drained after each piece, as the session
-//! does. Memory must stay bounded and nothing may panic.
+//! does. What it keeps must stay bounded and nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use roost_protocols::imap::framer::{FrameEvent, Framer, MAX_COMMAND_SIZE};
+use roost_protocols::imap::framer::{FrameEvent, Framer, MAX_COMMAND_SIZE, MAX_LINE_LENGTH};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, input)) = data.split_first() else {
@@ -19,5 +19,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(c.len() <= MAX_COMMAND_SIZE);
             }
         }
+        // What it keeps unframed is at most one unfinished line.
+        assert!(framer.pending_bytes() <= MAX_LINE_LENGTH + 1 + piece);
     }
 });

@@ -110,6 +110,17 @@ impl Server {
         base + self.offset
     }
 
+    /// The server process's resident memory, in KiB (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in proc status")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("test-server.log")).unwrap_or_default()
     }

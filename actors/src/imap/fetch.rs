@@ -8,17 +8,20 @@
 //! first, so the response already carries the new flags.
 //!
 //! Memory stays bounded whatever is fetched: a whole message (`BODY[]`,
-//! `RFC822`) is sent from its file in pieces of [`BODY_PIECE`] bytes and
-//! never held whole; any other section holds one copy of its message
-//! while it is sent, and the output buffer is written out whenever it
-//! passes [`super::MAX_PENDING_OUTPUT`].
+//! `RFC822`) and its text (`BODY[TEXT]`) are sent from the file in pieces
+//! of [`BODY_PIECE`] bytes and never held whole; header sections read only
+//! the header; a numbered part holds one copy of its message while it is
+//! sent; and the output buffer is written out whenever it passes
+//! `MAX_PENDING_OUTPUT`.
 
 use super::{Done, ImapState};
+use crate::task::blocking;
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
 use roost_protocols::imap::response::{self, FetchResponseItem};
 use roost_protocols::imap::section::{Located, SectionData, Sections};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::types::{Flag, SeqNum, Uid};
+use roost_protocols::message::header::header_end;
 use roost_store::{MessageReader, MessageRecord, Store, StoreError};
 use std::sync::Arc;
 use tracing::warn;
@@ -27,6 +30,9 @@ use tracing::warn;
 pub const FETCH_BATCH: usize = 256;
 /// Bytes of a whole message read from its file and sent at a time.
 pub const BODY_PIECE: usize = 64 * 1024;
+/// How much of a message is read to find its header when only header
+/// sections are asked for; real headers fit many times over.
+pub const HEADER_PROBE: usize = 64 * 1024;
 
 /// Where the bytes of one body item come from.
 enum BodySource {
@@ -44,8 +50,8 @@ type Partial = Option<(u32, u32)>;
 /// The bodies one message's FETCH items need, prepared off the workers.
 struct Bodies {
     reader: Arc<MessageReader>,
-    /// The whole message, read only when a section other than the whole
-    /// message was asked for.
+    /// What sections are found in: the whole message when a numbered part
+    /// was asked for, else just its header when a header section was.
     bytes: Option<Arc<Vec<u8>>>,
     /// One entry per FETCH item, `None` for items without a body.
     sources: Vec<Option<BodySource>>,
@@ -126,7 +132,7 @@ impl ImapState {
             let records = if needs_record {
                 let uids: Vec<Uid> = batch.iter().map(|(_, u)| *u).collect();
                 let store = self.services.store.clone();
-                match off_thread(move || read_records(&store, account_id, mailbox, &uids)).await {
+                match blocking(move || read_records(&store, account_id, mailbox, &uids)).await {
                     Ok(r) => r,
                     Err(e) => return Done::no(format!("Cannot read messages: {e}")),
                 }
@@ -142,7 +148,7 @@ impl ImapState {
                     (true, Some(rec)) => {
                         let (store, rec, items) =
                             (self.services.store.clone(), rec.clone(), items.clone());
-                        match off_thread(move || prepare_bodies(&store, &rec, &items)).await {
+                        match blocking(move || prepare_bodies(&store, &rec, &items)).await {
                             Ok(Some(b)) => Some(b),
                             // The file went with an expunge since the record was read.
                             Ok(None) => continue,
@@ -230,7 +236,7 @@ impl ImapState {
                     let data = located.build(&msg).partial(partial);
                     Ok::<_, StoreError>((data, msg))
                 };
-                let (data, msg) = off_thread(build).await.map_err(Done::no)?;
+                let (data, msg) = blocking(build).await.map_err(Done::no)?;
                 let bytes = data.bytes(&msg);
                 let len = bytes.len() as u64;
                 let announce = FetchResponseItem::LiteralFollows { label, len };
@@ -249,7 +255,7 @@ impl ImapState {
                 while at < end {
                     let reader = bodies.reader.clone();
                     let want = (end - at).min(BODY_PIECE as u64) as usize;
-                    let piece = off_thread(move || reader.read_at(at, want)).await;
+                    let piece = blocking(move || reader.read_at(at, want)).await;
                     match piece {
                         Ok(piece) if piece.len() == want => self.out.extend_from_slice(&piece),
                         _ => return Err(fail(self)),
@@ -305,16 +311,6 @@ struct FetchedMessage<'a> {
     extra_flags: bool,
 }
 
-/// Runs blocking store work on tokio's blocking pool.
-async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 fn read_records(
     store: &Store,
     account: roost_store::AccountId,
@@ -341,30 +337,41 @@ fn prepare_bodies(
         }
         Err(e) => return Err(e),
     };
-    let whole = |partial: Partial| {
-        let data = SectionData::Range(0..reader.len() as usize).partial(partial);
+    let file_range = |range: std::ops::Range<usize>, partial: Partial| {
+        let data = SectionData::Range(range).partial(partial);
         BodySource::File {
             start: data.range_start() as u64,
             len: data.len() as u64,
         }
     };
+    let len = reader.len() as usize;
     let sections: Vec<Option<(Section, Partial)>> = items.iter().map(body_section).collect();
-    let needs_bytes = sections.iter().flatten().any(|(s, _)| !is_whole(s));
-    let bytes = if needs_bytes {
+    let asked = || sections.iter().flatten().map(|(s, _)| s);
+    // A numbered part needs the whole message for its MIME walk; the
+    // header and its fields need only the header.
+    let bytes = if asked().any(|s| !s.part.is_empty()) {
         Some(reader.read_all()?)
+    } else if asked().any(|s| s.text.is_some()) {
+        Some(read_header(&reader)?)
     } else {
         None
     };
+    let header_len = bytes.as_deref().map_or(0, header_end);
     let finder = bytes.as_deref().map(Sections::new);
     let sources = sections
         .into_iter()
         .map(|s| {
-            s.map(|(section, partial)| match &finder {
-                Some(finder) if !is_whole(&section) => {
+            s.map(|(section, partial)| match (&finder, &section.text) {
+                _ if is_whole(&section) => file_range(0..len, partial),
+                // The text is the rest of the file: sent from it in pieces.
+                (_, Some(SectionText::Text)) if section.part.is_empty() => {
+                    file_range(header_len..len, partial)
+                }
+                (Some(finder), _) => {
                     let empty = Located::Data(SectionData::Owned(Vec::new()));
                     BodySource::Section(finder.find(&section).unwrap_or(empty), partial)
                 }
-                _ => whole(partial),
+                (None, _) => file_range(0..0, partial),
             })
         })
         .collect();
@@ -374,6 +381,22 @@ fn prepare_bodies(
         bytes: bytes.map(Arc::new),
         sources,
     }))
+}
+
+/// The message's header section, blank line included: read from its
+/// first [`HEADER_PROBE`] bytes, or from the whole message when the header
+/// is longer than that (or there is no body).
+fn read_header(reader: &MessageReader) -> Result<Vec<u8>, StoreError> {
+    let mut head = reader.read_at(0, HEADER_PROBE)?;
+    let complete = head.len() as u64 == reader.len()
+        || header_end(&head) < head.len()
+        || head.ends_with(b"\n\n")
+        || head.ends_with(b"\n\r\n");
+    if !complete {
+        head = reader.read_all()?;
+    }
+    head.truncate(header_end(&head));
+    Ok(head)
 }
 
 /// The section and partial range a body item asks for.

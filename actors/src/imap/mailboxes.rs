@@ -8,55 +8,47 @@ use super::select::account_no;
 use super::{Done, ImapState};
 use crate::account::{normalize_name, AccountMsg, MAILBOX_DELIMITER};
 use crate::directory::call_account;
+use crate::task::blocking;
 use roost_protocols::imap::command::StatusItem;
 use roost_protocols::imap::pattern::MailboxPattern;
 use roost_protocols::imap::response::{self, Code, Status, StatusValue};
-use roost_store::MailboxRecord;
+use roost_store::{MailboxRecord, SpecialUse};
 
 impl ImapState {
     async fn mailbox_records(&self) -> Result<Vec<MailboxRecord>, String> {
         let (_, id) = self.account().ok_or("Not logged in")?;
         let store = self.services.store.clone();
-        match tokio::task::spawn_blocking(move || store.mailboxes(id)).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+        blocking(move || store.mailboxes(id)).await
     }
 
-    /// The mailboxes matching `reference` + `pattern`, or the answer to
-    /// give instead.
-    async fn matching(
-        &self,
-        reference: &str,
-        pattern: &str,
-    ) -> Result<(Vec<MailboxRecord>, Vec<bool>), Done> {
+    /// The mailboxes matching `reference` + `pattern`, in store order, or
+    /// the answer to give instead. Read and matched off the async workers:
+    /// up to `MAX_MAILBOXES` names of up to `MAX_MAILBOX_NAME` bytes.
+    async fn matching(&self, reference: &str, pattern: &str) -> Result<Vec<MatchedMailbox>, Done> {
         let full = format!("{reference}{pattern}");
         let pattern = MailboxPattern::new(&full, MAILBOX_DELIMITER as u8)
             .map_err(|e| Done::Tagged(Status::Bad, Some(Code::TooBig), e.to_string()))?;
-        let records = self.mailbox_records().await.map_err(Done::no)?;
-        // At most MAX_MAILBOXES names of at most MAX_MAILBOX_NAME bytes:
-        // bounded, but not nothing; matched off the async workers too.
-        let (records, hits) = tokio::task::spawn_blocking(move || {
-            let hits = records.iter().map(|r| pattern.matches(&r.name)).collect();
-            (records, hits)
+        let (_, id) = self.account().ok_or_else(|| Done::no("Not logged in"))?;
+        let store = self.services.store.clone();
+        blocking(move || {
+            let records = store.mailboxes(id)?;
+            Ok::<_, roost_store::StoreError>(matched(records, &pattern))
         })
         .await
-        .map_err(|e| Done::no(e.to_string()))?;
-        Ok((records, hits))
+        .map_err(Done::no)
     }
 
     /// RFC 3501 6.3.9: the subscribed mailboxes matching the pattern.
     pub(super) async fn lsub(&mut self, reference: &str, pattern: &str) -> Done {
-        let (records, hits) = match self.matching(reference, pattern).await {
+        let found = match self.matching(reference, pattern).await {
             Ok(r) => r,
             Err(done) => return done,
         };
-        for (rec, _) in records
-            .iter()
-            .zip(hits)
-            .filter(|(r, hit)| r.subscribed && *hit)
-        {
-            response::lsub(&mut self.out, &[], Some(MAILBOX_DELIMITER), &rec.name);
+        for m in found.iter().filter(|m| m.subscribed) {
+            response::lsub(&mut self.out, &[], Some(MAILBOX_DELIMITER), &m.name);
+            if self.write_out_if_full().await.is_err() {
+                return Done::Later;
+            }
         }
         Done::ok("LSUB completed")
     }
@@ -67,31 +59,26 @@ impl ImapState {
             response::list(&mut self.out, &["\\Noselect"], Some(MAILBOX_DELIMITER), "");
             return Done::ok("LIST completed");
         }
-        let (records, hits) = match self.matching(reference, pattern).await {
+        let found = match self.matching(reference, pattern).await {
             Ok(r) => r,
             Err(done) => return done,
         };
-        // A mailbox has children when the first name at or after "name/"
-        // in order starts with it.
-        let mut names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
-        names.sort_unstable();
-        for (rec, _) in records.iter().zip(hits).filter(|(_, hit)| *hit) {
-            let prefix = format!("{}{MAILBOX_DELIMITER}", rec.name);
-            let after = names.partition_point(|n| *n < prefix.as_str());
-            let has_children = names.get(after).is_some_and(|n| n.starts_with(&prefix));
-            let mut attrs = vec![if has_children {
-                "\\HasChildren".to_string()
+        for m in &found {
+            let mut attrs = vec![if m.has_children {
+                "\\HasChildren"
             } else {
-                "\\HasNoChildren".to_string()
+                "\\HasNoChildren"
             }];
-            if rec.subscribed {
-                attrs.push("\\Subscribed".to_string());
+            if m.subscribed {
+                attrs.push("\\Subscribed");
             }
-            if let Some(su) = rec.special_use {
-                attrs.push(su.attribute().to_string());
+            if let Some(su) = m.special_use {
+                attrs.push(su.attribute());
             }
-            let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
-            response::list(&mut self.out, &attrs, Some(MAILBOX_DELIMITER), &rec.name);
+            response::list(&mut self.out, &attrs, Some(MAILBOX_DELIMITER), &m.name);
+            if self.write_out_if_full().await.is_err() {
+                return Done::Later;
+            }
         }
         Done::ok("LIST completed")
     }
@@ -190,4 +177,34 @@ pub(super) fn finish<T>(
         Ok(Err(e)) => account_no(e),
         Err(e) => Done::no_code(Code::Unavailable, e.to_string()),
     }
+}
+
+/// A mailbox LIST or LSUB names, with what its response line says.
+struct MatchedMailbox {
+    name: String,
+    subscribed: bool,
+    special_use: Option<SpecialUse>,
+    has_children: bool,
+}
+
+/// The records whose names match, in store order, each knowing whether it
+/// has children: the first name at or after "name/" in sorted order
+/// starts with that prefix exactly when one does.
+fn matched(records: Vec<MailboxRecord>, pattern: &MailboxPattern) -> Vec<MatchedMailbox> {
+    let mut names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    records
+        .iter()
+        .filter(|r| pattern.matches(&r.name))
+        .map(|r| {
+            let prefix = format!("{}{MAILBOX_DELIMITER}", r.name);
+            let after = names.partition_point(|n| *n < prefix.as_str());
+            MatchedMailbox {
+                name: r.name.clone(),
+                subscribed: r.subscribed,
+                special_use: r.special_use,
+                has_children: names.get(after).is_some_and(|n| n.starts_with(&prefix)),
+            }
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@ use crate::directory::call_account;
 use roost_protocols::imap::command::StoreAction;
 use roost_protocols::imap::response::{self, Code, Status};
 use roost_protocols::imap::seqset::SeqSet;
-use roost_protocols::imap::types::{Flag, Flags, SeqNum, Uid};
+use roost_protocols::imap::types::{Flag, Flags, Uid};
 
 impl ImapState {
     fn writable(&self) -> Result<(String, roost_store::MailboxId), Done> {
@@ -62,11 +62,16 @@ impl ImapState {
         self.update_view(&changed);
         if !silent {
             // RFC 9051 6.4.6: the new flags of every message named.
-            if let Some(sel) = &self.selected {
-                for (seq, u) in &targets {
-                    if let Some(m) = sel.view.get(*seq as usize - 1) {
-                        write_flags(&mut self.out, *seq, *u, &m.flags, None);
-                    }
+            for (seq, u) in &targets {
+                let flags = self
+                    .selected
+                    .as_ref()
+                    .and_then(|sel| sel.view.get(*seq as usize - 1).map(|m| m.flags.clone()));
+                if let Some(flags) = flags {
+                    write_flags(&mut self.out, *seq, *u, &flags, None);
+                }
+                if self.write_out_if_full().await.is_err() {
+                    return Done::Later;
                 }
             }
         }
@@ -103,14 +108,8 @@ impl ImapState {
 
     /// Drops expunged UIDs from the view, writing `* n EXPUNGE` for each.
     fn forget(&mut self, removed: &[Uid]) {
-        let Some(sel) = &mut self.selected else {
-            return;
-        };
-        for uid in removed {
-            if let Some(i) = sel.seq_of(*uid) {
-                sel.view.remove(i);
-                response::expunge(&mut self.out, SeqNum(i as u32 + 1));
-            }
+        if let Some(sel) = &mut self.selected {
+            super::select::remove_from_view(sel, removed, &mut self.out);
         }
     }
 

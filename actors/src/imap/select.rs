@@ -305,12 +305,7 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
             }
         }
         Change::MessagesRemoved { mailbox, uids, .. } if *mailbox == sel.id => {
-            for uid in uids {
-                if let Some(i) = sel.seq_of(*uid) {
-                    sel.view.remove(i);
-                    response::expunge(out, SeqNum(i as u32 + 1));
-                }
-            }
+            remove_from_view(sel, uids, out);
         }
         Change::FlagsChanged {
             mailbox, messages, ..
@@ -331,19 +326,44 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
     }
 }
 
+/// Drops `uids` from the view, writing `* n EXPUNGE` for each in
+/// ascending order, each number as it is once the earlier ones are gone
+/// (RFC 9051 7.5.1). The view is compacted once, so expunging many
+/// messages costs O(view + removed × log view), not O(view × removed).
+pub(super) fn remove_from_view(sel: &mut Selected, uids: &[Uid], out: &mut Vec<u8>) {
+    let mut gone: Vec<usize> = uids.iter().filter_map(|u| sel.seq_of(*u)).collect();
+    if gone.is_empty() {
+        return;
+    }
+    gone.sort_unstable();
+    gone.dedup();
+    for (already, &i) in gone.iter().enumerate() {
+        response::expunge(out, SeqNum((i - already) as u32 + 1));
+    }
+    let mut next = 0;
+    let mut index = 0;
+    sel.view.retain(|_| {
+        let drop = gone.get(next) == Some(&index);
+        if drop {
+            next += 1;
+        }
+        index += 1;
+        !drop
+    });
+}
+
 /// Brings the view in line with a fresh snapshot: EXPUNGE for what went,
 /// FETCH FLAGS for what changed, EXISTS for what came.
 fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
     let fresh: std::collections::HashMap<Uid, &MessageState> =
         snap.messages.iter().map(|m| (m.uid, m)).collect();
-    let mut i = sel.view.len();
-    while i > 0 {
-        i -= 1;
-        if !fresh.contains_key(&sel.view[i].uid) {
-            sel.view.remove(i);
-            response::expunge(out, SeqNum(i as u32 + 1));
-        }
-    }
+    let gone: Vec<Uid> = sel
+        .view
+        .iter()
+        .map(|m| m.uid)
+        .filter(|u| !fresh.contains_key(u))
+        .collect();
+    remove_from_view(sel, &gone, out);
     for (i, m) in sel.view.iter_mut().enumerate() {
         if let Some(f) = fresh.get(&m.uid) {
             if f.modseq != m.modseq {

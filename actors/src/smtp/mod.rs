@@ -197,7 +197,7 @@ impl SmtpState {
                 Event::CommandError(reply) => self.bad_command(reply),
                 Event::Data(chunk) => {
                     if let Some(tx) = &mut self.tx {
-                        tx.write(&chunk);
+                        tx.write(chunk).await;
                     }
                 }
                 Event::DataEnd(outcome) => {
@@ -242,7 +242,7 @@ impl SmtpState {
             Command::Helo(name) => self.hello(name, false),
             Command::Mail { from, params } => self.mail(from, &params),
             Command::Rcpt { to, params } => self.rcpt(to, &params),
-            Command::Data => self.data(),
+            Command::Data => self.data().await,
             Command::Rset => {
                 self.tx = None;
                 self.reply(Reply::ok());
@@ -296,20 +296,14 @@ impl SmtpState {
         self.reply(Reply::multiline(250, None, lines));
     }
 
-    fn data(&mut self) {
-        let ready = match &self.tx {
+    async fn data(&mut self) {
+        let ready = match &mut self.tx {
             None => Err(Reply::bad_sequence("MAIL first")),
             Some(tx) if tx.recipients.is_empty() => {
                 Err(Reply::new(554, Some((5, 5, 1)), "No valid recipients"))
             }
-            Some(_) => Ok(()),
+            Some(tx) => tx.open_file(&self.services.store).await,
         };
-        let ready = ready.and_then(|()| {
-            self.tx
-                .as_mut()
-                .map(|tx| tx.open_file(&self.services.store))
-                .unwrap_or_else(|| Err(Reply::bad_sequence("MAIL first")))
-        });
         match ready {
             Ok(()) => {
                 self.reader.begin_data();

@@ -3,6 +3,7 @@
 use super::{SmtpState, MAX_RECIPIENTS};
 use crate::account::{AccountMsg, NewMessage, Target};
 use crate::directory::call_account;
+use crate::task::blocking;
 use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
 use roost_protocols::message::header::header_end;
@@ -30,8 +31,11 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    pub fn open_file(&mut self, store: &Store) -> Result<(), Reply> {
-        match store.stage() {
+    /// Creates the staged file the message streams into, off the async
+    /// workers.
+    pub async fn open_file(&mut self, store: &Store) -> Result<(), Reply> {
+        let store = store.clone();
+        match blocking(move || store.stage()).await {
             Ok(w) => {
                 self.file = Some(w);
                 Ok(())
@@ -47,15 +51,23 @@ impl Transaction {
         }
     }
 
-    pub fn write(&mut self, chunk: &[u8]) {
+    /// Appends a piece of the message (at most `DATA_CHUNK` bytes) to the
+    /// staged file, off the async workers.
+    pub async fn write(&mut self, chunk: Vec<u8>) {
         if self.head.len() < HEADER_CAPTURE {
             let take = (HEADER_CAPTURE - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        if let (Some(file), None) = (&mut self.file, &self.write_error) {
-            if let Err(e) = file.write_all(chunk) {
-                self.write_error = Some(e.to_string());
-            }
+        if self.write_error.is_some() {
+            return;
+        }
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        let written = blocking(move || file.write_all(&chunk).map(|()| file)).await;
+        match written {
+            Ok(file) => self.file = Some(file),
+            Err(e) => self.write_error = Some(e),
         }
     }
 
@@ -79,9 +91,8 @@ impl Transaction {
         let Some(file) = self.file.take() else {
             return local_error();
         };
-        let staged = match tokio::task::spawn_blocking(move || file.finish()).await {
-            Ok(Ok(staged)) => staged,
-            _ => return local_error(),
+        let Ok(staged) = blocking(move || file.finish()).await else {
+            return local_error();
         };
         let keys = ThreadKeys::from_header(&self.head[..header_end(&self.head)]);
         let now = now_unix();
@@ -100,9 +111,24 @@ impl Transaction {
             let file = if i + 1 == accounts.len() {
                 staged.take()
             } else {
-                staged
-                    .as_ref()
-                    .and_then(|s| session.services.store.stage_copy(s).ok())
+                match staged.take() {
+                    Some(original) => {
+                        let store = session.services.store.clone();
+                        let linked = blocking(move || {
+                            let copy = store.stage_copy(&original);
+                            Ok::<_, roost_store::StoreError>((original, copy))
+                        })
+                        .await;
+                        match linked {
+                            Ok((original, copy)) => {
+                                staged = Some(original);
+                                copy.ok()
+                            }
+                            Err(_) => None,
+                        }
+                    }
+                    None => None,
+                }
             };
             let Some(file) = file else {
                 failures.push(format!("{account}: staging failed"));

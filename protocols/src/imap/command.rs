@@ -5,6 +5,7 @@
 //! [`super::parser`] builds these from framed bytes; the session actor
 //! applies them. Nothing here knows about mailboxes or the store.
 
+use super::search::SearchProgram;
 use super::seqset::SeqSet;
 use super::types::{is_atom_char, Flag, ModSeq};
 use thiserror::Error;
@@ -135,11 +136,10 @@ pub enum CommandBody {
         mailbox: String,
         uid: bool,
     },
-    /// The criteria text is kept as sent (literals inlined) until SEARCH
-    /// gets its own parser.
+    /// RFC 9051 6.4.4: SEARCH and UID SEARCH.
     Search {
         uid: bool,
-        raw: String,
+        program: SearchProgram,
     },
 }
 

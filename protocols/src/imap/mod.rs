@@ -13,6 +13,7 @@ pub mod framer;
 pub mod parser;
 pub mod pattern;
 pub mod response;
+pub mod search;
 pub mod section;
 pub mod seqset;
 pub mod state;

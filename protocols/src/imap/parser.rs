@@ -69,15 +69,15 @@ pub fn parse_command(frame: &[u8]) -> Result<Command, ParseError> {
     }
 }
 
-type PResult<T> = Result<T, String>;
+pub(super) type PResult<T> = Result<T, String>;
 
-struct Parser<'a> {
+pub(super) struct Parser<'a> {
     s: &'a [u8],
     i: usize,
 }
 
 impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
 
@@ -85,7 +85,7 @@ impl Parser<'_> {
         self.i >= self.s.len()
     }
 
-    fn eat(&mut self, b: u8) -> bool {
+    pub(super) fn eat(&mut self, b: u8) -> bool {
         if self.peek() == Some(b) {
             self.i += 1;
             true
@@ -94,7 +94,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expect(&mut self, b: u8, what: &str) -> PResult<()> {
+    pub(super) fn expect(&mut self, b: u8, what: &str) -> PResult<()> {
         if self.eat(b) {
             Ok(())
         } else {
@@ -102,12 +102,12 @@ impl Parser<'_> {
         }
     }
 
-    fn sp(&mut self) -> PResult<()> {
+    pub(super) fn sp(&mut self) -> PResult<()> {
         self.expect(b' ', "a space")
     }
 
     /// Takes `word` if it comes next, case-insensitively.
-    fn eat_word(&mut self, word: &str) -> bool {
+    pub(super) fn eat_word(&mut self, word: &str) -> bool {
         let end = self.i + word.len();
         match self.s.get(self.i..end) {
             Some(w) if w.eq_ignore_ascii_case(word.as_bytes()) => {
@@ -126,7 +126,7 @@ impl Parser<'_> {
         }
     }
 
-    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &[u8] {
+    pub(super) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &[u8] {
         let start = self.i;
         while self.peek().is_some_and(&f) {
             self.i += 1;
@@ -135,7 +135,7 @@ impl Parser<'_> {
     }
 
     /// RFC 9051 9: atom = 1*ATOM-CHAR, upper-cased.
-    fn atom_upper(&mut self, what: &str) -> PResult<String> {
+    pub(super) fn atom_upper(&mut self, what: &str) -> PResult<String> {
         let a = self.take_while(is_atom_char);
         if a.is_empty() {
             return Err(format!("Expected {what}"));
@@ -159,7 +159,7 @@ impl Parser<'_> {
     }
 
     /// RFC 7162 7: mod-sequence-value / mod-sequence-valzer.
-    fn modseq(&mut self, allow_zero: bool) -> PResult<ModSeq> {
+    pub(super) fn modseq(&mut self, allow_zero: bool) -> PResult<ModSeq> {
         let d = self.take_while(|b| b.is_ascii_digit());
         let n: u64 = std::str::from_utf8(d)
             .ok()
@@ -188,7 +188,7 @@ impl Parser<'_> {
         }
     }
 
-    fn astring(&mut self) -> PResult<String> {
+    pub(super) fn astring(&mut self) -> PResult<String> {
         utf8(self.astring_bytes()?)
     }
 
@@ -279,7 +279,7 @@ impl Parser<'_> {
         }
     }
 
-    fn seq_set(&mut self) -> PResult<SeqSet> {
+    pub(super) fn seq_set(&mut self) -> PResult<SeqSet> {
         let raw = self.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
         let raw = std::str::from_utf8(raw).map_err(|e| e.to_string())?;
         SeqSet::parse(raw).map_err(|e| format!("Invalid sequence set: {e}"))
@@ -517,18 +517,10 @@ impl Parser<'_> {
         Ok(CommandBody::Id(Some(pairs)))
     }
 
-    // RFC 9051 6.4.4: SEARCH, criteria kept unparsed for now.
+    // RFC 9051 6.4.4: SEARCH; the criteria are `search.rs`'s.
     fn search(&mut self, uid: bool) -> PResult<CommandBody> {
-        self.sp()?;
-        let raw = &self.s[self.i..];
-        if raw.is_empty() {
-            return Err("SEARCH needs criteria".into());
-        }
-        let raw = std::str::from_utf8(raw)
-            .map_err(|_| "SEARCH criteria must be UTF-8".to_string())?
-            .to_string();
-        self.i = self.s.len();
-        Ok(CommandBody::Search { uid, raw })
+        let program = self.search_program()?;
+        Ok(CommandBody::Search { uid, program })
     }
 
     // RFC 9051 6.4.7, RFC 6851 3.1: COPY / MOVE SP sequence-set SP mailbox.
@@ -816,6 +808,7 @@ fn utf8(bytes: Vec<u8>) -> PResult<String> {
 mod tests {
     use super::*;
     use crate::imap::framer::{FrameEvent, Framer};
+    use crate::imap::search::SearchKey;
     use crate::imap::seqset::SeqSet;
 
     fn ok(line: &str) -> CommandBody {
@@ -1484,22 +1477,12 @@ mod tests {
             }
         );
         assert_eq!(ok("a UID EXPUNGE 3:1"), CommandBody::UidExpunge(set("3:1")));
-        assert_eq!(
-            ok("a SEARCH UNSEEN SINCE 1-Feb-2024"),
-            CommandBody::Search {
-                uid: false,
-                raw: "UNSEEN SINCE 1-Feb-2024".into()
-            }
-        );
-        assert_eq!(
+        assert!(matches!(
             ok("a UID SEARCH SUBJECT {3}\r\nabc"),
-            CommandBody::Search {
-                uid: true,
-                raw: "SUBJECT {3}\r\nabc".into()
-            }
-        );
+            CommandBody::Search { uid: true, program } if program.keys == vec![SearchKey::Subject("abc".into())]
+        ));
         assert_eq!(err(b"a SEARCH").message, "Expected a space");
-        assert_eq!(err(b"a SEARCH ").message, "SEARCH needs criteria");
+        assert_eq!(err(b"a SEARCH ").message, "Expected a search key");
         assert_eq!(
             err(b"a UID FOO 1").message,
             "UID FOO is not a valid command"

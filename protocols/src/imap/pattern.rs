@@ -31,9 +31,12 @@ pub struct MailboxPattern {
     star: Vec<u64>,
     /// Positions holding `%`.
     percent: Vec<u64>,
-    /// For each byte value, the positions holding that literal byte:
-    /// `words` u64s per byte value, only for bytes the pattern uses.
-    literal: Vec<(u8, Vec<u64>)>,
+    /// The positions holding each literal byte the pattern uses, `words`
+    /// u64s per byte, found through `slot`.
+    literal: Vec<Vec<u64>>,
+    /// For each byte value, its index in `literal` plus one; 0 when the
+    /// pattern does not hold it.
+    slot: [u16; 256],
     delimiter: u8,
 }
 
@@ -79,21 +82,20 @@ impl MailboxPattern {
         let words = states.div_ceil(64);
         let mut star = vec![0u64; words];
         let mut percent = vec![0u64; words];
-        let mut literal: Vec<(u8, Vec<u64>)> = Vec::new();
+        let mut literal: Vec<Vec<u64>> = Vec::new();
+        let mut slot = [0u16; 256];
         for (i, e) in elems.iter().enumerate() {
             let (w, bit) = (i / 64, 1u64 << (i % 64));
             match *e {
                 Elem::Star => star[w] |= bit,
                 Elem::Percent => percent[w] |= bit,
                 Elem::Byte(b) => {
-                    let slot = match literal.iter().position(|(c, _)| *c == b) {
-                        Some(p) => p,
-                        None => {
-                            literal.push((b, vec![0u64; words]));
-                            literal.len() - 1
-                        }
-                    };
-                    literal[slot].1[w] |= bit;
+                    if slot[usize::from(b)] == 0 {
+                        literal.push(vec![0u64; words]);
+                        // At most 256 distinct bytes: fits a u16.
+                        slot[usize::from(b)] = literal.len() as u16;
+                    }
+                    literal[usize::from(slot[usize::from(b)]) - 1][w] |= bit;
                 }
             }
         }
@@ -103,6 +105,7 @@ impl MailboxPattern {
             star,
             percent,
             literal,
+            slot,
             delimiter,
         })
     }
@@ -115,7 +118,10 @@ impl MailboxPattern {
         live[0] = 1;
         self.close(&mut live);
         for &c in name {
-            let lit = self.literal.iter().find(|(b, _)| *b == c).map(|(_, m)| m);
+            let lit = match self.slot[usize::from(c)] {
+                0 => None,
+                n => Some(&self.literal[usize::from(n) - 1]),
+            };
             let mut carry = 0u64;
             for w in 0..self.words {
                 // A literal position that matches moves one position on.
@@ -266,6 +272,47 @@ mod tests {
                 String::from_utf8(n.clone()).unwrap(),
             );
             assert_eq!(m(&ps, &ns), reference(&p, &n), "{ps:?} vs {ns:?}");
+        }
+    }
+
+    /// Long patterns with a few wildcards, so positions cross the 64-bit
+    /// words of the automaton, against the reference matcher.
+    #[test]
+    fn long_patterns_agree_with_the_reference() {
+        let mut x = 0x0ddb_1a5e_5bad_5eed_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let base: Vec<u8> = (0..60 + next() % 100)
+                .map(|_| {
+                    if next() % 9 == 0 {
+                        b'/'
+                    } else {
+                        b'a' + (next() % 2) as u8
+                    }
+                })
+                .collect();
+            // The pattern is the name with a few stretches made wildcards,
+            // and sometimes one byte changed, so both answers occur.
+            let mut p = base.clone();
+            for _ in 0..next() % 4 {
+                let at = (next() as usize) % p.len();
+                let end = (at + (next() % 5) as usize).min(p.len());
+                p.splice(at..end, [if next() % 2 == 0 { b'*' } else { b'%' }]);
+            }
+            if next() % 3 == 0 {
+                let at = (next() as usize) % p.len();
+                p[at] = b'b';
+            }
+            let (ps, ns) = (
+                String::from_utf8(p.clone()).unwrap(),
+                String::from_utf8(base.clone()).unwrap(),
+            );
+            assert_eq!(m(&ps, &ns), reference(&p, &base), "{ps:?} vs {ns:?}");
         }
     }
 }
