@@ -236,7 +236,10 @@ impl ImapState {
                     let data = located.build(&msg).partial(partial);
                     Ok::<_, StoreError>((data, msg))
                 };
-                let (data, msg) = blocking(build).await.map_err(Done::no)?;
+                // The response is open: a failure here cannot be a NO.
+                let Ok((data, msg)) = blocking(build).await else {
+                    return Err(fail(self));
+                };
                 let bytes = data.bytes(&msg);
                 let len = bytes.len() as u64;
                 let announce = FetchResponseItem::LiteralFollows { label, len };
