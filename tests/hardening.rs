@@ -32,6 +32,27 @@ fn others_are_served(server: &Server) {
     assert_eq!(imap.cmd("NOOP"), "a2 OK NOOP completed\r\n");
 }
 
+/// Sends `prelude`, then `batch` again and again without reading a byte
+/// of the replies, until a write blocks for 3 s: the server has stopped
+/// reading. Fails if it took 256 MiB without stopping. The connection is
+/// returned open, still unread.
+fn write_until_stalled(port: u16, prelude: &str, batch: &str) -> TcpStream {
+    let mut raw = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    raw.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    raw.write_all(prelude.as_bytes()).unwrap();
+    let mut sent = 0usize;
+    while sent <= 256 * 1024 * 1024 {
+        match raw.write(batch.as_bytes()) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return raw
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+    panic!("the server kept reading {sent} bytes of commands");
+}
+
 #[test]
 fn list_with_sixty_thousand_percent_signs_is_refused() {
     let server = Server::start();
@@ -206,27 +227,10 @@ fn a_client_that_never_reads_is_not_buffered_for() {
     imap.cmd("SELECT INBOX");
     let before = server.rss_kib();
 
-    // Write until the server stops taking bytes, at most 256 MiB: each
-    // command asks for 1 MiB, so unbounded buffering would show.
-    let mut raw = TcpStream::connect(("127.0.0.1", server.port(IMAP))).expect("connect");
-    raw.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    // Each command asks for 1 MiB, so unbounded buffering would show.
     let login = format!("l LOGIN {ACCOUNT} {PASSWORD}\r\ns SELECT INBOX\r\n");
-    raw.write_all(login.as_bytes()).unwrap();
     let batch = "f FETCH 1 BODY.PEEK[]\r\n".repeat(1000);
-    let mut sent = 0usize;
-    let stalled = loop {
-        match raw.write(batch.as_bytes()) {
-            Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break true
-            }
-            Err(e) => panic!("write failed: {e}"),
-        }
-        if sent > 256 * 1024 * 1024 {
-            break false;
-        }
-    };
-    assert!(stalled, "the server kept reading {sent} bytes of commands");
+    let raw = write_until_stalled(server.port(IMAP), &login, &batch);
     let after = server.rss_kib();
     // The commands sent ask for thousands of MiB; what the server holds for
     // them is a few buffers.
@@ -332,23 +336,7 @@ fn an_smtp_client_that_never_reads_is_not_buffered_for() {
     // Warm the server up so the measurement sees connection costs only.
     others_are_served(&server);
     let before = server.rss_kib();
-    let mut raw = TcpStream::connect(("127.0.0.1", server.port(SMTP))).expect("connect");
-    raw.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
-    let batch = "HELP\r\n".repeat(10_000);
-    let mut sent = 0usize;
-    let stalled = loop {
-        match raw.write(batch.as_bytes()) {
-            Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break true
-            }
-            Err(e) => panic!("write failed: {e}"),
-        }
-        if sent > 512 * 1024 * 1024 {
-            break false;
-        }
-    };
-    assert!(stalled, "the server kept reading {sent} bytes of commands");
+    let _raw = write_until_stalled(server.port(SMTP), "", &"HELP\r\n".repeat(10_000));
     let after = server.rss_kib();
     assert!(
         after < before + 48 * 1024,
