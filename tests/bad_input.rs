@@ -17,7 +17,10 @@ const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 /// roost's IMAP framer `MAX_LINE_LENGTH`: octets before CRLF.
 const MAX_LINE_LENGTH: usize = 64 * 1024;
 /// roost's IMAP framer `MAX_LITERAL_SIZE`.
-const MAX_LITERAL_SIZE: usize = 1024 * 1024;
+const MAX_LITERAL_SIZE: usize = 100 * 1024;
+/// roost's `MAX_COMMAND_LITERALS` and `MAX_COMMAND_LITERAL_BYTES`.
+const MAX_COMMAND_LITERALS: usize = 1000;
+const MAX_COMMAND_LITERAL_BYTES: usize = 1024 * 1024;
 /// roost's IMAP `MAX_BAD_COMMANDS`.
 const IMAP_MAX_BAD_COMMANDS: usize = 20;
 /// roost's `MAX_AUTH_FAILURES`.
@@ -468,6 +471,54 @@ fn imap_line_length_edge_and_one_past() {
 }
 
 #[test]
+fn imap_literals_per_command_edge_and_one_past() {
+    let server = Server::start();
+    let mut imap = Imap::connect(server.port(IMAP));
+    // MAX_COMMAND_LITERALS empty literals reach the parser, which finds no
+    // command that takes them; one more is NO [TOOBIG] from the framer.
+    let many = |n: usize| "{0+}\r\n".repeat(n);
+    imap.send_raw(format!("c1 NOOP {}\r\n", many(MAX_COMMAND_LITERALS)).as_bytes());
+    assert_eq!(
+        imap.line(),
+        "c1 BAD Unexpected characters at end of command\r\n"
+    );
+    imap.send_raw(format!("c2 NOOP {}\r\n", many(MAX_COMMAND_LITERALS + 1)).as_bytes());
+    assert_eq!(
+        imap.line(),
+        "c2 NO [TOOBIG] Too many literals in one command (at most 1000)\r\n"
+    );
+    // Literal data: ten full literals and the rest up to the limit, then
+    // one byte more.
+    let data = |extra: usize| {
+        let mut v = Vec::new();
+        for _ in 0..10 {
+            v.extend_from_slice(format!(" {{{MAX_LITERAL_SIZE}+}}\r\n").as_bytes());
+            v.resize(v.len() + MAX_LITERAL_SIZE, b'd');
+        }
+        let last = MAX_COMMAND_LITERAL_BYTES + extra - 10 * MAX_LITERAL_SIZE;
+        v.extend_from_slice(format!(" {{{last}+}}\r\n").as_bytes());
+        v.resize(v.len() + last, b'd');
+        v.extend_from_slice(b"\r\n");
+        v
+    };
+    imap.send_raw(b"c3 NOOP");
+    imap.send_raw(&data(0));
+    assert_eq!(
+        imap.line(),
+        "c3 BAD Unexpected characters at end of command\r\n"
+    );
+    imap.send_raw(b"c4 NOOP");
+    imap.send_raw(&data(1));
+    assert_eq!(
+        imap.line(),
+        "c4 NO [TOOBIG] Too much literal data in one command (at most 1048576 bytes)\r\n"
+    );
+    assert_eq!(imap.cmd("NOOP"), "a1 OK NOOP completed\r\n");
+    drop(imap);
+    still_serves(&server, 1);
+}
+
+#[test]
 fn imap_literal_size_edge_and_one_past() {
     let server = Server::start();
     let mut imap = Imap::connect(server.port(IMAP));
@@ -482,12 +533,12 @@ fn imap_literal_size_edge_and_one_past() {
         imap.line(),
         "x1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n"
     );
-    // One past: RFC 9051 7.5, BAD and no continuation, so the client sends
-    // no data and the next line is the next command.
+    // One past: NO [TOOBIG] and no continuation (RFC 9051 7.5), so the
+    // client sends no data and the next line is the next command.
     imap.send_raw(format!("x2 LOGIN {{{}}}\r\n", MAX_LITERAL_SIZE + 1).as_bytes());
     assert_eq!(
         imap.line(),
-        "x2 BAD [TOOBIG] Literal of 1048577 bytes is too large (at most 1048576)\r\n"
+        "x2 NO [TOOBIG] Literal of 102401 bytes is too large (at most 102400)\r\n"
     );
     imap.send_raw(b"x3 NOOP\r\n");
     assert_eq!(imap.line(), "x3 OK NOOP completed\r\n");
@@ -498,7 +549,7 @@ fn imap_literal_size_edge_and_one_past() {
     imap.send_raw(b" {5+}\r\nwrong\r\nx5 NOOP\r\n");
     assert_eq!(
         imap.line(),
-        "x4 BAD [TOOBIG] Literal of 1048577 bytes is too large (at most 1048576)\r\n"
+        "x4 NO [TOOBIG] Literal of 102401 bytes is too large (at most 102400)\r\n"
     );
     assert_eq!(imap.line(), "x5 OK NOOP completed\r\n");
     // A literal in a good command still works.

@@ -313,9 +313,6 @@ fn python_smtp_ssl_logs_in_on_submissions() {
 
 // --- Python imaplib --------------------------------------------------------
 
-const CAPS: &str = "IMAP4rev2 IMAP4rev1 LITERAL+ IDLE MOVE UIDPLUS UNSELECT NAMESPACE ID \
-ENABLE SASL-IR AUTH=PLAIN COMPRESS=DEFLATE";
-
 /// What imap_client.py prints after logging in, for two delivered
 /// messages of which it fetches UID 2 (`body` is its base64 line).
 fn imaplib_session(sizes: [usize; 2], body: &str) -> String {
@@ -380,8 +377,8 @@ fn imaplib_round_trip(server: &Server, base: u16, extra: &[&str], intro: &str) {
 fn python_imaplib_login_fetch_store_expunge() {
     let server = start();
     let intro = format!(
-        "greeting * OK [CAPABILITY {CAPS}] roost ready\n\
-         login OK [CAPABILITY {CAPS}] Logged in\n"
+        "greeting * OK [CAPABILITY {IMAP_CAPS}] roost ready\n\
+         login OK [CAPABILITY {IMAP_CAPS}] Logged in\n"
     );
     imaplib_round_trip(&server, IMAP, &[], &intro);
 }
@@ -393,8 +390,8 @@ fn python_imap4_ssl_authenticate_plain_without_initial_response() {
     let cafile = cafile.to_str().expect("utf-8 temp path");
     let intro = format!(
         "tls TLSv1.3\n\
-         greeting * OK [CAPABILITY {CAPS}] roost ready\n\
-         authenticate OK [CAPABILITY {CAPS}] Logged in\n"
+         greeting * OK [CAPABILITY {IMAP_CAPS}] roost ready\n\
+         authenticate OK [CAPABILITY {IMAP_CAPS}] Logged in\n"
     );
     imaplib_round_trip(&server, IMAPS, &["--tls", cafile, "--auth-plain"], &intro);
 }
@@ -870,7 +867,7 @@ fn openssl_s_client_logs_in_over_imaps() {
     let before = &text[..at];
     assert!(
         before.starts_with(&format!(
-            "* OK [CAPABILITY {CAPS}] roost ready\r\na1 OK [CAPABILITY {CAPS}] Logged in\r\n"
+            "* OK [CAPABILITY {IMAP_CAPS}] roost ready\r\na1 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n"
         )),
         "{text}"
     );

@@ -19,6 +19,7 @@ use crate::mailbox::{MailboxActor, MailboxArgs, MailboxMsg, MailboxSnapshot, Sub
 use crate::time::now_unix;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid, UidValidity};
+use roost_protocols::message::summary::Summary;
 use roost_protocols::message::thread::ThreadKeys;
 use roost_store::{
     AccountRecord, Commit, FileId, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
@@ -64,6 +65,9 @@ pub struct NewMessage {
     pub internal_date: i64,
     pub header_prefix: Vec<u8>,
     pub keys: ThreadKeys,
+    /// ENVELOPE and BODYSTRUCTURE, read from the staged file; `None` when
+    /// it could not be read (the first FETCH that needs it makes it).
+    pub summary: Option<Arc<Summary>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +75,8 @@ pub struct Delivered {
     pub mailbox: MailboxId,
     pub uid_validity: UidValidity,
     pub uid: Uid,
+    pub flags: Flags,
+    pub modseq: ModSeq,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +161,19 @@ pub enum AccountMsg {
         reply: Reply<()>,
     },
     Record(RpcReplyPort<AccountRecord>),
+    /// Whether `bytes` more could be appended to `mailbox` now (it exists,
+    /// and the quota has room): asked before an APPEND's literal is read.
+    CanAppend {
+        mailbox: String,
+        bytes: u64,
+        reply: Reply<()>,
+    },
+    /// Keeps the summary a session made for a message stored without one.
+    /// Dropped if the file's message is gone meanwhile.
+    StoreSummary {
+        file: FileId,
+        summary: Arc<Summary>,
+    },
     /// Internal: commit what is pending.
     Flush,
     /// Chaos testing: panic inside this handler.
@@ -295,6 +314,17 @@ impl Actor for AccountActor {
                 let _ = reply.send(state.record.clone());
                 return Ok(());
             }
+            AccountMsg::CanAppend {
+                mailbox,
+                bytes,
+                reply,
+            } => {
+                let r = state
+                    .mailbox_by_name(&mailbox)
+                    .and_then(|_| state.check_quota(bytes));
+                let _ = reply.send(r);
+                return Ok(());
+            }
             AccountMsg::OpenMailbox {
                 name,
                 subscriber,
@@ -363,6 +393,11 @@ impl Actor for AccountActor {
                 let r = state.set_subscribed(&name, subscribed);
                 state.answer(reply, r);
             }
+            AccountMsg::StoreSummary { file, summary } => {
+                if state.file_is_live(file) {
+                    state.pending.puts.push(Record::Summary { file, summary });
+                }
+            }
             AccountMsg::SetPassword { secrets, reply } => {
                 state.record.password = *secrets;
                 state
@@ -372,7 +407,7 @@ impl Actor for AccountActor {
                 state.answer(reply, Ok(()));
             }
         }
-        if !state.flush_scheduled && !state.pending.answers.is_empty() {
+        if !state.flush_scheduled && !state.pending.is_empty() {
             state.flush_scheduled = true;
             myself.send_message(AccountMsg::Flush)?;
         }
@@ -568,6 +603,15 @@ impl AccountState {
     /// Message records go to the commit in their final state only (see
     /// `flush`): a flag change and an expunge of the same message in one
     /// batch must end as an expunge.
+    /// Whether `file` holds a message that is stored and not expunged by a
+    /// change still pending.
+    fn file_is_live(&self, file: FileId) -> bool {
+        match self.store.message_by_file(self.record.id, file) {
+            Ok(Some(m)) => !matches!(self.pending.messages.get(&(m.mailbox, m.uid)), Some(None)),
+            _ => false,
+        }
+    }
+
     fn put_message(&mut self, rec: MessageRecord) {
         self.pending
             .messages
@@ -637,6 +681,8 @@ impl AccountState {
                 mailbox,
                 uid_validity: mb.uid_validity,
                 uid,
+                flags: rec.flags.clone(),
+                modseq,
             });
             added.entry(mailbox).or_default().push(AddedMessage {
                 uid,
@@ -646,6 +692,9 @@ impl AccountState {
             });
             self.pending.mailboxes.insert(mailbox);
             self.pending.place.push((m.staged, file));
+            if let Some(summary) = m.summary {
+                self.pending.puts.push(Record::Summary { file, summary });
+            }
             self.put_message(rec);
         }
         for (mailbox, messages) in added {

@@ -62,6 +62,9 @@ fn new_message(store: &Store, header: &str, target: Target) -> NewMessage {
         internal_date: 1_700_000_000,
         header_prefix: b"Received: test\r\n".to_vec(),
         keys: ThreadKeys::from_header(header_bytes),
+        summary: Some(std::sync::Arc::new(
+            roost_protocols::message::summary::Summary::build(bytes.as_bytes()),
+        )),
     }
 }
 

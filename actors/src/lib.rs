@@ -19,6 +19,7 @@ pub mod imap;
 pub mod listener;
 pub mod mailbox;
 pub mod smtp;
+pub mod summaries;
 pub mod system;
 pub mod task;
 pub mod time;

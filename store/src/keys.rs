@@ -38,6 +38,10 @@ pub(crate) const PER_ACCOUNT: [u8; 6] = [
     THREAD_SUBJECT,
 ];
 
+/// Message summaries (ENVELOPE, BODYSTRUCTURE), followed by the file id:
+/// file ids are unique in the data directory, and a file never changes.
+pub(crate) const SUMMARY: u8 = 0x16;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 
@@ -111,6 +115,10 @@ pub(crate) fn thread_by_subject(a: AccountId, base_subject: &str) -> Vec<u8> {
         THREAD_SUBJECT,
         &[&a.0.to_be_bytes(), base_subject.as_bytes()],
     )
+}
+
+pub(crate) fn summary(f: FileId) -> Vec<u8> {
+    key(SUMMARY, &[&f.0.to_be_bytes()])
 }
 
 /// Reads the file id back out of a [`file`] key.

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use roost_protocols::imap::types::{ModSeq, Uid, UidValidity};
+use roost_protocols::message::summary::Summary;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -513,6 +514,9 @@ impl Store {
                 batch.remove(k?);
             }
         }
+        for f in &files {
+            batch.remove(keys::summary(*f));
+        }
         self.apply_and_flush(batch)?;
         // The index no longer refers to the files; a crash here leaves only
         // orphans, never a record without its file.
@@ -643,6 +647,11 @@ impl Store {
         }
     }
 
+    /// The stored summary of the message in `file`, if it has one yet.
+    pub fn summary(&self, file: FileId) -> Result<Option<Summary>> {
+        self.get(&keys::summary(file))
+    }
+
     /// A mailbox's expunged UIDs, in UID order.
     pub fn tombstones(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<Tombstone>> {
         self.scan(&keys::mailbox_prefix(keys::TOMBSTONE, account, mailbox))
@@ -697,7 +706,7 @@ impl Store {
         } = c;
         // Encode first: a record that cannot be written should fail the
         // commit before any file moves.
-        let batch = self.build_batch(&puts, &deletes)?;
+        let batch = self.build_batch(&puts, &deletes, &link_files)?;
 
         let mut placer = Placer::new(&self.inner.msg_dir);
         let placed = place_files
@@ -744,7 +753,12 @@ impl Store {
     /// One batch for all of a commit's records, keeping the file index in
     /// step with message records. sled's batch keeps the last write per
     /// key, so deletes go in first, then puts, then the file index.
-    fn build_batch(&self, puts: &[Record], deletes: &[RecordKey]) -> Result<sled::Batch> {
+    fn build_batch(
+        &self,
+        puts: &[Record],
+        deletes: &[RecordKey],
+        links: &[(FileId, FileId)],
+    ) -> Result<sled::Batch> {
         let mut batch = sled::Batch::default();
         let mut index_removals = Vec::new();
         let mut index_inserts = Vec::new();
@@ -793,9 +807,23 @@ impl Store {
                     base_subject,
                     r,
                 } => (keys::thread_by_subject(*account, base_subject), encode(r)?),
+                Record::Summary { file, summary } => (keys::summary(*file), encode(&**summary)?),
             };
             batch.insert(k, v);
         }
+        // A linked file is the same bytes: its summary goes with it.
+        for (from, to) in links {
+            if let Some(v) = self.inner.db.get(keys::summary(*from))? {
+                batch.insert(keys::summary(*to), v);
+            }
+        }
+        let kept: std::collections::HashSet<FileId> = puts
+            .iter()
+            .filter_map(|r| match r {
+                Record::Message(m) => Some(m.file),
+                _ => None,
+            })
+            .collect();
         for old in index_removals {
             // Only drop the index entry if it still names the old message.
             let k = keys::file(old.account, old.file);
@@ -805,6 +833,11 @@ impl Store {
             };
             if self.get::<FileRef>(&k)? == Some(here) {
                 batch.remove(k);
+                // The file goes; so does its summary, unless a put in
+                // this commit (a move) keeps the file.
+                if !kept.contains(&old.file) {
+                    batch.remove(keys::summary(old.file));
+                }
             }
         }
         for (k, v) in index_inserts {

@@ -5,6 +5,7 @@
 //! still reads old records.
 
 use roost_protocols::imap::types::{Flags, ModSeq, Uid, UidValidity};
+use roost_protocols::message::summary::Summary;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -184,6 +185,12 @@ pub enum Record {
         account: AccountId,
         base_subject: String,
         r: ThreadRef,
+    },
+    /// The parsed summary of the message in `file`; removed with the
+    /// file's last message record, copied when the file is linked.
+    Summary {
+        file: FileId,
+        summary: std::sync::Arc<Summary>,
     },
 }
 

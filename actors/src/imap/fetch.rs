@@ -15,13 +15,18 @@
 //! `MAX_PENDING_OUTPUT`.
 
 use super::{Done, ImapState};
+use crate::account::AccountMsg;
+use crate::summaries;
 use crate::task::blocking;
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
+use roost_protocols::imap::response::Code;
 use roost_protocols::imap::response::{self, FetchResponseItem};
 use roost_protocols::imap::section::{Located, SectionData, Sections};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::types::{Flag, SeqNum, Uid};
+use roost_protocols::message::decode::TransferEncoding;
 use roost_protocols::message::header::header_end;
+use roost_protocols::message::summary::Summary;
 use roost_store::{MessageReader, MessageRecord, Store, StoreError};
 use std::sync::Arc;
 use tracing::warn;
@@ -42,6 +47,21 @@ enum BodySource {
     /// fields picked out) only when it is about to be sent, so one FETCH
     /// holds one built section at a time.
     Section(Located, Option<(u32, u32)>),
+    /// A BINARY item, decoded while the bodies were prepared.
+    Ready(FetchResponseItem),
+}
+
+/// Why a message's bodies could not be prepared.
+enum BodyError {
+    Store(StoreError),
+    /// RFC 3516 4.3: a BINARY part in an encoding roost cannot undo.
+    UnknownCte(String),
+}
+
+impl From<StoreError> for BodyError {
+    fn from(e: StoreError) -> Self {
+        BodyError::Store(e)
+    }
 }
 
 /// The `<origin.length>` of a FETCH item.
@@ -91,13 +111,6 @@ impl ImapState {
     }
 
     pub(super) async fn fetch(&mut self, set: &SeqSet, items: &[FetchAttr], uid: bool) -> Done {
-        if let Some(attr) = items.iter().find(|a| !supported(a)) {
-            // Refused before any response is written: all or nothing.
-            return Done::bad(format!(
-                "FETCH {} is not implemented yet in this version of roost",
-                attr_name(attr)
-            ));
-        }
         let targets = match self.resolve(set, uid) {
             Ok(t) => t,
             Err(e) => return Done::bad(e),
@@ -125,34 +138,68 @@ impl ImapState {
             flags_changed = !self.mark_seen(unseen).await.is_empty();
         }
         let wants_body = items.iter().any(needs_body);
+        let wants_summary = items.iter().any(needs_summary);
         let items: Arc<[FetchAttr]> = items.into();
         for batch in targets.chunks(FETCH_BATCH) {
             // Records are read a batch at a time, after \Seen was set: a
             // whole mailbox's records never sit in memory together.
-            let records = if needs_record {
+            let (records, summaries) = if needs_record {
                 let uids: Vec<Uid> = batch.iter().map(|(_, u)| *u).collect();
                 let store = self.services.store.clone();
-                match blocking(move || read_records(&store, account_id, mailbox, &uids)).await {
-                    Ok(r) => r,
+                let read = move || {
+                    let records = read_records(&store, account_id, mailbox, &uids)?;
+                    let summaries = match wants_summary {
+                        true => Some(summaries::load(&store, &records)?),
+                        false => None,
+                    };
+                    Ok::<_, StoreError>((records, summaries))
+                };
+                match blocking(read).await {
+                    Ok((records, Some((summaries, built)))) => {
+                        self.keep_summaries(built).await;
+                        (records, summaries)
+                    }
+                    Ok((records, None)) => (records, vec![None; batch.len()]),
                     Err(e) => return Done::no(format!("Cannot read messages: {e}")),
                 }
             } else {
-                vec![None; batch.len()]
+                (vec![None; batch.len()], vec![None; batch.len()])
             };
-            for (&(seq, u), record) in batch.iter().zip(records) {
+            for ((&(seq, u), record), summary) in batch.iter().zip(records).zip(summaries) {
                 // Expunged by another session meanwhile: skipped.
                 if needs_record && record.is_none() {
                     continue;
                 }
+                if wants_summary && summary.is_none() {
+                    continue;
+                }
                 let bodies = match (wants_body, &record) {
                     (true, Some(rec)) => {
-                        let (store, rec, items) =
-                            (self.services.store.clone(), rec.clone(), items.clone());
-                        match blocking(move || prepare_bodies(&store, &rec, &items)).await {
+                        let (store, rec, items, sum) = (
+                            self.services.store.clone(),
+                            rec.clone(),
+                            items.clone(),
+                            summary.clone(),
+                        );
+                        let prepare = move || {
+                            let r = prepare_bodies(&store, &rec, &items, sum.as_deref());
+                            Ok::<_, std::convert::Infallible>(r)
+                        };
+                        let prepared = match blocking(prepare).await {
+                            Ok(r) => r,
+                            Err(e) => Err(BodyError::Store(StoreError::Invalid(e))),
+                        };
+                        match prepared {
                             Ok(Some(b)) => Some(b),
                             // The file went with an expunge since the record was read.
                             Ok(None) => continue,
-                            Err(e) => {
+                            Err(BodyError::UnknownCte(part)) => {
+                                return Done::no_code(
+                                    Code::Other("UNKNOWN-CTE".into()),
+                                    format!("Cannot decode part {part} of message {}", u.0),
+                                );
+                            }
+                            Err(BodyError::Store(e)) => {
                                 warn!(error = %e, uid = u.0, "cannot read a message for FETCH");
                                 return Done::no(format!("Cannot read message {}: {e}", u.0));
                             }
@@ -165,6 +212,7 @@ impl ImapState {
                     seq,
                     uid: u,
                     record: record.as_ref(),
+                    summary: summary.as_deref(),
                     bodies,
                     uid_first: uid && !items.contains(&FetchAttr::Uid),
                     extra_flags,
@@ -197,9 +245,7 @@ impl ImapState {
                     self.send_body(bodies, source, index, label).await?;
                 }
                 _ => {
-                    let item = self
-                        .fetch_item(attr, m.uid, m.seq, m.record)
-                        .map_err(Done::no)?;
+                    let item = self.fetch_item(attr, &m).map_err(Done::no)?;
                     response::fetch_item_at(&mut self.out, index, &item);
                 }
             }
@@ -251,6 +297,7 @@ impl ImapState {
                     }
                 }
             }
+            BodySource::Ready(item) => response::fetch_item_at(&mut self.out, index, item),
             BodySource::File { start, len } => {
                 let announce = FetchResponseItem::LiteralFollows { label, len: *len };
                 response::fetch_item_at(&mut self.out, index, &announce);
@@ -273,22 +320,21 @@ impl ImapState {
         Ok(())
     }
 
-    /// Items that need no body: from the view and the record.
+    /// Items that need no body: from the view, the record and the summary.
     fn fetch_item(
         &self,
         attr: &FetchAttr,
-        uid: Uid,
-        seq: u32,
-        record: Option<&MessageRecord>,
+        m: &FetchedMessage<'_>,
     ) -> Result<FetchResponseItem, String> {
         let state = self
             .selected
             .as_ref()
-            .map(|s| s.view[seq as usize - 1].clone())
+            .map(|s| s.view[m.seq as usize - 1].clone())
             .ok_or("No mailbox selected")?;
-        let rec = || record.ok_or_else(|| "message vanished".to_string());
+        let rec = || m.record.ok_or_else(|| "message vanished".to_string());
+        let summary = || m.summary.ok_or_else(|| "message vanished".to_string());
         Ok(match attr {
-            FetchAttr::Uid => FetchResponseItem::Uid(uid),
+            FetchAttr::Uid => FetchResponseItem::Uid(m.uid),
             FetchAttr::Flags => FetchResponseItem::Flags(state.flags.to_vec()),
             FetchAttr::ModSeq => FetchResponseItem::ModSeq(state.modseq),
             FetchAttr::Rfc822Size => FetchResponseItem::Rfc822Size(rec()?.size),
@@ -296,9 +342,32 @@ impl ImapState {
                 secs: rec()?.internal_date,
                 offset_minutes: 0,
             },
-            // Refused up front by `supported`, or prepared as bodies.
-            _ => return Err(format!("FETCH {} is not implemented", attr_name(attr))),
+            FetchAttr::Envelope => {
+                FetchResponseItem::Envelope(Arc::new(summary()?.envelope.clone()))
+            }
+            FetchAttr::BodyStructure | FetchAttr::Body => FetchResponseItem::BodyStructure {
+                body: Arc::new(summary()?.body.clone()),
+                extended: matches!(attr, FetchAttr::BodyStructure),
+            },
+            // Prepared as bodies.
+            _ => return Err("FETCH item without its data".to_string()),
         })
+    }
+
+    /// Hands summaries this FETCH had to build to the account, which keeps
+    /// them, so the next FETCH reads them.
+    async fn keep_summaries(&self, built: Vec<(roost_store::FileId, Arc<Summary>)>) {
+        if built.is_empty() {
+            return;
+        }
+        let Some((account, _)) = self.account() else {
+            return;
+        };
+        if let Ok(actor) = crate::directory::account_ref(account).await {
+            for (file, summary) in built {
+                let _ = actor.cast(AccountMsg::StoreSummary { file, summary });
+            }
+        }
     }
 }
 
@@ -307,6 +376,7 @@ struct FetchedMessage<'a> {
     seq: u32,
     uid: Uid,
     record: Option<&'a MessageRecord>,
+    summary: Option<&'a Summary>,
     bodies: Option<Bodies>,
     /// UID FETCH: UID goes first even when not asked for.
     uid_first: bool,
@@ -332,13 +402,14 @@ fn prepare_bodies(
     store: &Store,
     record: &MessageRecord,
     items: &[FetchAttr],
-) -> Result<Option<Bodies>, StoreError> {
+    summary: Option<&Summary>,
+) -> Result<Option<Bodies>, BodyError> {
     let reader = match store.open_message(record) {
         Ok(r) => r,
         Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None)
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let file_range = |range: std::ops::Range<usize>, partial: Partial| {
         let data = SectionData::Range(range).partial(partial);
@@ -361,7 +432,7 @@ fn prepare_bodies(
     };
     let header_len = bytes.as_deref().map_or(0, header_end);
     let finder = bytes.as_deref().map(Sections::new);
-    let sources = sections
+    let mut sources: Vec<Option<BodySource>> = sections
         .into_iter()
         .map(|s| {
             s.map(|(section, partial)| match (&finder, &section.text) {
@@ -379,11 +450,69 @@ fn prepare_bodies(
         })
         .collect();
     drop(finder);
+    for (attr, source) in items.iter().zip(sources.iter_mut()) {
+        if let Some(item) = binary_item(&reader, record, attr, summary)? {
+            *source = Some(BodySource::Ready(item));
+        }
+    }
     Ok(Some(Bodies {
         reader: Arc::new(reader),
         bytes: bytes.map(Arc::new),
         sources,
     }))
+}
+
+/// RFC 9051 6.4.5 BINARY[part]<partial> and BINARY.SIZE[part]: the part's
+/// content with its transfer encoding undone (RFC 3516). `BINARY[]` is the
+/// whole message as stored; a part that does not exist is empty.
+fn binary_item(
+    reader: &MessageReader,
+    record: &MessageRecord,
+    attr: &FetchAttr,
+    summary: Option<&Summary>,
+) -> Result<Option<FetchResponseItem>, BodyError> {
+    let (part, partial, size_only) = match attr {
+        FetchAttr::Binary { part, partial, .. } => (part, *partial, false),
+        FetchAttr::BinarySize { part } => (part, None, true),
+        _ => return Ok(None),
+    };
+    let wire = part
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
+    let data = if part.is_empty() {
+        reader.read_all()?
+    } else {
+        let found = summary.and_then(|s| s.body.find(part).and_then(|i| s.body.part(i)));
+        match found {
+            None => Vec::new(),
+            Some(p) => {
+                let Some(encoding) = TransferEncoding::from_name(&p.encoding) else {
+                    return Err(BodyError::UnknownCte(wire));
+                };
+                // Summary offsets are into the file; the prefix comes first.
+                let start = record.header_prefix.len() as u64 + p.body_start;
+                let len = p.end.saturating_sub(p.body_start) as usize;
+                encoding.decode(&reader.read_at(start, len)?)
+            }
+        }
+    };
+    if size_only {
+        return Ok(Some(FetchResponseItem::BinarySize {
+            label: format!("BINARY.SIZE[{wire}]"),
+            size: data.len() as u64,
+        }));
+    }
+    let label = match partial {
+        Some((origin, _)) => format!("BINARY[{wire}]<{origin}>"),
+        None => format!("BINARY[{wire}]"),
+    };
+    let data = match SectionData::Owned(data).partial(partial) {
+        SectionData::Owned(d) => d,
+        SectionData::Range(_) => Vec::new(),
+    };
+    Ok(Some(FetchResponseItem::Binary { label, data }))
 }
 
 /// The message's header section, blank line included: read from its
@@ -440,8 +569,18 @@ fn body_label(attr: &FetchAttr) -> String {
     }
 }
 
-fn supported(attr: &FetchAttr) -> bool {
-    !matches!(
+/// Items that need the message's bytes.
+fn needs_body(attr: &FetchAttr) -> bool {
+    body_section(attr).is_some()
+        || matches!(
+            attr,
+            FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. }
+        )
+}
+
+/// Items written from the message's stored summary.
+fn needs_summary(attr: &FetchAttr) -> bool {
+    matches!(
         attr,
         FetchAttr::Envelope
             | FetchAttr::BodyStructure
@@ -451,26 +590,13 @@ fn supported(attr: &FetchAttr) -> bool {
     )
 }
 
-/// Items that need the message's bytes.
-fn needs_body(attr: &FetchAttr) -> bool {
-    body_section(attr).is_some()
-}
-
 /// RFC 9051 6.4.5: BODY[...] and RFC822 (but not their PEEK forms) set \Seen.
 fn sets_seen(attr: &FetchAttr) -> bool {
     matches!(
         attr,
-        FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::BodySection { peek: false, .. }
+        FetchAttr::Rfc822
+            | FetchAttr::Rfc822Text
+            | FetchAttr::BodySection { peek: false, .. }
+            | FetchAttr::Binary { peek: false, .. }
     )
-}
-
-fn attr_name(attr: &FetchAttr) -> &'static str {
-    match attr {
-        FetchAttr::Envelope => "ENVELOPE",
-        FetchAttr::BodyStructure => "BODYSTRUCTURE",
-        FetchAttr::Body => "BODY",
-        FetchAttr::Binary { .. } => "BINARY",
-        FetchAttr::BinarySize { .. } => "BINARY.SIZE",
-        _ => "item",
-    }
 }

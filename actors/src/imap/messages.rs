@@ -173,7 +173,7 @@ impl ImapState {
 }
 
 /// A UID list in the compact form of RFC 4315 (`1:3,7`), order kept.
-fn uid_list(uids: &[Uid]) -> String {
+pub(super) fn uid_list(uids: &[Uid]) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < uids.len() {

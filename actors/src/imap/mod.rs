@@ -14,6 +14,7 @@
 //! EXAMINE, CLOSE, UNSELECT and the selected view), `fetch`, `messages`
 //! (STORE, EXPUNGE, COPY, MOVE).
 
+mod append;
 mod auth;
 mod compress;
 mod fetch;
@@ -28,7 +29,10 @@ use crate::listener::{Protocol, Services};
 use crate::mailbox::MailboxNotice;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::imap::command::{Command, CommandBody};
-use roost_protocols::imap::framer::{FrameEvent, Framer};
+use roost_protocols::imap::framer::{
+    FrameEvent, Framer, LiteralLimit, MAX_COMMAND_LITERALS, MAX_COMMAND_LITERAL_BYTES,
+    MAX_LINE_LENGTH, MAX_LITERAL_SIZE,
+};
 use roost_protocols::imap::parser::parse_command;
 use roost_protocols::imap::response::{self, Code, Status};
 use roost_protocols::imap::state::SessionState;
@@ -47,6 +51,7 @@ pub const CAPABILITIES: &[&str] = &[
     "IMAP4rev2",
     "IMAP4rev1",
     "LITERAL+",
+    "MULTIAPPEND",
     "IDLE",
     "MOVE",
     "UIDPLUS",
@@ -110,6 +115,8 @@ pub struct ImapState {
     idle: Option<String>,
     /// The tag of an AUTHENTICATE waiting for the client's response.
     authenticating: Option<String>,
+    /// The APPEND whose message literals are arriving.
+    append: Option<append::Append>,
     auth_failures: u32,
     bad_commands: u32,
     /// RFC 4978: set once COMPRESS DEFLATE succeeded.
@@ -154,6 +161,7 @@ impl Actor for ImapSession {
             selected: None,
             idle: None,
             authenticating: None,
+            append: None,
             auth_failures: 0,
             bad_commands: 0,
             deflate: None,
@@ -222,6 +230,7 @@ impl Actor for ImapSession {
 impl ImapState {
     fn capabilities(&self) -> Vec<String> {
         let mut caps: Vec<String> = CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        caps.push(format!("APPENDLIMIT={}", append::append_limit(self)));
         // RFC 9051 6.2.3: where passwords may not be sent, say so instead of
         // offering a mechanism that would be refused.
         if self.state == SessionState::NotAuthenticated && !self.peer.tls_or_local() {
@@ -326,23 +335,50 @@ impl ImapState {
                     // The client waits for this before sending the literal.
                     let _ = self.flush_out().await;
                 }
-                FrameEvent::LineTooLong { tag } => self.bad(
-                    tag.as_deref(),
-                    Some(Code::TooBig),
-                    &format!(
-                        "Command line too long (at most {} bytes)",
-                        roost_protocols::imap::framer::MAX_LINE_LENGTH
-                    ),
-                ),
-                FrameEvent::LiteralTooLarge { tag, size } => self.bad(
-                    tag.as_deref(),
-                    Some(Code::TooBig),
-                    &format!(
-                        "Literal of {size} bytes is too large (at most {})",
-                        roost_protocols::imap::framer::MAX_LITERAL_SIZE
-                    ),
-                ),
+                FrameEvent::LineTooLong { tag } => {
+                    // A streamed APPEND is over; its staged files go.
+                    self.append = None;
+                    self.bad(
+                        tag.as_deref(),
+                        Some(Code::TooBig),
+                        &format!("Command line too long (at most {MAX_LINE_LENGTH} bytes)"),
+                    )
+                }
+                FrameEvent::LiteralTooLarge { tag, size, reason } => {
+                    self.append = None;
+                    self.literal_too_large(tag.as_deref(), size, reason);
+                }
+                FrameEvent::AppendLiteral { head, size, .. } => {
+                    self.append_literal(&head, size).await
+                }
+                FrameEvent::LiteralData(data) => self.append_data(data).await,
+                FrameEvent::LiteralEnd => self.append_end_literal().await,
+                FrameEvent::AppendEnd { tail } => {
+                    self.append_end(&tail).await;
+                    let _ = self.write_out_if_full().await;
+                }
             }
+        }
+    }
+
+    /// A literal past a limit: `NO [TOOBIG]`, and the session goes on.
+    fn literal_too_large(&mut self, tag: Option<&str>, size: u64, reason: LiteralLimit) {
+        let text = match reason {
+            LiteralLimit::Size => {
+                format!("Literal of {size} bytes is too large (at most {MAX_LITERAL_SIZE})")
+            }
+            LiteralLimit::CommandBytes => format!(
+                "Too much literal data in one command (at most {MAX_COMMAND_LITERAL_BYTES} bytes)"
+            ),
+            LiteralLimit::Count => {
+                format!("Too many literals in one command (at most {MAX_COMMAND_LITERALS})")
+            }
+        };
+        match tag {
+            Some(tag) => {
+                response::tagged(&mut self.out, tag, Status::No, Some(Code::TooBig), &text)
+            }
+            None => self.bad(None, Some(Code::TooBig), &text),
         }
     }
 

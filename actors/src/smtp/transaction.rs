@@ -13,6 +13,7 @@ use roost_protocols::smtp::conn::DataOutcome;
 use roost_protocols::smtp::reply::Reply;
 use roost_store::{StagedWriter, Store};
 use std::io::Write;
+use std::sync::Arc;
 use tracing::{info, warn};
 
 /// How much of the message's start is kept in memory to read its header
@@ -91,7 +92,14 @@ impl Transaction {
         let Some(file) = self.file.take() else {
             return local_error();
         };
-        let Ok(staged) = blocking(move || file.finish()).await else {
+        let finished = blocking(move || {
+            let staged = file.finish()?;
+            // A summary that cannot be read now is made on first FETCH.
+            let summary = crate::summaries::of_file(staged.path()).ok().map(Arc::new);
+            Ok::<_, roost_store::StoreError>((staged, summary))
+        })
+        .await;
+        let Ok((staged, summary)) = finished else {
             return local_error();
         };
         let keys = ThreadKeys::from_header(&self.head[..header_end(&self.head)]);
@@ -150,6 +158,7 @@ impl Transaction {
                 internal_date: now,
                 header_prefix: prefix.into_bytes(),
                 keys: keys.clone(),
+                summary: summary.clone(),
             };
             let r = call_account(account, |reply| AccountMsg::Deliver {
                 messages: vec![message],

@@ -3,6 +3,14 @@
 //! literals inlined, and tells the session when a synchronizing literal
 //! needs a `+` continuation.
 //!
+//! APPEND's message literals are the exception: they are streamed, not
+//! inlined. The framer reports the text before each one
+//! ([`FrameEvent::AppendLiteral`]), waits for the session to accept or
+//! refuse it (APPENDLIMIT and quota are checked before the client sends a
+//! byte of a synchronizing literal), then hands the data over piece by
+//! piece ([`FrameEvent::LiteralData`], [`FrameEvent::LiteralEnd`]) and
+//! finally the rest of the line ([`FrameEvent::AppendEnd`]).
+//!
 //! The framer does not parse commands (that is [`super::parser`]) and writes
 //! nothing itself. Its memory stays bounded whatever the client sends: an
 //! over-long line or a too-large literal is thrown away as it arrives.
@@ -14,10 +22,16 @@
 /// RFC 9051 4: the longest line segment accepted (bytes before CRLF, not
 /// counting literal data).
 pub const MAX_LINE_LENGTH: usize = 64 * 1024;
-/// The largest literal accepted in a command. APPEND will stream its
-/// message literal instead, with its own limit.
-pub const MAX_LITERAL_SIZE: u64 = 1024 * 1024;
-/// The largest command, all its line segments and literals together.
+/// The largest literal inlined in a command (a password, a mailbox name,
+/// a search string). APPEND's message literals are streamed instead, and
+/// the session limits them (APPENDLIMIT).
+pub const MAX_LITERAL_SIZE: u64 = 100 * 1024;
+/// The most literals in one command, streamed ones included.
+pub const MAX_COMMAND_LITERALS: usize = 1000;
+/// The most literal data inlined in one command.
+pub const MAX_COMMAND_LITERAL_BYTES: u64 = 1024 * 1024;
+/// The largest command, all its line segments and inlined literals
+/// together.
 pub const MAX_COMMAND_SIZE: usize = 2 * 1024 * 1024;
 
 /// Buffer capacity a framer keeps once everything fed is framed; a larger
@@ -43,9 +57,43 @@ pub enum FrameEvent {
     /// longer than [`MAX_COMMAND_SIZE`]; the line has been thrown away.
     LineTooLong { tag: Option<String> },
     /// A literal was larger than [`MAX_LITERAL_SIZE`] (or would have made
-    /// the command too large). A synchronizing one got no continuation; a
-    /// non-synchronizing one was skipped. The command is dropped.
-    LiteralTooLarge { tag: Option<String>, size: u64 },
+    /// the command too large, or was one too many). A synchronizing one
+    /// got no continuation; a non-synchronizing one was skipped. The
+    /// command is dropped.
+    LiteralTooLarge {
+        tag: Option<String>,
+        size: u64,
+        reason: LiteralLimit,
+    },
+    /// An APPEND message literal is announced; `head` is the command text
+    /// since the last message literal (the whole start of the command for
+    /// the first), up to the literal's `{` or `~{`. The framer waits for
+    /// [`Framer::accept_literal`] or [`Framer::refuse_literal`].
+    AppendLiteral {
+        head: Vec<u8>,
+        size: u64,
+        sync: bool,
+        /// literal8 (`~{n}`, RFC 3516).
+        binary: bool,
+    },
+    /// The next bytes of an accepted message literal.
+    LiteralData(Vec<u8>),
+    /// The accepted message literal is complete.
+    LiteralEnd,
+    /// The line after the last message literal ended; `tail` is its text
+    /// (empty for a well-formed APPEND).
+    AppendEnd { tail: Vec<u8> },
+}
+
+/// Which limit a refused literal broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteralLimit {
+    /// [`MAX_LITERAL_SIZE`].
+    Size,
+    /// [`MAX_COMMAND_LITERAL_BYTES`] or [`MAX_COMMAND_SIZE`].
+    CommandBytes,
+    /// [`MAX_COMMAND_LITERALS`].
+    Count,
 }
 
 #[derive(Debug)]
@@ -64,6 +112,10 @@ enum State {
         remaining: u64,
         then: Option<FrameEvent>,
     },
+    /// An APPEND message literal was announced; the session decides.
+    AwaitDecision { size: u64, sync: bool },
+    /// Handing an accepted message literal over as it arrives.
+    Stream { remaining: u64 },
 }
 
 /// Assembles IMAP commands from bytes. See the module documentation.
@@ -75,6 +127,13 @@ pub struct Framer {
     /// The command being assembled (segments and literals so far).
     cmd: Vec<u8>,
     state: State,
+    /// The command in progress is an APPEND whose messages are streamed.
+    streaming: bool,
+    /// The streamed APPEND's tag, for an answer once its text is gone.
+    stream_tag: Option<String>,
+    /// Literals of the command in progress, and their inlined bytes.
+    literals: usize,
+    literal_bytes: u64,
 }
 
 impl Default for Framer {
@@ -96,6 +155,9 @@ enum Step {
 struct LiteralSpec {
     size: u64,
     sync: bool,
+    binary: bool,
+    /// Where the announcement (`{` or `~{`) starts in the segment.
+    start: usize,
 }
 
 impl Framer {
@@ -105,7 +167,50 @@ impl Framer {
             pos: 0,
             cmd: Vec::new(),
             state: State::Line { scanned: 0 },
+            streaming: false,
+            stream_tag: None,
+            literals: 0,
+            literal_bytes: 0,
         }
+    }
+
+    /// Accepts the APPEND message literal just announced: its bytes follow
+    /// as [`FrameEvent::LiteralData`]. True when the literal is
+    /// synchronizing and the client waits for `+` before sending it.
+    pub fn accept_literal(&mut self) -> bool {
+        match self.state {
+            State::AwaitDecision { size, sync } => {
+                self.state = State::Stream { remaining: size };
+                sync
+            }
+            _ => false,
+        }
+    }
+
+    /// Refuses the APPEND message literal just announced: a synchronizing
+    /// one is never sent; a non-synchronizing one is skipped with the rest
+    /// of its command. Either way the command is over.
+    pub fn refuse_literal(&mut self) {
+        if let State::AwaitDecision { size, sync } = self.state {
+            self.end_command();
+            self.state = if sync {
+                State::Line { scanned: 0 }
+            } else {
+                State::SkipLiteral {
+                    remaining: size,
+                    then: None,
+                }
+            };
+        }
+    }
+
+    /// Forgets the per-command state once a command is over.
+    fn end_command(&mut self) {
+        self.cmd.clear();
+        self.streaming = false;
+        self.stream_tag = None;
+        self.literals = 0;
+        self.literal_bytes = 0;
     }
 
     /// Adds bytes read from the connection.
@@ -129,7 +234,7 @@ impl Framer {
         let rest = self.buf.split_off(self.pos);
         self.buf.clear();
         self.pos = 0;
-        self.cmd.clear();
+        self.end_command();
         self.state = State::Line { scanned: 0 };
         rest
     }
@@ -142,6 +247,8 @@ impl Framer {
                 State::Literal { .. } => self.step_literal(),
                 State::Discard { .. } => self.step_discard(),
                 State::SkipLiteral { .. } => self.step_skip(),
+                State::AwaitDecision { .. } => Step::NeedMore,
+                State::Stream { .. } => self.step_stream(),
             };
             match step {
                 Step::Emit(event) => return Some(event),
@@ -195,11 +302,16 @@ impl Framer {
         if content.len() > MAX_LINE_LENGTH || self.cmd.len() + content.len() > MAX_COMMAND_SIZE {
             let tag = self.command_tag(line_start, content_end);
             let tail = tail_of(content);
-            self.cmd.clear();
+            self.end_command();
             self.after_discarded_line(&tail);
             return Step::Emit(FrameEvent::LineTooLong { tag });
         }
         match literal_spec(content) {
+            None if self.streaming => {
+                let tail = content.to_vec();
+                self.end_command();
+                Step::Emit(FrameEvent::AppendEnd { tail })
+            }
             None => {
                 if self.cmd.is_empty() && content.is_empty() {
                     // An empty line is not a command; some clients send
@@ -207,34 +319,121 @@ impl Framer {
                     return Step::Continue;
                 }
                 self.cmd.extend_from_slice(content);
-                Step::Emit(FrameEvent::Command(std::mem::take(&mut self.cmd)))
+                let cmd = std::mem::take(&mut self.cmd);
+                self.end_command();
+                Step::Emit(FrameEvent::Command(cmd))
+            }
+            Some(spec) if self.streaming || self.starts_message(line_start, &spec) => {
+                self.announce_message(line_start, lf, spec)
             }
             Some(spec) => self.start_literal(line_start, lf, spec),
         }
     }
 
+    /// Whether the literal `spec` at the end of the segment starting at
+    /// `line_start` is an APPEND's first message.
+    fn starts_message(&self, line_start: usize, spec: &LiteralSpec) -> bool {
+        let segment = &self.buf[line_start..line_start + spec.start];
+        let command_start = if self.cmd.is_empty() {
+            segment
+        } else {
+            &self.cmd
+        };
+        if !is_append(command_start) {
+            return false;
+        }
+        let mut prefix = Vec::with_capacity(self.cmd.len() + segment.len());
+        prefix.extend_from_slice(&self.cmd);
+        prefix.extend_from_slice(segment);
+        super::append::is_message_position(&prefix)
+    }
+
+    /// Reports an APPEND message literal and waits for the session.
+    fn announce_message(&mut self, line_start: usize, lf: usize, spec: LiteralSpec) -> Step {
+        if self.literals == MAX_COMMAND_LITERALS {
+            return self.refuse(line_start, lf, &spec, LiteralLimit::Count);
+        }
+        self.literals += 1;
+        let mut head = std::mem::take(&mut self.cmd);
+        head.extend_from_slice(&self.buf[line_start..line_start + spec.start]);
+        if !self.streaming {
+            self.stream_tag = tag_of(&head);
+        }
+        self.streaming = true;
+        self.state = State::AwaitDecision {
+            size: spec.size,
+            sync: spec.sync,
+        };
+        Step::Emit(FrameEvent::AppendLiteral {
+            head,
+            size: spec.size,
+            sync: spec.sync,
+            binary: spec.binary,
+        })
+    }
+
+    fn step_stream(&mut self) -> Step {
+        let State::Stream { remaining } = &mut self.state else {
+            return Step::Continue;
+        };
+        if *remaining == 0 {
+            self.state = State::Line { scanned: 0 };
+            return Step::Emit(FrameEvent::LiteralEnd);
+        }
+        let available = (self.buf.len() - self.pos) as u64;
+        if available == 0 {
+            return Step::NeedMore;
+        }
+        let take = (*remaining).min(available) as usize;
+        *remaining -= take as u64;
+        let data = self.buf[self.pos..self.pos + take].to_vec();
+        self.pos += take;
+        Step::Emit(FrameEvent::LiteralData(data))
+    }
+
+    /// Drops the command whose literal broke `limit`.
+    fn refuse(
+        &mut self,
+        line_start: usize,
+        lf: usize,
+        spec: &LiteralSpec,
+        limit: LiteralLimit,
+    ) -> Step {
+        let tag = self.command_tag(line_start, lf);
+        self.end_command();
+        let event = FrameEvent::LiteralTooLarge {
+            tag,
+            size: spec.size,
+            reason: limit,
+        };
+        if spec.sync {
+            return Step::Emit(event);
+        }
+        self.state = State::SkipLiteral {
+            remaining: spec.size,
+            then: Some(event),
+        };
+        Step::Continue
+    }
+
     fn start_literal(&mut self, line_start: usize, lf: usize, spec: LiteralSpec) -> Step {
         let total = (self.cmd.len() + (lf + 1 - line_start)) as u64;
-        let fits = spec.size <= MAX_LITERAL_SIZE
-            && total.saturating_add(spec.size) <= MAX_COMMAND_SIZE as u64;
-        if !fits {
-            let tag = self.command_tag(line_start, lf);
-            self.cmd.clear();
-            let event = FrameEvent::LiteralTooLarge {
-                tag,
-                size: spec.size,
-            };
-            if spec.sync {
-                // RFC 9051 7.5: no continuation, so the client sends no data.
-                return Step::Emit(event);
-            }
-            // RFC 7888 4: the client sends the data regardless; skip it.
-            self.state = State::SkipLiteral {
-                remaining: spec.size,
-                then: Some(event),
-            };
-            return Step::Continue;
+        let limit = if self.literals == MAX_COMMAND_LITERALS {
+            Some(LiteralLimit::Count)
+        } else if spec.size > MAX_LITERAL_SIZE {
+            Some(LiteralLimit::Size)
+        } else if self.literal_bytes + spec.size > MAX_COMMAND_LITERAL_BYTES
+            || total.saturating_add(spec.size) > MAX_COMMAND_SIZE as u64
+        {
+            Some(LiteralLimit::CommandBytes)
+        } else {
+            None
+        };
+        if let Some(limit) = limit {
+            return self.refuse(line_start, lf, &spec, limit);
         }
+        self.literals += 1;
+        self.literal_bytes += spec.size;
         self.cmd.extend_from_slice(&self.buf[line_start..=lf]);
         self.state = State::Literal {
             remaining: spec.size,
@@ -304,7 +503,7 @@ impl Framer {
     fn reject_partial_line(&mut self) -> FrameEvent {
         let tag = self.command_tag(self.pos, self.buf.len());
         let tail = tail_of(&self.buf[self.pos..]);
-        self.cmd.clear();
+        self.end_command();
         self.pos = self.buf.len();
         self.state = State::Discard { tail };
         FrameEvent::LineTooLong { tag }
@@ -316,7 +515,9 @@ impl Framer {
     fn after_discarded_line(&mut self, tail: &[u8]) {
         let tail = tail.strip_suffix(b"\r").unwrap_or(tail);
         self.state = match literal_spec(tail) {
-            Some(LiteralSpec { size, sync: false }) => State::SkipLiteral {
+            Some(LiteralSpec {
+                size, sync: false, ..
+            }) => State::SkipLiteral {
                 remaining: size,
                 then: None,
             },
@@ -327,7 +528,9 @@ impl Framer {
     /// The tag of the command being framed, if it starts with a valid one:
     /// from the command so far, or else from `buf[start..end]`.
     fn command_tag(&self, start: usize, end: usize) -> Option<String> {
-        if self.cmd.is_empty() {
+        if self.streaming {
+            self.stream_tag.clone()
+        } else if self.cmd.is_empty() {
             tag_of(&self.buf[start..end])
         } else {
             tag_of(&self.cmd)
@@ -352,9 +555,21 @@ fn is_tag_char(b: u8) -> bool {
 
 /// RFC 9051 9 `literal` / `literal8`, RFC 7888 `literal+`: a line segment
 /// ending in `{n}`, `{n+}`, `~{n}` or `~{n+}` announces n bytes of data.
+/// Whether a command starts `tag APPEND ` (any case).
+fn is_append(command: &[u8]) -> bool {
+    let Some(sp) = command.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    command
+        .get(sp + 1..sp + 8)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND "))
+}
+
 fn literal_spec(content: &[u8]) -> Option<LiteralSpec> {
     let inner = content.strip_suffix(b"}")?;
     let open = inner.iter().rposition(|&b| b == b'{')?;
+    let binary = open > 0 && inner[open - 1] == b'~';
+    let start = if binary { open - 1 } else { open };
     let digits = &inner[open + 1..];
     let (digits, sync) = match digits.strip_suffix(b"+") {
         Some(d) => (d, false),
@@ -370,6 +585,8 @@ fn literal_spec(content: &[u8]) -> Option<LiteralSpec> {
     Some(LiteralSpec {
         size: size.unwrap_or(u64::MAX),
         sync,
+        binary,
+        start,
     })
 }
 
@@ -578,19 +795,21 @@ mod tests {
         );
     }
 
+    fn too_large(tag: &str, size: u64, reason: LiteralLimit) -> FrameEvent {
+        FrameEvent::LiteralTooLarge {
+            tag: Some(tag.into()),
+            size,
+            reason,
+        }
+    }
+
     #[test]
     fn sync_literal_one_past_max_size_gets_no_continuation() {
         let size = MAX_LITERAL_SIZE + 1;
-        let input = format!("a1 APPEND INBOX {{{size}}}\r\na2 NOOP\r\n");
+        let input = format!("a1 LOGIN x {{{size}}}\r\na2 NOOP\r\n");
         assert_eq!(
             frame_bytewise(input.as_bytes()),
-            vec![
-                FrameEvent::LiteralTooLarge {
-                    tag: Some("a1".into()),
-                    size
-                },
-                cmd(b"a2 NOOP")
-            ]
+            vec![too_large("a1", size, LiteralLimit::Size), cmd(b"a2 NOOP")]
         );
     }
 
@@ -598,7 +817,7 @@ mod tests {
     fn non_sync_literal_one_past_max_size_is_skipped_unbuffered() {
         let size = MAX_LITERAL_SIZE + 1;
         let mut f = Framer::new();
-        f.feed(format!("a1 APPEND INBOX {{{size}+}}\r\n").as_bytes());
+        f.feed(format!("a1 LOGIN x {{{size}+}}\r\n").as_bytes());
         assert_eq!(f.next_event(), None);
         let chunk = vec![b'\n'; 4096];
         let mut sent = 0u64;
@@ -613,13 +832,7 @@ mod tests {
         f.feed(&last);
         assert_eq!(
             events(&mut f),
-            vec![
-                FrameEvent::LiteralTooLarge {
-                    tag: Some("a1".into()),
-                    size
-                },
-                cmd(b"a2 NOOP")
-            ]
+            vec![too_large("a1", size, LiteralLimit::Size), cmd(b"a2 NOOP")]
         );
     }
 
@@ -627,56 +840,206 @@ mod tests {
     fn absurd_literal_sizes() {
         assert_eq!(
             frame_all(b"t {99999999999999999999999999}\r\n"),
-            vec![FrameEvent::LiteralTooLarge {
-                tag: Some("t".into()),
-                size: u64::MAX
-            }]
+            vec![too_large("t", u64::MAX, LiteralLimit::Size)]
         );
     }
 
-    /// Feeds two literals of `MAX_LITERAL_SIZE - 512` bytes, then announces
-    /// a third that brings the command to `MAX_COMMAND_SIZE + extra`.
-    fn command_near_limit(extra: u64) -> (Framer, u64) {
+    /// Ten literals of `MAX_LITERAL_SIZE`, then one that brings the
+    /// command's literal data to `MAX_COMMAND_LITERAL_BYTES + extra`.
+    fn literal_bytes_near_limit(extra: u64) -> (Framer, u64) {
         let mut f = Framer::new();
-        let size = MAX_LITERAL_SIZE - 512;
-        let lit = vec![b'q'; size as usize];
-        f.feed(format!("a1 X {{{size}+}}\r\n").as_bytes());
-        f.feed(&lit);
-        f.feed(format!(" {{{size}+}}\r\n").as_bytes());
-        f.feed(&lit);
+        let lit = vec![b'q'; MAX_LITERAL_SIZE as usize];
+        f.feed(b"a1 X");
+        for _ in 0..10 {
+            f.feed(format!(" {{{MAX_LITERAL_SIZE}+}}\r\n").as_bytes());
+            f.feed(&lit);
+        }
         assert_eq!(f.next_event(), None);
-        let so_far = f.cmd.len() as u64;
-        // " {n}\r\n" with a 3-digit n is 8 bytes.
-        let third = MAX_COMMAND_SIZE as u64 + extra - so_far - 8;
-        assert!((100..1000).contains(&third));
-        f.feed(format!(" {{{third}}}\r\n").as_bytes());
-        (f, third)
+        let last = MAX_COMMAND_LITERAL_BYTES + extra - 10 * MAX_LITERAL_SIZE;
+        f.feed(format!(" {{{last}}}\r\n").as_bytes());
+        (f, last)
+    }
+
+    #[test]
+    fn literal_bytes_at_the_limit_are_accepted() {
+        let (mut f, last) = literal_bytes_near_limit(0);
+        assert_eq!(f.next_event(), Some(FrameEvent::ContinuationNeeded));
+        f.feed(&vec![b'r'; last as usize]);
+        f.feed(b"\r\n");
+        assert!(matches!(f.next_event(), Some(FrameEvent::Command(_))));
+    }
+
+    #[test]
+    fn literal_bytes_one_past_the_limit_are_refused() {
+        let (mut f, last) = literal_bytes_near_limit(1);
+        assert_eq!(
+            f.next_event(),
+            Some(too_large("a1", last, LiteralLimit::CommandBytes))
+        );
+        f.feed(b"a2 NOOP\r\n");
+        assert_eq!(f.next_event(), Some(cmd(b"a2 NOOP")));
+    }
+
+    #[test]
+    fn literal_count_edge() {
+        let command = |n: usize| {
+            let mut v = b"a1 X".to_vec();
+            for _ in 0..n {
+                v.extend_from_slice(b" {0+}\r\n");
+            }
+            v.extend_from_slice(b"\r\na2 NOOP\r\n");
+            v
+        };
+        let at = frame_all(&command(MAX_COMMAND_LITERALS));
+        assert_eq!(at.len(), 2);
+        assert!(
+            matches!(&at[0], FrameEvent::Command(c) if c.len() == 4 + 7 * MAX_COMMAND_LITERALS)
+        );
+        assert_eq!(
+            frame_all(&command(MAX_COMMAND_LITERALS + 1)),
+            vec![too_large("a1", 0, LiteralLimit::Count), cmd(b"a2 NOOP")]
+        );
+    }
+
+    /// 31 full-length segments joined by empty literals, then a last line
+    /// that brings the command to `MAX_COMMAND_SIZE + extra` bytes.
+    fn command_near_limit(extra: usize) -> Vec<u8> {
+        let mut input = Vec::new();
+        let mut segment = b"a1 X ".to_vec();
+        segment.resize(MAX_LINE_LENGTH - 4, b's');
+        segment.extend_from_slice(b"{0}\r\n");
+        let mut size = 0;
+        for _ in 0..31 {
+            input.extend_from_slice(&segment);
+            size += segment.len();
+            segment = vec![b' '; MAX_LINE_LENGTH - 4];
+            segment.extend_from_slice(b"{0}\r\n");
+        }
+        input.resize(input.len() + MAX_COMMAND_SIZE + extra - size, b'e');
+        input.extend_from_slice(b"\r\na2 NOOP\r\n");
+        input
     }
 
     #[test]
     fn command_of_exactly_max_size_is_accepted() {
-        let (mut f, third) = command_near_limit(0);
-        assert_eq!(f.next_event(), Some(FrameEvent::ContinuationNeeded));
-        f.feed(&vec![b'r'; third as usize]);
-        f.feed(b"\r\n");
-        match f.next_event() {
-            Some(FrameEvent::Command(c)) => assert_eq!(c.len(), MAX_COMMAND_SIZE),
+        let events = frame_all(&command_near_limit(0));
+        assert!(events[..31]
+            .iter()
+            .all(|e| *e == FrameEvent::ContinuationNeeded));
+        match &events[31] {
+            FrameEvent::Command(c) => assert_eq!(c.len(), MAX_COMMAND_SIZE),
             other => panic!("expected a command, got {other:?}"),
         }
+        assert_eq!(events[32..], [cmd(b"a2 NOOP")]);
     }
 
     #[test]
     fn command_one_past_max_size_is_rejected() {
-        let (mut f, third) = command_near_limit(1);
+        let events = frame_all(&command_near_limit(1));
         assert_eq!(
-            f.next_event(),
-            Some(FrameEvent::LiteralTooLarge {
-                tag: Some("a1".into()),
-                size: third
-            })
+            events[31..],
+            [
+                FrameEvent::LineTooLong {
+                    tag: Some("a1".into())
+                },
+                cmd(b"a2 NOOP")
+            ]
         );
-        f.feed(b"a2 NOOP\r\n");
-        assert_eq!(f.next_event(), Some(cmd(b"a2 NOOP")));
+    }
+
+    fn append_events(f: &mut Framer, accept: bool) -> Vec<FrameEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = f.next_event() {
+            let announced = matches!(e, FrameEvent::AppendLiteral { .. });
+            out.push(e);
+            if announced {
+                if accept {
+                    f.accept_literal();
+                } else {
+                    f.refuse_literal();
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn append_messages_stream() {
+        let mut f = Framer::new();
+        f.feed(b"a1 APPEND {5}\r\nINBOX (\\Seen) {3}\r\nabc ~{2+}\r\nde\r\na2 NOOP\r\n");
+        assert_eq!(
+            append_events(&mut f, true),
+            vec![
+                FrameEvent::ContinuationNeeded,
+                FrameEvent::AppendLiteral {
+                    head: b"a1 APPEND {5}\r\nINBOX (\\Seen) ".to_vec(),
+                    size: 3,
+                    sync: true,
+                    binary: false
+                },
+                FrameEvent::LiteralData(b"abc".to_vec()),
+                FrameEvent::LiteralEnd,
+                FrameEvent::AppendLiteral {
+                    head: b" ".to_vec(),
+                    size: 2,
+                    sync: false,
+                    binary: true
+                },
+                FrameEvent::LiteralData(b"de".to_vec()),
+                FrameEvent::LiteralEnd,
+                FrameEvent::AppendEnd { tail: Vec::new() },
+                cmd(b"a2 NOOP"),
+            ]
+        );
+        // Byte by byte, the data comes in pieces of what arrived.
+        let mut f = Framer::new();
+        let mut got = Vec::new();
+        for b in b"a1 APPEND x {3+}\r\nxyz\r\n" {
+            f.feed(std::slice::from_ref(b));
+            got.extend(append_events(&mut f, true));
+        }
+        assert_eq!(got.len(), 6);
+        assert_eq!(
+            got[1..4],
+            [b'x', b'y', b'z'].map(|b| FrameEvent::LiteralData(vec![b]))
+        );
+    }
+
+    #[test]
+    fn refused_append_literals() {
+        // A synchronizing literal is never sent: the next line is a command.
+        let mut f = Framer::new();
+        f.feed(b"a1 APPEND x {3}\r\na2 NOOP\r\n");
+        let ev = append_events(&mut f, false);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1], cmd(b"a2 NOOP"));
+        // A non-synchronizing one is skipped with the rest of its command.
+        let mut f = Framer::new();
+        f.feed(b"a1 APPEND x {3+}\r\nabc (\\Seen) {2+}\r\nde\r\na2 NOOP\r\n");
+        let ev = append_events(&mut f, false);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1], cmd(b"a2 NOOP"));
+    }
+
+    #[test]
+    fn append_literal_count_limit() {
+        let mut input = b"a1 APPEND x".to_vec();
+        for _ in 0..=MAX_COMMAND_LITERALS {
+            input.extend_from_slice(b" {1+}\r\nm");
+        }
+        input.extend_from_slice(b"\r\na2 NOOP\r\n");
+        let mut f = Framer::new();
+        f.feed(&input);
+        let ev = append_events(&mut f, true);
+        let announced = ev
+            .iter()
+            .filter(|e| matches!(e, FrameEvent::AppendLiteral { .. }))
+            .count();
+        assert_eq!(announced, MAX_COMMAND_LITERALS);
+        assert_eq!(
+            ev[ev.len() - 2..],
+            [too_large("a1", 1, LiteralLimit::Count), cmd(b"a2 NOOP")]
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! owns the socket and the mailbox and drives these pieces; nothing here
 //! does I/O.
 
+pub mod append;
+pub mod bodystructure;
 pub mod command;
 pub mod framer;
 pub mod parser;

@@ -72,8 +72,8 @@ pub fn parse_command(frame: &[u8]) -> Result<Command, ParseError> {
 pub(super) type PResult<T> = Result<T, String>;
 
 pub(super) struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
+    pub(super) s: &'a [u8],
+    pub(super) i: usize,
 }
 
 impl Parser<'_> {
@@ -118,7 +118,7 @@ impl Parser<'_> {
         }
     }
 
-    fn end(&self) -> PResult<()> {
+    pub(super) fn end(&self) -> PResult<()> {
         if self.at_end() {
             Ok(())
         } else {
@@ -211,7 +211,7 @@ impl Parser<'_> {
 
     /// RFC 9051 9: quoted = DQUOTE *QUOTED-CHAR DQUOTE, where a backslash
     /// escapes only `"` and `\`, and CR, LF and NUL may not appear.
-    fn quoted(&mut self) -> PResult<Vec<u8>> {
+    pub(super) fn quoted(&mut self) -> PResult<Vec<u8>> {
         self.expect(b'"', "a quoted string")?;
         let mut out = Vec::new();
         loop {
@@ -257,7 +257,7 @@ impl Parser<'_> {
     }
 
     /// RFC 9051 9: mailbox = "INBOX" / astring, INBOX case-insensitive.
-    fn mailbox(&mut self) -> PResult<String> {
+    pub(super) fn mailbox(&mut self) -> PResult<String> {
         let name = self.astring()?;
         if name.eq_ignore_ascii_case("INBOX") {
             return Ok("INBOX".into());
@@ -349,6 +349,9 @@ impl Parser<'_> {
             "MOVE" => self.copy_move(true, false)?,
             "SEARCH" => self.search(false)?,
             "UID" => return self.uid(),
+            // The framer streams APPEND's message literal; an APPEND that
+            // reaches the parser has none.
+            "APPEND" => return Err("APPEND needs a message literal".into()),
             _ => return Err(format!("Unknown or unsupported command {name}")),
         };
         self.end()?;
@@ -602,7 +605,7 @@ impl Parser<'_> {
     }
 
     /// RFC 9051 9: flag = "\" atom / flag-keyword; only storable flags.
-    fn flag(&mut self) -> PResult<Flag> {
+    pub(super) fn flag(&mut self) -> PResult<Flag> {
         let start = self.i;
         self.eat(b'\\');
         if self.take_while(is_atom_char).is_empty() {
@@ -913,7 +916,7 @@ mod tests {
         assert_eq!(err(b"* NOOP").tag, None);
         assert_eq!(
             err(b"a APPEND INBOX {1+}\r\nx").message,
-            "Unknown or unsupported command APPEND"
+            "APPEND needs a message literal"
         );
     }
 

@@ -9,7 +9,9 @@
 
 use super::types::{Flag, ModSeq, SeqNum, Uid, UidValidity};
 use crate::message::date::{civil_from_days, MONTHS};
+use crate::message::summary::{BodyStructure, Envelope};
 use std::io::Write as _;
+use std::sync::Arc;
 
 /// The status of a tagged or untagged status response (RFC 9051 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +60,11 @@ pub enum Code {
     NoModSeq,
     /// RFC 7162 3.1.3: the messages STORE did not change, as a set.
     Modified(String),
+    /// `uids` is a uid-set in wire form (one UID, or several after
+    /// MULTIAPPEND).
     AppendUid {
         validity: UidValidity,
-        uid: Uid,
+        uids: String,
     },
     /// `from` and `to` are uid-sets in wire form.
     CopyUid {
@@ -106,7 +110,7 @@ impl Code {
             Code::HighestModSeq(m) => format!("HIGHESTMODSEQ {m}"),
             Code::NoModSeq => simple("NOMODSEQ"),
             Code::Modified(set) => format!("MODIFIED {set}"),
-            Code::AppendUid { validity, uid } => format!("APPENDUID {validity} {uid}"),
+            Code::AppendUid { validity, uids } => format!("APPENDUID {validity} {uids}"),
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
             Code::Closed => simple("CLOSED"),
             Code::TooBig => simple("TOOBIG"),
@@ -365,12 +369,12 @@ pub enum FetchResponseItem {
     },
     /// RFC 7162 3.1.4: `MODSEQ (n)`.
     ModSeq(ModSeq),
-    /// Pre-rendered parenthesised list.
-    Envelope(String),
-    /// Pre-rendered parenthesised list.
-    BodyStructure(String),
-    /// Pre-rendered non-extensible body structure, for `BODY`.
-    Body(String),
+    Envelope(Arc<Envelope>),
+    /// `BODYSTRUCTURE` when `extended`, else the non-extensible `BODY`.
+    BodyStructure {
+        body: Arc<BodyStructure>,
+        extended: bool,
+    },
     /// `label` as echoed, e.g. `BODY[]`, `BODY[HEADER]<0>`; the data is
     /// always sent as a literal.
     BodySection {
@@ -451,9 +455,18 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchResponseItem) {
         F::ModSeq(m) => {
             let _ = write!(out, "MODSEQ ({m})");
         }
-        F::Envelope(s) => labelled_text(out, "ENVELOPE", s),
-        F::BodyStructure(s) => labelled_text(out, "BODYSTRUCTURE", s),
-        F::Body(s) => labelled_text(out, "BODY", s),
+        F::Envelope(env) => {
+            out.extend_from_slice(b"ENVELOPE ");
+            super::bodystructure::write_envelope(out, env);
+        }
+        F::BodyStructure { body, extended } => {
+            out.extend_from_slice(if *extended {
+                b"BODYSTRUCTURE "
+            } else {
+                b"BODY "
+            });
+            super::bodystructure::write_body(out, body, *extended);
+        }
         F::BodySection { label, data } => labelled_literal(out, label, data),
         F::Binary { label, data } => {
             push_text(out, label);
@@ -475,12 +488,6 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchResponseItem) {
             let _ = write!(out, " {{{len}}}\r\n");
         }
     }
-}
-
-fn labelled_text(out: &mut Vec<u8>, label: &str, text: &str) {
-    out.extend_from_slice(label.as_bytes());
-    out.push(b' ');
-    push_text(out, text);
 }
 
 fn labelled_literal(out: &mut Vec<u8>, label: &str, data: &[u8]) {
@@ -653,7 +660,7 @@ mod tests {
             (
                 Code::AppendUid {
                     validity: UidValidity(38505),
-                    uid: Uid(3955),
+                    uids: "3955".into(),
                 },
                 "APPENDUID 38505 3955",
             ),
@@ -746,13 +753,13 @@ mod tests {
                 data: b"From: a\r\n\r\n".to_vec(),
             },
             FetchResponseItem::Rfc822Text(Vec::new()),
-            FetchResponseItem::Envelope("(NIL NIL)".into()),
+            FetchResponseItem::Envelope(Arc::new(Envelope::default())),
         ];
         assert_eq!(
             render(|o| fetch(o, SeqNum(12), &items)),
             "* 12 FETCH (UID 7 FLAGS (\\Seen \\Flagged) RFC822.SIZE 1234 \
              INTERNALDATE \"25-Nov-2026 09:30:00 +0000\" MODSEQ (12) \
-             BODY[HEADER]<0> {11}\r\nFrom: a\r\n\r\n RFC822.TEXT {0}\r\n ENVELOPE (NIL NIL))\r\n"
+             BODY[HEADER]<0> {11}\r\nFrom: a\r\n\r\n RFC822.TEXT {0}\r\n ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL))\r\n"
         );
         let mut out = Vec::new();
         fetch(

@@ -2,9 +2,12 @@
 //! where the header ends, single header fields, and the keys threading
 //! works from (RFC 5256), and its MIME structure ([`mime`]).
 
+pub mod address;
 pub mod date;
+pub mod decode;
 pub mod header;
 pub mod mime;
+pub mod summary;
 pub mod thread;
 
 pub use header::{header_end, header_value};

@@ -1,0 +1,322 @@
+//! APPEND (RFC 9051 6.3.12) with MULTIAPPEND (RFC 3502), APPENDUID
+//! (RFC 4315 3), APPENDLIMIT (RFC 7889) and literal8 (RFC 3516 4.4).
+//!
+//! The framer streams each message literal here; its bytes go straight
+//! into a staged file, written and fsynced off the async workers, so a
+//! message never sits in memory whole. Before a literal is accepted the
+//! session checks its size against [`append_limit`] and asks the account
+//! whether the mailbox exists and the quota has room, so a synchronizing
+//! literal that would fail is never sent. All of a MULTIAPPEND's messages
+//! are added in one call to the account actor: all of them, or none.
+
+use super::messages::uid_list;
+use super::{Done, ImapState};
+use crate::account::{AccountError, AccountMsg, Delivered, NewMessage, Target};
+use crate::directory::call_account;
+use crate::events::MessageState;
+use crate::task::blocking;
+use crate::time::now_unix;
+use roost_protocols::imap::append::{parse_first_head, parse_next_head, AppendOptions};
+use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::state::SessionState;
+use roost_protocols::imap::types::{Flags, Uid};
+use roost_protocols::message::header::header_end;
+use roost_protocols::message::thread::ThreadKeys;
+use roost_store::{StagedWriter, StoreError};
+use std::io::Write;
+use std::sync::Arc;
+
+/// An APPEND whose messages are arriving.
+pub(super) struct Append {
+    tag: String,
+    mailbox: String,
+    /// Messages received whole and staged.
+    done: Vec<NewMessage>,
+    /// The message whose literal is arriving.
+    current: Option<Receiving>,
+    /// Bytes of every message so far, for the quota.
+    bytes: u64,
+    /// What went wrong after a literal was accepted: the rest of the
+    /// command is read and dropped, then this is the answer.
+    failed: Option<Done>,
+}
+
+struct Receiving {
+    writer: Option<StagedWriter>,
+    options: AppendOptions,
+}
+
+/// RFC 7889: the largest message APPEND takes, the same limit SMTP puts
+/// on a message.
+pub(super) fn append_limit(state: &ImapState) -> u64 {
+    state.services.max_message_size
+}
+
+impl ImapState {
+    /// An APPEND message literal was announced with `head` before it.
+    pub(super) async fn append_literal(&mut self, head: &[u8], size: u64) {
+        let append = match self.append.take() {
+            Some(a) => self.next_message(a, head),
+            None => self.first_message(head),
+        };
+        let Some(mut append) = append else {
+            self.framer.refuse_literal();
+            return;
+        };
+        if let Some(done) = append.failed.take() {
+            self.framer.refuse_literal();
+            return self.finish(&append.tag, done);
+        }
+        let options = append.current.take().map(|c| c.options).unwrap_or_default();
+        let limit = append_limit(self);
+        if size > limit {
+            self.framer.refuse_literal();
+            let text = format!("Message of {size} bytes is larger than APPENDLIMIT {limit}");
+            return self.finish(&append.tag, Done::no_code(Code::TooBig, text));
+        }
+        let Some((account, _)) = self.account() else {
+            self.framer.refuse_literal();
+            return self.finish(&append.tag, Done::no("Not logged in"));
+        };
+        let (account, mailbox, bytes) = (
+            account.to_string(),
+            append.mailbox.clone(),
+            append.bytes + size,
+        );
+        let allowed = call_account(&account, |reply| AccountMsg::CanAppend {
+            mailbox,
+            bytes,
+            reply,
+        })
+        .await;
+        let refusal = match allowed {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(append_no(e)),
+            Err(e) => Some(Done::no_code(Code::Unavailable, e.to_string())),
+        };
+        if let Some(done) = refusal {
+            self.framer.refuse_literal();
+            return self.finish(&append.tag, done);
+        }
+        let store = self.services.store.clone();
+        let writer = match blocking(move || store.stage()).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.framer.refuse_literal();
+                return self.finish(&append.tag, Done::no(format!("Cannot store: {e}")));
+            }
+        };
+        append.bytes = bytes;
+        append.current = Some(Receiving {
+            writer: Some(writer),
+            options,
+        });
+        self.append = Some(append);
+        if self.framer.accept_literal() {
+            response::continuation(&mut self.out, "Ready for literal data");
+            let _ = self.flush_out().await;
+        }
+    }
+
+    /// Reads the first head: tag, mailbox and the first message's options.
+    fn first_message(&mut self, head: &[u8]) -> Option<Append> {
+        let parsed = match parse_first_head(head) {
+            Ok(h) => h,
+            Err(e) => {
+                self.bad(e.tag.as_deref(), None, &e.message);
+                return None;
+            }
+        };
+        let in_command = self.idle.is_some() || self.authenticating.is_some();
+        let authenticated = matches!(
+            self.state,
+            SessionState::Authenticated | SessionState::Selected { .. }
+        );
+        if in_command || !authenticated {
+            let text = if in_command {
+                "APPEND is not allowed now"
+            } else {
+                "APPEND requires authentication"
+            };
+            self.bad(Some(&parsed.tag), None, text);
+            return None;
+        }
+        Some(Append {
+            tag: parsed.tag,
+            mailbox: parsed.mailbox,
+            done: Vec::new(),
+            current: Some(Receiving {
+                writer: None,
+                options: parsed.options,
+            }),
+            bytes: 0,
+            failed: None,
+        })
+    }
+
+    /// Reads a MULTIAPPEND head: one more message's options.
+    fn next_message(&mut self, mut append: Append, head: &[u8]) -> Option<Append> {
+        match parse_next_head(head) {
+            Ok(options) => {
+                append.current = Some(Receiving {
+                    writer: None,
+                    options,
+                });
+                Some(append)
+            }
+            Err(e) => {
+                self.bad(Some(&append.tag), None, &e);
+                None
+            }
+        }
+    }
+
+    /// The next bytes of the message literal being received.
+    pub(super) async fn append_data(&mut self, data: Vec<u8>) {
+        let Some(append) = &mut self.append else {
+            return;
+        };
+        if append.failed.is_some() {
+            return;
+        }
+        let Some(mut writer) = append.current.as_mut().and_then(|c| c.writer.take()) else {
+            return;
+        };
+        let written = blocking(move || writer.write_all(&data).map(|()| writer)).await;
+        let Some(append) = &mut self.append else {
+            return;
+        };
+        match (written, append.current.as_mut()) {
+            (Ok(w), Some(current)) => current.writer = Some(w),
+            (Err(e), _) => append.failed = Some(Done::no(format!("Cannot store: {e}"))),
+            (Ok(_), None) => {}
+        }
+    }
+
+    /// The message literal is complete: made durable as a staged file and
+    /// read for its summary and threading keys.
+    pub(super) async fn append_end_literal(&mut self) {
+        let Some(append) = &mut self.append else {
+            return;
+        };
+        let Some(current) = append.current.take() else {
+            return;
+        };
+        if append.failed.is_some() {
+            return;
+        }
+        let Some(writer) = current.writer else {
+            return;
+        };
+        let finished = blocking(move || {
+            let staged = writer.finish()?;
+            let bytes = std::fs::read(staged.path()).map_err(|e| StoreError::Io {
+                path: staged.path().to_path_buf(),
+                source: e,
+            })?;
+            let keys = ThreadKeys::from_header(&bytes[..header_end(&bytes)]);
+            let summary = roost_protocols::message::summary::Summary::build(&bytes);
+            Ok::<_, StoreError>((staged, keys, summary))
+        })
+        .await;
+        let Some(append) = &mut self.append else {
+            return;
+        };
+        match finished {
+            Ok((staged, keys, summary)) => append.done.push(NewMessage {
+                target: Target::Name(append.mailbox.clone()),
+                staged,
+                flags: Flags::from_iter(current.options.flags),
+                internal_date: current.options.date.unwrap_or_else(now_unix),
+                header_prefix: Vec::new(),
+                keys,
+                summary: Some(Arc::new(summary)),
+            }),
+            Err(e) => append.failed = Some(Done::no(format!("Cannot store: {e}"))),
+        }
+    }
+
+    /// The APPEND's line ended: its messages are added, all or none.
+    pub(super) async fn append_end(&mut self, tail: &[u8]) {
+        let Some(append) = self.append.take() else {
+            return;
+        };
+        if let Some(done) = append.failed {
+            return self.finish(&append.tag, done);
+        }
+        if !tail.is_empty() {
+            self.bad(
+                Some(&append.tag),
+                None,
+                "Unexpected characters after the message literal",
+            );
+            return;
+        }
+        let Some((account, _)) = self.account() else {
+            return self.finish(&append.tag, Done::no("Not logged in"));
+        };
+        let account = account.to_string();
+        let messages = append.done;
+        let r = call_account(&account, |reply| AccountMsg::Deliver { messages, reply }).await;
+        let done = match r {
+            Ok(Ok(delivered)) => match delivered.first() {
+                Some(first) => {
+                    self.show_appended(&delivered);
+                    let uids: Vec<Uid> = delivered.iter().map(|d| d.uid).collect();
+                    let code = Code::AppendUid {
+                        validity: first.uid_validity,
+                        uids: uid_list(&uids),
+                    };
+                    Done::Tagged(Status::Ok, Some(code), "APPEND completed".into())
+                }
+                None => Done::ok("APPEND completed"),
+            },
+            Ok(Err(e)) => append_no(e),
+            Err(e) => Done::no_code(Code::Unavailable, e.to_string()),
+        };
+        self.sync_view().await;
+        self.finish(&append.tag, done);
+    }
+
+    /// Messages appended to the selected mailbox join the view at once
+    /// (RFC 9051 6.3.12: the server SHOULD send EXISTS), when they are the
+    /// next UIDs it expects; otherwise another delivery came between, and
+    /// the mailbox's events bring all of them in order.
+    fn show_appended(&mut self, delivered: &[Delivered]) {
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        let next = sel.view.last().map_or(1, |m| m.uid.0 + 1);
+        let first = &delivered[0];
+        if first.mailbox != sel.id || first.uid.0 != next {
+            return;
+        }
+        for d in delivered {
+            sel.view.push(MessageState {
+                uid: d.uid,
+                flags: d.flags.clone(),
+                modseq: d.modseq,
+            });
+        }
+        response::exists(&mut self.out, sel.view.len() as u32);
+    }
+
+    /// Writes the APPEND's tagged answer.
+    fn finish(&mut self, tag: &str, done: Done) {
+        if let Done::Tagged(status, code, text) = done {
+            if status == Status::Bad {
+                self.bad(Some(tag), code, &text);
+            } else {
+                response::tagged(&mut self.out, tag, status, code, &text);
+            }
+        }
+    }
+}
+
+/// RFC 9051 6.3.12: a missing mailbox is `[TRYCREATE]`.
+fn append_no(e: AccountError) -> Done {
+    match e {
+        AccountError::NoMailbox(_) => Done::no_code(Code::TryCreate, e.to_string()),
+        e => super::select::account_no(e),
+    }
+}

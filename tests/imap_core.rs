@@ -1,0 +1,249 @@
+//! The IMAP core commands end to end over real sockets, one test per
+//! command family, asserting whole response lines in order: APPEND and
+//! MULTIAPPEND with their limits, and FETCH of the parsed summary
+//! (ENVELOPE, BODYSTRUCTURE, BODY) and of decoded parts (BINARY).
+
+mod common;
+use common::*;
+
+/// roost's APPENDLIMIT: `DEFAULT_MAX_MESSAGE_SIZE` of localserve.
+const APPEND_LIMIT: usize = 64 * 1024 * 1024;
+
+const MIXED: &str = "From: \"Alice Example\" <alice@example.com>\r
+To: bob@example.net, Team: carol@example.org;\r
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r
+Date: Tue, 01 Dec 2026 10:00:00 +0000\r
+Message-ID: <m1@example.com>\r
+Content-Type: multipart/mixed; boundary=XX\r
+\r
+--XX\r
+Content-Type: text/plain; charset=utf-8\r
+Content-Transfer-Encoding: quoted-printable\r
+\r
+caf=C3=A9\r
+--XX\r
+Content-Type: application/octet-stream; name=\"b.bin\"\r
+Content-Transfer-Encoding: base64\r
+Content-Disposition: attachment; filename=\"b.bin\"\r
+\r
+AAECAw==\r
+--XX--\r
+";
+
+/// Sends `TAG APPEND head {n}`, waits for the continuation, sends the
+/// message, and returns everything up to the tagged answer.
+fn append(imap: &mut Imap, tag: &str, head: &str, message: &[u8]) -> String {
+    imap.send_raw(format!("{tag} APPEND {head} {{{}}}\r\n", message.len()).as_bytes());
+    let cont = imap.line();
+    assert_eq!(cont, "+ Ready for literal data\r\n");
+    imap.send_raw(message);
+    imap.send_raw(b"\r\n");
+    String::from_utf8_lossy(&imap.until_tagged(tag)).into_owned()
+}
+
+fn uid_validity(imap: &mut Imap, mailbox: &str) -> u32 {
+    let r = imap.cmd(&format!("STATUS {mailbox} (UIDVALIDITY)"));
+    let start = r.find("UIDVALIDITY ").expect("uidvalidity") + 12;
+    r[start..].split(')').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn append_then_fetch_summary_and_binary() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let v = uid_validity(&mut imap, "INBOX");
+    let r = append(
+        &mut imap,
+        "p1",
+        "INBOX (\\Seen $Label) \"01-Dec-2026 11:00:00 +0100\"",
+        MIXED.as_bytes(),
+    );
+    assert_eq!(r, format!("p1 OK [APPENDUID {v} 1] APPEND completed\r\n"));
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    let r = imap.cmd("FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)");
+    assert_eq!(
+        r,
+        format!(
+            "* 1 FETCH (FLAGS (\\Seen $Label) INTERNALDATE \" 1-Dec-2026 10:00:00 +0000\" \
+RFC822.SIZE {} ENVELOPE (\"Tue, 01 Dec 2026 10:00:00 +0000\" \"=?utf-8?q?Gr=C3=BC=C3=9Fe?=\" \
+((\"Alice Example\" NIL \"alice\" \"example.com\")) \
+((\"Alice Example\" NIL \"alice\" \"example.com\")) \
+((\"Alice Example\" NIL \"alice\" \"example.com\")) \
+((NIL NIL \"bob\" \"example.net\")(NIL NIL \"Team\" NIL)(NIL NIL \"carol\" \"example.org\")(NIL NIL NIL NIL)) \
+NIL NIL NIL \"<m1@example.com>\"))\r\n\
+a4 OK FETCH completed\r\n",
+            MIXED.len()
+        )
+    );
+    let r = imap.cmd("FETCH 1 (BODYSTRUCTURE BODY)");
+    let text = "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 9 1";
+    let bin = "(\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"b.bin\") NIL NIL \"BASE64\" 8";
+    assert_eq!(
+        r,
+        format!(
+            "* 1 FETCH (BODYSTRUCTURE ({text} NIL NIL NIL NIL)\
+{bin} NIL (\"ATTACHMENT\" (\"FILENAME\" \"b.bin\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL) \
+BODY ({text}){bin}) \"MIXED\"))\r\na5 OK FETCH completed\r\n"
+        )
+    );
+    let r = imap.cmd_bytes("FETCH 1 (BINARY.SIZE[1] BINARY[1] BINARY.PEEK[2] BINARY[2]<1.2>)");
+    assert_eq!(
+        r,
+        "* 1 FETCH (BINARY.SIZE[1] 5 BINARY[1] {5}\r\ncaf\u{e9} BINARY[2] ~{4}\r\n\0\x01\x02\x03 \
+BINARY[2]<1> {2}\r\n\x01\x02)\r\na6 OK FETCH completed\r\n"
+            .as_bytes()
+    );
+    // A part that does not exist is empty; an unknown encoding is refused.
+    assert_eq!(
+        imap.cmd("FETCH 1 (BINARY.PEEK[9])"),
+        "* 1 FETCH (BINARY[9] {0}\r\n)\r\na7 OK FETCH completed\r\n"
+    );
+    let odd = b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n";
+    let r = append(&mut imap, "p2", "INBOX", odd);
+    assert_eq!(
+        r,
+        format!("* 2 EXISTS\r\np2 OK [APPENDUID {v} 2] APPEND completed\r\n")
+    );
+    assert_eq!(
+        imap.cmd("FETCH 2 (BINARY.PEEK[1])"),
+        "a8 NO [UNKNOWN-CTE] Cannot decode part 1 of message 2\r\n"
+    );
+    server.assert_consistent(ACCOUNT);
+}
+
+#[test]
+fn multiappend_is_all_or_nothing() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let v = uid_validity(&mut imap, "Drafts");
+    // Three messages in one command, the last as literal8 and
+    // non-synchronizing, with their own flags.
+    imap.send_raw(b"m1 APPEND Drafts (\\Draft) {10}\r\n");
+    assert_eq!(imap.line(), "+ Ready for literal data\r\n");
+    imap.send_raw(b"Subject: a (\\Seen) {10+}\r\nSubject: b ~{10+}\r\nSubject: c\r\n");
+    assert_eq!(
+        imap.line(),
+        format!("m1 OK [APPENDUID {v} 1:3] APPEND completed\r\n")
+    );
+    assert_eq!(
+        imap.cmd("STATUS Drafts (MESSAGES UIDNEXT)"),
+        "* STATUS Drafts (MESSAGES 3 UIDNEXT 4)\r\na3 OK STATUS completed\r\n"
+    );
+    // A mailbox that does not exist: refused before the literal is sent.
+    imap.send_raw(b"m2 APPEND Nowhere {10}\r\n");
+    assert_eq!(
+        imap.line(),
+        "m2 NO [TRYCREATE] no mailbox named \"Nowhere\"\r\n"
+    );
+    // A bad second head: the first message is not kept.
+    imap.send_raw(b"m3 APPEND Drafts {10+}\r\nSubject: d (\\Bogus) {10+}\r\nSubject: e\r\n");
+    assert_eq!(
+        imap.line(),
+        "m3 BAD \\Bogus is not a flag that can be stored\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS Drafts (MESSAGES)"),
+        "* STATUS Drafts (MESSAGES 3)\r\na4 OK STATUS completed\r\n"
+    );
+    // Garbage after the last literal: nothing is kept.
+    imap.send_raw(b"m4 APPEND Drafts {10+}\r\nSubject: f junk\r\n");
+    assert_eq!(
+        imap.line(),
+        "m4 BAD Unexpected characters after the message literal\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS Drafts (MESSAGES)"),
+        "* STATUS Drafts (MESSAGES 3)\r\na5 OK STATUS completed\r\n"
+    );
+    server.assert_consistent(ACCOUNT);
+}
+
+#[test]
+fn multiappend_past_the_quota_stores_nothing() {
+    let server = Server::start();
+    server.admin_ok(&[
+        "account",
+        "add",
+        "q@localhost",
+        "--password",
+        "quotaquota",
+        "--quota",
+        "100",
+    ]);
+    let mut imap = Imap::connect(server.port(IMAP));
+    assert!(imap.cmd("LOGIN q@localhost quotaquota").contains(" OK "));
+    let msg = format!("Subject: {}\r\n", "x".repeat(50));
+    assert_eq!(msg.len(), 61);
+    // The second message would pass the quota: refused before it is sent.
+    imap.send_raw(b"q1 APPEND INBOX {61}\r\n");
+    assert_eq!(imap.line(), "+ Ready for literal data\r\n");
+    imap.send_raw(format!("{msg} {{61}}\r\n").as_bytes());
+    assert_eq!(
+        imap.line(),
+        "q1 NO [OVERQUOTA] over quota: 0 of 100 bytes used, 122 more needed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS INBOX (MESSAGES)"),
+        "* STATUS INBOX (MESSAGES 0)\r\na2 OK STATUS completed\r\n"
+    );
+    // One that fits is taken.
+    let r = append(&mut imap, "q2", "INBOX", msg.as_bytes());
+    assert!(r.starts_with("q2 OK [APPENDUID "), "{r}");
+    server.assert_consistent("q@localhost");
+}
+
+#[test]
+fn append_limit_edge() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert!(IMAP_CAPS.ends_with(&format!(" APPENDLIMIT={APPEND_LIMIT}")));
+    assert_eq!(
+        imap.cmd("CAPABILITY"),
+        format!("* CAPABILITY {IMAP_CAPS}\r\na2 OK CAPABILITY completed\r\n")
+    );
+    imap.send_raw(format!("l1 APPEND INBOX {{{}}}\r\n", APPEND_LIMIT + 1).as_bytes());
+    assert_eq!(
+        imap.line(),
+        format!(
+            "l1 NO [TOOBIG] Message of {} bytes is larger than APPENDLIMIT {APPEND_LIMIT}\r\n",
+            APPEND_LIMIT + 1
+        )
+    );
+    // Non-synchronizing past the limit: skipped, and the session goes on.
+    imap.send_raw(format!("l2 APPEND INBOX {{{}+}}\r\n", APPEND_LIMIT + 1).as_bytes());
+    let mut big = vec![b'y'; APPEND_LIMIT + 1];
+    imap.send_raw(&big);
+    imap.send_raw(b"\r\nl3 NOOP\r\n");
+    assert_eq!(
+        imap.line(),
+        format!(
+            "l2 NO [TOOBIG] Message of {} bytes is larger than APPENDLIMIT {APPEND_LIMIT}\r\n",
+            APPEND_LIMIT + 1
+        )
+    );
+    assert_eq!(imap.line(), "l3 OK NOOP completed\r\n");
+    // Exactly at the limit: stored whole.
+    big.truncate(APPEND_LIMIT);
+    big[..12].copy_from_slice(b"Subject: x\r\n");
+    let r = append(&mut imap, "l4", "INBOX", &big);
+    assert!(r.starts_with("l4 OK [APPENDUID "), "{r}");
+    assert_eq!(
+        imap.cmd("STATUS INBOX (MESSAGES SIZE)"),
+        format!("* STATUS INBOX (MESSAGES 1 SIZE {APPEND_LIMIT})\r\na3 OK STATUS completed\r\n")
+    );
+}
+
+#[test]
+fn a_mailbox_literal_is_read_inline_before_the_message() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    // The mailbox name is a literal: it is read inline, the message streamed.
+    imap.send_raw(b"t3 APPEND {6}\r\n");
+    assert_eq!(imap.line(), "+ Ready for literal data\r\n");
+    imap.send_raw(b"Drafts {10}\r\n");
+    assert_eq!(imap.line(), "+ Ready for literal data\r\n");
+    imap.send_raw(b"Subject: z\r\n");
+    let r = imap.line();
+    assert!(r.starts_with("t3 OK [APPENDUID "), "{r}");
+    assert_eq!(imap.cmd("NOOP"), "a2 OK NOOP completed\r\n");
+}
