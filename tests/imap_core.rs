@@ -247,3 +247,181 @@ fn a_mailbox_literal_is_read_inline_before_the_message() {
     assert!(r.starts_with("t3 OK [APPENDUID "), "{r}");
     assert_eq!(imap.cmd("NOOP"), "a2 OK NOOP completed\r\n");
 }
+
+/// Four messages with different senders, subjects, encodings, dates and
+/// flags, appended to INBOX, which is then selected.
+fn search_fixture(imap: &mut Imap) {
+    let messages: [(&str, String); 4] = [
+        (
+            "(\\Seen) \"01-Jan-2026 12:00:00 +0000\"",
+            "From: Alice <alice@example.com>\r\nSubject: Hello\r\n\
+Date: Thu, 01 Jan 2026 12:00:00 +0000\r\n\r\napple pie\r\n"
+                .to_string(),
+        ),
+        (
+            "($Work) \"15-Jun-2026 12:00:00 +0000\"",
+            "From: Bob <bob@example.net>\r\nSubject: =?iso-8859-1?q?Gr=FC=DFe?=\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+YmFuYW5hIGJyZWFk\r\n"
+                .to_string(),
+        ),
+        (
+            "(\\Flagged \\Seen) \"01-Dec-2026 12:00:00 +0000\"",
+            "From: carol@example.org\r\nSubject: Report\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+caf=E9 au lait\r\n--b\r\nContent-Type: application/pdf\r\n\r\nJVBERi0\r\n--b--\r\n"
+                .to_string(),
+        ),
+        (
+            "() \"01-Dec-2026 12:00:00 +0000\"",
+            format!(
+                "From: Alice <alice@example.com>\r\nSubject: Re: Hello\r\nX-Priority: 1\r\n\
+Date: Mon, 30 Nov 2026 23:00:00 -0800\r\n\r\n{}\r\n",
+                "x".repeat(3000)
+            ),
+        ),
+    ];
+    for (i, (opts, msg)) in messages.iter().enumerate() {
+        let r = append(
+            imap,
+            &format!("f{i}"),
+            &format!("INBOX {opts}"),
+            msg.as_bytes(),
+        );
+        assert!(r.contains(" OK [APPENDUID "), "{r}");
+    }
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+}
+
+#[test]
+fn search_keys_over_flags_headers_bodies_and_dates() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    search_fixture(&mut imap);
+    let cases: &[(&str, &str)] = &[
+        ("SEARCH ALL", "* SEARCH 1 2 3 4"),
+        ("SEARCH SEEN", "* SEARCH 1 3"),
+        ("SEARCH UNSEEN NOT FLAGGED", "* SEARCH 2 4"),
+        ("SEARCH KEYWORD $work", "* SEARCH 2"),
+        ("SEARCH UNKEYWORD $Work", "* SEARCH 1 3 4"),
+        ("SEARCH 2:*", "* SEARCH 2 3 4"),
+        ("SEARCH OR 1 4", "* SEARCH 1 4"),
+        ("UID SEARCH UID 3:*", "* SEARCH 3 4"),
+        ("SEARCH FROM alice", "* SEARCH 1 4"),
+        ("SEARCH FROM ALICE SUBJECT re:", "* SEARCH 4"),
+        ("SEARCH SUBJECT \"GRÜSSE\"", "* SEARCH"),
+        ("SEARCH SUBJECT \"grüße\"", "* SEARCH 2"),
+        ("SEARCH HEADER X-Priority 1", "* SEARCH 4"),
+        ("SEARCH HEADER X-Priority \"\"", "* SEARCH 4"),
+        ("SEARCH BODY banana", "* SEARCH 2"),
+        ("SEARCH BODY \"café\"", "* SEARCH 3"),
+        ("SEARCH BODY JVBERi0", "* SEARCH"),
+        ("SEARCH TEXT report", "* SEARCH 3"),
+        ("SEARCH NOT TEXT hello", "* SEARCH 2 3"),
+        ("SEARCH LARGER 3000", "* SEARCH 4"),
+        ("SEARCH SMALLER 120", "* SEARCH 1"),
+        ("SEARCH BEFORE 15-Jun-2026", "* SEARCH 1"),
+        ("SEARCH ON 15-Jun-2026", "* SEARCH 2"),
+        ("SEARCH SINCE 1-Dec-2026", "* SEARCH 3 4"),
+        ("SEARCH SENTON 30-Nov-2026", "* SEARCH 4"),
+        ("SEARCH SENTBEFORE 1-Dec-2026", "* SEARCH 1 4"),
+        ("SEARCH NEW", "* SEARCH"),
+        ("SEARCH CHARSET US-ASCII OLD", "* SEARCH 1 2 3 4"),
+    ];
+    for (i, (command, untagged)) in cases.iter().enumerate() {
+        let tag = i + 3;
+        let done = if command.starts_with("UID") {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        };
+        assert_eq!(
+            imap.cmd(command),
+            format!("{untagged}\r\na{tag} OK {done}\r\n"),
+            "{command}"
+        );
+    }
+    let next = cases.len() + 3;
+    // A UTF-8 string as a literal.
+    imap.send_raw("u1 SEARCH CHARSET UTF-8 BODY {5+}\r\ncafé\r\n".as_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&imap.until_tagged("u1")),
+        "* SEARCH 3\r\nu1 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SEARCH CHARSET ISO-8859-1 BODY x"),
+        format!("a{next} NO [BADCHARSET (UTF-8 US-ASCII)] Charset ISO-8859-1 is not supported\r\n")
+    );
+    // MODSEQ: the highest modseq of the matches comes along.
+    imap.cmd("STORE 2 +FLAGS (\\Answered)");
+    let r = imap.cmd("FETCH 2 (MODSEQ)");
+    let m: u64 = r["* 2 FETCH (MODSEQ (".len()..r.find(')').unwrap()]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        imap.cmd(&format!("SEARCH MODSEQ {m}")),
+        format!(
+            "* SEARCH 2 (MODSEQ {m})\r\na{} OK SEARCH completed\r\n",
+            next + 3
+        )
+    );
+}
+
+#[test]
+fn esearch_returns_and_saved_results() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    search_fixture(&mut imap);
+    // Tags: a1 LOGIN, a2 SELECT; commands from a3.
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (MIN MAX COUNT) UNSEEN"),
+        "* ESEARCH (TAG \"a3\") MIN 2 MAX 4 COUNT 2\r\na3 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID SEARCH RETURN () 2:4"),
+        "* ESEARCH (TAG \"a4\") UID ALL 2:4\r\na4 OK UID SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (ALL COUNT) SUBJECT nothing"),
+        "* ESEARCH (TAG \"a5\") COUNT 0\r\na5 OK SEARCH completed\r\n"
+    );
+    // SAVE alone answers nothing untagged; $ then names what was found.
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (SAVE) FROM alice"),
+        "a6 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("FETCH $ (UID)"),
+        "* 1 FETCH (UID 1)\r\n* 4 FETCH (UID 4)\r\na7 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SEARCH NOT $"),
+        "* SEARCH 2 3\r\na8 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID STORE $ +FLAGS.SILENT (\\Deleted)"),
+        "a9 OK STORE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("EXPUNGE"),
+        "* 1 EXPUNGE\r\n* 3 EXPUNGE\r\na10 OK EXPUNGE completed\r\n"
+    );
+    // Expunged messages leave $. SAVE with MIN alone keeps only the
+    // minimum (RFC 5182 2.4).
+    assert_eq!(imap.cmd("FETCH $ (UID)"), "a11 OK FETCH completed\r\n");
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (SAVE MIN) ALL"),
+        "* ESEARCH (TAG \"a12\") MIN 1\r\na12 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID SEARCH UID $"),
+        "* SEARCH 2\r\na13 OK UID SEARCH completed\r\n"
+    );
+    // A new selection empties $.
+    imap.cmd("SELECT INBOX");
+    assert_eq!(
+        imap.cmd("SEARCH $"),
+        "* SEARCH\r\na15 OK SEARCH completed\r\n"
+    );
+}

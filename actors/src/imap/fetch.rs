@@ -85,7 +85,13 @@ impl ImapState {
             return Err("No mailbox selected".into());
         };
         if matches!(set, SeqSet::SearchResult) {
-            return Err("$ (SEARCHRES) is not supported".into());
+            // RFC 5182 2.1: `$` is the saved result, by UID, whichever
+            // form the command takes; expunged messages have left it.
+            return Ok(self
+                .saved_search
+                .iter()
+                .filter_map(|&u| sel.seq_of(u).map(|i| (i as u32 + 1, u)))
+                .collect());
         }
         if uid {
             let max = sel.view.last().map(|m| m.uid.0).unwrap_or(0);
@@ -518,7 +524,7 @@ fn binary_item(
 /// The message's header section, blank line included: read from its
 /// first [`HEADER_PROBE`] bytes, or from the whole message when the header
 /// is longer than that (or there is no body).
-fn read_header(reader: &MessageReader) -> Result<Vec<u8>, StoreError> {
+pub(super) fn read_header(reader: &MessageReader) -> Result<Vec<u8>, StoreError> {
     let mut head = reader.read_at(0, HEADER_PROBE)?;
     let complete = head.len() as u64 == reader.len()
         || header_end(&head) < head.len()

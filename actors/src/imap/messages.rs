@@ -174,37 +174,5 @@ impl ImapState {
 
 /// A UID list in the compact form of RFC 4315 (`1:3,7`), order kept.
 pub(super) fn uid_list(uids: &[Uid]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i].0;
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1].0 == end + 1 {
-            i += 1;
-            end = uids[i].0;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uid_lists_are_compact() {
-        let u = |v: &[u32]| v.iter().map(|&n| Uid(n)).collect::<Vec<_>>();
-        assert_eq!(uid_list(&u(&[1, 2, 3, 7])), "1:3,7");
-        assert_eq!(uid_list(&u(&[5])), "5");
-        assert_eq!(uid_list(&u(&[4, 5, 9, 10, 12])), "4:5,9:10,12");
-    }
+    SeqSet::compact(uids.iter().map(|u| u.0))
 }

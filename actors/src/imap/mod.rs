@@ -20,6 +20,7 @@ mod compress;
 mod fetch;
 mod mailboxes;
 mod messages;
+mod search;
 mod select;
 
 use crate::conn::{
@@ -55,6 +56,8 @@ pub const CAPABILITIES: &[&str] = &[
     "IDLE",
     "MOVE",
     "UIDPLUS",
+    "ESEARCH",
+    "SEARCHRES",
     "UNSELECT",
     "NAMESPACE",
     "ID",
@@ -115,6 +118,8 @@ pub struct ImapState {
     idle: Option<String>,
     /// The tag of an AUTHENTICATE waiting for the client's response.
     authenticating: Option<String>,
+    /// RFC 5182: the UIDs the last SEARCH ... SAVE found, for `$`.
+    saved_search: Vec<roost_protocols::imap::types::Uid>,
     /// The APPEND whose message literals are arriving.
     append: Option<append::Append>,
     auth_failures: u32,
@@ -162,6 +167,7 @@ impl Actor for ImapSession {
             idle: None,
             authenticating: None,
             append: None,
+            saved_search: Vec::new(),
             auth_failures: 0,
             bad_commands: 0,
             deflate: None,
@@ -534,10 +540,7 @@ impl ImapState {
             CommandBody::UidExpunge(set) => self.expunge(Some(&set)).await,
             CommandBody::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false).await,
             CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
-            CommandBody::Search { .. } => Done::no_code(
-                Code::Cannot,
-                "SEARCH is not implemented yet in this version of roost",
-            ),
+            CommandBody::Search { uid, program } => self.search(tag, uid, program).await,
         }
     }
 

@@ -154,6 +154,8 @@ impl ImapState {
 
     /// Leaves the selected mailbox, telling its mailbox actor.
     pub(super) async fn unselect(&mut self) {
+        // RFC 5182 2.1: the saved result belongs to the selected mailbox.
+        self.saved_search.clear();
         let Some(sel) = self.selected.take() else {
             return;
         };

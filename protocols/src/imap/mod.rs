@@ -12,6 +12,7 @@ pub mod append;
 pub mod bodystructure;
 pub mod command;
 pub mod framer;
+pub mod matcher;
 pub mod parser;
 pub mod pattern;
 pub mod response;

@@ -321,6 +321,46 @@ pub fn status(out: &mut Vec<u8>, name: &str, items: &[StatusValue]) {
     out.extend_from_slice(b")\r\n");
 }
 
+/// RFC 4731 / RFC 9051 7.3.4: what an ESEARCH response reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Esearch {
+    pub tag: String,
+    pub uid: bool,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub count: Option<u32>,
+    /// A sequence set in wire form, never empty.
+    pub all: Option<String>,
+    /// RFC 7162 3.1.5.
+    pub modseq: Option<ModSeq>,
+}
+
+/// `* ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 3 ALL 2,5,9`.
+pub fn esearch(out: &mut Vec<u8>, e: &Esearch) {
+    out.extend_from_slice(b"* ESEARCH (TAG ");
+    quoted_or_literal(out, e.tag.as_bytes());
+    out.push(b')');
+    if e.uid {
+        out.extend_from_slice(b" UID");
+    }
+    if let Some(n) = e.min {
+        let _ = write!(out, " MIN {n}");
+    }
+    if let Some(n) = e.max {
+        let _ = write!(out, " MAX {n}");
+    }
+    if let Some(n) = e.count {
+        let _ = write!(out, " COUNT {n}");
+    }
+    if let Some(all) = &e.all {
+        let _ = write!(out, " ALL {all}");
+    }
+    if let Some(m) = e.modseq {
+        let _ = write!(out, " MODSEQ {m}");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `* SEARCH 2 5 (MODSEQ 9)` (RFC 9051 7.3.5 for rev1 clients, RFC 7162
 /// 3.1.5 for the MODSEQ part).
 pub fn search(out: &mut Vec<u8>, numbers: &[u32], modseq: Option<ModSeq>) {

@@ -105,6 +105,37 @@ impl SeqSet {
         Ok(SeqSet::Ranges(ranges))
     }
 
+    /// Numbers in the compact wire form (`1:3,7`), order kept: runs of
+    /// consecutive numbers become ranges (RFC 4315 uid-set, RFC 4731 ALL).
+    pub fn compact(numbers: impl IntoIterator<Item = u32>) -> String {
+        let mut out = String::new();
+        let mut run: Option<(u32, u32)> = None;
+        let flush = |out: &mut String, (start, end): (u32, u32)| {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            if start == end {
+                out.push_str(&start.to_string());
+            } else {
+                out.push_str(&format!("{start}:{end}"));
+            }
+        };
+        for n in numbers {
+            run = match run {
+                Some((start, end)) if end.checked_add(1) == Some(n) => Some((start, n)),
+                Some(r) => {
+                    flush(&mut out, r);
+                    Some((n, n))
+                }
+                None => Some((n, n)),
+            };
+        }
+        if let Some(r) = run {
+            flush(&mut out, r);
+        }
+        out
+    }
+
     /// The set `n` (a single number), as a convenience for callers.
     pub fn single(n: u32) -> SeqSet {
         SeqSet::Ranges(vec![SeqRange {
@@ -252,6 +283,19 @@ impl fmt::Display for SeqSet {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn compact_lists() {
+        assert_eq!(SeqSet::compact([1, 2, 3, 7]), "1:3,7");
+        assert_eq!(SeqSet::compact([5]), "5");
+        assert_eq!(SeqSet::compact([4, 5, 9, 10, 12]), "4:5,9:10,12");
+        assert_eq!(SeqSet::compact([3, 2]), "3,2");
+        assert_eq!(SeqSet::compact([]), "");
+        assert_eq!(
+            SeqSet::compact([u32::MAX - 1, u32::MAX]),
+            "4294967294:4294967295"
+        );
+    }
+
     use super::*;
 
     fn set(s: &str) -> SeqSet {

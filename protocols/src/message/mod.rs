@@ -8,6 +8,7 @@ pub mod decode;
 pub mod header;
 pub mod mime;
 pub mod summary;
+pub mod text;
 pub mod thread;
 
 pub use header::{header_end, header_value};

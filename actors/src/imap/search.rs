@@ -1,0 +1,213 @@
+//! SEARCH and UID SEARCH (RFC 9051 6.4.4, 6.4.9) with ESEARCH's RETURN
+//! options (RFC 4731: MIN, MAX, COUNT, ALL), SEARCHRES (RFC 5182: SAVE
+//! and `$`) and CONDSTORE's MODSEQ key (RFC 7162 3.1.5).
+//!
+//! The program runs in one blocking task over the session's view: flags,
+//! UIDs and modseqs come from the view, sizes and dates from the
+//! mailbox's records (read in one scan, in UID order, only when a key
+//! needs them), and header and body keys from the message files, read
+//! one at a time and only for programs that need them.
+
+use super::{Done, ImapState};
+use crate::task::blocking;
+use roost_protocols::imap::matcher::{Candidate, Matcher, Needs};
+use roost_protocols::imap::response::{self, Code, Esearch};
+use roost_protocols::imap::search::{SearchProgram, SearchReturn};
+use roost_protocols::imap::seqset::SeqSet;
+use roost_protocols::imap::types::{Flags, ModSeq, Uid};
+use roost_store::{AccountId, MailboxId, MessageRecord, Store, StoreError};
+
+/// The charsets SEARCH accepts (RFC 9051 6.4.4: UTF-8 at least).
+const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
+
+/// One message of the view, as the blocking search gets it.
+struct Entry {
+    uid: Uid,
+    flags: Flags,
+    modseq: ModSeq,
+}
+
+/// A match: its sequence number, UID and modseq.
+type Hit = (u32, Uid, ModSeq);
+
+impl ImapState {
+    pub(super) async fn search(&mut self, tag: &str, uid: bool, program: SearchProgram) -> Done {
+        if let Some(cs) = &program.charset {
+            if !CHARSETS.contains(&cs.as_str()) {
+                return Done::no_code(
+                    Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
+                    format!("Charset {cs} is not supported"),
+                );
+            }
+        }
+        let (Some(sel), Some((_, account))) = (&self.selected, self.account()) else {
+            return Done::bad("No mailbox selected");
+        };
+        let view: Vec<Entry> = sel
+            .view
+            .iter()
+            .map(|m| Entry {
+                uid: m.uid,
+                flags: m.flags.clone(),
+                modseq: m.modseq,
+            })
+            .collect();
+        let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
+        saved.sort_unstable();
+        let (store, mailbox) = (self.services.store.clone(), sel.id);
+        let returns = program.returns.clone();
+        let uses_modseq = program.uses_modseq();
+        let run = move || run_search(&store, account, mailbox, &view, &program, &saved);
+        let hits = match blocking(run).await {
+            Ok(h) => h,
+            Err(e) => {
+                if saves(&returns) {
+                    self.saved_search.clear();
+                }
+                return Done::no(format!("SEARCH failed: {e}"));
+            }
+        };
+        // RFC 7162 3.1.5: the highest modseq of what matched.
+        let modseq = uses_modseq
+            .then(|| hits.iter().map(|h| h.2).max())
+            .flatten();
+        let number = |h: &Hit| if uid { h.1 .0 } else { h.0 };
+        match &returns {
+            None => {
+                let numbers: Vec<u32> = hits.iter().map(number).collect();
+                response::search(&mut self.out, &numbers, modseq);
+            }
+            Some(opts) => {
+                let all = opts.is_empty() || opts.contains(&SearchReturn::All);
+                let only_save = !opts.is_empty() && opts.iter().all(|o| *o == SearchReturn::Save);
+                if !only_save {
+                    let has = |o| opts.contains(&o);
+                    let e = Esearch {
+                        tag: tag.to_string(),
+                        uid,
+                        min: has(SearchReturn::Min)
+                            .then(|| hits.first().map(number))
+                            .flatten(),
+                        max: has(SearchReturn::Max)
+                            .then(|| hits.last().map(number))
+                            .flatten(),
+                        count: has(SearchReturn::Count).then_some(hits.len() as u32),
+                        all: (all && !hits.is_empty())
+                            .then(|| SeqSet::compact(hits.iter().map(number))),
+                        modseq,
+                    };
+                    response::esearch(&mut self.out, &e);
+                }
+            }
+        }
+        if let Some(opts) = returns.as_ref().filter(|_| saves(&returns)) {
+            self.saved_search = saved_result(opts, &hits);
+        }
+        Done::ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+}
+
+/// RFC 5182 2.4 (RFC 9051 6.4.4.1): with MIN or MAX but neither ALL nor
+/// COUNT, `$` holds just the messages those return; otherwise all matches.
+fn saved_result(opts: &[SearchReturn], hits: &[Hit]) -> Vec<Uid> {
+    let has = |o| opts.contains(&o);
+    if has(SearchReturn::All) || has(SearchReturn::Count) {
+        return hits.iter().map(|h| h.1).collect();
+    }
+    let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
+    if !min && !max {
+        return hits.iter().map(|h| h.1).collect();
+    }
+    let mut out: Vec<Uid> = Vec::new();
+    if let (true, Some(h)) = (min, hits.first()) {
+        out.push(h.1);
+    }
+    if let (true, Some(h)) = (max, hits.last()) {
+        if !out.contains(&h.1) {
+            out.push(h.1);
+        }
+    }
+    out
+}
+
+fn saves(returns: &Option<Vec<SearchReturn>>) -> bool {
+    returns
+        .as_ref()
+        .is_some_and(|r| r.contains(&SearchReturn::Save))
+}
+
+fn run_search(
+    store: &Store,
+    account: AccountId,
+    mailbox: MailboxId,
+    view: &[Entry],
+    program: &SearchProgram,
+    saved: &[u32],
+) -> Result<Vec<Hit>, StoreError> {
+    let needs = program.needs();
+    let wants_record = needs.record || needs.header || needs.body;
+    // One scan in UID order, joined with the view (also in UID order).
+    let records: Vec<MessageRecord> = if wants_record {
+        store.messages(account, mailbox)?
+    } else {
+        Vec::new()
+    };
+    let max_uid = view.last().map_or(0, |m| m.uid.0);
+    let matcher = Matcher::new(program, view.len() as u32, max_uid, saved);
+    let mut hits = Vec::new();
+    let mut r = 0;
+    for (i, m) in view.iter().enumerate() {
+        let record = if wants_record {
+            while r < records.len() && records[r].uid < m.uid {
+                r += 1;
+            }
+            match records.get(r) {
+                Some(rec) if rec.uid == m.uid => Some(rec),
+                // Expunged since the view was made: not a match.
+                _ => continue,
+            }
+        } else {
+            None
+        };
+        let bytes = match record {
+            Some(rec) if needs.body || needs.header => match read(store, rec, needs) {
+                Ok(b) => b,
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            },
+            _ => Vec::new(),
+        };
+        let candidate = Candidate {
+            seq: i as u32 + 1,
+            uid: m.uid.0,
+            flags: &m.flags,
+            modseq: m.modseq,
+            size: record.map_or(0, |r| r.size),
+            internal_date: record.map_or(0, |r| r.internal_date),
+            save_date: record.map_or(0, |r| r.save_date),
+            message: &bytes,
+        };
+        if matcher.matches(&candidate) {
+            hits.push((i as u32 + 1, m.uid, m.modseq));
+        }
+    }
+    Ok(hits)
+}
+
+/// The whole message for body keys; for header keys only its header.
+fn read(store: &Store, rec: &MessageRecord, needs: Needs) -> Result<Vec<u8>, StoreError> {
+    let reader = store.open_message(rec)?;
+    if needs.body {
+        reader.read_all()
+    } else {
+        super::fetch::read_header(&reader)
+    }
+}

@@ -1,0 +1,129 @@
+//! A message read as text, for SEARCH (RFC 9051 6.4.4): header values with
+//! RFC 2047 encoded-words decoded, and the text parts of the body with
+//! their transfer encoding undone and their charset converted to UTF-8.
+//! Everything is lower-cased, so a search compares without case.
+//!
+//! Parts come from the bounded [`MimeTree`] walk; a part in a charset
+//! roost does not know is read as Latin-1, so its ASCII still matches.
+
+use super::decode::TransferEncoding;
+use super::header::{fields, header_end};
+use super::mime::MimeTree;
+
+/// One header field, its name and decoded value both lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextField {
+    pub name: String,
+    pub value: String,
+}
+
+/// The header fields of a header section, decoded and lower-cased.
+pub fn header_fields(header: &[u8]) -> Vec<TextField> {
+    fields(header)
+        .into_iter()
+        .map(|f| TextField {
+            name: String::from_utf8_lossy(f.name).to_lowercase(),
+            value: decode_value(&f.value).to_lowercase(),
+        })
+        .collect()
+}
+
+/// RFC 2047 decoding of an unfolded value, through mailparse.
+fn decode_value(raw: &[u8]) -> String {
+    let mut line = b"X: ".to_vec();
+    line.extend(
+        raw.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    match mailparse::parse_header(&line) {
+        Ok((h, _)) => h.get_value().trim().to_string(),
+        Err(_) => String::from_utf8_lossy(raw).trim().to_string(),
+    }
+}
+
+/// The text of every `text/*` part of `msg` (all of the message when it
+/// is a single text part), decoded and lower-cased, parts separated by a
+/// line break.
+pub fn body_text(msg: &[u8]) -> String {
+    let tree = MimeTree::parse(msg);
+    let mut out = String::new();
+    for part in &tree.parts {
+        let leaf = part.children.is_empty() && part.message.is_none();
+        if !leaf || part.media_type != "text" {
+            continue;
+        }
+        let header = &msg[part.header()];
+        let body = &msg[part.body()];
+        let decoded = TransferEncoding::from_name(part.encoding.as_bytes())
+            .map_or_else(|| body.to_vec(), |e| e.decode(body));
+        let text = to_utf8(&decoded, charset_of(header).as_deref());
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&text.to_lowercase());
+    }
+    out
+}
+
+/// The whole message as text: its decoded header fields, then its body
+/// text (SEARCH TEXT).
+pub fn message_text(msg: &[u8]) -> String {
+    let mut out = String::new();
+    for f in header_fields(&msg[..header_end(msg)]) {
+        out.push_str(&f.name);
+        out.push_str(": ");
+        out.push_str(&f.value);
+        out.push('\n');
+    }
+    out.push_str(&body_text(msg));
+    out
+}
+
+fn charset_of(header: &[u8]) -> Option<String> {
+    let ct = fields(header)
+        .into_iter()
+        .find(|f| f.name.eq_ignore_ascii_case(b"Content-Type"))?;
+    let parsed = mailparse::parse_content_type(&String::from_utf8_lossy(&ct.value));
+    Some(parsed.charset)
+}
+
+/// `bytes` in `charset` as UTF-8; unknown charsets read as Latin-1, and
+/// UTF-8 (or no charset) with invalid sequences replaced.
+fn to_utf8(bytes: &[u8], charset: Option<&str>) -> String {
+    let label = charset.unwrap_or("us-ascii");
+    if label.eq_ignore_ascii_case("us-ascii") || label.eq_ignore_ascii_case("utf-8") {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    match charset::Charset::for_label(label.as_bytes()) {
+        Some(cs) => cs.decode(bytes).0.into_owned(),
+        None => charset::decode_latin1(bytes).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_decoded_and_lowered() {
+        let f = header_fields(b"Subject: =?ISO-8859-1?Q?Caf=E9?= NOW\r\nFrom: A <a@B>\r\n\r\n");
+        assert_eq!(f[0].name, "subject");
+        assert_eq!(f[0].value, "café now");
+        assert_eq!(f[1].value, "a <a@b>");
+    }
+
+    #[test]
+    fn bodies_decoded_in_their_charset() {
+        let msg = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Gr=FC=DFE\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+PGI+SGFsbG88L2I+\r\n--b\r\nContent-Type: image/png\r\n\r\nNOTTEXT\r\n--b--\r\n";
+        assert_eq!(body_text(msg), "grüße\n<b>hallo</b>");
+        assert!(message_text(msg).starts_with("content-type: multipart/alternative"));
+        assert_eq!(body_text(b"Subject: x\r\n\r\nPlain Body"), "plain body");
+        assert_eq!(
+            body_text(b"Content-Type: text/plain; charset=x-unknown\r\n\r\ncaf\xe9"),
+            "café"
+        );
+    }
+}
