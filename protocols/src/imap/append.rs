@@ -144,7 +144,7 @@ pub fn parse_date_time(s: &[u8]) -> Option<i64> {
         return None;
     }
     let (h, mi, se): (i64, i64, i64) = (digits(h)?, digits(mi)?, digits(se)?);
-    if zone.len() != 5 {
+    if zone.len() != 5 || !zone.is_ascii() {
         return None;
     }
     let sign = match &zone[..1] {
@@ -227,5 +227,10 @@ mod tests {
         assert_eq!(parse_date_time(b"01-Jan-2024 24:00:00 +0000"), None);
         assert_eq!(parse_date_time(b"01-Jan-2024 12:00:00 0000"), None);
         assert_eq!(parse_date_time(b""), None);
+        // Found by fuzzing: a multi-byte character in the zone.
+        assert_eq!(
+            parse_date_time("01-Jan-2024 12:00:00 +0\u{3c7}0".as_bytes()),
+            None
+        );
     }
 }
