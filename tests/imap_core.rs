@@ -425,3 +425,186 @@ fn esearch_returns_and_saved_results() {
         "* SEARCH\r\na15 OK SEARCH completed\r\n"
     );
 }
+
+/// The MODSEQ of each message, from `FETCH 1:* (MODSEQ)`.
+fn modseqs(imap: &mut Imap) -> Vec<u64> {
+    let r = imap.cmd("FETCH 1:* (MODSEQ)");
+    r.lines()
+        .filter_map(|l| l.split("MODSEQ (").nth(1))
+        .map(|m| m.trim_end_matches("))").parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn condstore_conditional_store_and_changedsince() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    for i in 0..3 {
+        let r = append(
+            &mut imap,
+            &format!("f{i}"),
+            "INBOX",
+            b"Subject: m\r\n\r\nx\r\n",
+        );
+        assert!(r.contains(" OK [APPENDUID "), "{r}");
+    }
+    let v = uid_validity(&mut imap, "INBOX");
+    let r = imap.cmd("SELECT INBOX (CONDSTORE)");
+    let highest = modseqs_after_select(&r);
+    assert_eq!(
+        r,
+        format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n\
+* 3 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
+* OK [UIDNEXT 4] Predicted next UID\r\n* OK [HIGHESTMODSEQ {highest}] Highest\r\n\
+a3 OK [READ-WRITE] SELECT completed\r\n"
+        )
+    );
+    let m = modseqs(&mut imap);
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[2], highest);
+    // UNCHANGEDSINCE at the message's modseq: stored, with the new MODSEQ.
+    let r = imap.cmd(&format!(
+        "STORE 1 (UNCHANGEDSINCE {}) +FLAGS (\\Seen)",
+        m[0]
+    ));
+    let m1 = highest + 1;
+    assert_eq!(
+        r,
+        format!("* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ ({m1}))\r\na5 OK STORE completed\r\n")
+    );
+    // The same condition again fails for 1; 2 still passes.
+    let r = imap.cmd(&format!(
+        "STORE 1:2 (UNCHANGEDSINCE {}) +FLAGS (\\Flagged)",
+        m[1]
+    ));
+    let m2 = m1 + 1;
+    assert_eq!(
+        r,
+        format!(
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ ({m2}))\r\n\
+a6 OK [MODIFIED 1] Conditional STORE failed for some messages\r\n"
+        )
+    );
+    let r = imap.cmd(&format!(
+        "UID STORE 1 (UNCHANGEDSINCE {}) -FLAGS (\\Seen)",
+        m[0]
+    ));
+    assert_eq!(
+        r,
+        "a7 OK [MODIFIED 1] Conditional STORE failed for some messages\r\n"
+    );
+    // CHANGEDSINCE: only what changed after the modseq, MODSEQ added.
+    assert_eq!(
+        imap.cmd(&format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})")),
+        format!(
+            "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ ({m1}))\r\n\
+* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ ({m2}))\r\na8 OK FETCH completed\r\n"
+        )
+    );
+    assert_eq!(
+        imap.cmd(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {m1})")),
+        format!("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ({m2}))\r\na9 OK FETCH completed\r\n")
+    );
+    // Another session's change arrives with its MODSEQ.
+    let mut other = Imap::login(server.port(IMAP));
+    other.cmd("SELECT INBOX");
+    other.cmd("STORE 3 +FLAGS (\\Answered)");
+    assert_eq!(
+        imap.cmd("NOOP"),
+        format!(
+            "* 3 FETCH (UID 3 FLAGS (\\Answered) MODSEQ ({}))\r\na10 OK NOOP completed\r\n",
+            m2 + 1
+        )
+    );
+    assert_eq!(
+        imap.cmd("STATUS INBOX (HIGHESTMODSEQ)"),
+        format!(
+            "* STATUS INBOX (HIGHESTMODSEQ {})\r\na11 OK STATUS completed\r\n",
+            m2 + 1
+        )
+    );
+}
+
+/// The HIGHESTMODSEQ a SELECT response announced.
+fn modseqs_after_select(r: &str) -> u64 {
+    let at = r.find("[HIGHESTMODSEQ ").expect("HIGHESTMODSEQ") + 15;
+    r[at..].split(']').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn qresync_reports_vanished_and_changes() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("ENABLE QRESYNC CONDSTORE X-UNKNOWN"),
+        "* ENABLED QRESYNC CONDSTORE\r\na2 OK ENABLE completed\r\n"
+    );
+    for i in 0..4 {
+        append(
+            &mut imap,
+            &format!("f{i}"),
+            "INBOX",
+            b"Subject: q\r\n\r\nx\r\n",
+        );
+    }
+    let v = uid_validity(&mut imap, "INBOX");
+    let before = modseqs_after_select(&imap.cmd("SELECT INBOX"));
+    // Another session flags 1 and expunges 2 and 3.
+    let mut other = Imap::login(server.port(IMAP));
+    other.cmd("SELECT INBOX");
+    other.cmd("STORE 1 +FLAGS (\\Flagged)");
+    other.cmd("STORE 2:3 +FLAGS (\\Deleted)");
+    other.cmd("EXPUNGE");
+    let flagged = before + 1;
+    assert_eq!(
+        imap.cmd("NOOP"),
+        format!(
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ({flagged}))\r\n\
+* 2 FETCH (UID 2 FLAGS (\\Deleted) MODSEQ ({}))\r\n\
+* 3 FETCH (UID 3 FLAGS (\\Deleted) MODSEQ ({}))\r\n\
+* VANISHED 2:3\r\na5 OK NOOP completed\r\n",
+            before + 2,
+            before + 3
+        )
+    );
+    // UID FETCH with VANISHED: the expunged UIDs of the set first.
+    let r = imap.cmd(&format!(
+        "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before} VANISHED)"
+    ));
+    assert_eq!(
+        r,
+        format!(
+            "* VANISHED (EARLIER) 2:3\r\n* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ({flagged}))\r\n\
+a6 OK FETCH completed\r\n"
+        )
+    );
+    // A new session resynchronises from what it knew.
+    let mut again = Imap::login(server.port(IMAP));
+    again.cmd("ENABLE QRESYNC");
+    let r = again.cmd(&format!("SELECT INBOX (QRESYNC ({v} {before} 1:4))"));
+    let lines: Vec<&str> = r.lines().collect();
+    let n = lines.len();
+    assert_eq!(
+        lines[n - 3..],
+        [
+            "* VANISHED (EARLIER) 2:3",
+            &format!("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ({flagged}))"),
+            "a3 OK [READ-WRITE] SELECT completed"
+        ],
+        "{r}"
+    );
+    // A stale UIDVALIDITY gets a plain SELECT; no QRESYNC without ENABLE.
+    let r = again.cmd(&format!("SELECT INBOX (QRESYNC ({} {before}))", v + 1));
+    assert!(
+        !r.contains("VANISHED") && r.ends_with("a4 OK [READ-WRITE] SELECT completed\r\n"),
+        "{r}"
+    );
+    let mut plain = Imap::login(server.port(IMAP));
+    assert_eq!(
+        plain.cmd(&format!("SELECT INBOX (QRESYNC ({v} {before}))")),
+        "a2 BAD QRESYNC must be enabled first (ENABLE QRESYNC)\r\n"
+    );
+    server.assert_consistent(ACCOUNT);
+}

@@ -150,27 +150,31 @@ fn imap_well_formed(out: &[u8]) -> Result<(), String> {
         if text.contains("OK DEFLATE active") {
             return Ok(());
         }
-        // A literal: skip its bytes.
-        let trimmed = &line[..line.len() - 2];
-        if let Some(open) = trimmed.iter().rposition(|&b| b == b'{') {
-            if let Some(n) = std::str::from_utf8(&trimmed[open + 1..])
-                .ok()
-                .and_then(|s| s.strip_suffix('}'))
-                .and_then(|s| s.parse::<usize>().ok())
-            {
-                if n > rest.len() {
-                    return Err("literal cut short".into());
-                }
-                rest = &rest[n..];
-                // The line goes on after the literal.
-                let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
-                    return Err("unterminated line after literal".into());
-                };
-                rest = &rest[lf + 1..];
+        // Literals: skip their bytes; the line goes on after each, and
+        // may announce another.
+        let mut segment = &line[..line.len() - 2];
+        while let Some(n) = literal_at_end(segment) {
+            if n > rest.len() {
+                return Err("literal cut short".into());
             }
+            rest = &rest[n..];
+            let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+                return Err("unterminated line after literal".into());
+            };
+            segment = rest[..lf].strip_suffix(b"\r").unwrap_or(&rest[..lf]);
+            rest = &rest[lf + 1..];
         }
     }
     Ok(())
+}
+
+/// The size of the literal (`{n}` or `~{n}`) a line segment ends with.
+fn literal_at_end(segment: &[u8]) -> Option<usize> {
+    let open = segment.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&segment[open + 1..])
+        .ok()
+        .and_then(|s| s.strip_suffix('}'))
+        .and_then(|s| s.parse::<usize>().ok())
 }
 
 /// Every SMTP reply line is a three-digit code and a space or hyphen.

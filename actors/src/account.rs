@@ -35,6 +35,11 @@ pub const MAILBOX_DELIMITER: char = '/';
 pub const MAX_MAILBOX_NAME: usize = 1024;
 /// The most mailboxes one account may have.
 pub const MAX_MAILBOXES: usize = 10_000;
+/// Tombstones (expunged UIDs, for QRESYNC) a mailbox keeps. Past this the
+/// oldest are pruned down to [`KEEP_TOMBSTONES`], and the mailbox's
+/// vanished floor records the newest modseq pruned.
+pub const MAX_TOMBSTONES: u32 = 100_000;
+pub const KEEP_TOMBSTONES: u32 = 90_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
@@ -86,6 +91,16 @@ pub enum FlagAction {
     Replace,
 }
 
+/// What a flag change did.
+#[derive(Debug, Clone, Default)]
+pub struct FlagsSet {
+    /// The messages whose flags changed, with their new state.
+    pub changed: Vec<MessageState>,
+    /// RFC 7162 3.1.3: messages left alone because they changed after the
+    /// UNCHANGEDSINCE modseq.
+    pub modified: Vec<Uid>,
+}
+
 /// RFC 4315 COPYUID: the destination's UIDVALIDITY and the UID pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyResult {
@@ -112,7 +127,9 @@ pub enum AccountMsg {
         uids: Vec<Uid>,
         action: FlagAction,
         flags: Flags,
-        reply: Reply<Vec<MessageState>>,
+        /// RFC 7162 3.1.3: leave alone messages changed after this modseq.
+        unchanged_since: Option<ModSeq>,
+        reply: Reply<FlagsSet>,
     },
     /// Expunges the given UIDs, or every `\Deleted` message when `None`;
     /// only messages that carry `\Deleted` are expunged either way.
@@ -209,6 +226,7 @@ impl Pending {
             && self.place.is_empty()
             && self.link.is_empty()
             && self.remove.is_empty()
+            && self.prune.is_empty()
     }
 }
 
@@ -221,6 +239,8 @@ struct Pending {
     remove: Vec<FileId>,
     mailboxes: BTreeSet<MailboxId>,
     deleted_mailboxes: Vec<MailboxId>,
+    /// Mailboxes whose oldest tombstones go, and how many.
+    prune: Vec<(MailboxId, usize)>,
     changes: Vec<Change>,
     answers: Vec<Answer>,
     /// Message records changed but not yet committed; `None` = expunged.
@@ -350,9 +370,10 @@ impl Actor for AccountActor {
                 uids,
                 action,
                 flags,
+                unchanged_since,
                 reply,
             } => {
-                let r = state.set_flags(mailbox, &uids, action, &flags);
+                let r = state.set_flags(mailbox, &uids, action, &flags, unchanged_since);
                 state.answer(reply, r);
             }
             AccountMsg::Expunge {
@@ -489,6 +510,12 @@ impl AccountState {
             place_files: pending.place,
             link_files: pending.link,
             remove_files: pending.remove,
+            prune_tombstones: pending
+                .prune
+                .iter()
+                .filter(|(m, _)| !pending.deleted_mailboxes.contains(m))
+                .map(|&(m, n)| (account, m, n))
+                .collect(),
         };
         let store = self.store.clone();
         // The guard travels with the commit: if this actor is killed while
@@ -716,13 +743,19 @@ impl AccountState {
         uids: &[Uid],
         action: FlagAction,
         flags: &Flags,
-    ) -> Result<Vec<MessageState>, AccountError> {
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<FlagsSet, AccountError> {
         self.mailbox_mut(mailbox)?;
         let mut changed = Vec::new();
+        let mut modified = Vec::new();
         for &uid in uids.iter().collect::<BTreeSet<_>>() {
             let Some(mut rec) = self.message(mailbox, uid)? else {
                 continue;
             };
+            if unchanged_since.is_some_and(|u| rec.modseq > u) {
+                modified.push(uid);
+                continue;
+            }
             let new = apply_flags(&rec.flags, action, flags);
             if new == rec.flags {
                 continue;
@@ -751,7 +784,7 @@ impl AccountState {
                 counts: mb.counts,
             });
         }
-        Ok(changed)
+        Ok(FlagsSet { changed, modified })
     }
 
     fn expunge(
@@ -800,6 +833,12 @@ impl AccountState {
                 self.pending.remove.push(rec.file);
             }
             removed.push(rec.uid);
+        }
+        let mb = self.mailbox_mut(mailbox)?;
+        mb.tombstones = mb.tombstones.saturating_add(removed.len() as u32);
+        if let Some(n) = tombstones_to_prune(mb.tombstones) {
+            mb.tombstones -= n as u32;
+            self.pending.prune.push((mailbox, n));
         }
         if !removed.is_empty() {
             let mb = &self.mailboxes[&mailbox];
@@ -954,6 +993,7 @@ impl AccountState {
                 subscribed: true,
                 highest_modseq: modseq,
                 counts: MailboxCounts::default(),
+                tombstones: 0,
             },
         );
         self.pending.mailboxes.insert(id);
@@ -1292,6 +1332,11 @@ fn apply_flags(old: &Flags, action: FlagAction, flags: &Flags) -> Flags {
     }
 }
 
+/// How many tombstones to prune from a mailbox that keeps `count`.
+fn tombstones_to_prune(count: u32) -> Option<usize> {
+    (count > MAX_TOMBSTONES).then(|| (count - KEEP_TOMBSTONES) as usize)
+}
+
 fn count_in(c: &mut MailboxCounts, rec: &MessageRecord) {
     c.total += 1;
     c.size += rec.size;
@@ -1380,3 +1425,17 @@ impl AccountSpecs {
 #[cfg(test)]
 #[path = "account_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    #[test]
+    fn tombstones_are_pruned_past_the_limit_down_to_the_keep() {
+        assert_eq!(tombstones_to_prune(MAX_TOMBSTONES), None);
+        assert_eq!(
+            tombstones_to_prune(MAX_TOMBSTONES + 1),
+            Some((MAX_TOMBSTONES + 1 - KEEP_TOMBSTONES) as usize)
+        );
+    }
+}

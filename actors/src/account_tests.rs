@@ -225,10 +225,12 @@ async fn flags_expunge_copy_move_keep_the_store_consistent() {
         uids: vec![Uid(1), Uid(2)],
         action: FlagAction::Add,
         flags: [Flag::Deleted, Flag::Seen].into_iter().collect(),
+        unchanged_since: None,
         reply
     })
     .unwrap()
-    .unwrap();
+    .unwrap()
+    .changed;
     assert_eq!(changed.len(), 2);
     assert!(
         changed[1].modseq > changed[0].modseq,
@@ -385,6 +387,7 @@ async fn a_flag_change_and_a_move_in_one_batch_end_as_a_move() {
                 uids: vec![Uid(1)],
                 action: FlagAction::Add,
                 flags: [Flag::Seen].into_iter().collect(),
+                unchanged_since: None,
                 reply
             })
         },
@@ -398,7 +401,7 @@ async fn a_flag_change_and_a_move_in_one_batch_end_as_a_move() {
             })
         }
     );
-    assert_eq!(flags.unwrap().unwrap().len(), 1);
+    assert_eq!(flags.unwrap().unwrap().changed.len(), 1);
     assert_eq!(moved.unwrap().unwrap().pairs, vec![(Uid(1), Uid(1))]);
     assert_eq!(f.store.stats().commits - commits, 1, "one batch");
     assert!(f.store.messages(acct, inbox.id).unwrap().is_empty());

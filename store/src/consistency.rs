@@ -74,6 +74,9 @@ pub enum Problem {
         second: Place,
     },
     /// A modseq beyond the account's last allocated one.
+    /// A tombstone and the modseq index of tombstones disagree: one has an
+    /// entry the other lacks.
+    VanishedIndexMismatch { place: Place, modseq: ModSeq },
     ModSeqAboveLast {
         place: Place,
         modseq: ModSeq,
@@ -109,6 +112,10 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Problem::VanishedIndexMismatch { place, modseq } => write!(
+                f,
+                "{place}: tombstone and its modseq index entry (modseq {modseq}) disagree"
+            ),
             Problem::CountsMismatch {
                 mailbox,
                 name,
@@ -315,6 +322,46 @@ impl Store {
                 expunged: true,
             };
             check_seq(place, t.modseq, &mut problems);
+        }
+        // Every tombstone has its entry in the modseq index, and no entry
+        // is left without its tombstone.
+        let mut indexed = std::collections::BTreeSet::new();
+        for k in self
+            .inner
+            .db
+            .scan_prefix(keys::account_prefix(keys::VANISHED, id))
+            .keys()
+        {
+            let k = k?;
+            let mailbox = MailboxId(u32::from_be_bytes(
+                k.get(5..9)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or_default(),
+            ));
+            if let Some((modseq, uid)) = keys::vanished_parts(&k) {
+                indexed.insert((mailbox, uid, modseq));
+            }
+        }
+        for t in &tombstones {
+            if !indexed.remove(&(t.mailbox, t.uid, t.modseq)) {
+                let place = Place {
+                    mailbox: t.mailbox,
+                    uid: t.uid,
+                    expunged: true,
+                };
+                problems.push(Problem::VanishedIndexMismatch {
+                    place,
+                    modseq: t.modseq,
+                });
+            }
+        }
+        for (mailbox, uid, modseq) in indexed {
+            let place = Place {
+                mailbox,
+                uid,
+                expunged: true,
+            };
+            problems.push(Problem::VanishedIndexMismatch { place, modseq });
         }
 
         for mb in mailboxes.values() {

@@ -3,7 +3,7 @@
 //! account's records of that type and a scan of `type ‖ account ‖ mailbox`
 //! lists one mailbox's records in UID order. Nothing here touches sled.
 
-use roost_protocols::imap::types::Uid;
+use roost_protocols::imap::types::{ModSeq, Uid};
 
 use crate::records::{AccountId, FileId, MailboxId};
 
@@ -29,15 +29,23 @@ pub(crate) const THREAD_MESSAGE_ID: u8 = 0x14;
 pub(crate) const THREAD_SUBJECT: u8 = 0x15;
 
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 6] = [
+pub(crate) const PER_ACCOUNT: [u8; 8] = [
     MAILBOX,
     MESSAGE,
     TOMBSTONE,
     FILE,
     THREAD_MESSAGE_ID,
     THREAD_SUBJECT,
+    VANISHED,
+    VANISHED_FLOOR,
 ];
 
+/// Tombstones by modseq: account, mailbox, modseq, uid; no value. What
+/// QRESYNC asks ("expunged since modseq m") is a range scan of this.
+pub(crate) const VANISHED: u8 = 0x17;
+/// The highest modseq of tombstones pruned from a mailbox: account,
+/// mailbox. Below it the index no longer knows every expunge.
+pub(crate) const VANISHED_FLOOR: u8 = 0x18;
 /// Message summaries (ENVELOPE, BODYSTRUCTURE), followed by the file id:
 /// file ids are unique in the data directory, and a file never changes.
 pub(crate) const SUMMARY: u8 = 0x16;
@@ -115,6 +123,32 @@ pub(crate) fn thread_by_subject(a: AccountId, base_subject: &str) -> Vec<u8> {
         THREAD_SUBJECT,
         &[&a.0.to_be_bytes(), base_subject.as_bytes()],
     )
+}
+
+pub(crate) fn vanished(a: AccountId, m: MailboxId, modseq: ModSeq, u: Uid) -> Vec<u8> {
+    key(
+        VANISHED,
+        &[
+            &a.0.to_be_bytes(),
+            &m.0.to_be_bytes(),
+            &modseq.0.to_be_bytes(),
+            &u.0.to_be_bytes(),
+        ],
+    )
+}
+
+/// Reads modseq and uid back out of a [`vanished`] key.
+pub(crate) fn vanished_parts(key: &[u8]) -> Option<(ModSeq, Uid)> {
+    let modseq: [u8; 8] = key.get(9..17)?.try_into().ok()?;
+    let uid: [u8; 4] = key.get(17..21)?.try_into().ok()?;
+    Some((
+        ModSeq(u64::from_be_bytes(modseq)),
+        Uid(u32::from_be_bytes(uid)),
+    ))
+}
+
+pub(crate) fn vanished_floor(a: AccountId, m: MailboxId) -> Vec<u8> {
+    key(VANISHED_FLOOR, &[&a.0.to_be_bytes(), &m.0.to_be_bytes()])
 }
 
 pub(crate) fn summary(f: FileId) -> Vec<u8> {

@@ -77,6 +77,9 @@ pub struct Commit {
     pub link_files: Vec<(FileId, FileId)>,
     /// Files to unlink once the index no longer refers to them.
     pub remove_files: Vec<FileId>,
+    /// `(account, mailbox, n)`: drop the mailbox's `n` oldest tombstones,
+    /// raising its vanished floor to the newest of them.
+    pub prune_tombstones: Vec<(AccountId, MailboxId, usize)>,
 }
 
 impl Commit {
@@ -87,6 +90,7 @@ impl Commit {
             && self.place_files.is_empty()
             && self.link_files.is_empty()
             && self.remove_files.is_empty()
+            && self.prune_tombstones.is_empty()
     }
 }
 
@@ -429,6 +433,7 @@ impl Store {
                 subscribed: true,
                 highest_modseq: INITIAL_MODSEQ,
                 counts: MailboxCounts::default(),
+                tombstones: 0,
             };
             batch.insert(keys::mailbox(id, rec.id), encode(&rec)?);
         }
@@ -647,6 +652,56 @@ impl Store {
         }
     }
 
+    /// RFC 7162 3.2.5.1: the UIDs expunged from a mailbox after `since`,
+    /// ascending, and the mailbox's vanished floor: when `since` is below
+    /// the floor, tombstones that would answer have been pruned, and the
+    /// list is not complete.
+    pub fn vanished_since(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> Result<(Vec<Uid>, ModSeq)> {
+        let start = keys::vanished(account, mailbox, ModSeq(since.0.saturating_add(1)), Uid(0));
+        let end = keys::vanished(account, mailbox, ModSeq(u64::MAX), Uid(u32::MAX));
+        let mut uids = Vec::new();
+        for k in self.inner.db.range(start..=end).keys() {
+            if let Some((_, uid)) = keys::vanished_parts(&k?) {
+                uids.push(uid);
+            }
+        }
+        uids.sort_unstable();
+        let floor = self
+            .get::<ModSeq>(&keys::vanished_floor(account, mailbox))?
+            .unwrap_or(ModSeq(0));
+        Ok((uids, floor))
+    }
+
+    /// Adds the removal of a mailbox's `n` oldest tombstones to `batch`,
+    /// and the floor they leave.
+    fn prune_tombstones(
+        &self,
+        batch: &mut sled::Batch,
+        a: AccountId,
+        m: MailboxId,
+        n: usize,
+    ) -> Result<()> {
+        let mut floor = self
+            .get::<ModSeq>(&keys::vanished_floor(a, m))?
+            .unwrap_or(ModSeq(0));
+        let prefix = keys::mailbox_prefix(keys::VANISHED, a, m);
+        for k in self.inner.db.scan_prefix(prefix).keys().take(n) {
+            let k = k?;
+            if let Some((modseq, uid)) = keys::vanished_parts(&k) {
+                batch.remove(keys::tombstone(a, m, uid));
+                floor = floor.max(modseq);
+            }
+            batch.remove(k);
+        }
+        batch.insert(keys::vanished_floor(a, m), encode(&floor)?);
+        Ok(())
+    }
+
     /// The stored summary of the message in `file`, if it has one yet.
     pub fn summary(&self, file: FileId) -> Result<Option<Summary>> {
         self.get(&keys::summary(file))
@@ -703,10 +758,14 @@ impl Store {
             place_files,
             link_files,
             remove_files,
+            prune_tombstones,
         } = c;
         // Encode first: a record that cannot be written should fail the
         // commit before any file moves.
-        let batch = self.build_batch(&puts, &deletes, &link_files)?;
+        let mut batch = self.build_batch(&puts, &deletes, &link_files)?;
+        for (a, m, n) in prune_tombstones {
+            self.prune_tombstones(&mut batch, a, m, n)?;
+        }
 
         let mut placer = Placer::new(&self.inner.msg_dir);
         let placed = place_files
@@ -764,7 +823,10 @@ impl Store {
         let mut index_inserts = Vec::new();
         for key in deletes {
             let k = match key {
-                RecordKey::Mailbox(a, m) => keys::mailbox(*a, *m),
+                RecordKey::Mailbox(a, m) => {
+                    batch.remove(keys::vanished_floor(*a, *m));
+                    keys::mailbox(*a, *m)
+                }
                 RecordKey::Message(a, m, u) => {
                     let k = keys::message(*a, *m, *u);
                     if let Some(old) = self.get::<MessageRecord>(&k)? {
@@ -772,7 +834,13 @@ impl Store {
                     }
                     k
                 }
-                RecordKey::Tombstone(a, m, u) => keys::tombstone(*a, *m, *u),
+                RecordKey::Tombstone(a, m, u) => {
+                    let k = keys::tombstone(*a, *m, *u);
+                    if let Some(t) = self.get::<Tombstone>(&k)? {
+                        batch.remove(keys::vanished(*a, *m, t.modseq, *u));
+                    }
+                    k
+                }
                 RecordKey::ThreadByMessageId(a, id) => keys::thread_by_message_id(*a, id),
                 RecordKey::ThreadBySubject(a, s) => keys::thread_by_subject(*a, s),
             };
@@ -796,7 +864,11 @@ impl Store {
                     index_inserts.push((keys::file(m.account, m.file), encode(&fr)?));
                     (k, encode(m)?)
                 }
-                Record::Tombstone(t) => (keys::tombstone(t.account, t.mailbox, t.uid), encode(t)?),
+                Record::Tombstone(t) => {
+                    let index = keys::vanished(t.account, t.mailbox, t.modseq, t.uid);
+                    batch.insert(index, Vec::new());
+                    (keys::tombstone(t.account, t.mailbox, t.uid), encode(t)?)
+                }
                 Record::ThreadByMessageId {
                     account,
                     message_id,

@@ -110,6 +110,10 @@ pub struct MailboxRecord {
     pub subscribed: bool,
     pub highest_modseq: ModSeq,
     pub counts: MailboxCounts,
+    /// Tombstones kept for the mailbox (RFC 7162 QRESYNC), so the account
+    /// knows when to prune.
+    #[serde(default)]
+    pub tombstones: u32,
 }
 
 /// One message in one mailbox. The bytes live in an immutable file; what

@@ -648,3 +648,91 @@ fn consistency_reports_createseq_index_and_orphans() {
         assert!(!problem.to_string().is_empty());
     }
 }
+
+#[test]
+fn vanished_index_answers_since_and_pruning_raises_the_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = Delivery::new(&store);
+    let (a, m) = (d.account.id, d.inbox.id);
+    // Tombstones for UIDs 1..=10 at modseqs 11..=20.
+    let puts = (1..=10)
+        .map(|u| {
+            Record::Tombstone(Tombstone {
+                account: a,
+                mailbox: m,
+                uid: Uid(u),
+                modseq: ModSeq(10 + u64::from(u)),
+            })
+        })
+        .collect();
+    ok(store.commit(Commit {
+        puts,
+        ..Commit::default()
+    }));
+    let uids = |v: &[u32]| v.iter().map(|&u| Uid(u)).collect::<Vec<_>>();
+    assert_eq!(
+        ok(store.vanished_since(a, m, ModSeq(17))),
+        (uids(&[8, 9, 10]), ModSeq(0))
+    );
+    assert_eq!(
+        ok(store.vanished_since(a, m, ModSeq(20))),
+        (uids(&[]), ModSeq(0))
+    );
+    // Pruning the 4 oldest leaves the floor at their newest modseq.
+    ok(store.commit(Commit {
+        prune_tombstones: vec![(a, m, 4)],
+        ..Commit::default()
+    }));
+    assert_eq!(ok(store.tombstones(a, m)).len(), 6);
+    assert_eq!(
+        ok(store.vanished_since(a, m, ModSeq(0))),
+        (uids(&[5, 6, 7, 8, 9, 10]), ModSeq(14))
+    );
+    // Deleting a tombstone takes its index entry along; the check agrees.
+    ok(store.commit(Commit {
+        deletes: vec![RecordKey::Tombstone(a, m, Uid(5))],
+        ..Commit::default()
+    }));
+    assert_eq!(
+        ok(store.vanished_since(a, m, ModSeq(0))).0,
+        uids(&[6, 7, 8, 9, 10])
+    );
+    // (The made-up tombstones break other rules; only the index is
+    // looked at here.)
+    let index_problems = || {
+        problems(&store)
+            .into_iter()
+            .filter(|p| matches!(p, Problem::VanishedIndexMismatch { .. }))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(index_problems(), vec![]);
+    store
+        .inner
+        .db
+        .insert(keys::vanished(a, m, ModSeq(99), Uid(42)), Vec::new())
+        .unwrap();
+    store
+        .inner
+        .db
+        .remove(keys::vanished(a, m, ModSeq(16), Uid(6)))
+        .unwrap();
+    let place = |uid| Place {
+        mailbox: m,
+        uid: Uid(uid),
+        expunged: true,
+    };
+    assert_eq!(
+        index_problems(),
+        vec![
+            Problem::VanishedIndexMismatch {
+                place: place(6),
+                modseq: ModSeq(16)
+            },
+            Problem::VanishedIndexMismatch {
+                place: place(42),
+                modseq: ModSeq(99)
+            },
+        ]
+    );
+}

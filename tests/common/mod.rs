@@ -21,7 +21,7 @@ pub const ACCOUNT: &str = "roost@localhost";
 pub const PASSWORD: &str = "roostroost";
 /// What roost's IMAP server announces after login, in order.
 pub const IMAP_CAPS: &str = "IMAP4rev2 IMAP4rev1 LITERAL+ MULTIAPPEND IDLE MOVE UIDPLUS \
-ESEARCH SEARCHRES UNSELECT NAMESPACE ID ENABLE SASL-IR AUTH=PLAIN COMPRESS=DEFLATE APPENDLIMIT=67108864";
+ESEARCH SEARCHRES CONDSTORE QRESYNC UNSELECT NAMESPACE ID ENABLE SASL-IR AUTH=PLAIN COMPRESS=DEFLATE APPENDLIMIT=67108864";
 
 /// How long a test waits for anything before it fails.
 pub const WAIT: Duration = Duration::from_secs(30);

@@ -292,6 +292,7 @@ impl ImapState {
             return;
         }
         for d in delivered {
+            sel.uid_next = sel.uid_next.max(Uid(d.uid.0 + 1));
             sel.view.push(MessageState {
                 uid: d.uid,
                 flags: d.flags.clone(),

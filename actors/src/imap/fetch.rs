@@ -23,7 +23,7 @@ use roost_protocols::imap::response::Code;
 use roost_protocols::imap::response::{self, FetchResponseItem};
 use roost_protocols::imap::section::{Located, SectionData, Sections};
 use roost_protocols::imap::seqset::SeqSet;
-use roost_protocols::imap::types::{Flag, SeqNum, Uid};
+use roost_protocols::imap::types::{Flag, ModSeq, SeqNum, Uid};
 use roost_protocols::message::decode::TransferEncoding;
 use roost_protocols::message::header::header_end;
 use roost_protocols::message::summary::Summary;
@@ -38,6 +38,14 @@ pub const BODY_PIECE: usize = 64 * 1024;
 /// How much of a message is read to find its header when only header
 /// sections are asked for; real headers fit many times over.
 pub const HEADER_PROBE: usize = 64 * 1024;
+
+/// RFC 7162 FETCH modifiers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FetchModifiers {
+    pub changed_since: Option<ModSeq>,
+    /// RFC 7162 3.2.6: report expunged UIDs of the set first.
+    pub vanished: bool,
+}
 
 /// Where the bytes of one body item come from.
 enum BodySource {
@@ -116,11 +124,37 @@ impl ImapState {
             .collect())
     }
 
-    pub(super) async fn fetch(&mut self, set: &SeqSet, items: &[FetchAttr], uid: bool) -> Done {
-        let targets = match self.resolve(set, uid) {
+    pub(super) async fn fetch(
+        &mut self,
+        set: &SeqSet,
+        items: &[FetchAttr],
+        uid: bool,
+        modifiers: FetchModifiers,
+    ) -> Done {
+        let mut targets = match self.resolve(set, uid) {
             Ok(t) => t,
             Err(e) => return Done::bad(e),
         };
+        let mut items = items.to_vec();
+        if let Some(since) = modifiers.changed_since {
+            // RFC 7162 3.1.4.1: only what changed after `since`, with its
+            // MODSEQ.
+            self.use_condstore();
+            if !items.contains(&FetchAttr::ModSeq) {
+                items.push(FetchAttr::ModSeq);
+            }
+            if let Some(sel) = &self.selected {
+                targets.retain(|(seq, _)| sel.view[*seq as usize - 1].modseq > since);
+            }
+            if modifiers.vanished {
+                if let Err(e) = self.report_vanished(set, since).await {
+                    return Done::no(format!("Cannot read what was expunged: {e}"));
+                }
+            }
+        } else if items.contains(&FetchAttr::ModSeq) {
+            self.use_condstore();
+        }
+        let items = &items[..];
         let (Some(sel), Some((_, account_id))) = (&self.selected, self.account()) else {
             return Done::bad("No mailbox selected");
         };
@@ -229,6 +263,20 @@ impl ImapState {
             }
         }
         Done::ok("FETCH completed")
+    }
+
+    /// RFC 7162 3.2.6: `* VANISHED (EARLIER)` for the UIDs of `set`
+    /// expunged after `since`.
+    async fn report_vanished(&mut self, set: &SeqSet, since: ModSeq) -> Result<(), String> {
+        let Some(sel) = &self.selected else {
+            return Ok(());
+        };
+        let (mailbox, uid_next) = (sel.id, sel.uid_next);
+        let uids = self.vanished_since(mailbox, uid_next, set, since).await?;
+        if !uids.is_empty() {
+            response::vanished(&mut self.out, true, &SeqSet::compact(uids));
+        }
+        Ok(())
     }
 
     /// Writes one `* n FETCH (...)` response, sending bodies in pieces.

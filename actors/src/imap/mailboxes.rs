@@ -84,6 +84,9 @@ impl ImapState {
     }
 
     pub(super) async fn status(&mut self, mailbox: &str, items: &[StatusItem]) -> Done {
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.use_condstore();
+        }
         let name = normalize_name(mailbox);
         let records = match self.mailbox_records().await {
             Ok(r) => r,
@@ -101,7 +104,9 @@ impl ImapState {
                 StatusItem::Unseen => StatusValue::Unseen(rec.counts.unseen),
                 StatusItem::Deleted => StatusValue::Deleted(rec.counts.deleted),
                 StatusItem::Size => StatusValue::Size(rec.counts.size),
-                StatusItem::HighestModSeq => StatusValue::HighestModSeq(rec.highest_modseq),
+                StatusItem::HighestModSeq => StatusValue::HighestModSeq(
+                    roost_protocols::imap::types::ModSeq(rec.highest_modseq.0.max(1)),
+                ),
                 StatusItem::Recent => StatusValue::Recent(0),
             })
             .collect();

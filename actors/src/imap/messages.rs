@@ -8,7 +8,15 @@ use crate::directory::call_account;
 use roost_protocols::imap::command::StoreAction;
 use roost_protocols::imap::response::{self, Code, Status};
 use roost_protocols::imap::seqset::SeqSet;
-use roost_protocols::imap::types::{Flag, Flags, Uid};
+use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid};
+
+/// What a STORE asks for (RFC 9051 6.4.6, RFC 7162 3.1.3).
+pub(super) struct StoreRequest {
+    pub action: StoreAction,
+    pub silent: bool,
+    pub flags: Vec<Flag>,
+    pub unchanged_since: Option<ModSeq>,
+}
 
 impl ImapState {
     fn writable(&self) -> Result<(String, roost_store::MailboxId), Done> {
@@ -24,14 +32,16 @@ impl ImapState {
         Ok((account.to_string(), sel.id))
     }
 
-    pub(super) async fn store_flags(
-        &mut self,
-        set: &SeqSet,
-        uid: bool,
-        action: StoreAction,
-        silent: bool,
-        flags: Vec<Flag>,
-    ) -> Done {
+    pub(super) async fn store_flags(&mut self, set: &SeqSet, uid: bool, req: StoreRequest) -> Done {
+        let StoreRequest {
+            action,
+            silent,
+            flags,
+            unchanged_since,
+        } = req;
+        if unchanged_since.is_some() {
+            self.use_condstore();
+        }
         let targets = match self.resolve(set, uid) {
             Ok(t) => t,
             Err(e) => return Done::bad(e),
@@ -51,31 +61,57 @@ impl ImapState {
             uids,
             action,
             flags: Flags::from_iter(flags),
+            unchanged_since,
             reply,
         })
         .await;
-        let changed = match r {
+        let result = match r {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return account_no(e),
             Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
         };
-        self.update_view(&changed);
+        self.update_view(&result.changed);
         if !silent {
-            // RFC 9051 6.4.6: the new flags of every message named.
+            // RFC 9051 6.4.6: the new flags of every message named, but
+            // those a conditional STORE left alone (RFC 7162 3.1.3).
             for (seq, u) in &targets {
-                let flags = self
-                    .selected
-                    .as_ref()
-                    .and_then(|sel| sel.view.get(*seq as usize - 1).map(|m| m.flags.clone()));
-                if let Some(flags) = flags {
-                    write_flags(&mut self.out, *seq, *u, &flags, None);
+                if result.modified.contains(u) {
+                    continue;
+                }
+                let state = self.selected.as_ref().and_then(|sel| {
+                    sel.view
+                        .get(*seq as usize - 1)
+                        .map(|m| (m.clone(), sel.modseqs))
+                });
+                if let Some((m, modseqs)) = state {
+                    write_flags(
+                        &mut self.out,
+                        *seq,
+                        *u,
+                        &m.flags,
+                        modseqs.then_some(m.modseq),
+                    );
                 }
                 if self.write_out_if_full().await.is_err() {
                     return Done::Later;
                 }
             }
         }
-        Done::ok("STORE completed")
+        if result.modified.is_empty() {
+            return Done::ok("STORE completed");
+        }
+        // RFC 7162 3.1.3: MODIFIED names them as the command did, by
+        // sequence number or by UID.
+        let numbers: Vec<u32> = targets
+            .iter()
+            .filter(|(_, u)| result.modified.contains(u))
+            .map(|&(seq, u)| if uid { u.0 } else { seq })
+            .collect();
+        Done::Tagged(
+            Status::Ok,
+            Some(Code::Modified(SeqSet::compact(numbers))),
+            "Conditional STORE failed for some messages".into(),
+        )
     }
 
     pub(super) async fn expunge(&mut self, set: Option<&SeqSet>) -> Done {

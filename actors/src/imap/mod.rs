@@ -28,6 +28,8 @@ use crate::conn::{
 };
 use crate::listener::{Protocol, Services};
 use crate::mailbox::MailboxNotice;
+use fetch::FetchModifiers;
+use messages::StoreRequest;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::imap::command::{Command, CommandBody};
 use roost_protocols::imap::framer::{
@@ -58,6 +60,8 @@ pub const CAPABILITIES: &[&str] = &[
     "UIDPLUS",
     "ESEARCH",
     "SEARCHRES",
+    "CONDSTORE",
+    "QRESYNC",
     "UNSELECT",
     "NAMESPACE",
     "ID",
@@ -118,6 +122,13 @@ pub struct ImapState {
     idle: Option<String>,
     /// The tag of an AUTHENTICATE waiting for the client's response.
     authenticating: Option<String>,
+    /// RFC 7162 3.1: CONDSTORE enabled (by ENABLE or a command that uses
+    /// it): flag changes carry MODSEQ.
+    condstore: bool,
+    /// RFC 7162 3.2.3: QRESYNC enabled: expunges are reported as VANISHED.
+    qresync: bool,
+    /// RFC 9051 3.1 / RFC 5161: the client enabled IMAP4rev2.
+    rev2: bool,
     /// RFC 5182: the UIDs the last SEARCH ... SAVE found, for `$`.
     saved_search: Vec<roost_protocols::imap::types::Uid>,
     /// The APPEND whose message literals are arriving.
@@ -168,6 +179,9 @@ impl Actor for ImapSession {
             authenticating: None,
             append: None,
             saved_search: Vec::new(),
+            condstore: false,
+            qresync: false,
+            rev2: false,
             auth_failures: 0,
             bad_commands: 0,
             deflate: None,
@@ -489,11 +503,7 @@ impl ImapState {
                     .extend_from_slice(b"* ID (\"name\" \"roost\" \"vendor\" \"roost\")\r\n");
                 Done::ok("ID completed")
             }
-            CommandBody::Enable(_) => {
-                // Nothing enable-able is implemented yet: enable nothing.
-                self.out.extend_from_slice(b"* ENABLED\r\n");
-                Done::ok("ENABLE completed")
-            }
+            CommandBody::Enable(caps) => self.enable(&caps),
             CommandBody::Namespace => {
                 self.out
                     .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
@@ -505,8 +515,8 @@ impl ImapState {
                 mechanism,
                 initial_response,
             } => self.authenticate(tag, &mechanism, initial_response).await,
-            CommandBody::Select { mailbox, .. } => self.select(&mailbox, false).await,
-            CommandBody::Examine { mailbox, .. } => self.select(&mailbox, true).await,
+            CommandBody::Select { mailbox, params } => self.select(&mailbox, false, params).await,
+            CommandBody::Examine { mailbox, params } => self.select(&mailbox, true, params).await,
             CommandBody::Close => self.close(true).await,
             CommandBody::Unselect => self.close(false).await,
             CommandBody::Idle => {
@@ -526,21 +536,88 @@ impl ImapState {
             CommandBody::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
             CommandBody::Status { mailbox, items } => self.status(&mailbox, &items).await,
             CommandBody::Fetch {
-                set, items, uid, ..
-            } => self.fetch(&set, &items, uid).await,
+                set,
+                items,
+                uid,
+                changed_since,
+                vanished,
+            } => {
+                let modifiers = FetchModifiers {
+                    changed_since,
+                    vanished,
+                };
+                self.fetch(&set, &items, uid, modifiers).await
+            }
             CommandBody::Store {
                 set,
                 uid,
                 action,
                 silent,
                 flags,
-                ..
-            } => self.store_flags(&set, uid, action, silent, flags).await,
+                unchanged_since,
+            } => {
+                let store = StoreRequest {
+                    action,
+                    silent,
+                    flags,
+                    unchanged_since,
+                };
+                self.store_flags(&set, uid, store).await
+            }
             CommandBody::Expunge => self.expunge(None).await,
             CommandBody::UidExpunge(set) => self.expunge(Some(&set)).await,
             CommandBody::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false).await,
             CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
             CommandBody::Search { uid, program } => self.search(tag, uid, program).await,
+        }
+    }
+
+    /// RFC 5161 ENABLE: CONDSTORE, QRESYNC (which implies CONDSTORE) and
+    /// IMAP4rev2; `* ENABLED` lists what this command turned on.
+    fn enable(&mut self, caps: &[String]) -> Done {
+        let mut enabled = Vec::new();
+        // QRESYNC turns CONDSTORE on too; named as well, it is listed.
+        let had_condstore = self.condstore;
+        for cap in caps {
+            let on = match cap.as_str() {
+                "CONDSTORE" => {
+                    self.condstore = true;
+                    !had_condstore && !enabled.contains(&"CONDSTORE")
+                }
+                "QRESYNC" => {
+                    self.use_condstore();
+                    !std::mem::replace(&mut self.qresync, true)
+                }
+                "IMAP4REV2" => !std::mem::replace(&mut self.rev2, true),
+                _ => false,
+            };
+            if on {
+                enabled.push(if cap == "IMAP4REV2" {
+                    "IMAP4rev2"
+                } else {
+                    cap.as_str()
+                });
+            }
+        }
+        self.use_condstore_if(self.condstore);
+        if let Some(sel) = &mut self.selected {
+            sel.vanished = self.qresync;
+        }
+        response::enabled(&mut self.out, &enabled);
+        Done::ok("ENABLE completed")
+    }
+
+    /// RFC 7162 3.1: a command that uses CONDSTORE turns it on.
+    pub(super) fn use_condstore(&mut self) {
+        self.use_condstore_if(true);
+    }
+
+    fn use_condstore_if(&mut self, on: bool) {
+        if on {
+            self.condstore = true;
+            if let Some(sel) = &mut self.selected {
+                sel.modseqs = true;
+            }
         }
     }
 

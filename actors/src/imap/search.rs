@@ -55,8 +55,15 @@ impl ImapState {
         let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
         saved.sort_unstable();
         let (store, mailbox) = (self.services.store.clone(), sel.id);
-        let returns = program.returns.clone();
+        // RFC 9051 6.4.4: an IMAP4rev2 session always gets ESEARCH.
+        let returns = match (&program.returns, self.rev2) {
+            (None, true) => Some(Vec::new()),
+            (r, _) => r.clone(),
+        };
         let uses_modseq = program.uses_modseq();
+        if uses_modseq {
+            self.use_condstore();
+        }
         let run = move || run_search(&store, account, mailbox, &view, &program, &saved);
         let hits = match blocking(run).await {
             Ok(h) => h,

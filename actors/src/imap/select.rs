@@ -8,7 +8,9 @@ use crate::directory::call_account;
 use crate::events::{Change, ChangeEvent, MessageState};
 use crate::mailbox::{MailboxMsg, MailboxNotice, MailboxSnapshot, Subscriber};
 use ractor::ActorRef;
+use roost_protocols::imap::command::{QResync, SelectParams};
 use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::state::SessionState;
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, SeqNum, Uid, UidValidity};
 use roost_store::MailboxId;
@@ -30,6 +32,12 @@ pub struct Selected {
     pub pending: Vec<Arc<ChangeEvent>>,
     /// The mailbox actor went away: reopen and compare before the next write.
     pub stale: Option<String>,
+    /// The next UID as the view knows it: beyond every UID it has seen.
+    pub uid_next: Uid,
+    /// RFC 7162 3.1: CONDSTORE is on; flag changes carry MODSEQ.
+    pub modseqs: bool,
+    /// RFC 7162 3.2.10: QRESYNC is on; expunges are VANISHED, not EXPUNGE.
+    pub vanished: bool,
 }
 
 impl Selected {
@@ -44,7 +52,19 @@ impl ImapState {
         Subscriber::new(move |notice| me.send_message(ImapMsg::Notice(notice)).is_ok())
     }
 
-    pub(super) async fn select(&mut self, name: &str, read_only: bool) -> Done {
+    pub(super) async fn select(
+        &mut self,
+        name: &str,
+        read_only: bool,
+        params: SelectParams,
+    ) -> Done {
+        // RFC 7162 3.2.5: QRESYNC parameters only once QRESYNC is enabled.
+        if params.qresync.is_some() && !self.qresync {
+            return Done::bad("QRESYNC must be enabled first (ENABLE QRESYNC)");
+        }
+        if params.condstore {
+            self.condstore = true;
+        }
         // RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected.
         let had_selection = self.selected.is_some();
         self.unselect().await;
@@ -95,8 +115,10 @@ impl ImapState {
             "Limited",
         );
         response::exists(&mut self.out, snap.messages.len() as u32);
-        // IMAP4rev1 clients expect RECENT; roost keeps no \Recent state.
-        self.out.extend_from_slice(b"* 0 RECENT\r\n");
+        if !self.rev2 {
+            // IMAP4rev1 clients expect RECENT; roost keeps no \Recent state.
+            self.out.extend_from_slice(b"* 0 RECENT\r\n");
+        }
         response::untagged_status(
             &mut self.out,
             Status::Ok,
@@ -109,19 +131,37 @@ impl ImapState {
             Some(Code::UidNext(rec.uid_next)),
             "Predicted next UID",
         );
+        // RFC 7162 3.1.2.1: every SELECT of a mailbox that keeps modseqs
+        // says how far they go (at least 1: 0 is not a mod-sequence-value).
+        let highest = ModSeq(rec.highest_modseq.0.max(1));
+        response::untagged_status(
+            &mut self.out,
+            Status::Ok,
+            Some(Code::HighestModSeq(highest)),
+            "Highest",
+        );
         let name = rec.name.clone();
+        let (id, uid_validity, uid_next) = (rec.id, rec.uid_validity, rec.uid_next);
         self.selected = Some(Selected {
-            id: rec.id,
+            id,
             name,
             read_only,
-            uid_validity: rec.uid_validity,
+            uid_validity,
             view: snap.messages,
             subscriber: sub_id,
             actor: opened.actor,
             pending: Vec::new(),
             stale: None,
+            uid_next,
+            modseqs: self.condstore,
+            vanished: self.qresync,
         });
         self.state = SessionState::Selected { read_only };
+        if let Some(q) = params.qresync.filter(|q| q.uid_validity == uid_validity.0) {
+            if let Err(e) = self.qresync_replay(id, uid_next, &q).await {
+                return Done::no(format!("Cannot read what changed: {e}"));
+            }
+        }
         if read_only {
             Done::Tagged(Status::Ok, Some(Code::ReadOnly), "EXAMINE completed".into())
         } else {
@@ -260,11 +300,12 @@ impl ImapState {
             uids,
             action: FlagAction::Add,
             flags: Flags::from_iter([Flag::Seen]),
+            unchanged_since: None,
             reply,
         })
         .await;
         let changed = match r {
-            Ok(Ok(changed)) => changed,
+            Ok(Ok(set)) => set.changed,
             _ => return Vec::new(),
         };
         self.update_view(&changed);
@@ -286,6 +327,94 @@ impl ImapState {
     }
 }
 
+impl ImapState {
+    /// RFC 7162 3.2.5.1: after SELECT (QRESYNC ...), what the client missed:
+    /// `VANISHED (EARLIER)` for the known UIDs expunged since its modseq,
+    /// then `FETCH (UID FLAGS MODSEQ)` for messages changed since.
+    async fn qresync_replay(
+        &mut self,
+        mailbox: MailboxId,
+        uid_next: Uid,
+        q: &QResync,
+    ) -> Result<(), String> {
+        let known = q
+            .known_uids
+            .clone()
+            .unwrap_or_else(|| SeqSet::parse("1:*").expect("a valid set"));
+        let vanished = self
+            .vanished_since(mailbox, uid_next, &known, q.modseq)
+            .await?;
+        if !vanished.is_empty() {
+            response::vanished(&mut self.out, true, &SeqSet::compact(vanished));
+        }
+        let Some(sel) = &self.selected else {
+            return Ok(());
+        };
+        let max_uid = uid_next.0.saturating_sub(1);
+        for (i, m) in sel.view.iter().enumerate() {
+            if m.modseq > q.modseq && known.contains(m.uid.0, max_uid) {
+                write_flags(&mut self.out, i as u32 + 1, m.uid, &m.flags, Some(m.modseq));
+            }
+        }
+        Ok(())
+    }
+
+    /// The UIDs in `set` expunged after `since` (RFC 7162 3.2.5.1, 3.2.6).
+    /// Where tombstones that old were pruned, every UID of `set` below
+    /// `uid_next` that is not in the view is reported: clients ignore UIDs
+    /// they never had.
+    pub(super) async fn vanished_since(
+        &self,
+        mailbox: MailboxId,
+        uid_next: Uid,
+        set: &SeqSet,
+        since: ModSeq,
+    ) -> Result<Vec<u32>, String> {
+        let (Some(sel), Some((_, account))) = (&self.selected, self.account()) else {
+            return Ok(Vec::new());
+        };
+        let store = self.services.store.clone();
+        let (uids, floor) =
+            crate::task::blocking(move || store.vanished_since(account, mailbox, since)).await?;
+        let max_uid = uid_next.0.saturating_sub(1);
+        if since >= floor {
+            return Ok(uids
+                .into_iter()
+                .map(|u| u.0)
+                .filter(|&u| set.contains(u, max_uid))
+                .collect());
+        }
+        let present: Vec<u32> = sel.view.iter().map(|m| m.uid.0).collect();
+        missing_uids(&present, &set.spans(max_uid), MAX_VANISHED_REPLAY)
+            .ok_or_else(|| "too many UIDs to report as vanished".to_string())
+    }
+}
+
+/// The UIDs within `spans` that are not in `present` (ascending), or
+/// `None` past `limit` of them.
+fn missing_uids(present: &[u32], spans: &[(u32, u32)], limit: usize) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut p = present.iter().copied().peekable();
+    for &(lo, hi) in spans {
+        for u in lo..=hi {
+            while p.peek().is_some_and(|&x| x < u) {
+                p.next();
+            }
+            if p.peek() != Some(&u) {
+                if out.len() == limit {
+                    return None;
+                }
+                out.push(u);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Most UIDs one QRESYNC replay reports when tombstones were pruned and
+/// the answer is worked out from gaps in the view.
+pub const MAX_VANISHED_REPLAY: usize = 1_000_000;
+
 /// Applies one change to the view, writing what the client must hear.
 /// Idempotent: a change the view already reflects writes nothing.
 fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
@@ -296,6 +425,7 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
             let before = sel.view.len();
             let last = sel.view.last().map(|m| m.uid).unwrap_or(Uid(0));
             for m in messages.iter().filter(|m| m.uid > last) {
+                sel.uid_next = sel.uid_next.max(Uid(m.uid.0 + 1));
                 sel.view.push(MessageState {
                     uid: m.uid,
                     flags: m.flags.clone(),
@@ -316,7 +446,8 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
                 if let Some(i) = sel.seq_of(m.uid) {
                     if m.modseq > sel.view[i].modseq {
                         sel.view[i] = m.clone();
-                        write_flags(out, i as u32 + 1, m.uid, &m.flags, None);
+                        let modseq = sel.modseqs.then_some(m.modseq);
+                        write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
                     }
                 }
             }
@@ -339,8 +470,13 @@ pub(super) fn remove_from_view(sel: &mut Selected, uids: &[Uid], out: &mut Vec<u
     }
     gone.sort_unstable();
     gone.dedup();
-    for (already, &i) in gone.iter().enumerate() {
-        response::expunge(out, SeqNum((i - already) as u32 + 1));
+    if sel.vanished {
+        let uids = gone.iter().map(|&i| sel.view[i].uid.0);
+        response::vanished(out, false, &SeqSet::compact(uids));
+    } else {
+        for (already, &i) in gone.iter().enumerate() {
+            response::expunge(out, SeqNum((i - already) as u32 + 1));
+        }
     }
     let mut next = 0;
     let mut index = 0;
@@ -357,6 +493,7 @@ pub(super) fn remove_from_view(sel: &mut Selected, uids: &[Uid], out: &mut Vec<u
 /// Brings the view in line with a fresh snapshot: EXPUNGE for what went,
 /// FETCH FLAGS for what changed, EXISTS for what came.
 fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
+    sel.uid_next = sel.uid_next.max(snap.record.uid_next);
     let fresh: std::collections::HashMap<Uid, &MessageState> =
         snap.messages.iter().map(|m| (m.uid, m)).collect();
     let gone: Vec<Uid> = sel
@@ -366,11 +503,13 @@ fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
         .filter(|u| !fresh.contains_key(u))
         .collect();
     remove_from_view(sel, &gone, out);
+    let modseqs = sel.modseqs;
     for (i, m) in sel.view.iter_mut().enumerate() {
         if let Some(f) = fresh.get(&m.uid) {
             if f.modseq != m.modseq {
                 *m = (*f).clone();
-                write_flags(out, i as u32 + 1, m.uid, &m.flags, None);
+                let modseq = modseqs.then_some(m.modseq);
+                write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
             }
         }
     }
@@ -408,5 +547,26 @@ pub(super) fn account_no(e: crate::account::AccountError) -> Done {
         E::OverQuota { .. } => Done::no_code(Code::OverQuota, e.to_string()),
         E::Cannot(_) => Done::no_code(Code::Cannot, e.to_string()),
         E::Store(_) => Done::no_code(Code::ServerBug, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_uids;
+
+    #[test]
+    fn missing_uids_are_the_gaps_within_the_set() {
+        let present = [2, 3, 7];
+        assert_eq!(
+            missing_uids(&present, &[(1, 8)], 10),
+            Some(vec![1, 4, 5, 6, 8])
+        );
+        assert_eq!(missing_uids(&present, &[(2, 3), (7, 7)], 10), Some(vec![]));
+        assert_eq!(
+            missing_uids(&present, &[(1, 8)], 5),
+            Some(vec![1, 4, 5, 6, 8])
+        );
+        assert_eq!(missing_uids(&present, &[(1, 8)], 4), None);
+        assert_eq!(missing_uids(&[], &[], 4), Some(vec![]));
     }
 }

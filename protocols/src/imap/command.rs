@@ -54,11 +54,11 @@ pub enum CommandBody {
     Enable(Vec<String>),
     Select {
         mailbox: String,
-        condstore: bool,
+        params: SelectParams,
     },
     Examine {
         mailbox: String,
-        condstore: bool,
+        params: SelectParams,
     },
     Create {
         mailbox: String,
@@ -116,6 +116,8 @@ pub enum CommandBody {
         uid: bool,
         /// RFC 7162 3.1.4.1: CHANGEDSINCE.
         changed_since: Option<ModSeq>,
+        /// RFC 7162 3.2.6: VANISHED (UID FETCH with CHANGEDSINCE only).
+        vanished: bool,
     },
     Store {
         set: SeqSet,
@@ -141,6 +143,24 @@ pub enum CommandBody {
         uid: bool,
         program: SearchProgram,
     },
+}
+
+/// SELECT and EXAMINE parameters (RFC 7162 3.1.8, 3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelectParams {
+    pub condstore: bool,
+    pub qresync: Option<QResync>,
+}
+
+/// RFC 7162 3.2.5: what the client remembers of the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QResync {
+    pub uid_validity: u32,
+    pub modseq: ModSeq,
+    /// The UIDs the client knows; all when absent.
+    pub known_uids: Option<SeqSet>,
+    /// Sequence numbers and the UIDs the client has for them.
+    pub seq_match: Option<(SeqSet, SeqSet)>,
 }
 
 /// RFC 9051 6.3.11 status-att (and RECENT from IMAP4rev1).

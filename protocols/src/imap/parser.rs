@@ -6,8 +6,8 @@
 //! the store's.
 
 use super::command::{
-    Command, CommandBody, FetchAttr, FetchItems, ParseError, Section, SectionText, StatusItem,
-    StoreAction,
+    Command, CommandBody, FetchAttr, FetchItems, ParseError, QResync, Section, SectionText,
+    SelectParams, StatusItem, StoreAction,
 };
 use super::framer::tag_of;
 use super::seqset::SeqSet;
@@ -310,12 +310,12 @@ impl Parser<'_> {
                 }
             }
             "SELECT" => {
-                let (mailbox, condstore) = self.select()?;
-                CommandBody::Select { mailbox, condstore }
+                let (mailbox, params) = self.select()?;
+                CommandBody::Select { mailbox, params }
             }
             "EXAMINE" => {
-                let (mailbox, condstore) = self.select()?;
-                CommandBody::Examine { mailbox, condstore }
+                let (mailbox, params) = self.select()?;
+                CommandBody::Examine { mailbox, params }
             }
             "CREATE" => CommandBody::Create {
                 mailbox: self.sp_mailbox()?,
@@ -425,16 +425,24 @@ impl Parser<'_> {
         Ok(CommandBody::Enable(caps))
     }
 
-    // RFC 9051 6.3.2 with RFC 7162 3.1.8: SELECT mailbox [SP "(" CONDSTORE ")"].
-    fn select(&mut self) -> PResult<(String, bool)> {
+    // RFC 9051 6.3.2 with RFC 7162 3.1.8 and 3.2.5:
+    // SELECT mailbox [SP "(" select-param *(SP select-param) ")"], where
+    // select-param is CONDSTORE or
+    // QRESYNC SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+    //     [SP seq-match-data] ")".
+    fn select(&mut self) -> PResult<(String, SelectParams)> {
         let mailbox = self.sp_mailbox()?;
-        let mut condstore = false;
+        let mut params = SelectParams::default();
         if self.eat(b' ') {
             self.expect(b'(', "'(' before select parameters")?;
             loop {
                 let param = self.atom_upper("a select parameter")?;
                 match param.as_str() {
-                    "CONDSTORE" => condstore = true,
+                    "CONDSTORE" => params.condstore = true,
+                    "QRESYNC" if params.qresync.is_none() => {
+                        self.sp()?;
+                        params.qresync = Some(self.qresync()?);
+                    }
                     _ => return Err(format!("Unsupported select parameter {param}")),
                 }
                 if self.eat(b')') {
@@ -443,7 +451,43 @@ impl Parser<'_> {
                 self.sp()?;
             }
         }
-        Ok((mailbox, condstore))
+        Ok((mailbox, params))
+    }
+
+    fn qresync(&mut self) -> PResult<QResync> {
+        self.expect(b'(', "'(' after QRESYNC")?;
+        let uid_validity = self.nz_number()?;
+        self.sp()?;
+        let modseq = self.modseq(true)?;
+        let mut known_uids = None;
+        let mut seq_match = None;
+        if self.eat(b' ') {
+            if self.peek() != Some(b'(') {
+                known_uids = Some(self.seq_set()?);
+                if !self.eat(b' ') {
+                    self.expect(b')', "')' after QRESYNC parameters")?;
+                    return Ok(QResync {
+                        uid_validity,
+                        modseq,
+                        known_uids,
+                        seq_match,
+                    });
+                }
+            }
+            self.expect(b'(', "'(' before sequence match data")?;
+            let seqs = self.seq_set()?;
+            self.sp()?;
+            let uids = self.seq_set()?;
+            self.expect(b')', "')' after sequence match data")?;
+            seq_match = Some((seqs, uids));
+        }
+        self.expect(b')', "')' after QRESYNC parameters")?;
+        Ok(QResync {
+            uid_validity,
+            modseq,
+            known_uids,
+            seq_match,
+        })
     }
 
     // RFC 9051 6.3.9, basic form: LIST SP mailbox SP list-mailbox.
@@ -629,20 +673,35 @@ impl Parser<'_> {
         self.sp()?;
         let items = self.fetch_items()?;
         let mut changed_since = None;
+        let mut vanished = false;
         if self.eat(b' ') {
             self.expect(b'(', "'(' before FETCH modifiers")?;
-            if !self.eat_word("CHANGEDSINCE") {
-                return Err("Unsupported FETCH modifier".into());
+            loop {
+                let modifier = self.atom_upper("a FETCH modifier")?;
+                match modifier.as_str() {
+                    "CHANGEDSINCE" if changed_since.is_none() => {
+                        self.sp()?;
+                        changed_since = Some(self.modseq(false)?);
+                    }
+                    // RFC 7162 3.2.6: only with UID FETCH and CHANGEDSINCE.
+                    "VANISHED" if uid && !vanished => vanished = true,
+                    _ => return Err(format!("Unsupported FETCH modifier {modifier}")),
+                }
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
             }
-            self.sp()?;
-            changed_since = Some(self.modseq(false)?);
-            self.expect(b')', "')' after CHANGEDSINCE")?;
+            if vanished && changed_since.is_none() {
+                return Err("VANISHED needs CHANGEDSINCE".into());
+            }
         }
         Ok(CommandBody::Fetch {
             set,
             items,
             uid,
             changed_since,
+            vanished,
         })
     }
 
@@ -1009,27 +1068,45 @@ mod tests {
             ok("a SELECT inbox"),
             CommandBody::Select {
                 mailbox: "INBOX".into(),
-                condstore: false
+                params: SelectParams::default()
             }
         );
         assert_eq!(
             ok("a SELECT \"InBoX\" (CONDSTORE)"),
             CommandBody::Select {
                 mailbox: "INBOX".into(),
-                condstore: true
+                params: SelectParams {
+                    condstore: true,
+                    qresync: None
+                }
             }
         );
         assert_eq!(
             ok("a EXAMINE Archive/2024"),
             CommandBody::Examine {
                 mailbox: "Archive/2024".into(),
-                condstore: false
+                params: SelectParams::default()
             }
         );
+        let qresync = |line: &str| match ok(line) {
+            CommandBody::Select { params, .. } => params.qresync.unwrap(),
+            other => panic!("not a select: {other:?}"),
+        };
+        let q = qresync("a SELECT INBOX (QRESYNC (67 90060))");
+        assert_eq!((q.uid_validity, q.modseq), (67, ModSeq(90060)));
+        assert_eq!((q.known_uids, q.seq_match), (None, None));
+        let q = qresync("a SELECT INBOX (QRESYNC (67 90060 41:211,214:541))");
+        assert_eq!(q.known_uids, Some(set("41:211,214:541")));
+        let q = qresync("a SELECT INBOX (CONDSTORE QRESYNC (67 1 1:* (1:3 5:7)))");
+        assert_eq!(q.seq_match, Some((set("1:3"), set("5:7"))));
+        let q = qresync("a SELECT INBOX (QRESYNC (67 1 (1 5)))");
         assert_eq!(
-            err(b"a SELECT INBOX (QRESYNC (1 2))").message,
-            "Unsupported select parameter QRESYNC"
+            (q.known_uids, q.seq_match),
+            (None, Some((set("1"), set("5"))))
         );
+        assert!(parse_command(b"a SELECT INBOX (QRESYNC (0 1))").is_err());
+        assert!(parse_command(b"a SELECT INBOX (QRESYNC (1))").is_err());
+        assert!(parse_command(b"a SELECT INBOX (QRESYNC (1 2) QRESYNC (1 2))").is_err());
         assert_eq!(
             err(b"a SELECT INBOX ()").message,
             "Expected a select parameter"
@@ -1376,6 +1453,7 @@ mod tests {
                 items: vec![FetchAttr::Flags],
                 uid: true,
                 changed_since: Some(ModSeq(12345)),
+                vanished: false,
             }
         );
         assert!(ok("a FETCH 1 FLAGS (changedsince 9223372036854775807)") != CommandBody::Noop);
@@ -1389,8 +1467,20 @@ mod tests {
         );
         assert_eq!(
             err(b"a FETCH 1 FLAGS (VANISHED)").message,
-            "Unsupported FETCH modifier"
+            "Unsupported FETCH modifier VANISHED"
         );
+        assert_eq!(
+            err(b"a UID FETCH 1 FLAGS (VANISHED)").message,
+            "VANISHED needs CHANGEDSINCE"
+        );
+        assert!(matches!(
+            ok("a UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)"),
+            CommandBody::Fetch {
+                vanished: true,
+                changed_since: Some(ModSeq(5)),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -321,6 +321,18 @@ pub fn status(out: &mut Vec<u8>, name: &str, items: &[StatusValue]) {
     out.extend_from_slice(b")\r\n");
 }
 
+/// RFC 7162 3.2.10: `* VANISHED uids`, or `* VANISHED (EARLIER) uids`
+/// when reporting expunges the client missed.
+pub fn vanished(out: &mut Vec<u8>, earlier: bool, uids: &str) {
+    out.extend_from_slice(if earlier {
+        b"* VANISHED (EARLIER) "
+    } else {
+        b"* VANISHED "
+    });
+    out.extend_from_slice(uids.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// RFC 4731 / RFC 9051 7.3.4: what an ESEARCH response reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Esearch {
