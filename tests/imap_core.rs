@@ -608,3 +608,137 @@ a6 OK FETCH completed\r\n"
     );
     server.assert_consistent(ACCOUNT);
 }
+
+#[test]
+fn list_extended_status_special_use_and_create_use() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("CREATE Projects/Roost (USE (\\Archive))"),
+        "a2 OK CREATE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("CREATE Odd (USE (\\Important))"),
+        "a3 NO [USEATTR] \\Important is not a special use roost knows\r\n"
+    );
+    imap.cmd("UNSUBSCRIBE Projects");
+    append(
+        &mut imap,
+        "f1",
+        "Projects/Roost",
+        b"Subject: p\r\n\r\nx\r\n",
+    );
+    // Several patterns, STATUS after each LIST line.
+    assert_eq!(
+        imap.cmd("LIST \"\" (INBOX Proj*) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))"),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n\
+* STATUS INBOX (MESSAGES 0 UNSEEN 0)\r\n\
+* LIST (\\HasChildren) \"/\" Projects\r\n\
+* STATUS Projects (MESSAGES 0 UNSEEN 0)\r\n\
+* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Projects/Roost\r\n\
+* STATUS Projects/Roost (MESSAGES 1 UNSEEN 1)\r\n\
+a5 OK LIST completed\r\n"
+    );
+    // Subscribed only; RECURSIVEMATCH brings the parent with CHILDINFO.
+    assert_eq!(
+        imap.cmd("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Proj%"),
+        "* LIST (\\HasChildren) \"/\" Projects (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n\
+a6 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("LIST (SUBSCRIBED) \"\" Proj*"),
+        "* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Projects/Roost\r\n\
+a7 OK LIST completed\r\n"
+    );
+    // SPECIAL-USE selection.
+    assert_eq!(
+        imap.cmd("LIST (SPECIAL-USE) \"\" *"),
+        "* LIST (\\HasNoChildren \\Subscribed \\Sent) \"/\" Sent\r\n\
+* LIST (\\HasNoChildren \\Subscribed \\Drafts) \"/\" Drafts\r\n\
+* LIST (\\HasNoChildren \\Subscribed \\Trash) \"/\" Trash\r\n\
+* LIST (\\HasNoChildren \\Subscribed \\Junk) \"/\" Junk\r\n\
+* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Archive\r\n\
+* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Projects/Roost\r\n\
+a8 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("LIST (RECURSIVEMATCH) \"\" *"),
+        "a9 BAD RECURSIVEMATCH needs another selection option\r\n"
+    );
+}
+
+#[test]
+fn rename_inbox_moves_its_messages() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    for i in 0..3 {
+        append(
+            &mut imap,
+            &format!("f{i}"),
+            "INBOX",
+            format!("Subject: {i}\r\n\r\nx\r\n").as_bytes(),
+        );
+    }
+    assert_eq!(
+        imap.cmd("RENAME INBOX Old/Inbox"),
+        "a2 OK RENAME completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS INBOX (MESSAGES UIDNEXT)"),
+        "* STATUS INBOX (MESSAGES 0 UIDNEXT 4)\r\na3 OK STATUS completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS Old/Inbox (MESSAGES UIDNEXT)"),
+        "* STATUS Old/Inbox (MESSAGES 3 UIDNEXT 4)\r\na4 OK STATUS completed\r\n"
+    );
+    imap.cmd("SELECT Old/Inbox");
+    assert_eq!(
+        imap.cmd("FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])"),
+        "* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: 0\r\n\r\n)\r\n\
+* 2 FETCH (UID 2 BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: 1\r\n\r\n)\r\n\
+* 3 FETCH (UID 3 BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: 2\r\n\r\n)\r\n\
+a6 OK FETCH completed\r\n"
+    );
+    // New mail still arrives in INBOX, under the next UID.
+    let r = append(&mut imap, "f9", "INBOX", b"Subject: new\r\n\r\nx\r\n");
+    assert!(r.ends_with(" 4] APPEND completed\r\n"), "{r}");
+    server.assert_consistent(ACCOUNT);
+}
+
+#[test]
+fn rev1_names_are_modified_utf7_and_rev2_names_utf8() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("CREATE Entw&APw-rfe"),
+        "a2 OK CREATE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("LIST \"\" Entw*"),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" Entw&APw-rfe\r\na3 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("CREATE Bad&Jjo"),
+        "a4 BAD \"Bad&Jjo\" is not a valid modified UTF-7 mailbox name\r\n"
+    );
+    // The same mailbox, in UTF-8, once IMAP4rev2 is enabled.
+    let mut rev2 = Imap::login(server.port(IMAP));
+    assert_eq!(
+        rev2.cmd("ENABLE IMAP4rev2"),
+        "* ENABLED IMAP4rev2\r\na2 OK ENABLE completed\r\n"
+    );
+    assert_eq!(
+        rev2.cmd("LIST \"\" Entw*"),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" {9}\r\nEntwürfe\r\na3 OK LIST completed\r\n"
+    );
+    let r = rev2.cmd("SELECT \"Entwürfe\"");
+    assert!(
+        !r.contains("RECENT") && r.ends_with("a4 OK [READ-WRITE] SELECT completed\r\n"),
+        "{r}"
+    );
+    // rev2 SEARCH answers ESEARCH.
+    assert_eq!(
+        rev2.cmd("SEARCH ALL"),
+        "* ESEARCH (TAG \"a5\")\r\na5 OK SEARCH completed\r\n"
+    );
+}

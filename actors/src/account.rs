@@ -23,7 +23,8 @@ use roost_protocols::message::summary::Summary;
 use roost_protocols::message::thread::ThreadKeys;
 use roost_store::{
     AccountRecord, Commit, FileId, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
-    PasswordSecrets, Record, RecordKey, StagedFile, Store, ThreadId, ThreadRef, Tombstone,
+    PasswordSecrets, Record, RecordKey, SpecialUse, StagedFile, Store, ThreadId, ThreadRef,
+    Tombstone,
 };
 use roost_supervisor::{ActorKind, ChildSpec, Registry, Restart};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -148,6 +149,8 @@ pub enum AccountMsg {
     },
     CreateMailbox {
         name: String,
+        /// RFC 6154 3: the special use it is created with.
+        special_use: Option<SpecialUse>,
         reply: Reply<MailboxId>,
     },
     RenameMailbox {
@@ -394,8 +397,12 @@ impl Actor for AccountActor {
                 let r = state.copy(from, &uids, &to, remove);
                 state.answer(reply, r);
             }
-            AccountMsg::CreateMailbox { name, reply } => {
-                let r = state.create_mailbox(&name);
+            AccountMsg::CreateMailbox {
+                name,
+                special_use,
+                reply,
+            } => {
+                let r = state.create_mailbox(&name, special_use);
                 state.answer(reply, r);
             }
             AccountMsg::RenameMailbox { from, to, reply } => {
@@ -941,12 +948,20 @@ impl AccountState {
         Ok(result)
     }
 
-    fn create_mailbox(&mut self, name: &str) -> Result<MailboxId, AccountError> {
+    fn create_mailbox(
+        &mut self,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<MailboxId, AccountError> {
         let name = validate_name(name)?;
         if self.mailbox_by_name(&name).is_ok() {
             return Err(AccountError::AlreadyExists(name));
         }
-        self.create_with_superiors(&name)
+        let id = self.create_with_superiors(&name)?;
+        if let Some(su) = special_use {
+            self.mailbox_mut(id)?.special_use = Some(su);
+        }
+        Ok(id)
     }
 
     /// Creates `name` and, RFC 9051 6.3.4, any superior name that is
@@ -1006,10 +1021,10 @@ impl AccountState {
     fn rename_mailbox(&mut self, from: &str, to: &str) -> Result<(), AccountError> {
         let id = self.mailbox_by_name(from)?;
         let old = self.mailboxes[&id].name.clone();
-        if old == "INBOX" {
-            return Err(AccountError::Cannot("INBOX cannot be renamed".into()));
-        }
         let to = validate_name(to)?;
+        if old == "INBOX" {
+            return self.rename_inbox(id, &to);
+        }
         if self.mailbox_by_name(&to).is_ok() {
             return Err(AccountError::AlreadyExists(to));
         }
@@ -1049,6 +1064,18 @@ impl AccountState {
                 name: new_name,
             });
         }
+        Ok(())
+    }
+
+    /// RFC 9051 6.3.6: renaming INBOX moves its messages into a new
+    /// mailbox of that name and leaves INBOX empty; INBOX's inferiors stay.
+    fn rename_inbox(&mut self, inbox: MailboxId, to: &str) -> Result<(), AccountError> {
+        if self.mailbox_by_name(to).is_ok() {
+            return Err(AccountError::AlreadyExists(to.to_string()));
+        }
+        let uids: Vec<Uid> = self.messages(inbox)?.iter().map(|m| m.uid).collect();
+        self.create_with_superiors(to)?;
+        self.copy(inbox, &uids, to, true)?;
         Ok(())
     }
 

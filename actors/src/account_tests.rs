@@ -96,7 +96,12 @@ fn mailbox_named(f: &Fixture, name: &str) -> (AccountId, MailboxRecord) {
 
 async fn create_mb(f: &Fixture, name: &str) -> Result<MailboxId, AccountError> {
     let name = name.to_string();
-    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox { name, reply }).unwrap()
+    ractor::call!(f.actor, |reply| AccountMsg::CreateMailbox {
+        name,
+        special_use: None,
+        reply
+    })
+    .unwrap()
 }
 
 async fn rename_mb(f: &Fixture, from: &str, to: &str) -> Result<(), AccountError> {

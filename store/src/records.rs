@@ -73,6 +73,20 @@ pub enum SpecialUse {
 }
 
 impl SpecialUse {
+    /// The special use an attribute names (case-insensitive), if roost
+    /// knows it.
+    pub fn from_attribute(attr: &str) -> Option<SpecialUse> {
+        [
+            SpecialUse::Archive,
+            SpecialUse::Drafts,
+            SpecialUse::Junk,
+            SpecialUse::Sent,
+            SpecialUse::Trash,
+        ]
+        .into_iter()
+        .find(|su| su.attribute().eq_ignore_ascii_case(attr))
+    }
+
     /// The attribute as IMAP writes it (RFC 6154 2).
     pub fn attribute(self) -> &'static str {
         match self {

@@ -141,9 +141,16 @@ impl ImapState {
             self.bad(Some(&parsed.tag), None, text);
             return None;
         }
+        let mailbox = match self.mailbox_in(&parsed.mailbox) {
+            Ok(m) => m,
+            Err(e) => {
+                self.bad(Some(&parsed.tag), None, &e);
+                return None;
+            }
+        };
         Some(Append {
             tag: parsed.tag,
-            mailbox: parsed.mailbox,
+            mailbox,
             done: Vec::new(),
             current: Some(Receiving {
                 writer: None,

@@ -9,9 +9,10 @@ use super::{Done, ImapState};
 use crate::account::{normalize_name, AccountMsg, MAILBOX_DELIMITER};
 use crate::directory::call_account;
 use crate::task::blocking;
-use roost_protocols::imap::command::StatusItem;
+use roost_protocols::imap::command::{ListCommand, StatusItem};
 use roost_protocols::imap::pattern::MailboxPattern;
 use roost_protocols::imap::response::{self, Code, Status, StatusValue};
+use roost_protocols::imap::types::ModSeq;
 use roost_store::{MailboxRecord, SpecialUse};
 
 impl ImapState {
@@ -21,18 +22,26 @@ impl ImapState {
         blocking(move || store.mailboxes(id)).await
     }
 
-    /// The mailboxes matching `reference` + `pattern`, in store order, or
-    /// the answer to give instead. Read and matched off the async workers:
-    /// up to `MAX_MAILBOXES` names of up to `MAX_MAILBOX_NAME` bytes.
-    async fn matching(&self, reference: &str, pattern: &str) -> Result<Vec<MatchedMailbox>, Done> {
-        let full = format!("{reference}{pattern}");
-        let pattern = MailboxPattern::new(&full, MAILBOX_DELIMITER as u8)
+    /// The mailboxes matching `reference` + any of `patterns`, in store
+    /// order, or the answer to give instead. Read and matched off the
+    /// async workers: up to `MAX_MAILBOXES` names of up to
+    /// `MAX_MAILBOX_NAME` bytes.
+    async fn matching(
+        &self,
+        reference: &str,
+        patterns: &[String],
+    ) -> Result<Vec<MatchedMailbox>, Done> {
+        let compiled = patterns
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| MailboxPattern::new(&format!("{reference}{p}"), MAILBOX_DELIMITER as u8))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Done::Tagged(Status::Bad, Some(Code::TooBig), e.to_string()))?;
         let (_, id) = self.account().ok_or_else(|| Done::no("Not logged in"))?;
         let store = self.services.store.clone();
         blocking(move || {
             let records = store.mailboxes(id)?;
-            Ok::<_, roost_store::StoreError>(matched(records, &pattern))
+            Ok::<_, roost_store::StoreError>(matched(records, &compiled))
         })
         .await
         .map_err(Done::no)
@@ -40,12 +49,13 @@ impl ImapState {
 
     /// RFC 3501 6.3.9: the subscribed mailboxes matching the pattern.
     pub(super) async fn lsub(&mut self, reference: &str, pattern: &str) -> Done {
-        let found = match self.matching(reference, pattern).await {
+        let found = match self.matching(reference, &[pattern.to_string()]).await {
             Ok(r) => r,
             Err(done) => return done,
         };
-        for m in found.iter().filter(|m| m.subscribed) {
-            response::lsub(&mut self.out, &[], Some(MAILBOX_DELIMITER), &m.name);
+        for m in found.iter().filter(|m| m.record.subscribed) {
+            let name = self.mailbox_out(&m.record.name);
+            response::lsub(&mut self.out, &[], Some(MAILBOX_DELIMITER), &name);
             if self.write_out_if_full().await.is_err() {
                 return Done::Later;
             }
@@ -53,32 +63,76 @@ impl ImapState {
         Done::ok("LSUB completed")
     }
 
-    pub(super) async fn list(&mut self, reference: &str, pattern: &str) -> Done {
+    /// RFC 9051 6.3.9 with LIST-EXTENDED (RFC 5258), LIST-STATUS
+    /// (RFC 5819) and SPECIAL-USE (RFC 6154). Children, subscription and
+    /// special-use attributes are always given; `\Subscribed` only where
+    /// the mailbox is subscribed.
+    pub(super) async fn list(&mut self, cmd: ListCommand) -> Done {
         // RFC 9051 6.3.9.1: an empty pattern asks for the delimiter.
-        if pattern.is_empty() {
+        if !cmd.extended && cmd.patterns.iter().all(|p| p.is_empty()) {
             response::list(&mut self.out, &["\\Noselect"], Some(MAILBOX_DELIMITER), "");
             return Done::ok("LIST completed");
         }
-        let found = match self.matching(reference, pattern).await {
+        let found = match self.matching(&cmd.reference, &cmd.patterns).await {
             Ok(r) => r,
             Err(done) => return done,
         };
+        let select = cmd.select;
         for m in &found {
+            let r = &m.record;
+            // RFC 5258 3.1: with RECURSIVEMATCH, a parent whose children
+            // match the selection is listed with CHILDINFO.
+            let childinfo: Vec<&str> = if select.recursive_match {
+                let mut c = Vec::new();
+                if select.subscribed && m.subscribed_child {
+                    c.push("SUBSCRIBED");
+                }
+                if select.special_use && m.special_use_child {
+                    c.push("SPECIAL-USE");
+                }
+                c
+            } else {
+                Vec::new()
+            };
+            let selected_itself = (!select.subscribed || r.subscribed)
+                && (!select.special_use || r.special_use.is_some());
+            if !selected_itself && childinfo.is_empty() {
+                continue;
+            }
             let mut attrs = vec![if m.has_children {
                 "\\HasChildren"
             } else {
                 "\\HasNoChildren"
             }];
-            if m.subscribed {
+            if r.subscribed {
                 attrs.push("\\Subscribed");
             }
-            if let Some(su) = m.special_use {
+            if let Some(su) = r.special_use {
                 attrs.push(su.attribute());
             }
-            response::list(&mut self.out, &attrs, Some(MAILBOX_DELIMITER), &m.name);
+            let name = self.mailbox_out(&r.name);
+            response::list_extended(
+                &mut self.out,
+                &attrs,
+                Some(MAILBOX_DELIMITER),
+                &name,
+                &childinfo,
+            );
+            if let Some(items) = &cmd.returns.status {
+                // RFC 5819: STATUS follows each selectable mailbox's LIST.
+                response::status(&mut self.out, &name, &status_values(r, items));
+            }
             if self.write_out_if_full().await.is_err() {
                 return Done::Later;
             }
+        }
+        if cmd
+            .returns
+            .status
+            .as_ref()
+            .is_some_and(|i| i.contains(&StatusItem::HighestModSeq))
+        {
+            self.use_condstore();
         }
         Done::ok("LIST completed")
     }
@@ -95,22 +149,8 @@ impl ImapState {
         let Some(rec) = records.into_iter().find(|r| r.name == name) else {
             return Done::no_code(Code::Nonexistent, format!("No mailbox named {name:?}"));
         };
-        let values: Vec<StatusValue> = items
-            .iter()
-            .map(|&item| match item {
-                StatusItem::Messages => StatusValue::Messages(rec.counts.total),
-                StatusItem::UidNext => StatusValue::UidNext(rec.uid_next),
-                StatusItem::UidValidity => StatusValue::UidValidity(rec.uid_validity),
-                StatusItem::Unseen => StatusValue::Unseen(rec.counts.unseen),
-                StatusItem::Deleted => StatusValue::Deleted(rec.counts.deleted),
-                StatusItem::Size => StatusValue::Size(rec.counts.size),
-                StatusItem::HighestModSeq => StatusValue::HighestModSeq(
-                    roost_protocols::imap::types::ModSeq(rec.highest_modseq.0.max(1)),
-                ),
-                StatusItem::Recent => StatusValue::Recent(0),
-            })
-            .collect();
-        response::status(&mut self.out, &rec.name, &values);
+        let name = self.mailbox_out(&rec.name);
+        response::status(&mut self.out, &name, &status_values(&rec, items));
         Done::ok("STATUS completed")
     }
 
@@ -118,12 +158,36 @@ impl ImapState {
         self.account().map(|(n, _)| n.to_string())
     }
 
-    pub(super) async fn create(&mut self, mailbox: &str) -> Done {
+    /// RFC 9051 6.3.4 with RFC 6154 3 (CREATE ... (USE (attr))).
+    pub(super) async fn create(&mut self, mailbox: &str, special_use: &[String]) -> Done {
         let Some(account) = self.account_name() else {
             return Done::no("Not logged in");
         };
+        let special_use = match special_use {
+            [] => None,
+            [one] => match SpecialUse::from_attribute(one) {
+                Some(su) => Some(su),
+                None => {
+                    return Done::no_code(
+                        Code::Other("USEATTR".into()),
+                        format!("{one} is not a special use roost knows"),
+                    )
+                }
+            },
+            _ => {
+                return Done::no_code(
+                    Code::Other("USEATTR".into()),
+                    "A mailbox has at most one special use here",
+                )
+            }
+        };
         let name = mailbox.to_string();
-        let r = call_account(&account, |reply| AccountMsg::CreateMailbox { name, reply }).await;
+        let r = call_account(&account, |reply| AccountMsg::CreateMailbox {
+            name,
+            special_use,
+            reply,
+        })
+        .await;
         finish(r, "CREATE completed")
     }
 
@@ -184,31 +248,64 @@ pub(super) fn finish<T>(
     }
 }
 
-/// A mailbox LIST or LSUB names, with what its response line says.
-struct MatchedMailbox {
-    name: String,
-    subscribed: bool,
-    special_use: Option<SpecialUse>,
-    has_children: bool,
+/// RFC 9051 7.2.4 status-att-list values of a mailbox record.
+fn status_values(rec: &MailboxRecord, items: &[StatusItem]) -> Vec<StatusValue> {
+    items
+        .iter()
+        .map(|&item| match item {
+            StatusItem::Messages => StatusValue::Messages(rec.counts.total),
+            StatusItem::UidNext => StatusValue::UidNext(rec.uid_next),
+            StatusItem::UidValidity => StatusValue::UidValidity(rec.uid_validity),
+            StatusItem::Unseen => StatusValue::Unseen(rec.counts.unseen),
+            StatusItem::Deleted => StatusValue::Deleted(rec.counts.deleted),
+            StatusItem::Size => StatusValue::Size(rec.counts.size),
+            StatusItem::HighestModSeq => {
+                StatusValue::HighestModSeq(ModSeq(rec.highest_modseq.0.max(1)))
+            }
+            StatusItem::Recent => StatusValue::Recent(0),
+        })
+        .collect()
 }
 
-/// The records whose names match, in store order, each knowing whether it
-/// has children: the first name at or after "name/" in sorted order
-/// starts with that prefix exactly when one does.
-fn matched(records: Vec<MailboxRecord>, pattern: &MailboxPattern) -> Vec<MatchedMailbox> {
-    let mut names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
-    names.sort_unstable();
+/// A mailbox LIST or LSUB names, with what its response line says.
+struct MatchedMailbox {
+    record: MailboxRecord,
+    has_children: bool,
+    /// Some descendant is subscribed / has a special use (RFC 5258
+    /// CHILDINFO).
+    subscribed_child: bool,
+    special_use_child: bool,
+}
+
+/// The records whose names match any pattern, in store order, each
+/// knowing about its descendants: in sorted order they are the names
+/// right after "name/" that start with it.
+fn matched(records: Vec<MailboxRecord>, patterns: &[MailboxPattern]) -> Vec<MatchedMailbox> {
+    let mut sorted: Vec<&MailboxRecord> = records.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     records
         .iter()
-        .filter(|r| pattern.matches(&r.name))
+        .filter(|r| patterns.iter().any(|p| p.matches(&r.name)))
         .map(|r| {
             let prefix = format!("{}{MAILBOX_DELIMITER}", r.name);
-            let after = names.partition_point(|n| *n < prefix.as_str());
+            let after = sorted.partition_point(|n| n.name.as_str() < prefix.as_str());
+            let descendants = sorted[after..]
+                .iter()
+                .take_while(|d| d.name.starts_with(&prefix));
+            let (mut any, mut subscribed_child, mut special_use_child) = (false, false, false);
+            for d in descendants {
+                any = true;
+                subscribed_child |= d.subscribed;
+                special_use_child |= d.special_use.is_some();
+                if subscribed_child && special_use_child {
+                    break;
+                }
+            }
             MatchedMailbox {
-                name: r.name.clone(),
-                subscribed: r.subscribed,
-                special_use: r.special_use,
-                has_children: names.get(after).is_some_and(|n| n.starts_with(&prefix)),
+                record: r.clone(),
+                has_children: any,
+                subscribed_child,
+                special_use_child,
             }
         })
         .collect()

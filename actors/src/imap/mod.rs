@@ -62,6 +62,11 @@ pub const CAPABILITIES: &[&str] = &[
     "SEARCHRES",
     "CONDSTORE",
     "QRESYNC",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "SPECIAL-USE",
+    "CREATE-SPECIAL-USE",
+    "CHILDREN",
     "UNSELECT",
     "NAMESPACE",
     "ID",
@@ -482,6 +487,10 @@ impl ImapState {
 
     async fn run(&mut self, tag: &str, body: CommandBody) -> Done {
         debug!(command = body.name(), "imap command");
+        let body = match self.names_in(body) {
+            Ok(b) => b,
+            Err(e) => return Done::bad(e),
+        };
         match body {
             CommandBody::Capability => {
                 let caps = self.capabilities();
@@ -527,9 +536,12 @@ impl ImapState {
             }
             CommandBody::Done => Done::bad("DONE without IDLE"),
             CommandBody::Compress { mechanism } => self.compress(tag, &mechanism).await,
-            CommandBody::List { reference, pattern } => self.list(&reference, &pattern).await,
+            CommandBody::List(cmd) => self.list(cmd).await,
             CommandBody::Lsub { reference, pattern } => self.lsub(&reference, &pattern).await,
-            CommandBody::Create { mailbox } => self.create(&mailbox).await,
+            CommandBody::Create {
+                mailbox,
+                special_use,
+            } => self.create(&mailbox, &special_use).await,
             CommandBody::Delete { mailbox } => self.delete(&mailbox).await,
             CommandBody::Rename { from, to } => self.rename(&from, &to).await,
             CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
@@ -569,6 +581,88 @@ impl ImapState {
             CommandBody::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false).await,
             CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
             CommandBody::Search { uid, program } => self.search(tag, uid, program).await,
+        }
+    }
+
+    /// The mailbox names of a command as roost keeps them: IMAP4rev1
+    /// sessions write them in modified UTF-7 (RFC 3501 5.1.3), IMAP4rev2
+    /// sessions in UTF-8 (RFC 9051 5.1).
+    fn names_in(&self, body: CommandBody) -> Result<CommandBody, String> {
+        let n = |s: String| self.mailbox_in(&s);
+        Ok(match body {
+            CommandBody::Select { mailbox, params } => CommandBody::Select {
+                mailbox: n(mailbox)?,
+                params,
+            },
+            CommandBody::Examine { mailbox, params } => CommandBody::Examine {
+                mailbox: n(mailbox)?,
+                params,
+            },
+            CommandBody::Create {
+                mailbox,
+                special_use,
+            } => CommandBody::Create {
+                mailbox: n(mailbox)?,
+                special_use,
+            },
+            CommandBody::Delete { mailbox } => CommandBody::Delete {
+                mailbox: n(mailbox)?,
+            },
+            CommandBody::Rename { from, to } => CommandBody::Rename {
+                from: n(from)?,
+                to: n(to)?,
+            },
+            CommandBody::Subscribe { mailbox } => CommandBody::Subscribe {
+                mailbox: n(mailbox)?,
+            },
+            CommandBody::Unsubscribe { mailbox } => CommandBody::Unsubscribe {
+                mailbox: n(mailbox)?,
+            },
+            CommandBody::Status { mailbox, items } => CommandBody::Status {
+                mailbox: n(mailbox)?,
+                items,
+            },
+            CommandBody::Copy { set, mailbox, uid } => CommandBody::Copy {
+                set,
+                mailbox: n(mailbox)?,
+                uid,
+            },
+            CommandBody::Move { set, mailbox, uid } => CommandBody::Move {
+                set,
+                mailbox: n(mailbox)?,
+                uid,
+            },
+            CommandBody::Lsub { reference, pattern } => CommandBody::Lsub {
+                reference: n(reference)?,
+                pattern: n(pattern)?,
+            },
+            CommandBody::List(mut cmd) => {
+                cmd.reference = n(std::mem::take(&mut cmd.reference))?;
+                for p in &mut cmd.patterns {
+                    *p = n(std::mem::take(p))?;
+                }
+                CommandBody::List(cmd)
+            }
+            other => other,
+        })
+    }
+
+    /// One mailbox name from the client, made internal.
+    pub(super) fn mailbox_in(&self, wire: &str) -> Result<String, String> {
+        if self.rev2 || !wire.is_ascii() {
+            // Raw UTF-8 from a rev1 client is taken as meant.
+            return Ok(wire.to_string());
+        }
+        roost_protocols::imap::utf7::decode(wire)
+            .ok_or_else(|| format!("{wire:?} is not a valid modified UTF-7 mailbox name"))
+    }
+
+    /// One mailbox name as this session writes it.
+    pub(super) fn mailbox_out(&self, name: &str) -> String {
+        if self.rev2 {
+            name.to_string()
+        } else {
+            roost_protocols::imap::utf7::encode(name)
         }
     }
 

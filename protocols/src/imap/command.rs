@@ -62,6 +62,8 @@ pub enum CommandBody {
     },
     Create {
         mailbox: String,
+        /// RFC 6154 3: CREATE name (USE (attributes)), as written.
+        special_use: Vec<String>,
     },
     Delete {
         mailbox: String,
@@ -76,12 +78,9 @@ pub enum CommandBody {
     Unsubscribe {
         mailbox: String,
     },
-    /// The basic form only (no LIST-EXTENDED options yet); neither
-    /// argument is normalised.
-    List {
-        reference: String,
-        pattern: String,
-    },
+    /// RFC 9051 6.3.9 with LIST-EXTENDED (RFC 5258), LIST-STATUS
+    /// (RFC 5819) and SPECIAL-USE (RFC 6154); names are not normalised.
+    List(ListCommand),
     /// RFC 3501 6.3.9: IMAP4rev1's list of subscribed mailboxes (rev2
     /// folded it into LIST (SUBSCRIBED), but rev1 clients still send it).
     Lsub {
@@ -143,6 +142,37 @@ pub enum CommandBody {
         uid: bool,
         program: SearchProgram,
     },
+}
+
+/// A LIST command's arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListCommand {
+    pub reference: String,
+    /// One or more patterns (RFC 5258 3: `mbox-or-pat`).
+    pub patterns: Vec<String>,
+    pub select: ListSelect,
+    pub returns: ListReturn,
+    /// Selection or return options were given: the extended form, whose
+    /// answers may carry extended data (CHILDINFO).
+    pub extended: bool,
+}
+
+/// RFC 5258 3.1 selection options (and RFC 6154 SPECIAL-USE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListSelect {
+    pub subscribed: bool,
+    pub remote: bool,
+    pub recursive_match: bool,
+    pub special_use: bool,
+}
+
+/// RFC 5258 3.2 return options, RFC 5819 STATUS, RFC 6154 SPECIAL-USE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    pub status: Option<Vec<StatusItem>>,
 }
 
 /// SELECT and EXAMINE parameters (RFC 7162 3.1.8, 3.2.5).

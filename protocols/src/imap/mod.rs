@@ -21,6 +21,7 @@ pub mod section;
 pub mod seqset;
 pub mod state;
 pub mod types;
+pub mod utf7;
 
 pub use command::{
     Command, CommandBody, FetchAttr, FetchItems, ParseError, Section, SectionText, StatusItem,

@@ -6,8 +6,8 @@
 //! the store's.
 
 use super::command::{
-    Command, CommandBody, FetchAttr, FetchItems, ParseError, QResync, Section, SectionText,
-    SelectParams, StatusItem, StoreAction,
+    Command, CommandBody, FetchAttr, FetchItems, ListCommand, ListReturn, ParseError, QResync,
+    Section, SectionText, SelectParams, StatusItem, StoreAction,
 };
 use super::framer::tag_of;
 use super::seqset::SeqSet;
@@ -317,9 +317,7 @@ impl Parser<'_> {
                 let (mailbox, params) = self.select()?;
                 CommandBody::Examine { mailbox, params }
             }
-            "CREATE" => CommandBody::Create {
-                mailbox: self.sp_mailbox()?,
-            },
+            "CREATE" => self.create()?,
             "DELETE" => CommandBody::Delete {
                 mailbox: self.sp_mailbox()?,
             },
@@ -491,27 +489,140 @@ impl Parser<'_> {
     }
 
     // RFC 9051 6.3.9, basic form: LIST SP mailbox SP list-mailbox.
+    // RFC 9051 6.3.9 / RFC 5258 3:
+    // LIST [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts].
     fn list(&mut self) -> PResult<CommandBody> {
+        let mut cmd = ListCommand::default();
         self.sp()?;
         if self.peek() == Some(b'(') {
-            return Err("LIST selection options are not supported".into());
+            cmd.extended = true;
+            self.list_options(|p, opt| {
+                match opt {
+                    "SUBSCRIBED" => cmd.select.subscribed = true,
+                    "REMOTE" => cmd.select.remote = true,
+                    "RECURSIVEMATCH" => cmd.select.recursive_match = true,
+                    "SPECIAL-USE" => cmd.select.special_use = true,
+                    _ => return Err(format!("Unknown LIST selection option {opt}")),
+                }
+                let _ = p;
+                Ok(())
+            })?;
+            // RFC 5258 3.1: RECURSIVEMATCH needs an option it modifies.
+            if cmd.select.recursive_match && !cmd.select.subscribed && !cmd.select.special_use {
+                return Err("RECURSIVEMATCH needs another selection option".into());
+            }
+            self.sp()?;
         }
-        let reference = self.astring()?;
+        cmd.reference = self.astring()?;
         self.sp()?;
-        if self.peek() == Some(b'(') {
-            return Err("LIST with several patterns is not supported".into());
+        if self.eat(b'(') {
+            loop {
+                let pattern = self.list_mailbox()?;
+                push_item(&mut cmd.patterns, pattern, "LIST patterns")?;
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        } else {
+            cmd.patterns.push(self.list_mailbox()?);
         }
-        let pattern = self.list_mailbox()?;
-        if self.peek() == Some(b' ') {
-            return Err("LIST return options are not supported".into());
+        if self.eat(b' ') {
+            if !self.eat_word("RETURN ") {
+                return Err("Expected RETURN".into());
+            }
+            cmd.extended = true;
+            let mut status = None;
+            let mut returns = ListReturn::default();
+            self.list_options(|p, opt| {
+                match opt {
+                    "SUBSCRIBED" => returns.subscribed = true,
+                    "CHILDREN" => returns.children = true,
+                    "SPECIAL-USE" => returns.special_use = true,
+                    "STATUS" if status.is_none() => {
+                        p.sp()?;
+                        status = Some(p.status_items()?);
+                    }
+                    _ => return Err(format!("Unknown LIST return option {opt}")),
+                }
+                Ok(())
+            })?;
+            returns.status = status;
+            cmd.returns = returns;
         }
-        Ok(CommandBody::List { reference, pattern })
+        Ok(CommandBody::List(cmd))
+    }
+
+    /// `"(" [option *(SP option)] ")"`, each option's name handed to `f`
+    /// upper-cased (it may read arguments that follow).
+    fn list_options(&mut self, mut f: impl FnMut(&mut Self, &str) -> PResult<()>) -> PResult<()> {
+        self.expect(b'(', "'(' before LIST options")?;
+        if self.eat(b')') {
+            return Ok(());
+        }
+        let mut count = 0;
+        loop {
+            let opt = self.take_while(|b| is_atom_char(b) && b != b'(');
+            if opt.is_empty() {
+                return Err("Expected a LIST option".into());
+            }
+            let opt = String::from_utf8_lossy(opt).to_ascii_uppercase();
+            count += 1;
+            if count > MAX_LIST_ITEMS {
+                return Err(format!("Too many LIST options (at most {MAX_LIST_ITEMS})"));
+            }
+            f(self, &opt)?;
+            if self.eat(b')') {
+                return Ok(());
+            }
+            self.sp()?;
+        }
+    }
+
+    // RFC 9051 6.3.4 with RFC 6154 3: CREATE SP mailbox
+    // [SP "(" "USE" SP "(" [use-attr *(SP use-attr)] ")" ")"].
+    fn create(&mut self) -> PResult<CommandBody> {
+        let mailbox = self.sp_mailbox()?;
+        let mut special_use = Vec::new();
+        if self.eat(b' ') {
+            self.expect(b'(', "'(' before CREATE parameters")?;
+            if !self.eat_word("USE ") {
+                return Err("Unknown CREATE parameter".into());
+            }
+            self.expect(b'(', "'(' after USE")?;
+            if !self.eat(b')') {
+                loop {
+                    self.expect(b'\\', "a special-use attribute")?;
+                    let name = self.take_while(is_atom_char);
+                    if name.is_empty() {
+                        return Err("Expected a special-use attribute".into());
+                    }
+                    let attr = format!("\\{}", String::from_utf8_lossy(name));
+                    push_item(&mut special_use, attr, "special-use attributes")?;
+                    if self.eat(b')') {
+                        break;
+                    }
+                    self.sp()?;
+                }
+            }
+            self.expect(b')', "')' after CREATE parameters")?;
+        }
+        Ok(CommandBody::Create {
+            mailbox,
+            special_use,
+        })
     }
 
     // RFC 9051 6.3.11: STATUS SP mailbox SP "(" status-att *(SP status-att) ")".
     fn status(&mut self) -> PResult<CommandBody> {
         let mailbox = self.sp_mailbox()?;
         self.sp()?;
+        let items = self.status_items()?;
+        Ok(CommandBody::Status { mailbox, items })
+    }
+
+    /// `"(" status-att *(SP status-att) ")"`, duplicates dropped.
+    fn status_items(&mut self) -> PResult<Vec<StatusItem>> {
         self.expect(b'(', "'(' before status items")?;
         let mut items = Vec::new();
         loop {
@@ -535,7 +646,7 @@ impl Parser<'_> {
             }
             self.sp()?;
         }
-        Ok(CommandBody::Status { mailbox, items })
+        Ok(items)
     }
 
     // RFC 2971 3.1: ID SP ("(" string SP nstring *(SP string SP nstring) ")" / NIL).
@@ -1114,7 +1225,8 @@ mod tests {
         assert_eq!(
             ok("a CREATE \"Sent Items\""),
             CommandBody::Create {
-                mailbox: "Sent Items".into()
+                mailbox: "Sent Items".into(),
+                special_use: Vec::new(),
             }
         );
         assert_eq!(
@@ -1149,44 +1261,76 @@ mod tests {
         );
     }
 
+    fn list(reference: &str, patterns: &[&str]) -> ListCommand {
+        ListCommand {
+            reference: reference.into(),
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            ..ListCommand::default()
+        }
+    }
+
     #[test]
     fn list_basic_form() {
-        assert_eq!(
-            ok("a LIST \"\" *"),
-            CommandBody::List {
-                reference: "".into(),
-                pattern: "*".into()
-            }
-        );
+        assert_eq!(ok("a LIST \"\" *"), CommandBody::List(list("", &["*"])));
         assert_eq!(
             ok("a list ~/Mail/ %"),
-            CommandBody::List {
-                reference: "~/Mail/".into(),
-                pattern: "%".into()
-            }
+            CommandBody::List(list("~/Mail/", &["%"]))
         );
         assert_eq!(
             ok("a LIST \"\" \"Sent *\""),
-            CommandBody::List {
-                reference: "".into(),
-                pattern: "Sent *".into()
-            }
+            CommandBody::List(list("", &["Sent *"]))
         );
         assert_eq!(
             ok("a LIST inbox Ar]%"),
-            CommandBody::List {
-                reference: "inbox".into(),
-                pattern: "Ar]%".into()
+            CommandBody::List(list("inbox", &["Ar]%"]))
+        );
+    }
+
+    #[test]
+    fn list_extended_forms() {
+        let CommandBody::List(l) = ok(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" (INBOX \"Sent*\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN) SPECIAL-USE)",
+        ) else {
+            panic!("not a LIST");
+        };
+        assert!(l.extended && l.select.subscribed && l.select.recursive_match && l.select.remote);
+        assert_eq!(l.patterns, vec!["INBOX".to_string(), "Sent*".to_string()]);
+        assert!(l.returns.children && l.returns.special_use && !l.returns.subscribed);
+        assert_eq!(
+            l.returns.status,
+            Some(vec![StatusItem::Messages, StatusItem::Unseen])
+        );
+        let CommandBody::List(l) = ok("a LIST () \"\" % RETURN ()") else {
+            panic!("not a LIST");
+        };
+        assert!(l.extended);
+        assert_eq!(l.returns, ListReturn::default());
+        assert_eq!(
+            err(b"a LIST (RECURSIVEMATCH) \"\" *").message,
+            "RECURSIVEMATCH needs another selection option"
+        );
+        assert_eq!(
+            err(b"a LIST (BOGUS) \"\" *").message,
+            "Unknown LIST selection option BOGUS"
+        );
+        assert_eq!(
+            err(b"a LIST \"\" * RETURN (BOGUS)").message,
+            "Unknown LIST return option BOGUS"
+        );
+        assert_eq!(err(b"a LIST \"\" * RETURNS ()").message, "Expected RETURN");
+    }
+
+    #[test]
+    fn create_with_use() {
+        assert_eq!(
+            ok("a CREATE Stuff (USE (\\Drafts \\Archive))"),
+            CommandBody::Create {
+                mailbox: "Stuff".into(),
+                special_use: vec!["\\Drafts".into(), "\\Archive".into()],
             }
         );
-        assert_eq!(
-            err(b"a LIST (SUBSCRIBED) \"\" *").message,
-            "LIST selection options are not supported"
-        );
-        assert_eq!(
-            err(b"a LIST \"\" * RETURN (CHILDREN)").message,
-            "LIST return options are not supported"
-        );
+        assert!(parse_command(b"a CREATE Stuff (USE (Drafts))").is_err());
+        assert!(parse_command(b"a CREATE Stuff (OTHER (x))").is_err());
     }
 
     #[test]

@@ -239,6 +239,30 @@ pub fn list(out: &mut Vec<u8>, attrs: &[&str], delimiter: Option<char>, name: &s
     list_line(out, "LIST", attrs, delimiter, name);
 }
 
+/// A LIST line with RFC 5258 CHILDINFO extended data when `childinfo`
+/// is not empty: `* LIST (attrs) "/" name ("CHILDINFO" ("SUBSCRIBED"))`.
+pub fn list_extended(
+    out: &mut Vec<u8>,
+    attrs: &[&str],
+    delimiter: Option<char>,
+    name: &str,
+    childinfo: &[&str],
+) {
+    list_line(out, "LIST", attrs, delimiter, name);
+    if childinfo.is_empty() {
+        return;
+    }
+    out.truncate(out.len() - 2);
+    out.extend_from_slice(b" (\"CHILDINFO\" (");
+    for (i, c) in childinfo.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        quoted_or_literal(out, c.as_bytes());
+    }
+    out.extend_from_slice(b"))\r\n");
+}
+
 /// `* LSUB (attrs) "/" name` (RFC 3501 7.2.3), for IMAP4rev1 clients.
 pub fn lsub(out: &mut Vec<u8>, attrs: &[&str], delimiter: Option<char>, name: &str) {
     list_line(out, "LSUB", attrs, delimiter, name);
