@@ -383,6 +383,51 @@ fn python_imaplib_login_fetch_store_expunge() {
     imaplib_round_trip(&server, IMAP, &[], &intro);
 }
 
+/// APPEND, SEARCH, UID commands and FETCH of ENVELOPE and BODYSTRUCTURE
+/// through python's imaplib, its parsing included.
+#[test]
+fn python_imaplib_append_search_envelope_bodystructure() {
+    let server = start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let r = imap.cmd("STATUS INBOX (UIDVALIDITY)");
+    let v = &r["* STATUS INBOX (UIDVALIDITY ".len()..r.find(')').unwrap()];
+    let r = imap.cmd("STATUS Archive (UIDVALIDITY)");
+    let av = &r["* STATUS Archive (UIDVALIDITY ".len()..r.find(')').unwrap()];
+    let ran = run(
+        python("imap_core.py").args(["127.0.0.1", &port(&server, IMAP), ACCOUNT, PASSWORD]),
+        b"",
+    )
+    .ok("imap_core.py");
+    let envelope = "(\"Tue, 01 Dec 2026 10:00:00 +0000\" \"Quarterly figures\" \
+((\"Ann Example\" NIL \"ann\" \"example.org\")) ((\"Ann Example\" NIL \"ann\" \"example.org\")) \
+((\"Ann Example\" NIL \"ann\" \"example.org\")) ((NIL NIL \"roost\" \"localhost\")) NIL NIL NIL \
+\"<q1@example.org>\")";
+    let structure =
+        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 14 1 NIL NIL NIL NIL)\
+(\"APPLICATION\" \"PDF\" (\"NAME\" \"q.pdf\") NIL NIL \"BASE64\" 12 NIL NIL NIL NIL) \
+\"MIXED\" (\"BOUNDARY\" \"zz\") NIL NIL NIL)";
+    assert_eq!(
+        ran.text(),
+        format!(
+            "append OK [APPENDUID {v} 1] APPEND completed
+append OK [APPENDUID {v} 2] APPEND completed
+select OK 2
+search OK 1
+search OK 1
+uid-search OK 2
+fetch OK 1 (ENVELOPE {envelope})
+fetch OK 1 (BODYSTRUCTURE {structure})
+uid-fetch OK 2 (UID 2 INTERNALDATE \" 1-Dec-2026 12:00:00 +0000\" BODY[TEXT] {{7}} hello\r\n | )
+uid-store OK 2 (UID 2 FLAGS (\\Seen))
+uid-copy OK 
+copyuid COPYUID {av} 1:2 1:2
+status OK Archive (MESSAGES 2)
+"
+        )
+    );
+    server.assert_consistent(ACCOUNT);
+}
+
 #[test]
 fn python_imap4_ssl_authenticate_plain_without_initial_response() {
     let server = start();
