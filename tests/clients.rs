@@ -28,6 +28,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("swaks", "swaks"),
     ("msmtp", "msmtp"),
     ("openssl", "openssl"),
+    ("mbsync", "isync"),
 ];
 
 /// A command for the third-party `program`; fails the test if it is not on
@@ -928,4 +929,186 @@ fn openssl_s_client_logs_in_over_imaps() {
     );
     // The certificate verified (verify return code 0 on stderr).
     assert!(ran.stderr.contains("verify return:1"), "{}", ran.stderr);
+}
+
+// --- mbsync (isync) ----------------------------------------------------------
+
+/// A message as both sides of a sync keep it: its maildir flag letters,
+/// sorted, and its bytes with LF line ends and without the X-TUID header
+/// mbsync adds to what it uploads.
+type Synced = (String, Vec<u8>);
+
+fn normalized(bytes: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n");
+    text.lines()
+        .filter(|l| !l.starts_with("X-TUID: "))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// INBOX on the server, sorted.
+fn server_side(server: &Server) -> Vec<Synced> {
+    let mut imap = Imap::login(server.port(IMAP));
+    let r = imap.cmd("EXAMINE INBOX");
+    assert!(r.contains(" OK [READ-ONLY] "), "{r}");
+    let out = imap.cmd_bytes("FETCH 1:* (FLAGS BODY.PEEK[])");
+    let mut rest = &out[..];
+    let mut found = Vec::new();
+    while let Some(at) = rest.windows(7).position(|w| w == b"FLAGS (") {
+        rest = &rest[at + 7..];
+        let close = rest.iter().position(|&b| b == b')').unwrap();
+        let flags = String::from_utf8_lossy(&rest[..close]).into_owned();
+        let open = rest.iter().position(|&b| b == b'{').unwrap();
+        let end = rest.iter().position(|&b| b == b'}').unwrap();
+        let len: usize = std::str::from_utf8(&rest[open + 1..end])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = &rest[end + 3..end + 3 + len];
+        let mut letters: Vec<char> = flags
+            .split_whitespace()
+            .filter_map(|f| match f {
+                "\\Draft" => Some('D'),
+                "\\Flagged" => Some('F'),
+                "\\Answered" => Some('R'),
+                "\\Seen" => Some('S'),
+                "\\Deleted" => Some('T'),
+                _ => None,
+            })
+            .collect();
+        letters.sort_unstable();
+        found.push((letters.into_iter().collect(), normalized(body)));
+        rest = &rest[end + 3 + len..];
+    }
+    found.sort();
+    found
+}
+
+/// A maildir folder's messages, sorted.
+fn maildir_side(dir: &Path) -> Vec<Synced> {
+    let mut found = Vec::new();
+    for sub in ["cur", "new"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let mut letters: Vec<char> = name
+                .split_once(":2,")
+                .map_or("", |(_, f)| f)
+                .chars()
+                .filter(|c| "DFRST".contains(*c))
+                .collect();
+            letters.sort_unstable();
+            found.push((
+                letters.into_iter().collect(),
+                normalized(&std::fs::read(&path).unwrap()),
+            ));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Sets maildir flags on a message file (moving it to cur/).
+fn set_maildir_flags(dir: &Path, path: &Path, letters: &str) {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let base = name
+        .split_once(":2,")
+        .map_or(name.as_str(), |(b, _)| b)
+        .to_string();
+    std::fs::rename(path, dir.join("cur").join(format!("{base}:2,{letters}"))).unwrap();
+}
+
+fn mbsync(config: &Path) {
+    let ran = run(program("mbsync").arg("-c").arg(config).arg("-a"), b"");
+    assert!(
+        ran.status.success(),
+        "mbsync failed: {}\n{}",
+        ran.text(),
+        ran.stderr
+    );
+}
+
+/// mbsync pulls a mailbox of 300 messages, then both sides change (flags,
+/// expunges, new mail) and a second run brings them together: message
+/// bytes and flags end identical on both sides.
+#[test]
+fn mbsync_syncs_both_ways_and_ends_identical() {
+    let server = start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let mut batch = Vec::new();
+    for n in 1..=300 {
+        let m = message(n, 3);
+        batch.extend_from_slice(format!("p{n} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
+        batch.extend_from_slice(&m);
+        batch.extend_from_slice(b"\r\n");
+    }
+    imap.send_raw(&batch);
+    let done = String::from_utf8_lossy(&imap.until_tagged("p300")).into_owned();
+    assert_eq!(done.matches(" OK [APPENDUID ").count(), 300, "{done}");
+
+    let maildir = server.dir.join("mail");
+    std::fs::create_dir_all(&maildir).unwrap();
+    let config = file(
+        &server,
+        "mbsyncrc",
+        format!(
+            "IMAPAccount roost\nHost 127.0.0.1\nPort {}\nUser {ACCOUNT}\nPass {PASSWORD}\n\
+SSLType None\nAuthMechs LOGIN\n\nIMAPStore remote\nAccount roost\n\n\
+MaildirStore local\nPath {dir}/\nInbox {dir}/INBOX\n\n\
+Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Both\n\
+Expunge Both\nSyncState *\n",
+            server.port(IMAP),
+            dir = maildir.display()
+        )
+        .as_bytes(),
+    );
+    mbsync(&config);
+    let inbox_dir = maildir.join("INBOX");
+    let first = maildir_side(&inbox_dir);
+    assert_eq!(first.len(), 300);
+    assert_eq!(first, server_side(&server));
+
+    // Near side: 30 read, 10 deleted, 5 new.
+    let mut files: Vec<PathBuf> = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(inbox_dir.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in &files[..30] {
+        set_maildir_flags(&inbox_dir, f, "S");
+    }
+    for f in &files[30..40] {
+        set_maildir_flags(&inbox_dir, f, "T");
+    }
+    for n in 1001..=1005 {
+        let name = format!("local{n}.roost-test:2,");
+        std::fs::write(inbox_dir.join("cur").join(name), message(n, 2)).unwrap();
+    }
+    // Far side: 21 flagged, 11 expunged, 5 new.
+    imap.cmd("SELECT INBOX");
+    assert!(imap
+        .cmd("STORE 100:120 +FLAGS.SILENT (\\Flagged)")
+        .ends_with(" OK STORE completed\r\n"));
+    imap.cmd("STORE 200:210 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(imap.cmd("EXPUNGE").matches(" EXPUNGE\r\n").count(), 11);
+    for n in 2001..=2005 {
+        let m = message(n, 2);
+        imap.send_raw(format!("q{n} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
+        imap.send_raw(&m);
+        imap.send_raw(b"\r\n");
+        let r = String::from_utf8_lossy(&imap.until_tagged(&format!("q{n}"))).into_owned();
+        assert!(r.contains(" OK [APPENDUID "), "{r}");
+    }
+    drop(imap);
+
+    mbsync(&config);
+    let near = maildir_side(&inbox_dir);
+    let far = server_side(&server);
+    assert_eq!(near.len(), 300 - 10 - 11 + 5 + 5);
+    assert_eq!(near, far);
+    assert_eq!(near.iter().filter(|(f, _)| f.contains('F')).count(), 21);
+    assert!(near.iter().all(|(f, _)| !f.contains('T')));
+    server.assert_consistent(ACCOUNT);
 }
