@@ -29,6 +29,9 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("msmtp", "msmtp"),
     ("openssl", "openssl"),
     ("mbsync", "isync"),
+    ("offlineimap", "offlineimap3"),
+    ("neomutt", "neomutt"),
+    ("script", "bsdutils"),
 ];
 
 /// A command for the third-party `program`; fails the test if it is not on
@@ -934,14 +937,14 @@ fn openssl_s_client_logs_in_over_imaps() {
 // --- mbsync (isync) ----------------------------------------------------------
 
 /// A message as both sides of a sync keep it: its maildir flag letters,
-/// sorted, and its bytes with LF line ends and without the X-TUID header
-/// mbsync adds to what it uploads.
+/// sorted, and its bytes with LF line ends and without the header mbsync
+/// (X-TUID) or offlineimap (X-OfflineIMAP) may add to what it uploads.
 type Synced = (String, Vec<u8>);
 
 fn normalized(bytes: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n");
     text.lines()
-        .filter(|l| !l.starts_with("X-TUID: "))
+        .filter(|l| !l.starts_with("X-TUID: ") && !l.starts_with("X-OfflineIMAP: "))
         .map(|l| format!("{l}\n"))
         .collect::<String>()
         .into_bytes()
@@ -1019,6 +1022,37 @@ fn set_maildir_flags(dir: &Path, path: &Path, letters: &str) {
     std::fs::rename(path, dir.join("cur").join(format!("{base}:2,{letters}"))).unwrap();
 }
 
+/// APPENDs `message(n, 3)` for n in 1..=count to INBOX, pipelined.
+fn fill_inbox(imap: &mut Imap, count: usize) {
+    let mut batch = Vec::new();
+    for n in 1..=count {
+        let m = message(n, 3);
+        batch.extend_from_slice(format!("p{n} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
+        batch.extend_from_slice(&m);
+        batch.extend_from_slice(b"\r\n");
+    }
+    imap.send_raw(&batch);
+    let done = String::from_utf8_lossy(&imap.until_tagged(&format!("p{count}"))).into_owned();
+    assert_eq!(done.matches(" OK [APPENDUID ").count(), count, "{done}");
+}
+
+/// The server side of a sync test changes: 21 flagged, 11 expunged, 5 new.
+fn change_far_side(mut imap: Imap) {
+    imap.cmd("SELECT INBOX");
+    let r = imap.cmd("STORE 100:120 +FLAGS.SILENT (\\Flagged)");
+    assert!(r.ends_with(" OK STORE completed\r\n"), "{r}");
+    imap.cmd("STORE 200:210 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(imap.cmd("EXPUNGE").matches(" EXPUNGE\r\n").count(), 11);
+    for n in 2001..=2005 {
+        let m = message(n, 2);
+        imap.send_raw(format!("q{n} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
+        imap.send_raw(&m);
+        imap.send_raw(b"\r\n");
+        let r = String::from_utf8_lossy(&imap.until_tagged(&format!("q{n}"))).into_owned();
+        assert!(r.contains(" OK [APPENDUID "), "{r}");
+    }
+}
+
 fn mbsync(config: &Path) {
     let ran = run(program("mbsync").arg("-c").arg(config).arg("-a"), b"");
     assert!(
@@ -1036,16 +1070,7 @@ fn mbsync(config: &Path) {
 fn mbsync_syncs_both_ways_and_ends_identical() {
     let server = start();
     let mut imap = Imap::login(server.port(IMAP));
-    let mut batch = Vec::new();
-    for n in 1..=300 {
-        let m = message(n, 3);
-        batch.extend_from_slice(format!("p{n} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
-        batch.extend_from_slice(&m);
-        batch.extend_from_slice(b"\r\n");
-    }
-    imap.send_raw(&batch);
-    let done = String::from_utf8_lossy(&imap.until_tagged("p300")).into_owned();
-    assert_eq!(done.matches(" OK [APPENDUID ").count(), 300, "{done}");
+    fill_inbox(&mut imap, 300);
 
     let maildir = server.dir.join("mail");
     std::fs::create_dir_all(&maildir).unwrap();
@@ -1086,22 +1111,7 @@ Expunge Both\nSyncState *\n",
         let name = format!("local{n}.roost-test:2,");
         std::fs::write(inbox_dir.join("cur").join(name), message(n, 2)).unwrap();
     }
-    // Far side: 21 flagged, 11 expunged, 5 new.
-    imap.cmd("SELECT INBOX");
-    assert!(imap
-        .cmd("STORE 100:120 +FLAGS.SILENT (\\Flagged)")
-        .ends_with(" OK STORE completed\r\n"));
-    imap.cmd("STORE 200:210 +FLAGS.SILENT (\\Deleted)");
-    assert_eq!(imap.cmd("EXPUNGE").matches(" EXPUNGE\r\n").count(), 11);
-    for n in 2001..=2005 {
-        let m = message(n, 2);
-        imap.send_raw(format!("q{n} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
-        imap.send_raw(&m);
-        imap.send_raw(b"\r\n");
-        let r = String::from_utf8_lossy(&imap.until_tagged(&format!("q{n}"))).into_owned();
-        assert!(r.contains(" OK [APPENDUID "), "{r}");
-    }
-    drop(imap);
+    change_far_side(imap);
 
     mbsync(&config);
     let near = maildir_side(&inbox_dir);
@@ -1110,5 +1120,137 @@ Expunge Both\nSyncState *\n",
     assert_eq!(near, far);
     assert_eq!(near.iter().filter(|(f, _)| f.contains('F')).count(), 21);
     assert!(near.iter().all(|(f, _)| !f.contains('T')));
+    server.assert_consistent(ACCOUNT);
+}
+
+// --- offlineimap3 ------------------------------------------------------------
+
+fn offlineimap(config: &Path) {
+    let ran = run(
+        program("offlineimap")
+            .arg("-c")
+            .arg(config)
+            .args(["-o", "-u", "basic"]),
+        b"",
+    );
+    assert!(
+        ran.status.success() && !ran.text().contains("ERROR") && !ran.stderr.contains("ERROR"),
+        "offlineimap failed: {}\n{}",
+        ran.text(),
+        ran.stderr
+    );
+}
+
+/// offlineimap3 pulls 300 messages; the near side marks some read, deletes
+/// some and adds some, the far side flags, expunges and adds; a second run
+/// leaves both sides with the same bytes and flags.
+#[test]
+fn offlineimap_syncs_both_ways_and_ends_identical() {
+    let server = start();
+    let mut imap = Imap::login(server.port(IMAP));
+    fill_inbox(&mut imap, 300);
+    let root = server.dir.join("oi");
+    std::fs::create_dir_all(root.join("meta")).unwrap();
+    let config = file(
+        &server,
+        "offlineimaprc",
+        format!(
+            "[general]\naccounts = roost\nmetadata = {root}/meta\n\n\
+[Account roost]\nlocalrepository = near\nremoterepository = far\n\n\
+[Repository near]\ntype = Maildir\nlocalfolders = {root}/mail\n\n\
+[Repository far]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {}\n\
+remoteuser = {ACCOUNT}\nremotepass = {PASSWORD}\nssl = no\nstarttls = no\n\
+folderfilter = lambda f: f == 'INBOX'\n",
+            server.port(IMAP),
+            root = root.display()
+        )
+        .as_bytes(),
+    );
+    offlineimap(&config);
+    let inbox_dir = root.join("mail").join("INBOX");
+    let first = maildir_side(&inbox_dir);
+    assert_eq!(first.len(), 300);
+    assert_eq!(first, server_side(&server));
+
+    // Near side: 30 read, 10 removed, 5 new.
+    let mut files: Vec<PathBuf> = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(inbox_dir.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in &files[..30] {
+        set_maildir_flags(&inbox_dir, f, "S");
+    }
+    for f in &files[30..40] {
+        std::fs::remove_file(f).unwrap();
+    }
+    for n in 1001..=1005 {
+        let name = format!("local{n}.roost-test:2,");
+        std::fs::write(inbox_dir.join("cur").join(name), message(n, 2)).unwrap();
+    }
+    change_far_side(imap);
+
+    offlineimap(&config);
+    let near = maildir_side(&inbox_dir);
+    let far = server_side(&server);
+    assert_eq!(near.len(), 300 - 10 - 11 + 5 + 5);
+    assert_eq!(near, far);
+    assert_eq!(near.iter().filter(|(f, _)| f.contains('F')).count(), 21);
+    assert_eq!(near.iter().filter(|(f, _)| f.contains('S')).count(), 30);
+    server.assert_consistent(ACCOUNT);
+}
+
+// --- neomutt -----------------------------------------------------------------
+
+/// neomutt, driven by pushed keys in a pseudo-terminal (`script`), reads the
+/// first message of INBOX (piping it to a file), deletes it and syncs.
+#[test]
+fn neomutt_reads_and_deletes_in_batch() {
+    let server = start();
+    let mut imap = Imap::login(server.port(IMAP));
+    fill_inbox(&mut imap, 3);
+    drop(imap);
+    let read = server.dir.join("read.txt");
+    let rc = file(
+        &server,
+        "muttrc",
+        format!(
+            "set folder=\"imap://127.0.0.1:{}/\"\nset imap_user=\"{ACCOUNT}\"\n\
+set imap_pass=\"{PASSWORD}\"\nset spoolfile=\"+INBOX\"\nset ssl_starttls=no\n\
+set ssl_force_tls=no\nset header_cache=\"\"\nset message_cachedir=\"\"\n\
+set delete=yes\nset quit=yes\nset mail_check=0\nset timeout=1\nset wait_key=no\n\
+set move=no\nset sort=mailbox-order\n",
+            server.port(IMAP)
+        )
+        .as_bytes(),
+    );
+    let keys = format!(
+        "<pipe-message>cat > {}<enter><delete-message><sync-mailbox><quit>",
+        read.display()
+    );
+    let command = format!(
+        "TERM=xterm neomutt -n -F {} -e 'push \"{keys}\"'",
+        rc.display()
+    );
+    let ran = run(
+        program("script").args(["-qfec", &command, "/dev/null"]),
+        b"",
+    );
+    assert!(
+        ran.status.success(),
+        "neomutt failed: {}\n{}",
+        ran.text(),
+        ran.stderr
+    );
+    assert_eq!(
+        normalized(&std::fs::read(&read).expect("neomutt piped the message")),
+        normalized(&message(1, 3))
+    );
+    let left: Vec<Option<usize>> = inbox(&server)
+        .iter()
+        .map(|m| message_number(&m.body))
+        .collect();
+    assert_eq!(left, vec![Some(2), Some(3)]);
     server.assert_consistent(ACCOUNT);
 }
