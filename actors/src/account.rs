@@ -15,7 +15,9 @@
 //! starts a fresh one that reloads from the store.
 
 use crate::events::{AddedMessage, Change, ChangeEvent, EventHub, MessageState};
-use crate::mailbox::{MailboxActor, MailboxArgs, MailboxMsg, MailboxSnapshot, Subscriber};
+use crate::mailbox::{
+    MailboxActor, MailboxArgs, MailboxIndex, MailboxMsg, MailboxSnapshot, Subscriber,
+};
 use crate::time::now_unix;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid, UidValidity};
@@ -54,6 +56,9 @@ pub enum AccountError {
     Cannot(String),
     #[error("storage failed: {0}")]
     Store(String),
+    /// The mailbox's actor was stopping as it was opened: open it again.
+    #[error("the mailbox is being closed; try again")]
+    Closing,
 }
 
 /// Where a new message goes.
@@ -260,6 +265,8 @@ pub struct AccountState {
     record: AccountRecord,
     mailboxes: BTreeMap<MailboxId, MailboxRecord>,
     open: HashMap<MailboxId, ActorRef<MailboxMsg>>,
+    /// The shared index of each open mailbox, kept current by `flush`.
+    indexes: HashMap<MailboxId, Arc<MailboxIndex>>,
     pending: Pending,
     flush_scheduled: bool,
 }
@@ -305,6 +312,7 @@ impl Actor for AccountActor {
             record,
             mailboxes: mailboxes.into_iter().map(|m| (m.id, m)).collect(),
             open: HashMap::new(),
+            indexes: HashMap::new(),
             pending: Pending::default(),
             flush_scheduled: false,
         })
@@ -315,6 +323,7 @@ impl Actor for AccountActor {
         _myself: ActorRef<AccountMsg>,
         state: &mut AccountState,
     ) -> Result<(), ActorProcessingErr> {
+        state.indexes.clear();
         for (_, mb) in state.open.drain() {
             mb.stop(Some("account stopped".into()));
         }
@@ -353,8 +362,28 @@ impl Actor for AccountActor {
                 subscriber,
                 reply,
             } => {
-                let r = state.open_mailbox(&myself, &name, subscriber).await;
-                let _ = reply.send(r);
+                let actor = match state.mailbox_by_name(&name) {
+                    Ok(id) => state.mailbox_actor(&myself, id).await,
+                    Err(e) => Err(e),
+                };
+                match actor {
+                    // The mailbox actor answers once its index is loaded;
+                    // this actor goes on meanwhile.
+                    Ok(actor) => {
+                        tokio::spawn(async move {
+                            let r = ractor::call!(actor, MailboxMsg::Subscribe, subscriber)
+                                .map(|snapshot| OpenedMailbox {
+                                    snapshot,
+                                    actor: actor.clone(),
+                                })
+                                .map_err(|_| AccountError::Closing);
+                            let _ = reply.send(r);
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
                 return Ok(());
             }
             AccountMsg::CloseMailbox {
@@ -454,6 +483,8 @@ impl Actor for AccountActor {
         | SupervisionEvent::ActorFailed(cell, _) = event
         {
             state.open.retain(|_, r| r.get_id() != cell.get_id());
+            let open = &state.open;
+            state.indexes.retain(|id, _| open.contains_key(id));
         }
         Ok(())
     }
@@ -556,6 +587,11 @@ impl AccountState {
                 modseq,
                 change,
             });
+            // The shared index first, so a caller reads its change back as
+            // soon as it is answered; then the mailbox's subscribers.
+            if let Some(index) = self.indexes.get(&event.change.mailbox()) {
+                index.apply(&event.change);
+            }
             if let Some(mb) = self.open.get(&event.change.mailbox()) {
                 let _ = mb.cast(MailboxMsg::Event(event.clone()));
             }
@@ -1117,6 +1153,7 @@ impl AccountState {
         self.mailboxes.remove(&id);
         self.pending.mailboxes.remove(&id);
         self.pending.deleted_mailboxes.push(id);
+        self.indexes.remove(&id);
         if let Some(actor) = self.open.remove(&id) {
             actor.stop(Some(format!("mailbox {} was deleted", mb.name)));
         }
@@ -1134,30 +1171,6 @@ impl AccountState {
         Ok(())
     }
 
-    async fn open_mailbox(
-        &mut self,
-        myself: &ActorRef<AccountMsg>,
-        name: &str,
-        subscriber: Subscriber,
-    ) -> Result<OpenedMailbox, AccountError> {
-        let id = self.mailbox_by_name(name)?;
-        let actor = self.mailbox_actor(myself, id).await?;
-        if let Ok(snapshot) = ractor::call!(actor, MailboxMsg::Subscribe, subscriber.clone()) {
-            return Ok(OpenedMailbox { snapshot, actor });
-        }
-        // It was stopping (its last subscriber had just gone): let it end
-        // and start a fresh one.
-        self.open.remove(&id);
-        let _ = actor
-            .get_cell()
-            .wait(Some(std::time::Duration::from_secs(5)))
-            .await;
-        let actor = self.mailbox_actor(myself, id).await?;
-        let snapshot = ractor::call!(actor, MailboxMsg::Subscribe, subscriber)
-            .map_err(|e| AccountError::Store(format!("mailbox did not answer: {e}")))?;
-        Ok(OpenedMailbox { snapshot, actor })
-    }
-
     /// The mailbox's live actor, started as this actor's child if needed.
     async fn mailbox_actor(
         &mut self,
@@ -1168,10 +1181,12 @@ impl AccountState {
             return Ok(a.clone());
         }
         let actor_name = format!("mailbox:{}/{}", self.record.name, id);
+        let index = MailboxIndex::loading();
         let args = MailboxArgs {
             store: self.store.clone(),
             account: self.record.id,
             mailbox: id,
+            index: index.clone(),
         };
         let (actor, _) = Actor::spawn_linked(
             Some(actor_name.clone()),
@@ -1189,6 +1204,7 @@ impl AccountState {
             0,
         );
         self.open.insert(id, actor.clone());
+        self.indexes.insert(id, index);
         Ok(actor)
     }
 
@@ -1200,6 +1216,7 @@ impl AccountState {
         // here, in the account's own order, means no open can race the stop.
         if let Ok(0) = ractor::call!(actor, MailboxMsg::Unsubscribe, subscriber) {
             self.open.remove(&mailbox);
+            self.indexes.remove(&mailbox);
             actor.stop(None);
             let _ = actor
                 .get_cell()

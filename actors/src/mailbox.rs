@@ -1,18 +1,27 @@
-//! The mailbox actor: the live index of one open mailbox.
+//! The mailbox actor and the live index of one open mailbox.
 //!
-//! It exists while at least one session or web view has the mailbox open,
-//! as a child of its account actor. It loads the mailbox's UIDs, flags and
-//! modseqs once, keeps them current from the account's change events, hands
-//! a consistent snapshot to each new subscriber and forwards every later
-//! event to all of them. It never writes: the account actor is the writer.
+//! The actor exists while at least one session or web view has the mailbox
+//! open, as a child of its account actor. It loads the mailbox's UIDs,
+//! flags and modseqs once, off the async workers and after it has started,
+//! so the account actor never waits for the load; hands each new
+//! subscriber its UIDs and the shared [`MailboxIndex`]; and forwards every
+//! later event to all subscribers. It never writes: the account actor is
+//! the writer, and applies each committed change to the shared index
+//! before it answers the caller, so a session reads its own changes back.
+//!
+//! The index is one compact table per open mailbox, shared by every
+//! session that has it selected: 16 bytes a message, keywords aside. A
+//! session keeps only its own sequence of UIDs (as runs, see
+//! `imap::view`), so a selected mailbox of 100,000 messages costs a
+//! session almost nothing.
 
 use crate::events::{Change, ChangeEvent, MessageState};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use roost_protocols::imap::types::{Flags, ModSeq, Uid};
+use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid};
 use roost_store::{AccountId, MailboxId, MailboxRecord, Store};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// What a subscriber hears from its mailbox actor.
 #[derive(Debug, Clone)]
@@ -69,10 +78,219 @@ impl Subscriber {
 
 /// The mailbox as it stands when a subscriber joins; every event after it
 /// reaches the subscriber.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MailboxSnapshot {
     pub record: MailboxRecord,
-    pub messages: Vec<MessageState>,
+    /// The UIDs, ascending.
+    pub uids: Vec<Uid>,
+    pub index: Arc<MailboxIndex>,
+}
+
+/// The system flags as bits of [`Entry::system`].
+const SEEN: u8 = 1;
+const ANSWERED: u8 = 2;
+const FLAGGED: u8 = 4;
+const DELETED: u8 = 8;
+const DRAFT: u8 = 16;
+
+/// One message of the index.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    modseq: u64,
+    uid: u32,
+    system: u8,
+}
+
+/// The shared index of an open mailbox: every message's flags and modseq,
+/// by UID, and the mailbox record as of the last change applied.
+pub struct MailboxIndex {
+    state: RwLock<IndexState>,
+}
+
+enum IndexState {
+    /// Changes committed while the load runs, applied once it is done.
+    Loading(Vec<Change>),
+    Ready(Index),
+    /// The load failed; subscribers are refused.
+    Failed,
+}
+
+pub struct Index {
+    pub record: MailboxRecord,
+    entries: Vec<Entry>,
+    keywords: HashMap<u32, Vec<Flag>>,
+}
+
+impl MailboxIndex {
+    pub fn loading() -> Arc<MailboxIndex> {
+        Arc::new(MailboxIndex {
+            state: RwLock::new(IndexState::Loading(Vec::new())),
+        })
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, IndexState> {
+        // A panic while holding the lock leaves data written whole entry by
+        // entry: still a usable index.
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a committed change (idempotent: what the index already
+    /// reflects changes nothing).
+    pub fn apply(&self, change: &Change) {
+        match &mut *self.write() {
+            IndexState::Loading(pending) => pending.push(change.clone()),
+            IndexState::Ready(index) => index.apply(change),
+            IndexState::Failed => {}
+        }
+    }
+
+    /// Installs what the store holds, then the changes that came meanwhile.
+    fn loaded(&self, record: MailboxRecord, messages: Vec<roost_store::MessageRecord>) {
+        let mut index = Index {
+            record,
+            entries: Vec::with_capacity(messages.len()),
+            keywords: HashMap::new(),
+        };
+        for m in messages {
+            index.put(m.uid, &m.flags, m.modseq);
+        }
+        let mut state = self.write();
+        if let IndexState::Loading(pending) = &*state {
+            for change in pending {
+                index.apply(change);
+            }
+        }
+        *state = IndexState::Ready(index);
+    }
+
+    fn failed(&self) {
+        *self.write() = IndexState::Failed;
+    }
+
+    /// Runs `f` on the loaded index; `None` while loading or after a
+    /// failed load.
+    pub fn read<R>(&self, f: impl FnOnce(&Index) -> R) -> Option<R> {
+        match &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
+            IndexState::Ready(index) => Some(f(index)),
+            _ => None,
+        }
+    }
+}
+
+impl Index {
+    fn position(&self, uid: Uid) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&uid.0, |e| e.uid)
+    }
+
+    /// The message's flags and modseq now.
+    pub fn state(&self, uid: Uid) -> Option<MessageState> {
+        let e = self.entries[self.position(uid).ok()?];
+        Some(MessageState {
+            uid,
+            flags: self.flags_of(&e),
+            modseq: ModSeq(e.modseq),
+        })
+    }
+
+    /// Flags and modseq of each of `uids`; `None` for one that is gone.
+    pub fn states(&self, uids: impl Iterator<Item = Uid>) -> Vec<Option<MessageState>> {
+        uids.map(|u| self.state(u)).collect()
+    }
+
+    pub fn uids(&self) -> Vec<Uid> {
+        self.entries.iter().map(|e| Uid(e.uid)).collect()
+    }
+
+    fn flags_of(&self, e: &Entry) -> Flags {
+        let mut flags = Flags::new();
+        for (bit, flag) in [
+            (SEEN, Flag::Seen),
+            (ANSWERED, Flag::Answered),
+            (FLAGGED, Flag::Flagged),
+            (DELETED, Flag::Deleted),
+            (DRAFT, Flag::Draft),
+        ] {
+            if e.system & bit != 0 {
+                flags.insert(flag);
+            }
+        }
+        if let Some(k) = self.keywords.get(&e.uid) {
+            for f in k {
+                flags.insert(f.clone());
+            }
+        }
+        flags
+    }
+
+    /// Sets a message's flags and modseq, adding it if it is new.
+    fn put(&mut self, uid: Uid, flags: &Flags, modseq: ModSeq) {
+        let mut system = 0;
+        let mut keywords = Vec::new();
+        for f in flags.iter() {
+            match f {
+                Flag::Seen => system |= SEEN,
+                Flag::Answered => system |= ANSWERED,
+                Flag::Flagged => system |= FLAGGED,
+                Flag::Deleted => system |= DELETED,
+                Flag::Draft => system |= DRAFT,
+                Flag::Keyword(_) => keywords.push(f.clone()),
+            }
+        }
+        let entry = Entry {
+            modseq: modseq.0,
+            uid: uid.0,
+            system,
+        };
+        match self.position(uid) {
+            Ok(i) => self.entries[i] = entry,
+            Err(i) => self.entries.insert(i, entry),
+        }
+        if keywords.is_empty() {
+            self.keywords.remove(&uid.0);
+        } else {
+            self.keywords.insert(uid.0, keywords);
+        }
+    }
+
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::MessagesAdded {
+                messages, counts, ..
+            } => {
+                for m in messages {
+                    if self.position(m.uid).is_err() {
+                        self.put(m.uid, &m.flags, m.modseq);
+                    }
+                    self.record.uid_next = self.record.uid_next.max(Uid(m.uid.0 + 1));
+                    self.record.highest_modseq = self.record.highest_modseq.max(m.modseq);
+                }
+                self.record.counts = *counts;
+            }
+            Change::MessagesRemoved { uids, counts, .. } => {
+                let gone: std::collections::HashSet<u32> = uids.iter().map(|u| u.0).collect();
+                self.entries.retain(|e| !gone.contains(&e.uid));
+                for u in uids {
+                    self.keywords.remove(&u.0);
+                }
+                self.record.counts = *counts;
+            }
+            Change::FlagsChanged {
+                messages, counts, ..
+            } => {
+                for m in messages {
+                    if let Ok(i) = self.position(m.uid) {
+                        if m.modseq.0 > self.entries[i].modseq {
+                            self.put(m.uid, &m.flags, m.modseq);
+                        }
+                    }
+                    self.record.highest_modseq = self.record.highest_modseq.max(m.modseq);
+                }
+                self.record.counts = *counts;
+            }
+            Change::MailboxRenamed { name, .. } => self.record.name = name.clone(),
+            Change::MailboxAdded { .. } | Change::MailboxRemoved { .. } => {}
+        }
+    }
 }
 
 pub enum MailboxMsg {
@@ -88,11 +306,15 @@ pub struct MailboxArgs {
     pub store: Store,
     pub account: AccountId,
     pub mailbox: MailboxId,
+    /// The index this actor loads; the account actor keeps it current.
+    pub index: Arc<MailboxIndex>,
 }
 
 pub struct MailboxState {
-    record: MailboxRecord,
-    index: BTreeMap<Uid, (Flags, ModSeq)>,
+    store: Store,
+    account: AccountId,
+    mailbox: MailboxId,
+    index: Arc<MailboxIndex>,
     subscribers: Vec<Subscriber>,
 }
 
@@ -106,25 +328,45 @@ impl Actor for MailboxActor {
         _myself: ActorRef<MailboxMsg>,
         args: MailboxArgs,
     ) -> Result<MailboxState, ActorProcessingErr> {
-        let (record, messages) = tokio::task::spawn_blocking(move || {
-            let record = args
-                .store
-                .mailbox(args.account, args.mailbox)?
-                .ok_or_else(|| {
-                    roost_store::StoreError::NotFound(format!("mailbox {}", args.mailbox))
-                })?;
-            let messages = args.store.messages(args.account, args.mailbox)?;
-            Ok::<_, roost_store::StoreError>((record, messages))
-        })
-        .await??;
         Ok(MailboxState {
-            record,
-            index: messages
-                .into_iter()
-                .map(|m| (m.uid, (m.flags, m.modseq)))
-                .collect(),
+            store: args.store,
+            account: args.account,
+            mailbox: args.mailbox,
+            index: args.index,
             subscribers: Vec::new(),
         })
+    }
+
+    /// The load: after start, so whoever spawned this actor does not wait
+    /// for it; subscribers' requests queue until it is done.
+    async fn post_start(
+        &self,
+        _myself: ActorRef<MailboxMsg>,
+        state: &mut MailboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (store, account, mailbox) = (state.store.clone(), state.account, state.mailbox);
+        let loaded = tokio::task::spawn_blocking(move || {
+            let record = store
+                .mailbox(account, mailbox)?
+                .ok_or_else(|| roost_store::StoreError::NotFound(format!("mailbox {mailbox}")))?;
+            let messages = store.messages(account, mailbox)?;
+            Ok::<_, roost_store::StoreError>((record, messages))
+        })
+        .await;
+        match loaded {
+            Ok(Ok((record, messages))) => {
+                state.index.loaded(record, messages);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                state.index.failed();
+                Err(e.into())
+            }
+            Err(e) => {
+                state.index.failed();
+                Err(e.into())
+            }
+        }
     }
 
     async fn handle(
@@ -135,15 +377,22 @@ impl Actor for MailboxActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             MailboxMsg::Subscribe(sub, reply) => {
-                state.subscribers.push(sub);
-                let _ = reply.send(state.snapshot());
+                let index = state.index.clone();
+                let snapshot = index.read(|ix| (ix.record.clone(), ix.uids()));
+                if let Some((record, uids)) = snapshot {
+                    state.subscribers.push(sub);
+                    let _ = reply.send(MailboxSnapshot {
+                        record,
+                        uids,
+                        index,
+                    });
+                }
             }
             MailboxMsg::Unsubscribe(id, reply) => {
                 state.subscribers.retain(|s| s.id != id);
                 let _ = reply.send(state.subscribers.len());
             }
             MailboxMsg::Event(event) => {
-                state.apply(&event.change);
                 state
                     .subscribers
                     .retain(|s| s.notify(MailboxNotice::Event(event.clone())));
@@ -155,62 +404,5 @@ impl Actor for MailboxActor {
             }
         }
         Ok(())
-    }
-}
-
-impl MailboxState {
-    fn snapshot(&self) -> MailboxSnapshot {
-        MailboxSnapshot {
-            record: self.record.clone(),
-            messages: self
-                .index
-                .iter()
-                .map(|(uid, (flags, modseq))| MessageState {
-                    uid: *uid,
-                    flags: flags.clone(),
-                    modseq: *modseq,
-                })
-                .collect(),
-        }
-    }
-
-    /// Applies a change to the index. Idempotent: a change the index already
-    /// reflects (older modseq, known UID) changes nothing.
-    fn apply(&mut self, change: &Change) {
-        match change {
-            Change::MessagesAdded {
-                messages, counts, ..
-            } => {
-                for m in messages {
-                    self.index
-                        .entry(m.uid)
-                        .or_insert_with(|| (m.flags.clone(), m.modseq));
-                    self.record.uid_next = self.record.uid_next.max(Uid(m.uid.0 + 1));
-                    self.record.highest_modseq = self.record.highest_modseq.max(m.modseq);
-                }
-                self.record.counts = *counts;
-            }
-            Change::MessagesRemoved { uids, counts, .. } => {
-                for uid in uids {
-                    self.index.remove(uid);
-                }
-                self.record.counts = *counts;
-            }
-            Change::FlagsChanged {
-                messages, counts, ..
-            } => {
-                for m in messages {
-                    if let Some(entry) = self.index.get_mut(&m.uid) {
-                        if m.modseq > entry.1 {
-                            *entry = (m.flags.clone(), m.modseq);
-                        }
-                    }
-                    self.record.highest_modseq = self.record.highest_modseq.max(m.modseq);
-                }
-                self.record.counts = *counts;
-            }
-            Change::MailboxRenamed { name, .. } => self.record.name = name.clone(),
-            Change::MailboxAdded { .. } | Change::MailboxRemoved { .. } => {}
-        }
     }
 }

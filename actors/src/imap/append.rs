@@ -13,7 +13,6 @@ use super::messages::uid_list;
 use super::{Done, ImapState};
 use crate::account::{AccountError, AccountMsg, Delivered, NewMessage, Target};
 use crate::directory::call_account;
-use crate::events::MessageState;
 use crate::task::blocking;
 use crate::time::now_unix;
 use roost_protocols::imap::append::{parse_first_head, parse_next_head, AppendOptions};
@@ -293,18 +292,15 @@ impl ImapState {
         let Some(sel) = &mut self.selected else {
             return;
         };
-        let next = sel.view.last().map_or(1, |m| m.uid.0 + 1);
+        let next = sel.view.last_uid().map_or(1, |u| u.0 + 1);
         let first = &delivered[0];
         if first.mailbox != sel.id || first.uid.0 != next {
             return;
         }
         for d in delivered {
             sel.uid_next = sel.uid_next.max(Uid(d.uid.0 + 1));
-            sel.view.push(MessageState {
-                uid: d.uid,
-                flags: d.flags.clone(),
-                modseq: d.modseq,
-            });
+            sel.known_modseq = sel.known_modseq.max(d.modseq);
+            sel.view.push(d.uid);
         }
         response::exists(&mut self.out, sel.view.len() as u32);
     }

@@ -102,14 +102,14 @@ impl ImapState {
                 .collect());
         }
         if uid {
-            let max = sel.view.last().map(|m| m.uid.0).unwrap_or(0);
+            let max = sel.view.last_uid().map_or(0, |u| u.0);
             let spans = set.spans(max);
             return Ok(sel
                 .view
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| SeqSet::spans_contain(&spans, m.uid.0))
-                .map(|(i, m)| (i as u32 + 1, m.uid))
+                .filter(|(_, u)| SeqSet::spans_contain(&spans, u.0))
+                .map(|(i, u)| (i as u32 + 1, u))
                 .collect());
         }
         let count = sel.view.len() as u32;
@@ -120,7 +120,7 @@ impl ImapState {
         }
         Ok(set
             .iter(count)
-            .map(|n| (n, sel.view[n as usize - 1].uid))
+            .map(|n| (n, sel.view.uid(n as usize - 1)))
             .collect())
     }
 
@@ -144,7 +144,9 @@ impl ImapState {
                 items.push(FetchAttr::ModSeq);
             }
             if let Some(sel) = &self.selected {
-                targets.retain(|(seq, _)| sel.view[*seq as usize - 1].modseq > since);
+                let changed: std::collections::HashSet<usize> =
+                    super::select::changed_since(sel, since).into_iter().map(|(i, _)| i).collect();
+                targets.retain(|(seq, _)| changed.contains(&(*seq as usize - 1)));
             }
             if modifiers.vanished {
                 if let Err(e) = self.report_vanished(set, since).await {
@@ -169,9 +171,10 @@ impl ImapState {
             let unseen: Vec<Uid> = targets
                 .iter()
                 .filter(|(seq, _)| {
-                    self.selected
-                        .as_ref()
-                        .is_some_and(|s| !s.view[*seq as usize - 1].flags.contains(&Flag::Seen))
+                    self.selected.as_ref().is_some_and(|s| {
+                        s.state(*seq as usize - 1)
+                            .is_some_and(|m| !m.flags.contains(&Flag::Seen))
+                    })
                 })
                 .map(|(_, u)| *u)
                 .collect();
@@ -306,8 +309,8 @@ impl ImapState {
             index += 1;
         }
         if m.extra_flags {
-            if let Some(sel) = &self.selected {
-                let flags = sel.view[m.seq as usize - 1].flags.to_vec();
+            if let Some(state) = self.selected.as_ref().and_then(|s| s.state(m.seq as usize - 1)) {
+                let flags = state.flags.to_vec();
                 response::fetch_item_at(&mut self.out, index, &FetchResponseItem::Flags(flags));
             }
         }
@@ -383,8 +386,8 @@ impl ImapState {
         let state = self
             .selected
             .as_ref()
-            .map(|s| s.view[m.seq as usize - 1].clone())
-            .ok_or("No mailbox selected")?;
+            .and_then(|s| s.state(m.seq as usize - 1))
+            .ok_or("message vanished")?;
         let rec = || m.record.ok_or_else(|| "message vanished".to_string());
         let summary = || m.summary.ok_or_else(|| "message vanished".to_string());
         Ok(match attr {

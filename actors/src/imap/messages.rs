@@ -70,7 +70,7 @@ impl ImapState {
             Ok(Err(e)) => return account_no(e),
             Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
         };
-        self.update_view(&result.changed);
+        self.note_own(&result.changed);
         if !silent {
             // RFC 9051 6.4.6: the new flags of every message named, but
             // those a conditional STORE left alone (RFC 7162 3.1.3).
@@ -78,11 +78,10 @@ impl ImapState {
                 if result.modified.contains(u) {
                     continue;
                 }
-                let state = self.selected.as_ref().and_then(|sel| {
-                    sel.view
-                        .get(*seq as usize - 1)
-                        .map(|m| (m.clone(), sel.modseqs))
-                });
+                let state = self
+                    .selected
+                    .as_ref()
+                    .and_then(|sel| sel.state(*seq as usize - 1).map(|m| (m, sel.modseqs)));
                 if let Some((m, modseqs)) = state {
                     write_flags(
                         &mut self.out,

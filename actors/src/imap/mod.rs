@@ -22,6 +22,7 @@ mod mailboxes;
 mod messages;
 mod search;
 mod select;
+mod view;
 
 use crate::conn::{
     shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Writer, MAX_PENDING_OUTPUT,

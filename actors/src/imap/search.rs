@@ -43,15 +43,25 @@ impl ImapState {
         let (Some(sel), Some((_, account))) = (&self.selected, self.account()) else {
             return Done::bad("No mailbox selected");
         };
+        // Flags and modseqs as the shared index has them now; a message
+        // expunged but not yet reported keeps its number and matches no
+        // flag key.
         let view: Vec<Entry> = sel
-            .view
-            .iter()
-            .map(|m| Entry {
-                uid: m.uid,
-                flags: m.flags.clone(),
-                modseq: m.modseq,
+            .index
+            .read(|ix| {
+                sel.view
+                    .iter()
+                    .map(|uid| {
+                        let m = ix.state(uid);
+                        Entry {
+                            uid,
+                            flags: m.as_ref().map(|m| m.flags.clone()).unwrap_or_default(),
+                            modseq: m.map_or(ModSeq(0), |m| m.modseq),
+                        }
+                    })
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
         let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
         saved.sort_unstable();
         let (store, mailbox) = (self.services.store.clone(), sel.id);

@@ -1,12 +1,15 @@
 //! SELECT, EXAMINE, CLOSE, UNSELECT (RFC 9051 6.3.2, 6.3.3, 6.4.1, 6.4.2)
 //! and the session's view of the selected mailbox: its UIDs in sequence
-//! order with their flags, kept current from the mailbox actor's events.
+//! order ([`View`]), kept current from the mailbox actor's events, with
+//! flags and modseqs read from the mailbox's shared index.
 
 use super::{Done, ImapMsg, ImapState};
 use crate::account::{AccountMsg, FlagAction};
 use crate::directory::call_account;
 use crate::events::{Change, ChangeEvent, MessageState};
-use crate::mailbox::{MailboxMsg, MailboxNotice, MailboxSnapshot, Subscriber};
+use crate::mailbox::{MailboxIndex, MailboxMsg, MailboxNotice, MailboxSnapshot, Subscriber};
+use super::view::View;
+use std::collections::HashSet;
 use ractor::ActorRef;
 use roost_protocols::imap::command::{QResync, SelectParams};
 use roost_protocols::imap::response::{self, Code, Status};
@@ -15,6 +18,9 @@ use roost_protocols::imap::state::SessionState;
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, SeqNum, Uid, UidValidity};
 use roost_store::MailboxId;
 use std::sync::Arc;
+
+/// How often SELECT opens a mailbox whose actor is stopping as it asks.
+const OPEN_ATTEMPTS: u32 = 5;
 
 /// The flags roost lets clients set, announced by SELECT.
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
@@ -25,7 +31,15 @@ pub struct Selected {
     pub read_only: bool,
     pub uid_validity: UidValidity,
     /// The messages in sequence order: index + 1 is the sequence number.
-    pub view: Vec<MessageState>,
+    pub view: View,
+    /// Flags and modseqs of the mailbox, shared with every session that
+    /// has it selected.
+    pub index: Arc<MailboxIndex>,
+    /// Modseqs of flag changes this session made and already reported:
+    /// their events are not written again.
+    pub own: HashSet<u64>,
+    /// The highest modseq this session has reported or been told of.
+    pub known_modseq: ModSeq,
     pub subscriber: u64,
     pub actor: ActorRef<MailboxMsg>,
     /// Events that arrived while they could not be written yet.
@@ -40,9 +54,31 @@ pub struct Selected {
     pub vanished: bool,
 }
 
+/// Own flag changes remembered for skipping their events; past this the
+/// set is cleared (a few repeated FETCH responses, no harm).
+const MAX_OWN_CHANGES: usize = 100_000;
+
 impl Selected {
     pub fn seq_of(&self, uid: Uid) -> Option<usize> {
-        self.view.binary_search_by_key(&uid, |m| m.uid).ok()
+        self.view.seq_of(uid)
+    }
+
+    /// Flags and modseq of the message at index `i` now; `None` once it is
+    /// expunged (though the view still numbers it until that is reported).
+    pub fn state(&self, i: usize) -> Option<MessageState> {
+        let uid = self.view.uid(i);
+        self.index.read(|ix| ix.state(uid)).flatten()
+    }
+
+    /// Remembers flag changes this session reports itself.
+    pub fn note_own(&mut self, changed: &[MessageState]) {
+        if self.own.len() + changed.len() > MAX_OWN_CHANGES {
+            self.own.clear();
+        }
+        for m in changed {
+            self.own.insert(m.modseq.0);
+            self.known_modseq = self.known_modseq.max(m.modseq);
+        }
     }
 }
 
@@ -81,18 +117,9 @@ impl ImapState {
             return Done::no("Not logged in");
         };
         let account = account.to_string();
-        let subscriber = self.subscriber();
-        let sub_id = subscriber.id;
-        let opened = call_account(&account, |reply| AccountMsg::OpenMailbox {
-            name: name.to_string(),
-            subscriber,
-            reply,
-        })
-        .await;
-        let opened = match opened {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => return account_no(e),
-            Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
+        let (opened, sub_id) = match self.open_mailbox(&account, name).await {
+            Ok(o) => o,
+            Err(done) => return done,
         };
         let snap = opened.snapshot;
         let rec = &snap.record;
@@ -114,7 +141,7 @@ impl ImapState {
             Some(Code::PermanentFlags(permanent)),
             "Limited",
         );
-        response::exists(&mut self.out, snap.messages.len() as u32);
+        response::exists(&mut self.out, snap.uids.len() as u32);
         if !self.rev2 {
             // IMAP4rev1 clients expect RECENT; roost keeps no \Recent state.
             self.out.extend_from_slice(b"* 0 RECENT\r\n");
@@ -142,12 +169,16 @@ impl ImapState {
         );
         let name = rec.name.clone();
         let (id, uid_validity, uid_next) = (rec.id, rec.uid_validity, rec.uid_next);
+        let rec = rec.clone();
         self.selected = Some(Selected {
             id,
             name,
             read_only,
             uid_validity,
-            view: snap.messages,
+            view: View::from_uids(snap.uids.iter().copied()),
+            index: snap.index.clone(),
+            own: HashSet::new(),
+            known_modseq: rec.highest_modseq,
             subscriber: sub_id,
             actor: opened.actor,
             pending: Vec::new(),
@@ -239,6 +270,35 @@ impl ImapState {
         }
     }
 
+    /// Opens `name` through the account, subscribing this session; tries
+    /// again while the mailbox's actor is stopping.
+    async fn open_mailbox(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<(crate::account::OpenedMailbox, u64), Done> {
+        let mut attempt = 0;
+        loop {
+            let subscriber = self.subscriber();
+            let sub_id = subscriber.id;
+            let opened = call_account(account, |reply| AccountMsg::OpenMailbox {
+                name: name.to_string(),
+                subscriber,
+                reply,
+            })
+            .await;
+            match opened {
+                Ok(Ok(o)) => return Ok((o, sub_id)),
+                Ok(Err(crate::account::AccountError::Closing)) if attempt < OPEN_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Ok(Err(e)) => return Err(account_no(e)),
+                Err(e) => return Err(Done::no_code(Code::Unavailable, e.to_string())),
+            }
+        }
+    }
+
     /// The mailbox actor stopped (its account restarted): subscribe again
     /// through the account's new actor and tell the client what changed
     /// meanwhile, or why the mailbox is gone.
@@ -254,19 +314,12 @@ impl ImapState {
             sel.name.clone(),
             sel.stale.clone().unwrap_or_default(),
         );
-        let subscriber = self.subscriber();
-        let sub_id = subscriber.id;
-        let opened = call_account(&account, |reply| AccountMsg::OpenMailbox {
-            name: name.clone(),
-            subscriber,
-            reply,
-        })
-        .await;
+        let opened = self.open_mailbox(&account, &name).await;
         let Some(sel) = &mut self.selected else {
             return;
         };
         match opened {
-            Ok(Ok(o)) if o.snapshot.record.uid_validity == sel.uid_validity => {
+            Ok((o, sub_id)) if o.snapshot.record.uid_validity == sel.uid_validity => {
                 sel.actor = o.actor;
                 sel.subscriber = sub_id;
                 sel.stale = None;
@@ -308,21 +361,15 @@ impl ImapState {
             Ok(Ok(set)) => set.changed,
             _ => return Vec::new(),
         };
-        self.update_view(&changed);
+        self.note_own(&changed);
         changed
     }
 
-    /// Records flag changes this session made itself.
-    pub(super) fn update_view(&mut self, changed: &[MessageState]) {
-        let Some(sel) = &mut self.selected else {
-            return;
-        };
-        for m in changed {
-            if let Some(i) = sel.seq_of(m.uid) {
-                if m.modseq > sel.view[i].modseq {
-                    sel.view[i] = m.clone();
-                }
-            }
+    /// Flag changes this session made and reports itself: their events
+    /// are not written again.
+    pub(super) fn note_own(&mut self, changed: &[MessageState]) {
+        if let Some(sel) = &mut self.selected {
+            sel.note_own(changed);
         }
     }
 }
@@ -351,8 +398,9 @@ impl ImapState {
             return Ok(());
         };
         let max_uid = uid_next.0.saturating_sub(1);
-        for (i, m) in sel.view.iter().enumerate() {
-            if m.modseq > q.modseq && known.contains(m.uid.0, max_uid) {
+        let changed = changed_since(sel, q.modseq);
+        for (i, m) in changed {
+            if known.contains(m.uid.0, max_uid) {
                 write_flags(&mut self.out, i as u32 + 1, m.uid, &m.flags, Some(m.modseq));
             }
         }
@@ -384,7 +432,7 @@ impl ImapState {
                 .filter(|&u| set.contains(u, max_uid))
                 .collect());
         }
-        let present: Vec<u32> = sel.view.iter().map(|m| m.uid.0).collect();
+        let present: Vec<u32> = sel.view.iter().map(|u| u.0).collect();
         missing_uids(&present, &set.spans(max_uid), MAX_VANISHED_REPLAY)
             .ok_or_else(|| "too many UIDs to report as vanished".to_string())
     }
@@ -415,6 +463,21 @@ fn missing_uids(present: &[u32], spans: &[(u32, u32)], limit: usize) -> Option<V
 /// the answer is worked out from gaps in the view.
 pub const MAX_VANISHED_REPLAY: usize = 1_000_000;
 
+/// The messages of the view whose modseq is above `since`, with their
+/// index and state, read from the shared index in one pass.
+pub(super) fn changed_since(sel: &Selected, since: ModSeq) -> Vec<(usize, MessageState)> {
+    sel.index
+        .read(|ix| {
+            sel.view
+                .iter()
+                .enumerate()
+                .filter_map(|(i, uid)| ix.state(uid).map(|m| (i, m)))
+                .filter(|(_, m)| m.modseq > since)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Applies one change to the view, writing what the client must hear.
 /// Idempotent: a change the view already reflects writes nothing.
 fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
@@ -423,14 +486,11 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
             mailbox, messages, ..
         } if *mailbox == sel.id => {
             let before = sel.view.len();
-            let last = sel.view.last().map(|m| m.uid).unwrap_or(Uid(0));
+            let last = sel.view.last_uid().unwrap_or(Uid(0));
             for m in messages.iter().filter(|m| m.uid > last) {
                 sel.uid_next = sel.uid_next.max(Uid(m.uid.0 + 1));
-                sel.view.push(MessageState {
-                    uid: m.uid,
-                    flags: m.flags.clone(),
-                    modseq: m.modseq,
-                });
+                sel.known_modseq = sel.known_modseq.max(m.modseq);
+                sel.view.push(m.uid);
             }
             if sel.view.len() != before {
                 response::exists(out, sel.view.len() as u32);
@@ -443,12 +503,14 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
             mailbox, messages, ..
         } if *mailbox == sel.id => {
             for m in messages {
+                // This session's own change was reported when it was made.
+                if sel.own.remove(&m.modseq.0) {
+                    continue;
+                }
+                sel.known_modseq = sel.known_modseq.max(m.modseq);
                 if let Some(i) = sel.seq_of(m.uid) {
-                    if m.modseq > sel.view[i].modseq {
-                        sel.view[i] = m.clone();
-                        let modseq = sel.modseqs.then_some(m.modseq);
-                        write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
-                    }
+                    let modseq = sel.modseqs.then_some(m.modseq);
+                    write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
                 }
             }
         }
@@ -461,8 +523,9 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
 
 /// Drops `uids` from the view, writing `* n EXPUNGE` for each in
 /// ascending order, each number as it is once the earlier ones are gone
-/// (RFC 9051 7.5.1). The view is compacted once, so expunging many
-/// messages costs O(view + removed × log view), not O(view × removed).
+/// (RFC 9051 7.5.1), or one `* VANISHED` under QRESYNC. The view is
+/// compacted once, so expunging many messages costs
+/// O(view runs + removed × log view), not O(view × removed).
 pub(super) fn remove_from_view(sel: &mut Selected, uids: &[Uid], out: &mut Vec<u8>) {
     let mut gone: Vec<usize> = uids.iter().filter_map(|u| sel.seq_of(*u)).collect();
     if gone.is_empty() {
@@ -471,52 +534,35 @@ pub(super) fn remove_from_view(sel: &mut Selected, uids: &[Uid], out: &mut Vec<u
     gone.sort_unstable();
     gone.dedup();
     if sel.vanished {
-        let uids = gone.iter().map(|&i| sel.view[i].uid.0);
+        let uids = gone.iter().map(|&i| sel.view.uid(i).0);
         response::vanished(out, false, &SeqSet::compact(uids));
     } else {
         for (already, &i) in gone.iter().enumerate() {
             response::expunge(out, SeqNum((i - already) as u32 + 1));
         }
     }
-    let mut next = 0;
-    let mut index = 0;
-    sel.view.retain(|_| {
-        let drop = gone.get(next) == Some(&index);
-        if drop {
-            next += 1;
-        }
-        index += 1;
-        !drop
-    });
+    sel.view.remove(&gone);
 }
 
 /// Brings the view in line with a fresh snapshot: EXPUNGE for what went,
-/// FETCH FLAGS for what changed, EXISTS for what came.
+/// FETCH FLAGS for what changed since the session last heard, EXISTS for
+/// what came.
 fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
     sel.uid_next = sel.uid_next.max(snap.record.uid_next);
-    let fresh: std::collections::HashMap<Uid, &MessageState> =
-        snap.messages.iter().map(|m| (m.uid, m)).collect();
-    let gone: Vec<Uid> = sel
-        .view
-        .iter()
-        .map(|m| m.uid)
-        .filter(|u| !fresh.contains_key(u))
-        .collect();
+    sel.index = snap.index;
+    let fresh: HashSet<Uid> = snap.uids.iter().copied().collect();
+    let gone: Vec<Uid> = sel.view.iter().filter(|u| !fresh.contains(u)).collect();
     remove_from_view(sel, &gone, out);
-    let modseqs = sel.modseqs;
-    for (i, m) in sel.view.iter_mut().enumerate() {
-        if let Some(f) = fresh.get(&m.uid) {
-            if f.modseq != m.modseq {
-                *m = (*f).clone();
-                let modseq = modseqs.then_some(m.modseq);
-                write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
-            }
-        }
+    for (i, m) in changed_since(sel, sel.known_modseq) {
+        let modseq = sel.modseqs.then_some(m.modseq);
+        write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
     }
-    let last = sel.view.last().map(|m| m.uid).unwrap_or(Uid(0));
+    sel.known_modseq = sel.known_modseq.max(snap.record.highest_modseq);
+    let last = sel.view.last_uid().unwrap_or(Uid(0));
     let before = sel.view.len();
-    sel.view
-        .extend(snap.messages.into_iter().filter(|m| m.uid > last));
+    for u in snap.uids.into_iter().filter(|u| *u > last) {
+        sel.view.push(u);
+    }
     if sel.view.len() != before {
         response::exists(out, sel.view.len() as u32);
     }
@@ -547,6 +593,7 @@ pub(super) fn account_no(e: crate::account::AccountError) -> Done {
         E::OverQuota { .. } => Done::no_code(Code::OverQuota, e.to_string()),
         E::Cannot(_) => Done::no_code(Code::Cannot, e.to_string()),
         E::Store(_) => Done::no_code(Code::ServerBug, e.to_string()),
+        E::Closing => Done::no_code(Code::InUse, e.to_string()),
     }
 }
 
