@@ -742,3 +742,21 @@ fn rev1_names_are_modified_utf7_and_rev2_names_utf8() {
         "* ESEARCH (TAG \"a5\")\r\na5 OK SEARCH completed\r\n"
     );
 }
+
+#[test]
+fn fetch_savedate() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    append(&mut imap, "f1", "INBOX", b"Subject: s\r\n\r\nx\r\n");
+    imap.cmd("SELECT INBOX");
+    let r = imap.cmd("FETCH 1 (SAVEDATE)");
+    // Saved just now, written in UTC as a date-time.
+    let date = r
+        .strip_prefix("* 1 FETCH (SAVEDATE \"")
+        .and_then(|d| d.split_once("\")\r\n"))
+        .map(|(d, rest)| (d.to_string(), rest.to_string()));
+    let (date, rest) = date.unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(rest, "a3 OK FETCH completed\r\n");
+    assert_eq!(date.len(), 26, "{date}");
+    assert!(date.ends_with(" +0000"), "{date}");
+}

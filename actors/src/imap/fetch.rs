@@ -145,7 +145,10 @@ impl ImapState {
             }
             if let Some(sel) = &self.selected {
                 let changed: std::collections::HashSet<usize> =
-                    super::select::changed_since(sel, since).into_iter().map(|(i, _)| i).collect();
+                    super::select::changed_since(sel, since)
+                        .into_iter()
+                        .map(|(i, _)| i)
+                        .collect();
                 targets.retain(|(seq, _)| changed.contains(&(*seq as usize - 1)));
             }
             if modifiers.vanished {
@@ -309,7 +312,11 @@ impl ImapState {
             index += 1;
         }
         if m.extra_flags {
-            if let Some(state) = self.selected.as_ref().and_then(|s| s.state(m.seq as usize - 1)) {
+            if let Some(state) = self
+                .selected
+                .as_ref()
+                .and_then(|s| s.state(m.seq as usize - 1))
+            {
                 let flags = state.flags.to_vec();
                 response::fetch_item_at(&mut self.out, index, &FetchResponseItem::Flags(flags));
             }
@@ -394,6 +401,7 @@ impl ImapState {
             FetchAttr::Uid => FetchResponseItem::Uid(m.uid),
             FetchAttr::Flags => FetchResponseItem::Flags(state.flags.to_vec()),
             FetchAttr::ModSeq => FetchResponseItem::ModSeq(state.modseq),
+            FetchAttr::SaveDate => FetchResponseItem::SaveDate(rec()?.save_date),
             FetchAttr::Rfc822Size => FetchResponseItem::Rfc822Size(rec()?.size),
             FetchAttr::InternalDate => FetchResponseItem::InternalDate {
                 secs: rec()?.internal_date,

@@ -462,13 +462,7 @@ impl ImapState {
         }
         // RFC 9051 7.5.2: no EXPUNGE while a client counts on sequence
         // numbers staying put.
-        let may_expunge = !matches!(
-            body,
-            CommandBody::Fetch { uid: false, .. }
-                | CommandBody::Store { uid: false, .. }
-                | CommandBody::Search { uid: false, .. }
-                | CommandBody::Copy { uid: false, .. }
-        );
+        let may_expunge = body.facts().may_expunge;
         let span = tracing::debug_span!("command", %tag, name);
         let done = self.run(&tag, body).instrument(span).await;
         match done {

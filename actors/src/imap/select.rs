@@ -3,13 +3,12 @@
 //! order ([`View`]), kept current from the mailbox actor's events, with
 //! flags and modseqs read from the mailbox's shared index.
 
+use super::view::View;
 use super::{Done, ImapMsg, ImapState};
 use crate::account::{AccountMsg, FlagAction};
 use crate::directory::call_account;
 use crate::events::{Change, ChangeEvent, MessageState};
 use crate::mailbox::{MailboxIndex, MailboxMsg, MailboxNotice, MailboxSnapshot, Subscriber};
-use super::view::View;
-use std::collections::HashSet;
 use ractor::ActorRef;
 use roost_protocols::imap::command::{QResync, SelectParams};
 use roost_protocols::imap::response::{self, Code, Status};
@@ -17,6 +16,7 @@ use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::state::SessionState;
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, SeqNum, Uid, UidValidity};
 use roost_store::MailboxId;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// How often SELECT opens a mailbox whose actor is stopping as it asks.

@@ -246,6 +246,8 @@ pub enum FetchAttr {
     Body,
     /// RFC 7162 3.1.4.
     ModSeq,
+    /// RFC 8514 4.3: when the message was saved in this mailbox.
+    SaveDate,
     /// IMAP4rev1 `RFC822`, like `BODY[]` but sets \Seen.
     Rfc822,
     /// IMAP4rev1 `RFC822.HEADER`, like `BODY.PEEK[HEADER]`.

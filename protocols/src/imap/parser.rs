@@ -861,6 +861,7 @@ impl Parser<'_> {
             "ENVELOPE" => FetchAttr::Envelope,
             "BODYSTRUCTURE" => FetchAttr::BodyStructure,
             "MODSEQ" => FetchAttr::ModSeq,
+            "SAVEDATE" => FetchAttr::SaveDate,
             "RFC822" => FetchAttr::Rfc822,
             "RFC822.HEADER" => FetchAttr::Rfc822Header,
             "RFC822.TEXT" => FetchAttr::Rfc822Text,

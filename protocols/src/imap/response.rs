@@ -445,6 +445,8 @@ pub enum FetchResponseItem {
     },
     /// RFC 7162 3.1.4: `MODSEQ (n)`.
     ModSeq(ModSeq),
+    /// RFC 8514 4.3: `SAVEDATE "date-time"` (unix seconds, written in UTC).
+    SaveDate(i64),
     Envelope(Arc<Envelope>),
     /// `BODYSTRUCTURE` when `extended`, else the non-extensible `BODY`.
     BodyStructure {
@@ -526,6 +528,11 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchResponseItem) {
         } => {
             out.extend_from_slice(b"INTERNALDATE \"");
             out.extend_from_slice(internal_date(*secs, *offset_minutes).as_bytes());
+            out.push(b'"');
+        }
+        F::SaveDate(secs) => {
+            out.extend_from_slice(b"SAVEDATE \"");
+            out.extend_from_slice(internal_date(*secs, 0).as_bytes());
             out.push(b'"');
         }
         F::ModSeq(m) => {

@@ -16,137 +16,155 @@ pub enum SessionState {
     Logout,
 }
 
+/// Which states a command is valid in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Valid {
+    /// RFC 9051 6.1: any state (but logout).
+    Any,
+    /// RFC 9051 6.2: not authenticated only.
+    NotAuthenticated,
+    /// RFC 9051 6.3: authenticated or selected.
+    Authenticated,
+    /// RFC 5161 3.1: authenticated, before a mailbox is selected (ENABLE).
+    AuthenticatedOnly,
+    /// RFC 9051 6.4: selected.
+    Selected,
+    /// Never on its own (`DONE` ends IDLE, which the session handles).
+    Never,
+}
+
+/// What roost knows about one command, in one table ([`CommandBody::facts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandFacts {
+    /// The name for logs and metrics (`UID FETCH`, `SELECT`).
+    pub name: &'static str,
+    pub valid: Valid,
+    /// RFC 9051 7.5.2: whether EXPUNGE (or VANISHED) responses may follow
+    /// it. Not after FETCH, STORE, SEARCH or COPY by sequence number: the
+    /// client counts on the numbers staying put.
+    pub may_expunge: bool,
+    /// The command changes the selected mailbox, so a read-only selection
+    /// refuses it (RFC 9051 6.3.3). A non-PEEK FETCH sets \Seen but is
+    /// allowed read-only (the flag is then not set), so it is not counted.
+    pub modifies_selected: bool,
+    /// The capability that announces the command, beyond IMAP4rev2's base.
+    pub capability: Option<&'static str>,
+}
+
 impl CommandBody {
+    /// The facts of this command: one match for every command.
+    pub fn facts(&self) -> CommandFacts {
+        use CommandBody as C;
+        use Valid as V;
+        let f = |name, valid, may_expunge, modifies_selected, capability| CommandFacts {
+            name,
+            valid,
+            may_expunge,
+            modifies_selected,
+            capability,
+        };
+        match self {
+            C::Capability => f("CAPABILITY", V::Any, true, false, None),
+            C::Noop => f("NOOP", V::Any, true, false, None),
+            C::Logout => f("LOGOUT", V::Any, true, false, None),
+            C::Id(_) => f("ID", V::Any, true, false, Some("ID")),
+            C::StartTls => f("STARTTLS", V::NotAuthenticated, true, false, None),
+            C::Login { .. } => f("LOGIN", V::NotAuthenticated, true, false, None),
+            C::Authenticate { .. } => f("AUTHENTICATE", V::NotAuthenticated, true, false, None),
+            C::Enable(_) => f("ENABLE", V::AuthenticatedOnly, true, false, Some("ENABLE")),
+            C::Select { .. } => f("SELECT", V::Authenticated, true, false, None),
+            C::Examine { .. } => f("EXAMINE", V::Authenticated, true, false, None),
+            C::Create { .. } => f("CREATE", V::Authenticated, true, false, None),
+            C::Delete { .. } => f("DELETE", V::Authenticated, true, false, None),
+            C::Rename { .. } => f("RENAME", V::Authenticated, true, false, None),
+            C::Subscribe { .. } => f("SUBSCRIBE", V::Authenticated, true, false, None),
+            C::Unsubscribe { .. } => f("UNSUBSCRIBE", V::Authenticated, true, false, None),
+            C::List(_) => f("LIST", V::Authenticated, true, false, None),
+            C::Lsub { .. } => f("LSUB", V::Authenticated, true, false, None),
+            C::Namespace => f(
+                "NAMESPACE",
+                V::Authenticated,
+                true,
+                false,
+                Some("NAMESPACE"),
+            ),
+            C::Status { .. } => f("STATUS", V::Authenticated, true, false, None),
+            C::Idle => f("IDLE", V::Authenticated, true, false, Some("IDLE")),
+            C::Compress { .. } => f(
+                "COMPRESS",
+                V::Authenticated,
+                true,
+                false,
+                Some("COMPRESS=DEFLATE"),
+            ),
+            C::Done => f("DONE", V::Never, true, false, Some("IDLE")),
+            C::Check => f("CHECK", V::Selected, true, false, None),
+            C::Close => f("CLOSE", V::Selected, true, false, None),
+            C::Unselect => f("UNSELECT", V::Selected, true, false, Some("UNSELECT")),
+            C::Expunge => f("EXPUNGE", V::Selected, true, true, None),
+            C::UidExpunge(_) => f("UID EXPUNGE", V::Selected, true, true, Some("UIDPLUS")),
+            C::Fetch { uid, .. } => f(
+                if *uid { "UID FETCH" } else { "FETCH" },
+                V::Selected,
+                *uid,
+                false,
+                None,
+            ),
+            C::Store { uid, .. } => f(
+                if *uid { "UID STORE" } else { "STORE" },
+                V::Selected,
+                *uid,
+                true,
+                None,
+            ),
+            C::Copy { uid, .. } => f(
+                if *uid { "UID COPY" } else { "COPY" },
+                V::Selected,
+                *uid,
+                false,
+                None,
+            ),
+            C::Move { uid, .. } => f(
+                if *uid { "UID MOVE" } else { "MOVE" },
+                V::Selected,
+                true,
+                true,
+                Some("MOVE"),
+            ),
+            C::Search { uid, .. } => f(
+                if *uid { "UID SEARCH" } else { "SEARCH" },
+                V::Selected,
+                *uid,
+                false,
+                None,
+            ),
+        }
+    }
+
     /// Whether the command may be issued in `state` (RFC 9051 6.1-6.4).
     /// `DONE` is never a command of its own: the session takes it only while
     /// an IDLE is running, before asking this.
     pub fn allowed_in(&self, state: &SessionState) -> bool {
-        use CommandBody as C;
         use SessionState as S;
-        match state {
-            S::Logout => false,
-            S::NotAuthenticated => matches!(
-                self,
-                // RFC 9051 6.1; RFC 2971 3: ID in any state.
-                C::Capability | C::Noop | C::Logout | C::Id(_)
-                // RFC 9051 6.2.
-                | C::StartTls | C::Login { .. } | C::Authenticate { .. }
-            ),
-            S::Authenticated => {
-                self.is_any_state()
-                    || self.is_authenticated_command()
-                    || matches!(self, C::Enable(_))
-            }
-            // RFC 5161 3.1: ENABLE only before a mailbox is selected.
-            S::Selected { .. } => {
-                self.is_any_state() || self.is_authenticated_command() || self.is_selected_command()
-            }
+        use Valid as V;
+        match (self.facts().valid, state) {
+            (_, S::Logout) | (V::Never, _) => false,
+            (V::Any, _) => true,
+            (V::NotAuthenticated, s) => *s == S::NotAuthenticated,
+            (V::Authenticated, s) => matches!(s, S::Authenticated | S::Selected { .. }),
+            (V::AuthenticatedOnly, s) => *s == S::Authenticated,
+            (V::Selected, s) => matches!(s, S::Selected { .. }),
         }
     }
 
-    fn is_any_state(&self) -> bool {
-        matches!(
-            self,
-            CommandBody::Capability | CommandBody::Noop | CommandBody::Logout | CommandBody::Id(_)
-        )
-    }
-
-    // RFC 9051 6.3, valid in the selected state too.
-    fn is_authenticated_command(&self) -> bool {
-        use CommandBody as C;
-        matches!(
-            self,
-            C::Select { .. }
-                | C::Examine { .. }
-                | C::Create { .. }
-                | C::Delete { .. }
-                | C::Rename { .. }
-                | C::Subscribe { .. }
-                | C::Unsubscribe { .. }
-                | C::List { .. }
-                | C::Lsub { .. }
-                | C::Namespace
-                | C::Status { .. }
-                | C::Idle
-                // RFC 4978 3: after authentication.
-                | C::Compress { .. }
-        )
-    }
-
-    // RFC 9051 6.4.
-    fn is_selected_command(&self) -> bool {
-        use CommandBody as C;
-        matches!(
-            self,
-            C::Check
-                | C::Close
-                | C::Unselect
-                | C::Expunge
-                | C::UidExpunge(_)
-                | C::Fetch { .. }
-                | C::Store { .. }
-                | C::Copy { .. }
-                | C::Move { .. }
-                | C::Search { .. }
-        )
-    }
-
-    /// Whether the command changes the selected mailbox, so a read-only
-    /// selection answers `NO [READ-ONLY]` (RFC 9051 6.3.3). FETCH of a
-    /// non-PEEK body section sets \Seen but is allowed read-only (the flag
-    /// is then simply not set), so it is not counted here.
+    /// See [`CommandFacts::modifies_selected`].
     pub fn modifies_selected(&self) -> bool {
-        matches!(
-            self,
-            CommandBody::Expunge
-                | CommandBody::UidExpunge(_)
-                | CommandBody::Store { .. }
-                | CommandBody::Move { .. }
-        )
+        self.facts().modifies_selected
     }
 
-    /// The command's name for logs and metrics (`UID FETCH`, `SELECT`).
+    /// See [`CommandFacts::name`].
     pub fn name(&self) -> &'static str {
-        use CommandBody as C;
-        match self {
-            C::Capability => "CAPABILITY",
-            C::Noop => "NOOP",
-            C::Logout => "LOGOUT",
-            C::Id(_) => "ID",
-            C::StartTls => "STARTTLS",
-            C::Login { .. } => "LOGIN",
-            C::Authenticate { .. } => "AUTHENTICATE",
-            C::Enable(_) => "ENABLE",
-            C::Select { .. } => "SELECT",
-            C::Examine { .. } => "EXAMINE",
-            C::Create { .. } => "CREATE",
-            C::Delete { .. } => "DELETE",
-            C::Rename { .. } => "RENAME",
-            C::Subscribe { .. } => "SUBSCRIBE",
-            C::Unsubscribe { .. } => "UNSUBSCRIBE",
-            C::List { .. } => "LIST",
-            C::Lsub { .. } => "LSUB",
-            C::Namespace => "NAMESPACE",
-            C::Status { .. } => "STATUS",
-            C::Idle => "IDLE",
-            C::Compress { .. } => "COMPRESS",
-            C::Done => "DONE",
-            C::Check => "CHECK",
-            C::Close => "CLOSE",
-            C::Unselect => "UNSELECT",
-            C::Expunge => "EXPUNGE",
-            C::UidExpunge(_) => "UID EXPUNGE",
-            C::Fetch { uid: false, .. } => "FETCH",
-            C::Fetch { uid: true, .. } => "UID FETCH",
-            C::Store { uid: false, .. } => "STORE",
-            C::Store { uid: true, .. } => "UID STORE",
-            C::Copy { uid: false, .. } => "COPY",
-            C::Copy { uid: true, .. } => "UID COPY",
-            C::Move { uid: false, .. } => "MOVE",
-            C::Move { uid: true, .. } => "UID MOVE",
-            C::Search { uid: false, .. } => "SEARCH",
-            C::Search { uid: true, .. } => "UID SEARCH",
-        }
+        self.facts().name
     }
 }
 
