@@ -38,6 +38,10 @@ pub const MAILBOX_DELIMITER: char = '/';
 pub const MAX_MAILBOX_NAME: usize = 1024;
 /// The most mailboxes one account may have.
 pub const MAX_MAILBOXES: usize = 10_000;
+/// How long a mailbox actor (and its loaded index) stays after its last
+/// subscriber leaves, so a client that selects it again, or another
+/// mailbox and back, does not wait for the load again.
+pub const MAILBOX_LINGER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Tombstones (expunged UIDs, for QRESYNC) a mailbox keeps. Past this the
 /// oldest are pruned down to [`KEEP_TOMBSTONES`], and the mailbox's
 /// vanished floor records the newest modseq pruned.
@@ -181,6 +185,12 @@ pub enum AccountMsg {
         mailbox: MailboxId,
         subscriber: u64,
     },
+    /// Internal: a mailbox's last subscriber left [`MAILBOX_LINGER`] ago;
+    /// stop its actor unless someone subscribed meanwhile.
+    MailboxIdle {
+        mailbox: MailboxId,
+        actor: ractor::ActorId,
+    },
     SetPassword {
         secrets: Box<PasswordSecrets>,
         reply: Reply<()>,
@@ -217,6 +227,8 @@ pub struct AccountArgs {
     /// store, so a restart never reads state that a killed predecessor's
     /// commit is still writing.
     pub commit_lock: CommitLock,
+    /// How long an unwatched mailbox actor stays ([`MAILBOX_LINGER`]).
+    pub mailbox_linger: std::time::Duration,
 }
 
 pub type CommitLock = Arc<tokio::sync::Mutex<()>>;
@@ -269,6 +281,7 @@ pub struct AccountState {
     indexes: HashMap<MailboxId, Arc<MailboxIndex>>,
     pending: Pending,
     flush_scheduled: bool,
+    mailbox_linger: std::time::Duration,
 }
 
 impl Actor for AccountActor {
@@ -315,6 +328,7 @@ impl Actor for AccountActor {
             indexes: HashMap::new(),
             pending: Pending::default(),
             flush_scheduled: false,
+            mailbox_linger: args.mailbox_linger,
         })
     }
 
@@ -390,7 +404,11 @@ impl Actor for AccountActor {
                 mailbox,
                 subscriber,
             } => {
-                state.close_mailbox(mailbox, subscriber).await;
+                state.close_mailbox(&myself, mailbox, subscriber).await;
+                return Ok(());
+            }
+            AccountMsg::MailboxIdle { mailbox, actor } => {
+                state.stop_idle_mailbox(mailbox, actor).await;
                 return Ok(());
             }
             AccountMsg::Deliver { messages, reply } => {
@@ -1208,13 +1226,37 @@ impl AccountState {
         Ok(actor)
     }
 
-    async fn close_mailbox(&mut self, mailbox: MailboxId, subscriber: u64) {
+    async fn close_mailbox(
+        &mut self,
+        myself: &ActorRef<AccountMsg>,
+        mailbox: MailboxId,
+        subscriber: u64,
+    ) {
         let Some(actor) = self.open.get(&mailbox).cloned() else {
             return;
         };
-        // The mailbox actor stops when its last subscriber leaves; asking it
-        // here, in the account's own order, means no open can race the stop.
+        // The last subscriber left: the actor lingers, then goes unless
+        // someone subscribed meanwhile.
         if let Ok(0) = ractor::call!(actor, MailboxMsg::Unsubscribe, subscriber) {
+            let (me, id, linger) = (myself.clone(), actor.get_id(), self.mailbox_linger);
+            tokio::spawn(async move {
+                tokio::time::sleep(linger).await;
+                let _ = me.cast(AccountMsg::MailboxIdle { mailbox, actor: id });
+            });
+        }
+    }
+
+    /// Stops a lingering mailbox actor that still has no subscriber; asking
+    /// it here, in the account's own order, means no open can race the stop.
+    async fn stop_idle_mailbox(&mut self, mailbox: MailboxId, id: ractor::ActorId) {
+        let Some(actor) = self.open.get(&mailbox).cloned() else {
+            return;
+        };
+        if actor.get_id() != id {
+            return;
+        }
+        // Subscriber ids start at 1: unsubscribing 0 just counts.
+        if let Ok(0) = ractor::call!(actor, MailboxMsg::Unsubscribe, 0) {
             self.open.remove(&mailbox);
             self.indexes.remove(&mailbox);
             actor.stop(None);
@@ -1448,6 +1490,7 @@ impl AccountSpecs {
                         hub: this.hub.clone(),
                         registry: this.registry.clone(),
                         commit_lock: commit_lock.clone(),
+                        mailbox_linger: MAILBOX_LINGER,
                     },
                 )
             },

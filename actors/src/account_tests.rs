@@ -27,11 +27,15 @@ async fn spawn_account(
             hub: EventHub::new(),
             registry: Registry::new(),
             commit_lock: lock.clone(),
+            mailbox_linger: TEST_LINGER,
         },
     )
     .await
     .unwrap()
 }
+
+/// A short linger, so tests see unwatched mailbox actors go.
+const TEST_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn fixture(name: &str, quota: Option<u64>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -498,4 +502,45 @@ async fn renames_refuse_collisions_and_cycles_and_deletes_refuse_parents() {
     names.sort();
     assert_eq!(names, ["a", "b", "b/x"]);
     assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unwatched_mailbox_actor_lingers_then_goes() {
+    let f = fixture("linger@example.org", None).await;
+    deliver(&f, "Subject: l\r\n").await.unwrap();
+    let open = |f: &Fixture| {
+        let subscriber = crate::mailbox::Subscriber::new(|_| true);
+        let id = subscriber.id;
+        let actor = f.actor.clone();
+        async move {
+            let opened = ractor::call!(actor, |reply| AccountMsg::OpenMailbox {
+                name: "INBOX".into(),
+                subscriber,
+                reply
+            })
+            .unwrap()
+            .unwrap();
+            (opened, id)
+        }
+    };
+    let (opened, sub) = open(&f).await;
+    assert_eq!(opened.snapshot.uids, vec![Uid(1)]);
+    let first = opened.actor.get_id();
+    f.actor
+        .cast(AccountMsg::CloseMailbox {
+            mailbox: opened.snapshot.record.id,
+            subscriber: sub,
+        })
+        .unwrap();
+    // Within the linger, opening again finds the same actor.
+    let (again, sub2) = open(&f).await;
+    assert_eq!(again.actor.get_id(), first);
+    f.actor
+        .cast(AccountMsg::CloseMailbox {
+            mailbox: again.snapshot.record.id,
+            subscriber: sub2,
+        })
+        .unwrap();
+    tokio::time::sleep(TEST_LINGER * 3).await;
+    assert!(again.actor.get_status() == ractor::ActorStatus::Stopped);
 }

@@ -145,14 +145,14 @@ impl MailboxIndex {
     }
 
     /// Installs what the store holds, then the changes that came meanwhile.
-    fn loaded(&self, record: MailboxRecord, messages: Vec<roost_store::MessageRecord>) {
+    fn loaded(&self, record: MailboxRecord, messages: Vec<(Uid, ModSeq, Flags)>) {
         let mut index = Index {
             record,
             entries: Vec::with_capacity(messages.len()),
             keywords: HashMap::new(),
         };
-        for m in messages {
-            index.put(m.uid, &m.flags, m.modseq);
+        for (uid, modseq, flags) in messages {
+            index.put(uid, &flags, modseq);
         }
         let mut state = self.write();
         if let IndexState::Loading(pending) = &*state {
@@ -349,7 +349,7 @@ impl Actor for MailboxActor {
             let record = store
                 .mailbox(account, mailbox)?
                 .ok_or_else(|| roost_store::StoreError::NotFound(format!("mailbox {mailbox}")))?;
-            let messages = store.messages(account, mailbox)?;
+            let messages = store.message_states(account, mailbox)?;
             Ok::<_, roost_store::StoreError>((record, messages))
         })
         .await;
@@ -393,12 +393,14 @@ impl Actor for MailboxActor {
                 let _ = reply.send(state.subscribers.len());
             }
             MailboxMsg::Event(event) => {
+                let before = state.subscribers.len();
                 state
                     .subscribers
                     .retain(|s| s.notify(MailboxNotice::Event(event.clone())));
                 // Every subscriber went away without saying so (a killed
-                // session): nobody watches any more.
-                if state.subscribers.is_empty() {
+                // session): nobody watches any more. (One that lingers with
+                // none, after the last said goodbye, waits for the account.)
+                if before > 0 && state.subscribers.is_empty() {
                     myself.stop(None);
                 }
             }

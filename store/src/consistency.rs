@@ -74,6 +74,9 @@ pub enum Problem {
         second: Place,
     },
     /// A modseq beyond the account's last allocated one.
+    /// A message's compact state (modseq and flags) is missing, differs
+    /// from its record, or is left over from a message that is gone.
+    MessageStateMismatch { place: Place },
     /// A tombstone and the modseq index of tombstones disagree: one has an
     /// entry the other lacks.
     VanishedIndexMismatch { place: Place, modseq: ModSeq },
@@ -112,6 +115,9 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Problem::MessageStateMismatch { place } => {
+                write!(f, "{place}: its compact state disagrees with its record")
+            }
             Problem::VanishedIndexMismatch { place, modseq } => write!(
                 f,
                 "{place}: tombstone and its modseq index entry (modseq {modseq}) disagree"
@@ -322,6 +328,32 @@ impl Store {
                 expunged: true,
             };
             check_seq(place, t.modseq, &mut problems);
+        }
+        // Every message has its compact state, equal to its record's.
+        let mut states: BTreeMap<(MailboxId, Uid), (ModSeq, roost_protocols::imap::types::Flags)> =
+            BTreeMap::new();
+        for mb in mailboxes.keys() {
+            for (uid, modseq, flags) in self.message_states(id, *mb)? {
+                states.insert((*mb, uid), (modseq, flags));
+            }
+        }
+        for messages in by_mailbox.values() {
+            for m in messages {
+                let same = states
+                    .remove(&(m.mailbox, m.uid))
+                    .is_some_and(|(modseq, flags)| modseq == m.modseq && flags == m.flags);
+                if !same {
+                    problems.push(Problem::MessageStateMismatch { place: place_of(m) });
+                }
+            }
+        }
+        for (mailbox, uid) in states.into_keys() {
+            let place = Place {
+                mailbox,
+                uid,
+                expunged: false,
+            };
+            problems.push(Problem::MessageStateMismatch { place });
         }
         // Every tombstone has its entry in the modseq index, and no entry
         // is left without its tombstone.

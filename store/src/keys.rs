@@ -29,9 +29,10 @@ pub(crate) const THREAD_MESSAGE_ID: u8 = 0x14;
 pub(crate) const THREAD_SUBJECT: u8 = 0x15;
 
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 8] = [
+pub(crate) const PER_ACCOUNT: [u8; 9] = [
     MAILBOX,
     MESSAGE,
+    MESSAGE_STATE,
     TOMBSTONE,
     FILE,
     THREAD_MESSAGE_ID,
@@ -46,6 +47,9 @@ pub(crate) const VANISHED: u8 = 0x17;
 /// The highest modseq of tombstones pruned from a mailbox: account,
 /// mailbox. Below it the index no longer knows every expunge.
 pub(crate) const VANISHED_FLOOR: u8 = 0x18;
+/// The compact state of each message (modseq and flags): account,
+/// mailbox, uid. What opening a mailbox reads, instead of whole records.
+pub(crate) const MESSAGE_STATE: u8 = 0x19;
 /// Message summaries (ENVELOPE, BODYSTRUCTURE), followed by the file id:
 /// file ids are unique in the data directory, and a file never changes.
 pub(crate) const SUMMARY: u8 = 0x16;
@@ -98,6 +102,19 @@ pub(crate) fn message(a: AccountId, m: MailboxId, u: Uid) -> Vec<u8> {
         MESSAGE,
         &[&a.0.to_be_bytes(), &m.0.to_be_bytes(), &u.0.to_be_bytes()],
     )
+}
+
+pub(crate) fn message_state(a: AccountId, m: MailboxId, u: Uid) -> Vec<u8> {
+    key(
+        MESSAGE_STATE,
+        &[&a.0.to_be_bytes(), &m.0.to_be_bytes(), &u.0.to_be_bytes()],
+    )
+}
+
+/// Reads the uid back out of a [`message_state`] key.
+pub(crate) fn message_state_uid(key: &[u8]) -> Option<Uid> {
+    let uid: [u8; 4] = key.get(9..13)?.try_into().ok()?;
+    Some(Uid(u32::from_be_bytes(uid)))
 }
 
 pub(crate) fn tombstone(a: AccountId, m: MailboxId, u: Uid) -> Vec<u8> {

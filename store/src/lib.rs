@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use roost_protocols::imap::types::{ModSeq, Uid, UidValidity};
+use roost_protocols::imap::types::{Flags, ModSeq, Uid, UidValidity};
 use roost_protocols::message::summary::Summary;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -174,6 +174,8 @@ struct GateState {
 /// Store-wide floor for new UIDVALIDITY values, so an account deleted and
 /// created again never repeats one (RFC 9051 2.3.1.1).
 const UID_VALIDITY_FLOOR: &[u8] = b"uid_validity_floor";
+/// Set once every message has its compact state record.
+const MESSAGE_STATES_ADDED: &[u8] = b"message_states_added";
 
 impl Store {
     /// Opens (creating if needed) the store in `dir` and empties `tmp/`.
@@ -189,7 +191,7 @@ impl Store {
             tracing::info!(removed, "removed unfinished staged files");
         }
         let db = sled::Config::new().path(&index_dir).open()?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 msg_dir,
@@ -201,7 +203,38 @@ impl Store {
                 index_file: index_dir.join("db"),
                 gate: FlushGate::default(),
             }),
-        })
+        };
+        store.add_message_states()?;
+        Ok(store)
+    }
+
+    /// Data directories from before the compact message states get them
+    /// once, from the message records.
+    fn add_message_states(&self) -> Result<()> {
+        let done = keys::meta(MESSAGE_STATES_ADDED);
+        if self.inner.db.get(&done)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        let mut n = 0usize;
+        for v in self.inner.db.scan_prefix([keys::MESSAGE]).values() {
+            let m: MessageRecord = rmp_serde::from_slice(&v?)?;
+            batch.insert(
+                keys::message_state(m.account, m.mailbox, m.uid),
+                records::encode_state(m.modseq, &m.flags),
+            );
+            n += 1;
+        }
+        batch.insert(done, Vec::new());
+        if n == 0 {
+            // Nothing to lose: the mark is made durable by the next flush,
+            // and redoing this after a crash is harmless.
+            self.inner.db.apply_batch(batch)?;
+            return Ok(());
+        }
+        self.apply_and_flush(batch)?;
+        tracing::info!(messages = n, "added compact message states");
+        Ok(())
     }
 
     /// The data directory.
@@ -626,6 +659,29 @@ impl Store {
         self.get(&keys::mailbox(account, id))
     }
 
+    /// A mailbox's messages as (UID, modseq, flags), in UID order: the
+    /// compact records, a fraction of the whole ones to read and decode.
+    pub fn message_states(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<(Uid, ModSeq, Flags)>> {
+        let prefix = keys::mailbox_prefix(keys::MESSAGE_STATE, account, mailbox);
+        let mut out = Vec::new();
+        for kv in self.inner.db.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            let (Some(uid), Some((modseq, flags))) =
+                (keys::message_state_uid(&k), records::decode_state(&v))
+            else {
+                return Err(StoreError::Invalid(format!(
+                    "bad message state record {k:?}"
+                )));
+            };
+            out.push((uid, modseq, flags));
+        }
+        Ok(out)
+    }
+
     /// A mailbox's messages in UID order.
     pub fn messages(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
         self.scan(&keys::mailbox_prefix(keys::MESSAGE, account, mailbox))
@@ -828,6 +884,7 @@ impl Store {
                     keys::mailbox(*a, *m)
                 }
                 RecordKey::Message(a, m, u) => {
+                    batch.remove(keys::message_state(*a, *m, *u));
                     let k = keys::message(*a, *m, *u);
                     if let Some(old) = self.get::<MessageRecord>(&k)? {
                         index_removals.push(old);
@@ -862,6 +919,10 @@ impl Store {
                         uid: m.uid,
                     };
                     index_inserts.push((keys::file(m.account, m.file), encode(&fr)?));
+                    batch.insert(
+                        keys::message_state(m.account, m.mailbox, m.uid),
+                        records::encode_state(m.modseq, &m.flags),
+                    );
                     (k, encode(m)?)
                 }
                 Record::Tombstone(t) => {

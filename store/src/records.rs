@@ -160,6 +160,53 @@ pub struct MessageRecord {
     pub collapsed: bool,
 }
 
+/// A message's modseq and flags in the compact form the store keeps
+/// beside its record: modseq (8 bytes, big-endian), a byte of system
+/// flags, then keywords separated by spaces.
+pub(crate) fn encode_state(modseq: ModSeq, flags: &Flags) -> Vec<u8> {
+    use roost_protocols::imap::types::Flag;
+    let mut out = modseq.0.to_be_bytes().to_vec();
+    let mut system = 0u8;
+    let mut keywords: Vec<&str> = Vec::new();
+    for f in flags.iter() {
+        match f {
+            Flag::Seen => system |= 1,
+            Flag::Answered => system |= 2,
+            Flag::Flagged => system |= 4,
+            Flag::Deleted => system |= 8,
+            Flag::Draft => system |= 16,
+            Flag::Keyword(k) => keywords.push(k),
+        }
+    }
+    out.push(system);
+    out.extend_from_slice(keywords.join(" ").as_bytes());
+    out
+}
+
+pub(crate) fn decode_state(v: &[u8]) -> Option<(ModSeq, Flags)> {
+    use roost_protocols::imap::types::Flag;
+    let modseq = ModSeq(u64::from_be_bytes(v.get(..8)?.try_into().ok()?));
+    let system = *v.get(8)?;
+    let mut flags = Flags::new();
+    for (bit, f) in [
+        (1, Flag::Seen),
+        (2, Flag::Answered),
+        (4, Flag::Flagged),
+        (8, Flag::Deleted),
+        (16, Flag::Draft),
+    ] {
+        if system & bit != 0 {
+            flags.insert(f);
+        }
+    }
+    for k in std::str::from_utf8(&v[9..]).ok()?.split(' ') {
+        if !k.is_empty() {
+            flags.insert(Flag::Keyword(k.to_string()));
+        }
+    }
+    Some((modseq, flags))
+}
+
 /// RFC 7162 3.2.10: an expunged UID, remembered for QRESYNC VANISHED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {

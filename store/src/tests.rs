@@ -736,3 +736,34 @@ fn vanished_index_answers_since_and_pruning_raises_the_floor() {
         ]
     );
 }
+
+#[test]
+fn compact_states_follow_records_and_are_added_to_old_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (account, inbox, msgs) = {
+        let store = open(&dir);
+        let (d, msgs, _) = two_messages(&store);
+        let states = ok(store.message_states(d.account.id, d.inbox.id));
+        let expect: Vec<(Uid, ModSeq, Flags)> = msgs
+            .iter()
+            .map(|m| (m.uid, m.modseq, m.flags.clone()))
+            .collect();
+        assert_eq!(states, expect);
+        // A store from before compact states: none, and no mark.
+        let prefix = keys::account_prefix(keys::MESSAGE_STATE, d.account.id);
+        for k in store.inner.db.scan_prefix(prefix).keys() {
+            store.inner.db.remove(k.unwrap()).unwrap();
+        }
+        store
+            .inner
+            .db
+            .remove(keys::meta(MESSAGE_STATES_ADDED))
+            .unwrap();
+        ok(store.flush());
+        (d.account.id, d.inbox.id, msgs)
+    };
+    let store = open(&dir);
+    let states = ok(store.message_states(account, inbox));
+    assert_eq!(states.len(), msgs.len());
+    assert_eq!(problems(&store), vec![]);
+}
