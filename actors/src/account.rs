@@ -126,6 +126,11 @@ pub struct OpenedMailbox {
 
 pub type Reply<T> = RpcReplyPort<Result<T, AccountError>>;
 
+/// The name an account's actor is registered under (`account:<name>`).
+pub fn actor_name(account: &str) -> String {
+    format!("account:{account}")
+}
+
 pub enum AccountMsg {
     /// Adds messages, all or none, in one commit (deliver, APPEND, MULTIAPPEND).
     Deliver {
@@ -1478,7 +1483,7 @@ impl AccountSpecs {
             .clone();
         let (name, this) = (name.to_string(), self.clone());
         ChildSpec::linked(
-            crate::directory::account_actor_name(&name),
+            actor_name(&name),
             ActorKind::Account,
             Restart::Permanent,
             move || {

@@ -1,7 +1,7 @@
 //! The account actor in-process, over a real store in a temp directory.
 
+use super::actor_name as account_actor_name;
 use super::*;
-use crate::directory::account_actor_name;
 use roost_protocols::imap::types::Flag;
 use roost_store::AccountId;
 

@@ -7,8 +7,9 @@
 //! accounts and domains, consistency checks, store statistics and chaos
 //! (`kill`).
 
+use crate::account::actor_name as account_actor_name;
 use crate::account::{AccountMsg, AccountSpecs};
-use crate::directory::{account_actor_name, call_account};
+use crate::client::AccountClient;
 use crate::events::EventHub;
 use crate::task::blocking;
 use crate::task::TaskGuard;
@@ -249,13 +250,10 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
         Request::AccountPasswd { name, password } => {
             let password = prepare_password(&password).map_err(|e| e.to_string())?;
             let secrets = blocking(move || PasswordSecrets::derive(&password)).await?;
-            call_account(&name, |reply| AccountMsg::SetPassword {
-                secrets: Box::new(secrets),
-                reply,
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            AccountClient::new(&name)
+                .set_password(secrets)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(json!({"name": name}))
         }
         Request::AccountRm { name } => {

@@ -11,8 +11,8 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod client;
 pub mod conn;
-pub mod directory;
 pub mod dns;
 pub mod events;
 pub mod imap;

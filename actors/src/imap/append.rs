@@ -11,8 +11,8 @@
 
 use super::messages::uid_list;
 use super::{Done, ImapState};
-use crate::account::{AccountError, AccountMsg, Delivered, NewMessage, Target};
-use crate::directory::call_account;
+use crate::account::{AccountError, Delivered, NewMessage, Target};
+use crate::client::{AccountClient, ClientError};
 use crate::task::blocking;
 use crate::time::now_unix;
 use roost_protocols::imap::append::{parse_first_head, parse_next_head, AppendOptions};
@@ -82,17 +82,10 @@ impl ImapState {
             append.mailbox.clone(),
             append.bytes + size,
         );
-        let allowed = call_account(&account, |reply| AccountMsg::CanAppend {
-            mailbox,
-            bytes,
-            reply,
-        })
-        .await;
-        let refusal = match allowed {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(append_no(e)),
-            Err(e) => Some(Done::no_code(Code::Unavailable, e.to_string())),
-        };
+        let allowed = AccountClient::new(&account)
+            .can_append(&mailbox, bytes)
+            .await;
+        let refusal = allowed.err().map(append_no);
         if let Some(done) = refusal {
             self.framer.refuse_literal();
             return self.finish(&append.tag, done);
@@ -263,9 +256,9 @@ impl ImapState {
         };
         let account = account.to_string();
         let messages = append.done;
-        let r = call_account(&account, |reply| AccountMsg::Deliver { messages, reply }).await;
+        let r = AccountClient::new(&account).deliver(messages).await;
         let done = match r {
-            Ok(Ok(delivered)) => match delivered.first() {
+            Ok(delivered) => match delivered.first() {
                 Some(first) => {
                     self.show_appended(&delivered);
                     let uids: Vec<Uid> = delivered.iter().map(|d| d.uid).collect();
@@ -277,8 +270,7 @@ impl ImapState {
                 }
                 None => Done::ok("APPEND completed"),
             },
-            Ok(Err(e)) => append_no(e),
-            Err(e) => Done::no_code(Code::Unavailable, e.to_string()),
+            Err(e) => append_no(e),
         };
         self.sync_view().await;
         self.finish(&append.tag, done);
@@ -318,9 +310,11 @@ impl ImapState {
 }
 
 /// RFC 9051 6.3.12: a missing mailbox is `[TRYCREATE]`.
-fn append_no(e: AccountError) -> Done {
+fn append_no(e: ClientError) -> Done {
     match e {
-        AccountError::NoMailbox(_) => Done::no_code(Code::TryCreate, e.to_string()),
-        e => super::select::account_no(e),
+        ClientError::Account(e @ AccountError::NoMailbox(_)) => {
+            Done::no_code(Code::TryCreate, e.to_string())
+        }
+        e => super::select::client_no(e),
     }
 }

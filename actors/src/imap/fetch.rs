@@ -15,7 +15,6 @@
 //! `MAX_PENDING_OUTPUT`.
 
 use super::{Done, ImapState};
-use crate::account::AccountMsg;
 use crate::summaries;
 use crate::task::blocking;
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
@@ -428,10 +427,9 @@ impl ImapState {
         let Some((account, _)) = self.account() else {
             return;
         };
-        if let Ok(actor) = crate::directory::account_ref(account).await {
-            for (file, summary) in built {
-                let _ = actor.cast(AccountMsg::StoreSummary { file, summary });
-            }
+        let client = crate::client::AccountClient::new(account);
+        for (file, summary) in built {
+            client.store_summary(file, summary).await;
         }
     }
 }

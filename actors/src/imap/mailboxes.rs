@@ -4,10 +4,10 @@
 //! every change goes through the account actor. Patterns are matched in
 //! linear time by [`MailboxPattern`].
 
-use super::select::account_no;
+use super::select::client_no;
 use super::{Done, ImapState};
-use crate::account::{normalize_name, AccountMsg, MAILBOX_DELIMITER};
-use crate::directory::call_account;
+use crate::account::{normalize_name, MAILBOX_DELIMITER};
+use crate::client::{AccountClient, ClientError};
 use crate::task::blocking;
 use roost_protocols::imap::command::{ListCommand, StatusItem};
 use roost_protocols::imap::pattern::MailboxPattern;
@@ -181,13 +181,9 @@ impl ImapState {
                 )
             }
         };
-        let name = mailbox.to_string();
-        let r = call_account(&account, |reply| AccountMsg::CreateMailbox {
-            name,
-            special_use,
-            reply,
-        })
-        .await;
+        let r = AccountClient::new(&account)
+            .create_mailbox(mailbox, special_use)
+            .await;
         finish(r, "CREATE completed")
     }
 
@@ -195,8 +191,7 @@ impl ImapState {
         let Some(account) = self.account_name() else {
             return Done::no("Not logged in");
         };
-        let name = mailbox.to_string();
-        let r = call_account(&account, |reply| AccountMsg::DeleteMailbox { name, reply }).await;
+        let r = AccountClient::new(&account).delete_mailbox(mailbox).await;
         finish(r, "DELETE completed")
     }
 
@@ -204,13 +199,7 @@ impl ImapState {
         let Some(account) = self.account_name() else {
             return Done::no("Not logged in");
         };
-        let (from, to) = (from.to_string(), to.to_string());
-        let r = call_account(&account, |reply| AccountMsg::RenameMailbox {
-            from,
-            to,
-            reply,
-        })
-        .await;
+        let r = AccountClient::new(&account).rename_mailbox(from, to).await;
         finish(r, "RENAME completed")
     }
 
@@ -218,13 +207,9 @@ impl ImapState {
         let Some(account) = self.account_name() else {
             return Done::no("Not logged in");
         };
-        let name = mailbox.to_string();
-        let r = call_account(&account, |reply| AccountMsg::SetSubscribed {
-            name,
-            subscribed,
-            reply,
-        })
-        .await;
+        let r = AccountClient::new(&account)
+            .set_subscribed(mailbox, subscribed)
+            .await;
         finish(
             r,
             if subscribed {
@@ -237,14 +222,10 @@ impl ImapState {
 }
 
 /// The tagged answer to an account call whose value the client does not see.
-pub(super) fn finish<T>(
-    r: Result<Result<T, crate::account::AccountError>, crate::directory::CallError>,
-    ok: &str,
-) -> Done {
+pub(super) fn finish<T>(r: Result<T, ClientError>, ok: &str) -> Done {
     match r {
-        Ok(Ok(_)) => Done::ok(ok),
-        Ok(Err(e)) => account_no(e),
-        Err(e) => Done::no_code(Code::Unavailable, e.to_string()),
+        Ok(_) => Done::ok(ok),
+        Err(e) => client_no(e),
     }
 }
 

@@ -1,10 +1,11 @@
 //! STORE, EXPUNGE, UID EXPUNGE, COPY and MOVE (RFC 9051 6.4.3, 6.4.6 to
 //! 6.4.9; UIDPLUS RFC 4315; MOVE RFC 6851), all through the account actor.
 
-use super::select::{account_no, write_flags};
+use super::select::{client_no, write_flags};
 use super::{Done, ImapState};
-use crate::account::{AccountMsg, FlagAction};
-use crate::directory::call_account;
+use crate::account::FlagAction;
+use crate::client::AccountClient;
+use crate::client::ClientError;
 use roost_protocols::imap::command::StoreAction;
 use roost_protocols::imap::response::{self, Code, Status};
 use roost_protocols::imap::seqset::SeqSet;
@@ -56,19 +57,18 @@ impl ImapState {
             StoreAction::Replace => FlagAction::Replace,
         };
         let uids: Vec<Uid> = targets.iter().map(|(_, u)| *u).collect();
-        let r = call_account(&account, |reply| AccountMsg::SetFlags {
-            mailbox,
-            uids,
-            action,
-            flags: Flags::from_iter(flags),
-            unchanged_since,
-            reply,
-        })
-        .await;
+        let r = AccountClient::new(&account)
+            .set_flags(
+                mailbox,
+                uids,
+                action,
+                Flags::from_iter(flags),
+                unchanged_since,
+            )
+            .await;
         let result = match r {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return account_no(e),
-            Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
+            Ok(c) => c,
+            Err(e) => return client_no(e),
         };
         self.note_own(&result.changed);
         if !silent {
@@ -125,19 +125,12 @@ impl ImapState {
             Ok(x) => x,
             Err(done) => return done,
         };
-        let r = call_account(&account, |reply| AccountMsg::Expunge {
-            mailbox,
-            uids,
-            reply,
-        })
-        .await;
-        match r {
-            Ok(Ok(removed)) => {
+        match AccountClient::new(&account).expunge(mailbox, uids).await {
+            Ok(removed) => {
                 self.forget(&removed);
                 Done::ok("EXPUNGE completed")
             }
-            Ok(Err(e)) => account_no(e),
-            Err(e) => Done::no_code(Code::Unavailable, e.to_string()),
+            Err(e) => client_no(e),
         }
     }
 
@@ -165,23 +158,16 @@ impl ImapState {
             }
         };
         let uids: Vec<Uid> = targets.iter().map(|(_, u)| *u).collect();
-        let to_name = to.to_string();
-        let r = call_account(&account, |reply| AccountMsg::Copy {
-            from,
-            uids,
-            to: to_name,
-            remove,
-            reply,
-        })
-        .await;
+        let r = AccountClient::new(&account)
+            .copy(from, uids, to, remove)
+            .await;
         let result = match r {
-            Ok(Ok(c)) => c,
+            Ok(c) => c,
             // RFC 9051 6.4.7: TRYCREATE when the target does not exist.
-            Ok(Err(crate::account::AccountError::NoMailbox(n))) => {
+            Err(ClientError::Account(crate::account::AccountError::NoMailbox(n))) => {
                 return Done::no_code(Code::TryCreate, format!("No mailbox named {n:?}"))
             }
-            Ok(Err(e)) => return account_no(e),
-            Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
+            Err(e) => return client_no(e),
         };
         if result.pairs.is_empty() {
             return Done::ok(if remove {

@@ -5,8 +5,8 @@
 
 use super::view::View;
 use super::{Done, ImapMsg, ImapState};
-use crate::account::{AccountMsg, FlagAction};
-use crate::directory::call_account;
+use crate::account::FlagAction;
+use crate::client::{AccountClient, ClientError};
 use crate::events::{Change, ChangeEvent, MessageState};
 use crate::mailbox::{MailboxIndex, MailboxMsg, MailboxNotice, MailboxSnapshot, Subscriber};
 use ractor::ActorRef;
@@ -204,17 +204,9 @@ impl ImapState {
     pub(super) async fn close(&mut self, expunge: bool) -> Done {
         if let (true, Some(sel), Some((account, _))) = (expunge, &self.selected, self.account()) {
             if !sel.read_only {
-                let (account, mailbox) = (account.to_string(), sel.id);
-                let r = call_account(&account, |reply| AccountMsg::Expunge {
-                    mailbox,
-                    uids: None,
-                    reply,
-                })
-                .await;
-                match r {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return account_no(e),
-                    Err(e) => return Done::no_code(Code::Unavailable, e.to_string()),
+                let r = AccountClient::new(account).expunge(sel.id, None).await;
+                if let Err(e) = r {
+                    return client_no(e);
                 }
             }
         }
@@ -231,12 +223,9 @@ impl ImapState {
             return;
         };
         if let Some((account, _)) = self.account() {
-            if let Ok(actor) = crate::directory::account_ref(account).await {
-                let _ = actor.cast(AccountMsg::CloseMailbox {
-                    mailbox: sel.id,
-                    subscriber: sel.subscriber,
-                });
-            }
+            AccountClient::new(account)
+                .close_mailbox(sel.id, sel.subscriber)
+                .await;
         }
     }
 
@@ -281,20 +270,18 @@ impl ImapState {
         loop {
             let subscriber = self.subscriber();
             let sub_id = subscriber.id;
-            let opened = call_account(account, |reply| AccountMsg::OpenMailbox {
-                name: name.to_string(),
-                subscriber,
-                reply,
-            })
-            .await;
+            let opened = AccountClient::new(account)
+                .open_mailbox(name, subscriber)
+                .await;
             match opened {
-                Ok(Ok(o)) => return Ok((o, sub_id)),
-                Ok(Err(crate::account::AccountError::Closing)) if attempt < OPEN_ATTEMPTS => {
+                Ok(o) => return Ok((o, sub_id)),
+                Err(ClientError::Account(crate::account::AccountError::Closing))
+                    if attempt < OPEN_ATTEMPTS =>
+                {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
-                Ok(Err(e)) => return Err(account_no(e)),
-                Err(e) => return Err(Done::no_code(Code::Unavailable, e.to_string())),
+                Err(e) => return Err(client_no(e)),
             }
         }
     }
@@ -347,19 +334,18 @@ impl ImapState {
         if sel.read_only || uids.is_empty() {
             return Vec::new();
         }
-        let (account, mailbox) = (account.to_string(), sel.id);
-        let r = call_account(&account, |reply| AccountMsg::SetFlags {
-            mailbox,
-            uids,
-            action: FlagAction::Add,
-            flags: Flags::from_iter([Flag::Seen]),
-            unchanged_since: None,
-            reply,
-        })
-        .await;
+        let r = AccountClient::new(account)
+            .set_flags(
+                sel.id,
+                uids,
+                FlagAction::Add,
+                Flags::from_iter([Flag::Seen]),
+                None,
+            )
+            .await;
         let changed = match r {
-            Ok(Ok(set)) => set.changed,
-            _ => return Vec::new(),
+            Ok(set) => set.changed,
+            Err(_) => return Vec::new(),
         };
         self.note_own(&changed);
         changed
@@ -582,6 +568,14 @@ pub(super) fn write_flags(
     }
     line.push_str(")\r\n");
     out.extend_from_slice(line.as_bytes());
+}
+
+/// The tagged NO for a failed account call.
+pub(super) fn client_no(e: ClientError) -> Done {
+    match e {
+        ClientError::Account(e) => account_no(e),
+        ClientError::Call(e) => Done::no_code(Code::Unavailable, e.to_string()),
+    }
 }
 
 /// The tagged NO for an account actor's refusal.

@@ -1,8 +1,8 @@
 //! One mail transaction: MAIL, RCPT, DATA, and the delivery that ends it.
 
 use super::{SmtpState, MAX_RECIPIENTS};
-use crate::account::{AccountMsg, NewMessage, Target};
-use crate::directory::call_account;
+use crate::account::{NewMessage, Target};
+use crate::client::AccountClient;
 use crate::task::blocking;
 use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
@@ -160,15 +160,9 @@ impl Transaction {
                 keys: keys.clone(),
                 summary: summary.clone(),
             };
-            let r = call_account(account, |reply| AccountMsg::Deliver {
-                messages: vec![message],
-                reply,
-            })
-            .await;
-            match r {
-                Ok(Ok(_)) => delivered += 1,
-                Ok(Err(e)) => failures.push(format!("{account}: {e}")),
-                Err(e) => failures.push(e.to_string()),
+            match AccountClient::new(account).deliver(vec![message]).await {
+                Ok(_) => delivered += 1,
+                Err(e) => failures.push(format!("{account}: {e}")),
             }
         }
         if !failures.is_empty() {
