@@ -1012,6 +1012,26 @@ fn maildir_side(dir: &Path) -> Vec<Synced> {
     found
 }
 
+/// A maildir folder's message files in the order of their message
+/// numbers, so the near side's changes (on messages 1 to 40) never touch
+/// the messages the far side changes (100 to 120, 200 to 210).
+fn by_number(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<(usize, PathBuf)> = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(dir.join(d)).unwrap())
+        .map(|e| {
+            let path = e.unwrap().path();
+            let text = normalized(&std::fs::read(&path).unwrap());
+            let text = String::from_utf8_lossy(&text)
+                .replace('\n', "\r\n")
+                .into_bytes();
+            (message_number(&text).expect("a numbered message"), path)
+        })
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
 /// Sets maildir flags on a message file (moving it to cur/).
 fn set_maildir_flags(dir: &Path, path: &Path, letters: &str) {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -1095,12 +1115,7 @@ Expunge Both\nSyncState *\n",
     assert_eq!(first, server_side(&server));
 
     // Near side: 30 read, 10 deleted, 5 new.
-    let mut files: Vec<PathBuf> = ["cur", "new"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(inbox_dir.join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = by_number(&inbox_dir);
     for f in &files[..30] {
         set_maildir_flags(&inbox_dir, f, "S");
     }
@@ -1173,12 +1188,7 @@ folderfilter = lambda f: f == 'INBOX'\n",
     assert_eq!(first, server_side(&server));
 
     // Near side: 30 read, 10 removed, 5 new.
-    let mut files: Vec<PathBuf> = ["cur", "new"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(inbox_dir.join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = by_number(&inbox_dir);
     for f in &files[..30] {
         set_maildir_flags(&inbox_dir, f, "S");
     }

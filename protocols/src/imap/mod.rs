@@ -2,7 +2,9 @@
 //! commands clients still send).
 //!
 //! Bytes from the client go through [`framer::Framer`] into whole commands,
-//! [`parser::parse_command`] turns each into a [`command::Command`],
+//! [`parser::parse_command`] turns each into a [`command::Command`] (the
+//! arguments and parsers of each command family live in their own module:
+//! `fetch`, `search`, `store`, `mailbox`, `append`),
 //! [`state::SessionState`] says whether it may run now, and
 //! [`response`] writes the answers. The session actor in `roost-actors`
 //! owns the socket and the mailbox and drives these pieces; nothing here
@@ -11,7 +13,9 @@
 pub mod append;
 pub mod bodystructure;
 pub mod command;
+pub mod fetch;
 pub mod framer;
+pub mod mailbox;
 pub mod matcher;
 pub mod parser;
 pub mod pattern;
@@ -20,6 +24,7 @@ pub mod search;
 pub mod section;
 pub mod seqset;
 pub mod state;
+pub mod store;
 pub mod types;
 pub mod utf7;
 

@@ -5,13 +5,10 @@
 //! state is [`super::state`]'s business, and whether a mailbox exists is
 //! the store's.
 
-use super::command::{
-    Command, CommandBody, FetchAttr, FetchItems, ListCommand, ListReturn, ParseError, QResync,
-    Section, SectionText, SelectParams, StatusItem, StoreAction,
-};
+use super::command::{Command, CommandBody, ParseError};
 use super::framer::tag_of;
 use super::seqset::SeqSet;
-use super::types::{is_atom_char, Flag, ModSeq};
+use super::types::{is_atom_char, ModSeq};
 
 /// RFC 2971 3.3: at most 30 field-value pairs in an ID command.
 pub const MAX_ID_PAIRS: usize = 30;
@@ -26,7 +23,7 @@ pub const MAX_SECTION_PARTS: usize = 100;
 
 /// Adds `item` to a parenthesised list unless it already holds
 /// [`MAX_LIST_ITEMS`].
-fn push_item<T>(list: &mut Vec<T>, item: T, what: &str) -> PResult<()> {
+pub(super) fn push_item<T>(list: &mut Vec<T>, item: T, what: &str) -> PResult<()> {
     if list.len() == MAX_LIST_ITEMS {
         return Err(format!("Too many {what} (at most {MAX_LIST_ITEMS})"));
     }
@@ -81,7 +78,7 @@ impl Parser<'_> {
         self.s.get(self.i).copied()
     }
 
-    fn at_end(&self) -> bool {
+    pub(super) fn at_end(&self) -> bool {
         self.i >= self.s.len()
     }
 
@@ -143,7 +140,7 @@ impl Parser<'_> {
         Ok(String::from_utf8_lossy(a).to_ascii_uppercase())
     }
 
-    fn number(&mut self) -> PResult<u32> {
+    pub(super) fn number(&mut self) -> PResult<u32> {
         let d = self.take_while(|b| b.is_ascii_digit());
         std::str::from_utf8(d)
             .ok()
@@ -151,7 +148,7 @@ impl Parser<'_> {
             .ok_or_else(|| "Expected a number".to_string())
     }
 
-    fn nz_number(&mut self) -> PResult<u32> {
+    pub(super) fn nz_number(&mut self) -> PResult<u32> {
         match self.number()? {
             0 => Err("Expected a non-zero number".into()),
             n => Ok(n),
@@ -174,7 +171,7 @@ impl Parser<'_> {
     // --- strings -------------------------------------------------------
 
     /// RFC 9051 9: astring = 1*ASTRING-CHAR / string.
-    fn astring_bytes(&mut self) -> PResult<Vec<u8>> {
+    pub(super) fn astring_bytes(&mut self) -> PResult<Vec<u8>> {
         match self.peek() {
             Some(b'"') => self.quoted(),
             Some(b'{') => self.literal(),
@@ -193,7 +190,7 @@ impl Parser<'_> {
     }
 
     /// RFC 9051 9: string = quoted / literal.
-    fn string(&mut self) -> PResult<String> {
+    pub(super) fn string(&mut self) -> PResult<String> {
         match self.peek() {
             Some(b'"') => utf8(self.quoted()?),
             Some(b'{') => utf8(self.literal()?),
@@ -202,7 +199,7 @@ impl Parser<'_> {
     }
 
     /// RFC 9051 9: nstring = string / nil.
-    fn nstring(&mut self) -> PResult<Option<String>> {
+    pub(super) fn nstring(&mut self) -> PResult<Option<String>> {
         if self.eat_word("NIL") {
             return Ok(None);
         }
@@ -238,7 +235,7 @@ impl Parser<'_> {
     /// RFC 9051 9: literal = "{" number64 ["+"] "}" CRLF *CHAR8, with the
     /// RFC 7888 non-synchronizing form. The framer has already checked the
     /// size; here the data just has to be present and free of NUL.
-    fn literal(&mut self) -> PResult<Vec<u8>> {
+    pub(super) fn literal(&mut self) -> PResult<Vec<u8>> {
         self.expect(b'{', "a literal")?;
         let size = self.number()? as usize;
         self.eat(b'+');
@@ -266,7 +263,7 @@ impl Parser<'_> {
     }
 
     /// RFC 9051 9: list-mailbox = 1*list-char / string.
-    fn list_mailbox(&mut self) -> PResult<String> {
+    pub(super) fn list_mailbox(&mut self) -> PResult<String> {
         match self.peek() {
             Some(b'"' | b'{') => self.string(),
             _ => {
@@ -376,7 +373,7 @@ impl Parser<'_> {
         Ok(body)
     }
 
-    fn sp_mailbox(&mut self) -> PResult<String> {
+    pub(super) fn sp_mailbox(&mut self) -> PResult<String> {
         self.sp()?;
         self.mailbox()
     }
@@ -423,232 +420,6 @@ impl Parser<'_> {
         Ok(CommandBody::Enable(caps))
     }
 
-    // RFC 9051 6.3.2 with RFC 7162 3.1.8 and 3.2.5:
-    // SELECT mailbox [SP "(" select-param *(SP select-param) ")"], where
-    // select-param is CONDSTORE or
-    // QRESYNC SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
-    //     [SP seq-match-data] ")".
-    fn select(&mut self) -> PResult<(String, SelectParams)> {
-        let mailbox = self.sp_mailbox()?;
-        let mut params = SelectParams::default();
-        if self.eat(b' ') {
-            self.expect(b'(', "'(' before select parameters")?;
-            loop {
-                let param = self.atom_upper("a select parameter")?;
-                match param.as_str() {
-                    "CONDSTORE" => params.condstore = true,
-                    "QRESYNC" if params.qresync.is_none() => {
-                        self.sp()?;
-                        params.qresync = Some(self.qresync()?);
-                    }
-                    _ => return Err(format!("Unsupported select parameter {param}")),
-                }
-                if self.eat(b')') {
-                    break;
-                }
-                self.sp()?;
-            }
-        }
-        Ok((mailbox, params))
-    }
-
-    fn qresync(&mut self) -> PResult<QResync> {
-        self.expect(b'(', "'(' after QRESYNC")?;
-        let uid_validity = self.nz_number()?;
-        self.sp()?;
-        let modseq = self.modseq(true)?;
-        let mut known_uids = None;
-        let mut seq_match = None;
-        if self.eat(b' ') {
-            if self.peek() != Some(b'(') {
-                known_uids = Some(self.seq_set()?);
-                if !self.eat(b' ') {
-                    self.expect(b')', "')' after QRESYNC parameters")?;
-                    return Ok(QResync {
-                        uid_validity,
-                        modseq,
-                        known_uids,
-                        seq_match,
-                    });
-                }
-            }
-            self.expect(b'(', "'(' before sequence match data")?;
-            let seqs = self.seq_set()?;
-            self.sp()?;
-            let uids = self.seq_set()?;
-            self.expect(b')', "')' after sequence match data")?;
-            seq_match = Some((seqs, uids));
-        }
-        self.expect(b')', "')' after QRESYNC parameters")?;
-        Ok(QResync {
-            uid_validity,
-            modseq,
-            known_uids,
-            seq_match,
-        })
-    }
-
-    // RFC 9051 6.3.9, basic form: LIST SP mailbox SP list-mailbox.
-    // RFC 9051 6.3.9 / RFC 5258 3:
-    // LIST [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts].
-    fn list(&mut self) -> PResult<CommandBody> {
-        let mut cmd = ListCommand::default();
-        self.sp()?;
-        if self.peek() == Some(b'(') {
-            cmd.extended = true;
-            self.list_options(|p, opt| {
-                match opt {
-                    "SUBSCRIBED" => cmd.select.subscribed = true,
-                    "REMOTE" => cmd.select.remote = true,
-                    "RECURSIVEMATCH" => cmd.select.recursive_match = true,
-                    "SPECIAL-USE" => cmd.select.special_use = true,
-                    _ => return Err(format!("Unknown LIST selection option {opt}")),
-                }
-                let _ = p;
-                Ok(())
-            })?;
-            // RFC 5258 3.1: RECURSIVEMATCH needs an option it modifies.
-            if cmd.select.recursive_match && !cmd.select.subscribed && !cmd.select.special_use {
-                return Err("RECURSIVEMATCH needs another selection option".into());
-            }
-            self.sp()?;
-        }
-        cmd.reference = self.astring()?;
-        self.sp()?;
-        if self.eat(b'(') {
-            loop {
-                let pattern = self.list_mailbox()?;
-                push_item(&mut cmd.patterns, pattern, "LIST patterns")?;
-                if self.eat(b')') {
-                    break;
-                }
-                self.sp()?;
-            }
-        } else {
-            cmd.patterns.push(self.list_mailbox()?);
-        }
-        if self.eat(b' ') {
-            if !self.eat_word("RETURN ") {
-                return Err("Expected RETURN".into());
-            }
-            cmd.extended = true;
-            let mut status = None;
-            let mut returns = ListReturn::default();
-            self.list_options(|p, opt| {
-                match opt {
-                    "SUBSCRIBED" => returns.subscribed = true,
-                    "CHILDREN" => returns.children = true,
-                    "SPECIAL-USE" => returns.special_use = true,
-                    "STATUS" if status.is_none() => {
-                        p.sp()?;
-                        status = Some(p.status_items()?);
-                    }
-                    _ => return Err(format!("Unknown LIST return option {opt}")),
-                }
-                Ok(())
-            })?;
-            returns.status = status;
-            cmd.returns = returns;
-        }
-        Ok(CommandBody::List(cmd))
-    }
-
-    /// `"(" [option *(SP option)] ")"`, each option's name handed to `f`
-    /// upper-cased (it may read arguments that follow).
-    fn list_options(&mut self, mut f: impl FnMut(&mut Self, &str) -> PResult<()>) -> PResult<()> {
-        self.expect(b'(', "'(' before LIST options")?;
-        if self.eat(b')') {
-            return Ok(());
-        }
-        let mut count = 0;
-        loop {
-            let opt = self.take_while(|b| is_atom_char(b) && b != b'(');
-            if opt.is_empty() {
-                return Err("Expected a LIST option".into());
-            }
-            let opt = String::from_utf8_lossy(opt).to_ascii_uppercase();
-            count += 1;
-            if count > MAX_LIST_ITEMS {
-                return Err(format!("Too many LIST options (at most {MAX_LIST_ITEMS})"));
-            }
-            f(self, &opt)?;
-            if self.eat(b')') {
-                return Ok(());
-            }
-            self.sp()?;
-        }
-    }
-
-    // RFC 9051 6.3.4 with RFC 6154 3: CREATE SP mailbox
-    // [SP "(" "USE" SP "(" [use-attr *(SP use-attr)] ")" ")"].
-    fn create(&mut self) -> PResult<CommandBody> {
-        let mailbox = self.sp_mailbox()?;
-        let mut special_use = Vec::new();
-        if self.eat(b' ') {
-            self.expect(b'(', "'(' before CREATE parameters")?;
-            if !self.eat_word("USE ") {
-                return Err("Unknown CREATE parameter".into());
-            }
-            self.expect(b'(', "'(' after USE")?;
-            if !self.eat(b')') {
-                loop {
-                    self.expect(b'\\', "a special-use attribute")?;
-                    let name = self.take_while(is_atom_char);
-                    if name.is_empty() {
-                        return Err("Expected a special-use attribute".into());
-                    }
-                    let attr = format!("\\{}", String::from_utf8_lossy(name));
-                    push_item(&mut special_use, attr, "special-use attributes")?;
-                    if self.eat(b')') {
-                        break;
-                    }
-                    self.sp()?;
-                }
-            }
-            self.expect(b')', "')' after CREATE parameters")?;
-        }
-        Ok(CommandBody::Create {
-            mailbox,
-            special_use,
-        })
-    }
-
-    // RFC 9051 6.3.11: STATUS SP mailbox SP "(" status-att *(SP status-att) ")".
-    fn status(&mut self) -> PResult<CommandBody> {
-        let mailbox = self.sp_mailbox()?;
-        self.sp()?;
-        let items = self.status_items()?;
-        Ok(CommandBody::Status { mailbox, items })
-    }
-
-    /// `"(" status-att *(SP status-att) ")"`, duplicates dropped.
-    fn status_items(&mut self) -> PResult<Vec<StatusItem>> {
-        self.expect(b'(', "'(' before status items")?;
-        let mut items = Vec::new();
-        loop {
-            let name = self.atom_upper("a status item")?;
-            let item = match name.as_str() {
-                "MESSAGES" => StatusItem::Messages,
-                "UIDNEXT" => StatusItem::UidNext,
-                "UIDVALIDITY" => StatusItem::UidValidity,
-                "UNSEEN" => StatusItem::Unseen,
-                "DELETED" => StatusItem::Deleted,
-                "SIZE" => StatusItem::Size,
-                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
-                "RECENT" => StatusItem::Recent,
-                _ => return Err(format!("Unknown status item {name}")),
-            };
-            if !items.contains(&item) {
-                items.push(item);
-            }
-            if self.eat(b')') {
-                break;
-            }
-            self.sp()?;
-        }
-        Ok(items)
-    }
-
     // RFC 2971 3.1: ID SP ("(" string SP nstring *(SP string SP nstring) ")" / NIL).
     fn id(&mut self) -> PResult<CommandBody> {
         self.sp()?;
@@ -680,298 +451,6 @@ impl Parser<'_> {
         let program = self.search_program()?;
         Ok(CommandBody::Search { uid, program })
     }
-
-    // RFC 9051 6.4.7, RFC 6851 3.1: COPY / MOVE SP sequence-set SP mailbox.
-    fn copy_move(&mut self, is_move: bool, uid: bool) -> PResult<CommandBody> {
-        self.sp()?;
-        let set = self.seq_set()?;
-        let mailbox = self.sp_mailbox()?;
-        Ok(if is_move {
-            CommandBody::Move { set, mailbox, uid }
-        } else {
-            CommandBody::Copy { set, mailbox, uid }
-        })
-    }
-
-    // RFC 9051 6.4.6 with RFC 7162 3.1.3:
-    // STORE SP sequence-set [SP "(" UNCHANGEDSINCE SP modseq ")"]
-    //       SP ["+" / "-"] "FLAGS" [".SILENT"] SP (flag-list / flag *(SP flag)).
-    fn store(&mut self, uid: bool) -> PResult<CommandBody> {
-        self.sp()?;
-        let set = self.seq_set()?;
-        self.sp()?;
-        let mut unchanged_since = None;
-        if self.eat(b'(') {
-            if !self.eat_word("UNCHANGEDSINCE") {
-                return Err("Unsupported STORE modifier".into());
-            }
-            self.sp()?;
-            unchanged_since = Some(self.modseq(true)?);
-            self.expect(b')', "')' after UNCHANGEDSINCE")?;
-            self.sp()?;
-        }
-        let action = if self.eat(b'+') {
-            StoreAction::Add
-        } else if self.eat(b'-') {
-            StoreAction::Remove
-        } else {
-            StoreAction::Replace
-        };
-        let item = self.atom_upper("FLAGS or FLAGS.SILENT")?;
-        let silent = match item.as_str() {
-            "FLAGS" => false,
-            "FLAGS.SILENT" => true,
-            _ => return Err(format!("Unknown STORE item {item}")),
-        };
-        self.sp()?;
-        let flags = self.store_flags()?;
-        Ok(CommandBody::Store {
-            set,
-            uid,
-            action,
-            silent,
-            flags,
-            unchanged_since,
-        })
-    }
-
-    fn store_flags(&mut self) -> PResult<Vec<Flag>> {
-        let mut flags = Vec::new();
-        if self.eat(b'(') {
-            if self.eat(b')') {
-                return Ok(flags);
-            }
-            loop {
-                let flag = self.flag()?;
-                push_item(&mut flags, flag, "flags")?;
-                if self.eat(b')') {
-                    return Ok(flags);
-                }
-                self.sp()?;
-            }
-        }
-        loop {
-            let flag = self.flag()?;
-            push_item(&mut flags, flag, "flags")?;
-            if !self.eat(b' ') {
-                return Ok(flags);
-            }
-        }
-    }
-
-    /// RFC 9051 9: flag = "\" atom / flag-keyword; only storable flags.
-    pub(super) fn flag(&mut self) -> PResult<Flag> {
-        let start = self.i;
-        self.eat(b'\\');
-        if self.take_while(is_atom_char).is_empty() {
-            return Err("Expected a flag".into());
-        }
-        let raw = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-        match Flag::parse(&raw) {
-            Some(flag) => Ok(flag),
-            // RFC 9051 2.3.2: \Recent and unknown system flags can't be set.
-            None if raw.eq_ignore_ascii_case("\\Recent") => Err("\\Recent cannot be stored".into()),
-            None => Err(format!("{raw} is not a flag that can be stored")),
-        }
-    }
-
-    // RFC 9051 6.4.5 with RFC 7162 3.1.4.1:
-    // FETCH SP sequence-set SP (macro / fetch-att / "(" fetch-att *(SP fetch-att) ")")
-    //       [SP "(" CHANGEDSINCE SP modseq ")"].
-    fn fetch(&mut self, uid: bool) -> PResult<CommandBody> {
-        self.sp()?;
-        let set = self.seq_set()?;
-        self.sp()?;
-        let items = self.fetch_items()?;
-        let mut changed_since = None;
-        let mut vanished = false;
-        if self.eat(b' ') {
-            self.expect(b'(', "'(' before FETCH modifiers")?;
-            loop {
-                let modifier = self.atom_upper("a FETCH modifier")?;
-                match modifier.as_str() {
-                    "CHANGEDSINCE" if changed_since.is_none() => {
-                        self.sp()?;
-                        changed_since = Some(self.modseq(false)?);
-                    }
-                    // RFC 7162 3.2.6: only with UID FETCH and CHANGEDSINCE.
-                    "VANISHED" if uid && !vanished => vanished = true,
-                    _ => return Err(format!("Unsupported FETCH modifier {modifier}")),
-                }
-                if self.eat(b')') {
-                    break;
-                }
-                self.sp()?;
-            }
-            if vanished && changed_since.is_none() {
-                return Err("VANISHED needs CHANGEDSINCE".into());
-            }
-        }
-        Ok(CommandBody::Fetch {
-            set,
-            items,
-            uid,
-            changed_since,
-            vanished,
-        })
-    }
-
-    fn fetch_items(&mut self) -> PResult<FetchItems> {
-        if self.eat(b'(') {
-            let mut items = Vec::new();
-            loop {
-                let item = self.fetch_att()?;
-                push_item(&mut items, item, "FETCH items")?;
-                if self.eat(b')') {
-                    return Ok(items);
-                }
-                self.sp()?;
-            }
-        }
-        // RFC 9051 6.4.5: the macros, only outside a list.
-        let save = self.i;
-        let fast = [
-            FetchAttr::Flags,
-            FetchAttr::InternalDate,
-            FetchAttr::Rfc822Size,
-        ];
-        match self.fetch_att_name().as_str() {
-            "FAST" => Ok(fast.to_vec()),
-            "ALL" => Ok([fast.as_slice(), &[FetchAttr::Envelope]].concat()),
-            "FULL" => Ok([fast.as_slice(), &[FetchAttr::Envelope, FetchAttr::Body]].concat()),
-            _ => {
-                self.i = save;
-                Ok(vec![self.fetch_att()?])
-            }
-        }
-    }
-
-    fn fetch_att_name(&mut self) -> String {
-        let name = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'.');
-        String::from_utf8_lossy(name).to_ascii_uppercase()
-    }
-
-    fn fetch_att(&mut self) -> PResult<FetchAttr> {
-        let name = self.fetch_att_name();
-        Ok(match name.as_str() {
-            "FLAGS" => FetchAttr::Flags,
-            "UID" => FetchAttr::Uid,
-            "RFC822.SIZE" => FetchAttr::Rfc822Size,
-            "INTERNALDATE" => FetchAttr::InternalDate,
-            "ENVELOPE" => FetchAttr::Envelope,
-            "BODYSTRUCTURE" => FetchAttr::BodyStructure,
-            "MODSEQ" => FetchAttr::ModSeq,
-            "SAVEDATE" => FetchAttr::SaveDate,
-            "RFC822" => FetchAttr::Rfc822,
-            "RFC822.HEADER" => FetchAttr::Rfc822Header,
-            "RFC822.TEXT" => FetchAttr::Rfc822Text,
-            "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
-            "BODY" | "BODY.PEEK" => {
-                let section = self.section()?;
-                let partial = self.partial()?;
-                FetchAttr::BodySection {
-                    peek: name == "BODY.PEEK",
-                    section,
-                    partial,
-                }
-            }
-            "BINARY" | "BINARY.PEEK" => {
-                let part = self.section_binary()?;
-                let partial = self.partial()?;
-                FetchAttr::Binary {
-                    peek: name == "BINARY.PEEK",
-                    part,
-                    partial,
-                }
-            }
-            "BINARY.SIZE" => FetchAttr::BinarySize {
-                part: self.section_binary()?,
-            },
-            "" => return Err("Expected a FETCH attribute".into()),
-            _ => return Err(format!("Unknown FETCH attribute {name}")),
-        })
-    }
-
-    // RFC 9051 9: section = "[" [section-spec] "]".
-    fn section(&mut self) -> PResult<Section> {
-        self.expect(b'[', "'['")?;
-        let mut section = Section::default();
-        if self.eat(b']') {
-            return Ok(section);
-        }
-        if self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            section.part = self.section_part()?;
-            if self.eat(b']') {
-                return Ok(section);
-            }
-            self.expect(b'.', "'.' or ']' after section part")?;
-        }
-        let text = self.fetch_att_name();
-        section.text = Some(match text.as_str() {
-            "HEADER" => SectionText::Header,
-            "TEXT" => SectionText::Text,
-            "MIME" if !section.part.is_empty() => SectionText::Mime,
-            "HEADER.FIELDS" => SectionText::HeaderFields(self.header_list()?),
-            "HEADER.FIELDS.NOT" => SectionText::HeaderFieldsNot(self.header_list()?),
-            _ => return Err("Invalid section specifier".into()),
-        });
-        self.expect(b']', "']' after section")?;
-        Ok(section)
-    }
-
-    // RFC 9051 9: section-part = nz-number *("." nz-number); a trailing
-    // ".TEXT" etc. is left for the caller.
-    fn section_part(&mut self) -> PResult<Vec<u32>> {
-        let mut part = vec![self.nz_number()?];
-        while self.peek() == Some(b'.') && self.s.get(self.i + 1).is_some_and(u8::is_ascii_digit) {
-            if part.len() == MAX_SECTION_PARTS {
-                return Err(format!(
-                    "Section part too deep (at most {MAX_SECTION_PARTS} numbers)"
-                ));
-            }
-            self.i += 1;
-            part.push(self.nz_number()?);
-        }
-        Ok(part)
-    }
-
-    // RFC 9051 9: section-binary = "[" [section-part] "]".
-    fn section_binary(&mut self) -> PResult<Vec<u32>> {
-        self.expect(b'[', "'['")?;
-        if self.eat(b']') {
-            return Ok(Vec::new());
-        }
-        let part = self.section_part()?;
-        self.expect(b']', "']' after binary section")?;
-        Ok(part)
-    }
-
-    // RFC 9051 9: header-list = "(" header-fld-name *(SP header-fld-name) ")".
-    fn header_list(&mut self) -> PResult<Vec<String>> {
-        self.sp()?;
-        self.expect(b'(', "'(' before header field names")?;
-        let mut fields = Vec::new();
-        loop {
-            let field = self.astring()?;
-            push_item(&mut fields, field, "header field names")?;
-            if self.eat(b')') {
-                return Ok(fields);
-            }
-            self.sp()?;
-        }
-    }
-
-    // RFC 9051 9: partial = "<" number64 "." nz-number64 ">".
-    fn partial(&mut self) -> PResult<Option<(u32, u32)>> {
-        if !self.eat(b'<') {
-            return Ok(None);
-        }
-        let origin = self.number()?;
-        self.expect(b'.', "'.' in partial range")?;
-        let length = self.nz_number()?;
-        self.expect(b'>', "'>' after partial range")?;
-        Ok(Some((origin, length)))
-    }
 }
 
 fn utf8(bytes: Vec<u8>) -> PResult<String> {
@@ -981,9 +460,11 @@ fn utf8(bytes: Vec<u8>) -> PResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::command::*;
     use crate::imap::framer::{FrameEvent, Framer};
     use crate::imap::search::SearchKey;
     use crate::imap::seqset::SeqSet;
+    use crate::imap::types::Flag;
 
     fn ok(line: &str) -> CommandBody {
         match parse_command(line.as_bytes()) {
