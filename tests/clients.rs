@@ -1056,6 +1056,35 @@ fn fill_inbox(imap: &mut Imap, count: usize) {
     assert_eq!(done.matches(" OK [APPENDUID ").count(), count, "{done}");
 }
 
+/// The near side of a sync test changes: messages 1 to 30 are read,
+/// `delete` takes 31 to 40 away, 5 new messages are added.
+fn change_near_side(inbox_dir: &Path, delete: impl Fn(&Path)) {
+    let files = by_number(inbox_dir);
+    for f in &files[..30] {
+        set_maildir_flags(inbox_dir, f, "S");
+    }
+    for f in &files[30..40] {
+        delete(f);
+    }
+    for n in 1001..=1005 {
+        let name = format!("local{n}.roost-test:2,");
+        std::fs::write(inbox_dir.join("cur").join(name), message(n, 2)).unwrap();
+    }
+}
+
+/// After the second sync: both sides hold the same messages with the same
+/// flags, and both sides' changes are in.
+fn assert_synced(server: &Server, inbox_dir: &Path) {
+    let near = maildir_side(inbox_dir);
+    let far = server_side(server);
+    assert_eq!(near.len(), 300 - 10 - 11 + 5 + 5);
+    assert_eq!(near, far);
+    assert_eq!(near.iter().filter(|(f, _)| f.contains('F')).count(), 21);
+    assert_eq!(near.iter().filter(|(f, _)| f.contains('S')).count(), 30);
+    assert!(near.iter().all(|(f, _)| !f.contains('T')));
+    server.assert_consistent(ACCOUNT);
+}
+
 /// The server side of a sync test changes: 21 flagged, 11 expunged, 5 new.
 fn change_far_side(mut imap: Imap) {
     imap.cmd("SELECT INBOX");
@@ -1114,28 +1143,11 @@ Expunge Both\nSyncState *\n",
     assert_eq!(first.len(), 300);
     assert_eq!(first, server_side(&server));
 
-    // Near side: 30 read, 10 deleted, 5 new.
-    let files = by_number(&inbox_dir);
-    for f in &files[..30] {
-        set_maildir_flags(&inbox_dir, f, "S");
-    }
-    for f in &files[30..40] {
-        set_maildir_flags(&inbox_dir, f, "T");
-    }
-    for n in 1001..=1005 {
-        let name = format!("local{n}.roost-test:2,");
-        std::fs::write(inbox_dir.join("cur").join(name), message(n, 2)).unwrap();
-    }
+    change_near_side(&inbox_dir, |f| set_maildir_flags(&inbox_dir, f, "T"));
     change_far_side(imap);
 
     mbsync(&config);
-    let near = maildir_side(&inbox_dir);
-    let far = server_side(&server);
-    assert_eq!(near.len(), 300 - 10 - 11 + 5 + 5);
-    assert_eq!(near, far);
-    assert_eq!(near.iter().filter(|(f, _)| f.contains('F')).count(), 21);
-    assert!(near.iter().all(|(f, _)| !f.contains('T')));
-    server.assert_consistent(ACCOUNT);
+    assert_synced(&server, &inbox_dir);
 }
 
 // --- offlineimap3 ------------------------------------------------------------
@@ -1187,28 +1199,11 @@ folderfilter = lambda f: f == 'INBOX'\n",
     assert_eq!(first.len(), 300);
     assert_eq!(first, server_side(&server));
 
-    // Near side: 30 read, 10 removed, 5 new.
-    let files = by_number(&inbox_dir);
-    for f in &files[..30] {
-        set_maildir_flags(&inbox_dir, f, "S");
-    }
-    for f in &files[30..40] {
-        std::fs::remove_file(f).unwrap();
-    }
-    for n in 1001..=1005 {
-        let name = format!("local{n}.roost-test:2,");
-        std::fs::write(inbox_dir.join("cur").join(name), message(n, 2)).unwrap();
-    }
+    change_near_side(&inbox_dir, |f| std::fs::remove_file(f).unwrap());
     change_far_side(imap);
 
     offlineimap(&config);
-    let near = maildir_side(&inbox_dir);
-    let far = server_side(&server);
-    assert_eq!(near.len(), 300 - 10 - 11 + 5 + 5);
-    assert_eq!(near, far);
-    assert_eq!(near.iter().filter(|(f, _)| f.contains('F')).count(), 21);
-    assert_eq!(near.iter().filter(|(f, _)| f.contains('S')).count(), 30);
-    server.assert_consistent(ACCOUNT);
+    assert_synced(&server, &inbox_dir);
 }
 
 // --- neomutt -----------------------------------------------------------------

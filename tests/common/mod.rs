@@ -408,6 +408,27 @@ impl Imap {
         self.until_tagged(&tag)
     }
 
+    /// Sends NOOPs (tagged `w1`, `w2`, ..., apart from the `a` tags) until
+    /// the untagged responses so far contain `needle`: another session's
+    /// change reaches this one a moment after that session is answered.
+    /// Returns every untagged line those NOOPs brought, in order.
+    pub fn untagged_until(&mut self, needle: &str) -> String {
+        let mut seen = String::new();
+        for n in 1..=250 {
+            let tag = format!("w{n}");
+            self.send_raw(format!("{tag} NOOP\r\n").as_bytes());
+            let out = String::from_utf8_lossy(&self.until_tagged(&tag)).into_owned();
+            let (untagged, tagged) = out.split_at(out.rfind(&format!("{tag} ")).unwrap_or(0));
+            assert_eq!(tagged, format!("{tag} OK NOOP completed\r\n"));
+            seen.push_str(untagged);
+            if seen.contains(needle) {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{needle:?} never came; saw {seen:?}");
+    }
+
     pub fn until_tagged(&mut self, tag: &str) -> Vec<u8> {
         let mut all = Vec::new();
         loop {

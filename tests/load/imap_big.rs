@@ -10,7 +10,7 @@
 #[path = "server.rs"]
 mod server;
 
-use server::{roost_binary, Server, LOCAL_ACCOUNT};
+use server::{roost_binary, rss_kib, Server, LOCAL_ACCOUNT};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
@@ -178,16 +178,6 @@ fn time(c: &mut Client, command: &str) -> Result<(f64, usize), String> {
     }
     times.sort_by(f64::total_cmp);
     Ok((times[RUNS / 2], untagged))
-}
-
-fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS".to_string())
 }
 
 fn run(n: usize) -> Result<(), String> {

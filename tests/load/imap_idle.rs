@@ -17,7 +17,7 @@
 #[path = "server.rs"]
 mod server;
 
-use server::{roost_binary, Server, LOCAL_ACCOUNT, WAIT};
+use server::{roost_binary, rss_kib, Server, LOCAL_ACCOUNT, WAIT};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
@@ -138,15 +138,4 @@ fn until_tagged(r: &mut BufReader<TcpStream>, start: &str) -> Result<(), String>
             Err(format!("expected {start:?}, got {line:?}"))
         };
     }
-}
-
-/// The process's resident set size, from /proc.
-fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS in /proc status".to_string())
 }

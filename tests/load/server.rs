@@ -165,3 +165,14 @@ fn free_offset() -> Result<u16, String> {
     }
     Err(format!("no free port offset in {OFFSET_ATTEMPTS} attempts"))
 }
+
+/// The resident memory of process `pid`, from /proc, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS in /proc status".to_string())
+}

@@ -116,7 +116,7 @@ pub fn header_value(header: &[u8], name: &str) -> Option<String> {
 }
 
 /// RFC 2047 decoding of one unfolded value, through mailparse.
-fn decode_value(raw: &[u8]) -> String {
+pub(crate) fn decode_value(raw: &[u8]) -> String {
     let mut line = b"X: ".to_vec();
     line.extend(
         raw.iter()

@@ -7,7 +7,7 @@
 //! roost does not know is read as Latin-1, so its ASCII still matches.
 
 use super::decode::TransferEncoding;
-use super::header::{fields, header_end};
+use super::header::{decode_value, fields, header_end};
 use super::mime::MimeTree;
 
 /// One header field, its name and decoded value both lower-cased.
@@ -26,19 +26,6 @@ pub fn header_fields(header: &[u8]) -> Vec<TextField> {
             value: decode_value(&f.value).to_lowercase(),
         })
         .collect()
-}
-
-/// RFC 2047 decoding of an unfolded value, through mailparse.
-fn decode_value(raw: &[u8]) -> String {
-    let mut line = b"X: ".to_vec();
-    line.extend(
-        raw.iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
-    match mailparse::parse_header(&line) {
-        Ok((h, _)) => h.get_value().trim().to_string(),
-        Err(_) => String::from_utf8_lossy(raw).trim().to_string(),
-    }
 }
 
 /// The text of every `text/*` part of `msg` (all of the message when it
