@@ -682,6 +682,28 @@ impl Store {
         Ok(out)
     }
 
+    /// A mailbox's messages with UIDs in `first..=last`, in UID order: one
+    /// range scan of the index.
+    pub fn messages_between(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> Result<Vec<MessageRecord>> {
+        if first > last {
+            return Ok(Vec::new());
+        }
+        let start = keys::message(account, mailbox, first);
+        let end = keys::message(account, mailbox, last);
+        self.inner
+            .db
+            .range(start..=end)
+            .values()
+            .map(|v| Ok(rmp_serde::from_slice(&v?)?))
+            .collect()
+    }
+
     /// A mailbox's messages in UID order.
     pub fn messages(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
         self.scan(&keys::mailbox_prefix(keys::MESSAGE, account, mailbox))

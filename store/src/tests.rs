@@ -767,3 +767,15 @@ fn compact_states_follow_records_and_are_added_to_old_stores() {
     assert_eq!(states.len(), msgs.len());
     assert_eq!(problems(&store), vec![]);
 }
+
+#[test]
+fn messages_between_is_a_uid_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (d, msgs, _) = two_messages(&store);
+    let (a, m) = (d.account.id, d.inbox.id);
+    assert_eq!(ok(store.messages_between(a, m, Uid(1), Uid(2))), msgs);
+    assert_eq!(ok(store.messages_between(a, m, Uid(2), Uid(9))), msgs[1..]);
+    assert_eq!(ok(store.messages_between(a, m, Uid(3), Uid(9))), vec![]);
+    assert_eq!(ok(store.messages_between(a, m, Uid(2), Uid(1))), vec![]);
+}

@@ -447,15 +447,38 @@ struct FetchedMessage<'a> {
     extra_flags: bool,
 }
 
+/// The records of `uids` (ascending), `None` for one that is gone. A
+/// dense batch (the usual `1:*`) is one range scan of the index; a sparse
+/// one, a lookup per UID.
 fn read_records(
     store: &Store,
     account: roost_store::AccountId,
     mailbox: roost_store::MailboxId,
     uids: &[Uid],
 ) -> Result<Vec<Option<MessageRecord>>, StoreError> {
-    uids.iter()
-        .map(|&u| store.message(account, mailbox, u))
-        .collect()
+    let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
+        return Ok(Vec::new());
+    };
+    let span = u64::from(last.0.saturating_sub(first.0)) + 1;
+    if first > last || span > 2 * uids.len() as u64 {
+        return uids
+            .iter()
+            .map(|&u| store.message(account, mailbox, u))
+            .collect();
+    }
+    let mut found = store
+        .messages_between(account, mailbox, first, last)?
+        .into_iter()
+        .peekable();
+    Ok(uids
+        .iter()
+        .map(|&u| {
+            while found.peek().is_some_and(|r| r.uid < u) {
+                found.next();
+            }
+            found.next_if(|r| r.uid == u)
+        })
+        .collect())
 }
 
 /// Opens the message and works out where each body item's bytes lie.
