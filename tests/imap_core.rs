@@ -760,3 +760,45 @@ fn fetch_savedate() {
     assert_eq!(date.len(), 26, "{date}");
     assert!(date.ends_with(" +0000"), "{date}");
 }
+
+/// RFC 9051 7.5.2: while a client counts on sequence numbers, another
+/// session's expunge is not reported; a FETCH by sequence number skips
+/// the message that is gone, and the EXPUNGE comes with the next command
+/// that may carry it.
+#[test]
+fn expunges_wait_for_a_command_that_may_report_them() {
+    let server = Server::start();
+    let mut a = Imap::login(server.port(IMAP));
+    for i in 0..3 {
+        append(
+            &mut a,
+            &format!("f{i}"),
+            "INBOX",
+            b"Subject: e\r\n\r\nx\r\n",
+        );
+    }
+    assert!(a.cmd("SELECT INBOX").contains("* 3 EXISTS\r\n"));
+    let mut b = Imap::login(server.port(IMAP));
+    b.cmd("SELECT INBOX");
+    b.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(
+        b.cmd("EXPUNGE"),
+        "* 2 EXPUNGE\r\na4 OK EXPUNGE completed\r\n"
+    );
+    assert_eq!(
+        a.cmd("FETCH 1:3 (UID FLAGS)"),
+        "* 1 FETCH (UID 1 FLAGS ())\r\n* 3 FETCH (UID 3 FLAGS ())\r\na3 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        a.cmd("SEARCH ALL"),
+        "* SEARCH 1 2 3\r\na4 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        a.untagged_until("EXPUNGE"),
+        "* 2 FETCH (UID 2 FLAGS (\\Deleted))\r\n* 2 EXPUNGE\r\n"
+    );
+    assert_eq!(
+        a.cmd("FETCH 1:* (UID)"),
+        "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\na5 OK FETCH completed\r\n"
+    );
+}

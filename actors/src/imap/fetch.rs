@@ -15,6 +15,7 @@
 //! `MAX_PENDING_OUTPUT`.
 
 use super::{Done, ImapState};
+use crate::events::MessageState;
 use crate::summaries;
 use crate::task::blocking;
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
@@ -211,7 +212,15 @@ impl ImapState {
                 (vec![None; batch.len()], vec![None; batch.len()])
             };
             for ((&(seq, u), record), summary) in batch.iter().zip(records).zip(summaries) {
-                // Expunged by another session meanwhile: skipped.
+                // Expunged by another session meanwhile (its expunge not yet
+                // reported here): skipped, whatever was asked.
+                let Some(state) = self
+                    .selected
+                    .as_ref()
+                    .and_then(|s| s.state(seq as usize - 1))
+                else {
+                    continue;
+                };
                 if needs_record && record.is_none() {
                     continue;
                 }
@@ -256,6 +265,7 @@ impl ImapState {
                 let message = FetchedMessage {
                     seq,
                     uid: u,
+                    state,
                     record: record.as_ref(),
                     summary: summary.as_deref(),
                     bodies,
@@ -389,11 +399,7 @@ impl ImapState {
         attr: &FetchAttr,
         m: &FetchedMessage<'_>,
     ) -> Result<FetchResponseItem, String> {
-        let state = self
-            .selected
-            .as_ref()
-            .and_then(|s| s.state(m.seq as usize - 1))
-            .ok_or("message vanished")?;
+        let state = &m.state;
         let rec = || m.record.ok_or_else(|| "message vanished".to_string());
         let summary = || m.summary.ok_or_else(|| "message vanished".to_string());
         Ok(match attr {
@@ -438,6 +444,8 @@ impl ImapState {
 struct FetchedMessage<'a> {
     seq: u32,
     uid: Uid,
+    /// Flags and modseq as the FETCH began on this message.
+    state: MessageState,
     record: Option<&'a MessageRecord>,
     summary: Option<&'a Summary>,
     bodies: Option<Bodies>,
