@@ -32,7 +32,7 @@ impl ImapState {
             Some(ir) => self.authenticate_plain(&ir).await,
             None => {
                 self.authenticating = Some(tag.to_string());
-                self.out.extend_from_slice(b"+ \r\n");
+                response::continuation(&mut self.out, "");
                 Done::Later
             }
         }

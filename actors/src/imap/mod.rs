@@ -24,6 +24,7 @@ mod search;
 mod select;
 mod view;
 
+use crate::account::MAILBOX_DELIMITER;
 use crate::conn::{
     shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Writer, MAX_PENDING_OUTPUT,
 };
@@ -357,7 +358,7 @@ impl ImapState {
                     let _ = self.write_out_if_full().await;
                 }
                 FrameEvent::ContinuationNeeded => {
-                    self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                    response::continuation(&mut self.out, "Ready for literal data");
                     // The client waits for this before sending the literal.
                     let _ = self.flush_out().await;
                 }
@@ -503,14 +504,15 @@ impl ImapState {
                 Done::Later
             }
             CommandBody::Id(_) => {
-                self.out
-                    .extend_from_slice(b"* ID (\"name\" \"roost\" \"vendor\" \"roost\")\r\n");
+                response::id(
+                    &mut self.out,
+                    Some(&[("name", Some("roost")), ("vendor", Some("roost"))]),
+                );
                 Done::ok("ID completed")
             }
             CommandBody::Enable(caps) => self.enable(&caps),
             CommandBody::Namespace => {
-                self.out
-                    .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                response::namespace(&mut self.out, Some(("", Some(MAILBOX_DELIMITER))));
                 Done::ok("NAMESPACE completed")
             }
             CommandBody::StartTls => Done::bad("STARTTLS is not offered here; use IMAPS"),
@@ -526,7 +528,7 @@ impl ImapState {
             CommandBody::Idle => {
                 self.idle = Some(tag.to_string());
                 self.sync_view().await;
-                self.out.extend_from_slice(b"+ idling\r\n");
+                response::continuation(&mut self.out, "idling");
                 Done::Later
             }
             CommandBody::Done => Done::bad("DONE without IDLE"),

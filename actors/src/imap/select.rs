@@ -11,7 +11,7 @@ use crate::events::{Change, ChangeEvent, MessageState};
 use crate::mailbox::{MailboxIndex, MailboxMsg, MailboxNotice, MailboxSnapshot, Subscriber};
 use ractor::ActorRef;
 use roost_protocols::imap::command::{QResync, SelectParams};
-use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::response::{self, Code, FetchResponseItem, Status};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::state::SessionState;
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, SeqNum, Uid, UidValidity};
@@ -22,7 +22,16 @@ use std::sync::Arc;
 /// How often SELECT opens a mailbox whose actor is stopping as it asks.
 const OPEN_ATTEMPTS: u32 = 5;
 
-/// The flags roost lets clients set, announced by SELECT.
+/// The flags roost lets clients set, announced by SELECT (RFC 9051 7.3.5).
+const SYSTEM_FLAG_LIST: [Flag; 5] = [
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Seen,
+    Flag::Draft,
+];
+
+/// The same, as PERMANENTFLAGS writes them.
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 pub struct Selected {
@@ -123,9 +132,7 @@ impl ImapState {
         };
         let snap = opened.snapshot;
         let rec = &snap.record;
-        let flags = format!("({SYSTEM_FLAGS})");
-        self.out
-            .extend_from_slice(format!("* FLAGS {flags}\r\n").as_bytes());
+        response::flags_line(&mut self.out, &SYSTEM_FLAG_LIST);
         let permanent: Vec<String> = if read_only {
             Vec::new()
         } else {
@@ -144,7 +151,7 @@ impl ImapState {
         response::exists(&mut self.out, snap.uids.len() as u32);
         if !self.rev2 {
             // IMAP4rev1 clients expect RECENT; roost keeps no \Recent state.
-            self.out.extend_from_slice(b"* 0 RECENT\r\n");
+            response::recent(&mut self.out, 0);
         }
         response::untagged_status(
             &mut self.out,
@@ -562,12 +569,14 @@ pub(super) fn write_flags(
     flags: &Flags,
     modseq: Option<ModSeq>,
 ) {
-    let mut line = format!("* {seq} FETCH (UID {uid} FLAGS {flags}");
+    let mut items = vec![
+        FetchResponseItem::Uid(uid),
+        FetchResponseItem::Flags(flags.to_vec()),
+    ];
     if let Some(m) = modseq {
-        line.push_str(&format!(" MODSEQ ({m})"));
+        items.push(FetchResponseItem::ModSeq(m));
     }
-    line.push_str(")\r\n");
-    out.extend_from_slice(line.as_bytes());
+    response::fetch(out, SeqNum(seq), &items);
 }
 
 /// The tagged NO for a failed account call.
