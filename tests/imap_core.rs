@@ -789,9 +789,10 @@ fn expunges_wait_for_a_command_that_may_report_them() {
         a.cmd("FETCH 1:3 (UID FLAGS)"),
         "* 1 FETCH (UID 1 FLAGS ())\r\n* 3 FETCH (UID 3 FLAGS ())\r\na3 OK FETCH completed\r\n"
     );
+    // SEARCH numbers the same way and matches nothing that is gone.
     assert_eq!(
         a.cmd("SEARCH ALL"),
-        "* SEARCH 1 2 3\r\na4 OK SEARCH completed\r\n"
+        "* SEARCH 1 3\r\na4 OK SEARCH completed\r\n"
     );
     assert_eq!(
         a.untagged_until("EXPUNGE"),
@@ -800,5 +801,54 @@ fn expunges_wait_for_a_command_that_may_report_them() {
     assert_eq!(
         a.cmd("FETCH 1:* (UID)"),
         "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\na5 OK FETCH completed\r\n"
+    );
+}
+
+/// Review fixes: STORE .SILENT under CONDSTORE still reports the new
+/// MODSEQ (RFC 7162 3.1.3); an expunge raises HIGHESTMODSEQ as SELECT sees
+/// it; VANISHED needs QRESYNC; a rev2 SELECT answers LIST (RFC 9051 6.3.2).
+#[test]
+fn condstore_silent_store_expunge_modseq_and_rev2_select_list() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    for i in 0..2 {
+        append(
+            &mut imap,
+            &format!("f{i}"),
+            "INBOX",
+            b"Subject: c\r\n\r\nx\r\n",
+        );
+    }
+    let highest = modseqs_after_select(&imap.cmd("SELECT INBOX (CONDSTORE)"));
+    assert_eq!(
+        imap.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)"),
+        format!(
+            "* 1 FETCH (UID 1 MODSEQ ({}))\r\na3 OK STORE completed\r\n",
+            highest + 1
+        )
+    );
+    assert_eq!(
+        imap.cmd("EXPUNGE"),
+        "* 1 EXPUNGE\r\na4 OK EXPUNGE completed\r\n"
+    );
+    let after = modseqs_after_select(&imap.cmd("SELECT INBOX"));
+    assert_eq!(after, highest + 2);
+    assert_eq!(
+        imap.cmd(&format!(
+            "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {highest} VANISHED)"
+        )),
+        "a6 BAD VANISHED needs QRESYNC to be enabled first\r\n"
+    );
+    let v = uid_validity(&mut imap, "INBOX");
+    let mut rev2 = Imap::login(server.port(IMAP));
+    rev2.cmd("ENABLE IMAP4rev2");
+    assert_eq!(
+        rev2.cmd("EXAMINE INBOX"),
+        format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+* OK [PERMANENTFLAGS ()] Limited\r\n* 1 EXISTS\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
+* OK [UIDNEXT 3] Predicted next UID\r\n* LIST (\\Subscribed) \"/\" INBOX\r\n\
+* OK [HIGHESTMODSEQ {after}] Highest\r\na3 OK [READ-ONLY] EXAMINE completed\r\n"
+        )
     );
 }

@@ -53,6 +53,9 @@ pub enum Change {
         mailbox: MailboxId,
         name: String,
         uids: Vec<Uid>,
+        /// The mailbox's highest modseq after the removal (RFC 7162: an
+        /// expunge is a change too).
+        modseq: ModSeq,
         counts: MailboxCounts,
     },
     FlagsChanged {

@@ -26,13 +26,15 @@ use std::sync::{Arc, RwLock};
 /// What a subscriber hears from its mailbox actor.
 #[derive(Debug, Clone)]
 pub enum MailboxNotice {
-    Event(Arc<ChangeEvent>),
+    /// A change, for the subscription `subscriber`.
+    Event {
+        subscriber: u64,
+        event: Arc<ChangeEvent>,
+    },
     /// The subscription ended without the subscriber asking (account
     /// restarted, mailbox deleted, mailbox actor killed): the subscriber must
     /// reopen the mailbox or tell its client why not.
-    Closed {
-        subscriber: u64,
-    },
+    Closed { subscriber: u64 },
 }
 
 /// One watcher of a mailbox. `notify` returns false once the watcher is
@@ -266,7 +268,13 @@ impl Index {
                 }
                 self.record.counts = *counts;
             }
-            Change::MessagesRemoved { uids, counts, .. } => {
+            Change::MessagesRemoved {
+                uids,
+                modseq,
+                counts,
+                ..
+            } => {
+                self.record.highest_modseq = self.record.highest_modseq.max(*modseq);
                 let gone: std::collections::HashSet<u32> = uids.iter().map(|u| u.0).collect();
                 self.entries.retain(|e| !gone.contains(&e.uid));
                 for u in uids {
@@ -394,9 +402,12 @@ impl Actor for MailboxActor {
             }
             MailboxMsg::Event(event) => {
                 let before = state.subscribers.len();
-                state
-                    .subscribers
-                    .retain(|s| s.notify(MailboxNotice::Event(event.clone())));
+                state.subscribers.retain(|s| {
+                    s.notify(MailboxNotice::Event {
+                        subscriber: s.id,
+                        event: event.clone(),
+                    })
+                });
                 // Every subscriber went away without saying so (a killed
                 // session): nobody watches any more. (One that lingers with
                 // none, after the last said goodbye, waits for the account.)

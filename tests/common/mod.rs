@@ -92,7 +92,9 @@ impl Server {
             let up = [SMTP, IMAP, HTTP]
                 .iter()
                 .all(|p| TcpStream::connect(("127.0.0.1", self.port(*p))).is_ok())
-                && self.dir.join("roost.sock").exists();
+                // The socket file appears at bind, a moment before listen:
+                // ready means a connection is taken.
+                && std::os::unix::net::UnixStream::connect(self.dir.join("roost.sock")).is_ok();
             if up {
                 return;
             }

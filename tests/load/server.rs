@@ -99,7 +99,10 @@ impl Server {
         let deadline = Instant::now() + WAIT;
         loop {
             let smtp = TcpStream::connect(("127.0.0.1", self.smtp_port())).is_ok();
-            if smtp && self.dir.join("roost.sock").exists() {
+            // The socket file appears at bind, a moment before listen.
+            let admin =
+                std::os::unix::net::UnixStream::connect(self.dir.join("roost.sock")).is_ok();
+            if smtp && admin {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {

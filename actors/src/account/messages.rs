@@ -199,6 +199,7 @@ impl AccountState {
                 mailbox,
                 name: mb.name.clone(),
                 uids: removed.clone(),
+                modseq: mb.highest_modseq,
                 counts: mb.counts,
             });
         }

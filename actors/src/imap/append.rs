@@ -284,9 +284,8 @@ impl ImapState {
         let Some(sel) = &mut self.selected else {
             return;
         };
-        let next = sel.view.last_uid().map_or(1, |u| u.0 + 1);
         let first = &delivered[0];
-        if first.mailbox != sel.id || first.uid.0 != next {
+        if first.mailbox != sel.id || first.uid != sel.uid_next {
             return;
         }
         for d in delivered {

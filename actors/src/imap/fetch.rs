@@ -131,6 +131,10 @@ impl ImapState {
         uid: bool,
         modifiers: FetchModifiers,
     ) -> Done {
+        // RFC 7162 3.2.6: VANISHED only once QRESYNC is enabled.
+        if modifiers.vanished && !self.qresync {
+            return Done::bad("VANISHED needs QRESYNC to be enabled first");
+        }
         let mut targets = match self.resolve(set, uid) {
             Ok(t) => t,
             Err(e) => return Done::bad(e),

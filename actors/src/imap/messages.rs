@@ -7,9 +7,9 @@ use crate::account::FlagAction;
 use crate::client::AccountClient;
 use crate::client::ClientError;
 use roost_protocols::imap::command::StoreAction;
-use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::response::{self, Code, FetchResponseItem, Status};
 use roost_protocols::imap::seqset::SeqSet;
-use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid};
+use roost_protocols::imap::types::{Flag, Flags, ModSeq, SeqNum, Uid};
 
 /// What a STORE asks for (RFC 9051 6.4.6, RFC 7162 3.1.3).
 pub(super) struct StoreRequest {
@@ -71,6 +71,23 @@ impl ImapState {
             Err(e) => return client_no(e),
         };
         self.note_own(&result.changed);
+        let modseqs = self.selected.as_ref().is_some_and(|s| s.modseqs);
+        if silent && modseqs {
+            // RFC 7162 3.1.3: with CONDSTORE on, a FETCH with the new MODSEQ
+            // goes out even for .SILENT.
+            for m in &result.changed {
+                if let Some(i) = self.selected.as_ref().and_then(|s| s.seq_of(m.uid)) {
+                    let items = [
+                        FetchResponseItem::Uid(m.uid),
+                        FetchResponseItem::ModSeq(m.modseq),
+                    ];
+                    response::fetch(&mut self.out, SeqNum(i as u32 + 1), &items);
+                }
+                if self.write_out_if_full().await.is_err() {
+                    return Done::Later;
+                }
+            }
+        }
         if !silent {
             // RFC 9051 6.4.6: the new flags of every message named, but
             // those a conditional STORE left alone (RFC 7162 3.1.3).

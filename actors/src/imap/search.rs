@@ -23,6 +23,8 @@ const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
 /// One message of the view, as the blocking search gets it.
 struct Entry {
     uid: Uid,
+    /// Expunged (its expunge not yet reported here): matches nothing.
+    gone: bool,
     flags: Flags,
     modseq: ModSeq,
 }
@@ -34,6 +36,10 @@ impl ImapState {
     pub(super) async fn search(&mut self, tag: &str, uid: bool, program: SearchProgram) -> Done {
         if let Some(cs) = &program.charset {
             if !CHARSETS.contains(&cs.as_str()) {
+                // RFC 5182 2.1: a SEARCH ... SAVE that fails empties `$`.
+                if saves(&program.returns) {
+                    self.saved_search.clear();
+                }
                 return Done::no_code(
                     Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
                     format!("Charset {cs} is not supported"),
@@ -55,6 +61,7 @@ impl ImapState {
                         let m = ix.state(uid);
                         Entry {
                             uid,
+                            gone: m.is_none(),
                             flags: m.as_ref().map(|m| m.flags.clone()).unwrap_or_default(),
                             modseq: m.map_or(ModSeq(0), |m| m.modseq),
                         }
@@ -178,6 +185,9 @@ fn run_search(
     let mut hits = Vec::new();
     let mut r = 0;
     for (i, m) in view.iter().enumerate() {
+        if m.gone {
+            continue;
+        }
         let record = if wants_record {
             while r < records.len() && records[r].uid < m.uid {
                 r += 1;

@@ -5,7 +5,7 @@
 
 use super::view::View;
 use super::{Done, ImapMsg, ImapState};
-use crate::account::FlagAction;
+use crate::account::{FlagAction, MAILBOX_DELIMITER};
 use crate::client::{AccountClient, ClientError};
 use crate::events::{Change, ChangeEvent, MessageState};
 use crate::mailbox::{MailboxIndex, MailboxMsg, MailboxNotice, MailboxSnapshot, Subscriber};
@@ -165,6 +165,18 @@ impl ImapState {
             Some(Code::UidNext(rec.uid_next)),
             "Predicted next UID",
         );
+        if self.rev2 {
+            // RFC 9051 6.3.2: LIST with the mailbox's name and attributes.
+            let name = self.mailbox_out(&rec.name);
+            let mut attrs = vec![];
+            if rec.subscribed {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(su) = rec.special_use {
+                attrs.push(su.attribute());
+            }
+            response::list(&mut self.out, &attrs, Some(MAILBOX_DELIMITER), &name);
+        }
         // RFC 7162 3.1.2.1: every SELECT of a mailbox that keeps modseqs
         // says how far they go (at least 1: 0 is not a mod-sequence-value).
         let highest = ModSeq(rec.highest_modseq.0.max(1));
@@ -197,6 +209,9 @@ impl ImapState {
         self.state = SessionState::Selected { read_only };
         if let Some(q) = params.qresync.filter(|q| q.uid_validity == uid_validity.0) {
             if let Err(e) = self.qresync_replay(id, uid_next, &q).await {
+                // RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected.
+                self.unselect().await;
+                self.state = SessionState::Authenticated;
                 return Done::no(format!("Cannot read what changed: {e}"));
             }
         }
@@ -241,7 +256,10 @@ impl ImapState {
             return;
         };
         match notice {
-            MailboxNotice::Event(ev) => sel.pending.push(ev),
+            // Events of an earlier subscription (a SELECT of the same
+            // mailbox again) are not this view's: its snapshot has them.
+            MailboxNotice::Event { subscriber, .. } if subscriber != sel.subscriber => return,
+            MailboxNotice::Event { event, .. } => sel.pending.push(event),
             // A subscription this selection no longer uses ended: ignore.
             MailboxNotice::Closed { subscriber } if subscriber != sel.subscriber => return,
             MailboxNotice::Closed { .. } => sel.stale = Some("the mailbox was closed".into()),
@@ -478,10 +496,14 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
         Change::MessagesAdded {
             mailbox, messages, ..
         } if *mailbox == sel.id => {
+            // Only UIDs the view has not numbered before: anything below
+            // its UIDNEXT was in its snapshot or is gone.
             let before = sel.view.len();
-            let last = sel.view.last_uid().unwrap_or(Uid(0));
-            for m in messages.iter().filter(|m| m.uid > last) {
-                sel.uid_next = sel.uid_next.max(Uid(m.uid.0 + 1));
+            for m in messages.iter() {
+                if m.uid < sel.uid_next {
+                    continue;
+                }
+                sel.uid_next = Uid(m.uid.0 + 1);
                 sel.known_modseq = sel.known_modseq.max(m.modseq);
                 sel.view.push(m.uid);
             }
@@ -541,6 +563,7 @@ pub(super) fn remove_from_view(sel: &mut Selected, uids: &[Uid], out: &mut Vec<u
 /// FETCH FLAGS for what changed since the session last heard, EXISTS for
 /// what came.
 fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
+    let old_next = sel.uid_next;
     sel.uid_next = sel.uid_next.max(snap.record.uid_next);
     sel.index = snap.index;
     let fresh: HashSet<Uid> = snap.uids.iter().copied().collect();
@@ -551,9 +574,8 @@ fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
         write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
     }
     sel.known_modseq = sel.known_modseq.max(snap.record.highest_modseq);
-    let last = sel.view.last_uid().unwrap_or(Uid(0));
     let before = sel.view.len();
-    for u in snap.uids.into_iter().filter(|u| *u > last) {
+    for u in snap.uids.into_iter().filter(|u| *u >= old_next) {
         sel.view.push(u);
     }
     if sel.view.len() != before {

@@ -102,6 +102,23 @@ pub fn write_body(out: &mut Vec<u8>, body: &BodyStructure, extended: bool) {
                         }
                         out.push(b')');
                     }
+                    // RFC 9051 9 body-type-msg: a MESSAGE/RFC822 part left
+                    // unsplit (encoded, or past the walker's limits) still
+                    // needs an envelope, a body and a line count.
+                    PartKind::Basic
+                        if p.media_type.eq_ignore_ascii_case(b"message")
+                            && p.media_subtype.eq_ignore_ascii_case(b"rfc822") =>
+                    {
+                        out.push(b'(');
+                        fields(out, p);
+                        out.push(b' ');
+                        write_envelope(out, &Envelope::default());
+                        out.extend_from_slice(b" (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0) 0");
+                        if extended {
+                            ext_1part(out, p);
+                        }
+                        out.push(b')');
+                    }
                     PartKind::Basic | PartKind::Multipart { .. } => {
                         out.push(b'(');
                         fields(out, p);
@@ -291,6 +308,17 @@ Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n--B--\r\n";
 (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 16 \
 (NIL \"in\" NIL NIL NIL NIL NIL NIL NIL NIL) \
 (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 1 1) 3) \"MIXED\")"
+        );
+    }
+
+    #[test]
+    fn an_encoded_message_part_keeps_the_message_form() {
+        let msg = b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\
+Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogeA==\r\n--B--\r\n";
+        assert_eq!(
+            body(msg, false),
+            "((\"MESSAGE\" \"RFC822\" NIL NIL NIL \"BASE64\" 16 \
+(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0) 0) \"MIXED\")"
         );
     }
 
