@@ -544,3 +544,63 @@ async fn an_unwatched_mailbox_actor_lingers_then_goes() {
     tokio::time::sleep(TEST_LINGER * 3).await;
     assert!(again.actor.get_status() == ractor::ActorStatus::Stopped);
 }
+
+/// A message stored without a summary (as before roost kept them) gets one
+/// on first need: `summaries::load` builds it from the file, and the
+/// account keeps it, so the next load reads it; a copy's file shares it.
+#[tokio::test]
+async fn summaries_are_made_on_first_need_and_kept() {
+    let f = fixture("summary@example.org", None).await;
+    let mut m = new_message(&f.store, "Subject: old\r\nFrom: a@b\r\n", Target::Inbox);
+    m.summary = None;
+    ractor::call!(f.actor, |reply| AccountMsg::Deliver {
+        messages: vec![m],
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let (acct, mb) = inbox(&f);
+    let rec = f.store.message(acct, mb.id, Uid(1)).unwrap().unwrap();
+    assert_eq!(f.store.summary(rec.file).unwrap(), None);
+    let (loaded, built) = crate::summaries::load(&f.store, &[Some(rec.clone())]).unwrap();
+    let summary = loaded[0].clone().unwrap();
+    assert_eq!(summary.envelope.subject.as_deref(), Some(&b"old"[..]));
+    assert_eq!(built.len(), 1);
+    for (file, summary) in built {
+        f.actor
+            .cast(AccountMsg::StoreSummary { file, summary })
+            .unwrap();
+    }
+    // Kept once committed (the cast schedules a flush of its own).
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = f.store.summary(rec.file).unwrap();
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(kept.as_ref(), Some(&*summary));
+    let (_, built) = crate::summaries::load(&f.store, &[Some(rec)]).unwrap();
+    assert!(built.is_empty());
+    // A copy is a hard link under a new file id: its summary comes along.
+    let copied = ractor::call!(f.actor, |reply| AccountMsg::Copy {
+        from: mb.id,
+        uids: vec![Uid(1)],
+        to: "Archive".into(),
+        remove: false,
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let (_, archive) = mailbox_named(&f, "Archive");
+    let copy = f
+        .store
+        .message(acct, archive.id, copied.pairs[0].1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        f.store.summary(copy.file).unwrap().as_ref(),
+        Some(&*summary)
+    );
+}
