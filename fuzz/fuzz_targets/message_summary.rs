@@ -6,7 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use roost_protocols::imap::bodystructure::{write_body, write_envelope};
-use roost_protocols::imap::command::CommandBody;
+use roost_protocols::imap::command::{CommandBody, Section, SectionText};
+use roost_protocols::imap::section::{locate_in_structure, Sections};
 use roost_protocols::imap::matcher::{Candidate, Matcher};
 use roost_protocols::imap::parser::parse_command;
 use roost_protocols::imap::types::{Flags, ModSeq};
@@ -34,6 +35,27 @@ fuzz_target!(|data: &[u8]| {
         summary.body.find(&part).map(|i| i as usize),
         tree.find(&part)
     );
+    // Sections found from the stored structure are those the walk finds.
+    let walk = Sections::new(msg);
+    for text in [
+        None,
+        Some(SectionText::Mime),
+        Some(SectionText::Header),
+        Some(SectionText::Text),
+        Some(SectionText::HeaderFields(vec!["subject".into()])),
+    ] {
+        let section = Section {
+            part: part.clone(),
+            text,
+        };
+        if section.part.is_empty() {
+            continue;
+        }
+        let stored = locate_in_structure(&summary.body, 0, &section)
+            .map(|l| l.build(msg).bytes(msg).to_vec());
+        let walked = walk.locate(&section).map(|d| d.bytes(msg).to_vec());
+        assert_eq!(stored, walked);
+    }
     let mut out = Vec::new();
     write_envelope(&mut out, &summary.envelope);
     write_body(&mut out, &summary.body, true);

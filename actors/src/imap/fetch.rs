@@ -10,9 +10,11 @@
 //! Memory stays bounded whatever is fetched: a whole message (`BODY[]`,
 //! `RFC822`) and its text (`BODY[TEXT]`) are sent from the file in pieces
 //! of [`BODY_PIECE`] bytes and never held whole; header sections read only
-//! the header; a numbered part holds one copy of its message while it is
-//! sent; and the output buffer is written out whenever it passes
-//! `MAX_PENDING_OUTPUT`.
+//! the header; a numbered part is found from the message's stored
+//! structure and sent from the file in pieces too (its header fields read
+//! from just that header); and the output buffer is written out whenever
+//! it passes `MAX_PENDING_OUTPUT`. ENVELOPE, BODYSTRUCTURE and BINARY come
+//! from the stored summary, made on first need for older messages.
 
 use super::{Done, ImapState};
 use crate::events::MessageState;
@@ -21,7 +23,7 @@ use crate::task::blocking;
 use roost_protocols::imap::command::{FetchAttr, Section, SectionText};
 use roost_protocols::imap::response::Code;
 use roost_protocols::imap::response::{self, FetchResponseItem};
-use roost_protocols::imap::section::{Located, SectionData, Sections};
+use roost_protocols::imap::section::{locate_in_structure, Located, SectionData, Sections};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::types::{Flag, ModSeq, SeqNum, Uid};
 use roost_protocols::message::decode::TransferEncoding;
@@ -79,7 +81,8 @@ type Partial = Option<(u32, u32)>;
 struct Bodies {
     reader: Arc<MessageReader>,
     /// What sections are found in: the whole message when a numbered part
-    /// was asked for, else just its header when a header section was.
+    /// was asked for and has no stored structure to be found by, else just
+    /// its header when a header section was.
     bytes: Option<Arc<Vec<u8>>>,
     /// One entry per FETCH item, `None` for items without a body.
     sources: Vec<Option<BodySource>>,
@@ -519,34 +522,62 @@ fn prepare_bodies(
     let len = reader.len() as usize;
     let sections: Vec<Option<(Section, Partial)>> = items.iter().map(body_section).collect();
     let asked = || sections.iter().flatten().map(|(s, _)| s);
-    // A numbered part needs the whole message for its MIME walk; the
-    // header and its fields need only the header.
-    let bytes = if asked().any(|s| !s.part.is_empty()) {
+    // A numbered part is found from the stored structure and read alone;
+    // without one, the whole message is walked. The message's own header
+    // and its fields need only the header.
+    let walk = summary.is_none() && asked().any(|s| !s.part.is_empty());
+    let bytes = if walk {
         Some(reader.read_all()?)
-    } else if asked().any(|s| s.text.is_some()) {
+    } else if asked().any(|s| s.part.is_empty() && s.text.is_some()) {
         Some(read_header(&reader)?)
     } else {
         None
     };
     let header_len = bytes.as_deref().map_or(0, header_end);
     let finder = bytes.as_deref().map(Sections::new);
-    let mut sources: Vec<Option<BodySource>> = sections
-        .into_iter()
-        .map(|s| {
-            s.map(|(section, partial)| match (&finder, &section.text) {
-                _ if is_whole(&section) => file_range(0..len, partial),
-                // The text is the rest of the file: sent from it in pieces.
-                (_, Some(SectionText::Text)) if section.part.is_empty() => {
-                    file_range(header_len..len, partial)
+    let prefix = record.header_prefix.len();
+    let empty = || Located::Data(SectionData::Owned(Vec::new()));
+    let mut sources: Vec<Option<BodySource>> = Vec::with_capacity(sections.len());
+    for s in sections {
+        let Some((section, partial)) = s else {
+            sources.push(None);
+            continue;
+        };
+        let source = match (&finder, &section.text, summary) {
+            _ if is_whole(&section) => file_range(0..len, partial),
+            // The text is the rest of the file: sent from it in pieces.
+            (_, Some(SectionText::Text), _) if section.part.is_empty() => {
+                file_range(header_len..len, partial)
+            }
+            (_, _, Some(summary)) if !section.part.is_empty() => {
+                match locate_in_structure(&summary.body, prefix, &section) {
+                    // A run of the message: sent from the file in pieces.
+                    Some(Located::Data(SectionData::Range(r))) => file_range(r, partial),
+                    Some(Located::Data(d)) => BodySource::Section(Located::Data(d), partial),
+                    // Header fields: only that header is read.
+                    Some(Located::Fields {
+                        header,
+                        names,
+                        keep,
+                    }) => {
+                        let h = reader.read_at(header.start as u64, header.len())?;
+                        let fields = Located::Fields {
+                            header: 0..h.len(),
+                            names,
+                            keep,
+                        };
+                        BodySource::Section(Located::Data(fields.build(&h)), partial)
+                    }
+                    None => BodySource::Section(empty(), partial),
                 }
-                (Some(finder), _) => {
-                    let empty = Located::Data(SectionData::Owned(Vec::new()));
-                    BodySource::Section(finder.find(&section).unwrap_or(empty), partial)
-                }
-                (None, _) => file_range(0..0, partial),
-            })
-        })
-        .collect();
+            }
+            (Some(finder), _, _) => {
+                BodySource::Section(finder.find(&section).unwrap_or_else(empty), partial)
+            }
+            (None, _, _) => file_range(0..0, partial),
+        };
+        sources.push(Some(source));
+    }
     drop(finder);
     for (attr, source) in items.iter().zip(sources.iter_mut()) {
         if let Some(item) = binary_item(&reader, record, attr, summary)? {
@@ -676,16 +707,18 @@ fn needs_body(attr: &FetchAttr) -> bool {
         )
 }
 
-/// Items written from the message's stored summary.
+/// Items written from the message's stored summary, or whose part it
+/// locates.
 fn needs_summary(attr: &FetchAttr) -> bool {
-    matches!(
-        attr,
+    match attr {
         FetchAttr::Envelope
-            | FetchAttr::BodyStructure
-            | FetchAttr::Body
-            | FetchAttr::Binary { .. }
-            | FetchAttr::BinarySize { .. }
-    )
+        | FetchAttr::BodyStructure
+        | FetchAttr::Body
+        | FetchAttr::Binary { .. }
+        | FetchAttr::BinarySize { .. } => true,
+        FetchAttr::BodySection { section, .. } => !section.part.is_empty(),
+        _ => false,
+    }
 }
 
 /// RFC 9051 6.4.5: BODY[...] and RFC822 (but not their PEEK forms) set \Seen.

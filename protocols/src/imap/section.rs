@@ -10,6 +10,7 @@
 use super::command::{Section, SectionText};
 use crate::message::header::header_end;
 use crate::message::mime::MimeTree;
+use crate::message::summary::{BodyStructure, PartKind};
 use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::ops::Range;
@@ -143,6 +144,59 @@ impl<'a> Sections<'a> {
     }
 }
 
+/// Where a numbered part's section lies, from the message's stored
+/// [`BodyStructure`] instead of a walk of its bytes: the same answers as
+/// [`Sections::find`], for a message whose file starts after `prefix`
+/// bytes of header lines roost added (the structure's offsets are into the
+/// file). `HEADER.FIELDS` answers name the header range to pick from.
+pub fn locate_in_structure(
+    body: &BodyStructure,
+    prefix: usize,
+    section: &Section,
+) -> Option<Located> {
+    if section.part.is_empty() {
+        return None;
+    }
+    let at = |offset: u64| prefix + offset as usize;
+    let id = body.find(&section.part)?;
+    let part = body.part(id)?;
+    // The root's header starts the message, prefix and all.
+    let start = if id == BodyStructure::ROOT {
+        0
+    } else {
+        at(part.start)
+    };
+    match &section.text {
+        None => Some(Located::Data(SectionData::Range(
+            at(part.body_start)..at(part.end),
+        ))),
+        Some(SectionText::Mime) => Some(Located::Data(SectionData::Range(
+            start..at(part.body_start),
+        ))),
+        Some(text) => {
+            let PartKind::Message { inner, .. } = &part.kind else {
+                return None;
+            };
+            let inner = body.part(*inner)?;
+            let header = at(inner.start)..at(inner.body_start);
+            let fields = |names: &[String], keep| Located::Fields {
+                header: header.clone(),
+                names: names.to_vec(),
+                keep,
+            };
+            Some(match text {
+                SectionText::Header => Located::Data(SectionData::Range(header.clone())),
+                SectionText::Text => {
+                    Located::Data(SectionData::Range(at(inner.body_start)..at(inner.end)))
+                }
+                SectionText::HeaderFields(names) => fields(names, true),
+                SectionText::HeaderFieldsNot(names) => fields(names, false),
+                SectionText::Mime => return None,
+            })
+        }
+    }
+}
+
 /// Where `section` of `msg` lies: [`Sections::locate`] for one section.
 pub fn locate(msg: &[u8], section: &Section) -> Option<SectionData> {
     Sections::new(msg).locate(section)
@@ -202,6 +256,64 @@ fn header_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use crate::message::summary::Summary;
+
+    #[test]
+    fn the_stored_structure_locates_what_the_walk_does() {
+        let file = b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\
+Content-Type: text/plain\r\n\r\none\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n\
+Subject: inner\r\nFrom: a@b\r\n\r\ninner body\r\n--B--\r\n";
+        let prefix = b"Received: by roost\r\n";
+        let mut msg = prefix.to_vec();
+        msg.extend_from_slice(file);
+        let structure = Summary::build(file).body;
+        let walk = Sections::new(&msg);
+        let texts = [
+            None,
+            Some(SectionText::Mime),
+            Some(SectionText::Header),
+            Some(SectionText::Text),
+            Some(SectionText::HeaderFields(vec!["subject".into()])),
+            Some(SectionText::HeaderFieldsNot(vec!["subject".into()])),
+        ];
+        for part in [
+            vec![1],
+            vec![2],
+            vec![2, 1],
+            vec![3],
+            vec![1, 1],
+            vec![2, 2],
+        ] {
+            for text in &texts {
+                let section = Section {
+                    part: part.clone(),
+                    text: text.clone(),
+                };
+                let stored = locate_in_structure(&structure, prefix.len(), &section)
+                    .map(|l| l.build(&msg).bytes(&msg).to_vec());
+                let walked = walk.locate(&section).map(|d| d.bytes(&msg).to_vec());
+                assert_eq!(stored, walked, "{section:?}");
+            }
+        }
+        // A message that is not multipart: part 1 is its body.
+        let single = b"Subject: s\r\n\r\nbody";
+        let mut msg = prefix.to_vec();
+        msg.extend_from_slice(single);
+        let structure = Summary::build(single).body;
+        for text in [None, Some(SectionText::Mime)] {
+            let section = Section {
+                part: vec![1],
+                text,
+            };
+            let stored = locate_in_structure(&structure, prefix.len(), &section)
+                .map(|l| l.build(&msg).bytes(&msg).to_vec());
+            let walked = Sections::new(&msg)
+                .locate(&section)
+                .map(|d| d.bytes(&msg).to_vec());
+            assert_eq!(stored, walked, "{section:?}");
+        }
+    }
+
     use super::*;
 
     const SIMPLE: &[u8] = b"From: a@b\r\nSubject: hi\r\n there\r\nTo: c@d\r\n\r\nbody\r\n";
