@@ -44,7 +44,7 @@ pub use records::{
     AccountId, AccountRecord, DomainRecord, FileId, MailboxCounts, MailboxId, MailboxRecord,
     MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, Tombstone,
 };
-pub use secrets::{PasswordSecrets, ScramSecret, SALT_LEN, SCRAM_ITERATIONS};
+pub use secrets::{random_bytes, PasswordSecrets, ScramSecret, SALT_LEN, SCRAM_ITERATIONS};
 
 use files::Placer;
 use records::{now_unix, FileRef};

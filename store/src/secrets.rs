@@ -138,7 +138,8 @@ fn hasher() -> Result<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-fn random_bytes(n: usize) -> Result<Vec<u8>> {
+/// `n` bytes from the system's random source.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = vec![0u8; n];
     std::fs::File::open(RANDOM_SOURCE)
