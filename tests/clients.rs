@@ -380,8 +380,9 @@ fn imaplib_round_trip(server: &Server, base: u16, extra: &[&str], intro: &str) {
 #[test]
 fn python_imaplib_login_fetch_store_expunge() {
     let server = start();
+    // On the plain port, before login, STARTTLS is offered too.
     let intro = format!(
-        "greeting * OK [CAPABILITY {IMAP_CAPS}] roost ready\n\
+        "greeting * OK [CAPABILITY {IMAP_CAPS} STARTTLS] roost ready\n\
          login OK [CAPABILITY {IMAP_CAPS}] Logged in\n"
     );
     imaplib_round_trip(&server, IMAP, &[], &intro);
@@ -443,6 +444,40 @@ fn python_imap4_ssl_authenticate_plain_without_initial_response() {
          authenticate OK [CAPABILITY {IMAP_CAPS}] Logged in\n"
     );
     imaplib_round_trip(&server, IMAPS, &["--tls", cafile, "--auth-plain"], &intro);
+}
+
+/// STARTTLS on the plain IMAP port (RFC 9051 6.2.1) through imaplib; a
+/// command pipelined after STARTTLS in the same packet is dropped, not
+/// run once TLS is up; STARTTLS again is BAD.
+#[test]
+fn python_imaplib_starttls_and_the_injection_case() {
+    let server = start();
+    let cafile = cert(&server);
+    let cafile = cafile.to_str().expect("utf-8 temp path");
+    let ran = run(
+        python("imap_starttls.py").args([
+            "localhost",
+            &port(&server, IMAP),
+            ACCOUNT,
+            PASSWORD,
+            cafile,
+        ]),
+        b"",
+    )
+    .ok("imap_starttls.py");
+    assert_eq!(
+        ran.text(),
+        "offered True\n\
+starttls OK\n\
+tls TLSv1.3\n\
+offered-after False\n\
+login OK\n\
+select OK\n\
+answer a OK Begin TLS negotiation now\n\
+after-handshake nothing\n\
+again c BAD TLS is already active\n\
+logout d OK LOGOUT completed\n"
+    );
 }
 
 // --- curl ------------------------------------------------------------------

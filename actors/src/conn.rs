@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// The largest chunk the reader hands to a session at once.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -78,6 +78,21 @@ impl Credit {
     }
 }
 
+/// The way back to a reader task's read half (for STARTTLS, which wraps
+/// the whole stream again).
+pub struct Reclaim<R>(mpsc::Sender<oneshot::Sender<R>>);
+
+impl<R> Reclaim<R> {
+    /// Ends the reader task and returns its read half. The task gives it
+    /// back only while it waits for credit, that is between two chunks it
+    /// handed over: no byte is read past what the session has seen.
+    pub async fn take(&self) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        self.0.send(tx).await.ok()?;
+        rx.await.ok()
+    }
+}
+
 /// Starts the reader task for `read`; `deliver` hands each input to the
 /// session actor and returns false once the actor is gone.
 pub fn spawn_reader<R, F>(
@@ -85,18 +100,32 @@ pub fn spawn_reader<R, F>(
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
     deliver: F,
-) -> Credit
+) -> (Credit, Reclaim<R>)
 where
     R: AsyncRead + Unpin + Send + 'static,
     F: Fn(Input) -> bool + Send + 'static,
 {
     let (tx, mut credits) = mpsc::channel::<()>(1);
+    let (back, mut reclaims) = mpsc::channel::<oneshot::Sender<R>>(1);
     tokio::spawn(async move {
         let mut quiet = [0u8; QUIET_READ];
         let mut busy: Option<Vec<u8>> = None;
+        // A session that will never reclaim (dropped its handle) closes
+        // the channel; that is not a request.
+        let mut reclaimable = true;
         loop {
             tokio::select! {
                 c = credits.recv() => if c.is_none() { return },
+                r = reclaims.recv(), if reclaimable => match r {
+                    Some(to) => {
+                        let _ = to.send(read);
+                        return;
+                    }
+                    None => {
+                        reclaimable = false;
+                        continue;
+                    }
+                },
                 _ = shutdown.wait_for(|s| *s) => { deliver(Input::Shutdown); return }
             }
             let buf: &mut [u8] = match &mut busy {
@@ -137,7 +166,7 @@ where
     });
     let credit = Credit(tx);
     credit.grant();
-    credit
+    (credit, Reclaim(back))
 }
 
 /// Counts a listener's open connections; the guard gives its place back when

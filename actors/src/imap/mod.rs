@@ -26,8 +26,10 @@ mod view;
 
 use crate::account::MAILBOX_DELIMITER;
 use crate::conn::{
-    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Writer, MAX_PENDING_OUTPUT,
+    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Reclaim, Writer,
+    MAX_PENDING_OUTPUT,
 };
+use crate::listener::TLS_HANDSHAKE_TIMEOUT;
 use crate::listener::{Protocol, Services};
 use crate::mailbox::MailboxNotice;
 use fetch::FetchModifiers;
@@ -44,6 +46,7 @@ use roost_protocols::imap::state::SessionState;
 use roost_store::AccountId;
 use select::Selected;
 use std::time::Duration;
+use tokio::io::ReadHalf;
 use tracing::{debug, info_span, Instrument};
 
 /// RFC 9051 5.4: an idle client is logged out after at least 30 minutes.
@@ -119,6 +122,8 @@ pub struct ImapState {
     myself: ActorRef<ImapMsg>,
     writer: Writer,
     credit: Credit,
+    /// Takes the read half back from the reader task, for STARTTLS.
+    reclaim: Reclaim<ReadHalf<BoxStream>>,
     framer: Framer,
     peer: Peer,
     services: Services,
@@ -166,7 +171,7 @@ impl Actor for ImapSession {
         let span = info_span!("imap", peer = %args.peer.addr, protocol = ?args.protocol);
         let (read, writer) = tokio::io::split(args.stream);
         let me = myself.clone();
-        let credit = spawn_reader(
+        let (credit, reclaim) = spawn_reader(
             read,
             IMAP_IDLE_TIMEOUT,
             args.services.shutdown.clone(),
@@ -176,6 +181,7 @@ impl Actor for ImapSession {
             myself,
             writer,
             credit,
+            reclaim,
             framer: Framer::new(),
             peer: args.peer,
             services: args.services,
@@ -264,6 +270,14 @@ impl ImapState {
             caps.retain(|c| !c.starts_with("AUTH="));
             caps.push("LOGINDISABLED".into());
         }
+        // RFC 9051 6.2.1: offered before authentication, on a connection
+        // not yet in TLS, where a certificate is configured.
+        if self.state == SessionState::NotAuthenticated
+            && !self.peer.tls
+            && self.services.tls.is_some()
+        {
+            caps.push("STARTTLS".into());
+        }
         caps
     }
 
@@ -322,6 +336,71 @@ impl ImapState {
                 _ => return,
             }
         }
+    }
+
+    /// RFC 9051 6.2.1: STARTTLS. The OK goes out in the clear; whatever the
+    /// client sent after the command in the clear is thrown away, never
+    /// run after the handshake; then the same stream continues in TLS.
+    async fn starttls(&mut self, tag: &str) -> Done {
+        if self.peer.tls {
+            return Done::bad("TLS is already active");
+        }
+        let Some(acceptor) = self.services.tls.clone() else {
+            return Done::no("STARTTLS is not available: no certificate is configured");
+        };
+        response::tagged(
+            &mut self.out,
+            tag,
+            Status::Ok,
+            None,
+            "Begin TLS negotiation now",
+        );
+        if self.flush_out().await.is_err() {
+            self.closing = true;
+            return Done::Later;
+        }
+        let discarded = self.framer.take_pending();
+        if !discarded.is_empty() {
+            debug!(
+                bytes = discarded.len(),
+                "dropped input pipelined after STARTTLS"
+            );
+        }
+        let Some(read) = self.reclaim.take().await else {
+            self.closing = true;
+            return Done::Later;
+        };
+        // The write half moves into the TLS stream; a stand-in keeps its
+        // place until the handshake is done.
+        let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
+        let writer = std::mem::replace(&mut self.writer, stand_in);
+        let stream = read.unsplit(writer);
+        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+        let tls = match handshake {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                debug!(error = %e, "STARTTLS handshake failed");
+                self.closing = true;
+                return Done::Later;
+            }
+            Err(_) => {
+                self.closing = true;
+                return Done::Later;
+            }
+        };
+        let (read, writer) = tokio::io::split(Box::new(tls) as BoxStream);
+        let me = self.myself.clone();
+        let (credit, reclaim) = spawn_reader(
+            read,
+            IMAP_IDLE_TIMEOUT,
+            self.services.shutdown.clone(),
+            move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
+        );
+        self.writer = writer;
+        self.credit = credit;
+        self.reclaim = reclaim;
+        self.peer.tls = true;
+        Done::Later
     }
 
     /// RFC 4978 3: the OK goes out uncompressed; everything after it, both
@@ -515,7 +594,7 @@ impl ImapState {
                 response::namespace(&mut self.out, Some(("", Some(MAILBOX_DELIMITER))));
                 Done::ok("NAMESPACE completed")
             }
-            CommandBody::StartTls => Done::bad("STARTTLS is not offered here; use IMAPS"),
+            CommandBody::StartTls => self.starttls(tag).await,
             CommandBody::Login { username, password } => self.login(&username, &password).await,
             CommandBody::Authenticate {
                 mechanism,

@@ -81,7 +81,7 @@ impl Actor for SmtpSession {
         let rdns = args.services.dns.reverse(args.peer.addr.ip()).await;
         let (read, writer) = tokio::io::split(args.stream);
         let me = myself.clone();
-        let credit = spawn_reader(
+        let (credit, _reclaim) = spawn_reader(
             read,
             SMTP_IDLE_TIMEOUT,
             args.services.shutdown.clone(),
