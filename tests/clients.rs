@@ -1294,3 +1294,36 @@ set move=no\nset sort=mailbox-order\n",
     assert_eq!(left, vec![Some(2), Some(3)]);
     server.assert_consistent(ACCOUNT);
 }
+
+/// `openssl s_client -starttls imap` on the plain IMAP port: it reads the
+/// greeting, sends STARTTLS, does the handshake (verifying roost's
+/// certificate), and the session goes on in TLS.
+#[test]
+fn openssl_s_client_starttls_imap() {
+    let server = start();
+    let script = format!("a1 LOGIN {ACCOUNT} {PASSWORD}\r\na2 LOGOUT\r\n");
+    let ran = run(
+        program("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-verify_return_error",
+                "-starttls",
+                "imap",
+            ])
+            .args(["-connect", &format!("127.0.0.1:{}", server.port(IMAP))])
+            .arg("-CAfile")
+            .arg(cert(&server)),
+        script.as_bytes(),
+    )
+    .ok("openssl s_client -starttls imap");
+    // s_client swallows the greeting and STARTTLS exchange; what follows
+    // is the TLS session.
+    assert_eq!(
+        ran.text(),
+        format!(
+            "a1 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n* BYE roost logging out\r\n\
+a2 OK LOGOUT completed\r\n"
+        )
+    );
+}
