@@ -236,6 +236,7 @@ ehlo 250 PIPELINING
 ehlo 250 SIZE 67108864
 ehlo 250 8BITMIME
 ehlo 250 ENHANCEDSTATUSCODES
+ehlo 250 STARTTLS
 ";
 const EHLO_SUBMISSION: &str = "ehlo 250 localhost greets client.example.org
 ehlo 250 PIPELINING
@@ -243,6 +244,7 @@ ehlo 250 SIZE 67108864
 ehlo 250 8BITMIME
 ehlo 250 ENHANCEDSTATUSCODES
 ehlo 250 AUTH PLAIN LOGIN
+ehlo 250 STARTTLS
 ";
 const SENT: &str = "mail 250 2.1.0 Sender OK
 rcpt 250 2.1.5 Recipient OK
@@ -307,9 +309,11 @@ fn python_smtp_ssl_logs_in_on_submissions() {
     assert_eq!(
         ran.text(),
         format!(
-            "tls TLSv1.3\n{EHLO_SUBMISSION}\
+            "tls TLSv1.3\n{}\
              bad-login 535 5.7.8 Authentication credentials invalid\n\
-             login 235 2.7.0 Authentication successful\n{SENT}"
+             login 235 2.7.0 Authentication successful\n{SENT}",
+            // Already in TLS: no STARTTLS offered.
+            EHLO_SUBMISSION.replace("ehlo 250 STARTTLS\n", "")
         )
     );
     assert_single_delivery(&server, PLAIN_MESSAGE, "client.example.org", "ESMTPSA");
@@ -880,7 +884,8 @@ fn swaks_auth_plain_on_submission() {
 
     let ran = swaks(PASSWORD).ok("swaks --auth PLAIN");
     let out = ran.text();
-    assert!(out.contains("\n<-  250 AUTH PLAIN LOGIN\n"), "{out}");
+    assert!(out.contains("\n<-  250-AUTH PLAIN LOGIN\n"), "{out}");
+    assert!(out.contains("\n<-  250 STARTTLS\n"), "{out}");
     assert!(
         out.contains("\n<-  235 2.7.0 Authentication successful\n"),
         "{out}"
@@ -1325,5 +1330,32 @@ fn openssl_s_client_starttls_imap() {
             "a1 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n* BYE roost logging out\r\n\
 a2 OK LOGOUT completed\r\n"
         )
+    );
+}
+
+/// STARTTLS on the MX port with smtplib (RFC 3207): offered in EHLO before
+/// TLS and not after, the session starts over after the handshake, and a
+/// command pipelined after STARTTLS is dropped.
+#[test]
+fn python_smtplib_starttls_and_the_injection_case() {
+    let server = start();
+    let cafile = cert(&server);
+    let cafile = cafile.to_str().expect("utf-8 temp path");
+    let ran = run(
+        python("smtp_starttls.py").args(["localhost", &port(&server, SMTP), cafile]),
+        b"",
+    )
+    .ok("smtp_starttls.py");
+    assert_eq!(
+        ran.text(),
+        "offered True\n\
+starttls 220 2.0.0 Ready to start TLS\n\
+tls TLSv1.3\n\
+offered-after False\n\
+again (503, b'5.5.1 TLS is already active')\n\
+answer 220 2.0.0 Ready to start TLS\n\
+after-handshake nothing\n\
+mail-before-ehlo 503 5.5.1 Send EHLO or HELO first\n\
+quit 221 2.0.0 localhost closing connection\n"
     );
 }

@@ -40,7 +40,8 @@ fn smtp_delivery_reads_back_byte_for_byte_and_wakes_idle() {
         "{ehlo}"
     );
     assert!(ehlo.contains("250-PIPELINING"), "{ehlo}");
-    assert!(ehlo.contains("250 ENHANCEDSTATUSCODES"), "{ehlo}");
+    assert!(ehlo.contains("250-ENHANCEDSTATUSCODES"), "{ehlo}");
+    assert!(ehlo.ends_with("250 STARTTLS"), "{ehlo}");
     let r = smtp.send_mail("sender@example.org", &[ACCOUNT], &original);
     assert_eq!(r, "250 2.0.0 OK, message delivered");
     assert_eq!(smtp.cmd("QUIT"), "221 2.0.0 localhost closing connection");

@@ -147,7 +147,7 @@ fn imap_well_formed(out: &[u8]) -> Result<(), String> {
         if !ok || !line.ends_with(b"\r\n") {
             return Err(format!("malformed line {text:?}"));
         }
-        if text.contains("OK DEFLATE active") {
+        if text.contains("OK DEFLATE active") || text.contains("OK Begin TLS negotiation now") {
             return Ok(());
         }
         // Literals: skip their bytes; the line goes on after each, and
@@ -180,6 +180,12 @@ fn literal_at_end(segment: &[u8]) -> Option<usize> {
 /// Every SMTP reply line is a three-digit code and a space or hyphen.
 fn smtp_well_formed(out: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(out);
+    // After STARTTLS's 220 the rest is TLS, not SMTP: checked up to there.
+    const TLS: &str = "220 2.0.0 Ready to start TLS\r\n";
+    let text = match text.find(TLS) {
+        Some(at) => std::borrow::Cow::Owned(text[..at + TLS.len()].to_string()),
+        None => text,
+    };
     if !text.is_empty() && !text.ends_with("\r\n") {
         return Err(format!("unterminated reply {text:?}"));
     }

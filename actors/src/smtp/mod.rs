@@ -11,14 +11,17 @@ mod auth;
 mod transaction;
 
 use crate::conn::{
-    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Writer, MAX_PENDING_OUTPUT,
+    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Reclaim, Writer,
+    MAX_PENDING_OUTPUT,
 };
+use crate::listener::TLS_HANDSHAKE_TIMEOUT;
 use crate::listener::{Protocol, Services};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::smtp::command::Command;
 use roost_protocols::smtp::conn::{Event, SmtpReader};
 use roost_protocols::smtp::reply::Reply;
 use std::time::Duration;
+use tokio::io::ReadHalf;
 use tracing::{debug, info_span, Instrument};
 use transaction::Transaction;
 
@@ -59,6 +62,9 @@ pub struct SmtpState {
     auth_step: Option<auth::AuthStep>,
     auth_failures: u32,
     tx: Option<Transaction>,
+    myself: ActorRef<SmtpMsg>,
+    /// Takes the read half back from the reader task, for STARTTLS.
+    reclaim: Reclaim<ReadHalf<BoxStream>>,
     bad_commands: u32,
     out: Vec<u8>,
     closing: bool,
@@ -81,15 +87,17 @@ impl Actor for SmtpSession {
         let rdns = args.services.dns.reverse(args.peer.addr.ip()).await;
         let (read, writer) = tokio::io::split(args.stream);
         let me = myself.clone();
-        let (credit, _reclaim) = spawn_reader(
+        let (credit, reclaim) = spawn_reader(
             read,
             SMTP_IDLE_TIMEOUT,
             args.services.shutdown.clone(),
             move |input| me.send_message(SmtpMsg::Input(input)).is_ok(),
         );
         let mut state = SmtpState {
+            myself: myself.clone(),
             writer,
             credit,
+            reclaim,
             reader: SmtpReader::new(args.services.max_message_size),
             peer: args.peer,
             protocol: args.protocol,
@@ -262,9 +270,7 @@ impl SmtpState {
                 Some((2, 0, 0)),
                 "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
             )),
-            Command::StartTls => self.bad_command(Reply::not_implemented(
-                "STARTTLS is not offered here; use the implicit-TLS port",
-            )),
+            Command::StartTls => self.starttls().await,
             Command::Bdat { .. } => {
                 self.bad_command(Reply::not_implemented("CHUNKING is not offered"))
             }
@@ -293,7 +299,68 @@ impl SmtpState {
         {
             lines.push("AUTH PLAIN LOGIN".to_string());
         }
+        // RFC 3207 4: offered on a connection not yet in TLS, where a
+        // certificate is configured.
+        if !self.peer.tls && self.services.tls.is_some() {
+            lines.push("STARTTLS".to_string());
+        }
         self.reply(Reply::multiline(250, None, lines));
+    }
+
+    /// RFC 3207: STARTTLS. The 220 goes out in the clear; whatever the
+    /// client pipelined after the command is dropped, never read as if it
+    /// came over TLS (RFC 3207 6); the same stream continues in TLS and
+    /// the session starts over, expecting EHLO (RFC 3207 4.2).
+    async fn starttls(&mut self) {
+        if self.peer.tls {
+            return self.bad_command(Reply::bad_sequence("TLS is already active"));
+        }
+        let Some(acceptor) = self.services.tls.clone() else {
+            return self.reply(Reply::new(
+                454,
+                Some((4, 7, 0)),
+                "TLS not available: no certificate is configured",
+            ));
+        };
+        self.reply(Reply::new(220, Some((2, 0, 0)), "Ready to start TLS"));
+        if self.flush_out().await.is_err() {
+            self.closing = true;
+            return;
+        }
+        let dropped = self.reader.discard_buffered();
+        if dropped > 0 {
+            debug!(bytes = dropped, "dropped input pipelined after STARTTLS");
+        }
+        let Some(read) = self.reclaim.take().await else {
+            self.closing = true;
+            return;
+        };
+        let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
+        let writer = std::mem::replace(&mut self.writer, stand_in);
+        let stream = read.unsplit(writer);
+        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            _ => {
+                self.closing = true;
+                return;
+            }
+        };
+        let (read, writer) = tokio::io::split(Box::new(tls) as BoxStream);
+        let me = self.myself.clone();
+        let (credit, reclaim) = spawn_reader(
+            read,
+            SMTP_IDLE_TIMEOUT,
+            self.services.shutdown.clone(),
+            move |input| me.send_message(SmtpMsg::Input(input)).is_ok(),
+        );
+        self.writer = writer;
+        self.credit = credit;
+        self.reclaim = reclaim;
+        self.peer.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.authenticated = None;
     }
 
     async fn data(&mut self) {
