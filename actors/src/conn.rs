@@ -93,6 +93,31 @@ impl<R> Reclaim<R> {
     }
 }
 
+/// STARTTLS (RFC 9051 6.2.1, RFC 3207): takes the read half back from the
+/// reader task, joins it with `writer` and continues the same stream in
+/// TLS. On success `writer` is the TLS stream's write half and the read
+/// half is returned, for a new reader task; `None` when the handshake
+/// failed or timed out, and the connection is then done.
+pub async fn upgrade_to_tls(
+    reclaim: &Reclaim<tokio::io::ReadHalf<BoxStream>>,
+    writer: &mut Writer,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    timeout: Duration,
+) -> Option<tokio::io::ReadHalf<BoxStream>> {
+    let read = reclaim.take().await?;
+    // The write half moves into the TLS stream; a stand-in keeps its
+    // place meanwhile.
+    let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
+    let stream = read.unsplit(std::mem::replace(writer, stand_in));
+    let tls = tokio::time::timeout(timeout, acceptor.accept(stream))
+        .await
+        .ok()?
+        .ok()?;
+    let (read, write) = tokio::io::split(Box::new(tls) as BoxStream);
+    *writer = write;
+    Some(read)
+}
+
 /// Starts the reader task for `read`; `deliver` hands each input to the
 /// session actor and returns false once the actor is gone.
 pub fn spawn_reader<R, F>(

@@ -26,8 +26,8 @@ mod view;
 
 use crate::account::MAILBOX_DELIMITER;
 use crate::conn::{
-    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Reclaim, Writer,
-    MAX_PENDING_OUTPUT,
+    shut_down, spawn_reader, upgrade_to_tls, write_out, BoxStream, Credit, Input, Peer, Reclaim,
+    Writer, MAX_PENDING_OUTPUT,
 };
 use crate::listener::TLS_HANDSHAKE_TIMEOUT;
 use crate::listener::{Protocol, Services};
@@ -366,29 +366,17 @@ impl ImapState {
                 "dropped input pipelined after STARTTLS"
             );
         }
-        let Some(read) = self.reclaim.take().await else {
+        let tls = upgrade_to_tls(
+            &self.reclaim,
+            &mut self.writer,
+            &acceptor,
+            TLS_HANDSHAKE_TIMEOUT,
+        );
+        let Some(read) = tls.await else {
+            debug!("STARTTLS handshake failed");
             self.closing = true;
             return Done::Later;
         };
-        // The write half moves into the TLS stream; a stand-in keeps its
-        // place until the handshake is done.
-        let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
-        let writer = std::mem::replace(&mut self.writer, stand_in);
-        let stream = read.unsplit(writer);
-        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-        let tls = match handshake {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                debug!(error = %e, "STARTTLS handshake failed");
-                self.closing = true;
-                return Done::Later;
-            }
-            Err(_) => {
-                self.closing = true;
-                return Done::Later;
-            }
-        };
-        let (read, writer) = tokio::io::split(Box::new(tls) as BoxStream);
         let me = self.myself.clone();
         let (credit, reclaim) = spawn_reader(
             read,
@@ -396,7 +384,6 @@ impl ImapState {
             self.services.shutdown.clone(),
             move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
         );
-        self.writer = writer;
         self.credit = credit;
         self.reclaim = reclaim;
         self.peer.tls = true;

@@ -11,8 +11,8 @@ mod auth;
 mod transaction;
 
 use crate::conn::{
-    shut_down, spawn_reader, write_out, BoxStream, Credit, Input, Peer, Reclaim, Writer,
-    MAX_PENDING_OUTPUT,
+    shut_down, spawn_reader, upgrade_to_tls, write_out, BoxStream, Credit, Input, Peer, Reclaim,
+    Writer, MAX_PENDING_OUTPUT,
 };
 use crate::listener::TLS_HANDSHAKE_TIMEOUT;
 use crate::listener::{Protocol, Services};
@@ -331,21 +331,16 @@ impl SmtpState {
         if dropped > 0 {
             debug!(bytes = dropped, "dropped input pipelined after STARTTLS");
         }
-        let Some(read) = self.reclaim.take().await else {
+        let tls = upgrade_to_tls(
+            &self.reclaim,
+            &mut self.writer,
+            &acceptor,
+            TLS_HANDSHAKE_TIMEOUT,
+        );
+        let Some(read) = tls.await else {
             self.closing = true;
             return;
         };
-        let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
-        let writer = std::mem::replace(&mut self.writer, stand_in);
-        let stream = read.unsplit(writer);
-        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => tls,
-            _ => {
-                self.closing = true;
-                return;
-            }
-        };
-        let (read, writer) = tokio::io::split(Box::new(tls) as BoxStream);
         let me = self.myself.clone();
         let (credit, reclaim) = spawn_reader(
             read,
@@ -353,7 +348,6 @@ impl SmtpState {
             self.services.shutdown.clone(),
             move |input| me.send_message(SmtpMsg::Input(input)).is_ok(),
         );
-        self.writer = writer;
         self.credit = credit;
         self.reclaim = reclaim;
         self.peer.tls = true;
