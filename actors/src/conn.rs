@@ -13,6 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::listener::TLS_HANDSHAKE_TIMEOUT;
+
 /// The largest chunk the reader hands to a session at once.
 pub const READ_CHUNK: usize = 64 * 1024;
 /// The read buffer of a quiet connection. Most connections spend their
@@ -94,28 +96,37 @@ impl<R> Reclaim<R> {
 }
 
 /// STARTTLS (RFC 9051 6.2.1, RFC 3207): takes the read half back from the
-/// reader task, joins it with `writer` and continues the same stream in
-/// TLS. On success `writer` is the TLS stream's write half and the read
-/// half is returned, for a new reader task; `None` when the handshake
-/// failed or timed out, and the connection is then done.
-pub async fn upgrade_to_tls(
-    reclaim: &Reclaim<tokio::io::ReadHalf<BoxStream>>,
+/// reader task, joins it with `writer`, continues the same stream in TLS
+/// and starts a new reader task on it (as [`spawn_reader`] does), putting
+/// its credit and reclaim in place of the old ones. False when the
+/// handshake failed or timed out; the connection is then done.
+pub async fn upgrade_to_tls<F>(
+    reclaim: &mut Reclaim<tokio::io::ReadHalf<BoxStream>>,
+    credit: &mut Credit,
     writer: &mut Writer,
     acceptor: &tokio_rustls::TlsAcceptor,
-    timeout: Duration,
-) -> Option<tokio::io::ReadHalf<BoxStream>> {
-    let read = reclaim.take().await?;
+    idle: Duration,
+    shutdown: watch::Receiver<bool>,
+    deliver: F,
+) -> bool
+where
+    F: Fn(Input) -> bool + Send + 'static,
+{
+    let Some(read) = reclaim.take().await else {
+        return false;
+    };
     // The write half moves into the TLS stream; a stand-in keeps its
     // place meanwhile.
     let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
     let stream = read.unsplit(std::mem::replace(writer, stand_in));
-    let tls = tokio::time::timeout(timeout, acceptor.accept(stream))
-        .await
-        .ok()?
-        .ok()?;
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+    let Ok(Ok(tls)) = handshake else {
+        return false;
+    };
     let (read, write) = tokio::io::split(Box::new(tls) as BoxStream);
     *writer = write;
-    Some(read)
+    (*credit, *reclaim) = spawn_reader(read, idle, shutdown, deliver);
+    true
 }
 
 /// Starts the reader task for `read`; `deliver` hands each input to the

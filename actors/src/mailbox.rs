@@ -194,11 +194,6 @@ impl Index {
         })
     }
 
-    /// Flags and modseq of each of `uids`; `None` for one that is gone.
-    pub fn states(&self, uids: impl Iterator<Item = Uid>) -> Vec<Option<MessageState>> {
-        uids.map(|u| self.state(u)).collect()
-    }
-
     pub fn uids(&self) -> Vec<Uid> {
         self.entries.iter().map(|e| Uid(e.uid)).collect()
     }

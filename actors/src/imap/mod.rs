@@ -29,7 +29,6 @@ use crate::conn::{
     shut_down, spawn_reader, upgrade_to_tls, write_out, BoxStream, Credit, Input, Peer, Reclaim,
     Writer, MAX_PENDING_OUTPUT,
 };
-use crate::listener::TLS_HANDSHAKE_TIMEOUT;
 use crate::listener::{Protocol, Services};
 use crate::mailbox::MailboxNotice;
 use fetch::FetchModifiers;
@@ -366,26 +365,22 @@ impl ImapState {
                 "dropped input pipelined after STARTTLS"
             );
         }
-        let tls = upgrade_to_tls(
-            &self.reclaim,
+        let me = self.myself.clone();
+        let upgraded = upgrade_to_tls(
+            &mut self.reclaim,
+            &mut self.credit,
             &mut self.writer,
             &acceptor,
-            TLS_HANDSHAKE_TIMEOUT,
-        );
-        let Some(read) = tls.await else {
-            debug!("STARTTLS handshake failed");
-            self.closing = true;
-            return Done::Later;
-        };
-        let me = self.myself.clone();
-        let (credit, reclaim) = spawn_reader(
-            read,
             IMAP_IDLE_TIMEOUT,
             self.services.shutdown.clone(),
             move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
-        );
-        self.credit = credit;
-        self.reclaim = reclaim;
+        )
+        .await;
+        if !upgraded {
+            debug!("STARTTLS handshake failed");
+            self.closing = true;
+            return Done::Later;
+        }
         self.peer.tls = true;
         Done::Later
     }

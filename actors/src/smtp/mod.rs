@@ -14,7 +14,6 @@ use crate::conn::{
     shut_down, spawn_reader, upgrade_to_tls, write_out, BoxStream, Credit, Input, Peer, Reclaim,
     Writer, MAX_PENDING_OUTPUT,
 };
-use crate::listener::TLS_HANDSHAKE_TIMEOUT;
 use crate::listener::{Protocol, Services};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::smtp::command::Command;
@@ -331,25 +330,21 @@ impl SmtpState {
         if dropped > 0 {
             debug!(bytes = dropped, "dropped input pipelined after STARTTLS");
         }
-        let tls = upgrade_to_tls(
-            &self.reclaim,
+        let me = self.myself.clone();
+        let upgraded = upgrade_to_tls(
+            &mut self.reclaim,
+            &mut self.credit,
             &mut self.writer,
             &acceptor,
-            TLS_HANDSHAKE_TIMEOUT,
-        );
-        let Some(read) = tls.await else {
-            self.closing = true;
-            return;
-        };
-        let me = self.myself.clone();
-        let (credit, reclaim) = spawn_reader(
-            read,
             SMTP_IDLE_TIMEOUT,
             self.services.shutdown.clone(),
             move |input| me.send_message(SmtpMsg::Input(input)).is_ok(),
-        );
-        self.credit = credit;
-        self.reclaim = reclaim;
+        )
+        .await;
+        if !upgraded {
+            self.closing = true;
+            return;
+        }
         self.peer.tls = true;
         self.helo = None;
         self.esmtp = false;

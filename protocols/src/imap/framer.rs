@@ -331,8 +331,15 @@ impl Framer {
     }
 
     /// Whether the literal `spec` at the end of the segment starting at
-    /// `line_start` is an APPEND's first message.
+    /// `line_start` is an APPEND's first message. Only the first two
+    /// literals can be: the mailbox name may be one, and the message comes
+    /// right after it (flags and date are never literals), so a command
+    /// whose first two literals were not messages is no APPEND anyone can
+    /// mean, and its prefix is not parsed again at each further literal.
     fn starts_message(&self, line_start: usize, spec: &LiteralSpec) -> bool {
+        if self.literals > 1 {
+            return false;
+        }
         let segment = &self.buf[line_start..line_start + spec.start];
         let command_start = if self.cmd.is_empty() {
             segment
@@ -1019,6 +1026,23 @@ mod tests {
         let ev = append_events(&mut f, false);
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[1], cmd(b"a2 NOOP"));
+    }
+
+    #[test]
+    fn append_literals_past_the_second_are_never_messages() {
+        // Mailbox and flag list as literals: neither is a message, so the
+        // command is read whole (and the parser answers BAD), with no
+        // message announced for its third literal either.
+        let input = b"a1 APPEND {1+}\r\nx ({2+}\r\n\\S {3+}\r\nabc)\r\na2 NOOP\r\n";
+        let mut f = Framer::new();
+        f.feed(input);
+        assert_eq!(
+            append_events(&mut f, true),
+            [
+                cmd(b"a1 APPEND {1+}\r\nx ({2+}\r\n\\S {3+}\r\nabc)"),
+                cmd(b"a2 NOOP")
+            ]
+        );
     }
 
     #[test]
