@@ -29,7 +29,14 @@ fn tree_lists_the_actor_tree_as_text_and_json() {
         .collect();
     assert_eq!(
         children,
-        ["accounts", "connections", "listeners", "http", "admin"]
+        [
+            "accounts",
+            "connections",
+            "logins",
+            "listeners",
+            "http",
+            "admin"
+        ]
     );
     for key in ["kind", "name", "status", "restarts", "children"] {
         assert!(roots[0].get(key).is_some(), "missing {key}");
@@ -161,6 +168,21 @@ fn accounts_and_domains_are_managed_on_the_running_server() {
         .contains("OK [CAPABILITY"));
     assert!(imap.cmd("SELECT INBOX").contains("* 1 EXISTS"));
 
+    // Passwords that would confuse their owner are refused, saying why.
+    for (pw, why) in [
+        (
+            "newsecret ",
+            "roost: password refused: begins or ends with a space, which is easy to miss when typing it\n",
+        ),
+        (
+            "new\u{200b}secret",
+            "roost: password refused: contains the invisible character U+200B, which cannot be told apart when typing it\n",
+        ),
+    ] {
+        let out = server.admin(&["account", "passwd", "bob@example.com", "--password", pw]);
+        assert!(!out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stderr), why);
+    }
     server.admin_ok(&[
         "account",
         "passwd",

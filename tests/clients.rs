@@ -50,6 +50,21 @@ fn program(name: &str) -> Command {
     Command::new(name)
 }
 
+/// Where Debian's cyrus-clients keeps imtest and smtptest (off PATH).
+const CYRUS_BIN: &str = "/usr/lib/cyrus/bin";
+
+/// A Cyrus test client (`imtest`, `smtptest`); fails the test if
+/// cyrus-clients is not installed.
+fn cyrus(tool: &str) -> Command {
+    let path = Path::new(CYRUS_BIN).join(tool);
+    assert!(
+        path.is_file(),
+        "`{}` is missing; .ci/run installs it (apt-get install cyrus-clients)",
+        path.display()
+    );
+    Command::new(path)
+}
+
 /// A Python client script from tests/clients/.
 fn python(script: &str) -> Command {
     let mut cmd = program("python3");
@@ -243,7 +258,7 @@ ehlo 250 PIPELINING
 ehlo 250 SIZE 67108864
 ehlo 250 8BITMIME
 ehlo 250 ENHANCEDSTATUSCODES
-ehlo 250 AUTH PLAIN LOGIN
+ehlo 250 AUTH SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN
 ehlo 250 STARTTLS
 ";
 const SENT: &str = "mail 250 2.1.0 Sender OK
@@ -312,8 +327,12 @@ fn python_smtp_ssl_logs_in_on_submissions() {
             "tls TLSv1.3\n{}\
              bad-login 535 5.7.8 Authentication credentials invalid\n\
              login 235 2.7.0 Authentication successful\n{SENT}",
-            // Already in TLS: no STARTTLS offered.
-            EHLO_SUBMISSION.replace("ehlo 250 STARTTLS\n", "")
+            // Already in TLS: no STARTTLS offered, and TLS 1.3 offers
+            // channel binding to SCRAM.
+            EHLO_SUBMISSION.replace("ehlo 250 STARTTLS\n", "").replace(
+                "AUTH SCRAM-SHA-256 ",
+                "AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256 "
+            )
         )
     );
     assert_single_delivery(&server, PLAIN_MESSAGE, "client.example.org", "ESMTPSA");
@@ -386,10 +405,116 @@ fn python_imaplib_login_fetch_store_expunge() {
     let server = start();
     // On the plain port, before login, STARTTLS is offered too.
     let intro = format!(
-        "greeting * OK [CAPABILITY {IMAP_CAPS} STARTTLS] roost ready\n\
+        "greeting * OK [CAPABILITY {IMAP_CAPS} {IMAP_AUTH} STARTTLS] roost ready\n\
          login OK [CAPABILITY {IMAP_CAPS}] Logged in\n"
     );
     imaplib_round_trip(&server, IMAP, &[], &intro);
+}
+
+/// imaplib's CRAM-MD5 (its own HMAC-MD5, RFC 2195) over the plain
+/// loopback port: a wrong password first, then the right one.
+#[test]
+fn python_imaplib_cram_md5() {
+    let server = start();
+    let intro = format!(
+        "greeting * OK [CAPABILITY {IMAP_CAPS} {IMAP_AUTH} STARTTLS] roost ready\n\
+         bad-cram-md5 [AUTHENTICATIONFAILED] Invalid credentials\n\
+         cram-md5 OK [CAPABILITY {IMAP_CAPS}] Logged in\n"
+    );
+    imaplib_round_trip(&server, IMAP, &["--cram-md5"], &intro);
+}
+
+/// What a Cyrus test client printed from its AUTHENTICATE or AUTH line
+/// to "Authenticated.", with every base64 run (nonces, proofs,
+/// signatures differ each time) shown as `<b64>`, after checking that
+/// the server's last challenge is a SCRAM server-final (`v=`).
+fn cyrus_exchange(out: &str, start: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let from = out.find(start).unwrap_or_else(|| panic!("{out}"));
+    let mut lines = Vec::new();
+    for line in out[from..].lines() {
+        let shown: Vec<String> = line
+            .split(' ')
+            .map(|w| {
+                if w.len() >= 16 && b64.decode(w).is_ok() {
+                    "<b64>".to_string()
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect();
+        lines.push(shown.join(" "));
+        if line == "Authenticated." {
+            break;
+        }
+    }
+    let finals: Vec<Vec<u8>> = out[from..]
+        .lines()
+        .filter_map(|l| l.strip_prefix("S: + ").or(l.strip_prefix("S: 334 ")))
+        .filter_map(|w| b64.decode(w).ok())
+        .collect();
+    assert!(finals.last().is_some_and(|f| f.starts_with(b"v=")), "{out}");
+    lines
+}
+
+/// Cyrus imtest (cyrus-sasl's SCRAM) over IMAPS, and smtptest over
+/// submissions: SCRAM-SHA-256 with the server's signature checked by the
+/// client. (Debian 12's imtest binds channels only with `tls-unique`,
+/// which TLS 1.3 does not define, so -PLUS is tested in tests/auth.rs
+/// with `tls-exporter`.)
+#[test]
+fn cyrus_imtest_and_smtptest_scram_sha_256() {
+    let server = start();
+    let script = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(script.path(), "a01 LOGOUT\n").expect("write");
+    let ran = run(
+        cyrus("imtest")
+            .args(["-s", "-p", &port(&server, IMAPS), "-m", "SCRAM-SHA-256"])
+            .args(["-a", ACCOUNT, "-w", PASSWORD, "-f"])
+            .arg(script.path())
+            .arg("127.0.0.1"),
+        b"",
+    )
+    .ok("imtest");
+    assert_eq!(
+        cyrus_exchange(&ran.text(), "C: A01 AUTHENTICATE"),
+        [
+            "C: A01 AUTHENTICATE SCRAM-SHA-256 <b64>".to_string(),
+            "S: + <b64>".into(),
+            "C: <b64>".into(),
+            "S: + <b64>".into(),
+            "C: ".into(),
+            format!("S: A01 OK [CAPABILITY {IMAP_CAPS}] Logged in"),
+            "Authenticated.".into(),
+        ]
+    );
+    let ran = run(
+        cyrus("smtptest")
+            .args([
+                "-s",
+                "-p",
+                &port(&server, SUBMISSIONS),
+                "-m",
+                "SCRAM-SHA-256",
+            ])
+            .args(["-a", ACCOUNT, "-w", PASSWORD])
+            .arg("127.0.0.1"),
+        b"",
+    )
+    .ok("smtptest");
+    assert_eq!(
+        cyrus_exchange(&ran.text(), "C: AUTH"),
+        [
+            "C: AUTH SCRAM-SHA-256 <b64>",
+            "S: 334 <b64>",
+            "C: <b64>",
+            "S: 334 <b64>",
+            "C: ",
+            "S: 235 2.7.0 Authentication successful",
+            "Authenticated.",
+        ]
+    );
 }
 
 /// APPEND, SEARCH, UID commands and FETCH of ENVELOPE and BODYSTRUCTURE
@@ -444,7 +569,7 @@ fn python_imap4_ssl_authenticate_plain_without_initial_response() {
     let cafile = cafile.to_str().expect("utf-8 temp path");
     let intro = format!(
         "tls TLSv1.3\n\
-         greeting * OK [CAPABILITY {IMAP_CAPS}] roost ready\n\
+         greeting * OK [CAPABILITY {IMAP_CAPS} {IMAP_AUTH_TLS}] roost ready\n\
          authenticate OK [CAPABILITY {IMAP_CAPS}] Logged in\n"
     );
     imaplib_round_trip(&server, IMAPS, &["--tls", cafile, "--auth-plain"], &intro);
@@ -884,7 +1009,10 @@ fn swaks_auth_plain_on_submission() {
 
     let ran = swaks(PASSWORD).ok("swaks --auth PLAIN");
     let out = ran.text();
-    assert!(out.contains("\n<-  250-AUTH PLAIN LOGIN\n"), "{out}");
+    assert!(
+        out.contains("\n<-  250-AUTH SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN\n"),
+        "{out}"
+    );
     assert!(out.contains("\n<-  250 STARTTLS\n"), "{out}");
     assert!(
         out.contains("\n<-  235 2.7.0 Authentication successful\n"),
@@ -956,7 +1084,7 @@ fn openssl_s_client_logs_in_over_imaps() {
     let before = &text[..at];
     assert!(
         before.starts_with(&format!(
-            "* OK [CAPABILITY {IMAP_CAPS}] roost ready\r\na1 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n"
+            "* OK [CAPABILITY {IMAP_CAPS} {IMAP_AUTH_TLS}] roost ready\r\na1 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n"
         )),
         "{text}"
     );

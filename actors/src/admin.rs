@@ -14,7 +14,7 @@ use crate::events::EventHub;
 use crate::task::blocking;
 use crate::task::TaskGuard;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use roost_protocols::precis::{normalize_username, prepare_password};
+use roost_protocols::precis::{check_new_password, normalize_username};
 use roost_store::{PasswordSecrets, Store};
 use roost_supervisor::{
     fail_child, start_child, terminate_child, ActorKind, Registry, SupervisorMsg,
@@ -32,6 +32,27 @@ use tracing::{info, warn};
 pub const SOCKET_NAME: &str = "roost.sock";
 /// The longest request line the admin socket reads.
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// Login attempts `loginattempts` lists unless asked for another number.
+pub const DEFAULT_LOGIN_ATTEMPTS: usize = 100;
+
+/// `2026-12-01T18:20:00.123456Z` from unix microseconds.
+fn utc_time(us: u64) -> String {
+    let secs = (us / 1_000_000) as i64;
+    let (y, m, d) = roost_protocols::message::date::civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        us % 1_000_000
+    )
+}
+
+/// Longest login-disabled message, in bytes: it goes into one IMAP or
+/// SMTP reply line (RFC 5321 4.5.3.1.5 allows 512 octets a line).
+pub const MAX_DISABLED_MESSAGE: usize = 300;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -53,6 +74,13 @@ pub enum Request {
     AccountRm {
         name: String,
     },
+    AccountDisable {
+        name: String,
+        message: String,
+    },
+    AccountEnable {
+        name: String,
+    },
     DomainAdd {
         name: String,
     },
@@ -71,6 +99,10 @@ pub enum Request {
         account: String,
     },
     Stats,
+    LoginAttempts {
+        account: Option<String>,
+        limit: Option<usize>,
+    },
 }
 
 /// What the admin socket needs to act on the running server.
@@ -220,7 +252,8 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             quota,
         } => {
             let name = normalize_username(&name).map_err(|e| e.to_string())?;
-            let password = prepare_password(&password).map_err(|e| e.to_string())?;
+            let password =
+                check_new_password(&password).map_err(|e| format!("password refused: {e}"))?;
             let domain = name
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_string())
@@ -248,13 +281,38 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .collect::<Vec<_>>()))
         }
         Request::AccountPasswd { name, password } => {
-            let password = prepare_password(&password).map_err(|e| e.to_string())?;
+            let password =
+                check_new_password(&password).map_err(|e| format!("password refused: {e}"))?;
             let secrets = blocking(move || PasswordSecrets::derive(&password)).await?;
             AccountClient::new(&name)
                 .set_password(secrets)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({"name": name}))
+        }
+        Request::AccountDisable { name, message } => {
+            let message = message.trim().to_string();
+            // The message goes into one protocol reply line.
+            if message.is_empty() || message.chars().any(char::is_control) {
+                return Err("the message must be one line of text".into());
+            }
+            if message.len() > MAX_DISABLED_MESSAGE {
+                return Err(format!(
+                    "the message is longer than {MAX_DISABLED_MESSAGE} bytes"
+                ));
+            }
+            AccountClient::new(&name)
+                .set_disabled(Some(message.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"name": name, "disabled": message}))
+        }
+        Request::AccountEnable { name } => {
+            AccountClient::new(&name)
+                .set_disabled(None)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"name": name, "disabled": null}))
         }
         Request::AccountRm { name } => {
             terminate_child(&ctx.accounts, &account_actor_name(&name)).await?;
@@ -297,6 +355,25 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .collect::<Vec<_>>()))
         }
         Request::Stats => Ok(json!(store.stats())),
+        Request::LoginAttempts { account, limit } => {
+            let limit = limit
+                .unwrap_or(DEFAULT_LOGIN_ATTEMPTS)
+                .min(crate::logins::MAX_LOGIN_ATTEMPTS);
+            let attempts =
+                blocking(move || store.login_attempts(account.as_deref(), limit)).await?;
+            Ok(json!(attempts
+                .iter()
+                .map(|a| json!({
+                    "time": utc_time(a.time_us),
+                    "remote": a.remote,
+                    "protocol": a.protocol,
+                    "mechanism": a.mechanism,
+                    "username": a.username,
+                    "account": a.account,
+                    "result": a.result,
+                }))
+                .collect::<Vec<_>>()))
+        }
     }
 }
 

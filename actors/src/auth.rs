@@ -4,7 +4,10 @@
 //! looked up by primary or extra address; the argon2id check runs on the
 //! blocking pool so a login never stalls other sessions. A failed attempt
 //! costs the client [`AUTH_FAILURE_DELAY`], and a session gets
-//! [`MAX_AUTH_FAILURES`] tries before it is closed.
+//! [`MAX_AUTH_FAILURES`] tries before it is closed. Across sessions,
+//! failures are counted per source address ([`Throttle`]): the delay grows,
+//! then the source is refused for a while; good logins are never slowed.
+//! Every attempt is recorded (`crate::logins`).
 //!
 //! Repeat logins are cheap: a successful verification is remembered in
 //! memory (never on disk), under a key hashed from a per-process random
@@ -13,11 +16,21 @@
 //! entries. A changed password changes the stored string, so its old
 //! entries never match again; a disabled account is refused from its
 //! record, read at every login; failures are never remembered.
+//!
+//! SASL exchanges ([`roost_protocols::sasl::Exchange`]) are driven here
+//! too, for both protocols: [`sasl_start`] and [`sasl_respond`] run the
+//! exchange until it needs the client again, looking up stored secrets
+//! off the async workers.
 
 use roost_protocols::precis::{normalize_username, prepare_password};
-use roost_store::Store;
+use roost_protocols::sasl::{
+    decode_initial, encode_base64, ChannelBinding, Exchange, Mechanism, SaslError, ScramHash,
+    ScramSecret, Secret, SecretKind, Step,
+};
+use roost_store::{LoginAttempt, Store, SCRAM_ITERATIONS};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -111,45 +124,501 @@ pub enum AuthError {
     Invalid,
     #[error("login disabled: {0}")]
     Disabled(String),
+    #[error("too many failed logins from this address")]
+    Throttled,
     #[error("temporary failure: {0}")]
     Temporary(String),
 }
 
-/// Checks `username`/`password`; on success returns the account's name.
+impl AuthError {
+    /// The word a login-attempt record uses for this outcome.
+    fn record_word(&self) -> &'static str {
+        match self {
+            AuthError::Invalid => "invalid",
+            AuthError::Disabled(_) => "disabled",
+            AuthError::Throttled => "throttled",
+            AuthError::Temporary(_) => "temporary",
+        }
+    }
+}
+
+/// Who is logging in, and over what: for throttling and for the
+/// login-attempt records.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginContext {
+    pub remote: SocketAddr,
+    /// `imap`, `submission`, `http`, ...
+    pub protocol: &'static str,
+}
+
+impl LoginContext {
+    fn source(&self) -> Source {
+        Source::of(self.remote.ip())
+    }
+
+    /// Reports one attempt to the recorder (`crate::logins`), never the
+    /// password.
+    fn record(&self, mechanism: &str, username: &str, account: Option<String>, result: &str) {
+        crate::logins::record(LoginAttempt {
+            time_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
+            remote: self.remote.to_string(),
+            protocol: self.protocol.to_string(),
+            mechanism: mechanism.to_string(),
+            username: username.chars().take(LoginAttempt::MAX_USERNAME).collect(),
+            account,
+            result: result.to_string(),
+        });
+    }
+}
+
+/// Checks `username`/`password` (IMAP LOGIN, PLAIN, LOGIN, the web); on
+/// success returns the account's name. Failures are throttled per source
+/// ([`Throttle`]); from a source that is refused, only a remembered
+/// verification passes. Every attempt is recorded as `mechanism`.
 pub async fn verify_password(
     store: &Store,
+    ctx: &LoginContext,
+    mechanism: &str,
     username: &str,
     password: &str,
 ) -> Result<String, AuthError> {
-    let result = check(store, username, password).await;
+    let source = ctx.source();
+    let refused = throttle().refused(source, Instant::now());
+    let (account, result) = check(store, username, password, refused).await;
     if result == Err(AuthError::Invalid) {
-        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        tokio::time::sleep(throttle().failed(source, Instant::now())).await;
     }
+    let word = result
+        .as_ref()
+        .map_or_else(AuthError::record_word, |_| "ok");
+    ctx.record(mechanism, username, account, word);
     result
 }
 
-async fn check(store: &Store, username: &str, password: &str) -> Result<String, AuthError> {
-    let username = normalize_username(username).map_err(|_| AuthError::Invalid)?;
-    let password = prepare_password(password).map_err(|_| AuthError::Invalid)?;
+/// The account a username names (if any) and the outcome. With
+/// `cached_only`, a password is accepted only from the login cache.
+async fn check(
+    store: &Store,
+    username: &str,
+    password: &str,
+    cached_only: bool,
+) -> (Option<String>, Result<String, AuthError>) {
+    let Ok(username) = normalize_username(username) else {
+        return (None, Err(AuthError::Invalid));
+    };
+    let Ok(password) = prepare_password(password) else {
+        return (None, Err(AuthError::Invalid));
+    };
+    let store = store.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let record = match store.account_by_address(&username) {
+            Ok(Some(r)) => r,
+            Ok(None) if cached_only => return (None, Err(AuthError::Throttled)),
+            Ok(None) => return (None, Err(AuthError::Invalid)),
+            Err(e) => return (None, Err(AuthError::Temporary(e.to_string()))),
+        };
+        let name = Some(record.name.clone());
+        let cache = cache();
+        let key = cache.key(&username, &record.password.argon2id, &password);
+        let now = Instant::now();
+        if !cache.knows(&key, now) {
+            if cached_only {
+                return (name, Err(AuthError::Throttled));
+            }
+            if !record.password.verify_password(&password) {
+                return (name, Err(AuthError::Invalid));
+            }
+            cache.remember(key, now);
+        }
+        if let Some(why) = record.disabled {
+            return (name, Err(AuthError::Disabled(why)));
+        }
+        (name, Ok(record.name))
+    })
+    .await;
+    checked.unwrap_or_else(|e| (None, Err(AuthError::Temporary(e.to_string()))))
+}
+
+/// Failed authentications from one source answered with the plain
+/// [`AUTH_FAILURE_DELAY`]; each one after doubles the delay.
+pub const FREE_FAILURES: u32 = 5;
+/// The longest delay after a failure: well inside a client's 30-second
+/// read timeout.
+pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(8);
+/// Failures from one source after which its further attempts are refused
+/// (unless remembered as good), until [`FAILURE_WINDOW`] has passed
+/// since its last failure.
+pub const REFUSE_AFTER_FAILURES: u32 = 10;
+/// How long a source's failures count against it.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Sources whose failures are tracked at most.
+pub const MAX_TRACKED_SOURCES: usize = 100_000;
+
+/// Where failures are counted: an IPv4 address, or an IPv6 /64 (one
+/// site's or one host's share of addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    V4(Ipv4Addr),
+    V6(u64),
+}
+
+impl Source {
+    pub fn of(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(a) => Source::V4(a),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4),
+                None => Source::V6((u128::from(a) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// The delay after a source's `n`th recent failure.
+pub fn failure_delay(n: u32) -> Duration {
+    if n <= FREE_FAILURES {
+        return AUTH_FAILURE_DELAY;
+    }
+    let doublings = (n - FREE_FAILURES).min(16);
+    (AUTH_FAILURE_DELAY * 2u32.pow(doublings)).min(MAX_FAILURE_DELAY)
+}
+
+/// Recent failures per source; see the constants above. Successful
+/// logins are never delayed and never counted.
+pub struct Throttle {
+    sources: Mutex<HashMap<Source, (u32, Instant)>>,
+}
+
+fn throttle() -> &'static Throttle {
+    static THROTTLE: OnceLock<Throttle> = OnceLock::new();
+    THROTTLE.get_or_init(Throttle::new)
+}
+
+impl Throttle {
+    pub fn new() -> Throttle {
+        Throttle {
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, HashMap<Source, (u32, Instant)>> {
+        self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `source` has failed too often lately.
+    pub fn refused(&self, source: Source, now: Instant) -> bool {
+        self.sources().get(&source).is_some_and(|(n, last)| {
+            *n >= REFUSE_AFTER_FAILURES && now.duration_since(*last) < FAILURE_WINDOW
+        })
+    }
+
+    /// Counts a failure of `source`; returns the delay it earns.
+    pub fn failed(&self, source: Source, now: Instant) -> Duration {
+        let mut sources = self.sources();
+        if sources.len() >= MAX_TRACKED_SOURCES && !sources.contains_key(&source) {
+            sources.retain(|_, (_, last)| now.duration_since(*last) < FAILURE_WINDOW);
+            if sources.len() >= MAX_TRACKED_SOURCES {
+                // Still full of recent ones: the quietest goes.
+                if let Some(k) = sources.iter().min_by_key(|(_, (_, l))| *l).map(|(k, _)| *k) {
+                    sources.remove(&k);
+                }
+            }
+        }
+        let entry = sources.entry(source).or_insert((0, now));
+        if now.duration_since(entry.1) >= FAILURE_WINDOW {
+            entry.0 = 0;
+        }
+        entry.0 += 1;
+        entry.1 = now;
+        failure_delay(entry.0)
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.sources().len()
+    }
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle::new()
+    }
+}
+
+/// Random octets in a SCRAM server nonce or CRAM-MD5 challenge; 18 make
+/// 24 base64 characters without padding.
+pub const SASL_NONCE_LEN: usize = 18;
+
+/// The mechanisms a connection offers: those sending the password only
+/// under TLS or from this machine, -PLUS only where TLS offers channel
+/// binding. EXTERNAL needs client certificates, which no listener asks
+/// for yet.
+pub fn offered_mechanisms(tls_or_local: bool, binding: &ChannelBinding) -> Vec<Mechanism> {
+    Mechanism::ALL
+        .into_iter()
+        .filter(|m| match m {
+            Mechanism::Plain | Mechanism::Login => tls_or_local,
+            Mechanism::Scram { plus, .. } => !plus || binding.any(),
+            Mechanism::CramMd5 => true,
+            Mechanism::External => false,
+        })
+        .collect()
+}
+
+/// A new exchange for `mechanism` on a connection offering `binding`.
+pub fn new_exchange(mechanism: Mechanism, binding: &ChannelBinding, hostname: &str) -> Exchange {
+    let nonce = roost_store::random_bytes(SASL_NONCE_LEN).unwrap_or_else(|_| {
+        // Without the system's random source: a one-off hash of the
+        // process secret and the moment, unpredictable from outside.
+        let mut h = Sha256::new();
+        h.update(&cache().secret);
+        h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
+        h.finalize()[..SASL_NONCE_LEN].to_vec()
+    });
+    Exchange::new(mechanism, binding.clone(), nonce, hostname)
+}
+
+/// Where a SASL exchange stands after the session's last input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SaslOutcome {
+    /// Send this base64 challenge; the answer goes to [`sasl_respond`].
+    Challenge(String),
+    /// Authenticated as this account.
+    Success(String),
+    Failed(SaslFailure),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SaslFailure {
+    /// Too many failures from this source lately.
+    Throttled,
+    /// Broken framing or a cancelled exchange: IMAP `BAD`, SMTP 501.
+    Protocol(SaslError),
+    /// Wrong credentials or a malformed message, after
+    /// [`AUTH_FAILURE_DELAY`].
+    Invalid,
+    /// The account has no stored secret for this mechanism (its password
+    /// predates it): refused at once, without the delay.
+    NoSecret,
+    Disabled(String),
+    Temporary(String),
+}
+
+/// One SASL exchange of a session, with what its records need.
+pub struct SaslRun {
+    pub exchange: Exchange,
+    ctx: LoginContext,
+    /// The identity the client gave, once it has.
+    username: String,
+    /// The account that identity names, once looked up.
+    account: Option<String>,
+}
+
+impl SaslRun {
+    pub fn new(exchange: Exchange, ctx: LoginContext) -> SaslRun {
+        SaslRun {
+            exchange,
+            ctx,
+            username: String::new(),
+            account: None,
+        }
+    }
+}
+
+/// Starts the exchange with the client's initial response, if it sent one.
+pub async fn sasl_start(store: &Store, run: &mut SaslRun, initial: Option<&str>) -> SaslOutcome {
+    let step = match initial.map(decode_initial) {
+        None => run.exchange.start(None),
+        Some(Ok(data)) => run.exchange.start(Some(data)),
+        Some(Err(e)) => Step::Failure(e),
+    };
+    sasl_run(store, run, step).await
+}
+
+/// Continues the exchange with a line the client sent after a challenge.
+pub async fn sasl_respond(store: &Store, run: &mut SaslRun, line: &str) -> SaslOutcome {
+    let step = run.exchange.respond_line(line);
+    sasl_run(store, run, step).await
+}
+
+async fn sasl_run(store: &Store, run: &mut SaslRun, step: Step) -> SaslOutcome {
+    let (outcome, recorded) = sasl_steps(store, run, step).await;
+    let word = match &outcome {
+        SaslOutcome::Challenge(_) => return outcome,
+        SaslOutcome::Success(_) => "ok",
+        SaslOutcome::Failed(f) => f.record_word(),
+    };
+    if !recorded {
+        if let SaslOutcome::Success(name) = &outcome {
+            run.account = Some(name.clone());
+        }
+        let mechanism = run.exchange.mechanism().name();
+        run.ctx
+            .record(mechanism, &run.username, run.account.take(), word);
+    }
+    outcome
+}
+
+/// Runs the exchange until it needs the client or ends; true beside an
+/// end that verify_password has already recorded.
+async fn sasl_steps(store: &Store, run: &mut SaslRun, mut step: Step) -> (SaslOutcome, bool) {
+    let source = run.ctx.source();
+    loop {
+        step = match step {
+            Step::Challenge(data) => return (SaslOutcome::Challenge(encode_base64(&data)), false),
+            Step::CheckPassword {
+                authcid, password, ..
+            } => {
+                let mechanism = run.exchange.mechanism().name();
+                let outcome =
+                    match verify_password(store, &run.ctx, mechanism, &authcid, &password).await {
+                        Ok(name) => SaslOutcome::Success(name),
+                        Err(e) => SaslOutcome::Failed(e.into()),
+                    };
+                return (outcome, true);
+            }
+            Step::NeedSecret { authcid, kind } => {
+                run.username = authcid.clone();
+                if throttle().refused(source, Instant::now()) {
+                    return (SaslOutcome::Failed(SaslFailure::Throttled), false);
+                }
+                match stored_secret(store, &authcid, kind).await {
+                    Ok((name, Lookup::Found(secret))) => {
+                        run.account = Some(name);
+                        run.exchange.secret(Some(secret))
+                    }
+                    Ok((_, Lookup::Unknown(secret))) => run.exchange.secret(secret),
+                    Ok((name, Lookup::Missing)) => {
+                        run.account = Some(name);
+                        return (SaslOutcome::Failed(SaslFailure::NoSecret), false);
+                    }
+                    Err(e) => return (SaslOutcome::Failed(e.into()), false),
+                }
+            }
+            // No listener asks for client certificates yet, so EXTERNAL is
+            // never offered; a client trying it anyway is refused.
+            Step::External { .. } => Step::Failure(SaslError::InvalidCredentials),
+            Step::Success { authcid } => {
+                let outcome = match account_for_login(store, &authcid).await {
+                    Ok(name) => SaslOutcome::Success(name),
+                    Err(e) => SaslOutcome::Failed(e.into()),
+                };
+                return (outcome, false);
+            }
+            Step::Failure(e) if e.is_protocol_error() => {
+                return (SaslOutcome::Failed(SaslFailure::Protocol(e)), false)
+            }
+            Step::Failure(_) => {
+                tokio::time::sleep(throttle().failed(source, Instant::now())).await;
+                return (SaslOutcome::Failed(SaslFailure::Invalid), false);
+            }
+        }
+    }
+}
+
+impl SaslFailure {
+    fn record_word(&self) -> &'static str {
+        match self {
+            SaslFailure::Throttled => "throttled",
+            SaslFailure::Protocol(_) => "aborted",
+            SaslFailure::Invalid => "invalid",
+            SaslFailure::NoSecret => "nosecret",
+            SaslFailure::Disabled(_) => "disabled",
+            SaslFailure::Temporary(_) => "temporary",
+        }
+    }
+}
+
+impl From<AuthError> for SaslFailure {
+    fn from(e: AuthError) -> SaslFailure {
+        match e {
+            AuthError::Invalid => SaslFailure::Invalid,
+            AuthError::Disabled(why) => SaslFailure::Disabled(why),
+            AuthError::Throttled => SaslFailure::Throttled,
+            AuthError::Temporary(why) => SaslFailure::Temporary(why),
+        }
+    }
+}
+
+/// What a secret lookup found.
+enum Lookup {
+    Found(Secret),
+    /// No such account: SCRAM goes on with a made-up secret (stable per
+    /// name, so repeated tries look alike) that no proof matches, so the
+    /// exchange does not tell which accounts exist.
+    Unknown(Option<Secret>),
+    /// The account exists without this kind of secret.
+    Missing,
+}
+
+/// The account `authcid` names (empty when none) and its secret of `kind`.
+async fn stored_secret(
+    store: &Store,
+    authcid: &str,
+    kind: SecretKind,
+) -> Result<(String, Lookup), AuthError> {
+    let username = normalize_username(authcid).unwrap_or_default();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let Some(record) = store
+            .account_by_address(&username)
+            .map_err(|e| AuthError::Temporary(e.to_string()))?
+        else {
+            let made_up = match kind {
+                SecretKind::CramMd5 => None,
+                SecretKind::Scram(hash) => Some(Secret::Scram(made_up_scram(&username, hash))),
+            };
+            return Ok((String::new(), Lookup::Unknown(made_up)));
+        };
+        let p = record.password;
+        let secret = match kind {
+            SecretKind::CramMd5 => p.cram_md5.map(Secret::CramMd5),
+            SecretKind::Scram(ScramHash::Sha1) => Some(Secret::Scram(p.scram_sha1)),
+            SecretKind::Scram(ScramHash::Sha256) => Some(Secret::Scram(p.scram_sha256)),
+        };
+        Ok((record.name, secret.map_or(Lookup::Missing, Lookup::Found)))
+    })
+    .await
+    .map_err(|e| AuthError::Temporary(e.to_string()))?
+}
+
+/// A SCRAM secret for a name with no account: salt and keys from the
+/// process secret, so they are the same on every try and match nothing.
+fn made_up_scram(username: &str, hash: ScramHash) -> ScramSecret {
+    let part = |label: &[u8]| {
+        let mut h = Sha256::new();
+        h.update(&cache().secret);
+        h.update(label);
+        h.update(username.as_bytes());
+        h.finalize().to_vec()
+    };
+    let len = match hash {
+        ScramHash::Sha1 => 20,
+        ScramHash::Sha256 => 32,
+    };
+    ScramSecret {
+        salt: part(b"salt")[..roost_store::SALT_LEN].to_vec(),
+        iterations: SCRAM_ITERATIONS,
+        stored_key: part(b"stored")[..len].to_vec(),
+        server_key: part(b"server")[..len].to_vec(),
+    }
+}
+
+/// The account a proven identity logs in to, unless its logins are
+/// disabled.
+async fn account_for_login(store: &Store, authcid: &str) -> Result<String, AuthError> {
+    let username = normalize_username(authcid).map_err(|_| AuthError::Invalid)?;
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let record = store
             .account_by_address(&username)
             .map_err(|e| AuthError::Temporary(e.to_string()))?
             .ok_or(AuthError::Invalid)?;
-        let cache = cache();
-        let key = cache.key(&username, &record.password.argon2id, &password);
-        let now = Instant::now();
-        if !cache.knows(&key, now) {
-            if !record.password.verify_password(&password) {
-                return Err(AuthError::Invalid);
-            }
-            cache.remember(key, now);
+        match record.disabled {
+            Some(why) => Err(AuthError::Disabled(why)),
+            None => Ok(record.name),
         }
-        if let Some(why) = record.disabled {
-            return Err(AuthError::Disabled(why));
-        }
-        Ok(record.name)
     })
     .await
     .map_err(|e| AuthError::Temporary(e.to_string()))?
@@ -158,6 +627,71 @@ async fn check(store: &Store, username: &str, password: &str) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv6Addr, SocketAddrV4};
+
+    /// A documentation address (RFC 5737), apart from any real client.
+    const CTX: LoginContext = LoginContext {
+        remote: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 1)),
+        protocol: "test",
+    };
+
+    #[test]
+    fn sources_are_ipv4_addresses_and_ipv6_64s() {
+        let v6 = |s: &str| Source::of(IpAddr::V6(s.parse::<Ipv6Addr>().unwrap()));
+        assert_eq!(v6("2001:db8:1:2::1"), v6("2001:db8:1:2:ffff::9"));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+        assert_eq!(
+            v6("::ffff:192.0.2.7"),
+            Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)))
+        );
+        assert_ne!(
+            Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+            Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8)))
+        );
+    }
+
+    #[test]
+    fn delays_grow_then_the_source_is_refused() {
+        assert_eq!(failure_delay(1), AUTH_FAILURE_DELAY);
+        assert_eq!(failure_delay(FREE_FAILURES), AUTH_FAILURE_DELAY);
+        assert_eq!(failure_delay(FREE_FAILURES + 1), AUTH_FAILURE_DELAY * 2);
+        assert_eq!(failure_delay(FREE_FAILURES + 2), AUTH_FAILURE_DELAY * 4);
+        assert_eq!(failure_delay(u32::MAX), MAX_FAILURE_DELAY);
+        let t = Throttle::new();
+        let (a, b) = (
+            Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))),
+        );
+        let t0 = Instant::now();
+        for n in 1..REFUSE_AFTER_FAILURES {
+            assert_eq!(t.failed(a, t0), failure_delay(n));
+            assert!(!t.refused(a, t0), "{n}");
+        }
+        t.failed(a, t0);
+        assert!(t.refused(a, t0));
+        assert!(!t.refused(b, t0), "another source is not affected");
+        // The refusal ends a window after the last failure, and the count
+        // starts over.
+        let later = t0 + FAILURE_WINDOW;
+        assert!(!t.refused(a, later));
+        assert_eq!(t.failed(a, later), failure_delay(1));
+    }
+
+    #[test]
+    fn tracked_sources_are_bounded() {
+        let t = Throttle::new();
+        let t0 = Instant::now();
+        for n in 0..MAX_TRACKED_SOURCES as u32 {
+            t.failed(Source::V4(Ipv4Addr::from(n)), t0);
+        }
+        assert_eq!(t.tracked(), MAX_TRACKED_SOURCES);
+        // One past the limit: the quietest goes.
+        t.failed(
+            Source::V4(Ipv4Addr::from(u32::MAX)),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(t.tracked(), MAX_TRACKED_SOURCES);
+    }
 
     fn key(n: usize) -> [u8; 32] {
         let mut k = [0u8; 32];
@@ -207,14 +741,14 @@ mod tests {
             .unwrap();
         let hits = login_cache_hits();
         let ok = |r: Result<String, AuthError>| r.unwrap();
-        ok(verify_password(&store, "cache@example.org", "first-secret").await);
+        ok(verify_password(&store, &CTX, "PLAIN", "cache@example.org", "first-secret").await);
         assert_eq!(login_cache_hits(), hits);
-        ok(verify_password(&store, "cache@example.org", "first-secret").await);
+        ok(verify_password(&store, &CTX, "PLAIN", "cache@example.org", "first-secret").await);
         assert_eq!(login_cache_hits(), hits + 1);
         // A wrong password is never remembered, and still fails.
         for _ in 0..2 {
             assert_eq!(
-                verify_password(&store, "cache@example.org", "wrong").await,
+                verify_password(&store, &CTX, "PLAIN", "cache@example.org", "wrong").await,
                 Err(AuthError::Invalid)
             );
         }
@@ -224,12 +758,12 @@ mod tests {
             .set_password("cache@example.org", "second-secret")
             .unwrap();
         assert_eq!(
-            verify_password(&store, "cache@example.org", "first-secret").await,
+            verify_password(&store, &CTX, "PLAIN", "cache@example.org", "first-secret").await,
             Err(AuthError::Invalid)
         );
         assert_eq!(login_cache_hits(), hits + 1);
-        ok(verify_password(&store, "cache@example.org", "second-secret").await);
-        ok(verify_password(&store, "cache@example.org", "second-secret").await);
+        ok(verify_password(&store, &CTX, "PLAIN", "cache@example.org", "second-secret").await);
+        ok(verify_password(&store, &CTX, "PLAIN", "cache@example.org", "second-secret").await);
         assert_eq!(login_cache_hits(), hits + 2);
     }
 }

@@ -231,6 +231,12 @@ impl AccountClient {
         self.cast(AccountMsg::StoreSummary { file, summary }).await;
     }
 
+    /// Disables the account's logins with this message, or enables them.
+    pub async fn set_disabled(&self, why: Option<String>) -> Result<(), ClientError> {
+        self.call(|reply| AccountMsg::SetDisabled { why, reply })
+            .await
+    }
+
     pub async fn set_password(&self, secrets: PasswordSecrets) -> Result<(), ClientError> {
         let secrets = Box::new(secrets);
         self.call(|reply| AccountMsg::SetPassword { secrets, reply })

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::listener::TLS_HANDSHAKE_TIMEOUT;
+use roost_protocols::sasl::ChannelBinding;
 
 /// The largest chunk the reader hands to a session at once.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -98,8 +99,9 @@ impl<R> Reclaim<R> {
 /// STARTTLS (RFC 9051 6.2.1, RFC 3207): takes the read half back from the
 /// reader task, joins it with `writer`, continues the same stream in TLS
 /// and starts a new reader task on it (as [`spawn_reader`] does), putting
-/// its credit and reclaim in place of the old ones. False when the
-/// handshake failed or timed out; the connection is then done.
+/// its credit and reclaim in place of the old ones. Returns what the
+/// connection offers for channel binding, or `None` when the handshake
+/// failed or timed out; the connection is then done.
 pub async fn upgrade_to_tls<F>(
     reclaim: &mut Reclaim<tokio::io::ReadHalf<BoxStream>>,
     credit: &mut Credit,
@@ -108,25 +110,46 @@ pub async fn upgrade_to_tls<F>(
     idle: Duration,
     shutdown: watch::Receiver<bool>,
     deliver: F,
-) -> bool
+) -> Option<ChannelBinding>
 where
     F: Fn(Input) -> bool + Send + 'static,
 {
-    let Some(read) = reclaim.take().await else {
-        return false;
-    };
+    let read = reclaim.take().await?;
     // The write half moves into the TLS stream; a stand-in keeps its
     // place meanwhile.
     let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
     let stream = read.unsplit(std::mem::replace(writer, stand_in));
     let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
     let Ok(Ok(tls)) = handshake else {
-        return false;
+        return None;
     };
+    let binding = channel_binding(tls.get_ref().1);
     let (read, write) = tokio::io::split(Box::new(tls) as BoxStream);
     *writer = write;
     (*credit, *reclaim) = spawn_reader(read, idle, shutdown, deliver);
-    true
+    Some(binding)
+}
+
+/// What a TLS connection offers SCRAM -PLUS mechanisms: `tls-exporter`
+/// (RFC 9266) on TLS 1.3, where it is defined without further conditions.
+/// `tls-server-end-point` is not offered yet: rustls does not say which
+/// certificate it served.
+pub fn channel_binding(conn: &rustls::ServerConnection) -> ChannelBinding {
+    let tls_exporter = (conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3))
+        .then(|| {
+            conn.export_keying_material(
+                [0u8; ChannelBinding::EXPORTER_LEN],
+                ChannelBinding::EXPORTER_LABEL,
+                None,
+            )
+            .ok()
+            .map(|out| out.to_vec())
+        })
+        .flatten();
+    ChannelBinding {
+        tls_exporter,
+        tls_server_end_point: None,
+    }
 }
 
 /// Starts the reader task for `read`; `deliver` hands each input to the
@@ -243,4 +266,6 @@ pub struct Peer {
     pub addr: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
+    /// Channel-binding data of the TLS connection, for SCRAM -PLUS.
+    pub binding: ChannelBinding,
 }

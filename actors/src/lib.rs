@@ -17,6 +17,7 @@ pub mod dns;
 pub mod events;
 pub mod imap;
 pub mod listener;
+pub mod logins;
 pub mod mailbox;
 pub mod smtp;
 pub mod summaries;

@@ -179,20 +179,22 @@ async fn start_session(
 ) -> Result<(), String> {
     let local = tcp.local_addr().map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
-    let stream: BoxStream = match (&services.tls, protocol.implicit_tls()) {
+    let (stream, binding): (BoxStream, _) = match (&services.tls, protocol.implicit_tls()) {
         (Some(acceptor), true) => {
             let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
                 .await
                 .map_err(|_| "TLS handshake timed out".to_string())?
                 .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            Box::new(tls)
+            let binding = crate::conn::channel_binding(tls.get_ref().1);
+            (Box::new(tls), binding)
         }
-        _ => Box::new(tcp),
+        _ => (Box::new(tcp), Default::default()),
     };
     let peer = Peer {
         addr,
         local,
         tls: protocol.implicit_tls(),
+        binding,
     };
     let name = format!("{}:{addr}", protocol.name());
     let connections = services.connections.clone();

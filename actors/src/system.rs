@@ -5,6 +5,7 @@
 //! ├── accounts         dynamic; account:<name>, permanent
 //! ├── connections      dynamic; imap:<peer>, smtp:<peer>, ..., temporary
 //! ├── listeners        one per address and protocol
+//! ├── logins           records login attempts
 //! ├── (extra children: http from roost-webui)
 //! └── admin            the admin socket
 //! ```
@@ -191,11 +192,32 @@ pub async fn start(
         }
     });
 
+    let logins_store = store.clone();
+    let logins_spec = ChildSpec::new(
+        crate::logins::LOGINS_ACTOR,
+        ActorKind::Other,
+        Restart::Permanent,
+        move |sup| {
+            let store = logins_store.clone();
+            async move {
+                let (r, _) = ractor::Actor::spawn_linked(
+                    Some(crate::logins::LOGINS_ACTOR.into()),
+                    crate::logins::Logins,
+                    store,
+                    sup,
+                )
+                .await?;
+                Ok(r.get_cell())
+            }
+        },
+    );
+
     let mut root = SupervisorArgs::new("root", registry.clone())
         .intensity(5, Duration::from_secs(30))
         .backoff(Duration::from_millis(100), Duration::from_secs(5))
         .child(accounts_spec)
         .child(connections_spec)
+        .child(logins_spec)
         .child(listeners_spec);
     for c in extra(shared.clone()) {
         root = root.child(c);

@@ -7,9 +7,9 @@
 use libfuzzer_sys::fuzz_target;
 use roost_protocols::imap::bodystructure::{write_body, write_envelope};
 use roost_protocols::imap::command::{CommandBody, Section, SectionText};
-use roost_protocols::imap::section::{locate_in_structure, Sections};
 use roost_protocols::imap::matcher::{Candidate, Matcher};
 use roost_protocols::imap::parser::parse_command;
+use roost_protocols::imap::section::{locate_in_structure, Sections};
 use roost_protocols::imap::types::{Flags, ModSeq};
 use roost_protocols::message::decode::{decode_base64, decode_quoted_printable};
 use roost_protocols::message::mime::MimeTree;

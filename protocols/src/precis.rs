@@ -27,6 +27,12 @@ pub enum PrecisError {
     TooLong { max: usize },
     #[error("empty local part or domain")]
     BadAddress,
+    #[error("begins or ends with a space, which is easy to miss when typing it")]
+    SurroundingSpace,
+    #[error(
+        "contains the invisible character U+{0:04X}, which cannot be told apart when typing it"
+    )]
+    Invisible(u32),
 }
 
 /// RFC 8265 3.3 (UsernameCasePreserved, simplified): NFC, surrounding
@@ -80,6 +86,36 @@ pub fn prepare_password(s: &str) -> Result<String, PrecisError> {
         return Err(PrecisError::TooLong { max: MAX_PASSWORD });
     }
     Ok(mapped)
+}
+
+/// A password being set: prepared as [`prepare_password`] does, and also
+/// refused where it would confuse its owner later: spaces at either end,
+/// and invisible format characters (zero-width spaces and joiners, bidi
+/// marks, soft hyphens, byte-order marks), which look like nothing.
+pub fn check_new_password(s: &str) -> Result<String, PrecisError> {
+    let prepared = prepare_password(s)?;
+    if prepared.starts_with(' ') || prepared.ends_with(' ') {
+        return Err(PrecisError::SurroundingSpace);
+    }
+    if let Some(c) = prepared.chars().find(|&c| is_invisible(c)) {
+        return Err(PrecisError::Invisible(c as u32));
+    }
+    Ok(prepared)
+}
+
+/// Format characters (category Cf) that render as nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Unicode general category Zs, less U+0020.
@@ -160,5 +196,36 @@ mod tests {
             prepare_password(&format!("{pw}p")),
             Err(PrecisError::TooLong { max: MAX_PASSWORD })
         );
+    }
+
+    #[test]
+    fn confusing_new_passwords_are_refused() {
+        assert_eq!(
+            check_new_password("correct horse").unwrap(),
+            "correct horse"
+        );
+        assert_eq!(
+            check_new_password(" pw"),
+            Err(PrecisError::SurroundingSpace)
+        );
+        // A no-break space at the end maps to a space: refused too.
+        assert_eq!(
+            check_new_password("pw\u{a0}"),
+            Err(PrecisError::SurroundingSpace)
+        );
+        assert_eq!(
+            check_new_password("pass\u{200b}word"),
+            Err(PrecisError::Invisible(0x200b))
+        );
+        assert_eq!(
+            check_new_password("\u{feff}pw"),
+            Err(PrecisError::Invisible(0xfeff))
+        );
+        assert_eq!(
+            PrecisError::Invisible(0x200b).to_string(),
+            "contains the invisible character U+200B, which cannot be told apart when typing it"
+        );
+        // Logging in with such a password still works as before.
+        assert_eq!(prepare_password(" pw").unwrap(), " pw");
     }
 }

@@ -54,6 +54,19 @@ enum AdminCommand {
     Check { account: String },
     /// Store statistics: commits, flushes, records, fsyncs.
     Stats,
+    /// Recent login attempts, newest first: time, remote address,
+    /// protocol, mechanism, username, account and result.
+    Loginattempts {
+        /// Only attempts naming this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// How many (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +88,18 @@ enum AccountCommand {
         password: Option<String>,
     },
     Rm {
+        name: String,
+    },
+    /// Refuse the account's logins (IMAP, submission, web) with a message
+    /// shown to its clients; mail to it is still delivered.
+    Disable {
+        name: String,
+        /// What the account's clients are told, e.g. who to contact.
+        #[arg(long)]
+        message: String,
+    },
+    /// Allow the account's logins again.
+    Enable {
         name: String,
     },
 }
@@ -104,6 +129,10 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 json!({"cmd": "account_passwd", "name": name, "password": password_or_stdin(password)?})
             }
             AccountCommand::Rm { name } => json!({"cmd": "account_rm", "name": name}),
+            AccountCommand::Disable { name, message } => {
+                json!({"cmd": "account_disable", "name": name, "message": message})
+            }
+            AccountCommand::Enable { name } => json!({"cmd": "account_enable", "name": name}),
         },
         AdminCommand::Domain { command } => match command {
             DomainCommand::Add { name } => json!({"cmd": "domain_add", "name": name}),
@@ -113,6 +142,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         AdminCommand::Kill { name, panic } => json!({"cmd": "kill", "name": name, "panic": panic}),
         AdminCommand::Check { account } => json!({"cmd": "check", "account": account}),
         AdminCommand::Stats => json!({"cmd": "stats"}),
+        AdminCommand::Loginattempts { account, limit, .. } => {
+            json!({"cmd": "login_attempts", "account": account, "limit": limit})
+        }
     };
     let stream = UnixStream::connect(&socket).with_context(|| {
         format!(
@@ -157,6 +189,24 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                     println!("{p}");
                 }
                 return Ok(ExitCode::FAILURE);
+            }
+        }
+        AdminCommand::Loginattempts { json: false, .. } => {
+            let attempts = result.as_array().cloned().unwrap_or_default();
+            for a in &attempts {
+                let field = |k: &str| a[k].as_str().unwrap_or("-").to_string();
+                // The username is the client's; quoted, so spaces and
+                // control characters cannot disguise a line.
+                println!(
+                    "{} {} {} {} {:?} {} {}",
+                    field("time"),
+                    field("remote"),
+                    field("protocol"),
+                    field("mechanism"),
+                    field("username"),
+                    field("account"),
+                    field("result")
+                );
             }
         }
         _ => println!("{}", serde_json::to_string_pretty(&result)?),

@@ -54,6 +54,10 @@ pub(crate) const MESSAGE_STATE: u8 = 0x19;
 /// file ids are unique in the data directory, and a file never changes.
 pub(crate) const SUMMARY: u8 = 0x16;
 
+/// Login attempts: unix microseconds, then a sequence number, both
+/// big-endian, so a scan runs oldest first.
+pub(crate) const LOGIN_ATTEMPT: u8 = 0x20;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 
@@ -69,6 +73,10 @@ fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
 
 pub(crate) fn meta(name: &[u8]) -> Vec<u8> {
     key(META, &[name])
+}
+
+pub(crate) fn login_attempt(micros: u64, seq: u32) -> Vec<u8> {
+    key(LOGIN_ATTEMPT, &[&micros.to_be_bytes(), &seq.to_be_bytes()])
 }
 
 pub(crate) fn domain(name: &str) -> Vec<u8> {

@@ -41,10 +41,11 @@ pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
 pub use records::{
-    AccountId, AccountRecord, DomainRecord, FileId, MailboxCounts, MailboxId, MailboxRecord,
-    MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, Tombstone,
+    AccountId, AccountRecord, DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId,
+    MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, Tombstone,
 };
-pub use secrets::{random_bytes, PasswordSecrets, ScramSecret, SALT_LEN, SCRAM_ITERATIONS};
+pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
+pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
 
 use files::Placer;
 use records::{now_unix, FileRef};
@@ -405,6 +406,64 @@ impl Store {
         batch.insert(key, encode(&rec)?);
         self.apply_and_flush(batch)?;
         Ok(rec)
+    }
+
+    /// Adds login attempts; `seq` numbers them apart within a
+    /// microsecond. Not flushed on its own: the next group commit or
+    /// flush makes them durable, and a crash may lose the last few.
+    pub fn add_login_attempts(&self, attempts: &[LoginAttempt], seq: &mut u32) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for a in attempts {
+            *seq = seq.wrapping_add(1);
+            batch.insert(keys::login_attempt(a.time_us, *seq), encode(a)?);
+        }
+        self.inner.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// How many login attempts are kept.
+    pub fn login_attempt_count(&self) -> usize {
+        self.inner.db.scan_prefix([keys::LOGIN_ATTEMPT]).count()
+    }
+
+    /// Removes the oldest login attempts beyond the newest `keep`.
+    pub fn prune_login_attempts(&self, keep: usize) -> Result<usize> {
+        let total = self.login_attempt_count();
+        let excess = total.saturating_sub(keep);
+        let mut batch = sled::Batch::default();
+        for k in self
+            .inner
+            .db
+            .scan_prefix([keys::LOGIN_ATTEMPT])
+            .keys()
+            .take(excess)
+        {
+            batch.remove(k?);
+        }
+        self.inner.db.apply_batch(batch)?;
+        Ok(excess)
+    }
+
+    /// The newest `limit` login attempts, newest first; only those naming
+    /// `account` when given.
+    pub fn login_attempts(&self, account: Option<&str>, limit: usize) -> Result<Vec<LoginAttempt>> {
+        let mut out = Vec::new();
+        for v in self
+            .inner
+            .db
+            .scan_prefix([keys::LOGIN_ATTEMPT])
+            .values()
+            .rev()
+        {
+            let a: LoginAttempt = rmp_serde::from_slice(&v?)?;
+            if account.is_none_or(|name| a.account.as_deref() == Some(name)) {
+                out.push(a);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Removes a domain; its accounts stay.

@@ -234,6 +234,33 @@ pub struct DomainRecord {
     pub created: i64,
 }
 
+/// One authentication attempt, as `roost admin loginattempts` lists it.
+/// Never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginAttempt {
+    /// Unix microseconds.
+    pub time_us: u64,
+    /// The client's address and port.
+    pub remote: String,
+    /// `imap`, `imaps`, `submission`, `submissions`.
+    pub protocol: String,
+    /// `LOGIN` (IMAP's command) or the SASL mechanism.
+    pub mechanism: String,
+    /// The name as the client gave it, shortened to
+    /// [`LoginAttempt::MAX_USERNAME`] characters.
+    pub username: String,
+    /// The account it named, when there is one.
+    pub account: Option<String>,
+    /// `ok`, `invalid`, `disabled`, `throttled`, `nosecret`, `aborted`
+    /// or `temporary`.
+    pub result: String,
+}
+
+impl LoginAttempt {
+    /// Characters of a username kept in a record.
+    pub const MAX_USERNAME: usize = 256;
+}
+
 /// A record to write in a [`Commit`](crate::Commit).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {

@@ -1,20 +1,17 @@
 //! Password secrets: an argon2id PHC string for plain logins (IMAP LOGIN,
 //! SASL PLAIN, the web pages) and the SCRAM keys of RFC 5802 for
-//! SCRAM-SHA-1 and RFC 7677 SCRAM-SHA-256. The password itself is never
-//! stored. The SASL exchange lives in roost-protocols; this module only
-//! derives and checks what is kept at rest.
+//! SCRAM-SHA-1 and RFC 7677 SCRAM-SHA-256, and the HMAC states of RFC 2195
+//! CRAM-MD5. The password itself is never stored. The SASL exchange and
+//! the SCRAM and CRAM-MD5 arithmetic live in roost-protocols; this module
+//! only derives what is kept at rest and checks the argon2id hash.
 //!
 //! Callers pass the password already prepared (RFC 5802 2.2 SASLprep /
 //! RFC 8265 OpaqueString); both argon2 and SCRAM use the same bytes.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use hmac::digest::core_api::BlockSizeUser;
-use hmac::digest::KeyInit;
-use hmac::{Mac, SimpleHmac};
+use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 use serde::{Deserialize, Serialize};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
 
@@ -33,15 +30,10 @@ pub struct PasswordSecrets {
     pub argon2id: String,
     pub scram_sha1: ScramSecret,
     pub scram_sha256: ScramSecret,
-}
-
-/// RFC 5802 3: what a SCRAM server keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScramSecret {
-    pub salt: Vec<u8>,
-    pub iterations: u32,
-    pub stored_key: Vec<u8>,
-    pub server_key: Vec<u8>,
+    /// RFC 2195 CRAM-MD5's HMAC states; absent for passwords set before
+    /// roost kept them (CRAM-MD5 then fails at once for the account).
+    #[serde(default)]
+    pub cram_md5: Option<CramMd5Secret>,
 }
 
 impl PasswordSecrets {
@@ -58,6 +50,7 @@ impl PasswordSecrets {
             argon2id,
             scram_sha1: ScramSecret::sha1(password, &random_bytes(SALT_LEN)?, SCRAM_ITERATIONS),
             scram_sha256: ScramSecret::sha256(password, &random_bytes(SALT_LEN)?, SCRAM_ITERATIONS),
+            cram_md5: Some(CramMd5Secret::derive(password)),
         })
     }
 
@@ -70,59 +63,6 @@ impl PasswordSecrets {
         Argon2::default()
             .verify_password(password.as_bytes(), &hash)
             .is_ok()
-    }
-}
-
-impl ScramSecret {
-    /// RFC 5802 3 with SHA-1.
-    pub fn sha1(password: &str, salt: &[u8], iterations: u32) -> ScramSecret {
-        derive_scram::<Sha1>(password, salt, iterations)
-    }
-
-    /// RFC 7677 3 with SHA-256.
-    pub fn sha256(password: &str, salt: &[u8], iterations: u32) -> ScramSecret {
-        derive_scram::<Sha256>(password, salt, iterations)
-    }
-}
-
-// RFC 5802 3:
-//   SaltedPassword := Hi(Normalize(password), salt, i)
-//   ClientKey      := HMAC(SaltedPassword, "Client Key")
-//   StoredKey      := H(ClientKey)
-//   ServerKey      := HMAC(SaltedPassword, "Server Key")
-fn derive_scram<D>(password: &str, salt: &[u8], iterations: u32) -> ScramSecret
-where
-    D: ScramHash,
-{
-    let mut salted = vec![0u8; <D as Digest>::output_size()];
-    // Hi() of RFC 5802 2.2 is PBKDF2 with HMAC as the PRF. It only fails
-    // for an HMAC key it cannot take, and HMAC takes any key.
-    if pbkdf2::pbkdf2::<SimpleHmac<D>>(password.as_bytes(), salt, iterations, &mut salted).is_err()
-    {
-        salted.clear();
-    }
-    let client_key = hmac_of::<D>(&salted, b"Client Key");
-    let server_key = hmac_of::<D>(&salted, b"Server Key");
-    ScramSecret {
-        salt: salt.to_vec(),
-        iterations,
-        stored_key: D::digest(&client_key).to_vec(),
-        server_key,
-    }
-}
-
-/// The hash functions SCRAM is used with here (SHA-1, SHA-256).
-pub(crate) trait ScramHash: Digest + BlockSizeUser + Clone + Sync {}
-impl<D: Digest + BlockSizeUser + Clone + Sync> ScramHash for D {}
-
-fn hmac_of<D: ScramHash>(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so the error arm is unreachable.
-    match <SimpleHmac<D> as KeyInit>::new_from_slice(key) {
-        Ok(mut mac) => {
-            Mac::update(&mut mac, data);
-            mac.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
     }
 }
 
@@ -151,64 +91,6 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::STANDARD as B64;
-    use base64::Engine;
-
-    fn b64(s: &str) -> Vec<u8> {
-        B64.decode(s).unwrap_or_default()
-    }
-
-    /// Checks a stored secret against a published exchange: the ServerKey
-    /// must reproduce the server signature and the StoredKey must accept the
-    /// client proof (RFC 5802 3, server side).
-    fn check_exchange<D: ScramHash>(
-        secret: &ScramSecret,
-        auth_message: &str,
-        proof: &str,
-        server_sig: &str,
-    ) {
-        let sig = hmac_of::<D>(&secret.server_key, auth_message.as_bytes());
-        assert_eq!(B64.encode(sig), server_sig);
-        let client_sig = hmac_of::<D>(&secret.stored_key, auth_message.as_bytes());
-        let client_key: Vec<u8> = b64(proof)
-            .iter()
-            .zip(&client_sig)
-            .map(|(p, s)| p ^ s)
-            .collect();
-        assert_eq!(D::digest(&client_key).to_vec(), secret.stored_key);
-    }
-
-    #[test]
-    fn scram_sha256_matches_rfc7677_example() {
-        // RFC 7677 3.
-        let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-        let secret = ScramSecret::sha256("pencil", &b64("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
-        let auth = format!(
-            "n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r={nonce}"
-        );
-        check_exchange::<Sha256>(
-            &secret,
-            &auth,
-            "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-            "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
-        );
-    }
-
-    #[test]
-    fn scram_sha1_matches_rfc5802_example() {
-        // RFC 5802 5.
-        let nonce = "fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j";
-        let secret = ScramSecret::sha1("pencil", &b64("QSXCR+Q6sek8bf92"), 4096);
-        let auth = format!(
-            "n=user,r=fyko+d2lbbFgONRv9qkxdawL,r={nonce},s=QSXCR+Q6sek8bf92,i=4096,c=biws,r={nonce}"
-        );
-        check_exchange::<Sha1>(
-            &secret,
-            &auth,
-            "v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
-            "rmF9pqV8S7suAoZWja4dJRkFsKQ=",
-        );
-    }
 
     #[test]
     fn derive_then_verify() {
@@ -222,6 +104,7 @@ mod tests {
         assert_eq!(s.scram_sha1.stored_key.len(), 20);
         assert_eq!(s.scram_sha256.stored_key.len(), 32);
         assert_ne!(s.scram_sha1.salt, s.scram_sha256.salt);
+        assert_eq!(s.cram_md5, Some(CramMd5Secret::derive("correct horse")));
         let again = PasswordSecrets::derive("correct horse").unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(s.argon2id, again.argon2id, "salts are fresh");
     }

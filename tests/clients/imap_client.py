@@ -3,10 +3,11 @@
 back as `step TYPE data` lines (and the fetched message as base64) for
 tests/clients.rs to compare exactly.
 
-Usage: imap_client.py HOST PORT USER PASSWORD UID [--tls CAFILE] [--auth-plain]
+Usage: imap_client.py HOST PORT USER PASSWORD UID [--tls CAFILE]
+                      [--auth-plain | --cram-md5]
 
-The session: log in (LOGIN, or AUTHENTICATE PLAIN answering the server's
-continuation), SELECT INBOX, FETCH sizes and flags, UID FETCH BODY.PEEK[] of
+The session: log in (LOGIN, AUTHENTICATE PLAIN answering the server's
+continuation, or imaplib's own CRAM-MD5 after a wrong password), SELECT INBOX, FETCH sizes and flags, UID FETCH BODY.PEEK[] of
 UID, STORE \\Deleted on message 1, EXPUNGE, NOOP, LIST, LOGOUT. Nothing here
 needs SEARCH, ENVELOPE, BODYSTRUCTURE or APPEND.
 """
@@ -44,6 +45,12 @@ def main(argv):
         # imaplib sends "AUTHENTICATE PLAIN" alone and answers the "+ "
         # continuation, so this is the non-SASL-IR path of RFC 9051 6.2.2.
         show("authenticate", m.authenticate("PLAIN", lambda _: f"\0{user}\0{password}".encode()))
+    elif "--cram-md5" in rest:
+        try:
+            m.login_cram_md5(user, password + "-wrong")
+        except imaplib.IMAP4.error as e:
+            print(f"bad-cram-md5 {e}")
+        show("cram-md5", m.login_cram_md5(user, password))
     else:
         show("login", m.login(user, password))
     show("select", m.select("INBOX"))

@@ -10,7 +10,10 @@ Modes:
       plaintext submission: MAIL before AUTH (must be refused), then
       AUTH LOGIN answered challenge by challenge, then the message.
   submissions HOST PORT CAFILE USER PASSWORD FROM TO FILE
-      implicit TLS (SMTP_SSL) verified against CAFILE, login(), the message.
+      implicit TLS (SMTP_SSL) verified against CAFILE: login() with a wrong
+      password (smtplib tries CRAM-MD5, PLAIN and LOGIN in turn, which
+      uses up the session's tries), then on a new connection AUTH CRAM-MD5
+      with the right one, and the message.
 """
 import smtplib
 import ssl
@@ -73,7 +76,11 @@ def main(argv):
             s.login(user, password + "-wrong")
         except smtplib.SMTPAuthenticationError as e:
             show("bad-login", e.smtp_code, e.smtp_error)
-        show("login", *s.login(user, password))
+        s.close()
+        s = smtplib.SMTP_SSL(host, int(port), local_hostname=HELO, context=ctx, timeout=30)
+        s.ehlo(HELO)
+        s.user, s.password = user, password
+        show("login", *s.auth("CRAM-MD5", s.auth_cram_md5))
         send(s, sender, rcpt, path)
         quit_(s)
     else:

@@ -22,7 +22,14 @@ pub const PASSWORD: &str = "roostroost";
 /// What roost's IMAP server announces after login, in order.
 pub const IMAP_CAPS: &str = "IMAP4rev2 IMAP4rev1 LITERAL+ MULTIAPPEND IDLE MOVE UIDPLUS \
 ESEARCH SEARCHRES CONDSTORE QRESYNC \
-LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE CHILDREN UNSELECT NAMESPACE ID ENABLE SASL-IR AUTH=PLAIN COMPRESS=DEFLATE APPENDLIMIT=67108864";
+LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE CHILDREN UNSELECT NAMESPACE ID ENABLE SASL-IR COMPRESS=DEFLATE APPENDLIMIT=67108864";
+/// The mechanisms announced before login on a plain loopback connection,
+/// after [`IMAP_CAPS`].
+pub const IMAP_AUTH: &str =
+    "AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-1 AUTH=CRAM-MD5 AUTH=PLAIN AUTH=LOGIN";
+/// The same under TLS 1.3, where channel binding makes -PLUS possible.
+pub const IMAP_AUTH_TLS: &str = "AUTH=SCRAM-SHA-256-PLUS AUTH=SCRAM-SHA-1-PLUS \
+AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-1 AUTH=CRAM-MD5 AUTH=PLAIN AUTH=LOGIN";
 
 /// How long a test waits for anything before it fails.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -232,6 +239,37 @@ pub fn find_node<'a>(nodes: &'a serde_json::Value, name: &str) -> Option<&'a ser
 
 /// A loopback connection with the harness's read timeout, split for
 /// line reading and writing.
+/// A connection to 127.0.0.1:`port` from the loopback address `from`
+/// (any of 127.0.0.0/8), so a test can be several clients at once.
+pub fn connect_from(from: std::net::Ipv4Addr, port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let addr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // address structs live across the calls that read them.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = addr(from, 0);
+        let r = libc::bind(fd, &local as *const _ as *const libc::sockaddr, len);
+        assert_eq!(r, 0, "bind {from}: {}", std::io::Error::last_os_error());
+        let remote = addr(std::net::Ipv4Addr::LOCALHOST, port);
+        let r = libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len);
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        stream
+    };
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
 fn connect(port: u16) -> (BufReader<TcpStream>, TcpStream) {
     let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(WAIT)).unwrap();

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use ractor::SpawnErr;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use roost_actors::auth::verify_password;
+use roost_actors::auth::{verify_password, LoginContext};
 use roost_actors::system::Shared;
 use roost_actors::task::TaskGuard;
 use roost_supervisor::{start_child, ActorKind, ChildSpec, Restart};
@@ -173,7 +173,11 @@ async fn events(
     let Some((user, password)) = basic_credentials(&headers) else {
         return unauthorized();
     };
-    let account = match verify_password(&shared.store, &user, &password).await {
+    let ctx = LoginContext {
+        remote: peer,
+        protocol: "http",
+    };
+    let account = match verify_password(&shared.store, &ctx, "BASIC", &user, &password).await {
         Ok(a) => a,
         Err(_) => return unauthorized(),
     };

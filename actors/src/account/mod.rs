@@ -206,6 +206,11 @@ pub enum AccountMsg {
         secrets: Box<PasswordSecrets>,
         reply: Reply<()>,
     },
+    /// Disables logins with this message (`None` enables them).
+    SetDisabled {
+        why: Option<String>,
+        reply: Reply<()>,
+    },
     Record(RpcReplyPort<AccountRecord>),
     /// Whether `bytes` more could be appended to `mailbox` now (it exists,
     /// and the quota has room): asked before an APPEND's literal is read.
@@ -483,6 +488,14 @@ impl Actor for AccountActor {
                 if state.file_is_live(file) {
                     state.pending.puts.push(Record::Summary { file, summary });
                 }
+            }
+            AccountMsg::SetDisabled { why, reply } => {
+                state.record.disabled = why;
+                state
+                    .pending
+                    .puts
+                    .push(Record::Account(state.record.clone()));
+                state.answer(reply, Ok(()));
             }
             AccountMsg::SetPassword { secrets, reply } => {
                 state.record.password = *secrets;

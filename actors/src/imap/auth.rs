@@ -1,11 +1,15 @@
-//! LOGIN (RFC 9051 6.2.3) and AUTHENTICATE PLAIN (RFC 9051 6.2.2, RFC 4616,
-//! with SASL-IR from RFC 4959).
+//! LOGIN (RFC 9051 6.2.3) and AUTHENTICATE (RFC 9051 6.2.2) with SASL-IR
+//! (RFC 4959). The mechanisms are roost_protocols' SASL exchanges, driven
+//! by `crate::auth`.
 
 use super::{Done, ImapState};
-use crate::auth::{verify_password, AuthError, MAX_AUTH_FAILURES};
+use crate::auth::{
+    new_exchange, offered_mechanisms, sasl_respond, sasl_start, verify_password, LoginContext,
+    SaslFailure, SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
+};
 use roost_protocols::imap::response::{self, Code, Status};
 use roost_protocols::imap::state::SessionState;
-use roost_protocols::sasl::decode_plain;
+use roost_protocols::sasl::Mechanism;
 
 impl ImapState {
     pub(super) async fn login(&mut self, username: &str, password: &str) -> Done {
@@ -13,7 +17,25 @@ impl ImapState {
             // RFC 9051 6.2.3: LOGINDISABLED over an unprotected link.
             return Done::no_code(Code::Other("PRIVACYREQUIRED".into()), "Use IMAPS to log in");
         }
-        self.check_credentials(username, password).await
+        let ctx = self.login_context();
+        let outcome =
+            match verify_password(&self.services.store, &ctx, "LOGIN", username, password).await {
+                Ok(account) => SaslOutcome::Success(account),
+                Err(e) => SaslOutcome::Failed(e.into()),
+            };
+        self.finish_login(outcome).await
+    }
+
+    fn login_context(&self) -> LoginContext {
+        LoginContext {
+            remote: self.peer.addr,
+            protocol: self.protocol.name(),
+        }
+    }
+
+    /// The mechanisms this session offers, for CAPABILITY.
+    pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
+        offered_mechanisms(self.peer.tls_or_local(), &self.peer.binding)
     }
 
     pub(super) async fn authenticate(
@@ -22,32 +44,24 @@ impl ImapState {
         mechanism: &str,
         initial: Option<String>,
     ) -> Done {
-        if !mechanism.eq_ignore_ascii_case("PLAIN") {
-            return Done::no_code(Code::Cannot, "Unsupported authentication mechanism");
-        }
-        if !self.peer.tls_or_local() {
-            return Done::no_code(Code::Other("PRIVACYREQUIRED".into()), "Use IMAPS to log in");
-        }
-        match initial {
-            Some(ir) => self.authenticate_plain(&ir).await,
-            None => {
-                self.authenticating = Some(tag.to_string());
-                response::continuation(&mut self.out, "");
-                Done::Later
+        let Some(mechanism) = Mechanism::parse(mechanism).filter(|m| self.mechanisms().contains(m))
+        else {
+            if Mechanism::parse(mechanism).is_some_and(Mechanism::sends_password) {
+                return Done::no_code(Code::Other("PRIVACYREQUIRED".into()), "Use IMAPS to log in");
             }
-        }
+            return Done::no_code(Code::Cannot, "Unsupported authentication mechanism");
+        };
+        let exchange = new_exchange(mechanism, &self.peer.binding, &self.services.hostname);
+        let mut run = SaslRun::new(exchange, self.login_context());
+        let outcome = sasl_start(&self.services.store, &mut run, initial.as_deref()).await;
+        self.sasl_outcome(tag, run, outcome).await
     }
 
-    /// The client's line after the `+` continuation of AUTHENTICATE.
-    pub(super) async fn authenticate_response(&mut self, tag: &str, line: &[u8]) {
+    /// The client's line after a `+` continuation of AUTHENTICATE.
+    pub(super) async fn authenticate_response(&mut self, tag: &str, mut run: SaslRun, line: &[u8]) {
         let line = String::from_utf8_lossy(line).trim().to_string();
-        let done = if line == "*" {
-            // RFC 9051 6.2.2: the client cancelled the exchange.
-            Done::bad("AUTHENTICATE cancelled")
-        } else {
-            self.authenticate_plain(&line).await
-        };
-        if let Done::Tagged(status, code, text) = done {
+        let outcome = sasl_respond(&self.services.store, &mut run, &line).await;
+        if let Done::Tagged(status, code, text) = self.sasl_outcome(tag, run, outcome).await {
             if status == Status::Bad {
                 self.bad(Some(tag), code, &text);
             } else {
@@ -56,24 +70,24 @@ impl ImapState {
         }
     }
 
-    async fn authenticate_plain(&mut self, b64: &str) -> Done {
-        let b64 = if b64 == "=" { "" } else { b64 };
-        match decode_plain(b64) {
-            Ok(c)
-                if c.authzid
-                    .as_deref()
-                    .is_some_and(|z| !z.is_empty() && z != c.authcid) =>
-            {
-                Done::no_code(Code::AuthorizationFailed, "Cannot act as another user")
+    async fn sasl_outcome(&mut self, tag: &str, run: SaslRun, outcome: SaslOutcome) -> Done {
+        match outcome {
+            SaslOutcome::Challenge(data) => {
+                self.authenticating = Some((tag.to_string(), run));
+                self.framer.expect_response();
+                response::continuation(&mut self.out, &data);
+                Done::Later
             }
-            Ok(c) => self.check_credentials(&c.authcid, &c.password).await,
-            Err(_) => Done::bad("Invalid PLAIN response"),
+            SaslOutcome::Failed(SaslFailure::Protocol(e)) => {
+                Done::bad(format!("AUTHENTICATE failed: {e}"))
+            }
+            outcome => self.finish_login(outcome).await,
         }
     }
 
-    async fn check_credentials(&mut self, username: &str, password: &str) -> Done {
-        match verify_password(&self.services.store, username, password).await {
-            Ok(account) => {
+    async fn finish_login(&mut self, outcome: SaslOutcome) -> Done {
+        let failure = match outcome {
+            SaslOutcome::Success(account) => {
                 let id = match self.services.store.account(&account) {
                     Ok(Some(rec)) => rec.id,
                     _ => return Done::no_code(Code::Unavailable, "Account unavailable, try later"),
@@ -81,15 +95,28 @@ impl ImapState {
                 self.account = Some((account, id));
                 self.state = SessionState::Authenticated;
                 let caps = self.capabilities();
-                Done::Tagged(Status::Ok, Some(Code::Capability(caps)), "Logged in".into())
+                return Done::Tagged(Status::Ok, Some(Code::Capability(caps)), "Logged in".into());
             }
-            Err(AuthError::Temporary(_)) => {
+            SaslOutcome::Challenge(_) => return Done::bad("Unexpected challenge"),
+            SaslOutcome::Failed(f) => f,
+        };
+        match failure {
+            SaslFailure::Temporary(_) => {
                 Done::no_code(Code::Unavailable, "Temporary failure, try again later")
             }
-            Err(AuthError::Disabled(why)) => {
+            SaslFailure::Throttled => Done::no_code(
+                Code::Unavailable,
+                "Too many failed logins from your address, try again later",
+            ),
+            SaslFailure::Disabled(why) => {
                 Done::no_code(Code::ContactAdmin, format!("Login disabled: {why}"))
             }
-            Err(AuthError::Invalid) => {
+            SaslFailure::NoSecret => Done::no_code(
+                Code::AuthenticationFailed,
+                "This mechanism is not available for this account; use another",
+            ),
+            SaslFailure::Protocol(e) => Done::bad(format!("AUTHENTICATE failed: {e}")),
+            SaslFailure::Invalid => {
                 self.auth_failures += 1;
                 if self.auth_failures >= MAX_AUTH_FAILURES {
                     response::bye(&mut self.out, None, "Too many failed logins");

@@ -76,7 +76,6 @@ pub const CAPABILITIES: &[&str] = &[
     "ID",
     "ENABLE",
     "SASL-IR",
-    "AUTH=PLAIN",
     "COMPRESS=DEFLATE",
 ];
 
@@ -118,6 +117,8 @@ impl Done {
 }
 
 pub struct ImapState {
+    /// `imap` or `imaps`, for the login-attempt records.
+    protocol: Protocol,
     myself: ActorRef<ImapMsg>,
     writer: Writer,
     credit: Credit,
@@ -132,7 +133,7 @@ pub struct ImapState {
     /// The tag of the IDLE command in progress.
     idle: Option<String>,
     /// The tag of an AUTHENTICATE waiting for the client's response.
-    authenticating: Option<String>,
+    authenticating: Option<(String, crate::auth::SaslRun)>,
     /// RFC 7162 3.1: CONDSTORE enabled (by ENABLE or a command that uses
     /// it): flag changes carry MODSEQ.
     condstore: bool,
@@ -177,6 +178,7 @@ impl Actor for ImapSession {
             move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
         );
         let mut state = ImapState {
+            protocol: args.protocol,
             myself,
             writer,
             credit,
@@ -263,11 +265,17 @@ impl ImapState {
     fn capabilities(&self) -> Vec<String> {
         let mut caps: Vec<String> = CAPABILITIES.iter().map(|c| c.to_string()).collect();
         caps.push(format!("APPENDLIMIT={}", append::append_limit(self)));
-        // RFC 9051 6.2.3: where passwords may not be sent, say so instead of
-        // offering a mechanism that would be refused.
-        if self.state == SessionState::NotAuthenticated && !self.peer.tls_or_local() {
-            caps.retain(|c| !c.starts_with("AUTH="));
-            caps.push("LOGINDISABLED".into());
+        if self.state == SessionState::NotAuthenticated {
+            caps.extend(
+                self.mechanisms()
+                    .iter()
+                    .map(|m| format!("AUTH={}", m.name())),
+            );
+            // RFC 9051 6.2.3: where passwords may not be sent, say so
+            // instead of offering LOGIN only to refuse it.
+            if !self.peer.tls_or_local() {
+                caps.push("LOGINDISABLED".into());
+            }
         }
         // RFC 9051 6.2.1: offered before authentication, on a connection
         // not yet in TLS, where a certificate is configured.
@@ -376,12 +384,13 @@ impl ImapState {
             move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
         )
         .await;
-        if !upgraded {
+        let Some(binding) = upgraded else {
             debug!("STARTTLS handshake failed");
             self.closing = true;
             return Done::Later;
-        }
+        };
         self.peer.tls = true;
+        self.peer.binding = binding;
         Done::Later
     }
 
@@ -485,8 +494,8 @@ impl ImapState {
     }
 
     async fn frame(&mut self, frame: Vec<u8>) {
-        if let Some(tag) = self.authenticating.take() {
-            return self.authenticate_response(&tag, &frame).await;
+        if let Some((tag, exchange)) = self.authenticating.take() {
+            return self.authenticate_response(&tag, exchange, &frame).await;
         }
         if let Some(tag) = self.idle.clone() {
             // RFC 9051 6.3.13: only DONE ends IDLE.

@@ -58,7 +58,7 @@ pub struct SmtpState {
     rdns: Option<String>,
     esmtp: bool,
     authenticated: Option<String>,
-    auth_step: Option<auth::AuthStep>,
+    auth_step: Option<crate::auth::SaslRun>,
     auth_failures: u32,
     tx: Option<Transaction>,
     myself: ActorRef<SmtpMsg>,
@@ -294,9 +294,11 @@ impl SmtpState {
             "8BITMIME".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
         ];
-        if self.protocol.is_submission() && self.authenticated.is_none() && self.peer.tls_or_local()
-        {
-            lines.push("AUTH PLAIN LOGIN".to_string());
+        if self.protocol.is_submission() && self.authenticated.is_none() {
+            let names: Vec<&str> = self.mechanisms().iter().map(|m| m.name()).collect();
+            if !names.is_empty() {
+                lines.push(format!("AUTH {}", names.join(" ")));
+            }
         }
         // RFC 3207 4: offered on a connection not yet in TLS, where a
         // certificate is configured.
@@ -341,11 +343,12 @@ impl SmtpState {
             move |input| me.send_message(SmtpMsg::Input(input)).is_ok(),
         )
         .await;
-        if !upgraded {
+        let Some(binding) = upgraded else {
             self.closing = true;
             return;
-        }
+        };
         self.peer.tls = true;
+        self.peer.binding = binding;
         self.helo = None;
         self.esmtp = false;
         self.tx = None;

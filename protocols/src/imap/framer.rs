@@ -134,6 +134,9 @@ pub struct Framer {
     /// Literals of the command in progress, and their inlined bytes.
     literals: usize,
     literal_bytes: u64,
+    /// The next line answers a continuation (an AUTHENTICATE response),
+    /// where an empty line means something.
+    response_next: bool,
 }
 
 impl Default for Framer {
@@ -171,6 +174,7 @@ impl Framer {
             stream_tag: None,
             literals: 0,
             literal_bytes: 0,
+            response_next: false,
         }
     }
 
@@ -225,6 +229,12 @@ impl Framer {
     /// Bytes fed but not framed yet.
     pub fn pending_bytes(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// Says that the next line answers a continuation request: it is
+    /// emitted even when empty (RFC 9051 6.2.2: an empty SASL response).
+    pub fn expect_response(&mut self) {
+        self.response_next = true;
     }
 
     /// Takes the bytes fed but not framed yet, and forgets any partial
@@ -313,7 +323,8 @@ impl Framer {
                 Step::Emit(FrameEvent::AppendEnd { tail })
             }
             None => {
-                if self.cmd.is_empty() && content.is_empty() {
+                let response = std::mem::take(&mut self.response_next);
+                if self.cmd.is_empty() && content.is_empty() && !response {
                     // An empty line is not a command; some clients send
                     // a stray CRLF after a literal. Ignore it.
                     return Step::Continue;
@@ -1112,5 +1123,20 @@ mod tests {
         assert_eq!(tag_of(b"a+ NOOP"), None);
         assert_eq!(tag_of(b"a* NOOP"), None);
         assert_eq!(tag_of(b"\xc3\xa9 NOOP"), None);
+    }
+
+    #[test]
+    fn an_expected_response_may_be_empty() {
+        let mut f = Framer::new();
+        f.feed(b"\r\n");
+        assert_eq!(f.next_event(), None);
+        f.expect_response();
+        f.feed(b"\r\n\r\na NOOP\r\n");
+        assert_eq!(f.next_event(), Some(FrameEvent::Command(Vec::new())));
+        // Only the one line: the next empty line is skipped again.
+        assert_eq!(
+            f.next_event(),
+            Some(FrameEvent::Command(b"a NOOP".to_vec()))
+        );
     }
 }
