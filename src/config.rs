@@ -5,6 +5,8 @@
 //! from embedded defaults instead of a file.
 
 use anyhow::{anyhow, bail, Context, Result};
+use roost_actors::listener::Protocol;
+use roost_actors::tls::ListenerTls;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ pub struct Config {
     pub max_message_size: u64,
     pub max_connections: usize,
     pub listen: Listen,
-    pub tls: Option<TlsFiles>,
+    pub tls: Option<TlsConfig>,
     pub log_level: String,
     pub log_json: bool,
     pub otlp_endpoint: Option<String>,
@@ -40,6 +42,18 @@ pub struct Listen {
     pub http: Vec<SocketAddr>,
     #[serde(default)]
     pub https: Vec<SocketAddr>,
+}
+
+/// The `[tls]` section, checked.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The MX host's certificate: served when a client names no host, and
+    /// on port 25 when it names an unknown one.
+    pub primary: TlsFiles,
+    /// Further certificates, chosen by the name a client asks for (SNI).
+    pub more: Vec<(PathBuf, PathBuf)>,
+    /// Session tickets and client-certificate requests per listener kind.
+    pub listeners: Vec<(Protocol, ListenerTls)>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +95,61 @@ struct DnsSection {
 struct TlsSection {
     cert: PathBuf,
     key: PathBuf,
+    #[serde(default)]
+    more: Vec<CertSection>,
+    /// Listener kinds with session tickets; all but smtp when absent.
+    session_tickets: Option<Vec<String>>,
+    /// Listener kinds that ask for client certificates; none when absent.
+    #[serde(default)]
+    client_certificates: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertSection {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Every kind of listener, by its name in the config.
+const LISTENER_KINDS: [Protocol; 6] = [
+    Protocol::Smtp,
+    Protocol::Submission,
+    Protocol::Submissions,
+    Protocol::Imap,
+    Protocol::Imaps,
+    Protocol::Https,
+];
+
+/// Per-listener TLS from the two lists of listener names.
+fn listener_tls(
+    session_tickets: Option<&[String]>,
+    client_certificates: &[String],
+) -> Result<Vec<(Protocol, ListenerTls)>> {
+    for (key, names) in [
+        ("tls.session_tickets", session_tickets.unwrap_or_default()),
+        ("tls.client_certificates", client_certificates),
+    ] {
+        for name in names {
+            if !LISTENER_KINDS.iter().any(|p| p.name() == name) {
+                bail!(
+                    "key `{key}`: {name:?} is not a listener (smtp, submission, submissions, imap, imaps, https)"
+                );
+            }
+        }
+    }
+    Ok(LISTENER_KINDS
+        .iter()
+        .map(|&p| {
+            let named = |list: &[String]| list.iter().any(|n| n == p.name());
+            let mut l = ListenerTls::default_for(p);
+            if let Some(list) = session_tickets {
+                l.session_tickets = named(list);
+            }
+            l.client_certificates = named(client_certificates);
+            (p, l)
+        })
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,7 +187,17 @@ impl Config {
                 http: at(1080),
                 https: at(1443),
             },
-            tls: Some(TlsFiles::SelfSigned),
+            // Client certificates are asked for where users log in (not
+            // on the MX port, and not on 443, where browsers would ask).
+            tls: Some(TlsConfig {
+                primary: TlsFiles::SelfSigned,
+                more: Vec::new(),
+                listeners: listener_tls(
+                    None,
+                    &["submission", "submissions", "imap", "imaps"].map(String::from),
+                )
+                .unwrap_or_default(),
+            }),
             log_level: "info".into(),
             log_json: false,
             otlp_endpoint: None,
@@ -151,10 +230,17 @@ impl Config {
         if max_connections == 0 {
             bail!("key `max_connections`: must be at least 1");
         }
-        let tls = file.tls.map(|t| TlsFiles::Files {
-            cert: t.cert,
-            key: t.key,
-        });
+        let tls = match file.tls {
+            None => None,
+            Some(t) => Some(TlsConfig {
+                listeners: listener_tls(t.session_tickets.as_deref(), &t.client_certificates)?,
+                primary: TlsFiles::Files {
+                    cert: t.cert,
+                    key: t.key,
+                },
+                more: t.more.into_iter().map(|c| (c.cert, c.key)).collect(),
+            }),
+        };
         let l = &file.listen;
         for (key, addrs) in [
             ("listen.submissions", &l.submissions),

@@ -1,8 +1,11 @@
 //! TLS server configuration: PEM files from the config, or a self-signed
-//! certificate that `localserve` makes on first start and keeps.
+//! certificate that `localserve` makes on first start and keeps, made
+//! into roost-actors' [`TlsSetup`] (certificates by SNI, per-listener
+//! tickets and client certificates).
 
-use crate::config::TlsFiles;
+use crate::config::{TlsConfig, TlsFiles};
 use anyhow::{anyhow, Context, Result};
+use roost_actors::tls::{Certificates, TlsSetup};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +14,8 @@ use std::sync::Arc;
 pub const SELF_SIGNED_CERT: &str = "localserve-cert.pem";
 pub const SELF_SIGNED_KEY: &str = "localserve-key.pem";
 
-pub fn server_config(files: &TlsFiles, data_dir: &Path) -> Result<Arc<rustls::ServerConfig>> {
-    let (cert, key) = match files {
+pub fn setup(config: &TlsConfig, data_dir: &Path) -> Result<Arc<TlsSetup>> {
+    let (cert, key) = match &config.primary {
         TlsFiles::Files { cert, key } => (cert.clone(), key.clone()),
         TlsFiles::SelfSigned => {
             let (cert, key) = (
@@ -25,9 +28,26 @@ pub fn server_config(files: &TlsFiles, data_dir: &Path) -> Result<Arc<rustls::Se
             (cert, key)
         }
     };
+    let mut pairs = vec![load_pair(&cert, &key)?];
+    for (cert, key) in &config.more {
+        pairs.push(load_pair(cert, key)?);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = Certificates::new(pairs, &provider).map_err(|e| anyhow!("TLS: {e}"))?;
+    Ok(Arc::new(TlsSetup::new(
+        certs,
+        provider,
+        config.listeners.clone(),
+    )))
+}
+
+/// A PEM certificate chain and its private key.
+fn load_pair(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let certs: Vec<CertificateDer<'static>> = {
-        let pem =
-            std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
+        let pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
         rustls_pemfile::certs(&mut pem.as_slice())
             .collect::<Result<_, _>>()
             .with_context(|| format!("{}: not a PEM certificate chain", cert.display()))?
@@ -36,20 +56,12 @@ pub fn server_config(files: &TlsFiles, data_dir: &Path) -> Result<Arc<rustls::Se
         return Err(anyhow!("{}: no certificate found", cert.display()));
     }
     let key: PrivateKeyDer<'static> = {
-        let pem = std::fs::read(&key).with_context(|| format!("cannot read {}", key.display()))?;
+        let pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
         rustls_pemfile::private_key(&mut pem.as_slice())
             .with_context(|| format!("{}: not a PEM private key", key.display()))?
             .ok_or_else(|| anyhow!("{}: no private key found", key.display()))?
     };
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .context("the TLS certificate and key do not fit together")?;
-    Ok(Arc::new(config))
+    Ok((certs, key))
 }
 
 fn make_self_signed(cert: &Path, key: &Path) -> Result<()> {

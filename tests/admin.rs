@@ -48,7 +48,7 @@ fn tree_lists_the_actor_tree_as_text_and_json() {
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(listeners, 5);
+    assert_eq!(listeners, 6);
 
     // An open mailbox is a mailbox actor under its account, while open.
     let mut imap = Imap::login(server.port(IMAP));

@@ -37,6 +37,9 @@ struct Client {
     proto: Proto,
     /// RFC 9266 tls-exporter data, on TLS 1.3 connections.
     exporter: Option<Vec<u8>>,
+    /// RFC 5929 tls-server-end-point data: SHA-256 of the server's
+    /// certificate (localserve's is signed with ECDSA-SHA256).
+    end_point: Option<Vec<u8>>,
     /// The last line sent, for failure messages.
     last: String,
 }
@@ -82,8 +85,14 @@ impl Client {
             .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
             .expect("exporter")
             .to_vec();
+        let end_point = conn.peer_certificates().and_then(|c| c.first()).map(|c| {
+            use sha2::Digest;
+            sha2::Sha256::digest(c).to_vec()
+        });
         let stream = rustls::StreamOwned::new(conn, tcp);
-        Client::greeted(Box::new(stream), proto, Some(exporter))
+        let mut c = Client::greeted(Box::new(stream), proto, Some(exporter));
+        c.end_point = end_point;
+        c
     }
 
     fn greeted(s: Box<dyn Stream>, proto: Proto, exporter: Option<Vec<u8>>) -> Client {
@@ -91,6 +100,7 @@ impl Client {
             io: BufReader::new(s),
             proto,
             exporter,
+            end_point: None,
             last: String::new(),
         };
         let greeting = c.line();
@@ -609,7 +619,8 @@ fn disabled_logins_show_their_message_and_mail_still_arrives() {
 }
 
 /// SCRAM-SHA-256-PLUS over implicit TLS 1.3 with `tls-exporter` (RFC
-/// 9266): the right binding data logs in; other data, a binding type the
+/// 9266) and `tls-server-end-point` (RFC 5929): the right binding data
+/// logs in; other data, a binding type the
 /// connection lacks, and a "y" flag where -PLUS is offered all fail.
 #[test]
 fn scram_plus_binds_to_the_tls_connection() {
@@ -651,6 +662,25 @@ fn scram_plus_binds_to_the_tls_connection() {
                 false
             ),
             [vec![cont(proto, "")], scram_lines(proto, &end)].concat()
+        );
+        // RFC 5929 tls-server-end-point, the binding older clients use.
+        let mut c = Client::tls(&server, port, proto);
+        let end = c.logged_in();
+        let end_point = c.end_point.clone().expect("server certificate");
+        assert_eq!(
+            scram(
+                &mut c,
+                &Scram {
+                    mechanism: "SCRAM-SHA-256-PLUS",
+                    hash: Hash::Sha256,
+                    gs2: "p=tls-server-end-point,,",
+                    cb_data: &end_point
+                },
+                ACCOUNT,
+                PASSWORD,
+                true
+            ),
+            scram_lines(proto, &end)
         );
         // Another connection's exporter value.
         let mut c = Client::tls(&server, port, proto);

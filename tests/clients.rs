@@ -7,10 +7,9 @@
 //! A missing program fails the test (it is never skipped): `.ci/run`
 //! installs every one of them.
 //!
-//! Not driven here, because roost does not implement what they need yet:
-//! curl's `imap://…/INBOX?query` (SEARCH), imaplib's `append`/`search`,
-//! curl's IMAP upload (APPEND), and any client that insists on STARTTLS
-//! (`swaks -tls`, `msmtp --tls-starttls=on`, `openssl s_client -starttls`).
+//! Cyrus imtest and smtptest (cyrus-clients) check SCRAM, and `openssl
+//! s_client` also checks STARTTLS, ALPN on 443, SNI, session tickets and
+//! client certificates.
 
 mod common;
 use common::*;
@@ -1485,5 +1484,462 @@ answer 220 2.0.0 Ready to start TLS\n\
 after-handshake nothing\n\
 mail-before-ehlo 503 5.5.1 Send EHLO or HELO first\n\
 quit 221 2.0.0 localhost closing connection\n"
+    );
+}
+
+// --- TLS client certificates (EXTERNAL, PREAUTH) -------------------------
+
+/// `openssl s_client` with a client certificate, over `args`, sending
+/// `script`; what it printed.
+fn s_client_with_cert(server: &Server, args: &[&str], key: &Path, script: &str) -> String {
+    let crt = key.with_extension("crt");
+    run(
+        program("openssl")
+            .args(["s_client", "-quiet", "-verify_return_error"])
+            .args(args)
+            .arg("-CAfile")
+            .arg(cert(server))
+            .arg("-cert")
+            .arg(&crt)
+            .arg("-key")
+            .arg(key),
+        script.as_bytes(),
+    )
+    .ok("openssl s_client")
+    .text()
+}
+
+/// The whole life of a device key: `tlspubkey gen` prints openssl
+/// commands that make it (they run as printed), `tlspubkey add` registers
+/// it (the fingerprint is openssl's SHA-256 of the public key), IMAPS
+/// starts with `* PREAUTH`, submissions needs no AUTH; a key with preauth
+/// off logs in with AUTHENTICATE EXTERNAL (over STARTTLS too) and refuses
+/// another account; after `tlspubkey rm` the key is nobody's.
+#[test]
+fn client_certificates_preauth_external_and_tlspubkey() {
+    let server = start();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let sh = |script: &str| {
+        run(
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(keys.path()),
+            b"",
+        )
+        .ok(script)
+        .text()
+    };
+    let recipe = server.admin_ok(&["tlspubkey", "gen", ACCOUNT, "--name", "laptop"]);
+    let commands: String = recipe
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("roost "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    // The .p12 step asks for a password on a terminal; given here.
+    sh(&commands.replace("-out laptop.p12", "-out laptop.p12 -passout pass:x"));
+    assert!(recipe.ends_with(&format!(
+        "roost admin tlspubkey add '{ACCOUNT}' --name 'laptop' --cert laptop.crt\n"
+    )));
+    assert!(keys.path().join("laptop.p12").is_file());
+    let laptop = keys.path().join("laptop.key");
+    let added = server.admin_ok(&[
+        "tlspubkey",
+        "add",
+        ACCOUNT,
+        "--name",
+        "laptop",
+        "--cert",
+        laptop.with_extension("crt").to_str().expect("utf-8"),
+    ]);
+    let fingerprint = sh(
+        "openssl x509 -in laptop.crt -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum",
+    );
+    let fingerprint = fingerprint.split(' ').next().expect("sha256sum");
+    let added: serde_json::Value = serde_json::from_str(&added).expect("json");
+    assert_eq!(
+        added,
+        serde_json::json!({"account": ACCOUNT, "name": "laptop", "preauth": true,
+                           "sha256": fingerprint})
+    );
+
+    let imaps = [
+        "-connect".to_string(),
+        format!("127.0.0.1:{}", server.port(IMAPS)),
+    ];
+    let imaps = [imaps[0].as_str(), imaps[1].as_str()];
+    assert_eq!(
+        s_client_with_cert(&server, &imaps, &laptop, "a1 NOOP\r\na2 LOGOUT\r\n"),
+        format!(
+            "* PREAUTH [CAPABILITY {IMAP_CAPS}] Logged in as {ACCOUNT}\r\n\
+             a1 OK NOOP completed\r\n* BYE roost logging out\r\na2 OK LOGOUT completed\r\n"
+        )
+    );
+    let submissions = format!("127.0.0.1:{}", server.port(SUBMISSIONS));
+    let ehlo = EHLO_SUBMISSION
+        .lines()
+        .filter(|l| !l.contains("AUTH") && !l.contains("STARTTLS"))
+        .map(|l| l.replacen("ehlo 250 ", "", 1))
+        .collect::<Vec<_>>();
+    let (last, first) = ehlo.split_last().expect("EHLO lines");
+    let ehlo: String = first.iter().map(|l| format!("250-{l}\r\n")).collect();
+    assert_eq!(
+        s_client_with_cert(
+            &server,
+            &["-connect", &submissions],
+            &laptop,
+            "EHLO client.example.org\r\nMAIL FROM:<roost@localhost>\r\nQUIT\r\n"
+        ),
+        format!(
+            "220 localhost ESMTP roost\r\n{ehlo}250 {last}\r\n250 2.1.0 Sender OK\r\n\
+             221 2.0.0 localhost closing connection\r\n"
+        )
+    );
+
+    // A second device, preauth off.
+    sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout phone.key -out phone.crt -days 3650 -subj '/CN=phone' 2>/dev/null",
+    );
+    let phone = keys.path().join("phone.key");
+    server.admin_ok(&[
+        "tlspubkey",
+        "add",
+        ACCOUNT,
+        "--name",
+        "phone",
+        "--cert",
+        phone.with_extension("crt").to_str().expect("utf-8"),
+        "--no-preauth",
+    ]);
+    server.admin_ok(&[
+        "account",
+        "add",
+        "other@localhost",
+        "--password",
+        "other-secret",
+    ]);
+    let plain_roost = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{ACCOUNT}\0{PASSWORD}"))
+    };
+    assert_eq!(
+        s_client_with_cert(
+            &server,
+            &imaps,
+            &phone,
+            "a1 LOGIN other@localhost other-secret\r\na2 AUTHENTICATE EXTERNAL =\r\n\
+             a3 LOGOUT\r\n"
+        ),
+        format!(
+            "* OK [CAPABILITY {IMAP_CAPS} {IMAP_AUTH_TLS} AUTH=EXTERNAL] roost ready\r\n\
+             a1 NO [AUTHORIZATIONFAILED] This connection's client certificate belongs to another account\r\n\
+             a2 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n\
+             * BYE roost logging out\r\na3 OK LOGOUT completed\r\n"
+        )
+    );
+    // Over STARTTLS on the plain port, EXTERNAL without an initial
+    // response, then another mechanism for the same account elsewhere.
+    let imap = format!("127.0.0.1:{}", server.port(IMAP));
+    assert_eq!(
+        s_client_with_cert(
+            &server,
+            &["-starttls", "imap", "-connect", &imap],
+            &phone,
+            "a1 AUTHENTICATE EXTERNAL\r\n\r\na2 LOGOUT\r\n"
+        ),
+        format!(
+            "+ \r\na1 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n\
+             * BYE roost logging out\r\na2 OK LOGOUT completed\r\n"
+        )
+    );
+    assert_eq!(
+        s_client_with_cert(
+            &server,
+            &imaps,
+            &phone,
+            &format!("a1 AUTHENTICATE PLAIN {plain_roost}\r\na2 LOGOUT\r\n")
+        )
+        .lines()
+        .nth(1),
+        Some(format!("a1 OK [CAPABILITY {IMAP_CAPS}] Logged in").as_str())
+    );
+
+    let list: serde_json::Value =
+        serde_json::from_str(&server.admin_ok(&["tlspubkey", "list", ACCOUNT])).expect("json");
+    let names: Vec<(&str, bool)> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap_or("?"), k["preauth"] == true))
+        .collect();
+    assert_eq!(names, [("laptop", true), ("phone", false)]);
+    // The same key twice, anywhere, is refused.
+    let again = server.admin(&[
+        "tlspubkey",
+        "add",
+        "other@localhost",
+        "--name",
+        "stolen",
+        "--cert",
+        laptop.with_extension("crt").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        format!("roost: this key is already registered to {ACCOUNT} as \"laptop\"\n")
+    );
+
+    server.admin_ok(&["tlspubkey", "rm", ACCOUNT, "laptop"]);
+    assert_eq!(
+        s_client_with_cert(
+            &server,
+            &imaps,
+            &laptop,
+            "a1 AUTHENTICATE EXTERNAL =\r\na2 LOGOUT\r\n"
+        )
+        .lines()
+        .nth(1),
+        Some("a1 NO [AUTHENTICATIONFAILED] Invalid credentials")
+    );
+}
+
+// --- TLS: STARTTLS on submission, ALPN on 443, SNI, tickets ----------------
+
+/// `openssl s_client` with `args` (against localserve's certificate)
+/// sending `script`: its exit status, what it printed, and its stderr.
+fn s_client(server: &Server, args: &[&str], script: &str) -> Ran {
+    run(
+        program("openssl")
+            .args(["s_client", "-verify_return_error", "-CAfile"])
+            .arg(cert(server))
+            .args(args),
+        script.as_bytes(),
+    )
+}
+
+/// What roost says to `EHLO client.example.org` on submission under TLS
+/// 1.3, as `250` lines.
+fn ehlo_submission_tls() -> String {
+    let lines: Vec<String> = EHLO_SUBMISSION
+        .lines()
+        .filter(|l| !l.contains("STARTTLS"))
+        .map(|l| {
+            l.replacen("ehlo 250 ", "", 1).replace(
+                "AUTH SCRAM-SHA-256 ",
+                "AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256 ",
+            )
+        })
+        .collect();
+    let (last, first) = lines.split_last().expect("EHLO lines");
+    let mut out: String = first.iter().map(|l| format!("250-{l}\r\n")).collect();
+    out.push_str(&format!("250 {last}\r\n"));
+    out
+}
+
+/// Submission with STARTTLS on 587, then AUTH, driven by `openssl
+/// s_client -starttls smtp` and by swaks (`-tls` with AUTH LOGIN).
+#[test]
+fn starttls_then_auth_on_submission_with_openssl_and_swaks() {
+    let server = start();
+    let plain = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{ACCOUNT}\0{PASSWORD}"))
+    };
+    let submission = format!("127.0.0.1:{}", server.port(SUBMISSION));
+    let ran = s_client(
+        &server,
+        &["-quiet", "-starttls", "smtp", "-connect", &submission],
+        &format!("EHLO client.example.org\r\nAUTH PLAIN {plain}\r\nQUIT\r\n"),
+    )
+    .ok("openssl s_client -starttls smtp");
+    // s_client swallows the greeting and its own EHLO and STARTTLS.
+    assert_eq!(
+        ran.text(),
+        format!(
+            "{}235 2.7.0 Authentication successful\r\n221 2.0.0 localhost closing connection\r\n",
+            ehlo_submission_tls()
+        )
+    );
+
+    let data = file(&server, "m.eml", SWAKS_DATA);
+    let ran = run(
+        program("swaks")
+            .args(["--server", &submission, "-tls"])
+            .args(["--tls-verify", "--tls-ca-path"])
+            .arg(cert(&server))
+            .args([
+                "--helo",
+                "client.example.org",
+                "--from",
+                ACCOUNT,
+                "--to",
+                ACCOUNT,
+            ])
+            .args([
+                "--auth",
+                "LOGIN",
+                "--auth-user",
+                ACCOUNT,
+                "--auth-password",
+                PASSWORD,
+            ])
+            .arg("--data")
+            .arg(format!("@{}", data.display())),
+        b"",
+    )
+    .ok("swaks -tls --auth LOGIN");
+    let out = ran.text();
+    for line in [
+        "\n<-  220 2.0.0 Ready to start TLS\n",
+        "\n=== TLS started with cipher TLSv1.3:",
+        "\n<~  334 VXNlcm5hbWU6\n",
+        "\n<~  334 UGFzc3dvcmQ6\n",
+        "\n<~  235 2.7.0 Authentication successful\n",
+        "\n<~  250 2.0.0 OK, message delivered\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    assert_single_delivery(&server, &swaks_sent(), "client.example.org", "ESMTPSA");
+}
+
+/// Port 443 with ALPN (RFC 7301): `imap` reaches the IMAP server, `smtp`
+/// the submission server, and `http/1.1` the web server.
+#[test]
+fn alpn_on_the_https_port_reaches_imap_smtp_and_http() {
+    let server = start();
+    let https = format!("127.0.0.1:{}", server.port(HTTPS));
+    let ran = s_client(
+        &server,
+        &["-quiet", "-alpn", "imap", "-connect", &https],
+        &format!("a1 LOGIN {ACCOUNT} {PASSWORD}\r\na2 LOGOUT\r\n"),
+    )
+    .ok("openssl s_client -alpn imap");
+    assert_eq!(
+        ran.text(),
+        format!(
+            "* OK [CAPABILITY {IMAP_CAPS} {IMAP_AUTH_TLS}] roost ready\r\n\
+             a1 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n\
+             * BYE roost logging out\r\na2 OK LOGOUT completed\r\n"
+        )
+    );
+    let ran = s_client(
+        &server,
+        &["-quiet", "-alpn", "smtp", "-connect", &https],
+        "EHLO client.example.org\r\nQUIT\r\n",
+    )
+    .ok("openssl s_client -alpn smtp");
+    assert_eq!(
+        ran.text(),
+        format!(
+            "220 localhost ESMTP roost\r\n{}221 2.0.0 localhost closing connection\r\n",
+            ehlo_submission_tls()
+        )
+    );
+    let ran = s_client(
+        &server,
+        &["-quiet", "-alpn", "http/1.1", "-connect", &https],
+        "GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .ok("openssl s_client -alpn http/1.1");
+    let text = ran.text();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("{\"accounts\":1,\"ok\":true}"), "{text}");
+}
+
+/// SNI: a name roost has no certificate for fails the handshake on IMAPS,
+/// while on the MX port (STARTTLS) it gets the MX host's certificate and
+/// the session goes on.
+#[test]
+fn unknown_sni_names_fail_except_on_the_mx_port() {
+    let server = start();
+    let imaps = format!("127.0.0.1:{}", server.port(IMAPS));
+    let ran = s_client(
+        &server,
+        &[
+            "-quiet",
+            "-servername",
+            "unknown.example",
+            "-connect",
+            &imaps,
+        ],
+        "a1 LOGOUT\r\n",
+    );
+    assert!(!ran.status.success(), "{}", ran.text());
+    assert_eq!(ran.text(), "");
+    assert!(ran.stderr.contains("alert"), "{}", ran.stderr);
+    let ran = s_client(
+        &server,
+        &["-quiet", "-servername", "localhost", "-connect", &imaps],
+        "a1 LOGOUT\r\n",
+    )
+    .ok("openssl s_client -servername localhost");
+    assert!(
+        ran.text().ends_with("a1 OK LOGOUT completed\r\n"),
+        "{}",
+        ran.text()
+    );
+
+    let mx = format!("127.0.0.1:{}", server.port(SMTP));
+    let ran = s_client(
+        &server,
+        &[
+            "-quiet",
+            "-starttls",
+            "smtp",
+            "-servername",
+            "unknown.example",
+            "-connect",
+            &mx,
+        ],
+        "QUIT\r\n",
+    )
+    .ok("openssl s_client -starttls smtp -servername unknown.example");
+    assert_eq!(ran.text(), "221 2.0.0 localhost closing connection\r\n");
+}
+
+/// TLS session tickets: on IMAPS and submission a second connection
+/// resumes the first's session; on the MX port, where they are off by
+/// default, no session is offered to resume.
+#[test]
+fn session_tickets_resume_on_imaps_and_not_on_the_mx_port() {
+    let server = start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = dir.path().join("session.pem");
+    let session = session.to_str().expect("utf-8");
+    let resumed = |args: &[&str], script: &str| {
+        let _ = std::fs::remove_file(session);
+        // -ign_eof: read until the server closes, tickets included.
+        let first = [args, &["-ign_eof", "-sess_out", session]].concat();
+        s_client(&server, &first, script).ok("s_client -sess_out");
+        if !Path::new(session).exists() {
+            // Nothing to resume was offered at all.
+            return "no session".to_string();
+        }
+        let second = [args, &["-ign_eof", "-sess_in", session]].concat();
+        let ran = s_client(&server, &second, script).ok("s_client -sess_in");
+        let text = ran.text();
+        let reused = text
+            .lines()
+            .find(|l| l.starts_with("Reused, ") || l.starts_with("New, "));
+        reused
+            .unwrap_or_else(|| panic!("{text}"))
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let imaps = format!("127.0.0.1:{}", server.port(IMAPS));
+    assert_eq!(resumed(&["-connect", &imaps], "a1 LOGOUT\r\n"), "Reused");
+    // The same STARTTLS exchange resumes on submission, and not on the
+    // MX port.
+    let submission = format!("127.0.0.1:{}", server.port(SUBMISSION));
+    assert_eq!(
+        resumed(&["-starttls", "smtp", "-connect", &submission], "QUIT\r\n"),
+        "Reused"
+    );
+    let mx = format!("127.0.0.1:{}", server.port(SMTP));
+    assert_eq!(
+        resumed(&["-starttls", "smtp", "-connect", &mx], "QUIT\r\n"),
+        "no session"
     );
 }

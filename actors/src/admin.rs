@@ -8,14 +8,14 @@
 //! (`kill`).
 
 use crate::account::actor_name as account_actor_name;
-use crate::account::{AccountMsg, AccountSpecs};
+use crate::account::{AccountMsg, AccountSpecs, TlsKeyChange};
 use crate::client::AccountClient;
 use crate::events::EventHub;
 use crate::task::blocking;
 use crate::task::TaskGuard;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::precis::{check_new_password, normalize_username};
-use roost_store::{PasswordSecrets, Store};
+use roost_store::{PasswordSecrets, Store, TlsPublicKey};
 use roost_supervisor::{
     fail_child, start_child, terminate_child, ActorKind, Registry, SupervisorMsg,
 };
@@ -32,6 +32,11 @@ use tracing::{info, warn};
 pub const SOCKET_NAME: &str = "roost.sock";
 /// The longest request line the admin socket reads.
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Login attempts `loginattempts` lists unless asked for another number.
 pub const DEFAULT_LOGIN_ATTEMPTS: usize = 100;
@@ -103,6 +108,25 @@ pub enum Request {
         account: Option<String>,
         limit: Option<usize>,
     },
+    TlsKeyAdd {
+        account: String,
+        name: String,
+        /// The client certificate, DER in base64.
+        cert: String,
+        #[serde(default = "yes")]
+        preauth: bool,
+    },
+    TlsKeyList {
+        account: String,
+    },
+    TlsKeyRm {
+        account: String,
+        name: String,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What the admin socket needs to act on the running server.
@@ -355,6 +379,71 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .collect::<Vec<_>>()))
         }
         Request::Stats => Ok(json!(store.stats())),
+        Request::TlsKeyAdd {
+            account,
+            name,
+            cert,
+            preauth,
+        } => {
+            let name = name.trim().to_string();
+            if name.is_empty()
+                || name.len() > TlsPublicKey::MAX_NAME
+                || name.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(format!(
+                    "a key name is one word of at most {} bytes",
+                    TlsPublicKey::MAX_NAME
+                ));
+            }
+            let der = roost_protocols::sasl::decode_base64(&cert)
+                .map_err(|_| "the certificate is not base64".to_string())?;
+            let spki =
+                crate::tls::public_key_of(&der).ok_or("not an X.509 certificate roost can read")?;
+            let fingerprint = TlsPublicKey::fingerprint(&spki);
+            let s = spki.clone();
+            if let Some((owner, key)) = blocking(move || store.account_by_tls_key(&s)).await? {
+                return Err(format!(
+                    "this key is already registered to {} as {:?}",
+                    owner.name, key.name
+                ));
+            }
+            let key = TlsPublicKey {
+                name: name.clone(),
+                spki,
+                preauth,
+                added: crate::time::now_unix(),
+            };
+            AccountClient::new(&account)
+                .tls_key(TlsKeyChange::Add(Box::new(key)))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(
+                json!({"account": account, "name": name, "sha256": hex(&fingerprint), "preauth": preauth}),
+            )
+        }
+        Request::TlsKeyList { account } => {
+            let a = account.clone();
+            let record = blocking(move || store.account(&a))
+                .await?
+                .ok_or_else(|| format!("no account named {account}"))?;
+            Ok(json!(record
+                .tls_public_keys
+                .iter()
+                .map(|k| json!({
+                    "name": k.name,
+                    "sha256": hex(&TlsPublicKey::fingerprint(&k.spki)),
+                    "preauth": k.preauth,
+                    "added": k.added,
+                }))
+                .collect::<Vec<_>>()))
+        }
+        Request::TlsKeyRm { account, name } => {
+            AccountClient::new(&account)
+                .tls_key(TlsKeyChange::Remove(name.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"account": account, "name": name}))
+        }
         Request::LoginAttempts { account, limit } => {
             let limit = limit
                 .unwrap_or(DEFAULT_LOGIN_ATTEMPTS)

@@ -352,18 +352,56 @@ pub const SASL_NONCE_LEN: usize = 18;
 
 /// The mechanisms a connection offers: those sending the password only
 /// under TLS or from this machine, -PLUS only where TLS offers channel
-/// binding. EXTERNAL needs client certificates, which no listener asks
-/// for yet.
-pub fn offered_mechanisms(tls_or_local: bool, binding: &ChannelBinding) -> Vec<Mechanism> {
+/// binding, EXTERNAL only where the client sent a certificate.
+pub fn offered_mechanisms(
+    tls_or_local: bool,
+    binding: &ChannelBinding,
+    client_key: bool,
+) -> Vec<Mechanism> {
     Mechanism::ALL
         .into_iter()
         .filter(|m| match m {
             Mechanism::Plain | Mechanism::Login => tls_or_local,
             Mechanism::Scram { plus, .. } => !plus || binding.any(),
             Mechanism::CramMd5 => true,
-            Mechanism::External => false,
+            Mechanism::External => client_key,
         })
         .collect()
+}
+
+/// The account a TLS client key is registered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAccount {
+    pub account: String,
+    /// IMAP sessions start logged in.
+    pub preauth: bool,
+    /// The account's logins are disabled, with this message.
+    pub disabled: Option<String>,
+}
+
+/// Looks up the account of a client's TLS key, off the async workers.
+pub async fn account_for_key(store: &Store, spki: &[u8]) -> Option<KeyAccount> {
+    let (store, spki) = (store.clone(), spki.to_vec());
+    let found = tokio::task::spawn_blocking(move || store.account_by_tls_key(&spki)).await;
+    match found {
+        Ok(Ok(Some((account, key)))) => Some(KeyAccount {
+            account: account.name,
+            preauth: key.preauth,
+            disabled: account.disabled,
+        }),
+        _ => None,
+    }
+}
+
+/// Records a login made by a TLS client key alone (IMAP PREAUTH, a
+/// submission session that needs no AUTH).
+pub fn record_key_login(ctx: &LoginContext, how: &str, key: &KeyAccount) {
+    let result = if key.disabled.is_some() {
+        "disabled"
+    } else {
+        "ok"
+    };
+    ctx.record(how, &key.account, Some(key.account.clone()), result);
 }
 
 /// A new exchange for `mechanism` on a connection offering `binding`.
@@ -391,6 +429,8 @@ pub enum SaslOutcome {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum SaslFailure {
+    /// The connection's client certificate belongs to another account.
+    OtherAccount,
     /// Too many failures from this source lately.
     Throttled,
     /// Broken framing or a cancelled exchange: IMAP `BAD`, SMTP 501.
@@ -409,6 +449,9 @@ pub enum SaslFailure {
 pub struct SaslRun {
     pub exchange: Exchange,
     ctx: LoginContext,
+    /// The account of the connection's TLS client key: EXTERNAL logs in
+    /// to it, and any other mechanism must name it too.
+    key_account: Option<String>,
     /// The identity the client gave, once it has.
     username: String,
     /// The account that identity names, once looked up.
@@ -416,10 +459,11 @@ pub struct SaslRun {
 }
 
 impl SaslRun {
-    pub fn new(exchange: Exchange, ctx: LoginContext) -> SaslRun {
+    pub fn new(exchange: Exchange, ctx: LoginContext, key_account: Option<String>) -> SaslRun {
         SaslRun {
             exchange,
             ctx,
+            key_account,
             username: String::new(),
             account: None,
         }
@@ -443,7 +487,14 @@ pub async fn sasl_respond(store: &Store, run: &mut SaslRun, line: &str) -> SaslO
 }
 
 async fn sasl_run(store: &Store, run: &mut SaslRun, step: Step) -> SaslOutcome {
-    let (outcome, recorded) = sasl_steps(store, run, step).await;
+    let (mut outcome, mut recorded) = sasl_steps(store, run, step).await;
+    // With a registered client key, only its own account.
+    if let (SaslOutcome::Success(name), Some(key)) = (&outcome, &run.key_account) {
+        if name != key {
+            outcome = SaslOutcome::Failed(SaslFailure::OtherAccount);
+            recorded = false;
+        }
+    }
     let word = match &outcome {
         SaslOutcome::Challenge(_) => return outcome,
         SaslOutcome::Success(_) => "ok",
@@ -496,9 +547,19 @@ async fn sasl_steps(store: &Store, run: &mut SaslRun, mut step: Step) -> (SaslOu
                     Err(e) => return (SaslOutcome::Failed(e.into()), false),
                 }
             }
-            // No listener asks for client certificates yet, so EXTERNAL is
-            // never offered; a client trying it anyway is refused.
-            Step::External { .. } => Step::Failure(SaslError::InvalidCredentials),
+            // RFC 4422 appendix A: the TLS client key is the credential;
+            // an authorization identity, if given, must be its account.
+            Step::External { authzid } => {
+                let Some(account) = run.key_account.clone() else {
+                    return (SaslOutcome::Failed(SaslFailure::Invalid), false);
+                };
+                run.username = authzid.clone().unwrap_or_else(|| account.clone());
+                let wanted = authzid.map(|z| normalize_username(&z).unwrap_or(z));
+                if wanted.is_some_and(|z| z != account) {
+                    return (SaslOutcome::Failed(SaslFailure::OtherAccount), false);
+                }
+                Step::Success { authcid: account }
+            }
             Step::Success { authcid } => {
                 let outcome = match account_for_login(store, &authcid).await {
                     Ok(name) => SaslOutcome::Success(name),
@@ -521,6 +582,7 @@ impl SaslFailure {
     fn record_word(&self) -> &'static str {
         match self {
             SaslFailure::Throttled => "throttled",
+            SaslFailure::OtherAccount => "otheraccount",
             SaslFailure::Protocol(_) => "aborted",
             SaslFailure::Invalid => "invalid",
             SaslFailure::NoSecret => "nosecret",

@@ -231,6 +231,12 @@ impl AccountClient {
         self.cast(AccountMsg::StoreSummary { file, summary }).await;
     }
 
+    /// Registers or removes a TLS client key.
+    pub async fn tls_key(&self, change: crate::account::TlsKeyChange) -> Result<(), ClientError> {
+        self.call(|reply| AccountMsg::TlsKey { change, reply })
+            .await
+    }
+
     /// Disables the account's logins with this message, or enables them.
     pub async fn set_disabled(&self, why: Option<String>) -> Result<(), ClientError> {
         self.call(|reply| AccountMsg::SetDisabled { why, reply })

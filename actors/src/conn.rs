@@ -96,21 +96,29 @@ impl<R> Reclaim<R> {
     }
 }
 
+/// The TLS a STARTTLS upgrade continues in.
+pub struct TlsUpgrade<'a> {
+    pub acceptor: &'a tokio_rustls::TlsAcceptor,
+    pub setup: &'a crate::tls::TlsSetup,
+    /// The listener's kind, for the certificate choice.
+    pub protocol: crate::listener::Protocol,
+}
+
 /// STARTTLS (RFC 9051 6.2.1, RFC 3207): takes the read half back from the
 /// reader task, joins it with `writer`, continues the same stream in TLS
 /// and starts a new reader task on it (as [`spawn_reader`] does), putting
 /// its credit and reclaim in place of the old ones. Returns what the
-/// connection offers for channel binding, or `None` when the handshake
-/// failed or timed out; the connection is then done.
+/// handshake tells the session, or `None` when it failed or timed out;
+/// the connection is then done.
 pub async fn upgrade_to_tls<F>(
     reclaim: &mut Reclaim<tokio::io::ReadHalf<BoxStream>>,
     credit: &mut Credit,
     writer: &mut Writer,
-    acceptor: &tokio_rustls::TlsAcceptor,
+    tls: TlsUpgrade<'_>,
     idle: Duration,
     shutdown: watch::Receiver<bool>,
     deliver: F,
-) -> Option<ChannelBinding>
+) -> Option<crate::tls::TlsFacts>
 where
     F: Fn(Input) -> bool + Send + 'static,
 {
@@ -119,37 +127,15 @@ where
     // place meanwhile.
     let (_, stand_in) = tokio::io::split(Box::new(tokio::io::duplex(1).0) as BoxStream);
     let stream = read.unsplit(std::mem::replace(writer, stand_in));
-    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-    let Ok(Ok(tls)) = handshake else {
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await;
+    let Ok(Ok(handshake_done)) = handshake else {
         return None;
     };
-    let binding = channel_binding(tls.get_ref().1);
-    let (read, write) = tokio::io::split(Box::new(tls) as BoxStream);
+    let facts = tls.setup.facts(handshake_done.get_ref().1, tls.protocol);
+    let (read, write) = tokio::io::split(Box::new(handshake_done) as BoxStream);
     *writer = write;
     (*credit, *reclaim) = spawn_reader(read, idle, shutdown, deliver);
-    Some(binding)
-}
-
-/// What a TLS connection offers SCRAM -PLUS mechanisms: `tls-exporter`
-/// (RFC 9266) on TLS 1.3, where it is defined without further conditions.
-/// `tls-server-end-point` is not offered yet: rustls does not say which
-/// certificate it served.
-pub fn channel_binding(conn: &rustls::ServerConnection) -> ChannelBinding {
-    let tls_exporter = (conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3))
-        .then(|| {
-            conn.export_keying_material(
-                [0u8; ChannelBinding::EXPORTER_LEN],
-                ChannelBinding::EXPORTER_LABEL,
-                None,
-            )
-            .ok()
-            .map(|out| out.to_vec())
-        })
-        .flatten();
-    ChannelBinding {
-        tls_exporter,
-        tls_server_end_point: None,
-    }
+    Some(facts)
 }
 
 /// Starts the reader task for `read`; `deliver` hands each input to the
@@ -191,20 +177,26 @@ where
                 Some(b) => b,
                 None => &mut quiet,
             };
-            let input = tokio::select! {
-                // No credit is outstanding while reading: this only fires
-                // when the session is gone (killed), and then the socket
-                // must close rather than wait for the client.
-                c = credits.recv() => match c {
-                    None => return,
-                    Some(()) => continue,
-                },
-                r = tokio::time::timeout(idle, read.read(buf)) => match r {
-                    Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
-                    Ok(Ok(n)) => Input::Bytes(buf[..n].to_vec()),
-                    Err(_) => Input::TimedOut,
-                },
-                _ = shutdown.wait_for(|s| *s) => Input::Shutdown,
+            let reading = tokio::time::timeout(idle, read.read(buf));
+            tokio::pin!(reading);
+            let input = loop {
+                tokio::select! {
+                    // The session is gone (killed): the socket must close
+                    // rather than wait for the client. A credit granted
+                    // meanwhile is one too many: the read goes on, never
+                    // abandoned (that would leave the reader waiting for a
+                    // credit the session already gave).
+                    c = credits.recv() => match c {
+                        None => return,
+                        Some(()) => continue,
+                    },
+                    r = &mut reading => break match r {
+                        Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
+                        Ok(Ok(n)) => Input::Bytes(buf[..n].to_vec()),
+                        Err(_) => Input::TimedOut,
+                    },
+                    _ = shutdown.wait_for(|s| *s) => break Input::Shutdown,
+                }
             };
             // A full read means more is waiting: read big while reads
             // fill the buffer, and go back to the small one as soon as one
@@ -268,4 +260,37 @@ pub struct Peer {
     pub tls: bool,
     /// Channel-binding data of the TLS connection, for SCRAM -PLUS.
     pub binding: ChannelBinding,
+    /// The public key (SubjectPublicKeyInfo DER) of the client's TLS
+    /// certificate, if it sent one.
+    pub client_key: Option<Vec<u8>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A credit granted while a read waits (STARTTLS: the new reader
+    /// starts with a credit, and the session grants one after the
+    /// command) must not abandon that read: the bytes still arrive.
+    #[tokio::test]
+    async fn an_extra_credit_during_a_read_loses_nothing() {
+        let (client, server) = tokio::io::duplex(64);
+        let (read, _write) = tokio::io::split(server);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (_stop, shutdown) = watch::channel(false);
+        let (credit, _reclaim) = spawn_reader(read, Duration::from_secs(30), shutdown, move |i| {
+            tx.send(i).is_ok()
+        });
+        // The reader now waits in its read; a second credit arrives.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        credit.grant();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (_, mut write) = tokio::io::split(client);
+        write.write_all(b"a1 NOOP\r\n").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(
+            matches!(&got, Ok(Some(Input::Bytes(b))) if b == b"a1 NOOP\r\n"),
+            "{got:?}"
+        );
+    }
 }

@@ -24,3 +24,4 @@ pub mod summaries;
 pub mod system;
 pub mod task;
 pub mod time;
+pub mod tls;

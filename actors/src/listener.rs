@@ -11,6 +11,7 @@ use crate::conn::{BoxStream, ConnCounter, ConnGuard, Peer};
 use crate::imap::{ImapArgs, ImapSession};
 use crate::smtp::{SmtpArgs, SmtpSession};
 use crate::task::TaskGuard;
+use crate::tls::{TlsFacts, TlsSetup};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr};
 use roost_store::Store;
 use roost_supervisor::{start_child, ActorKind, ChildSpec, Restart, SupervisorMsg};
@@ -32,7 +33,7 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default largest message accepted over SMTP.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// MX delivery, port 25.
@@ -44,11 +45,17 @@ pub enum Protocol {
     Imap,
     /// IMAP over implicit TLS, port 993.
     Imaps,
+    /// HTTPS, port 443, where ALPN `imap` and `smtp` reach IMAP and
+    /// submission for clients that can only get through on 443.
+    Https,
 }
 
 impl Protocol {
     pub fn implicit_tls(self) -> bool {
-        matches!(self, Protocol::Submissions | Protocol::Imaps)
+        matches!(
+            self,
+            Protocol::Submissions | Protocol::Imaps | Protocol::Https
+        )
     }
 
     pub fn is_submission(self) -> bool {
@@ -66,8 +73,40 @@ impl Protocol {
             Protocol::Submissions => "submissions",
             Protocol::Imap => "imap",
             Protocol::Imaps => "imaps",
+            Protocol::Https => "https",
         }
     }
+
+    /// The ALPN protocols (RFC 7301) a listener offers: on 443, IMAP and
+    /// SMTP (RFC 9051 and RFC 8314 register `imap` and `smtp`) besides
+    /// HTTP/1.1.
+    pub fn alpn(self) -> &'static [&'static [u8]] {
+        match self {
+            Protocol::Https => &[b"http/1.1", b"imap", b"smtp"],
+            Protocol::Imap | Protocol::Imaps => &[b"imap"],
+            Protocol::Smtp | Protocol::Submission | Protocol::Submissions => &[b"smtp"],
+        }
+    }
+}
+
+/// Serves an HTTP connection that came in over TLS on the HTTPS port.
+pub type HttpsHandler = Arc<dyn Fn(BoxStream, SocketAddr) + Send + Sync>;
+
+static HTTPS_HANDLER: std::sync::OnceLock<Mutex<Option<HttpsHandler>>> = std::sync::OnceLock::new();
+
+/// Where HTTP connections on the HTTPS port go: the web server registers
+/// itself when it starts. Until then they are closed.
+pub fn set_https_handler(handler: Option<HttpsHandler>) {
+    let slot = HTTPS_HANDLER.get_or_init(|| Mutex::new(None));
+    if let Ok(mut s) = slot.lock() {
+        *s = handler;
+    }
+}
+
+fn https_handler() -> Option<HttpsHandler> {
+    HTTPS_HANDLER
+        .get()
+        .and_then(|s| s.lock().ok().and_then(|h| h.clone()))
 }
 
 /// What every session needs from the server around it.
@@ -78,7 +117,10 @@ pub struct Services {
     pub max_message_size: u64,
     pub max_connections: usize,
     pub shutdown: watch::Receiver<bool>,
+    /// This listener's TLS (implicit, or for STARTTLS).
     pub tls: Option<TlsAcceptor>,
+    /// Every listener's TLS, for what a handshake tells the session.
+    pub tls_setup: Option<Arc<TlsSetup>>,
     pub connections: ActorRef<SupervisorMsg>,
     pub dns: crate::dns::Dns,
 }
@@ -179,22 +221,38 @@ async fn start_session(
 ) -> Result<(), String> {
     let local = tcp.local_addr().map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
-    let (stream, binding): (BoxStream, _) = match (&services.tls, protocol.implicit_tls()) {
-        (Some(acceptor), true) => {
-            let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-                .await
-                .map_err(|_| "TLS handshake timed out".to_string())?
-                .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            let binding = crate::conn::channel_binding(tls.get_ref().1);
-            (Box::new(tls), binding)
+    let (stream, facts): (BoxStream, TlsFacts) =
+        match (&services.tls, &services.tls_setup, protocol.implicit_tls()) {
+            (Some(acceptor), Some(setup), true) => {
+                let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| "TLS handshake timed out".to_string())?
+                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                let facts = setup.facts(tls.get_ref().1, protocol);
+                (Box::new(tls), facts)
+            }
+            _ => (Box::new(tcp), TlsFacts::default()),
+        };
+    // On 443, ALPN says which server the client wants.
+    let protocol = match (protocol, facts.alpn.as_deref()) {
+        (Protocol::Https, Some(b"imap")) => Protocol::Imaps,
+        (Protocol::Https, Some(b"smtp")) => Protocol::Submissions,
+        (Protocol::Https, _) => {
+            match https_handler() {
+                Some(serve) => serve(stream, addr),
+                None => debug!(peer = %addr, "no web server for an HTTPS connection"),
+            }
+            drop(guard);
+            return Ok(());
         }
-        _ => (Box::new(tcp), Default::default()),
+        (p, _) => p,
     };
     let peer = Peer {
         addr,
         local,
         tls: protocol.implicit_tls(),
-        binding,
+        binding: facts.binding,
+        client_key: facts.client_key,
     };
     let name = format!("{}:{addr}", protocol.name());
     let connections = services.connections.clone();

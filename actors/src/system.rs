@@ -40,7 +40,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub hostname: String,
     pub listeners: Vec<(Protocol, SocketAddr)>,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<Arc<crate::tls::TlsSetup>>,
     pub max_message_size: u64,
     pub max_connections: usize,
     pub dns: crate::dns::DnsSettings,
@@ -89,20 +89,32 @@ pub async fn start(
     let accounts = store
         .accounts()
         .map_err(|e| format!("cannot read accounts: {e}"))?;
-    let tls = settings.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let tls = settings.tls.clone();
+    // One rustls configuration per kind of listener: tickets, client
+    // certificates and ALPN differ between them.
+    let mut acceptors = std::collections::HashMap::new();
+    if let Some(setup) = &tls {
+        for (protocol, _) in &settings.listeners {
+            if !acceptors.contains_key(protocol) {
+                let config = setup.server_config(*protocol, protocol.alpn())?;
+                acceptors.insert(*protocol, tokio_rustls::TlsAcceptor::from(config));
+            }
+        }
+    }
     let dns = crate::dns::Dns::new(&settings.dns);
     let services_for = {
         let (store, hostname, shutdown) =
             (store.clone(), settings.hostname.clone(), shutdown.clone());
         let (max_message_size, max_connections) =
             (settings.max_message_size, settings.max_connections);
-        move |connections: ActorRef<SupervisorMsg>| Services {
+        move |connections: ActorRef<SupervisorMsg>, protocol: Protocol| Services {
             store: store.clone(),
             hostname: hostname.clone(),
             max_message_size,
             max_connections,
             shutdown: shutdown.clone(),
-            tls: tls.clone(),
+            tls: acceptors.get(&protocol).cloned(),
+            tls_setup: tls.clone(),
             connections,
             dns: dns.clone(),
         }
@@ -153,7 +165,7 @@ pub async fn start(
                     let args = ListenerArgs {
                         protocol,
                         addr,
-                        services: services_for(connections),
+                        services: services_for(connections, protocol),
                     };
                     let name = format!("listener:{}:{addr}", protocol.name());
                     let (r, _) =

@@ -54,6 +54,12 @@ enum AdminCommand {
     Check { account: String },
     /// Store statistics: commits, flushes, records, fsyncs.
     Stats,
+    /// TLS client-certificate keys that log in to an account (EXTERNAL,
+    /// and IMAP PREAUTH), one per device.
+    Tlspubkey {
+        #[command(subcommand)]
+        command: TlsKeyCommand,
+    },
     /// Recent login attempts, newest first: time, remote address,
     /// protocol, mechanism, username, account and result.
     Loginattempts {
@@ -105,6 +111,38 @@ enum AccountCommand {
 }
 
 #[derive(Subcommand)]
+enum TlsKeyCommand {
+    /// Register the public key of a client certificate (PEM).
+    Add {
+        account: String,
+        /// The device's name, unique in the account.
+        #[arg(long)]
+        name: String,
+        /// The PEM certificate file (only its public key is kept).
+        #[arg(long)]
+        cert: PathBuf,
+        /// IMAP sessions with this key wait for AUTHENTICATE EXTERNAL (or
+        /// a login to the same account) instead of starting logged in.
+        #[arg(long)]
+        no_preauth: bool,
+    },
+    List {
+        account: String,
+    },
+    Rm {
+        account: String,
+        name: String,
+    },
+    /// Print the openssl commands that make a key, a certificate and a
+    /// .p12 bundle for a mail client, and register the key.
+    Gen {
+        account: String,
+        #[arg(long, default_value = "device")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum DomainCommand {
     Add { name: String },
     List,
@@ -142,6 +180,27 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         AdminCommand::Kill { name, panic } => json!({"cmd": "kill", "name": name, "panic": panic}),
         AdminCommand::Check { account } => json!({"cmd": "check", "account": account}),
         AdminCommand::Stats => json!({"cmd": "stats"}),
+        AdminCommand::Tlspubkey { command } => match command {
+            TlsKeyCommand::Add {
+                account,
+                name,
+                cert,
+                no_preauth,
+            } => {
+                let der = read_certificate(cert)?;
+                json!({"cmd": "tls_key_add", "account": account, "name": name,
+                       "cert": roost_protocols::sasl::encode_base64(&der),
+                       "preauth": !no_preauth})
+            }
+            TlsKeyCommand::List { account } => json!({"cmd": "tls_key_list", "account": account}),
+            TlsKeyCommand::Rm { account, name } => {
+                json!({"cmd": "tls_key_rm", "account": account, "name": name})
+            }
+            TlsKeyCommand::Gen { account, name } => {
+                print!("{}", tls_key_recipe(account, name));
+                return Ok(ExitCode::SUCCESS);
+            }
+        },
         AdminCommand::Loginattempts { account, limit, .. } => {
             json!({"cmd": "login_attempts", "account": account, "limit": limit})
         }
@@ -212,6 +271,41 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         _ => println!("{}", serde_json::to_string_pretty(&result)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first certificate in a PEM file, DER.
+fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let first = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .ok_or_else(|| anyhow!("{}: no PEM certificate found", path.display()))?
+        .with_context(|| format!("{}: not a PEM certificate", path.display()))?;
+    Ok(first.to_vec())
+}
+
+/// What `tlspubkey gen` prints: a P-256 key (the curve mail clients take
+/// most widely), a certificate naming the account (only its key matters
+/// to roost), a .p12 for mail clients, and the registration.
+fn tls_key_recipe(account: &str, name: &str) -> String {
+    let file: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "# A key and a self-signed certificate for {account} ({name}):\n\
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\\n\
+         \x20   -keyout {file}.key -out {file}.crt -days 3650 -subj '/CN={account}'\n\
+         # The bundle to import into the mail client (it asks for a password to protect it):\n\
+         openssl pkcs12 -export -inkey {file}.key -in {file}.crt -name '{name}' -out {file}.p12\n\
+         # Register the key with roost:\n\
+         roost admin tlspubkey add '{account}' --name '{name}' --cert {file}.crt\n"
+    )
 }
 
 fn read_response(reader: &mut impl BufRead) -> Result<Value> {

@@ -52,7 +52,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         seed_localserve(&store)?;
     }
     let tls = match &config.tls {
-        Some(files) => Some(crate::tls::server_config(files, &config.data_dir)?),
+        Some(tls) => Some(crate::tls::setup(tls, &config.data_dir)?),
         None => None,
     };
     let l = &config.listen;
@@ -63,13 +63,12 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         (Protocol::Submissions, &l.submissions),
         (Protocol::Imap, &l.imap),
         (Protocol::Imaps, &l.imaps),
+        (Protocol::Https, &l.https),
     ] {
         listeners.extend(addrs.iter().map(|a| (protocol, *a)));
     }
     let http = HttpSettings {
         http: l.http.clone(),
-        https: l.https.clone(),
-        tls: tls.clone(),
     };
     let settings = Settings {
         data_dir: config.data_dir.clone(),
@@ -80,7 +79,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         max_connections: config.max_connections,
         dns: config.dns.clone(),
     };
-    let has_http = !http.http.is_empty() || !http.https.is_empty();
+    let has_http = !http.http.is_empty() || !l.https.is_empty();
     let mut server = system::start(settings, store, move |shared| {
         if has_http {
             vec![roost_webui::child_spec(shared, http)]

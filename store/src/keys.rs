@@ -54,6 +54,9 @@ pub(crate) const MESSAGE_STATE: u8 = 0x19;
 /// file ids are unique in the data directory, and a file never changes.
 pub(crate) const SUMMARY: u8 = 0x16;
 
+/// TLS client keys -> account id, followed by the key's SHA-256.
+pub(crate) const TLS_KEY: u8 = 0x06;
+
 /// Login attempts: unix microseconds, then a sequence number, both
 /// big-endian, so a scan runs oldest first.
 pub(crate) const LOGIN_ATTEMPT: u8 = 0x20;
@@ -73,6 +76,10 @@ fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
 
 pub(crate) fn meta(name: &[u8]) -> Vec<u8> {
     key(META, &[name])
+}
+
+pub(crate) fn tls_key(fingerprint: &[u8; 32]) -> Vec<u8> {
+    key(TLS_KEY, &[fingerprint])
 }
 
 pub(crate) fn login_attempt(micros: u64, seq: u32) -> Vec<u8> {

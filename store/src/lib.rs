@@ -42,7 +42,8 @@ pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
 pub use records::{
     AccountId, AccountRecord, DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId,
-    MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, Tombstone,
+    MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, TlsPublicKey,
+    Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -408,6 +409,29 @@ impl Store {
         Ok(rec)
     }
 
+    /// The account a TLS client key is registered to, and the key.
+    pub fn account_by_tls_key(&self, spki: &[u8]) -> Result<Option<(AccountRecord, TlsPublicKey)>> {
+        let Some(id) = self
+            .inner
+            .db
+            .get(keys::tls_key(&TlsPublicKey::fingerprint(spki)))?
+        else {
+            return Ok(None);
+        };
+        let id = AccountId(u32::from_be_bytes(id.as_ref().try_into().map_err(
+            |_| StoreError::Codec("TLS key index value is not 4 bytes".into()),
+        )?));
+        let Some(account) = self.account_by_id(id)? else {
+            return Ok(None);
+        };
+        let key = account
+            .tls_public_keys
+            .iter()
+            .find(|k| k.spki == spki)
+            .cloned();
+        Ok(key.map(|k| (account, k)))
+    }
+
     /// Adds login attempts; `seq` numbers them apart within a
     /// microsecond. Not flushed on its own: the next group commit or
     /// flush makes them durable, and a crash may lose the last few.
@@ -613,6 +637,9 @@ impl Store {
         }
         for f in &files {
             batch.remove(keys::summary(*f));
+        }
+        for k in &account.tls_public_keys {
+            batch.remove(keys::tls_key(&TlsPublicKey::fingerprint(&k.spki)));
         }
         self.apply_and_flush(batch)?;
         // The index no longer refers to the files; a crash here leaves only
@@ -986,7 +1013,20 @@ impl Store {
         }
         for rec in puts {
             let (k, v) = match rec {
-                Record::Account(a) => (keys::account(a.id), encode(a)?),
+                Record::Account(a) => {
+                    // The TLS key index follows the record's keys.
+                    let old: Option<AccountRecord> = self.get(&keys::account(a.id))?;
+                    let print = |k: &TlsPublicKey| TlsPublicKey::fingerprint(&k.spki);
+                    for k in old.iter().flat_map(|o| &o.tls_public_keys) {
+                        if !a.tls_public_keys.iter().any(|n| n.spki == k.spki) {
+                            batch.remove(keys::tls_key(&print(k)));
+                        }
+                    }
+                    for k in &a.tls_public_keys {
+                        batch.insert(keys::tls_key(&print(k)), &a.id.0.to_be_bytes()[..]);
+                    }
+                    (keys::account(a.id), encode(a)?)
+                }
                 Record::Mailbox(m) => (keys::mailbox(m.account, m.id), encode(m)?),
                 Record::Message(m) => {
                     let k = keys::message(m.account, m.mailbox, m.uid);

@@ -56,8 +56,9 @@ pub struct AccountRecord {
     pub next_mailbox_id: u32,
     /// When set, logins are refused with this message.
     pub disabled: Option<String>,
-    /// Client certificate public keys (SubjectPublicKeyInfo DER) allowed to log in.
-    pub tls_public_keys: Vec<Vec<u8>>,
+    /// TLS client-certificate public keys that log in to this account,
+    /// one per device.
+    pub tls_public_keys: Vec<TlsPublicKey>,
     /// Unix seconds.
     pub created: i64,
 }
@@ -232,6 +233,34 @@ pub struct DomainRecord {
     pub name: String,
     /// Unix seconds.
     pub created: i64,
+}
+
+/// A device's TLS client-certificate key, registered to an account. Only
+/// the public key identifies the account: no CA, no expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsPublicKey {
+    /// The administrator's name for the device, unique in the account.
+    pub name: String,
+    /// SubjectPublicKeyInfo, DER.
+    pub spki: Vec<u8>,
+    /// IMAP sessions with this key start logged in (`* PREAUTH`).
+    pub preauth: bool,
+    /// Unix seconds.
+    pub added: i64,
+}
+
+impl TlsPublicKey {
+    /// Registered keys per account, at most.
+    pub const MAX_PER_ACCOUNT: usize = 100;
+    /// Longest device name, in bytes.
+    pub const MAX_NAME: usize = 64;
+
+    /// SHA-256 of the SubjectPublicKeyInfo, the key's index and the
+    /// fingerprint administrators see.
+    pub fn fingerprint(spki: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(spki).into()
+    }
 }
 
 /// One authentication attempt, as `roost admin loginattempts` lists it.

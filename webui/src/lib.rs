@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info};
 
@@ -39,10 +38,11 @@ pub const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// Where the HTTP side listens.
 #[derive(Clone)]
+/// Plain HTTP listeners; HTTPS connections come from the `https`
+/// listener of roost-actors (which also routes ALPN `imap` and `smtp`),
+/// through [`roost_actors::listener::set_https_handler`].
 pub struct HttpSettings {
     pub http: Vec<SocketAddr>,
-    pub https: Vec<SocketAddr>,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The `http` child of the root supervisor.
@@ -81,30 +81,35 @@ impl Actor for HttpActor {
     ) -> Result<HttpState, ActorProcessingErr> {
         let router = router(args.shared.clone());
         let mut servers = Vec::new();
-        let acceptor = args.settings.tls.clone().map(TlsAcceptor::from);
-        let plain = args.settings.http.iter().map(|a| (*a, None));
-        let secure = args
-            .settings
-            .https
-            .iter()
-            .filter_map(|a| acceptor.clone().map(|t| (*a, Some(t))));
-        for (addr, tls) in plain.chain(secure) {
+        for addr in args.settings.http.iter().copied() {
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            info!(%addr, tls = tls.is_some(), "http listening");
+            info!(%addr, "http listening");
             servers.push(TaskGuard::spawn(serve(
                 listener,
-                tls,
                 router.clone(),
                 args.shared.clone(),
             )));
         }
+        let https_router = router.clone();
+        roost_actors::listener::set_https_handler(Some(Arc::new(move |stream, peer| {
+            tokio::spawn(serve_connection(https_router.clone(), stream, peer));
+        })));
         Ok(HttpState { _servers: servers })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<()>,
+        _state: &mut HttpState,
+    ) -> Result<(), ActorProcessingErr> {
+        roost_actors::listener::set_https_handler(None);
+        Ok(())
     }
 }
 
-async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, shared: Shared) {
+async fn serve(listener: TcpListener, router: Router, shared: Shared) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -119,29 +124,23 @@ async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router, 
                 continue;
             }
         };
-        let (router, tls) = (router.clone(), tls.clone());
-        tokio::spawn(async move {
-            // Handlers that name the connection (SSE) read the peer here.
-            let router = router.layer(axum::Extension(ConnectInfo(peer)));
-            let service = TowerToHyperService::new(router);
-            let builder = hyper::server::conn::http1::Builder::new();
-            let result = match tls {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("TLS handshake failed: {e}")),
-                },
-                None => builder
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await
-                    .map_err(|e| e.to_string()),
-            };
-            if let Err(e) = result {
-                debug!(%peer, error = %e, "http connection ended");
-            }
-        });
+        tokio::spawn(serve_connection(router.clone(), tcp, peer));
+    }
+}
+
+/// One HTTP/1.1 connection, plain or already in TLS.
+async fn serve_connection<S>(router: Router, stream: S, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Handlers that name the connection (SSE) read the peer here.
+    let router = router.layer(axum::Extension(ConnectInfo(peer)));
+    let service = TowerToHyperService::new(router);
+    let result = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "http connection ended");
     }
 }
 

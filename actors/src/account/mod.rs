@@ -32,7 +32,7 @@ use roost_protocols::message::thread::ThreadKeys;
 use roost_store::{
     AccountRecord, Commit, FileId, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
     PasswordSecrets, Record, RecordKey, SpecialUse, StagedFile, Store, ThreadId, ThreadRef,
-    Tombstone,
+    TlsPublicKey, Tombstone,
 };
 use roost_supervisor::{ActorKind, ChildSpec, Registry, Restart};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -69,6 +69,14 @@ pub enum AccountError {
     /// The mailbox's actor was stopping as it was opened: open it again.
     #[error("the mailbox is being closed; try again")]
     Closing,
+}
+
+/// A change to an account's TLS client keys.
+#[derive(Debug, Clone)]
+pub enum TlsKeyChange {
+    Add(Box<TlsPublicKey>),
+    /// Removes the key with this name.
+    Remove(String),
 }
 
 /// Where a new message goes.
@@ -204,6 +212,11 @@ pub enum AccountMsg {
     },
     SetPassword {
         secrets: Box<PasswordSecrets>,
+        reply: Reply<()>,
+    },
+    /// Registers or removes a TLS client key of this account.
+    TlsKey {
+        change: TlsKeyChange,
         reply: Reply<()>,
     },
     /// Disables logins with this message (`None` enables them).
@@ -488,6 +501,45 @@ impl Actor for AccountActor {
                 if state.file_is_live(file) {
                     state.pending.puts.push(Record::Summary { file, summary });
                 }
+            }
+            AccountMsg::TlsKey { change, reply } => {
+                let keys = &mut state.record.tls_public_keys;
+                let result = match change {
+                    TlsKeyChange::Add(key) => {
+                        if keys.iter().any(|k| k.name == key.name) {
+                            Err(AccountError::Cannot(format!(
+                                "the account already has a key named {:?}",
+                                key.name
+                            )))
+                        } else if keys.iter().any(|k| k.spki == key.spki) {
+                            Err(AccountError::Cannot(
+                                "the account already has this key".into(),
+                            ))
+                        } else if keys.len() >= TlsPublicKey::MAX_PER_ACCOUNT {
+                            Err(AccountError::Cannot(format!(
+                                "the account has {} keys, the most it may have",
+                                TlsPublicKey::MAX_PER_ACCOUNT
+                            )))
+                        } else {
+                            keys.push(*key);
+                            Ok(())
+                        }
+                    }
+                    TlsKeyChange::Remove(name) => match keys.iter().position(|k| k.name == name) {
+                        Some(i) => {
+                            keys.remove(i);
+                            Ok(())
+                        }
+                        None => Err(AccountError::Cannot(format!("no key named {name:?}"))),
+                    },
+                };
+                if result.is_ok() {
+                    state
+                        .pending
+                        .puts
+                        .push(Record::Account(state.record.clone()));
+                }
+                state.answer(reply, result);
             }
             AccountMsg::SetDisabled { why, reply } => {
                 state.record.disabled = why;

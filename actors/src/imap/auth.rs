@@ -4,8 +4,8 @@
 
 use super::{Done, ImapState};
 use crate::auth::{
-    new_exchange, offered_mechanisms, sasl_respond, sasl_start, verify_password, LoginContext,
-    SaslFailure, SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
+    account_for_key, new_exchange, offered_mechanisms, sasl_respond, sasl_start, verify_password,
+    LoginContext, SaslFailure, SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
 };
 use roost_protocols::imap::response::{self, Code, Status};
 use roost_protocols::imap::state::SessionState;
@@ -20,13 +20,22 @@ impl ImapState {
         let ctx = self.login_context();
         let outcome =
             match verify_password(&self.services.store, &ctx, "LOGIN", username, password).await {
+                // A registered client key allows only its own account.
+                Ok(account)
+                    if self
+                        .key_account
+                        .as_ref()
+                        .is_some_and(|k| k.account != account) =>
+                {
+                    SaslOutcome::Failed(SaslFailure::OtherAccount)
+                }
                 Ok(account) => SaslOutcome::Success(account),
                 Err(e) => SaslOutcome::Failed(e.into()),
             };
         self.finish_login(outcome).await
     }
 
-    fn login_context(&self) -> LoginContext {
+    pub(super) fn login_context(&self) -> LoginContext {
         LoginContext {
             remote: self.peer.addr,
             protocol: self.protocol.name(),
@@ -35,7 +44,19 @@ impl ImapState {
 
     /// The mechanisms this session offers, for CAPABILITY.
     pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
-        offered_mechanisms(self.peer.tls_or_local(), &self.peer.binding)
+        offered_mechanisms(
+            self.peer.tls_or_local(),
+            &self.peer.binding,
+            self.peer.client_key.is_some(),
+        )
+    }
+
+    /// Which account the client's TLS key belongs to, if any.
+    pub(super) async fn learn_client_key(&mut self) {
+        self.key_account = match &self.peer.client_key {
+            Some(spki) => account_for_key(&self.services.store, spki).await,
+            None => None,
+        };
     }
 
     pub(super) async fn authenticate(
@@ -52,7 +73,8 @@ impl ImapState {
             return Done::no_code(Code::Cannot, "Unsupported authentication mechanism");
         };
         let exchange = new_exchange(mechanism, &self.peer.binding, &self.services.hostname);
-        let mut run = SaslRun::new(exchange, self.login_context());
+        let key = self.key_account.as_ref().map(|k| k.account.clone());
+        let mut run = SaslRun::new(exchange, self.login_context(), key);
         let outcome = sasl_start(&self.services.store, &mut run, initial.as_deref()).await;
         self.sasl_outcome(tag, run, outcome).await
     }
@@ -104,6 +126,10 @@ impl ImapState {
             SaslFailure::Temporary(_) => {
                 Done::no_code(Code::Unavailable, "Temporary failure, try again later")
             }
+            SaslFailure::OtherAccount => Done::no_code(
+                Code::AuthorizationFailed,
+                "This connection's client certificate belongs to another account",
+            ),
             SaslFailure::Throttled => Done::no_code(
                 Code::Unavailable,
                 "Too many failed logins from your address, try again later",

@@ -119,6 +119,8 @@ impl Done {
 pub struct ImapState {
     /// `imap` or `imaps`, for the login-attempt records.
     protocol: Protocol,
+    /// The account of the client's TLS certificate key, if registered.
+    key_account: Option<crate::auth::KeyAccount>,
     myself: ActorRef<ImapMsg>,
     writer: Writer,
     credit: Credit,
@@ -178,6 +180,7 @@ impl Actor for ImapSession {
             move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
         );
         let mut state = ImapState {
+            key_account: None,
             protocol: args.protocol,
             myself,
             writer,
@@ -205,6 +208,28 @@ impl Actor for ImapSession {
             span,
             _guard: args.guard,
         };
+        state.learn_client_key().await;
+        // RFC 9051 7.1.4: a registered client key with preauth on starts
+        // the session logged in.
+        if let Some(key) = state
+            .key_account
+            .clone()
+            .filter(|k| k.preauth && k.disabled.is_none())
+        {
+            if let Ok(Some(rec)) = state.services.store.account(&key.account) {
+                crate::auth::record_key_login(&state.login_context(), "PREAUTH", &key);
+                state.account = Some((key.account.clone(), rec.id));
+                state.state = SessionState::Authenticated;
+                let caps = state.capabilities();
+                response::preauth(
+                    &mut state.out,
+                    Some(Code::Capability(caps)),
+                    &format!("Logged in as {}", key.account),
+                );
+                state.flush_out().await?;
+                return Ok(state);
+            }
+        }
         let caps = state.capabilities();
         response::untagged_status(
             &mut state.out,
@@ -352,7 +377,9 @@ impl ImapState {
         if self.peer.tls {
             return Done::bad("TLS is already active");
         }
-        let Some(acceptor) = self.services.tls.clone() else {
+        let (Some(acceptor), Some(setup)) =
+            (self.services.tls.clone(), self.services.tls_setup.clone())
+        else {
             return Done::no("STARTTLS is not available: no certificate is configured");
         };
         response::tagged(
@@ -378,19 +405,25 @@ impl ImapState {
             &mut self.reclaim,
             &mut self.credit,
             &mut self.writer,
-            &acceptor,
+            crate::conn::TlsUpgrade {
+                acceptor: &acceptor,
+                setup: &setup,
+                protocol: self.protocol,
+            },
             IMAP_IDLE_TIMEOUT,
             self.services.shutdown.clone(),
             move |input| me.send_message(ImapMsg::Input(input)).is_ok(),
         )
         .await;
-        let Some(binding) = upgraded else {
+        let Some(facts) = upgraded else {
             debug!("STARTTLS handshake failed");
             self.closing = true;
             return Done::Later;
         };
         self.peer.tls = true;
-        self.peer.binding = binding;
+        self.peer.binding = facts.binding;
+        self.peer.client_key = facts.client_key;
+        self.learn_client_key().await;
         Done::Later
     }
 

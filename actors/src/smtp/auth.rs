@@ -3,8 +3,8 @@
 
 use super::SmtpState;
 use crate::auth::{
-    new_exchange, offered_mechanisms, sasl_respond, sasl_start, LoginContext, SaslFailure,
-    SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
+    account_for_key, new_exchange, offered_mechanisms, sasl_respond, sasl_start, LoginContext,
+    SaslFailure, SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
 };
 use roost_protocols::sasl::{Mechanism, SaslError};
 use roost_protocols::smtp::reply::Reply;
@@ -12,14 +12,47 @@ use roost_protocols::smtp::reply::Reply;
 impl SmtpState {
     /// The mechanisms this session offers, for EHLO.
     pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
-        offered_mechanisms(self.peer.tls_or_local(), &self.peer.binding)
+        offered_mechanisms(
+            self.peer.tls_or_local(),
+            &self.peer.binding,
+            self.peer.client_key.is_some(),
+        )
+    }
+
+    /// On submission, a registered TLS client key logs the session in
+    /// without AUTH (unless the account's logins are disabled).
+    pub(super) async fn learn_client_key(&mut self) {
+        self.key_account = None;
+        if !self.protocol.is_submission() {
+            return;
+        }
+        let Some(spki) = self.peer.client_key.clone() else {
+            return;
+        };
+        let Some(key) = account_for_key(&self.services.store, &spki).await else {
+            return;
+        };
+        crate::auth::record_key_login(&self.login_context(), "EXTERNAL", &key);
+        if key.disabled.is_none() {
+            self.authenticated = Some(key.account.clone());
+        }
+        self.key_account = Some(key.account);
+    }
+
+    fn login_context(&self) -> LoginContext {
+        LoginContext {
+            remote: self.peer.addr,
+            protocol: self.protocol.name(),
+        }
     }
 
     pub(super) async fn auth(&mut self, mechanism: &str, initial: Option<String>) {
         if !self.protocol.is_submission() {
             return self.bad_command(Reply::not_implemented("AUTH is offered on submission only"));
         }
-        if self.authenticated.is_some() {
+        // A session logged in by its client key may still AUTH, to the
+        // same account (clients that always do).
+        if self.authenticated.is_some() && self.key_account.is_none() {
             return self.bad_command(Reply::bad_sequence("Already authenticated"));
         }
         if self.tx.is_some() {
@@ -43,11 +76,7 @@ impl SmtpState {
             ));
         };
         let exchange = new_exchange(mechanism, &self.peer.binding, &self.services.hostname);
-        let ctx = LoginContext {
-            remote: self.peer.addr,
-            protocol: self.protocol.name(),
-        };
-        let mut run = SaslRun::new(exchange, ctx);
+        let mut run = SaslRun::new(exchange, self.login_context(), self.key_account.clone());
         let outcome = sasl_start(&self.services.store, &mut run, initial.as_deref()).await;
         self.auth_outcome(run, outcome)
     }
@@ -85,6 +114,11 @@ impl SmtpState {
             SaslFailure::Protocol(_) => {
                 self.bad_command(Reply::new(501, Some((5, 5, 2)), "Invalid base64 data"))
             }
+            SaslFailure::OtherAccount => self.reply(Reply::new(
+                535,
+                Some((5, 7, 8)),
+                "This connection's client certificate belongs to another account",
+            )),
             SaslFailure::Throttled => self.reply(Reply::new(
                 454,
                 Some((4, 7, 0)),

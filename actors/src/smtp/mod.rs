@@ -59,6 +59,8 @@ pub struct SmtpState {
     esmtp: bool,
     authenticated: Option<String>,
     auth_step: Option<crate::auth::SaslRun>,
+    /// The account of the client's TLS certificate key, if registered.
+    key_account: Option<String>,
     auth_failures: u32,
     tx: Option<Transaction>,
     myself: ActorRef<SmtpMsg>,
@@ -106,6 +108,7 @@ impl Actor for SmtpSession {
             esmtp: false,
             authenticated: None,
             auth_step: None,
+            key_account: None,
             auth_failures: 0,
             tx: None,
             bad_commands: 0,
@@ -114,6 +117,7 @@ impl Actor for SmtpSession {
             span,
             _guard: args.guard,
         };
+        state.learn_client_key().await;
         state.reply(Reply::greeting(&state.services.hostname));
         state.flush_out().await?;
         Ok(state)
@@ -316,7 +320,9 @@ impl SmtpState {
         if self.peer.tls {
             return self.bad_command(Reply::bad_sequence("TLS is already active"));
         }
-        let Some(acceptor) = self.services.tls.clone() else {
+        let (Some(acceptor), Some(setup)) =
+            (self.services.tls.clone(), self.services.tls_setup.clone())
+        else {
             return self.reply(Reply::new(
                 454,
                 Some((4, 7, 0)),
@@ -337,22 +343,28 @@ impl SmtpState {
             &mut self.reclaim,
             &mut self.credit,
             &mut self.writer,
-            &acceptor,
+            crate::conn::TlsUpgrade {
+                acceptor: &acceptor,
+                setup: &setup,
+                protocol: self.protocol,
+            },
             SMTP_IDLE_TIMEOUT,
             self.services.shutdown.clone(),
             move |input| me.send_message(SmtpMsg::Input(input)).is_ok(),
         )
         .await;
-        let Some(binding) = upgraded else {
+        let Some(facts) = upgraded else {
             self.closing = true;
             return;
         };
         self.peer.tls = true;
-        self.peer.binding = binding;
+        self.peer.binding = facts.binding;
+        self.peer.client_key = facts.client_key;
         self.helo = None;
         self.esmtp = false;
         self.tx = None;
         self.authenticated = None;
+        self.learn_client_key().await;
     }
 
     async fn data(&mut self) {
