@@ -15,6 +15,7 @@ pub const WAIT: Duration = Duration::from_secs(60);
 const BASE_PORTS: [u16; 7] = [1025, 1587, 1465, 1143, 1993, 1080, 1443];
 const SMTP_BASE: u16 = 1025;
 const IMAP_BASE: u16 = 1143;
+const IMAPS_BASE: u16 = 1993;
 /// How many port offsets to try before giving up.
 const OFFSET_ATTEMPTS: u16 = 200;
 /// The account localserve creates on first start.
@@ -89,6 +90,16 @@ impl Server {
 
     pub fn imap_port(&self) -> u16 {
         IMAP_BASE + self.offset
+    }
+
+    /// localserve's IMAPS port (993's stand-in).
+    pub fn imaps_port(&self) -> u16 {
+        IMAPS_BASE + self.offset
+    }
+
+    /// localserve's self-signed certificate (PEM).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("localserve-cert.pem")
     }
 
     pub fn pid(&self) -> u32 {
