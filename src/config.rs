@@ -350,4 +350,41 @@ mod tests {
         let e = Config::parse("hostname = \"h\"\n").unwrap_err().to_string();
         assert!(e.contains("data_dir"), "{e}");
     }
+
+    #[test]
+    fn tls_listener_settings() {
+        let base = "data_dir = \"/x\"\nhostname = \"h\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n";
+        let get = |c: &Config, p: Protocol| {
+            let tls = c.tls.as_ref().unwrap();
+            tls.listeners.iter().find(|(q, _)| *q == p).unwrap().1
+        };
+        // Defaults: tickets everywhere but smtp, client certificates nowhere.
+        let c = Config::parse(base).unwrap();
+        for p in LISTENER_KINDS {
+            assert_eq!(get(&c, p), ListenerTls::default_for(p), "{p:?}");
+        }
+        assert!(!get(&c, Protocol::Smtp).session_tickets);
+        assert!(get(&c, Protocol::Imaps).session_tickets);
+        let c = Config::parse(&format!(
+            "{base}session_tickets = [\"imaps\"]\nclient_certificates = [\"imap\", \"submissions\"]\n\
+             more = [{{ cert = \"c2\", key = \"k2\" }}]\n"
+        ))
+        .unwrap();
+        assert!(get(&c, Protocol::Imaps).session_tickets);
+        assert!(!get(&c, Protocol::Imap).session_tickets);
+        assert!(get(&c, Protocol::Imap).client_certificates);
+        assert!(get(&c, Protocol::Submissions).client_certificates);
+        assert!(!get(&c, Protocol::Smtp).client_certificates);
+        assert_eq!(
+            c.tls.as_ref().unwrap().more,
+            vec![(PathBuf::from("c2"), PathBuf::from("k2"))]
+        );
+        let e = Config::parse(&format!("{base}client_certificates = [\"pop3\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "key `tls.client_certificates`: \"pop3\" is not a listener (smtp, submission, submissions, imap, imaps, https)"
+        );
+    }
 }
