@@ -605,6 +605,13 @@ fn disabled_logins_show_their_message_and_mail_still_arrives() {
         "250 2.0.0 OK, message delivered"
     );
 
+    // The web pages say it too.
+    let web = http_get_events(server.port(HTTP), ACCOUNT, PASSWORD);
+    assert_eq!(
+        web,
+        format!("HTTP/1.1 403 Forbidden|Login disabled: {why}\n")
+    );
+
     server.admin_ok(&["account", "enable", ACCOUNT]);
     let mut imap = Imap::login(server.port(IMAP));
     let r = imap.cmd("STATUS INBOX (MESSAGES)");
@@ -861,4 +868,85 @@ fn brute_force_from_one_address_is_refused_and_others_are_not() {
         .map(|a| a["result"].as_str().unwrap_or("?"))
         .collect();
     assert_eq!(results, ["ok", "invalid", "ok", "throttled"]);
+}
+
+/// `GET /events` with HTTP Basic credentials: the status line and, for an
+/// answer with a body of known length, the body (`status|body`).
+fn http_get_events(port: u16, user: &str, password: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let auth = B64.encode(format!("{user}:{password}"));
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut all = String::new();
+    s.read_to_string(&mut all).expect("read");
+    let status = all.lines().next().unwrap_or("").to_string();
+    let body = all.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    format!("{status}|{body}")
+}
+
+/// A disabled domain: mail to it and from it is refused with a 4xx (the
+/// sender keeps it and retries), its accounts still log in; enabled
+/// again, mail flows.
+#[test]
+fn a_disabled_domain_gets_4xx_for_mail_and_its_logins_still_work() {
+    let server = Server::start();
+    server.admin_ok(&["domain", "add", "example.com"]);
+    server.admin_ok(&[
+        "account",
+        "add",
+        "bob@example.com",
+        "--password",
+        "bob-secret",
+    ]);
+    let out = server.admin_ok(&["domain", "disable", "example.com"]);
+    let out: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        out,
+        serde_json::json!({"name": "example.com", "disabled": true})
+    );
+    let refused = "451 4.7.1 Mail for example.com is disabled for now, try again later";
+
+    let mut mx = Smtp::connect(server.port(SMTP));
+    mx.cmd("EHLO sender.example");
+    assert_eq!(
+        mx.cmd("MAIL FROM:<a@sender.example>"),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(mx.cmd("RCPT TO:<bob@example.com>"), refused);
+    assert_eq!(
+        mx.cmd("RCPT TO:<roost@localhost>"),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(mx.cmd("RSET"), "250 2.0.0 OK");
+    assert_eq!(mx.cmd("MAIL FROM:<bob@example.com>"), refused);
+
+    // Bob logs in and is told the same when he sends.
+    let mut s = Client::plain(server.port(SUBMISSION), Proto::Smtp);
+    assert_eq!(
+        plain(&mut s, "bob@example.com", "bob-secret", true),
+        [s.logged_in()]
+    );
+    s.send("MAIL FROM:<bob@example.com>");
+    assert_eq!(s.line(), refused);
+    let mut c = Client::plain(server.port(IMAP), Proto::Imap);
+    assert_eq!(
+        plain(&mut c, "bob@example.com", "bob-secret", true),
+        [c.logged_in()]
+    );
+
+    server.admin_ok(&["domain", "enable", "example.com"]);
+    let mut mx = Smtp::connect(server.port(SMTP));
+    mx.cmd("EHLO sender.example");
+    assert_eq!(
+        mx.send_mail(
+            "a@sender.example",
+            &["bob@example.com"],
+            b"Subject: hi\r\n\r\nhi\r\n"
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
 }

@@ -1460,22 +1460,23 @@ a2 OK LOGOUT completed\r\n"
     );
 }
 
-/// STARTTLS on the MX port with smtplib (RFC 3207): offered in EHLO before
-/// TLS and not after, the session starts over after the handshake, and a
-/// command pipelined after STARTTLS is dropped.
+/// STARTTLS with smtplib (RFC 3207), on the MX port and on submission:
+/// offered in EHLO before TLS and not after, the session starts over after
+/// the handshake, and a command pipelined after STARTTLS is dropped.
 #[test]
 fn python_smtplib_starttls_and_the_injection_case() {
     let server = start();
     let cafile = cert(&server);
     let cafile = cafile.to_str().expect("utf-8 temp path");
-    let ran = run(
-        python("smtp_starttls.py").args(["localhost", &port(&server, SMTP), cafile]),
-        b"",
-    )
-    .ok("smtp_starttls.py");
-    assert_eq!(
-        ran.text(),
-        "offered True\n\
+    for base in [SMTP, SUBMISSION] {
+        let ran = run(
+            python("smtp_starttls.py").args(["localhost", &port(&server, base), cafile]),
+            b"",
+        )
+        .ok("smtp_starttls.py");
+        assert_eq!(
+            ran.text(),
+            "offered True\n\
 starttls 220 2.0.0 Ready to start TLS\n\
 tls TLSv1.3\n\
 offered-after False\n\
@@ -1483,8 +1484,10 @@ again (503, b'5.5.1 TLS is already active')\n\
 answer 220 2.0.0 Ready to start TLS\n\
 after-handshake nothing\n\
 mail-before-ehlo 503 5.5.1 Send EHLO or HELO first\n\
-quit 221 2.0.0 localhost closing connection\n"
-    );
+quit 221 2.0.0 localhost closing connection\n",
+            "port {base}"
+        );
+    }
 }
 
 // --- TLS client certificates (EXTERNAL, PREAUTH) -------------------------

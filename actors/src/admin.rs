@@ -90,6 +90,12 @@ pub enum Request {
         name: String,
     },
     DomainList,
+    DomainDisable {
+        name: String,
+    },
+    DomainEnable {
+        name: String,
+    },
     DomainRm {
         name: String,
     },
@@ -352,6 +358,14 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             let n = name.clone();
             blocking(move || store.add_domain(&n)).await?;
             Ok(json!({"name": name}))
+        }
+        Request::DomainDisable { name } => {
+            let rec = blocking(move || store.set_domain_disabled(&name, true)).await?;
+            Ok(json!({"name": rec.name, "disabled": rec.disabled}))
+        }
+        Request::DomainEnable { name } => {
+            let rec = blocking(move || store.set_domain_disabled(&name, false)).await?;
+            Ok(json!({"name": rec.name, "disabled": rec.disabled}))
         }
         Request::DomainList => {
             let domains = blocking(move || store.domains()).await?;

@@ -828,4 +828,50 @@ mod tests {
         ok(verify_password(&store, &CTX, "PLAIN", "cache@example.org", "second-secret").await);
         assert_eq!(login_cache_hits(), hits + 2);
     }
+
+    /// An account whose password predates CRAM-MD5 secrets: CRAM-MD5 is
+    /// refused as `NoSecret` (no failure delay, not counted against the
+    /// address), while SCRAM, whose secret it has, still works.
+    #[tokio::test]
+    async fn a_missing_secret_fails_that_mechanism_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut rec = store.create_account("old@example.org", "pw", None).unwrap();
+        rec.password.cram_md5 = None;
+        store
+            .commit(roost_store::Commit {
+                puts: vec![roost_store::Record::Account(rec)],
+                ..Default::default()
+            })
+            .unwrap();
+        let ctx = LoginContext {
+            remote: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 1)),
+            protocol: "test",
+        };
+        let exchange = new_exchange(Mechanism::CramMd5, &ChannelBinding::default(), "h");
+        let mut run = SaslRun::new(exchange, ctx, None);
+        let SaslOutcome::Challenge(challenge) = sasl_start(&store, &mut run, None).await else {
+            panic!("no challenge")
+        };
+        let challenge = roost_protocols::sasl::decode_base64(&challenge).unwrap();
+        let digest: String = roost_protocols::sasl::CramMd5Secret::derive("pw")
+            .hmac(&challenge)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let answer = encode_base64(format!("old@example.org {digest}").as_bytes());
+        assert_eq!(
+            sasl_respond(&store, &mut run, &answer).await,
+            SaslOutcome::Failed(SaslFailure::NoSecret)
+        );
+        assert!(!throttle().sources().contains_key(&ctx.source()));
+        // PLAIN (argon2id) still logs in.
+        let exchange = new_exchange(Mechanism::Plain, &ChannelBinding::default(), "h");
+        let mut run = SaslRun::new(exchange, ctx, None);
+        let ir = encode_base64(b"\0old@example.org\0pw");
+        assert_eq!(
+            sasl_start(&store, &mut run, Some(&ir)).await,
+            SaslOutcome::Success("old@example.org".into())
+        );
+    }
 }

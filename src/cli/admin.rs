@@ -144,9 +144,22 @@ enum TlsKeyCommand {
 
 #[derive(Subcommand)]
 enum DomainCommand {
-    Add { name: String },
+    Add {
+        name: String,
+    },
     List,
-    Rm { name: String },
+    /// Refuse mail to and from the domain for now (4xx, so senders retry);
+    /// its accounts still log in.
+    Disable {
+        name: String,
+    },
+    /// Accept the domain's mail again.
+    Enable {
+        name: String,
+    },
+    Rm {
+        name: String,
+    },
 }
 
 pub fn run(args: AdminArgs) -> Result<ExitCode> {
@@ -176,6 +189,8 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             DomainCommand::Add { name } => json!({"cmd": "domain_add", "name": name}),
             DomainCommand::List => json!({"cmd": "domain_list"}),
             DomainCommand::Rm { name } => json!({"cmd": "domain_rm", "name": name}),
+            DomainCommand::Disable { name } => json!({"cmd": "domain_disable", "name": name}),
+            DomainCommand::Enable { name } => json!({"cmd": "domain_enable", "name": name}),
         },
         AdminCommand::Kill { name, panic } => json!({"cmd": "kill", "name": name, "panic": panic}),
         AdminCommand::Check { account } => json!({"cmd": "check", "account": account}),

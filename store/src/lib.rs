@@ -402,6 +402,7 @@ impl Store {
         let rec = DomainRecord {
             name,
             created: now_unix(),
+            disabled: false,
         };
         let mut batch = sled::Batch::default();
         batch.insert(key, encode(&rec)?);
@@ -498,6 +499,31 @@ impl Store {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
         self.flush()
+    }
+
+    /// Disables or enables mail to and from a domain.
+    pub fn set_domain_disabled(&self, name: &str, disabled: bool) -> Result<DomainRecord> {
+        let name = normalize_domain(name)?;
+        let _guard = self.admin_lock();
+        let key = keys::domain(&name);
+        let mut rec: DomainRecord = self
+            .get(&key)?
+            .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))?;
+        rec.disabled = disabled;
+        let mut batch = sled::Batch::default();
+        batch.insert(key, encode(&rec)?);
+        self.apply_and_flush(batch)?;
+        Ok(rec)
+    }
+
+    /// Whether `name` is a local domain whose mail is disabled.
+    pub fn domain_disabled(&self, name: &str) -> Result<bool> {
+        let Ok(name) = normalize_domain(name) else {
+            return Ok(false);
+        };
+        Ok(self
+            .get::<DomainRecord>(&keys::domain(&name))?
+            .is_some_and(|d| d.disabled))
     }
 
     /// Every domain, by name.

@@ -233,6 +233,10 @@ pub struct DomainRecord {
     pub name: String,
     /// Unix seconds.
     pub created: i64,
+    /// Mail to or from the domain is refused for now (4xx); its accounts
+    /// still log in.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// A device's TLS client-certificate key, registered to an account. Only

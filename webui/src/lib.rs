@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use ractor::SpawnErr;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use roost_actors::auth::{verify_password, LoginContext};
+use roost_actors::auth::{verify_password, AuthError, LoginContext};
 use roost_actors::system::Shared;
 use roost_actors::task::TaskGuard;
 use roost_supervisor::{start_child, ActorKind, ChildSpec, Restart};
@@ -178,6 +178,17 @@ async fn events(
     };
     let account = match verify_password(&shared.store, &ctx, "BASIC", &user, &password).await {
         Ok(a) => a,
+        // The administrator's message, as IMAP and SMTP show it.
+        Err(AuthError::Disabled(why)) => {
+            return (StatusCode::FORBIDDEN, format!("Login disabled: {why}\n")).into_response()
+        }
+        Err(AuthError::Throttled) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed logins from your address, try again later\n",
+            )
+                .into_response()
+        }
         Err(_) => return unauthorized(),
     };
     let (feed, stream) = mpsc::channel(sse::SSE_BUFFER);

@@ -211,6 +211,17 @@ impl SmtpState {
         if params.smtputf8 {
             return self.bad_command(Reply::parameter_not_recognized("SMTPUTF8 is not offered"));
         }
+        if let ReversePath::Mailbox(a) = &from {
+            let domain = a
+                .to_string()
+                .rsplit('@')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if let Some(reply) = self.disabled_domain(&domain) {
+                return self.reply(reply);
+            }
+        }
         // RFC 1870 6: a declared size over the limit is refused at once.
         if params
             .size
@@ -253,6 +264,9 @@ impl SmtpState {
             ForwardPath::Mailbox(a) => a.to_string(),
         };
         let domain = address.rsplit('@').next().unwrap_or_default().to_string();
+        if let Some(reply) = self.disabled_domain(&domain) {
+            return self.reply(reply);
+        }
         let account = match store.account_by_address(&address) {
             Ok(Some(a)) => Some(a.name),
             Ok(None) if matches!(to, ForwardPath::Postmaster) => store
@@ -307,6 +321,27 @@ impl SmtpState {
             self.bad_commands += 1;
         }
         self.reply(reply);
+    }
+
+    /// A temporary refusal when `domain` is a local domain whose mail an
+    /// administrator disabled: senders keep the message and retry.
+    fn disabled_domain(&self, domain: &str) -> Option<Reply> {
+        match self.services.store.domain_disabled(domain) {
+            Ok(false) => None,
+            Ok(true) => Some(Reply::new(
+                451,
+                Some((4, 7, 1)),
+                format!("Mail for {domain} is disabled for now, try again later"),
+            )),
+            Err(e) => {
+                warn!(error = %e, "domain lookup failed");
+                Some(Reply::new(
+                    451,
+                    Some((4, 3, 0)),
+                    "Local error in processing, try again later",
+                ))
+            }
+        }
     }
 
     /// RFC 5321 4.4: the trace line roost adds at the top of the message.
