@@ -813,6 +813,30 @@ fn brute_force_from_one_address_is_refused_and_others_are_not() {
     // The remembered password still gets in.
     let mut c = Client::plain_from(attacker, imap, Proto::Imap);
     assert_eq!(plain(&mut c, ACCOUNT, PASSWORD, true), [c.logged_in()]);
+    // Refusals use up a session's tries: one connection cannot go on
+    // guessing against remembered logins. And past REFUSED_CACHED_CHECKS
+    // (5) nothing is checked, the right password included.
+    let mut c = Client::plain_from(attacker, imap, Proto::Imap);
+    for n in 1..=4 {
+        c.send(&format!("a{n} LOGIN {ACCOUNT} guess-x{n}"));
+    }
+    let refused = "Too many failed logins from your address, try again later";
+    let lines: Vec<String> = (0..5).map(|_| c.line()).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("a1 NO [UNAVAILABLE] {refused}"),
+            format!("a2 NO [UNAVAILABLE] {refused}"),
+            "* BYE Too many failed logins".to_string(),
+            format!("a3 NO [UNAVAILABLE] {refused}"),
+            "<closed>".to_string(),
+        ]
+    );
+    let mut c = Client::plain_from(attacker, imap, Proto::Imap);
+    assert_eq!(
+        plain(&mut c, ACCOUNT, PASSWORD, true),
+        [format!("a1 NO [UNAVAILABLE] {refused}")]
+    );
 
     let mut c = Client::plain_from(neighbour, imap, Proto::Imap);
     assert_eq!(plain(&mut c, ACCOUNT, "typo", true), [c.invalid()]);
@@ -820,9 +844,9 @@ fn brute_force_from_one_address_is_refused_and_others_are_not() {
     assert_eq!(plain(&mut c, ACCOUNT, PASSWORD, true), [c.logged_in()]);
 
     // The records, newest first; the time and the client's port vary.
-    let listed = eventually("seven recorded attempts", || {
-        let out = server.admin_ok(&["loginattempts", "--limit", "7"]);
-        (out.lines().count() == 7 && out.contains("127.0.2.2")).then_some(out)
+    let listed = eventually("ten recorded attempts", || {
+        let out = server.admin_ok(&["loginattempts", "--limit", "10"]);
+        (out.lines().count() == 10 && out.contains("127.0.2.2")).then_some(out)
     });
     let shown: Vec<String> = listed
         .lines()
@@ -838,26 +862,28 @@ fn brute_force_from_one_address_is_refused_and_others_are_not() {
         })
         .collect();
     let user = format!("{ACCOUNT:?}");
+    // Refused unchecked, an attempt names no account ("-").
     assert_eq!(
         shown,
         [
             format!("127.0.2.2 imap PLAIN {user} {ACCOUNT} ok"),
             format!("127.0.2.2 imap PLAIN {user} {ACCOUNT} invalid"),
+            format!("127.0.2.1 imap PLAIN {user} - throttled"),
+            format!("127.0.2.1 imap LOGIN {user} - throttled"),
+            format!("127.0.2.1 imap LOGIN {user} {ACCOUNT} throttled"),
+            format!("127.0.2.1 imap LOGIN {user} {ACCOUNT} throttled"),
             format!("127.0.2.1 imap PLAIN {user} {ACCOUNT} ok"),
             format!("127.0.2.1 imap SCRAM-SHA-256 {user} - throttled"),
             format!("127.0.2.1 submission PLAIN {user} {ACCOUNT} throttled"),
             format!("127.0.2.1 imap PLAIN {user} {ACCOUNT} throttled"),
-            format!("127.0.2.1 imap PLAIN {user} {ACCOUNT} invalid"),
         ]
     );
-    // Filtered by account: the SCRAM attempt, refused before any lookup,
-    // names none.
     let out = server.admin_ok(&[
         "loginattempts",
         "--account",
         ACCOUNT,
         "--limit",
-        "4",
+        "5",
         "--json",
     ]);
     let attempts: serde_json::Value = serde_json::from_str(&out).expect("json");
@@ -867,7 +893,7 @@ fn brute_force_from_one_address_is_refused_and_others_are_not() {
         .iter()
         .map(|a| a["result"].as_str().unwrap_or("?"))
         .collect();
-    assert_eq!(results, ["ok", "invalid", "ok", "throttled"]);
+    assert_eq!(results, ["ok", "invalid", "throttled", "throttled", "ok"]);
 }
 
 /// `GET /events` with HTTP Basic credentials: the status line and, for an

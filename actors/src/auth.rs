@@ -185,10 +185,23 @@ pub async fn verify_password(
     password: &str,
 ) -> Result<String, AuthError> {
     let source = ctx.source();
-    let refused = throttle().refused(source, Instant::now());
-    let (account, result) = check(store, username, password, refused).await;
-    if result == Err(AuthError::Invalid) {
-        tokio::time::sleep(throttle().failed(source, Instant::now())).await;
+    let (account, result) = match throttle().admit(source, true, Instant::now()) {
+        Admission::Refused => (None, Err(AuthError::Throttled)),
+        Admission::CachedOnly => check(store, username, password, true).await,
+        Admission::Check => {
+            let (account, result) = check(store, username, password, false).await;
+            if result == Err(AuthError::Invalid) {
+                tokio::time::sleep(throttle().failed(source)).await;
+            } else {
+                throttle().succeeded(source);
+            }
+            (account, result)
+        }
+    };
+    if result == Err(AuthError::Throttled) {
+        // A refused source waits too, so a session cannot make refusals
+        // a fast oracle.
+        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
     }
     let word = result
         .as_ref()
@@ -199,6 +212,8 @@ pub async fn verify_password(
 
 /// The account a username names (if any) and the outcome. With
 /// `cached_only`, a password is accepted only from the login cache.
+/// argon2id runs on the blocking pool, at most
+/// [`MAX_CONCURRENT_VERIFICATIONS`] at once.
 async fn check(
     store: &Store,
     username: &str,
@@ -211,34 +226,57 @@ async fn check(
     let Ok(password) = prepare_password(password) else {
         return (None, Err(AuthError::Invalid));
     };
-    let store = store.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        let record = match store.account_by_address(&username) {
-            Ok(Some(r)) => r,
-            Ok(None) if cached_only => return (None, Err(AuthError::Throttled)),
-            Ok(None) => return (None, Err(AuthError::Invalid)),
-            Err(e) => return (None, Err(AuthError::Temporary(e.to_string()))),
-        };
-        let name = Some(record.name.clone());
-        let cache = cache();
-        let key = cache.key(&username, &record.password.argon2id, &password);
-        let now = Instant::now();
-        if !cache.knows(&key, now) {
-            if cached_only {
-                return (name, Err(AuthError::Throttled));
-            }
-            if !record.password.verify_password(&password) {
-                return (name, Err(AuthError::Invalid));
-            }
-            cache.remember(key, now);
-        }
-        if let Some(why) = record.disabled {
-            return (name, Err(AuthError::Disabled(why)));
-        }
-        (name, Ok(record.name))
+    let temporary = |e: String| (None, Err(AuthError::Temporary(e)));
+    let s = store.clone();
+    let (u, p) = (username.clone(), password.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let record = s.account_by_address(&u)?;
+        Ok::<_, roost_store::StoreError>(record.map(|r| {
+            let key = cache().key(&u, &r.password.argon2id, &p);
+            let known = cache().knows(&key, Instant::now());
+            (r, key, known)
+        }))
     })
     .await;
-    checked.unwrap_or_else(|e| (None, Err(AuthError::Temporary(e.to_string()))))
+    let (record, key, known) = match found {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) if cached_only => return (None, Err(AuthError::Throttled)),
+        Ok(Ok(None)) => return (None, Err(AuthError::Invalid)),
+        Ok(Err(e)) => return temporary(e.to_string()),
+        Err(e) => return temporary(e.to_string()),
+    };
+    let name = Some(record.name.clone());
+    if !known {
+        if cached_only {
+            return (name, Err(AuthError::Throttled));
+        }
+        let Ok(_permit) = verifications().acquire().await else {
+            return temporary("verifications closed".into());
+        };
+        let secrets = record.password.clone();
+        let verified =
+            tokio::task::spawn_blocking(move || secrets.verify_password(&password)).await;
+        match verified {
+            Ok(true) => cache().remember(key, Instant::now()),
+            Ok(false) => return (name, Err(AuthError::Invalid)),
+            Err(e) => return temporary(e.to_string()),
+        }
+    }
+    if let Some(why) = record.disabled {
+        return (name, Err(AuthError::Disabled(why)));
+    }
+    (name, Ok(record.name))
+}
+
+/// argon2id verifications running at once, at most: each takes a core
+/// and 19 MiB for about 10 ms; more would only queue on the blocking pool
+/// and hold its memory.
+pub const MAX_CONCURRENT_VERIFICATIONS: usize = 4;
+
+fn verifications() -> &'static tokio::sync::Semaphore {
+    static PERMITS: tokio::sync::Semaphore =
+        tokio::sync::Semaphore::const_new(MAX_CONCURRENT_VERIFICATIONS);
+    &PERMITS
 }
 
 /// Failed authentications from one source answered with the plain
@@ -248,13 +286,23 @@ pub const FREE_FAILURES: u32 = 5;
 /// read timeout.
 pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(8);
 /// Failures from one source after which its further attempts are refused
-/// (unless remembered as good), until [`FAILURE_WINDOW`] has passed
-/// since its last failure.
+/// until [`FAILURE_WINDOW`] has passed since its last failure. Attempts in
+/// progress count as failures until they succeed, so parallel connections
+/// get no more tries than one.
 pub const REFUSE_AFTER_FAILURES: u32 = 10;
+/// While a source is refused, this many of its logins may still be
+/// checked against remembered good logins (so a user behind the same
+/// address whose client logged in lately still gets in); past it, every
+/// attempt is refused unchecked until the window ends.
+pub const REFUSED_CACHED_CHECKS: u32 = 5;
 /// How long a source's failures count against it.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Sources whose failures are tracked at most.
 pub const MAX_TRACKED_SOURCES: usize = 100_000;
+/// How often, at most, a full table is swept for sources whose window
+/// has passed; between sweeps a new source takes an arbitrary one's
+/// place, so a flood of new addresses costs O(1) each.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where failures are counted: an IPv4 address, or an IPv6 /64 (one
 /// site's or one host's share of addresses).
@@ -285,10 +333,33 @@ pub fn failure_delay(n: u32) -> Duration {
     (AUTH_FAILURE_DELAY * 2u32.pow(doublings)).min(MAX_FAILURE_DELAY)
 }
 
+/// What a source may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Check the credentials; the attempt counts as a failure until
+    /// [`Throttle::succeeded`] takes it back.
+    Check,
+    /// Refused, but a remembered good login may pass.
+    CachedOnly,
+    Refused,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    cached_checks: u32,
+}
+
 /// Recent failures per source; see the constants above. Successful
 /// logins are never delayed and never counted.
 pub struct Throttle {
-    sources: Mutex<HashMap<Source, (u32, Instant)>>,
+    state: Mutex<ThrottleState>,
+}
+
+struct ThrottleState {
+    sources: HashMap<Source, Failures>,
+    swept: Option<Instant>,
 }
 
 fn throttle() -> &'static Throttle {
@@ -299,44 +370,85 @@ fn throttle() -> &'static Throttle {
 impl Throttle {
     pub fn new() -> Throttle {
         Throttle {
-            sources: Mutex::new(HashMap::new()),
+            state: Mutex::new(ThrottleState {
+                sources: HashMap::new(),
+                swept: None,
+            }),
         }
     }
 
-    fn sources(&self) -> std::sync::MutexGuard<'_, HashMap<Source, (u32, Instant)>> {
-        self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, ThrottleState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `source` has failed too often lately.
-    pub fn refused(&self, source: Source, now: Instant) -> bool {
-        self.sources().get(&source).is_some_and(|(n, last)| {
-            *n >= REFUSE_AFTER_FAILURES && now.duration_since(*last) < FAILURE_WINDOW
-        })
-    }
-
-    /// Counts a failure of `source`; returns the delay it earns.
-    pub fn failed(&self, source: Source, now: Instant) -> Duration {
-        let mut sources = self.sources();
-        if sources.len() >= MAX_TRACKED_SOURCES && !sources.contains_key(&source) {
-            sources.retain(|_, (_, last)| now.duration_since(*last) < FAILURE_WINDOW);
-            if sources.len() >= MAX_TRACKED_SOURCES {
-                // Still full of recent ones: the quietest goes.
-                if let Some(k) = sources.iter().min_by_key(|(_, (_, l))| *l).map(|(k, _)| *k) {
-                    sources.remove(&k);
-                }
+    /// An attempt from `source` begins. `cached` says whether the
+    /// mechanism can be answered from remembered good logins (password
+    /// mechanisms); SCRAM and CRAM-MD5 cannot.
+    pub fn admit(&self, source: Source, cached: bool, now: Instant) -> Admission {
+        let mut state = self.state();
+        let entry = state.entry(source, now);
+        if entry.count >= REFUSE_AFTER_FAILURES {
+            if cached && entry.cached_checks < REFUSED_CACHED_CHECKS {
+                entry.cached_checks += 1;
+                return Admission::CachedOnly;
             }
+            return Admission::Refused;
         }
-        let entry = sources.entry(source).or_insert((0, now));
-        if now.duration_since(entry.1) >= FAILURE_WINDOW {
-            entry.0 = 0;
+        entry.count += 1;
+        entry.last = now;
+        Admission::Check
+    }
+
+    /// An admitted attempt succeeded (or failed for a reason other than
+    /// its credentials): it no longer counts.
+    pub fn succeeded(&self, source: Source) {
+        if let Some(e) = self.state().sources.get_mut(&source) {
+            e.count = e.count.saturating_sub(1);
         }
-        entry.0 += 1;
-        entry.1 = now;
-        failure_delay(entry.0)
+    }
+
+    /// An admitted attempt failed; the delay it earns.
+    pub fn failed(&self, source: Source) -> Duration {
+        failure_delay(self.state().sources.get(&source).map_or(1, |e| e.count))
     }
 
     pub fn tracked(&self) -> usize {
-        self.sources().len()
+        self.state().sources.len()
+    }
+}
+
+impl ThrottleState {
+    /// The entry of `source`, made (within the table's bound) or reset
+    /// when its window has passed.
+    fn entry(&mut self, source: Source, now: Instant) -> &mut Failures {
+        if self.sources.len() >= MAX_TRACKED_SOURCES && !self.sources.contains_key(&source) {
+            if self
+                .swept
+                .is_none_or(|t| now.duration_since(t) >= SWEEP_INTERVAL)
+            {
+                self.swept = Some(now);
+                self.sources
+                    .retain(|_, e| now.duration_since(e.last) < FAILURE_WINDOW);
+            }
+            if self.sources.len() >= MAX_TRACKED_SOURCES {
+                if let Some(k) = self.sources.keys().next().copied() {
+                    self.sources.remove(&k);
+                }
+            }
+        }
+        let entry = self.sources.entry(source).or_insert(Failures {
+            count: 0,
+            last: now,
+            cached_checks: 0,
+        });
+        if now.duration_since(entry.last) >= FAILURE_WINDOW {
+            *entry = Failures {
+                count: 0,
+                last: now,
+                cached_checks: 0,
+            };
+        }
+        entry
     }
 }
 
@@ -373,6 +485,7 @@ pub fn offered_mechanisms(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyAccount {
     pub account: String,
+    pub id: roost_store::AccountId,
     /// IMAP sessions start logged in.
     pub preauth: bool,
     /// The account's logins are disabled, with this message.
@@ -386,6 +499,7 @@ pub async fn account_for_key(store: &Store, spki: &[u8]) -> Option<KeyAccount> {
     match found {
         Ok(Ok(Some((account, key)))) => Some(KeyAccount {
             account: account.name,
+            id: account.id,
             preauth: key.preauth,
             disabled: account.disabled,
         }),
@@ -456,6 +570,9 @@ pub struct SaslRun {
     username: String,
     /// The account that identity names, once looked up.
     account: Option<String>,
+    /// The throttle admitted this exchange's attempt (counted until it
+    /// ends).
+    admitted: bool,
 }
 
 impl SaslRun {
@@ -466,6 +583,7 @@ impl SaslRun {
             key_account,
             username: String::new(),
             account: None,
+            admitted: false,
         }
     }
 }
@@ -488,6 +606,12 @@ pub async fn sasl_respond(store: &Store, run: &mut SaslRun, line: &str) -> SaslO
 
 async fn sasl_run(store: &Store, run: &mut SaslRun, step: Step) -> SaslOutcome {
     let (mut outcome, mut recorded) = sasl_steps(store, run, step).await;
+    // An admitted attempt that did not fail on its credentials no longer
+    // counts against the address.
+    if run.admitted && !matches!(outcome, SaslOutcome::Challenge(_)) {
+        run.admitted = false;
+        throttle().succeeded(run.ctx.source());
+    }
     // With a registered client key, only its own account.
     if let (SaslOutcome::Success(name), Some(key)) = (&outcome, &run.key_account) {
         if name != key {
@@ -531,9 +655,10 @@ async fn sasl_steps(store: &Store, run: &mut SaslRun, mut step: Step) -> (SaslOu
             }
             Step::NeedSecret { authcid, kind } => {
                 run.username = authcid.clone();
-                if throttle().refused(source, Instant::now()) {
+                if throttle().admit(source, false, Instant::now()) == Admission::Refused {
                     return (SaslOutcome::Failed(SaslFailure::Throttled), false);
                 }
+                run.admitted = true;
                 match stored_secret(store, &authcid, kind).await {
                     Ok((name, Lookup::Found(secret))) => {
                         run.account = Some(name);
@@ -571,7 +696,12 @@ async fn sasl_steps(store: &Store, run: &mut SaslRun, mut step: Step) -> (SaslOu
                 return (SaslOutcome::Failed(SaslFailure::Protocol(e)), false)
             }
             Step::Failure(_) => {
-                tokio::time::sleep(throttle().failed(source, Instant::now())).await;
+                // A message that failed before any lookup counts too.
+                if !run.admitted {
+                    throttle().admit(source, false, Instant::now());
+                }
+                run.admitted = false;
+                tokio::time::sleep(throttle().failed(source)).await;
                 return (SaslOutcome::Failed(SaslFailure::Invalid), false);
             }
         }
@@ -697,6 +827,46 @@ mod tests {
         protocol: "test",
     };
 
+    /// What a connection offers: without TLS and from elsewhere than
+    /// loopback, no mechanism that sends the password (IMAP then says
+    /// LOGINDISABLED); -PLUS only with binding data; EXTERNAL only with a
+    /// client certificate.
+    #[test]
+    fn offered_mechanisms_follow_the_connection() {
+        let names = |tls_or_local, binding: &ChannelBinding, key| {
+            offered_mechanisms(tls_or_local, binding, key)
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+        };
+        let none = ChannelBinding::default();
+        assert_eq!(
+            names(false, &none, false),
+            ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5"]
+        );
+        assert_eq!(
+            names(true, &none, false),
+            ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN"]
+        );
+        let tls = ChannelBinding {
+            tls_exporter: Some(vec![1; 32]),
+            tls_server_end_point: None,
+        };
+        assert_eq!(
+            names(true, &tls, true),
+            [
+                "SCRAM-SHA-256-PLUS",
+                "SCRAM-SHA-1-PLUS",
+                "SCRAM-SHA-256",
+                "SCRAM-SHA-1",
+                "CRAM-MD5",
+                "PLAIN",
+                "LOGIN",
+                "EXTERNAL"
+            ]
+        );
+    }
+
     #[test]
     fn sources_are_ipv4_addresses_and_ipv6_64s() {
         let v6 = |s: &str| Source::of(IpAddr::V6(s.parse::<Ipv6Addr>().unwrap()));
@@ -725,18 +895,42 @@ mod tests {
             Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))),
         );
         let t0 = Instant::now();
-        for n in 1..REFUSE_AFTER_FAILURES {
-            assert_eq!(t.failed(a, t0), failure_delay(n));
-            assert!(!t.refused(a, t0), "{n}");
+        for n in 1..=REFUSE_AFTER_FAILURES {
+            assert_eq!(t.admit(a, true, t0), Admission::Check, "{n}");
+            assert_eq!(t.failed(a), failure_delay(n));
         }
-        t.failed(a, t0);
-        assert!(t.refused(a, t0));
-        assert!(!t.refused(b, t0), "another source is not affected");
+        // Refused: remembered logins are checked a few times, then none.
+        for _ in 0..REFUSED_CACHED_CHECKS {
+            assert_eq!(t.admit(a, true, t0), Admission::CachedOnly);
+        }
+        assert_eq!(t.admit(a, true, t0), Admission::Refused);
+        assert_eq!(t.admit(a, false, t0), Admission::Refused);
+        assert_eq!(t.admit(b, true, t0), Admission::Check, "another source");
         // The refusal ends a window after the last failure, and the count
         // starts over.
         let later = t0 + FAILURE_WINDOW;
-        assert!(!t.refused(a, later));
-        assert_eq!(t.failed(a, later), failure_delay(1));
+        assert_eq!(t.admit(a, true, later), Admission::Check);
+        assert_eq!(t.failed(a), failure_delay(1));
+    }
+
+    /// Attempts in progress count: ten parallel attempts leave no room
+    /// for an eleventh, and good ones give their place back.
+    #[test]
+    fn attempts_count_until_they_succeed() {
+        let t = Throttle::new();
+        let a = Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)));
+        let t0 = Instant::now();
+        for _ in 0..REFUSE_AFTER_FAILURES {
+            assert_eq!(t.admit(a, false, t0), Admission::Check);
+        }
+        assert_eq!(t.admit(a, false, t0), Admission::Refused);
+        t.succeeded(a);
+        assert_eq!(t.admit(a, false, t0), Admission::Check);
+        // A success never takes back more than was counted.
+        let c = Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4)));
+        t.succeeded(c);
+        t.succeeded(c);
+        assert_eq!(t.admit(c, false, t0), Admission::Check);
     }
 
     #[test]
@@ -744,15 +938,14 @@ mod tests {
         let t = Throttle::new();
         let t0 = Instant::now();
         for n in 0..MAX_TRACKED_SOURCES as u32 {
-            t.failed(Source::V4(Ipv4Addr::from(n)), t0);
+            t.admit(Source::V4(Ipv4Addr::from(n)), false, t0);
         }
         assert_eq!(t.tracked(), MAX_TRACKED_SOURCES);
-        // One past the limit: the quietest goes.
-        t.failed(
-            Source::V4(Ipv4Addr::from(u32::MAX)),
-            t0 + Duration::from_secs(1),
-        );
+        // One past the limit: another takes its place.
+        let last = Source::V4(Ipv4Addr::from(u32::MAX));
+        t.admit(last, false, t0 + Duration::from_secs(1));
         assert_eq!(t.tracked(), MAX_TRACKED_SOURCES);
+        assert!(t.state().sources.contains_key(&last));
     }
 
     fn key(n: usize) -> [u8; 32] {
@@ -864,7 +1057,14 @@ mod tests {
             sasl_respond(&store, &mut run, &answer).await,
             SaslOutcome::Failed(SaslFailure::NoSecret)
         );
-        assert!(!throttle().sources().contains_key(&ctx.source()));
+        assert_eq!(
+            throttle()
+                .state()
+                .sources
+                .get(&ctx.source())
+                .map(|e| e.count),
+            Some(0)
+        );
         // PLAIN (argon2id) still logs in.
         let exchange = new_exchange(Mechanism::Plain, &ChannelBinding::default(), "h");
         let mut run = SaslRun::new(exchange, ctx, None);

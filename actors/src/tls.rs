@@ -19,7 +19,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use std::sync::Arc;
 use webpki::EndEntityCert;
 
@@ -107,8 +107,9 @@ impl Certificates {
 }
 
 /// RFC 5929 4.1: the hash of the certificate under its signature
-/// algorithm's hash, SHA-256 where that is MD5 or SHA-1; undefined (none)
-/// for algorithms without one hash (Ed25519, RSA-PSS).
+/// algorithm's hash (SHA-224 to SHA-512), SHA-256 where that is MD5 or
+/// SHA-1; undefined (none) for algorithms without one hash (Ed25519,
+/// RSA-PSS, whose hash is in its parameters).
 fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
     // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, ... }
     let (_, cert_body) = der_element(cert, 0x30)?;
@@ -122,6 +123,8 @@ fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
         [r @ .., 4 | 5 | 11] if r == RSA => 256,
         [e @ .., 1] if e == ECDSA => 256,
         [e @ .., 3, 2] if e == ECDSA => 256,
+        [r @ .., 14] if r == RSA => 224,
+        [e @ .., 3, 1] if e == ECDSA => 224,
         [r @ .., 12] if r == RSA => 384,
         [e @ .., 3, 3] if e == ECDSA => 384,
         [r @ .., 13] if r == RSA => 512,
@@ -129,6 +132,7 @@ fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
         _ => return None,
     };
     Some(match hash {
+        224 => Sha224::digest(cert).to_vec(),
         256 => Sha256::digest(cert).to_vec(),
         384 => Sha384::digest(cert).to_vec(),
         _ => Sha512::digest(cert).to_vec(),

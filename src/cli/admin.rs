@@ -312,8 +312,12 @@ fn tls_key_recipe(account: &str, name: &str) -> String {
             }
         })
         .collect();
+    let comment = format!("{account} ({name})");
+    // Single-quoted for the shell: a quote inside becomes '\''.
+    let quote = |s: &str| s.replace('\'', "'\\''");
+    let (account, name) = (quote(account), quote(name));
     format!(
-        "# A key and a self-signed certificate for {account} ({name}):\n\
+        "# A key and a self-signed certificate for {comment}:\n\
          openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\\n\
          \x20   -keyout {file}.key -out {file}.crt -days 3650 -subj '/CN={account}'\n\
          # The bundle to import into the mail client (it asks for a password to protect it):\n\
@@ -353,4 +357,20 @@ fn password_or_stdin(password: &Option<String>) -> Result<String> {
         bail!("no password given");
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_recipe_quotes_for_the_shell() {
+        let r = tls_key_recipe("o'brien@example.org", "it's mine");
+        assert!(
+            r.ends_with(
+                "roost admin tlspubkey add 'o'\\''brien@example.org' --name 'it'\\''s mine' --cert it_s_mine.crt\n"
+            ),
+            "{r}"
+        );
+    }
 }

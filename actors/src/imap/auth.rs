@@ -130,10 +130,19 @@ impl ImapState {
                 Code::AuthorizationFailed,
                 "This connection's client certificate belongs to another account",
             ),
-            SaslFailure::Throttled => Done::no_code(
-                Code::Unavailable,
-                "Too many failed logins from your address, try again later",
-            ),
+            SaslFailure::Throttled => {
+                // Refusals use up the session's tries too: a refused
+                // client cannot keep one connection open to guess on.
+                self.auth_failures += 1;
+                if self.auth_failures >= MAX_AUTH_FAILURES {
+                    response::bye(&mut self.out, None, "Too many failed logins");
+                    self.closing = true;
+                }
+                Done::no_code(
+                    Code::Unavailable,
+                    "Too many failed logins from your address, try again later",
+                )
+            }
             SaslFailure::Disabled(why) => {
                 Done::no_code(Code::ContactAdmin, format!("Login disabled: {why}"))
             }

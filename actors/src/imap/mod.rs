@@ -216,19 +216,17 @@ impl Actor for ImapSession {
             .clone()
             .filter(|k| k.preauth && k.disabled.is_none())
         {
-            if let Ok(Some(rec)) = state.services.store.account(&key.account) {
-                crate::auth::record_key_login(&state.login_context(), "PREAUTH", &key);
-                state.account = Some((key.account.clone(), rec.id));
-                state.state = SessionState::Authenticated;
-                let caps = state.capabilities();
-                response::preauth(
-                    &mut state.out,
-                    Some(Code::Capability(caps)),
-                    &format!("Logged in as {}", key.account),
-                );
-                state.flush_out().await?;
-                return Ok(state);
-            }
+            crate::auth::record_key_login(&state.login_context(), "PREAUTH", &key);
+            state.account = Some((key.account.clone(), key.id));
+            state.state = SessionState::Authenticated;
+            let caps = state.capabilities();
+            response::preauth(
+                &mut state.out,
+                Some(Code::Capability(caps)),
+                &format!("Logged in as {}", key.account),
+            );
+            state.flush_out().await?;
+            return Ok(state);
         }
         let caps = state.capabilities();
         response::untagged_status(

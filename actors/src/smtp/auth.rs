@@ -39,6 +39,19 @@ impl SmtpState {
         self.key_account = Some(key.account);
     }
 
+    /// After [`MAX_AUTH_FAILURES`] failed or refused tries, the session
+    /// ends.
+    fn close_after_failures(&mut self) {
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            self.reply(Reply::new(
+                421,
+                Some((4, 7, 0)),
+                format!("{} Too many failed logins", self.services.hostname),
+            ));
+            self.closing = true;
+        }
+    }
+
     fn login_context(&self) -> LoginContext {
         LoginContext {
             remote: self.peer.addr,
@@ -119,11 +132,16 @@ impl SmtpState {
                 Some((5, 7, 8)),
                 "This connection's client certificate belongs to another account",
             )),
-            SaslFailure::Throttled => self.reply(Reply::new(
-                454,
-                Some((4, 7, 0)),
-                "Too many failed logins from your address, try again later",
-            )),
+            SaslFailure::Throttled => {
+                // Refusals use up the session's tries too.
+                self.auth_failures += 1;
+                self.reply(Reply::new(
+                    454,
+                    Some((4, 7, 0)),
+                    "Too many failed logins from your address, try again later",
+                ));
+                self.close_after_failures();
+            }
             SaslFailure::Temporary(_) => self.reply(Reply::new(
                 454,
                 Some((4, 7, 0)),
@@ -149,14 +167,7 @@ impl SmtpState {
                     Some((5, 7, 8)),
                     "Authentication credentials invalid",
                 ));
-                if self.auth_failures >= MAX_AUTH_FAILURES {
-                    self.reply(Reply::new(
-                        421,
-                        Some((4, 7, 0)),
-                        format!("{} Too many failed logins", self.services.hostname),
-                    ));
-                    self.closing = true;
-                }
+                self.close_after_failures();
             }
         }
     }

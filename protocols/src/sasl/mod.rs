@@ -219,7 +219,7 @@ pub enum Secret {
 }
 
 /// What the session does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Step {
     /// Send this challenge (IMAP `+ `, SMTP `334 `, base64-encoded) and
     /// pass the client's answer to [`Exchange::respond`].
@@ -246,6 +246,36 @@ pub enum Step {
         authcid: String,
     },
     Failure(SaslError),
+}
+
+impl std::fmt::Debug for Step {
+    /// Never shows a password, so it cannot reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Challenge(c) => f.debug_tuple("Challenge").field(c).finish(),
+            Step::CheckPassword {
+                authzid, authcid, ..
+            } => f
+                .debug_struct("CheckPassword")
+                .field("authzid", authzid)
+                .field("authcid", authcid)
+                .field("password", &"<redacted>")
+                .finish(),
+            Step::NeedSecret { authcid, kind } => f
+                .debug_struct("NeedSecret")
+                .field("authcid", authcid)
+                .field("kind", kind)
+                .finish(),
+            Step::External { authzid } => f
+                .debug_struct("External")
+                .field("authzid", authzid)
+                .finish(),
+            Step::Success { authcid } => {
+                f.debug_struct("Success").field("authcid", authcid).finish()
+            }
+            Step::Failure(e) => f.debug_tuple("Failure").field(e).finish(),
+        }
+    }
 }
 
 /// Where an exchange stands.
@@ -341,7 +371,10 @@ impl Exchange {
         match std::mem::replace(&mut self.state, State::Done) {
             State::PlainResponse => match decode_plain_bytes(data) {
                 Ok(c) => {
-                    if c.authzid.as_deref().is_some_and(|z| z != c.authcid) {
+                    if c.authzid
+                        .as_deref()
+                        .is_some_and(|z| !same_identity(z, &c.authcid))
+                    {
                         return self.fail(SaslError::AuthzForbidden);
                     }
                     Step::CheckPassword {
@@ -387,7 +420,7 @@ impl Exchange {
                     if first
                         .authzid
                         .as_deref()
-                        .is_some_and(|z| z != first.username)
+                        .is_some_and(|z| !same_identity(z, &first.username))
                     {
                         return self.fail(SaslError::AuthzForbidden);
                     }
@@ -475,6 +508,16 @@ impl Exchange {
     fn fail(&mut self, e: SaslError) -> Step {
         self.state = State::Done;
         Step::Failure(e)
+    }
+}
+
+/// Whether an authorization identity names the authentication identity
+/// itself, compared as usernames (RFC 8265: NFC, domain case).
+fn same_identity(authzid: &str, authcid: &str) -> bool {
+    use crate::precis::normalize_username;
+    match (normalize_username(authzid), normalize_username(authcid)) {
+        (Ok(z), Ok(c)) => z == c,
+        _ => authzid == authcid,
     }
 }
 
@@ -606,6 +649,14 @@ mod tests {
             e.start(Some(b"ursel\0tim\0pw".to_vec())),
             Step::Failure(SaslError::AuthzForbidden)
         );
+        // The same identity in another normal form or domain case is
+        // itself; and the step never shows the password.
+        let mut e = exchange(Mechanism::Plain);
+        let step = e.start(Some(
+            "zoe\u{308}@EXAMPLE.org\0zo\u{eb}@example.org\0secret-pw".into(),
+        ));
+        assert!(matches!(step, Step::CheckPassword { .. }), "{step:?}");
+        assert!(!format!("{step:?}").contains("secret-pw"), "{step:?}");
         // Nothing more is taken after the outcome.
         assert_eq!(e.respond(b""), Step::Failure(SaslError::Unexpected));
     }

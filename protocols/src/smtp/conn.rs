@@ -18,6 +18,10 @@ use super::reply::Reply;
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets, CRLF included.
 pub const MAX_COMMAND_LINE: usize = 512;
 
+/// RFC 4954 4: the longest line answering a 334 challenge a server must
+/// take, CRLF included (12288 octets): SASL responses are not commands.
+pub const MAX_AUTH_RESPONSE_LINE: usize = 12288;
+
 /// Largest message chunk one [`Event::Data`] carries.
 pub const DATA_CHUNK: usize = 64 * 1024;
 
@@ -178,7 +182,8 @@ impl SmtpReader {
     }
 
     /// The next raw line, without its line end, for exchanges that are not
-    /// commands (RFC 4954 4: the client's answers to a 334 challenge).
+    /// commands (RFC 4954 4: the client's answers to a 334 challenge), up
+    /// to [`MAX_AUTH_RESPONSE_LINE`].
     /// `None` when no whole line is buffered yet; an over-long line is an
     /// error reply, and is dropped like an over-long command.
     pub fn next_line(&mut self) -> Option<Result<Vec<u8>, Reply>> {
@@ -190,7 +195,7 @@ impl SmtpReader {
         }
         let rest = &self.buf[self.pos..];
         let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
-            if rest.len() >= MAX_COMMAND_LINE {
+            if rest.len() >= MAX_AUTH_RESPONSE_LINE {
                 self.mode = Mode::Discarding;
                 self.pos = self.buf.len();
             }
@@ -201,7 +206,7 @@ impl SmtpReader {
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        if line.len() > MAX_COMMAND_LINE - 2 {
+        if line.len() > MAX_AUTH_RESPONSE_LINE - 2 {
             return Some(Err(Reply::line_too_long()));
         }
         Some(Ok(line))
@@ -627,6 +632,27 @@ Subject: hi\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n";
         line.resize(total - ending.len(), b'a');
         line.extend_from_slice(ending);
         line
+    }
+
+    #[test]
+    fn auth_response_line_length_edge() {
+        let mut r = SmtpReader::new(1000);
+        let at = [vec![b'A'; MAX_AUTH_RESPONSE_LINE - 2], b"\r\n".to_vec()].concat();
+        r.feed(&at);
+        assert_eq!(
+            r.next_line(),
+            Some(Ok(vec![b'A'; MAX_AUTH_RESPONSE_LINE - 2]))
+        );
+        let over = [vec![b'A'; MAX_AUTH_RESPONSE_LINE - 1], b"\r\n".to_vec()].concat();
+        r.feed(&over);
+        assert_eq!(r.next_line(), Some(Err(Reply::line_too_long())));
+        // Without a line end, no more than the limit is kept.
+        r.feed(&vec![b'A'; MAX_AUTH_RESPONSE_LINE]);
+        assert_eq!(r.next_line(), None);
+        assert_eq!(r.buffered(), 0);
+        r.feed(b"AAAA\r\nNOOP\r\n");
+        assert_eq!(r.next_line(), Some(Err(Reply::line_too_long())));
+        assert!(matches!(r.next_event(), Some(Event::Command(_))));
     }
 
     #[test]
