@@ -638,16 +638,12 @@ fn scram_plus_binds_to_the_tls_connection() {
         let cb = c.exporter.clone().expect("TLS 1.3");
         let end = c.logged_in();
         assert_eq!(
-            scram(
+            plus(
                 &mut c,
-                &Scram {
-                    mechanism: "SCRAM-SHA-256-PLUS",
-                    hash: Hash::Sha256,
-                    gs2: "p=tls-exporter,,",
-                    cb_data: &cb
-                },
-                ACCOUNT,
-                PASSWORD,
+                "SCRAM-SHA-256-PLUS",
+                Hash::Sha256,
+                "p=tls-exporter,,",
+                &cb,
                 true
             ),
             scram_lines(proto, &end)
@@ -656,16 +652,12 @@ fn scram_plus_binds_to_the_tls_connection() {
         let end = c.logged_in();
         let own = cb_of(&c);
         assert_eq!(
-            scram(
+            plus(
                 &mut c,
-                &Scram {
-                    mechanism: "SCRAM-SHA-1-PLUS",
-                    hash: Hash::Sha1,
-                    gs2: "p=tls-exporter,,",
-                    cb_data: &own
-                },
-                ACCOUNT,
-                PASSWORD,
+                "SCRAM-SHA-1-PLUS",
+                Hash::Sha1,
+                "p=tls-exporter,,",
+                &own,
                 false
             ),
             [vec![cont(proto, "")], scram_lines(proto, &end)].concat()
@@ -675,16 +667,12 @@ fn scram_plus_binds_to_the_tls_connection() {
         let end = c.logged_in();
         let end_point = c.end_point.clone().expect("server certificate");
         assert_eq!(
-            scram(
+            plus(
                 &mut c,
-                &Scram {
-                    mechanism: "SCRAM-SHA-256-PLUS",
-                    hash: Hash::Sha256,
-                    gs2: "p=tls-server-end-point,,",
-                    cb_data: &end_point
-                },
-                ACCOUNT,
-                PASSWORD,
+                "SCRAM-SHA-256-PLUS",
+                Hash::Sha256,
+                "p=tls-server-end-point,,",
+                &end_point,
                 true
             ),
             scram_lines(proto, &end)
@@ -693,16 +681,12 @@ fn scram_plus_binds_to_the_tls_connection() {
         let mut c = Client::tls(&server, port, proto);
         let invalid = c.invalid();
         assert_eq!(
-            scram(
+            plus(
                 &mut c,
-                &Scram {
-                    mechanism: "SCRAM-SHA-256-PLUS",
-                    hash: Hash::Sha256,
-                    gs2: "p=tls-exporter,,",
-                    cb_data: &cb
-                },
-                ACCOUNT,
-                PASSWORD,
+                "SCRAM-SHA-256-PLUS",
+                Hash::Sha256,
+                "p=tls-exporter,,",
+                &cb,
                 true
             ),
             [
@@ -712,34 +696,19 @@ fn scram_plus_binds_to_the_tls_connection() {
         );
         let mut c = Client::tls(&server, port, proto);
         assert_eq!(
-            scram(
+            plus(
                 &mut c,
-                &Scram {
-                    mechanism: "SCRAM-SHA-256-PLUS",
-                    hash: Hash::Sha256,
-                    gs2: "p=tls-unique,,",
-                    cb_data: &cb
-                },
-                ACCOUNT,
-                PASSWORD,
+                "SCRAM-SHA-256-PLUS",
+                Hash::Sha256,
+                "p=tls-unique,,",
+                &cb,
                 true
             ),
             std::slice::from_ref(&invalid)
         );
         let mut c = Client::tls(&server, port, proto);
         assert_eq!(
-            scram(
-                &mut c,
-                &Scram {
-                    mechanism: "SCRAM-SHA-256",
-                    hash: Hash::Sha256,
-                    gs2: "y,,",
-                    cb_data: &[]
-                },
-                ACCOUNT,
-                PASSWORD,
-                true
-            ),
+            plus(&mut c, "SCRAM-SHA-256", Hash::Sha256, "y,,", &[], true),
             std::slice::from_ref(&invalid)
         );
     }
@@ -749,6 +718,24 @@ fn scram_plus_binds_to_the_tls_connection() {
         c.begin("SCRAM-SHA-256-PLUS", None),
         "a1 NO [CANNOT] Unsupported authentication mechanism"
     );
+}
+
+/// A -PLUS (or `y`-flagged) SCRAM run as the test account.
+fn plus(
+    c: &mut Client,
+    mechanism: &str,
+    hash: Hash,
+    gs2: &str,
+    cb_data: &[u8],
+    ir: bool,
+) -> Vec<String> {
+    let how = Scram {
+        mechanism,
+        hash,
+        gs2,
+        cb_data,
+    };
+    scram(c, &how, ACCOUNT, PASSWORD, ir)
 }
 
 fn cb_of(c: &Client) -> Vec<u8> {
@@ -974,5 +961,40 @@ fn a_disabled_domain_gets_4xx_for_mail_and_its_logins_still_work() {
             b"Subject: hi\r\n\r\nhi\r\n"
         ),
         "250 2.0.0 OK, message delivered"
+    );
+}
+
+/// RFC 5802 2.2: SCRAM clients hash the SASLprep (NFKC) form of the
+/// password; PLAIN sends it as typed. Both log in to an account whose
+/// password has a compatibility character.
+#[test]
+fn scram_takes_the_saslprep_form_of_a_password() {
+    let server = Server::start();
+    // U+FB01 LATIN SMALL LIGATURE FI; SASLprep makes it "fi".
+    server.admin_ok(&[
+        "account",
+        "add",
+        "lig@localhost",
+        "--password",
+        "\u{fb01}sh-secret",
+    ]);
+    let port = server.port(IMAP);
+    let mut c = Client::plain(port, Proto::Imap);
+    let end = c.logged_in();
+    assert_eq!(
+        scram_plain(
+            &mut c,
+            "SCRAM-SHA-256",
+            Hash::Sha256,
+            "lig@localhost",
+            "fish-secret",
+            true
+        ),
+        scram_lines(Proto::Imap, &end)
+    );
+    let mut c = Client::plain(port, Proto::Imap);
+    assert_eq!(
+        plain(&mut c, "lig@localhost", "\u{fb01}sh-secret", true),
+        [c.logged_in()]
     );
 }

@@ -152,6 +152,13 @@ pub struct LoginContext {
 }
 
 impl LoginContext {
+    pub fn of(peer: &crate::conn::Peer, protocol: crate::listener::Protocol) -> LoginContext {
+        LoginContext {
+            remote: peer.addr,
+            protocol: protocol.name(),
+        }
+    }
+
     fn source(&self) -> Source {
         Source::of(self.remote.ip())
     }
@@ -479,6 +486,15 @@ pub fn offered_mechanisms(
             Mechanism::External => client_key,
         })
         .collect()
+}
+
+/// The mechanisms `peer`'s connection offers (see [`offered_mechanisms`]).
+pub fn offered_to(peer: &crate::conn::Peer) -> Vec<Mechanism> {
+    offered_mechanisms(
+        peer.tls_or_local(),
+        &peer.binding,
+        peer.client_key.is_some(),
+    )
 }
 
 /// The account a TLS client key is registered to.

@@ -88,6 +88,15 @@ pub fn prepare_password(s: &str) -> Result<String, PrecisError> {
     Ok(mapped)
 }
 
+/// The form SCRAM clients hash a password in: RFC 5802 2.2 names
+/// SASLprep (RFC 4013), which maps non-ASCII spaces to a space (done by
+/// [`prepare_password`]), drops characters mapped to nothing (refused by
+/// [`check_new_password`]) and normalises to NFKC. Applied to a prepared
+/// password, so the stored SCRAM keys match what SASLprep clients derive.
+pub fn scram_password(prepared: &str) -> String {
+    prepared.nfkc().collect()
+}
+
 /// A password being set: prepared as [`prepare_password`] does, and also
 /// refused where it would confuse its owner later: spaces at either end,
 /// and invisible format characters (zero-width spaces and joiners, bidi
@@ -227,5 +236,12 @@ mod tests {
         );
         // Logging in with such a password still works as before.
         assert_eq!(prepare_password(" pw").unwrap(), " pw");
+    }
+
+    #[test]
+    fn scram_passwords_are_nfkc() {
+        assert_eq!(scram_password("pencil"), "pencil");
+        // U+FB01 LATIN SMALL LIGATURE FI and a full-width A.
+        assert_eq!(scram_password("\u{fb01}sh\u{ff21}"), "fishA");
     }
 }

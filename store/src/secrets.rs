@@ -46,10 +46,12 @@ impl PasswordSecrets {
             .hash_password(password.as_bytes(), &salt)
             .map_err(|e| StoreError::Invalid(format!("argon2: {e}")))?
             .to_string();
+        // RFC 5802 2.2: SCRAM clients hash the SASLprep form.
+        let scram = roost_protocols::precis::scram_password(password);
         Ok(PasswordSecrets {
             argon2id,
-            scram_sha1: ScramSecret::sha1(password, &random_bytes(SALT_LEN)?, SCRAM_ITERATIONS),
-            scram_sha256: ScramSecret::sha256(password, &random_bytes(SALT_LEN)?, SCRAM_ITERATIONS),
+            scram_sha1: ScramSecret::sha1(&scram, &random_bytes(SALT_LEN)?, SCRAM_ITERATIONS),
+            scram_sha256: ScramSecret::sha256(&scram, &random_bytes(SALT_LEN)?, SCRAM_ITERATIONS),
             cram_md5: Some(CramMd5Secret::derive(password)),
         })
     }

@@ -4,7 +4,7 @@
 
 use super::{Done, ImapState};
 use crate::auth::{
-    account_for_key, new_exchange, offered_mechanisms, sasl_respond, sasl_start, verify_password,
+    account_for_key, new_exchange, offered_to, sasl_respond, sasl_start, verify_password,
     LoginContext, SaslFailure, SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
 };
 use roost_protocols::imap::response::{self, Code, Status};
@@ -36,19 +36,12 @@ impl ImapState {
     }
 
     pub(super) fn login_context(&self) -> LoginContext {
-        LoginContext {
-            remote: self.peer.addr,
-            protocol: self.protocol.name(),
-        }
+        LoginContext::of(&self.peer, self.protocol)
     }
 
     /// The mechanisms this session offers, for CAPABILITY.
     pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
-        offered_mechanisms(
-            self.peer.tls_or_local(),
-            &self.peer.binding,
-            self.peer.client_key.is_some(),
-        )
+        offered_to(&self.peer)
     }
 
     /// Which account the client's TLS key belongs to, if any.

@@ -3,8 +3,8 @@
 
 use super::SmtpState;
 use crate::auth::{
-    account_for_key, new_exchange, offered_mechanisms, sasl_respond, sasl_start, LoginContext,
-    SaslFailure, SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
+    account_for_key, new_exchange, offered_to, sasl_respond, sasl_start, LoginContext, SaslFailure,
+    SaslOutcome, SaslRun, MAX_AUTH_FAILURES,
 };
 use roost_protocols::sasl::{Mechanism, SaslError};
 use roost_protocols::smtp::reply::Reply;
@@ -12,11 +12,7 @@ use roost_protocols::smtp::reply::Reply;
 impl SmtpState {
     /// The mechanisms this session offers, for EHLO.
     pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
-        offered_mechanisms(
-            self.peer.tls_or_local(),
-            &self.peer.binding,
-            self.peer.client_key.is_some(),
-        )
+        offered_to(&self.peer)
     }
 
     /// On submission, a registered TLS client key logs the session in
@@ -53,10 +49,7 @@ impl SmtpState {
     }
 
     fn login_context(&self) -> LoginContext {
-        LoginContext {
-            remote: self.peer.addr,
-            protocol: self.protocol.name(),
-        }
+        LoginContext::of(&self.peer, self.protocol)
     }
 
     pub(super) async fn auth(&mut self, mechanism: &str, initial: Option<String>) {
