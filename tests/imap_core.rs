@@ -30,17 +30,6 @@ AAECAw==\r
 --XX--\r
 ";
 
-/// Sends `TAG APPEND head {n}`, waits for the continuation, sends the
-/// message, and returns everything up to the tagged answer.
-fn append(imap: &mut Imap, tag: &str, head: &str, message: &[u8]) -> String {
-    imap.send_raw(format!("{tag} APPEND {head} {{{}}}\r\n", message.len()).as_bytes());
-    let cont = imap.line();
-    assert_eq!(cont, "+ Ready for literal data\r\n");
-    imap.send_raw(message);
-    imap.send_raw(b"\r\n");
-    String::from_utf8_lossy(&imap.until_tagged(tag)).into_owned()
-}
-
 fn uid_validity(imap: &mut Imap, mailbox: &str) -> u32 {
     let r = imap.cmd(&format!("STATUS {mailbox} (UIDVALIDITY)"));
     let start = r.find("UIDVALIDITY ").expect("uidvalidity") + 12;

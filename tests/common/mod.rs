@@ -21,7 +21,7 @@ pub const ACCOUNT: &str = "roost@localhost";
 pub const PASSWORD: &str = "roostroost";
 /// What roost's IMAP server announces after login, in order.
 pub const IMAP_CAPS: &str = "IMAP4rev2 IMAP4rev1 LITERAL+ MULTIAPPEND IDLE MOVE UIDPLUS \
-ESEARCH SEARCHRES CONDSTORE QRESYNC \
+ESEARCH SEARCHRES WITHIN SAVEDATE CONDSTORE QRESYNC \
 LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE CHILDREN UNSELECT NAMESPACE ID ENABLE SASL-IR COMPRESS=DEFLATE APPENDLIMIT=67108864";
 /// The mechanisms announced before login on a plain loopback connection,
 /// after [`IMAP_CAPS`].
@@ -582,4 +582,15 @@ impl XorShift {
         self.0 = x;
         x
     }
+}
+
+/// Sends `TAG APPEND head {n}`, waits for the continuation, sends the
+/// message, and returns everything up to the tagged answer.
+pub fn append(imap: &mut Imap, tag: &str, head: &str, message: &[u8]) -> String {
+    imap.send_raw(format!("{tag} APPEND {head} {{{}}}\r\n", message.len()).as_bytes());
+    let cont = imap.line();
+    assert_eq!(cont, "+ Ready for literal data\r\n");
+    imap.send_raw(message);
+    imap.send_raw(b"\r\n");
+    String::from_utf8_lossy(&imap.until_tagged(tag)).into_owned()
 }

@@ -64,6 +64,8 @@ pub const CAPABILITIES: &[&str] = &[
     "UIDPLUS",
     "ESEARCH",
     "SEARCHRES",
+    "WITHIN",
+    "SAVEDATE",
     "CONDSTORE",
     "QRESYNC",
     "LIST-EXTENDED",

@@ -181,7 +181,8 @@ fn run_search(
         Vec::new()
     };
     let max_uid = view.last().map_or(0, |m| m.uid.0);
-    let matcher = Matcher::new(program, view.len() as u32, max_uid, saved);
+    let matcher =
+        Matcher::new(program, view.len() as u32, max_uid, saved).at(crate::time::now_unix());
     let mut hits = Vec::new();
     let mut r = 0;
     for (i, m) in view.iter().enumerate() {

@@ -39,7 +39,12 @@ impl SearchProgram {
                 | SearchKey::Smaller(_)
                 | SearchKey::Before(_)
                 | SearchKey::On(_)
-                | SearchKey::Since(_) => n.record = true,
+                | SearchKey::Since(_)
+                | SearchKey::Older(_)
+                | SearchKey::Younger(_)
+                | SearchKey::SavedBefore(_)
+                | SearchKey::SavedOn(_)
+                | SearchKey::SavedSince(_) => n.record = true,
                 SearchKey::Bcc(_)
                 | SearchKey::Cc(_)
                 | SearchKey::From(_)
@@ -99,6 +104,8 @@ pub struct Matcher<'p> {
     max_uid: u32,
     /// RFC 5182: the UIDs of the saved result, sorted, for `$`.
     saved: &'p [u32],
+    /// The current time (unix seconds), for OLDER and YOUNGER.
+    now: i64,
 }
 
 /// Text made from the message on first need.
@@ -116,7 +123,14 @@ impl<'p> Matcher<'p> {
             count,
             max_uid,
             saved,
+            now: 0,
         }
+    }
+
+    /// The current time (unix seconds) OLDER and YOUNGER count back from.
+    pub fn at(mut self, now: i64) -> Self {
+        self.now = now;
+        self
     }
 
     pub fn matches(&self, c: &Candidate<'_>) -> bool {
@@ -163,6 +177,13 @@ impl<'p> Matcher<'p> {
             SearchKey::SentBefore(d) => self.sent_day(c, lazy).is_some_and(|s| s < days(d)),
             SearchKey::SentOn(d) => self.sent_day(c, lazy).is_some_and(|s| s == days(d)),
             SearchKey::SentSince(d) => self.sent_day(c, lazy).is_some_and(|s| s >= days(d)),
+            // RFC 5032 2: both inclusive, to the second.
+            SearchKey::Older(n) => c.internal_date <= self.now - i64::from(*n),
+            SearchKey::Younger(n) => c.internal_date >= self.now - i64::from(*n),
+            SearchKey::SavedBefore(d) => day_of(saved(c)) < days(d),
+            SearchKey::SavedOn(d) => day_of(saved(c)) == days(d),
+            SearchKey::SavedSince(d) => day_of(saved(c)) >= days(d),
+            SearchKey::SavedDateSupported => true,
             SearchKey::Larger(n) => c.size > *n,
             SearchKey::Smaller(n) => c.size < *n,
             SearchKey::Uid(set) => self.in_set(set, c.uid, self.max_uid, c.uid),
@@ -211,6 +232,16 @@ fn has_keyword(flags: &Flags, k: &str) -> bool {
     flags
         .iter()
         .any(|f| matches!(f, Flag::Keyword(x) if x.eq_ignore_ascii_case(k)))
+}
+
+/// RFC 8514 4.3: the save date, or the internal date for a message
+/// stored before roost kept save dates (0).
+fn saved(c: &Candidate<'_>) -> i64 {
+    if c.save_date == 0 {
+        c.internal_date
+    } else {
+        c.save_date
+    }
 }
 
 fn day_of(unix: i64) -> i64 {
@@ -289,6 +320,43 @@ Date: Tue, 01 Dec 2026 23:30:00 -0500\r\nX-Tag: Blue\r\n\r\nThe numbers look GOO
         assert!(!run("(SEEN UID 20)", &[]));
         assert!(run("LARGER 499 SMALLER 501", &[]) && !run("LARGER 500", &[]));
         assert!(run("MODSEQ 7", &[]) && !run("MODSEQ 8", &[]));
+    }
+
+    /// RFC 5032 (WITHIN, inclusive to the second) and RFC 8514 (SAVED*,
+    /// by day; the internal date where a message has no save date).
+    #[test]
+    fn within_and_save_dates() {
+        let p = |c: &str| program(c);
+        let flags = Flags::default();
+        let internal = days_from_civil(2026, 12, 2) * 86_400 + 3600;
+        let saved = days_from_civil(2026, 12, 5) * 86_400 + 60;
+        let c = |save_date| Candidate {
+            seq: 1,
+            uid: 1,
+            flags: &flags,
+            modseq: ModSeq(1),
+            size: 1,
+            internal_date: internal,
+            save_date,
+            message: b"",
+        };
+        let now = internal + 100;
+        let at = |crit: &str, save_date| {
+            Matcher::new(&p(crit), 1, 1, &[])
+                .at(now)
+                .matches(&c(save_date))
+        };
+        assert!(at("OLDER 100", 0) && !at("OLDER 101", 0));
+        assert!(at("YOUNGER 100", 0) && !at("YOUNGER 99", 0));
+        assert!(at("SAVEDON 5-Dec-2026", saved) && !at("SAVEDON 2-Dec-2026", saved));
+        assert!(at("SAVEDSINCE 5-Dec-2026", saved) && !at("SAVEDSINCE 6-Dec-2026", saved));
+        assert!(at("SAVEDBEFORE 6-Dec-2026", saved) && !at("SAVEDBEFORE 5-Dec-2026", saved));
+        // No save date kept: the internal date stands in.
+        assert!(at("SAVEDON 2-Dec-2026", 0));
+        assert!(at("SAVEDATESUPPORTED", 0));
+        // WITHIN takes a non-zero number of seconds.
+        assert!(parse_command(b"t SEARCH OLDER 0").is_err());
+        assert!(parse_command(b"t SEARCH YOUNGER x").is_err());
     }
 
     #[test]

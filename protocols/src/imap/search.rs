@@ -65,6 +65,16 @@ pub enum SearchKey {
     SentSince(SearchDate),
     Larger(u64),
     Smaller(u64),
+    /// RFC 5032 2: INTERNALDATE at or before now minus this many seconds.
+    Older(u32),
+    /// RFC 5032 2: INTERNALDATE at or after now minus this many seconds.
+    Younger(u32),
+    /// RFC 8514 4.3: the save date's day (UTC) against a date.
+    SavedBefore(SearchDate),
+    SavedOn(SearchDate),
+    SavedSince(SearchDate),
+    /// RFC 8514 4.3: every message, where save dates are kept (always).
+    SavedDateSupported,
     Uid(SeqSet),
     SeqSet(SeqSet),
     /// RFC 7162 3.1.5; the optional entry name and type are read and not
@@ -211,6 +221,18 @@ impl Parser<'_> {
             "SENTBEFORE" => K::SentBefore(self.sp_date()?),
             "SENTON" => K::SentOn(self.sp_date()?),
             "SENTSINCE" => K::SentSince(self.sp_date()?),
+            "OLDER" => {
+                self.sp()?;
+                K::Older(self.nz_number()?)
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                K::Younger(self.nz_number()?)
+            }
+            "SAVEDBEFORE" => K::SavedBefore(self.sp_date()?),
+            "SAVEDON" => K::SavedOn(self.sp_date()?),
+            "SAVEDSINCE" => K::SavedSince(self.sp_date()?),
+            "SAVEDATESUPPORTED" => K::SavedDateSupported,
             "LARGER" => K::Larger(self.sp_number64()?),
             "SMALLER" => K::Smaller(self.sp_number64()?),
             "UID" => {
