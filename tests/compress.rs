@@ -147,3 +147,31 @@ fn garbage_after_compress_ends_the_session_with_bye() {
         .cmd("COMPRESS GZIP")
         .contains("BAD Unknown compression mechanism GZIP"));
 }
+
+/// RFC 8437 3: UNAUTHENTICATE may not be refused; where the state cannot
+/// be reset (ending the DEFLATE layer mid-stream), the server says BYE and
+/// closes instead.
+#[test]
+fn unauthenticate_under_compress_ends_the_session_with_bye() {
+    let server = Server::start();
+    let mut tcp = login_plain(&server);
+    read_plain_line(&mut tcp);
+    tcp.write_all(format!("a1 LOGIN {ACCOUNT} {PASSWORD}\r\n").as_bytes())
+        .unwrap();
+    read_plain_line(&mut tcp);
+    tcp.write_all(b"a2 COMPRESS DEFLATE\r\n").unwrap();
+    assert_eq!(read_plain_line(&mut tcp), "a2 OK DEFLATE active\r\n");
+    let mut z = Zipped {
+        tcp,
+        out: Compress::new(Compression::default(), false),
+        inp: Decompress::new(false),
+        buf: Vec::new(),
+    };
+    z.send(b"a3 UNAUTHENTICATE\r\n");
+    assert_eq!(
+        z.read_until("\r\n"),
+        "* BYE UNAUTHENTICATE with COMPRESS active: connect again to log in\r\n"
+    );
+    let mut rest = [0u8; 64];
+    assert_eq!(z.tcp.read(&mut rest).unwrap_or(0), 0, "closed");
+}

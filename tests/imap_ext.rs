@@ -42,3 +42,48 @@ fn within_and_savedate_search_keys() {
         format!("a{} BAD Expected a non-zero number\r\n", cases.len() + 3)
     );
 }
+
+/// RFC 8437: UNAUTHENTICATE leaves the mailbox without expunging, forgets
+/// the account and what ENABLE turned on, and LOGIN works again on the
+/// same connection. Not valid before login.
+#[test]
+fn unauthenticate_resets_the_session_but_not_the_connection() {
+    let server = Server::start();
+    let mut imap = Imap::connect(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("UNAUTHENTICATE"),
+        "a1 BAD UNAUTHENTICATE requires authentication\r\n"
+    );
+    assert!(imap
+        .cmd(&format!("LOGIN {ACCOUNT} {PASSWORD}"))
+        .contains(" OK "));
+    let r = append(&mut imap, "p1", "INBOX", b"Subject: keep\r\n\r\nme\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert_eq!(
+        imap.cmd("ENABLE CONDSTORE"),
+        "* ENABLED CONDSTORE\r\na3 OK ENABLE completed\r\n"
+    );
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)"),
+        "* 1 FETCH (UID 1 MODSEQ (4))\r\na5 OK STORE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UNAUTHENTICATE"),
+        "a6 OK Completed, now in not authenticated state\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SELECT INBOX"),
+        "a7 BAD SELECT requires authentication\r\n"
+    );
+    assert_eq!(
+        imap.cmd(&format!("LOGIN {ACCOUNT} {PASSWORD}")),
+        format!("a8 OK [CAPABILITY {IMAP_CAPS}] Logged in\r\n")
+    );
+    // Not expunged, and CONDSTORE is off again: no MODSEQ in FETCH.
+    assert!(imap.cmd("SELECT INBOX").contains("* 1 EXISTS\r\n"));
+    assert_eq!(
+        imap.cmd("FETCH 1 (FLAGS)"),
+        "* 1 FETCH (FLAGS (\\Deleted))\r\na10 OK FETCH completed\r\n"
+    );
+}

@@ -39,6 +39,33 @@ impl ImapState {
         LoginContext::of(&self.peer, self.protocol)
     }
 
+    /// RFC 8437 3 and 4.1: UNAUTHENTICATE resets everything but TLS: the
+    /// mailbox is left without expunging, the account and ENABLEd
+    /// extensions (CONDSTORE, QRESYNC, IMAP4rev2) and the saved search
+    /// result are forgotten. A NO is not allowed; where the state cannot
+    /// be reset (a COMPRESS layer, which would have to end mid-stream) the
+    /// session ends with BYE instead, as 3 allows.
+    pub(super) async fn unauthenticate(&mut self) -> Done {
+        if self.deflate.is_some() {
+            response::bye(
+                &mut self.out,
+                None,
+                "UNAUTHENTICATE with COMPRESS active: connect again to log in",
+            );
+            self.closing = true;
+            return Done::Later;
+        }
+        self.unselect().await;
+        self.account = None;
+        self.state = SessionState::NotAuthenticated;
+        self.condstore = false;
+        self.qresync = false;
+        self.rev2 = false;
+        self.saved_search.clear();
+        self.auth_failures = 0;
+        Done::ok("Completed, now in not authenticated state")
+    }
+
     /// The mechanisms this session offers, for CAPABILITY.
     pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
         offered_to(&self.peer)

@@ -77,6 +77,7 @@ pub const CAPABILITIES: &[&str] = &[
     "NAMESPACE",
     "ID",
     "ENABLE",
+    "UNAUTHENTICATE",
     "SASL-IR",
     "COMPRESS=DEFLATE",
 ];
@@ -628,6 +629,7 @@ impl ImapState {
             CommandBody::Examine { mailbox, params } => self.select(&mailbox, true, params).await,
             CommandBody::Close => self.close(true).await,
             CommandBody::Unselect => self.close(false).await,
+            CommandBody::Unauthenticate => self.unauthenticate().await,
             CommandBody::Idle => {
                 self.idle = Some(tag.to_string());
                 self.sync_view().await;

@@ -100,6 +100,8 @@ pub enum CommandBody {
     },
     /// The `DONE` line that ends IDLE; it has no tag.
     Done,
+    /// RFC 8437 3: back to the not authenticated state.
+    Unauthenticate,
 
     // RFC 9051 6.4: selected.
     /// IMAP4rev1 6.4.1; kept for rev1 clients, acts as NOOP.

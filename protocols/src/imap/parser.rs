@@ -292,6 +292,7 @@ impl Parser<'_> {
             "LOGOUT" => CommandBody::Logout,
             "STARTTLS" => CommandBody::StartTls,
             "NAMESPACE" => CommandBody::Namespace,
+            "UNAUTHENTICATE" => CommandBody::Unauthenticate,
             "IDLE" => CommandBody::Idle,
             "CHECK" => CommandBody::Check,
             "CLOSE" => CommandBody::Close,

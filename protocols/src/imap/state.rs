@@ -98,6 +98,13 @@ impl CommandBody {
                 Some("COMPRESS=DEFLATE"),
             ),
             C::Done => f("DONE", V::Never, true, false, Some("IDLE")),
+            C::Unauthenticate => f(
+                "UNAUTHENTICATE",
+                V::Authenticated,
+                false,
+                false,
+                Some("UNAUTHENTICATE"),
+            ),
             C::Check => f("CHECK", V::Selected, true, false, None),
             C::Close => f("CLOSE", V::Selected, true, false, None),
             C::Unselect => f("UNSELECT", V::Selected, true, false, Some("UNSELECT")),
