@@ -87,3 +87,72 @@ fn unauthenticate_resets_the_session_but_not_the_connection() {
         "* 1 FETCH (FLAGS (\\Deleted))\r\na10 OK FETCH completed\r\n"
     );
 }
+
+/// RFC 9208: one quota root, `""`, once the administrator sets limits;
+/// STORAGE in KiB (usage rounded up) and MESSAGE exact; the message limit
+/// refuses an APPEND with [OVERQUOTA]; SETQUOTA is the administrator's;
+/// STATUS DELETED-STORAGE is what EXPUNGE would free.
+#[test]
+fn quota_roots_limits_and_deleted_storage() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("GETQUOTAROOT INBOX"),
+        "* QUOTAROOT INBOX\r\na2 OK GETQUOTAROOT completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETQUOTA \"\""),
+        "a3 NO [NONEXISTENT] No quota root \"\"\r\n"
+    );
+    server.admin_ok(&[
+        "account",
+        "quota",
+        ACCOUNT,
+        "--storage",
+        "10240",
+        "--messages",
+        "3",
+    ]);
+    let one = b"Subject: one\r\n\r\nfirst message\r\n";
+    let two = vec![b'x'; 1500];
+    let two = [&b"Subject: two\r\n\r\n"[..], &two, b"\r\n"].concat();
+    for (tag, m) in [("p1", &one[..]), ("p2", &two[..])] {
+        let r = append(&mut imap, tag, "INBOX", m);
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    let kib = (one.len() + two.len()).div_ceil(1024);
+    assert_eq!(
+        imap.cmd("GETQUOTAROOT Archive"),
+        format!(
+            "* QUOTAROOT Archive \"\"\r\n* QUOTA \"\" (STORAGE {kib} 10 MESSAGE 2 3)\r\n\
+             a4 OK GETQUOTAROOT completed\r\n"
+        )
+    );
+    assert_eq!(
+        imap.cmd("GETQUOTA \"\""),
+        format!("* QUOTA \"\" (STORAGE {kib} 10 MESSAGE 2 3)\r\na5 OK GETQUOTA completed\r\n")
+    );
+    let r = append(&mut imap, "p3", "INBOX", b"Subject: three\r\n\r\n3\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    imap.send_raw(b"p4 APPEND INBOX {5}\r\n");
+    assert_eq!(
+        imap.line(),
+        "p4 NO [OVERQUOTA] over quota: 3 of 3 messages stored, 1 more needed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETQUOTA \"\" (STORAGE 100000)"),
+        "a6 NO [NOPERM] Quotas are set by the administrator\r\n"
+    );
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)"),
+        "a8 OK STORE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS INBOX (DELETED DELETED-STORAGE)"),
+        format!(
+            "* STATUS INBOX (DELETED 1 DELETED-STORAGE {})\r\na9 OK STATUS completed\r\n",
+            two.len()
+        )
+    );
+}

@@ -83,6 +83,11 @@ pub enum Request {
         name: String,
         message: String,
     },
+    AccountQuota {
+        name: String,
+        storage: Option<u64>,
+        messages: Option<u64>,
+    },
     AccountEnable {
         name: String,
     },
@@ -306,6 +311,7 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                     "name": a.name,
                     "addresses": a.addresses,
                     "quota": a.quota_bytes,
+                    "quota_messages": a.quota_messages,
                     "disabled": a.disabled,
                 }))
                 .collect::<Vec<_>>()))
@@ -336,6 +342,17 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({"name": name, "disabled": message}))
+        }
+        Request::AccountQuota {
+            name,
+            storage,
+            messages,
+        } => {
+            AccountClient::new(&name)
+                .set_quota(storage, messages)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"name": name, "storage": storage, "messages": messages}))
         }
         Request::AccountEnable { name } => {
             AccountClient::new(&name)

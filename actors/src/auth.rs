@@ -1049,7 +1049,7 @@ mod tests {
         rec.password.cram_md5 = None;
         store
             .commit(roost_store::Commit {
-                puts: vec![roost_store::Record::Account(rec)],
+                puts: vec![roost_store::Record::Account(Box::new(rec))],
                 ..Default::default()
             })
             .unwrap();

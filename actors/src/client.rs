@@ -231,6 +231,25 @@ impl AccountClient {
         self.cast(AccountMsg::StoreSummary { file, summary }).await;
     }
 
+    /// RFC 9208: what the account holds and its limits.
+    pub async fn usage(&self) -> Result<crate::account::Usage, ClientError> {
+        self.call(AccountMsg::Usage).await
+    }
+
+    /// Sets the storage (bytes) and message limits; `None` removes one.
+    pub async fn set_quota(
+        &self,
+        bytes: Option<u64>,
+        messages: Option<u64>,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| AccountMsg::SetQuota {
+            bytes,
+            messages,
+            reply,
+        })
+        .await
+    }
+
     /// Registers or removes a TLS client key.
     pub async fn tls_key(&self, change: crate::account::TlsKeyChange) -> Result<(), ClientError> {
         self.call(|reply| AccountMsg::TlsKey { change, reply })

@@ -108,6 +108,17 @@ enum AccountCommand {
     Enable {
         name: String,
     },
+    /// Set the account's limits (RFC 9208 quotas); a limit left out is
+    /// removed.
+    Quota {
+        name: String,
+        /// Storage, in bytes.
+        #[arg(long)]
+        storage: Option<u64>,
+        /// Number of messages.
+        #[arg(long)]
+        messages: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +195,13 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 json!({"cmd": "account_disable", "name": name, "message": message})
             }
             AccountCommand::Enable { name } => json!({"cmd": "account_enable", "name": name}),
+            AccountCommand::Quota {
+                name,
+                storage,
+                messages,
+            } => {
+                json!({"cmd": "account_quota", "name": name, "storage": storage, "messages": messages})
+            }
         },
         AdminCommand::Domain { command } => match command {
             DomainCommand::Add { name } => json!({"cmd": "domain_add", "name": name}),

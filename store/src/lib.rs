@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use roost_protocols::imap::types::{Flags, ModSeq, Uid, UidValidity};
+use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid, UidValidity};
 use roost_protocols::message::summary::Summary;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -585,6 +585,7 @@ impl Store {
             addresses: Vec::new(),
             password: secrets,
             quota_bytes: quota,
+            quota_messages: None,
             next_uid_validity: base.saturating_add(count),
             last_modseq: INITIAL_MODSEQ,
             next_mailbox_id: count + 1,
@@ -792,6 +793,20 @@ impl Store {
             out.push((uid, modseq, flags));
         }
         Ok(out)
+    }
+
+    /// RFC 9208 4.1.4: the sum of the sizes of a mailbox's messages with
+    /// `\Deleted`, what EXPUNGE would free.
+    pub fn deleted_size(&self, account: AccountId, mailbox: MailboxId) -> Result<u64> {
+        let mut total = 0u64;
+        for (uid, _, flags) in self.message_states(account, mailbox)? {
+            if flags.contains(&Flag::Deleted) {
+                if let Some(m) = self.message(account, mailbox, uid)? {
+                    total = total.saturating_add(m.size);
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// A mailbox's messages with UIDs in `first..=last`, in UID order: one

@@ -48,6 +48,9 @@ pub struct AccountRecord {
     pub password: PasswordSecrets,
     /// RFC 9208: the storage limit in bytes, if any.
     pub quota_bytes: Option<u64>,
+    /// RFC 9208 5.2: the limit on the number of messages, if any.
+    #[serde(default)]
+    pub quota_messages: Option<u64>,
     /// The UIDVALIDITY the next created mailbox receives.
     pub next_uid_validity: u32,
     /// RFC 7162 3.1: the last modseq handed out in this account.
@@ -297,7 +300,8 @@ impl LoginAttempt {
 /// A record to write in a [`Commit`](crate::Commit).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    Account(AccountRecord),
+    /// Boxed: an account record is several times the size of the others.
+    Account(Box<AccountRecord>),
     Mailbox(MailboxRecord),
     Message(MessageRecord),
     Tombstone(Tombstone),

@@ -66,7 +66,7 @@ impl Delivery {
 
     fn records(&self, messages: &[MessageRecord]) -> Vec<Record> {
         let mut puts = vec![
-            Record::Account(self.account.clone()),
+            Record::Account(Box::new(self.account.clone())),
             Record::Mailbox(self.inbox.clone()),
         ];
         puts.extend(messages.iter().cloned().map(Record::Message));
@@ -542,7 +542,7 @@ fn consistency_reports_modseq_bounds_and_index() {
     // The account forgets its last two modseqs: both messages' modseqs and
     // the mailbox's HIGHESTMODSEQ are now beyond it.
     d.account.last_modseq = INITIAL_MODSEQ;
-    force(&store, vec![Record::Account(d.account.clone())]);
+    force(&store, vec![Record::Account(Box::new(d.account.clone()))]);
     let p = problems(&store);
     assert_eq!(
         p.iter()
@@ -562,7 +562,7 @@ fn consistency_reports_modseq_bounds_and_index() {
     force(
         &store,
         vec![
-            Record::Account(d.account.clone()),
+            Record::Account(Box::new(d.account.clone())),
             Record::Mailbox(d.inbox.clone()),
         ],
     );

@@ -20,7 +20,7 @@ impl AccountState {
             .iter()
             .map(|m| m.staged.size() + m.header_prefix.len() as u64)
             .sum();
-        self.check_quota(needed)?;
+        self.check_quota(needed, messages.len() as u64)?;
         let files: Vec<FileId> = messages
             .iter()
             .map(|_| self.store.next_file_id())
@@ -227,7 +227,7 @@ impl AccountState {
             }
         }
         if !remove {
-            self.check_quota(sources.iter().map(|r| r.size).sum())?;
+            self.check_quota(sources.iter().map(|r| r.size).sum(), sources.len() as u64)?;
         }
         // Every record owns its file. A copy is a hard link under a new file
         // id, so expunging either side never touches the other; a move keeps

@@ -62,6 +62,8 @@ pub enum AccountError {
     AlreadyExists(String),
     #[error("over quota: {used} of {quota} bytes used, {needed} more needed")]
     OverQuota { used: u64, quota: u64, needed: u64 },
+    #[error("over quota: {used} of {limit} messages stored, {needed} more needed")]
+    OverMessageQuota { used: u64, limit: u64, needed: u64 },
     #[error("{0}")]
     Cannot(String),
     #[error("storage failed: {0}")]
@@ -69,6 +71,15 @@ pub enum AccountError {
     /// The mailbox's actor was stopping as it was opened: open it again.
     #[error("the mailbox is being closed; try again")]
     Closing,
+}
+
+/// An account's storage and message counts, and its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub messages: u64,
+    pub quota_bytes: Option<u64>,
+    pub quota_messages: Option<u64>,
 }
 
 /// A change to an account's TLS client keys.
@@ -225,6 +236,14 @@ pub enum AccountMsg {
         reply: Reply<()>,
     },
     Record(RpcReplyPort<AccountRecord>),
+    /// RFC 9208: what the account holds and its limits.
+    Usage(Reply<Usage>),
+    /// Sets the storage and message limits (`None`: none).
+    SetQuota {
+        bytes: Option<u64>,
+        messages: Option<u64>,
+        reply: Reply<()>,
+    },
     /// Whether `bytes` more could be appended to `mailbox` now (it exists,
     /// and the quota has room): asked before an APPEND's literal is read.
     CanAppend {
@@ -389,6 +408,10 @@ impl Actor for AccountActor {
                 let _ = reply.send(state.record.clone());
                 return Ok(());
             }
+            AccountMsg::Usage(reply) => {
+                let _ = reply.send(Ok(state.usage()));
+                return Ok(());
+            }
             AccountMsg::CanAppend {
                 mailbox,
                 bytes,
@@ -396,7 +419,7 @@ impl Actor for AccountActor {
             } => {
                 let r = state
                     .mailbox_by_name(&mailbox)
-                    .and_then(|_| state.check_quota(bytes));
+                    .and_then(|_| state.check_quota(bytes, 1));
                 let _ = reply.send(r);
                 return Ok(());
             }
@@ -534,27 +557,28 @@ impl Actor for AccountActor {
                     },
                 };
                 if result.is_ok() {
-                    state
-                        .pending
-                        .puts
-                        .push(Record::Account(state.record.clone()));
+                    state.record_changed();
                 }
                 state.answer(reply, result);
             }
+            AccountMsg::SetQuota {
+                bytes,
+                messages,
+                reply,
+            } => {
+                state.record.quota_bytes = bytes;
+                state.record.quota_messages = messages;
+                state.record_changed();
+                state.answer(reply, Ok(()));
+            }
             AccountMsg::SetDisabled { why, reply } => {
                 state.record.disabled = why;
-                state
-                    .pending
-                    .puts
-                    .push(Record::Account(state.record.clone()));
+                state.record_changed();
                 state.answer(reply, Ok(()));
             }
             AccountMsg::SetPassword { secrets, reply } => {
                 state.record.password = *secrets;
-                state
-                    .pending
-                    .puts
-                    .push(Record::Account(state.record.clone()));
+                state.record_changed();
                 state.answer(reply, Ok(()));
             }
         }
@@ -625,7 +649,9 @@ impl AccountState {
             Record::Tombstone(t) => !pending.deleted_mailboxes.contains(&t.mailbox),
             _ => true,
         });
-        pending.puts.push(Record::Account(self.record.clone()));
+        pending
+            .puts
+            .push(Record::Account(Box::new(self.record.clone())));
         for id in &pending.mailboxes {
             if let Some(mb) = self.mailboxes.get(id) {
                 pending.puts.push(Record::Mailbox(mb.clone()));
@@ -718,20 +744,50 @@ impl AccountState {
     }
 
     /// RFC 9208: a change that would take the account past its quota is
-    /// refused whole; exactly at the quota is allowed.
-    fn check_quota(&self, needed: u64) -> Result<(), AccountError> {
-        let Some(quota) = self.record.quota_bytes else {
-            return Ok(());
-        };
-        let used: u64 = self.mailboxes.values().map(|m| m.counts.size).sum();
-        if used.saturating_add(needed) > quota {
-            return Err(AccountError::OverQuota {
-                used,
-                quota,
-                needed,
-            });
+    /// refused whole; exactly at the quota is allowed. `needed` bytes in
+    /// `messages` messages.
+    fn check_quota(&self, needed: u64, messages: u64) -> Result<(), AccountError> {
+        let usage = self.usage();
+        if let Some(quota) = self.record.quota_bytes {
+            if usage.bytes.saturating_add(needed) > quota {
+                return Err(AccountError::OverQuota {
+                    used: usage.bytes,
+                    quota,
+                    needed,
+                });
+            }
+        }
+        if let Some(limit) = self.record.quota_messages {
+            if usage.messages.saturating_add(messages) > limit {
+                return Err(AccountError::OverMessageQuota {
+                    used: usage.messages,
+                    limit,
+                    needed: messages,
+                });
+            }
         }
         Ok(())
+    }
+
+    /// The account record changed: it goes out with the next commit.
+    fn record_changed(&mut self) {
+        self.pending
+            .puts
+            .push(Record::Account(Box::new(self.record.clone())));
+    }
+
+    /// What the account holds, and its limits (RFC 9208 5.1, 5.2).
+    fn usage(&self) -> Usage {
+        Usage {
+            bytes: self.mailboxes.values().map(|m| m.counts.size).sum(),
+            messages: self
+                .mailboxes
+                .values()
+                .map(|m| u64::from(m.counts.total))
+                .sum(),
+            quota_bytes: self.record.quota_bytes,
+            quota_messages: self.record.quota_messages,
+        }
     }
 
     /// The message as the account sees it now, pending changes included.

@@ -120,7 +120,8 @@ impl ImapState {
             );
             if let Some(items) = &cmd.returns.status {
                 // RFC 5819: STATUS follows each selectable mailbox's LIST.
-                response::status(&mut self.out, &name, &status_values(r, items));
+                let values = self.status_of(r, items).await;
+                response::status(&mut self.out, &name, &values);
             }
             if self.write_out_if_full().await.is_err() {
                 return Done::Later;
@@ -150,8 +151,86 @@ impl ImapState {
             return Done::no_code(Code::Nonexistent, format!("No mailbox named {name:?}"));
         };
         let name = self.mailbox_out(&rec.name);
-        response::status(&mut self.out, &name, &status_values(&rec, items));
+        let values = self.status_of(&rec, items).await;
+        response::status(&mut self.out, &name, &values);
         Done::ok("STATUS completed")
+    }
+
+    /// RFC 9051 7.2.4 status values of a mailbox, DELETED-STORAGE (which
+    /// reads message sizes) included.
+    async fn status_of(&self, rec: &MailboxRecord, items: &[StatusItem]) -> Vec<StatusValue> {
+        let mut values = status_values(rec, items);
+        if items.contains(&StatusItem::DeletedStorage) {
+            let freed = self.deleted_storage(rec).await;
+            for v in &mut values {
+                if let StatusValue::DeletedStorage(n) = v {
+                    *n = freed;
+                }
+            }
+        }
+        values
+    }
+
+    /// RFC 9208 4.1.4 DELETED-STORAGE: read off the async workers, and
+    /// only when some message has `\Deleted`.
+    async fn deleted_storage(&self, rec: &MailboxRecord) -> u64 {
+        if rec.counts.deleted == 0 {
+            return 0;
+        }
+        let (store, account, mailbox) = (self.services.store.clone(), rec.account, rec.id);
+        crate::task::blocking(move || store.deleted_size(account, mailbox))
+            .await
+            .unwrap_or(0)
+    }
+
+    /// RFC 9208 4.1.2: the account's one quota root, `""`, governs every
+    /// mailbox (existing or not) when the account has a limit.
+    pub(super) async fn get_quota_root(&mut self, mailbox: &str) -> Done {
+        let name = self.mailbox_out(&normalize_name(mailbox));
+        let resources = match self.quota_resources().await {
+            Ok(r) => r,
+            Err(done) => return done,
+        };
+        if resources.is_empty() {
+            response::quota_root(&mut self.out, &name, &[]);
+        } else {
+            response::quota_root(&mut self.out, &name, &[QUOTA_ROOT]);
+            response::quota(&mut self.out, QUOTA_ROOT, &resources);
+        }
+        Done::ok("GETQUOTAROOT completed")
+    }
+
+    /// RFC 9208 4.1.1.
+    pub(super) async fn get_quota(&mut self, root: &str) -> Done {
+        let resources = match self.quota_resources().await {
+            Ok(r) => r,
+            Err(done) => return done,
+        };
+        if root != QUOTA_ROOT || resources.is_empty() {
+            return Done::no_code(Code::Nonexistent, format!("No quota root {root:?}"));
+        }
+        response::quota(&mut self.out, QUOTA_ROOT, &resources);
+        Done::ok("GETQUOTA completed")
+    }
+
+    /// The limited resources with usage and limit (RFC 9208 5.1: STORAGE
+    /// in units of 1024 octets, usage rounded up; 5.2: MESSAGE exact).
+    async fn quota_resources(&self) -> Result<Vec<(&'static str, u64, u64)>, Done> {
+        let Some(account) = self.account_name() else {
+            return Err(Done::no("Not logged in"));
+        };
+        let usage = AccountClient::new(&account)
+            .usage()
+            .await
+            .map_err(client_no)?;
+        let mut resources = Vec::new();
+        if let Some(limit) = usage.quota_bytes {
+            resources.push(("STORAGE", usage.bytes.div_ceil(1024), limit / 1024));
+        }
+        if let Some(limit) = usage.quota_messages {
+            resources.push(("MESSAGE", usage.messages, limit));
+        }
+        Ok(resources)
     }
 
     fn account_name(&self) -> Option<String> {
@@ -221,6 +300,9 @@ impl ImapState {
     }
 }
 
+/// The name of the one quota root each account has (RFC 9208 3.2).
+pub const QUOTA_ROOT: &str = "";
+
 /// The tagged answer to an account call whose value the client does not see.
 pub(super) fn finish<T>(r: Result<T, ClientError>, ok: &str) -> Done {
     match r {
@@ -239,6 +321,8 @@ fn status_values(rec: &MailboxRecord, items: &[StatusItem]) -> Vec<StatusValue> 
             StatusItem::UidValidity => StatusValue::UidValidity(rec.uid_validity),
             StatusItem::Unseen => StatusValue::Unseen(rec.counts.unseen),
             StatusItem::Deleted => StatusValue::Deleted(rec.counts.deleted),
+            // Filled in by `status_of`, which reads the sizes.
+            StatusItem::DeletedStorage => StatusValue::DeletedStorage(0),
             StatusItem::Size => StatusValue::Size(rec.counts.size),
             StatusItem::HighestModSeq => {
                 StatusValue::HighestModSeq(ModSeq(rec.highest_modseq.0.max(1)))

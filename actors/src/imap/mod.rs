@@ -78,6 +78,9 @@ pub const CAPABILITIES: &[&str] = &[
     "ID",
     "ENABLE",
     "UNAUTHENTICATE",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "QUOTA=RES-MESSAGE",
     "SASL-IR",
     "COMPRESS=DEFLATE",
 ];
@@ -630,6 +633,13 @@ impl ImapState {
             CommandBody::Close => self.close(true).await,
             CommandBody::Unselect => self.close(false).await,
             CommandBody::Unauthenticate => self.unauthenticate().await,
+            CommandBody::GetQuota { root } => self.get_quota(&root).await,
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
+            // RFC 9208 4.1.3: limits are the administrator's (`roost admin
+            // account quota`); QUOTASET is not offered.
+            CommandBody::SetQuota { .. } => {
+                Done::no_code(Code::NoPerm, "Quotas are set by the administrator")
+            }
             CommandBody::Idle => {
                 self.idle = Some(tag.to_string());
                 self.sync_view().await;

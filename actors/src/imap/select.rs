@@ -615,7 +615,9 @@ pub(super) fn account_no(e: crate::account::AccountError) -> Done {
     match e {
         E::NoMailbox(_) => Done::no_code(Code::Nonexistent, e.to_string()),
         E::AlreadyExists(_) => Done::no_code(Code::AlreadyExists, e.to_string()),
-        E::OverQuota { .. } => Done::no_code(Code::OverQuota, e.to_string()),
+        E::OverQuota { .. } | E::OverMessageQuota { .. } => {
+            Done::no_code(Code::OverQuota, e.to_string())
+        }
         E::Cannot(_) => Done::no_code(Code::Cannot, e.to_string()),
         E::Store(_) => Done::no_code(Code::ServerBug, e.to_string()),
         E::Closing => Done::no_code(Code::InUse, e.to_string()),

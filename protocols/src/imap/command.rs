@@ -102,6 +102,19 @@ pub enum CommandBody {
     Done,
     /// RFC 8437 3: back to the not authenticated state.
     Unauthenticate,
+    /// RFC 9208 4.1.1.
+    GetQuota {
+        root: String,
+    },
+    /// RFC 9208 4.1.2.
+    GetQuotaRoot {
+        mailbox: String,
+    },
+    /// RFC 9208 4.1.3: resource names (upper-cased) and limits.
+    SetQuota {
+        root: String,
+        limits: Vec<(String, u64)>,
+    },
 
     // RFC 9051 6.4: selected.
     /// IMAP4rev1 6.4.1; kept for rev1 clients, acts as NOOP.

@@ -65,6 +65,8 @@ pub enum StatusItem {
     UidValidity,
     Unseen,
     Deleted,
+    /// RFC 9208 4.1.4: the bytes EXPUNGE would free.
+    DeletedStorage,
     Size,
     /// RFC 7162 3.1.6.
     HighestModSeq,
@@ -79,6 +81,7 @@ impl StatusItem {
             StatusItem::UidValidity => "UIDVALIDITY",
             StatusItem::Unseen => "UNSEEN",
             StatusItem::Deleted => "DELETED",
+            StatusItem::DeletedStorage => "DELETED-STORAGE",
             StatusItem::Size => "SIZE",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
             StatusItem::Recent => "RECENT",
@@ -300,6 +303,7 @@ impl Parser<'_> {
                 "UIDVALIDITY" => StatusItem::UidValidity,
                 "UNSEEN" => StatusItem::Unseen,
                 "DELETED" => StatusItem::Deleted,
+                "DELETED-STORAGE" => StatusItem::DeletedStorage,
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "RECENT" => StatusItem::Recent,
@@ -314,5 +318,40 @@ impl Parser<'_> {
             self.sp()?;
         }
         Ok(items)
+    }
+}
+
+/// Resource names of RFC 9208 5 a quota can limit, at most per SETQUOTA.
+pub const MAX_QUOTA_RESOURCES: usize = 16;
+
+impl Parser<'_> {
+    pub(super) fn sp_astring_quota(&mut self) -> PResult<String> {
+        self.sp()?;
+        self.astring()
+    }
+
+    // RFC 9208 7: setquota = "SETQUOTA" SP quota-root-name SP
+    //     "(" [setquota-resource *(SP setquota-resource)] ")",
+    // setquota-resource = resource-name SP resource-limit.
+    pub(super) fn setquota(&mut self) -> PResult<CommandBody> {
+        let root = self.sp_astring_quota()?;
+        self.sp()?;
+        self.expect(b'(', "'(' before quota limits")?;
+        let mut limits = Vec::new();
+        if !self.eat(b')') {
+            loop {
+                if limits.len() >= MAX_QUOTA_RESOURCES {
+                    return Err("Too many quota resources".into());
+                }
+                let name = self.atom_upper("a resource name")?;
+                let limit = self.sp_number64()?;
+                limits.push((name, limit));
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        }
+        Ok(CommandBody::SetQuota { root, limits })
     }
 }

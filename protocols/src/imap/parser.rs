@@ -293,6 +293,13 @@ impl Parser<'_> {
             "STARTTLS" => CommandBody::StartTls,
             "NAMESPACE" => CommandBody::Namespace,
             "UNAUTHENTICATE" => CommandBody::Unauthenticate,
+            "GETQUOTA" => CommandBody::GetQuota {
+                root: self.sp_astring_quota()?,
+            },
+            "GETQUOTAROOT" => CommandBody::GetQuotaRoot {
+                mailbox: self.sp_mailbox()?,
+            },
+            "SETQUOTA" => self.setquota()?,
             "IDLE" => CommandBody::Idle,
             "CHECK" => CommandBody::Check,
             "CLOSE" => CommandBody::Close,

@@ -317,9 +317,36 @@ pub enum StatusValue {
     UidValidity(UidValidity),
     Unseen(u32),
     Deleted(u32),
+    DeletedStorage(u64),
     Size(u64),
     HighestModSeq(ModSeq),
     Recent(u32),
+}
+
+/// `* QUOTAROOT mailbox root...` (RFC 9208 4.2.2); no roots for a mailbox
+/// no quota governs.
+pub fn quota_root(out: &mut Vec<u8>, mailbox: &str, roots: &[&str]) {
+    out.extend_from_slice(b"* QUOTAROOT ");
+    astring(out, mailbox.as_bytes());
+    for root in roots {
+        out.push(b' ');
+        astring(out, root.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `* QUOTA root (RESOURCE usage limit ...)` (RFC 9208 4.2.1).
+pub fn quota(out: &mut Vec<u8>, root: &str, resources: &[(&str, u64, u64)]) {
+    out.extend_from_slice(b"* QUOTA ");
+    astring(out, root.as_bytes());
+    out.extend_from_slice(b" (");
+    for (i, (name, usage, limit)) in resources.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        let _ = write!(out, "{name} {usage} {limit}");
+    }
+    out.extend_from_slice(b")\r\n");
 }
 
 /// `* STATUS name (MESSAGES 3 UIDNEXT 4)` (RFC 9051 7.3.4).
@@ -337,6 +364,7 @@ pub fn status(out: &mut Vec<u8>, name: &str, items: &[StatusValue]) {
             StatusValue::UidValidity(n) => write!(out, "UIDVALIDITY {n}"),
             StatusValue::Unseen(n) => write!(out, "UNSEEN {n}"),
             StatusValue::Deleted(n) => write!(out, "DELETED {n}"),
+            StatusValue::DeletedStorage(n) => write!(out, "DELETED-STORAGE {n}"),
             StatusValue::Size(n) => write!(out, "SIZE {n}"),
             StatusValue::HighestModSeq(n) => write!(out, "HIGHESTMODSEQ {n}"),
             StatusValue::Recent(n) => write!(out, "RECENT {n}"),

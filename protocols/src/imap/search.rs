@@ -270,7 +270,7 @@ impl Parser<'_> {
     }
 
     /// RFC 9051 9: number64, at most 2^63 - 1.
-    fn sp_number64(&mut self) -> PResult<u64> {
+    pub(super) fn sp_number64(&mut self) -> PResult<u64> {
         self.sp()?;
         let d = self.take_while(|b| b.is_ascii_digit());
         std::str::from_utf8(d)

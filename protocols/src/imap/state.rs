@@ -98,6 +98,11 @@ impl CommandBody {
                 Some("COMPRESS=DEFLATE"),
             ),
             C::Done => f("DONE", V::Never, true, false, Some("IDLE")),
+            C::GetQuota { .. } => f("GETQUOTA", V::Authenticated, true, false, Some("QUOTA")),
+            C::GetQuotaRoot { .. } => {
+                f("GETQUOTAROOT", V::Authenticated, true, false, Some("QUOTA"))
+            }
+            C::SetQuota { .. } => f("SETQUOTA", V::Authenticated, true, false, Some("QUOTA")),
             C::Unauthenticate => f(
                 "UNAUTHENTICATE",
                 V::Authenticated,
