@@ -126,7 +126,7 @@ fn store_expunge_copy_move_and_events_reach_other_sessions() {
     // Mailbox create, rename with children, delete.
     assert!(a
         .cmd("CREATE Projects/2026")
-        .ends_with("OK CREATE completed\r\n"));
+        .ends_with("CREATE completed\r\n"));
     assert!(a
         .cmd("RENAME Projects Work")
         .ends_with("OK RENAME completed\r\n"));

@@ -85,7 +85,7 @@ fn list_with_a_backtracking_pattern_answers_at_once() {
     let name = "a".repeat(200);
     assert_eq!(
         imap.cmd(&format!("CREATE {name}")),
-        "a2 OK CREATE completed\r\n"
+        "a2 OK [MAILBOXID (F7)] CREATE completed\r\n"
     );
     // Sent without waiting: a second client must be greeted meanwhile.
     let no_match = format!("{}*b", "*a".repeat(20));

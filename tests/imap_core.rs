@@ -451,7 +451,7 @@ fn condstore_conditional_store_and_changedsince() {
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
 * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n\
 * 3 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
-* OK [UIDNEXT 4] Predicted next UID\r\n* OK [HIGHESTMODSEQ {highest}] Highest\r\n\
+* OK [UIDNEXT 4] Predicted next UID\r\n* OK [MAILBOXID (F1)] Ok\r\n* OK [HIGHESTMODSEQ {highest}] Highest\r\n\
 a3 OK [READ-WRITE] SELECT completed\r\n"
         )
     );
@@ -583,7 +583,7 @@ a5 OK FETCH completed\r\n"
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
 * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n\
 * 2 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
-* OK [UIDNEXT 5] Predicted next UID\r\n* OK [HIGHESTMODSEQ {highest}] Highest\r\n"
+* OK [UIDNEXT 5] Predicted next UID\r\n* OK [MAILBOXID (F1)] Ok\r\n* OK [HIGHESTMODSEQ {highest}] Highest\r\n"
     );
     assert_eq!(
         r,
@@ -615,7 +615,7 @@ fn list_extended_status_special_use_and_create_use() {
     let mut imap = Imap::login(server.port(IMAP));
     assert_eq!(
         imap.cmd("CREATE Projects/Roost (USE (\\Archive))"),
-        "a2 OK CREATE completed\r\n"
+        "a2 OK [MAILBOXID (F8)] CREATE completed\r\n"
     );
     assert_eq!(
         imap.cmd("CREATE Odd (USE (\\Important))"),
@@ -711,7 +711,7 @@ fn rev1_names_are_modified_utf7_and_rev2_names_utf8() {
     let mut imap = Imap::login(server.port(IMAP));
     assert_eq!(
         imap.cmd("CREATE Entw&APw-rfe"),
-        "a2 OK CREATE completed\r\n"
+        "a2 OK [MAILBOXID (F7)] CREATE completed\r\n"
     );
     assert_eq!(
         imap.cmd("LIST \"\" Entw*"),
@@ -743,7 +743,7 @@ fn rev1_names_are_modified_utf7_and_rev2_names_utf8() {
 * 0 EXISTS\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
 * OK [UIDNEXT 1] Predicted next UID\r\n\
 * LIST (\\Subscribed) \"/\" {{9}}\r\nEntwürfe\r\n\
-* OK [HIGHESTMODSEQ {highest}] Highest\r\na5 OK [READ-WRITE] SELECT completed\r\n"
+* OK [MAILBOXID (F7)] Ok\r\n* OK [HIGHESTMODSEQ {highest}] Highest\r\na5 OK [READ-WRITE] SELECT completed\r\n"
         )
     );
     // rev2 SEARCH answers ESEARCH.
@@ -858,7 +858,7 @@ fn condstore_silent_store_expunge_modseq_and_rev2_select_list() {
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
 * OK [PERMANENTFLAGS ()] Limited\r\n* 1 EXISTS\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
 * OK [UIDNEXT 3] Predicted next UID\r\n* LIST (\\Subscribed) \"/\" INBOX\r\n\
-* OK [HIGHESTMODSEQ {after}] Highest\r\na3 OK [READ-ONLY] EXAMINE completed\r\n"
+* OK [MAILBOXID (F1)] Ok\r\n* OK [HIGHESTMODSEQ {after}] Highest\r\na3 OK [READ-ONLY] EXAMINE completed\r\n"
         )
     );
 }

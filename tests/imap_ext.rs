@@ -156,3 +156,47 @@ fn quota_roots_limits_and_deleted_storage() {
         )
     );
 }
+
+/// RFC 8474: MAILBOXID from CREATE, STATUS and SELECT, the same after a
+/// rename; EMAILID and THREADID the same after a MOVE.
+#[test]
+fn object_ids_stay_across_renames_and_moves() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("CREATE Work"),
+        "a2 OK [MAILBOXID (F7)] CREATE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS Work (MAILBOXID MESSAGES)"),
+        "* STATUS Work (MAILBOXID (F7) MESSAGES 0)\r\na3 OK STATUS completed\r\n"
+    );
+    assert_eq!(imap.cmd("RENAME Work Play"), "a4 OK RENAME completed\r\n");
+    assert_eq!(
+        imap.cmd("STATUS Play (MAILBOXID)"),
+        "* STATUS Play (MAILBOXID (F7))\r\na5 OK STATUS completed\r\n"
+    );
+    let r = append(&mut imap, "p1", "INBOX", b"Subject: ids\r\n\r\nids\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert!(imap
+        .cmd("SELECT INBOX")
+        .contains("* OK [MAILBOXID (F1)] Ok\r\n"));
+    let before = imap.cmd("FETCH 1 (EMAILID THREADID)");
+    let ids = before
+        .strip_prefix("* 1 FETCH (")
+        .and_then(|r| r.split_once(")\r\n"))
+        .map(|(ids, _)| ids.to_string())
+        .unwrap_or_else(|| panic!("{before}"));
+    let (email, thread) = ids.split_once(") ").expect("two ids");
+    assert!(
+        email.starts_with("EMAILID (M") && thread.starts_with("THREADID (T"),
+        "{ids}"
+    );
+    assert!(imap.cmd("MOVE 1 Play").ends_with("MOVE completed\r\n"));
+    let r = imap.cmd("SELECT Play");
+    assert!(r.contains("* OK [MAILBOXID (F7)] Ok\r\n"), "{r}");
+    assert_eq!(
+        imap.cmd("FETCH 1 (EMAILID THREADID)"),
+        format!("* 1 FETCH ({ids})\r\na10 OK FETCH completed\r\n")
+    );
+}

@@ -414,6 +414,12 @@ impl ImapState {
             FetchAttr::Flags => FetchResponseItem::Flags(state.flags.to_vec()),
             FetchAttr::ModSeq => FetchResponseItem::ModSeq(state.modseq),
             FetchAttr::SaveDate => FetchResponseItem::SaveDate(rec()?.save_date),
+            FetchAttr::EmailId => {
+                FetchResponseItem::EmailId(response::email_object_id(rec()?.file.0))
+            }
+            FetchAttr::ThreadId => {
+                FetchResponseItem::ThreadId(Some(response::thread_object_id(rec()?.thread_id.0)))
+            }
             FetchAttr::Rfc822Size => FetchResponseItem::Rfc822Size(rec()?.size),
             FetchAttr::InternalDate => FetchResponseItem::InternalDate {
                 secs: rec()?.internal_date,

@@ -263,7 +263,15 @@ impl ImapState {
         let r = AccountClient::new(&account)
             .create_mailbox(mailbox, special_use)
             .await;
-        finish(r, "CREATE completed")
+        // RFC 8474 4.1: CREATE answers the new mailbox's id.
+        match r {
+            Ok(id) => Done::Tagged(
+                Status::Ok,
+                Some(Code::MailboxId(response::mailbox_object_id(id.0))),
+                "CREATE completed".into(),
+            ),
+            Err(e) => client_no(e),
+        }
     }
 
     pub(super) async fn delete(&mut self, mailbox: &str) -> Done {
@@ -323,6 +331,7 @@ fn status_values(rec: &MailboxRecord, items: &[StatusItem]) -> Vec<StatusValue> 
             StatusItem::Deleted => StatusValue::Deleted(rec.counts.deleted),
             // Filled in by `status_of`, which reads the sizes.
             StatusItem::DeletedStorage => StatusValue::DeletedStorage(0),
+            StatusItem::MailboxId => StatusValue::MailboxId(rec.id.0),
             StatusItem::Size => StatusValue::Size(rec.counts.size),
             StatusItem::HighestModSeq => {
                 StatusValue::HighestModSeq(ModSeq(rec.highest_modseq.0.max(1)))

@@ -78,6 +78,7 @@ pub const CAPABILITIES: &[&str] = &[
     "ID",
     "ENABLE",
     "UNAUTHENTICATE",
+    "OBJECTID",
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "QUOTA=RES-MESSAGE",

@@ -177,6 +177,13 @@ impl ImapState {
             }
             response::list(&mut self.out, &attrs, Some(MAILBOX_DELIMITER), &name);
         }
+        // RFC 8474 4.1.
+        response::untagged_status(
+            &mut self.out,
+            Status::Ok,
+            Some(Code::MailboxId(response::mailbox_object_id(rec.id.0))),
+            "Ok",
+        );
         // RFC 7162 3.1.2.1: every SELECT of a mailbox that keeps modseqs
         // says how far they go (at least 1: 0 is not a mod-sequence-value).
         let highest = ModSeq(rec.highest_modseq.0.max(1));

@@ -24,6 +24,10 @@ pub enum FetchAttr {
     ModSeq,
     /// RFC 8514 4.3: when the message was saved in this mailbox.
     SaveDate,
+    /// RFC 8474 5.1: the message's identifier, kept across moves.
+    EmailId,
+    /// RFC 8474 5.2: the identifier of the message's thread.
+    ThreadId,
     /// IMAP4rev1 `RFC822`, like `BODY[]` but sets \Seen.
     Rfc822,
     /// IMAP4rev1 `RFC822.HEADER`, like `BODY.PEEK[HEADER]`.
@@ -211,6 +215,8 @@ impl Parser<'_> {
             "BODYSTRUCTURE" => FetchAttr::BodyStructure,
             "MODSEQ" => FetchAttr::ModSeq,
             "SAVEDATE" => FetchAttr::SaveDate,
+            "EMAILID" => FetchAttr::EmailId,
+            "THREADID" => FetchAttr::ThreadId,
             "RFC822" => FetchAttr::Rfc822,
             "RFC822.HEADER" => FetchAttr::Rfc822Header,
             "RFC822.TEXT" => FetchAttr::Rfc822Text,

@@ -67,6 +67,8 @@ pub enum StatusItem {
     Deleted,
     /// RFC 9208 4.1.4: the bytes EXPUNGE would free.
     DeletedStorage,
+    /// RFC 8474 4.1.
+    MailboxId,
     Size,
     /// RFC 7162 3.1.6.
     HighestModSeq,
@@ -82,6 +84,7 @@ impl StatusItem {
             StatusItem::Unseen => "UNSEEN",
             StatusItem::Deleted => "DELETED",
             StatusItem::DeletedStorage => "DELETED-STORAGE",
+            StatusItem::MailboxId => "MAILBOXID",
             StatusItem::Size => "SIZE",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
             StatusItem::Recent => "RECENT",
@@ -304,6 +307,7 @@ impl Parser<'_> {
                 "UNSEEN" => StatusItem::Unseen,
                 "DELETED" => StatusItem::Deleted,
                 "DELETED-STORAGE" => StatusItem::DeletedStorage,
+                "MAILBOXID" => StatusItem::MailboxId,
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "RECENT" => StatusItem::Recent,

@@ -58,6 +58,8 @@ pub enum Code {
     Unseen(u32),
     HighestModSeq(ModSeq),
     NoModSeq,
+    /// RFC 8474 4.1: `MAILBOXID (id)`.
+    MailboxId(String),
     /// RFC 7162 3.1.3: the messages STORE did not change, as a set.
     Modified(String),
     /// `uids` is a uid-set in wire form (one UID, or several after
@@ -109,6 +111,7 @@ impl Code {
             Code::Unseen(n) => format!("UNSEEN {n}"),
             Code::HighestModSeq(m) => format!("HIGHESTMODSEQ {m}"),
             Code::NoModSeq => simple("NOMODSEQ"),
+            Code::MailboxId(id) => format!("MAILBOXID ({id})"),
             Code::Modified(set) => format!("MODIFIED {set}"),
             Code::AppendUid { validity, uids } => format!("APPENDUID {validity} {uids}"),
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
@@ -318,9 +321,28 @@ pub enum StatusValue {
     Unseen(u32),
     Deleted(u32),
     DeletedStorage(u64),
+    /// RFC 8474 4.1: the mailbox's number, written as its object id.
+    MailboxId(u32),
     Size(u64),
     HighestModSeq(ModSeq),
     Recent(u32),
+}
+
+/// RFC 8474 4.1 and 7 (`objectid = 1*255(ALPHA / DIGIT / "_" / "-")`):
+/// a mailbox's id, from its number, never reused in the account.
+pub fn mailbox_object_id(n: u32) -> String {
+    format!("F{n}")
+}
+
+/// RFC 8474 5.1: a message's id, from its file's number, unique in the
+/// data directory and kept when the message moves.
+pub fn email_object_id(file: u64) -> String {
+    format!("M{file}")
+}
+
+/// RFC 8474 5.2: a thread's id, from its number in the account.
+pub fn thread_object_id(thread: u64) -> String {
+    format!("T{thread}")
 }
 
 /// `* QUOTAROOT mailbox root...` (RFC 9208 4.2.2); no roots for a mailbox
@@ -365,6 +387,7 @@ pub fn status(out: &mut Vec<u8>, name: &str, items: &[StatusValue]) {
             StatusValue::Unseen(n) => write!(out, "UNSEEN {n}"),
             StatusValue::Deleted(n) => write!(out, "DELETED {n}"),
             StatusValue::DeletedStorage(n) => write!(out, "DELETED-STORAGE {n}"),
+            StatusValue::MailboxId(n) => write!(out, "MAILBOXID ({})", mailbox_object_id(*n)),
             StatusValue::Size(n) => write!(out, "SIZE {n}"),
             StatusValue::HighestModSeq(n) => write!(out, "HIGHESTMODSEQ {n}"),
             StatusValue::Recent(n) => write!(out, "RECENT {n}"),
@@ -475,6 +498,10 @@ pub enum FetchResponseItem {
     ModSeq(ModSeq),
     /// RFC 8514 4.3: `SAVEDATE "date-time"` (unix seconds, written in UTC).
     SaveDate(i64),
+    /// RFC 8474 7: `EMAILID (id)`.
+    EmailId(String),
+    /// RFC 8474 7: `THREADID (id)`, or NIL.
+    ThreadId(Option<String>),
     Envelope(Arc<Envelope>),
     /// `BODYSTRUCTURE` when `extended`, else the non-extensible `BODY`.
     BodyStructure {
@@ -566,6 +593,13 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchResponseItem) {
         F::ModSeq(m) => {
             let _ = write!(out, "MODSEQ ({m})");
         }
+        F::EmailId(id) => {
+            let _ = write!(out, "EMAILID ({id})");
+        }
+        F::ThreadId(Some(id)) => {
+            let _ = write!(out, "THREADID ({id})");
+        }
+        F::ThreadId(None) => out.extend_from_slice(b"THREADID NIL"),
         F::Envelope(env) => {
             out.extend_from_slice(b"ENVELOPE ");
             super::bodystructure::write_envelope(out, env);
