@@ -200,3 +200,95 @@ fn object_ids_stay_across_renames_and_moves() {
         format!("* 1 FETCH ({ids})\r\na10 OK FETCH completed\r\n")
     );
 }
+
+/// RFC 8970: FETCH PREVIEW and PREVIEW (LAZY) give the start of the
+/// message's text, white space made single, the plain part preferred; a
+/// message without text previews as an empty string.
+#[test]
+fn fetch_preview() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let text = b"Subject: figures\r\n\r\nHello   there,\r\n\r\n  the figures\tare in.\r\n";
+    let image = b"Subject: pic\r\nContent-Type: image/png\r\n\r\niVBORw0KGgo=\r\n";
+    for (tag, m) in [("p1", &text[..]), ("p2", &image[..])] {
+        let r = append(&mut imap, tag, "INBOX", m);
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("FETCH 1:2 (PREVIEW)"),
+        "* 1 FETCH (PREVIEW \"Hello there, the figures are in.\")\r\n\
+         * 2 FETCH (PREVIEW \"\")\r\na3 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID FETCH 1 (PREVIEW (LAZY))"),
+        "* 1 FETCH (UID 1 PREVIEW \"Hello there, the figures are in.\")\r\n\
+         a4 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("FETCH 1 (PREVIEW (EAGER))"),
+        "a5 BAD Unknown preview modifier EAGER\r\n"
+    );
+}
+
+/// RFC 5256 SORT with RFC 5957's DISPLAYFROM: base subjects, sent dates,
+/// first-address local parts, display names, sizes, REVERSE, the search
+/// part, UID SORT, and a charset roost does not know.
+#[test]
+fn sort_by_each_key() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let m1 = "From: \"Zed\" <alice@example.org>\r\nSubject: Re: beta\r\n\
+Date: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\nshort\r\n";
+    let m2 = format!(
+        "From: bob@example.org\r\nSubject: alpha\r\n\
+Date: Tue, 01 Dec 2026 23:30:00 -0500\r\n\r\n{}\r\n",
+        "x".repeat(600)
+    );
+    let m3 = format!(
+        "From: Amy <carol@example.org>\r\nSubject: [team] Gamma\r\n\
+Date: Thu, 03 Dec 2026 08:00:00 +0000\r\n\r\n{}\r\n",
+        "y".repeat(100)
+    );
+    for (tag, arrived, m) in [
+        ("p1", "02-Dec-2026 12:00:00 +0000", m1.as_bytes()),
+        ("p2", "01-Dec-2026 12:00:00 +0000", m2.as_bytes()),
+        ("p3", "03-Dec-2026 12:00:00 +0000", m3.as_bytes()),
+    ] {
+        let r = append(&mut imap, tag, &format!("INBOX \"{arrived}\""), m);
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    let cases: &[(&str, &str)] = &[
+        ("SORT (SUBJECT) UTF-8 ALL", "* SORT 2 1 3"),
+        // m2 was sent at 04:30 UTC on 2 Dec, before m1.
+        ("SORT (DATE) UTF-8 ALL", "* SORT 2 1 3"),
+        ("SORT (REVERSE DATE) UTF-8 ALL", "* SORT 3 1 2"),
+        ("SORT (FROM) UTF-8 ALL", "* SORT 1 2 3"),
+        ("SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 3 2 1"),
+        ("SORT (SIZE) UTF-8 ALL", "* SORT 1 3 2"),
+        ("SORT (REVERSE SIZE) US-ASCII NOT FROM bob", "* SORT 3 1"),
+        ("SORT (REVERSE ARRIVAL) UTF-8 ALL", "* SORT 3 1 2"),
+        ("SORT (TO CC SUBJECT) UTF-8 ALL", "* SORT 2 1 3"),
+    ];
+    for (i, (command, untagged)) in cases.iter().enumerate() {
+        let tag = format!("a{}", i + 3);
+        assert_eq!(
+            imap.cmd(command),
+            format!("{untagged}\r\n{tag} OK SORT completed\r\n"),
+            "{command}"
+        );
+    }
+    assert_eq!(
+        imap.cmd("UID SORT (SUBJECT) UTF-8 UID 1:2"),
+        "* SORT 2 1\r\na12 OK UID SORT completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SORT (SUBJECT) ISO-8859-9 ALL"),
+        "a13 NO [BADCHARSET (UTF-8 US-ASCII)] Charset ISO-8859-9 is not supported\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SORT (COLOUR) UTF-8 ALL"),
+        "a14 BAD Unknown sort key COLOUR\r\n"
+    );
+}

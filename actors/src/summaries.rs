@@ -19,6 +19,16 @@ pub fn of_file(path: &Path) -> std::io::Result<Summary> {
 pub type Loaded = (Vec<Option<Arc<Summary>>>, Vec<(FileId, Arc<Summary>)>);
 
 pub fn load(store: &Store, records: &[Option<MessageRecord>]) -> Result<Loaded, StoreError> {
+    load_with(store, records, false)
+}
+
+/// As [`load`]; with `want_preview`, a stored summary without a preview
+/// (made before roost kept them) is made again, and kept.
+pub fn load_with(
+    store: &Store,
+    records: &[Option<MessageRecord>],
+    want_preview: bool,
+) -> Result<Loaded, StoreError> {
     let mut out = Vec::with_capacity(records.len());
     let mut built = Vec::new();
     for rec in records {
@@ -27,8 +37,10 @@ pub fn load(store: &Store, records: &[Option<MessageRecord>]) -> Result<Loaded, 
             continue;
         };
         if let Some(s) = store.summary(rec.file)? {
-            out.push(Some(Arc::new(s)));
-            continue;
+            if !want_preview || s.preview.is_some() {
+                out.push(Some(Arc::new(s)));
+                continue;
+            }
         }
         match of_file(&store.message_path(rec.file)) {
             Ok(s) => {

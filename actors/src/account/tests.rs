@@ -604,3 +604,46 @@ async fn summaries_are_made_on_first_need_and_kept() {
         Some(&*summary)
     );
 }
+
+/// RFC 8970: a summary kept before roost made previews is made again the
+/// first time a FETCH wants the preview, and the new one is kept.
+#[tokio::test]
+async fn previews_missing_from_old_summaries_are_made_and_kept() {
+    let f = fixture("preview@example.org", None).await;
+    let m = new_message(&f.store, "Subject: p\r\n", Target::Inbox);
+    ractor::call!(f.actor, |reply| AccountMsg::Deliver {
+        messages: vec![m],
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let (acct, mb) = inbox(&f);
+    let rec = f.store.message(acct, mb.id, Uid(1)).unwrap().unwrap();
+    // As an older roost kept it: no preview.
+    let mut old = f.store.summary(rec.file).unwrap().unwrap();
+    assert!(old.preview.is_some());
+    old.preview = None;
+    f.actor
+        .cast(AccountMsg::StoreSummary {
+            file: rec.file,
+            summary: std::sync::Arc::new(old),
+        })
+        .unwrap();
+    let mut stored = None;
+    for _ in 0..100 {
+        stored = f.store.summary(rec.file).unwrap();
+        if stored.as_ref().is_some_and(|s| s.preview.is_none()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(stored.and_then(|s| s.preview), None);
+    // Without the preview asked for, the old summary serves.
+    let (_, built) = crate::summaries::load(&f.store, &[Some(rec.clone())]).unwrap();
+    assert!(built.is_empty());
+    let (loaded, built) =
+        crate::summaries::load_with(&f.store, &[Some(rec.clone())], true).unwrap();
+    let preview = loaded[0].as_ref().and_then(|s| s.preview.clone());
+    assert!(preview.is_some());
+    assert_eq!(built.len(), 1);
+}

@@ -192,6 +192,7 @@ impl ImapState {
         }
         let wants_body = items.iter().any(needs_body);
         let wants_summary = items.iter().any(needs_summary);
+        let wants_preview = items.iter().any(|a| matches!(a, FetchAttr::Preview { .. }));
         let items: Arc<[FetchAttr]> = items.into();
         for batch in targets.chunks(FETCH_BATCH) {
             // Records are read a batch at a time, after \Seen was set: a
@@ -202,7 +203,7 @@ impl ImapState {
                 let read = move || {
                     let records = read_records(&store, account_id, mailbox, &uids)?;
                     let summaries = match wants_summary {
-                        true => Some(summaries::load(&store, &records)?),
+                        true => Some(summaries::load_with(&store, &records, wants_preview)?),
                         false => None,
                     };
                     Ok::<_, StoreError>((records, summaries))
@@ -417,6 +418,9 @@ impl ImapState {
             FetchAttr::EmailId => {
                 FetchResponseItem::EmailId(response::email_object_id(rec()?.file.0))
             }
+            // The preview is made with the summary (at delivery, or on
+            // first need for older messages), so LAZY never has to wait.
+            FetchAttr::Preview { .. } => FetchResponseItem::Preview(summary()?.preview.clone()),
             FetchAttr::ThreadId => {
                 FetchResponseItem::ThreadId(Some(response::thread_object_id(rec()?.thread_id.0)))
             }
@@ -439,7 +443,7 @@ impl ImapState {
 
     /// Hands summaries this FETCH had to build to the account, which keeps
     /// them, so the next FETCH reads them.
-    async fn keep_summaries(&self, built: Vec<(roost_store::FileId, Arc<Summary>)>) {
+    pub(super) async fn keep_summaries(&self, built: Vec<(roost_store::FileId, Arc<Summary>)>) {
         if built.is_empty() {
             return;
         }
@@ -471,7 +475,7 @@ struct FetchedMessage<'a> {
 /// The records of `uids` (ascending), `None` for one that is gone. A
 /// dense batch (the usual `1:*`) is one range scan of the index; a sparse
 /// one, a lookup per UID.
-fn read_records(
+pub(super) fn read_records(
     store: &Store,
     account: roost_store::AccountId,
     mailbox: roost_store::MailboxId,
@@ -719,6 +723,7 @@ fn needs_summary(attr: &FetchAttr) -> bool {
     match attr {
         FetchAttr::Envelope
         | FetchAttr::BodyStructure
+        | FetchAttr::Preview { .. }
         | FetchAttr::Body
         | FetchAttr::Binary { .. }
         | FetchAttr::BinarySize { .. } => true,

@@ -66,6 +66,8 @@ pub const CAPABILITIES: &[&str] = &[
     "SEARCHRES",
     "WITHIN",
     "SAVEDATE",
+    "SORT",
+    "SORT=DISPLAY",
     "CONDSTORE",
     "QRESYNC",
     "LIST-EXTENDED",
@@ -79,6 +81,7 @@ pub const CAPABILITIES: &[&str] = &[
     "ENABLE",
     "UNAUTHENTICATE",
     "OBJECTID",
+    "PREVIEW",
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "QUOTA=RES-MESSAGE",
@@ -694,6 +697,7 @@ impl ImapState {
             CommandBody::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false).await,
             CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
             CommandBody::Search { uid, program } => self.search(tag, uid, program).await,
+            CommandBody::Sort { uid, sort } => self.sort(uid, sort).await,
         }
     }
 

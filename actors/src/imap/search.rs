@@ -14,6 +14,7 @@ use roost_protocols::imap::matcher::{Candidate, Matcher, Needs};
 use roost_protocols::imap::response::{self, Code, Esearch};
 use roost_protocols::imap::search::{SearchProgram, SearchReturn};
 use roost_protocols::imap::seqset::SeqSet;
+use roost_protocols::imap::sort::{compare, sort_values, SortCommand, SortValue};
 use roost_protocols::imap::types::{Flags, ModSeq, Uid};
 use roost_store::{AccountId, MailboxId, MessageRecord, Store, StoreError};
 
@@ -33,25 +34,13 @@ struct Entry {
 type Hit = (u32, Uid, ModSeq);
 
 impl ImapState {
-    pub(super) async fn search(&mut self, tag: &str, uid: bool, program: SearchProgram) -> Done {
-        if let Some(cs) = &program.charset {
-            if !CHARSETS.contains(&cs.as_str()) {
-                // RFC 5182 2.1: a SEARCH ... SAVE that fails empties `$`.
-                if saves(&program.returns) {
-                    self.saved_search.clear();
-                }
-                return Done::no_code(
-                    Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
-                    format!("Charset {cs} is not supported"),
-                );
-            }
-        }
+    /// The selected mailbox's messages as a search sees them: flags and
+    /// modseqs as the shared index has them now; a message expunged but
+    /// not yet reported keeps its number and matches no flag key.
+    fn search_view(&self) -> Option<(Vec<Entry>, AccountId, MailboxId)> {
         let (Some(sel), Some((_, account))) = (&self.selected, self.account()) else {
-            return Done::bad("No mailbox selected");
+            return None;
         };
-        // Flags and modseqs as the shared index has them now; a message
-        // expunged but not yet reported keeps its number and matches no
-        // flag key.
         let view: Vec<Entry> = sel
             .index
             .read(|ix| {
@@ -69,9 +58,92 @@ impl ImapState {
                     .collect()
             })
             .unwrap_or_default();
+        Some((view, account, sel.id))
+    }
+
+    /// RFC 5256 3: SORT and UID SORT (and SORT=DISPLAY's keys, RFC 5957):
+    /// the search part as SEARCH runs it, then the matches ordered by the
+    /// criteria, read off the async workers.
+    pub(super) async fn sort(&mut self, uid: bool, sort: SortCommand) -> Done {
+        if let Some(cs) = sort
+            .program
+            .charset
+            .as_ref()
+            .filter(|cs| !CHARSETS.contains(&cs.as_str()))
+        {
+            return Done::no_code(
+                Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
+                format!("Charset {cs} is not supported"),
+            );
+        }
+        let Some((view, account, mailbox)) = self.search_view() else {
+            return Done::bad("No mailbox selected");
+        };
         let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
         saved.sort_unstable();
-        let (store, mailbox) = (self.services.store.clone(), sel.id);
+        let store = self.services.store.clone();
+        let run = move || {
+            let hits = run_search(&store, account, mailbox, &view, &sort.program, &saved)?;
+            let uids: Vec<Uid> = hits.iter().map(|h| h.1).collect();
+            let records = super::fetch::read_records(&store, account, mailbox, &uids)?;
+            let (summaries, built) = if sort.needs_envelope() {
+                crate::summaries::load(&store, &records)?
+            } else {
+                (vec![None; records.len()], Vec::new())
+            };
+            let mut keyed: Vec<(Hit, Vec<SortValue>)> = hits
+                .into_iter()
+                .zip(records.iter().zip(&summaries))
+                .map(|(h, (rec, summary))| {
+                    let values = sort_values(
+                        &sort.criteria,
+                        summary.as_ref().map(|s| &s.envelope),
+                        rec.as_ref().map_or(0, |r| r.internal_date),
+                        rec.as_ref().map_or(0, |r| r.size),
+                    );
+                    (h, values)
+                })
+                .collect();
+            // Stable: equal messages stay in sequence order (RFC 5256 3).
+            keyed.sort_by(|a, b| compare(&sort.criteria, &a.1, &b.1));
+            Ok::<_, StoreError>((keyed.into_iter().map(|k| k.0).collect::<Vec<_>>(), built))
+        };
+        let (hits, built) = match blocking(run).await {
+            Ok(r) => r,
+            Err(e) => return Done::no(format!("SORT failed: {e}")),
+        };
+        self.keep_summaries(built).await;
+        let numbers: Vec<u32> = hits
+            .iter()
+            .map(|h| if uid { h.1 .0 } else { h.0 })
+            .collect();
+        response::sort(&mut self.out, &numbers);
+        Done::ok(if uid {
+            "UID SORT completed"
+        } else {
+            "SORT completed"
+        })
+    }
+
+    pub(super) async fn search(&mut self, tag: &str, uid: bool, program: SearchProgram) -> Done {
+        if let Some(cs) = &program.charset {
+            if !CHARSETS.contains(&cs.as_str()) {
+                // RFC 5182 2.1: a SEARCH ... SAVE that fails empties `$`.
+                if saves(&program.returns) {
+                    self.saved_search.clear();
+                }
+                return Done::no_code(
+                    Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
+                    format!("Charset {cs} is not supported"),
+                );
+            }
+        }
+        let Some((view, account, mailbox)) = self.search_view() else {
+            return Done::bad("No mailbox selected");
+        };
+        let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
+        saved.sort_unstable();
+        let store = self.services.store.clone();
         // RFC 9051 6.4.4: an IMAP4rev2 session always gets ESEARCH.
         let returns = match (&program.returns, self.rev2) {
             (None, true) => Some(Vec::new()),

@@ -157,6 +157,11 @@ pub enum CommandBody {
         uid: bool,
         program: SearchProgram,
     },
+    /// RFC 5256 3.
+    Sort {
+        uid: bool,
+        sort: super::sort::SortCommand,
+    },
 }
 
 pub use super::fetch::{FetchAttr, FetchItems, Section, SectionText};

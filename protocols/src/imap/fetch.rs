@@ -26,6 +26,10 @@ pub enum FetchAttr {
     SaveDate,
     /// RFC 8474 5.1: the message's identifier, kept across moves.
     EmailId,
+    /// RFC 8970: the preview text; `lazy` allows NIL while it is not made.
+    Preview {
+        lazy: bool,
+    },
     /// RFC 8474 5.2: the identifier of the message's thread.
     ThreadId,
     /// IMAP4rev1 `RFC822`, like `BODY[]` but sets \Seen.
@@ -216,6 +220,24 @@ impl Parser<'_> {
             "MODSEQ" => FetchAttr::ModSeq,
             "SAVEDATE" => FetchAttr::SaveDate,
             "EMAILID" => FetchAttr::EmailId,
+            // RFC 8970 6: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"].
+            "PREVIEW" => {
+                let mut lazy = false;
+                if self.s[self.i..].starts_with(b" (") {
+                    self.i += 2;
+                    loop {
+                        match self.atom_upper("a preview modifier")?.as_str() {
+                            "LAZY" => lazy = true,
+                            m => return Err(format!("Unknown preview modifier {m}")),
+                        }
+                        if self.eat(b')') {
+                            break;
+                        }
+                        self.sp()?;
+                    }
+                }
+                FetchAttr::Preview { lazy }
+            }
             "THREADID" => FetchAttr::ThreadId,
             "RFC822" => FetchAttr::Rfc822,
             "RFC822.HEADER" => FetchAttr::Rfc822Header,

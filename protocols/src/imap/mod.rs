@@ -23,6 +23,7 @@ pub mod response;
 pub mod search;
 pub mod section;
 pub mod seqset;
+pub mod sort;
 pub mod state;
 pub mod store;
 pub mod types;

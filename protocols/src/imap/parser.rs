@@ -351,6 +351,10 @@ impl Parser<'_> {
             "COPY" => self.copy_move(false, false)?,
             "MOVE" => self.copy_move(true, false)?,
             "SEARCH" => self.search(false)?,
+            "SORT" => CommandBody::Sort {
+                uid: false,
+                sort: self.sort()?,
+            },
             "UID" => return self.uid(),
             // The framer streams APPEND's message literal; an APPEND that
             // reaches the parser has none.
@@ -371,6 +375,10 @@ impl Parser<'_> {
             "COPY" => self.copy_move(false, true)?,
             "MOVE" => self.copy_move(true, true)?,
             "SEARCH" => self.search(true)?,
+            "SORT" => CommandBody::Sort {
+                uid: true,
+                sort: self.sort()?,
+            },
             "EXPUNGE" => {
                 self.sp()?;
                 CommandBody::UidExpunge(self.seq_set()?)

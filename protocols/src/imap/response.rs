@@ -461,6 +461,15 @@ pub fn search(out: &mut Vec<u8>, numbers: &[u32], modseq: Option<ModSeq>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// `* SORT 3 1 2` (RFC 5256 4), in sort order.
+pub fn sort(out: &mut Vec<u8>, numbers: &[u32]) {
+    out.extend_from_slice(b"* SORT");
+    for n in numbers {
+        let _ = write!(out, " {n}");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `* ID ("name" "roost")` or `* ID NIL` (RFC 2971 3.2).
 pub fn id(out: &mut Vec<u8>, params: Option<&[(&str, Option<&str>)]>) {
     out.extend_from_slice(b"* ID ");
@@ -498,6 +507,8 @@ pub enum FetchResponseItem {
     ModSeq(ModSeq),
     /// RFC 8514 4.3: `SAVEDATE "date-time"` (unix seconds, written in UTC).
     SaveDate(i64),
+    /// RFC 8970 6: `PREVIEW "text"` or `PREVIEW NIL`.
+    Preview(Option<String>),
     /// RFC 8474 7: `EMAILID (id)`.
     EmailId(String),
     /// RFC 8474 7: `THREADID (id)`, or NIL.
@@ -592,6 +603,10 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchResponseItem) {
         }
         F::ModSeq(m) => {
             let _ = write!(out, "MODSEQ ({m})");
+        }
+        F::Preview(text) => {
+            out.extend_from_slice(b"PREVIEW ");
+            nstring(out, text.as_deref().map(str::as_bytes));
         }
         F::EmailId(id) => {
             let _ = write!(out, "EMAILID ({id})");

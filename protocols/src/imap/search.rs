@@ -134,6 +134,23 @@ impl Parser<'_> {
         })
     }
 
+    /// `1*(SP search-key)`: the keys after SORT's charset (RFC 5256 4).
+    pub(super) fn search_keys(&mut self) -> PResult<SearchProgram> {
+        let mut count = 0;
+        let mut keys = Vec::new();
+        while self.eat(b' ') {
+            keys.push(self.search_key(1, &mut count)?);
+        }
+        if keys.is_empty() {
+            return Err("Expected search keys".into());
+        }
+        Ok(SearchProgram {
+            returns: None,
+            charset: None,
+            keys,
+        })
+    }
+
     fn search_returns(&mut self) -> PResult<Vec<SearchReturn>> {
         self.expect(b'(', "'(' after RETURN")?;
         let mut out = Vec::new();

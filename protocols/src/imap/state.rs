@@ -150,6 +150,13 @@ impl CommandBody {
                 false,
                 None,
             ),
+            C::Sort { uid, .. } => f(
+                if *uid { "UID SORT" } else { "SORT" },
+                V::Selected,
+                *uid,
+                false,
+                Some("SORT"),
+            ),
         }
     }
 

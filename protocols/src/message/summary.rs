@@ -168,6 +168,10 @@ impl BodyStructure {
 pub struct Summary {
     pub envelope: Envelope,
     pub body: BodyStructure,
+    /// RFC 8970: the message's preview text; absent from summaries made
+    /// before roost kept previews (made again on first need).
+    #[serde(default)]
+    pub preview: Option<String>,
 }
 
 impl Summary {
@@ -183,6 +187,7 @@ impl Summary {
         Summary {
             envelope,
             body: BodyStructure { parts },
+            preview: Some(super::text::preview(msg)),
         }
     }
 }

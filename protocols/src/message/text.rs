@@ -34,22 +34,97 @@ pub fn header_fields(header: &[u8]) -> Vec<TextField> {
 pub fn body_text(msg: &[u8]) -> String {
     let tree = MimeTree::parse(msg);
     let mut out = String::new();
-    for part in &tree.parts {
-        let leaf = part.children.is_empty() && part.message.is_none();
-        if !leaf || part.media_type != "text" {
-            continue;
-        }
-        let header = &msg[part.header()];
-        let body = &msg[part.body()];
-        let decoded = TransferEncoding::from_name(part.encoding.as_bytes())
-            .map_or_else(|| body.to_vec(), |e| e.decode(body));
-        let text = to_utf8(&decoded, charset_of(header).as_deref());
+    for (part, _) in text_leaves(&tree) {
         if !out.is_empty() {
             out.push('\n');
         }
-        out.push_str(&text.to_lowercase());
+        out.push_str(&part_text(msg, part).to_lowercase());
     }
     out
+}
+
+/// RFC 8970 3: a preview is at most this many characters.
+pub const PREVIEW_CHARS: usize = 256;
+
+/// RFC 8970 3: the start of a message's text for a client's message list:
+/// the first `text/plain` part (else the first `text/*` part, with HTML
+/// tags dropped), decoded, runs of white space made one space, at most
+/// [`PREVIEW_CHARS`] characters. Empty when the message has no text.
+pub fn preview(msg: &[u8]) -> String {
+    let tree = MimeTree::parse(msg);
+    let leaves = text_leaves(&tree);
+    let chosen = leaves
+        .iter()
+        .find(|(_, subtype)| subtype == "plain")
+        .or_else(|| leaves.first());
+    let Some((part, subtype)) = chosen else {
+        return String::new();
+    };
+    let mut text = part_text(msg, part);
+    if subtype == "html" {
+        text = strip_tags(&text);
+    }
+    let mut out = String::new();
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        for c in (!out.is_empty())
+            .then_some(' ')
+            .into_iter()
+            .chain(word.chars())
+        {
+            if chars == PREVIEW_CHARS {
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
+}
+
+/// HTML text without its tags (and without what is in `<style>` and
+/// `<script>`), good enough for a preview.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        let after = &rest[open..];
+        let lower = after.get(..8).unwrap_or(after).to_ascii_lowercase();
+        let skip_to = if lower.starts_with("<style") {
+            after.to_ascii_lowercase().find("</style").map(|i| i + 1)
+        } else if lower.starts_with("<script") {
+            after.to_ascii_lowercase().find("</script").map(|i| i + 1)
+        } else {
+            Some(0)
+        };
+        let from = skip_to.unwrap_or(after.len());
+        match after[from..].find('>') {
+            Some(close) => rest = &after[from + close + 1..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The leaf parts of type `text`, with their subtypes, in order.
+fn text_leaves(tree: &MimeTree) -> Vec<(&super::mime::Part, String)> {
+    tree.parts
+        .iter()
+        .filter(|p| p.children.is_empty() && p.message.is_none() && p.media_type == "text")
+        .map(|p| (p, p.media_subtype.clone()))
+        .collect()
+}
+
+/// One part's body with its transfer encoding undone, in UTF-8.
+fn part_text(msg: &[u8], part: &super::mime::Part) -> String {
+    let header = &msg[part.header()];
+    let body = &msg[part.body()];
+    let decoded = TransferEncoding::from_name(part.encoding.as_bytes())
+        .map_or_else(|| body.to_vec(), |e| e.decode(body));
+    to_utf8(&decoded, charset_of(header).as_deref())
 }
 
 /// The whole message as text: its decoded header fields, then its body
@@ -112,5 +187,25 @@ PGI+SGFsbG88L2I+\r\n--b\r\nContent-Type: image/png\r\n\r\nNOTTEXT\r\n--b--\r\n";
             body_text(b"Content-Type: text/plain; charset=x-unknown\r\n\r\ncaf\xe9"),
             "café"
         );
+    }
+
+    #[test]
+    fn previews() {
+        let plain = b"Subject: x\r\n\r\nHello   there,\r\n\r\n  the figures\tare in.\r\n";
+        assert_eq!(preview(plain), "Hello there, the figures are in.");
+        let alt = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/html\r\n\r\n<p>From <b>HTML</b></p>\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Gr=C3=BC=C3=9Fe aus Bern\r\n--b--\r\n";
+        assert_eq!(preview(alt), "Grüße aus Bern");
+        let html =
+            b"Content-Type: text/html\r\n\r\n<style>p{x:1}</style><p>Only <i>HTML</i> here</p>\r\n";
+        assert_eq!(preview(html), "Only HTML here");
+        assert_eq!(preview(b"Content-Type: image/png\r\n\r\nxx"), "");
+        // At most PREVIEW_CHARS characters, counted as characters.
+        let long = format!("Subject: x\r\n\r\n{}\r\n", "é".repeat(300));
+        assert_eq!(preview(long.as_bytes()).chars().count(), PREVIEW_CHARS);
+        let at = format!("Subject: x\r\n\r\n{}\r\n", "a".repeat(PREVIEW_CHARS));
+        assert_eq!(preview(at.as_bytes()).len(), PREVIEW_CHARS);
     }
 }
