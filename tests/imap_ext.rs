@@ -292,3 +292,40 @@ Date: Thu, 03 Dec 2026 08:00:00 +0000\r\n\r\n{}\r\n",
         "a14 BAD Unknown sort key COLOUR\r\n"
     );
 }
+
+/// RFC 5256 2.1 THREAD=ORDEREDSUBJECT: one thread per base subject, in
+/// sent-date order, the first message the parent of the rest; threads in
+/// the order of their first messages.
+#[test]
+fn thread_orderedsubject() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let messages = [
+        ("Re: beta", "Wed, 02 Dec 2026 10:00:00 +0000"),
+        ("alpha", "Tue, 01 Dec 2026 12:00:00 +0000"),
+        ("beta", "Tue, 01 Dec 2026 08:00:00 +0000"),
+        ("[x] beta (fwd)", "Thu, 03 Dec 2026 09:00:00 +0000"),
+    ];
+    for (i, (subject, date)) in messages.iter().enumerate() {
+        let m = format!("From: a@example.org\r\nSubject: {subject}\r\nDate: {date}\r\n\r\nx\r\n");
+        let r = append(&mut imap, &format!("p{i}"), "INBOX", m.as_bytes());
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("THREAD ORDEREDSUBJECT UTF-8 ALL"),
+        "* THREAD (3 (1)(4))(2)\r\na3 OK THREAD completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID THREAD ORDEREDSUBJECT UTF-8 NOT SUBJECT beta"),
+        "* THREAD (2)\r\na4 OK UID THREAD completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing"),
+        "* THREAD\r\na5 OK THREAD completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("THREAD REFERENCES UTF-8 ALL"),
+        "a6 BAD Unsupported threading algorithm REFERENCES\r\n"
+    );
+}

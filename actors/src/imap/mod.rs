@@ -68,6 +68,7 @@ pub const CAPABILITIES: &[&str] = &[
     "SAVEDATE",
     "SORT",
     "SORT=DISPLAY",
+    "THREAD=ORDEREDSUBJECT",
     "CONDSTORE",
     "QRESYNC",
     "LIST-EXTENDED",
@@ -698,6 +699,7 @@ impl ImapState {
             CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
             CommandBody::Search { uid, program } => self.search(tag, uid, program).await,
             CommandBody::Sort { uid, sort } => self.sort(uid, sort).await,
+            CommandBody::Thread { uid, thread } => self.thread(uid, thread).await,
         }
     }
 

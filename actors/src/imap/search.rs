@@ -14,9 +14,14 @@ use roost_protocols::imap::matcher::{Candidate, Matcher, Needs};
 use roost_protocols::imap::response::{self, Code, Esearch};
 use roost_protocols::imap::search::{SearchProgram, SearchReturn};
 use roost_protocols::imap::seqset::SeqSet;
-use roost_protocols::imap::sort::{compare, sort_values, SortCommand, SortValue};
+use roost_protocols::imap::sort::{
+    compare, ordered_subject, ordered_subject_response, sort_values, SortCommand, SortCriterion,
+    SortKey, SortValue, ThreadCommand,
+};
 use roost_protocols::imap::types::{Flags, ModSeq, Uid};
-use roost_store::{AccountId, MailboxId, MessageRecord, Store, StoreError};
+use roost_protocols::message::summary::Summary;
+use roost_store::{AccountId, FileId, MailboxId, MessageRecord, Store, StoreError};
+use std::sync::Arc;
 
 /// The charsets SEARCH accepts (RFC 9051 6.4.4: UTF-8 at least).
 const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
@@ -83,27 +88,9 @@ impl ImapState {
         saved.sort_unstable();
         let store = self.services.store.clone();
         let run = move || {
-            let hits = run_search(&store, account, mailbox, &view, &sort.program, &saved)?;
-            let uids: Vec<Uid> = hits.iter().map(|h| h.1).collect();
-            let records = super::fetch::read_records(&store, account, mailbox, &uids)?;
-            let (summaries, built) = if sort.needs_envelope() {
-                crate::summaries::load(&store, &records)?
-            } else {
-                (vec![None; records.len()], Vec::new())
-            };
-            let mut keyed: Vec<(Hit, Vec<SortValue>)> = hits
-                .into_iter()
-                .zip(records.iter().zip(&summaries))
-                .map(|(h, (rec, summary))| {
-                    let values = sort_values(
-                        &sort.criteria,
-                        summary.as_ref().map(|s| &s.envelope),
-                        rec.as_ref().map_or(0, |r| r.internal_date),
-                        rec.as_ref().map_or(0, |r| r.size),
-                    );
-                    (h, values)
-                })
-                .collect();
+            let search = (&view[..], &sort.program, &saved[..]);
+            let (mut keyed, built) =
+                matched_values(&store, account, mailbox, search, &sort.criteria)?;
             // Stable: equal messages stay in sequence order (RFC 5256 3).
             keyed.sort_by(|a, b| compare(&sort.criteria, &a.1, &b.1));
             Ok::<_, StoreError>((keyed.into_iter().map(|k| k.0).collect::<Vec<_>>(), built))
@@ -122,6 +109,57 @@ impl ImapState {
             "UID SORT completed"
         } else {
             "SORT completed"
+        })
+    }
+
+    /// RFC 5256 5: THREAD and UID THREAD, ORDEREDSUBJECT (2.1).
+    pub(super) async fn thread(&mut self, uid: bool, thread: ThreadCommand) -> Done {
+        if let Some(cs) = thread
+            .program
+            .charset
+            .as_ref()
+            .filter(|cs| !CHARSETS.contains(&cs.as_str()))
+        {
+            return Done::no_code(
+                Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
+                format!("Charset {cs} is not supported"),
+            );
+        }
+        let Some((view, account, mailbox)) = self.search_view() else {
+            return Done::bad("No mailbox selected");
+        };
+        let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
+        saved.sort_unstable();
+        let store = self.services.store.clone();
+        let run = move || {
+            let by = [SortKey::Subject, SortKey::Date].map(|key| SortCriterion {
+                reverse: false,
+                key,
+            });
+            let search = (&view[..], &thread.program, &saved[..]);
+            let (keyed, built) = matched_values(&store, account, mailbox, search, &by)?;
+            let messages: Vec<(u32, Vec<u8>, i64)> = keyed
+                .into_iter()
+                .map(|(h, v)| {
+                    let n = if uid { h.1 .0 } else { h.0 };
+                    match (&v[0], &v[1]) {
+                        (SortValue::Text(s), SortValue::Number(d)) => (n, s.clone(), *d),
+                        _ => (n, Vec::new(), 0),
+                    }
+                })
+                .collect();
+            Ok::<_, StoreError>((ordered_subject(&messages), built))
+        };
+        let (threads, built) = match blocking(run).await {
+            Ok(r) => r,
+            Err(e) => return Done::no(format!("THREAD failed: {e}")),
+        };
+        self.keep_summaries(built).await;
+        response::thread(&mut self.out, &ordered_subject_response(&threads));
+        Done::ok(if uid {
+            "UID THREAD completed"
+        } else {
+            "THREAD completed"
         })
     }
 
@@ -300,6 +338,48 @@ fn run_search(
         }
     }
     Ok(hits)
+}
+
+/// A match with its values under the sort criteria.
+type Keyed = (Hit, Vec<SortValue>);
+/// A summary made while reading, for the account to keep.
+type Built = (FileId, Arc<Summary>);
+
+/// What SORT and THREAD order: the search's matches with their values
+/// under `criteria`, in sequence order, and the summaries made on the way
+/// (for the account to keep).
+fn matched_values(
+    store: &Store,
+    account: AccountId,
+    mailbox: MailboxId,
+    (view, program, saved): (&[Entry], &SearchProgram, &[u32]),
+    criteria: &[SortCriterion],
+) -> Result<(Vec<Keyed>, Vec<Built>), StoreError> {
+    let hits = run_search(store, account, mailbox, view, program, saved)?;
+    let uids: Vec<Uid> = hits.iter().map(|h| h.1).collect();
+    let records = super::fetch::read_records(store, account, mailbox, &uids)?;
+    let needs_envelope = criteria
+        .iter()
+        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
+    let (summaries, built) = if needs_envelope {
+        crate::summaries::load(store, &records)?
+    } else {
+        (vec![None; records.len()], Vec::new())
+    };
+    let keyed = hits
+        .into_iter()
+        .zip(records.iter().zip(&summaries))
+        .map(|(h, (rec, summary))| {
+            let values = sort_values(
+                criteria,
+                summary.as_ref().map(|s| &s.envelope),
+                rec.as_ref().map_or(0, |r| r.internal_date),
+                rec.as_ref().map_or(0, |r| r.size),
+            );
+            (h, values)
+        })
+        .collect();
+    Ok((keyed, built))
 }
 
 /// The whole message for body keys; for header keys only its header.

@@ -162,6 +162,11 @@ pub enum CommandBody {
         uid: bool,
         sort: super::sort::SortCommand,
     },
+    /// RFC 5256 5.
+    Thread {
+        uid: bool,
+        thread: super::sort::ThreadCommand,
+    },
 }
 
 pub use super::fetch::{FetchAttr, FetchItems, Section, SectionText};

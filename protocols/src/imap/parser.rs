@@ -355,6 +355,10 @@ impl Parser<'_> {
                 uid: false,
                 sort: self.sort()?,
             },
+            "THREAD" => CommandBody::Thread {
+                uid: false,
+                thread: self.thread()?,
+            },
             "UID" => return self.uid(),
             // The framer streams APPEND's message literal; an APPEND that
             // reaches the parser has none.
@@ -378,6 +382,10 @@ impl Parser<'_> {
             "SORT" => CommandBody::Sort {
                 uid: true,
                 sort: self.sort()?,
+            },
+            "THREAD" => CommandBody::Thread {
+                uid: true,
+                thread: self.thread()?,
             },
             "EXPUNGE" => {
                 self.sp()?;

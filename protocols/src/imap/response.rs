@@ -461,6 +461,16 @@ pub fn search(out: &mut Vec<u8>, numbers: &[u32], modseq: Option<ModSeq>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// `* THREAD (1 2)(3)` (RFC 5256 4); `list` is the thread-list.
+pub fn thread(out: &mut Vec<u8>, list: &str) {
+    out.extend_from_slice(b"* THREAD");
+    if !list.is_empty() {
+        out.push(b' ');
+        out.extend_from_slice(list.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `* SORT 3 1 2` (RFC 5256 4), in sort order.
 pub fn sort(out: &mut Vec<u8>, numbers: &[u32]) {
     out.extend_from_slice(b"* SORT");

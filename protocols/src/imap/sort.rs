@@ -102,6 +102,85 @@ impl Parser<'_> {
     }
 }
 
+/// RFC 5256 5: `THREAD algorithm charset search-criteria`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadCommand {
+    pub algorithm: ThreadAlgorithm,
+    pub program: SearchProgram,
+}
+
+/// The threading algorithms roost implements (RFC 5256 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+}
+
+impl Parser<'_> {
+    // RFC 5256 4: thread = ["UID" SP] "THREAD" SP thread-alg SP
+    //     search-criteria.
+    pub(super) fn thread(&mut self) -> PResult<ThreadCommand> {
+        self.sp()?;
+        let algorithm = match self.atom_upper("a threading algorithm")?.as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            other => return Err(format!("Unsupported threading algorithm {other}")),
+        };
+        self.sp()?;
+        let charset = self.astring()?.to_ascii_uppercase();
+        let mut program = self.search_keys()?;
+        program.charset = Some(charset);
+        Ok(ThreadCommand { algorithm, program })
+    }
+}
+
+/// RFC 5256 2.1 ORDEREDSUBJECT: messages (a number each, with their base
+/// subject and sent date) in threads. Messages of one base subject make
+/// a thread, ordered by sent date; the first is the parent of all the
+/// others; threads are ordered by their first message's sent date. Ties
+/// keep the order given (sequence order).
+pub fn ordered_subject(messages: &[(u32, Vec<u8>, i64)]) -> Vec<Vec<u32>> {
+    let mut sorted: Vec<&(u32, Vec<u8>, i64)> = messages.iter().collect();
+    sorted.sort_by(|a, b| a.1.cmp(&b.1).then(a.2.cmp(&b.2)));
+    let mut threads: Vec<(i64, Vec<u32>)> = Vec::new();
+    let mut subject: Option<&[u8]> = None;
+    for m in sorted {
+        if subject != Some(&m.1[..]) {
+            threads.push((m.2, Vec::new()));
+            subject = Some(&m.1);
+        }
+        if let Some(t) = threads.last_mut() {
+            t.1.push(m.0);
+        }
+    }
+    threads.sort_by_key(|t| t.0);
+    threads.into_iter().map(|t| t.1).collect()
+}
+
+/// RFC 5256 4 `thread-list` for ORDEREDSUBJECT threads: the first message,
+/// then its one child (`(1 2)`) or its children as siblings
+/// (`(1 (2)(3))`).
+pub fn ordered_subject_response(threads: &[Vec<u32>]) -> String {
+    let mut out = String::new();
+    for t in threads {
+        let Some((first, children)) = t.split_first() else {
+            continue;
+        };
+        out.push('(');
+        out.push_str(&first.to_string());
+        match children {
+            [] => {}
+            [one] => out.push_str(&format!(" {one}")),
+            many => {
+                out.push(' ');
+                for c in many {
+                    out.push_str(&format!("({c})"));
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// One message's value under one criterion.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SortValue {
@@ -311,5 +390,34 @@ Subject: Re: [list] =?utf-8?q?caf=C3=A9?= (fwd)\r\nDate: Tue, 01 Dec 2026 10:00:
         assert_eq!(compare(&c, &v(2, 1), &v(1, 1)), Ordering::Less);
         assert_eq!(compare(&c, &v(1, 1), &v(1, 2)), Ordering::Less);
         assert_eq!(compare(&c, &v(1, 1), &v(1, 1)), Ordering::Equal);
+    }
+
+    #[test]
+    fn ordered_subject_threads() {
+        let m = |n, s: &str, d| (n, s.as_bytes().to_vec(), d);
+        let threads = ordered_subject(&[
+            m(1, "B", 50),
+            m(2, "A", 30),
+            m(3, "B", 10),
+            m(4, "C", 20),
+            m(5, "B", 40),
+            m(6, "A", 60),
+        ]);
+        assert_eq!(threads, vec![vec![3, 5, 1], vec![4], vec![2, 6]]);
+        assert_eq!(ordered_subject_response(&threads), "(3 (5)(1))(4)(2 6)");
+        assert_eq!(ordered_subject_response(&[]), "");
+        match parse_command(b"t UID THREAD ORDEREDSUBJECT utf-8 SEEN")
+            .unwrap()
+            .body
+        {
+            CommandBody::Thread { uid, thread } => {
+                assert!(uid);
+                assert_eq!(thread.algorithm, ThreadAlgorithm::OrderedSubject);
+                assert_eq!(thread.program.charset.as_deref(), Some("UTF-8"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_command(b"t THREAD REFS UTF-8 ALL").is_err());
+        assert!(parse_command(b"t THREAD ORDEREDSUBJECT UTF-8").is_err());
     }
 }

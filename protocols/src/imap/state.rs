@@ -150,6 +150,13 @@ impl CommandBody {
                 false,
                 None,
             ),
+            C::Thread { uid, .. } => f(
+                if *uid { "UID THREAD" } else { "THREAD" },
+                V::Selected,
+                *uid,
+                false,
+                Some("THREAD=ORDEREDSUBJECT"),
+            ),
             C::Sort { uid, .. } => f(
                 if *uid { "UID SORT" } else { "SORT" },
                 V::Selected,
