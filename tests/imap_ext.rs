@@ -283,13 +283,31 @@ Date: Thu, 03 Dec 2026 08:00:00 +0000\r\n\r\n{}\r\n",
         imap.cmd("UID SORT (SUBJECT) UTF-8 UID 1:2"),
         "* SORT 2 1\r\na12 OK UID SORT completed\r\n"
     );
+    // RFC 5267 ESORT: ESEARCH, MIN and MAX first and last in sort order,
+    // ALL in sort order with ranges only for ascending runs.
+    assert_eq!(
+        imap.cmd("SORT RETURN (MIN MAX COUNT ALL) (REVERSE SIZE) UTF-8 ALL"),
+        "* ESEARCH (TAG \"a13\") MIN 2 MAX 1 COUNT 3 ALL 2:3,1\r\na13 OK SORT completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID SORT RETURN () (SUBJECT) UTF-8 ALL"),
+        "* ESEARCH (TAG \"a14\") UID ALL 2,1,3\r\na14 OK UID SORT completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SORT RETURN (COUNT ALL) (DATE) UTF-8 SUBJECT none"),
+        "* ESEARCH (TAG \"a15\") COUNT 0\r\na15 OK SORT completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SORT RETURN (ALL) (FROM) UTF-8 ALL"),
+        "* ESEARCH (TAG \"a16\") ALL 1:3\r\na16 OK SORT completed\r\n"
+    );
     assert_eq!(
         imap.cmd("SORT (SUBJECT) ISO-8859-9 ALL"),
-        "a13 NO [BADCHARSET (UTF-8 US-ASCII)] Charset ISO-8859-9 is not supported\r\n"
+        "a17 NO [BADCHARSET (UTF-8 US-ASCII)] Charset ISO-8859-9 is not supported\r\n"
     );
     assert_eq!(
         imap.cmd("SORT (COLOUR) UTF-8 ALL"),
-        "a14 BAD Unknown sort key COLOUR\r\n"
+        "a18 BAD Unknown sort key COLOUR\r\n"
     );
 }
 
@@ -327,5 +345,138 @@ fn thread_orderedsubject() {
     assert_eq!(
         imap.cmd("THREAD REFERENCES UTF-8 ALL"),
         "a6 BAD Unsupported threading algorithm REFERENCES\r\n"
+    );
+}
+
+/// RFC 9586 UIDONLY: once enabled, message numbers get BAD [UIDREQUIRED]
+/// (FETCH, SEARCH, a sequence-set search key inside UID SEARCH), FETCH
+/// responses (own and another session's changes) become UIDFETCH without
+/// the UID item unless asked for, and expunges are VANISHED.
+#[test]
+fn uidonly_refuses_numbers_and_answers_uidfetch() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    for tag in ["p1", "p2"] {
+        let r = append(&mut imap, tag, "INBOX", b"Subject: u\r\n\r\nu\r\n");
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    assert_eq!(
+        imap.cmd("ENABLE UIDONLY"),
+        "* ENABLED UIDONLY\r\na2 OK ENABLE completed\r\n"
+    );
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    let refused = "BAD [UIDREQUIRED] Message numbers are not allowed once UIDONLY is enabled";
+    assert_eq!(imap.cmd("FETCH 1 (FLAGS)"), format!("a4 {refused}\r\n"));
+    assert_eq!(imap.cmd("SEARCH ALL"), format!("a5 {refused}\r\n"));
+    assert_eq!(imap.cmd("UID SEARCH NOT 1:2"), format!("a6 {refused}\r\n"));
+    assert_eq!(
+        imap.cmd("UID FETCH 1:* (FLAGS)"),
+        "* 1 UIDFETCH (FLAGS ())\r\n* 2 UIDFETCH (FLAGS ())\r\na7 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID FETCH 2 (UID FLAGS)"),
+        "* 2 UIDFETCH (UID 2 FLAGS ())\r\na8 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID SEARCH UID 2:*"),
+        "* SEARCH 2\r\na9 OK UID SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID STORE 1 +FLAGS (\\Deleted)"),
+        "* 1 UIDFETCH (FLAGS (\\Deleted))\r\na10 OK STORE completed\r\n"
+    );
+    // Another session's change arrives as UIDFETCH too.
+    let mut other = Imap::login(server.port(IMAP));
+    assert!(other.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert!(other
+        .cmd("STORE 2 +FLAGS (\\Seen)")
+        .ends_with("OK STORE completed\r\n"));
+    assert_eq!(
+        imap.untagged_until("UIDFETCH"),
+        "* 2 UIDFETCH (FLAGS (\\Seen))\r\n"
+    );
+    assert_eq!(
+        imap.cmd("EXPUNGE"),
+        "* VANISHED 1\r\na11 OK EXPUNGE completed\r\n"
+    );
+}
+
+fn uidvalidity(imap: &mut Imap, mailbox: &str) -> u32 {
+    let r = imap.cmd(&format!("STATUS {mailbox} (UIDVALIDITY)"));
+    let start = r.find("UIDVALIDITY ").expect("uidvalidity") + 12;
+    r[start..].split(')').next().unwrap().parse().unwrap()
+}
+
+/// RFC 7377 MULTISEARCH: ESEARCH over the personal mailboxes, a subtree
+/// and named mailboxes, in the authenticated state; one ESEARCH per
+/// mailbox with matches, with its MAILBOX and UIDVALIDITY, in UIDs; none
+/// for a mailbox without; `selected` needs a selection; SAVE only for
+/// the selected mailbox alone.
+#[test]
+fn multisearch_across_mailboxes() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert!(imap
+        .cmd("CREATE Projects/Roost")
+        .ends_with("CREATE completed\r\n"));
+    for (tag, mailbox, subject) in [
+        ("p1", "INBOX", "alpha"),
+        ("p2", "INBOX", "beta"),
+        ("p3", "Archive", "alpha"),
+        ("p4", "Projects/Roost", "alpha two"),
+    ] {
+        let m = format!("Subject: {subject}\r\n\r\nx\r\n");
+        let r = append(&mut imap, tag, mailbox, m.as_bytes());
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    let (inbox, archive, roost) = (
+        uidvalidity(&mut imap, "INBOX"),
+        uidvalidity(&mut imap, "Archive"),
+        uidvalidity(&mut imap, "Projects/Roost"),
+    );
+    assert_eq!(
+        imap.cmd("ESEARCH IN (personal) SUBJECT alpha"),
+        format!(
+            "* ESEARCH (TAG \"a6\" MAILBOX INBOX UIDVALIDITY {inbox}) UID ALL 1\r\n\
+             * ESEARCH (TAG \"a6\" MAILBOX Archive UIDVALIDITY {archive}) UID ALL 1\r\n\
+             * ESEARCH (TAG \"a6\" MAILBOX Projects/Roost UIDVALIDITY {roost}) UID ALL 1\r\n\
+             a6 OK ESEARCH completed\r\n"
+        )
+    );
+    assert_eq!(
+        imap.cmd("ESEARCH IN (subtree Projects inboxes) RETURN (COUNT MIN) ALL"),
+        format!(
+            "* ESEARCH (TAG \"a7\" MAILBOX INBOX UIDVALIDITY {inbox}) UID MIN 1 COUNT 2\r\n\
+             * ESEARCH (TAG \"a7\" MAILBOX Projects/Roost UIDVALIDITY {roost}) UID MIN 1 COUNT 1\r\n\
+             a7 OK ESEARCH completed\r\n"
+        )
+    );
+    assert_eq!(
+        imap.cmd("ESEARCH IN (mailboxes (INBOX Archive)) SUBJECT nothing"),
+        "a8 OK ESEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("ESEARCH SUBJECT alpha"),
+        "a9 BAD ESEARCH IN (selected) needs a selected mailbox\r\n"
+    );
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("ESEARCH RETURN (SAVE) SUBJECT beta"),
+        "a11 OK ESEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID FETCH $ (UID)"),
+        "* 2 FETCH (UID 2)\r\na12 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("ESEARCH IN (selected) SUBJECT beta"),
+        format!(
+            "* ESEARCH (TAG \"a13\" MAILBOX INBOX UIDVALIDITY {inbox}) UID ALL 2\r\n\
+             a13 OK ESEARCH completed\r\n"
+        )
+    );
+    assert_eq!(
+        imap.cmd("ESEARCH IN (mailboxes Archive) RETURN (SAVE) ALL"),
+        "a14 BAD SAVE needs the selected mailbox as the only source\r\n"
     );
 }

@@ -61,6 +61,7 @@ impl ImapState {
         self.condstore = false;
         self.qresync = false;
         self.rev2 = false;
+        self.uidonly = false;
         self.saved_search.clear();
         self.auth_failures = 0;
         Done::ok("Completed, now in not authenticated state")

@@ -309,8 +309,13 @@ impl ImapState {
         m: FetchedMessage<'_>,
     ) -> Result<(), Done> {
         let mut index = 0;
-        response::fetch_open(&mut self.out, SeqNum(m.seq));
-        if m.uid_first {
+        if self.uidonly {
+            // RFC 9586 3.3: the UID leads; the UID item only if asked for.
+            response::uidfetch_open(&mut self.out, m.uid);
+        } else {
+            response::fetch_open(&mut self.out, SeqNum(m.seq));
+        }
+        if m.uid_first && !self.uidonly {
             response::fetch_item_at(&mut self.out, index, &FetchResponseItem::Uid(m.uid));
             index += 1;
         }

@@ -16,7 +16,7 @@ use roost_protocols::imap::types::ModSeq;
 use roost_store::{MailboxRecord, SpecialUse};
 
 impl ImapState {
-    async fn mailbox_records(&self) -> Result<Vec<MailboxRecord>, String> {
+    pub(super) async fn mailbox_records(&self) -> Result<Vec<MailboxRecord>, String> {
         let (_, id) = self.account().ok_or("Not logged in")?;
         let store = self.services.store.clone();
         blocking(move || store.mailboxes(id)).await

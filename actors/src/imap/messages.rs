@@ -9,7 +9,7 @@ use crate::client::ClientError;
 use roost_protocols::imap::command::StoreAction;
 use roost_protocols::imap::response::{self, Code, FetchResponseItem, Status};
 use roost_protocols::imap::seqset::SeqSet;
-use roost_protocols::imap::types::{Flag, Flags, ModSeq, SeqNum, Uid};
+use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid};
 
 /// What a STORE asks for (RFC 9051 6.4.6, RFC 7162 3.1.3).
 pub(super) struct StoreRequest {
@@ -81,7 +81,12 @@ impl ImapState {
                         FetchResponseItem::Uid(m.uid),
                         FetchResponseItem::ModSeq(m.modseq),
                     ];
-                    response::fetch(&mut self.out, SeqNum(i as u32 + 1), &items);
+                    super::select::write_fetch(
+                        &mut self.out,
+                        (i as u32 + 1, m.uid),
+                        &items,
+                        self.uidonly,
+                    );
                 }
                 if self.write_out_if_full().await.is_err() {
                     return Done::Later;
@@ -102,10 +107,10 @@ impl ImapState {
                 if let Some((m, modseqs)) = state {
                     write_flags(
                         &mut self.out,
-                        *seq,
-                        *u,
+                        (*seq, *u),
                         &m.flags,
                         modseqs.then_some(m.modseq),
+                        self.uidonly,
                     );
                 }
                 if self.write_out_if_full().await.is_err() {

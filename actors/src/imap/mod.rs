@@ -69,6 +69,8 @@ pub const CAPABILITIES: &[&str] = &[
     "SORT",
     "SORT=DISPLAY",
     "THREAD=ORDEREDSUBJECT",
+    "ESORT",
+    "MULTISEARCH",
     "CONDSTORE",
     "QRESYNC",
     "LIST-EXTENDED",
@@ -81,6 +83,7 @@ pub const CAPABILITIES: &[&str] = &[
     "ID",
     "ENABLE",
     "UNAUTHENTICATE",
+    "UIDONLY",
     "OBJECTID",
     "PREVIEW",
     "QUOTA",
@@ -154,6 +157,8 @@ pub struct ImapState {
     qresync: bool,
     /// RFC 9051 3.1 / RFC 5161: the client enabled IMAP4rev2.
     rev2: bool,
+    /// RFC 9586: the client enabled UIDONLY.
+    uidonly: bool,
     /// RFC 5182: the UIDs the last SEARCH ... SAVE found, for `$`.
     saved_search: Vec<roost_protocols::imap::types::Uid>,
     /// The APPEND whose message literals are arriving.
@@ -210,6 +215,7 @@ impl Actor for ImapSession {
             condstore: false,
             qresync: false,
             rev2: false,
+            uidonly: false,
             auth_failures: 0,
             bad_commands: 0,
             deflate: None,
@@ -573,6 +579,14 @@ impl ImapState {
             };
             return self.bad(Some(&tag), None, &text);
         }
+        // RFC 9586 3: once UIDONLY is on, no message numbers.
+        if self.uidonly && body.uses_sequence_numbers() {
+            return self.bad(
+                Some(&tag),
+                Some(Code::UidRequired),
+                "Message numbers are not allowed once UIDONLY is enabled",
+            );
+        }
         // RFC 9051 7.5.2: no EXPUNGE while a client counts on sequence
         // numbers staying put.
         let may_expunge = body.facts().may_expunge;
@@ -698,8 +712,9 @@ impl ImapState {
             CommandBody::Copy { set, mailbox, uid } => self.copy(&set, &mailbox, uid, false).await,
             CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
             CommandBody::Search { uid, program } => self.search(tag, uid, program).await,
-            CommandBody::Sort { uid, sort } => self.sort(uid, sort).await,
+            CommandBody::Sort { uid, sort } => self.sort(tag, uid, sort).await,
             CommandBody::Thread { uid, thread } => self.thread(uid, thread).await,
+            CommandBody::Esearch(ms) => self.multisearch(tag, ms).await,
         }
     }
 
@@ -755,6 +770,15 @@ impl ImapState {
                 reference: n(reference)?,
                 pattern: n(pattern)?,
             },
+            CommandBody::Esearch(mut ms) => {
+                for name in ms.names_mut() {
+                    *name = crate::account::normalize_name(&n(std::mem::take(name))?);
+                }
+                CommandBody::Esearch(ms)
+            }
+            CommandBody::GetQuotaRoot { mailbox } => CommandBody::GetQuotaRoot {
+                mailbox: n(mailbox)?,
+            },
             CommandBody::List(mut cmd) => {
                 cmd.reference = n(std::mem::take(&mut cmd.reference))?;
                 for p in &mut cmd.patterns {
@@ -802,6 +826,7 @@ impl ImapState {
                     !std::mem::replace(&mut self.qresync, true)
                 }
                 "IMAP4REV2" => !std::mem::replace(&mut self.rev2, true),
+                "UIDONLY" => !std::mem::replace(&mut self.uidonly, true),
                 _ => false,
             };
             if on {
@@ -814,7 +839,8 @@ impl ImapState {
         }
         self.use_condstore_if(self.condstore);
         if let Some(sel) = &mut self.selected {
-            sel.vanished = self.qresync;
+            sel.vanished = self.qresync || self.uidonly;
+            sel.uidonly = self.uidonly;
         }
         response::enabled(&mut self.out, &enabled);
         Done::ok("ENABLE completed")

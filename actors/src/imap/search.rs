@@ -12,15 +12,15 @@ use super::{Done, ImapState};
 use crate::task::blocking;
 use roost_protocols::imap::matcher::{Candidate, Matcher, Needs};
 use roost_protocols::imap::response::{self, Code, Esearch};
-use roost_protocols::imap::search::{SearchProgram, SearchReturn};
+use roost_protocols::imap::search::{MultiSearch, SearchProgram, SearchReturn, SearchSource};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::sort::{
-    compare, ordered_subject, ordered_subject_response, sort_values, SortCommand, SortCriterion,
-    SortKey, SortValue, ThreadCommand,
+    compare, ordered_set, ordered_subject, ordered_subject_response, sort_values, SortCommand,
+    SortCriterion, SortKey, SortValue, ThreadCommand,
 };
 use roost_protocols::imap::types::{Flags, ModSeq, Uid};
 use roost_protocols::message::summary::Summary;
-use roost_store::{AccountId, FileId, MailboxId, MessageRecord, Store, StoreError};
+use roost_store::{AccountId, FileId, MailboxId, MailboxRecord, MessageRecord, Store, StoreError};
 use std::sync::Arc;
 
 /// The charsets SEARCH accepts (RFC 9051 6.4.4: UTF-8 at least).
@@ -69,7 +69,7 @@ impl ImapState {
     /// RFC 5256 3: SORT and UID SORT (and SORT=DISPLAY's keys, RFC 5957):
     /// the search part as SEARCH runs it, then the matches ordered by the
     /// criteria, read off the async workers.
-    pub(super) async fn sort(&mut self, uid: bool, sort: SortCommand) -> Done {
+    pub(super) async fn sort(&mut self, tag: &str, uid: bool, sort: SortCommand) -> Done {
         if let Some(cs) = sort
             .program
             .charset
@@ -87,6 +87,7 @@ impl ImapState {
         let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
         saved.sort_unstable();
         let store = self.services.store.clone();
+        let returns = sort.returns.clone();
         let run = move || {
             let search = (&view[..], &sort.program, &saved[..]);
             let (mut keyed, built) =
@@ -104,12 +105,129 @@ impl ImapState {
             .iter()
             .map(|h| if uid { h.1 .0 } else { h.0 })
             .collect();
-        response::sort(&mut self.out, &numbers);
+        match returns {
+            None => response::sort(&mut self.out, &numbers),
+            // RFC 5267 3.1: ESORT answers ESEARCH; MIN and MAX are the
+            // first and last in sort order, ALL keeps that order.
+            Some(opts) => {
+                let has = |o| opts.is_empty() && o == SearchReturn::All || opts.contains(&o);
+                let e = Esearch {
+                    tag: tag.to_string(),
+                    mailbox: None,
+                    uid,
+                    min: has(SearchReturn::Min)
+                        .then(|| numbers.first().copied())
+                        .flatten(),
+                    max: has(SearchReturn::Max)
+                        .then(|| numbers.last().copied())
+                        .flatten(),
+                    count: has(SearchReturn::Count).then_some(numbers.len() as u32),
+                    all: (has(SearchReturn::All) && !numbers.is_empty())
+                        .then(|| ordered_set(&numbers)),
+                    modseq: None,
+                };
+                response::esearch(&mut self.out, &e);
+            }
+        }
         Done::ok(if uid {
             "UID SORT completed"
         } else {
             "SORT completed"
         })
+    }
+
+    /// RFC 7377: ESEARCH over the mailboxes its sources name, each with
+    /// matches answered by one ESEARCH carrying the MAILBOX and
+    /// UIDVALIDITY correlators, always in UIDs; nothing for a mailbox
+    /// without matches.
+    pub(super) async fn multisearch(&mut self, tag: &str, ms: MultiSearch) -> Done {
+        if ms.sources.contains(&SearchSource::Selected) && self.selected.is_none() {
+            return Done::bad("ESEARCH IN (selected) needs a selected mailbox");
+        }
+        let returns = ms.program.returns.clone().unwrap_or_default();
+        let save = returns.contains(&SearchReturn::Save);
+        if save && !ms.only_selected() {
+            // RFC 7377 2.2.
+            return Done::bad("SAVE needs the selected mailbox as the only source");
+        }
+        if let Some(cs) = ms
+            .program
+            .charset
+            .as_ref()
+            .filter(|cs| !CHARSETS.contains(&cs.as_str()))
+        {
+            return Done::no_code(
+                Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
+                format!("Charset {cs} is not supported"),
+            );
+        }
+        let records = match self.mailbox_records().await {
+            Ok(r) => r,
+            Err(e) => return Done::no(e),
+        };
+        let selected = self.selected.as_ref().map(|s| s.id);
+        let chosen: Vec<MailboxRecord> = records
+            .into_iter()
+            .filter(|r| ms.sources.iter().any(|s| source_has(s, r, selected)))
+            .collect();
+        let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
+        saved.sort_unstable();
+        for rec in chosen {
+            let view = if Some(rec.id) == selected {
+                match self.search_view() {
+                    Some((view, _, _)) => view,
+                    None => continue,
+                }
+            } else {
+                let (store, account, mailbox) = (self.services.store.clone(), rec.account, rec.id);
+                let states = blocking(move || store.message_states(account, mailbox)).await;
+                match states {
+                    Ok(states) => states
+                        .into_iter()
+                        .map(|(uid, modseq, flags)| Entry {
+                            uid,
+                            gone: false,
+                            flags,
+                            modseq,
+                        })
+                        .collect(),
+                    Err(e) => return Done::no(format!("ESEARCH failed: {e}")),
+                }
+            };
+            let (store, account, mailbox) = (self.services.store.clone(), rec.account, rec.id);
+            let (program, saved2) = (ms.program.clone(), saved.clone());
+            let run = move || run_search(&store, account, mailbox, &view, &program, &saved2);
+            let hits = match blocking(run).await {
+                Ok(h) => h,
+                Err(e) => return Done::no(format!("ESEARCH failed: {e}")),
+            };
+            if save {
+                self.saved_search = hits.iter().map(|h| h.1).collect();
+            }
+            // RFC 7377 2.1: nothing for a mailbox without matches; as with
+            // SEARCH, RETURN (SAVE) alone answers nothing either.
+            let only_save = save && returns.iter().all(|o| *o == SearchReturn::Save);
+            if hits.is_empty() || only_save {
+                continue;
+            }
+            let has = |o| returns.is_empty() && o == SearchReturn::All || returns.contains(&o);
+            let uids: Vec<u32> = hits.iter().map(|h| h.1 .0).collect();
+            let e = Esearch {
+                tag: tag.to_string(),
+                mailbox: Some((self.mailbox_out(&rec.name), rec.uid_validity.0)),
+                uid: true,
+                min: has(SearchReturn::Min).then(|| uids[0]),
+                max: has(SearchReturn::Max).then(|| uids[uids.len() - 1]),
+                count: has(SearchReturn::Count).then_some(uids.len() as u32),
+                all: has(SearchReturn::All).then(|| SeqSet::compact(uids.iter().copied())),
+                modseq: None,
+            };
+            response::esearch(&mut self.out, &e);
+            if self.write_out_if_full().await.is_err() {
+                return Done::Later;
+            }
+        }
+        Done::ok("ESEARCH completed")
     }
 
     /// RFC 5256 5: THREAD and UID THREAD, ORDEREDSUBJECT (2.1).
@@ -218,6 +336,7 @@ impl ImapState {
                     let has = |o| opts.contains(&o);
                     let e = Esearch {
                         tag: tag.to_string(),
+                        mailbox: None,
                         uid,
                         min: has(SearchReturn::Min)
                             .then(|| hits.first().map(number))
@@ -342,6 +461,28 @@ fn run_search(
 
 /// A match with its values under the sort criteria.
 type Keyed = (Hit, Vec<SortValue>);
+/// Whether source filter `s` takes the mailbox `r` (RFC 5465 6: inboxes
+/// is INBOX, where new mail arrives; subtree goes all the way down,
+/// subtree-one one level).
+fn source_has(s: &SearchSource, r: &MailboxRecord, selected: Option<MailboxId>) -> bool {
+    let under = |n: &String, depth_one: bool| {
+        r.name == *n
+            || r.name
+                .strip_prefix(n.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| !depth_one || !rest.contains('/'))
+    };
+    match s {
+        SearchSource::Selected => Some(r.id) == selected,
+        SearchSource::Inboxes => r.name == "INBOX",
+        SearchSource::Personal => true,
+        SearchSource::Subscribed => r.subscribed,
+        SearchSource::Subtree(names) => names.iter().any(|n| under(n, false)),
+        SearchSource::SubtreeOne(names) => names.iter().any(|n| under(n, true)),
+        SearchSource::Mailboxes(names) => names.contains(&r.name),
+    }
+}
+
 /// A summary made while reading, for the account to keep.
 type Built = (FileId, Arc<Summary>);
 

@@ -61,6 +61,8 @@ pub struct Selected {
     pub modseqs: bool,
     /// RFC 7162 3.2.10: QRESYNC is on; expunges are VANISHED, not EXPUNGE.
     pub vanished: bool,
+    /// RFC 9586: UIDONLY is on; FETCH responses are UIDFETCH.
+    pub uidonly: bool,
 }
 
 /// Own flag changes remembered for skipping their events; past this the
@@ -211,7 +213,9 @@ impl ImapState {
             stale: None,
             uid_next,
             modseqs: self.condstore,
-            vanished: self.qresync,
+            // RFC 9586 3.4: under UIDONLY expunges are VANISHED too.
+            vanished: self.qresync || self.uidonly,
+            uidonly: self.uidonly,
         });
         self.state = SessionState::Selected { read_only };
         if let Some(q) = params.qresync.filter(|q| q.uid_validity == uid_validity.0) {
@@ -419,7 +423,13 @@ impl ImapState {
         let changed = changed_since(sel, q.modseq);
         for (i, m) in changed {
             if known.contains(m.uid.0, max_uid) {
-                write_flags(&mut self.out, i as u32 + 1, m.uid, &m.flags, Some(m.modseq));
+                write_flags(
+                    &mut self.out,
+                    (i as u32 + 1, m.uid),
+                    &m.flags,
+                    Some(m.modseq),
+                    self.uidonly,
+                );
             }
         }
         Ok(())
@@ -532,7 +542,7 @@ fn apply_event(sel: &mut Selected, change: &Change, out: &mut Vec<u8>) {
                 sel.known_modseq = sel.known_modseq.max(m.modseq);
                 if let Some(i) = sel.seq_of(m.uid) {
                     let modseq = sel.modseqs.then_some(m.modseq);
-                    write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
+                    write_flags(out, (i as u32 + 1, m.uid), &m.flags, modseq, sel.uidonly);
                 }
             }
         }
@@ -578,7 +588,7 @@ fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
     remove_from_view(sel, &gone, out);
     for (i, m) in changed_since(sel, sel.known_modseq) {
         let modseq = sel.modseqs.then_some(m.modseq);
-        write_flags(out, i as u32 + 1, m.uid, &m.flags, modseq);
+        write_flags(out, (i as u32 + 1, m.uid), &m.flags, modseq, sel.uidonly);
     }
     sel.known_modseq = sel.known_modseq.max(snap.record.highest_modseq);
     let before = sel.view.len();
@@ -590,13 +600,14 @@ fn resync(sel: &mut Selected, snap: MailboxSnapshot, out: &mut Vec<u8>) {
     }
 }
 
-/// `* seq FETCH (UID u FLAGS (...))`, with MODSEQ when asked.
+/// `* seq FETCH (UID u FLAGS (...))`, with MODSEQ when asked; under
+/// UIDONLY `* u UIDFETCH (FLAGS (...))` (RFC 9586 3.6).
 pub(super) fn write_flags(
     out: &mut Vec<u8>,
-    seq: u32,
-    uid: Uid,
+    (seq, uid): (u32, Uid),
     flags: &Flags,
     modseq: Option<ModSeq>,
+    uidonly: bool,
 ) {
     let mut items = vec![
         FetchResponseItem::Uid(uid),
@@ -605,7 +616,27 @@ pub(super) fn write_flags(
     if let Some(m) = modseq {
         items.push(FetchResponseItem::ModSeq(m));
     }
-    response::fetch(out, SeqNum(seq), &items);
+    write_fetch(out, (seq, uid), &items, uidonly);
+}
+
+/// A FETCH response, or under UIDONLY a UIDFETCH one without the UID
+/// item (RFC 9586 3.3: the UID leads the response already).
+pub(super) fn write_fetch(
+    out: &mut Vec<u8>,
+    (seq, uid): (u32, Uid),
+    items: &[FetchResponseItem],
+    uidonly: bool,
+) {
+    if uidonly {
+        let items: Vec<FetchResponseItem> = items
+            .iter()
+            .filter(|i| !matches!(i, FetchResponseItem::Uid(_)))
+            .cloned()
+            .collect();
+        response::uidfetch(out, uid, &items);
+    } else {
+        response::fetch(out, SeqNum(seq), items);
+    }
 }
 
 /// The tagged NO for a failed account call.

@@ -162,11 +162,49 @@ pub enum CommandBody {
         uid: bool,
         sort: super::sort::SortCommand,
     },
+    /// RFC 7377: ESEARCH over several mailboxes.
+    Esearch(super::search::MultiSearch),
     /// RFC 5256 5.
     Thread {
         uid: bool,
         thread: super::sort::ThreadCommand,
     },
+}
+
+impl CommandBody {
+    /// RFC 9586 3, 3.2, 3.5, 3.7 and 3.8: whether the command names
+    /// messages by sequence number (all of FETCH, STORE, SEARCH, COPY,
+    /// MOVE, SORT and THREAD without UID; a sequence-set search key; QRESYNC
+    /// sequence-match data), which UIDONLY forbids.
+    pub fn uses_sequence_numbers(&self) -> bool {
+        use super::search::SearchKey;
+        fn in_keys(keys: &[SearchKey]) -> bool {
+            keys.iter().any(|k| match k {
+                SearchKey::SeqSet(_) => true,
+                SearchKey::Not(k) => in_keys(std::slice::from_ref(k)),
+                SearchKey::Or(a, b) => {
+                    in_keys(std::slice::from_ref(a)) || in_keys(std::slice::from_ref(b))
+                }
+                SearchKey::And(ks) => in_keys(ks),
+                _ => false,
+            })
+        }
+        match self {
+            CommandBody::Fetch { uid, .. }
+            | CommandBody::Store { uid, .. }
+            | CommandBody::Copy { uid, .. }
+            | CommandBody::Move { uid, .. } => !uid,
+            CommandBody::Search { uid, program } => !uid || in_keys(&program.keys),
+            CommandBody::Sort { uid, sort } => !uid || in_keys(&sort.program.keys),
+            CommandBody::Thread { uid, thread } => !uid || in_keys(&thread.program.keys),
+            CommandBody::Esearch(ms) => in_keys(&ms.program.keys),
+            CommandBody::Select { params, .. } | CommandBody::Examine { params, .. } => params
+                .qresync
+                .as_ref()
+                .is_some_and(|q| q.seq_match.is_some()),
+            _ => false,
+        }
+    }
 }
 
 pub use super::fetch::{FetchAttr, FetchItems, Section, SectionText};

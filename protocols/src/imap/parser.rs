@@ -359,6 +359,7 @@ impl Parser<'_> {
                 uid: false,
                 thread: self.thread()?,
             },
+            "ESEARCH" => CommandBody::Esearch(self.multisearch()?),
             "UID" => return self.uid(),
             // The framer streams APPEND's message literal; an APPEND that
             // reaches the parser has none.

@@ -60,6 +60,8 @@ pub enum Code {
     NoModSeq,
     /// RFC 8474 4.1: `MAILBOXID (id)`.
     MailboxId(String),
+    /// RFC 9586 3: a message number was used after ENABLE UIDONLY.
+    UidRequired,
     /// RFC 7162 3.1.3: the messages STORE did not change, as a set.
     Modified(String),
     /// `uids` is a uid-set in wire form (one UID, or several after
@@ -112,6 +114,7 @@ impl Code {
             Code::HighestModSeq(m) => format!("HIGHESTMODSEQ {m}"),
             Code::NoModSeq => simple("NOMODSEQ"),
             Code::MailboxId(id) => format!("MAILBOXID ({id})"),
+            Code::UidRequired => simple("UIDREQUIRED"),
             Code::Modified(set) => format!("MODIFIED {set}"),
             Code::AppendUid { validity, uids } => format!("APPENDUID {validity} {uids}"),
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
@@ -412,6 +415,9 @@ pub fn vanished(out: &mut Vec<u8>, earlier: bool, uids: &str) {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Esearch {
     pub tag: String,
+    /// RFC 7377 2.1: the MAILBOX and UIDVALIDITY correlators of a
+    /// multi-mailbox search (the name in wire form).
+    pub mailbox: Option<(String, u32)>,
     pub uid: bool,
     pub min: Option<u32>,
     pub max: Option<u32>,
@@ -426,6 +432,11 @@ pub struct Esearch {
 pub fn esearch(out: &mut Vec<u8>, e: &Esearch) {
     out.extend_from_slice(b"* ESEARCH (TAG ");
     quoted_or_literal(out, e.tag.as_bytes());
+    if let Some((name, validity)) = &e.mailbox {
+        out.extend_from_slice(b" MAILBOX ");
+        astring(out, name.as_bytes());
+        let _ = write!(out, " UIDVALIDITY {validity}");
+    }
     out.push(b')');
     if e.uid {
         out.extend_from_slice(b" UID");
@@ -564,6 +575,21 @@ pub fn fetch(out: &mut Vec<u8>, seq: SeqNum, items: &[FetchResponseItem]) {
         fetch_item_at(out, i, item);
     }
     fetch_close(out);
+}
+
+/// RFC 9586 3.3: under UIDONLY, `* uid UIDFETCH (...)` replaces FETCH;
+/// the UID item appears only when the client asked for it.
+pub fn uidfetch(out: &mut Vec<u8>, uid: Uid, items: &[FetchResponseItem]) {
+    uidfetch_open(out, uid);
+    for (i, item) in items.iter().enumerate() {
+        fetch_item_at(out, i, item);
+    }
+    fetch_close(out);
+}
+
+/// `* uid UIDFETCH (`, to be continued as [`fetch_open`] is.
+pub fn uidfetch_open(out: &mut Vec<u8>, uid: Uid) {
+    let _ = write!(out, "* {uid} UIDFETCH (");
 }
 
 /// The start of a FETCH response written piece by piece: `* seq FETCH (`,

@@ -97,6 +97,48 @@ pub enum SearchReturn {
     Save,
 }
 
+/// RFC 7377 2 with RFC 5465 6: where an ESEARCH looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchSource {
+    Selected,
+    Inboxes,
+    Personal,
+    Subscribed,
+    /// These mailboxes and all below them.
+    Subtree(Vec<String>),
+    /// These mailboxes and their children.
+    SubtreeOne(Vec<String>),
+    Mailboxes(Vec<String>),
+}
+
+/// Source filters one ESEARCH may give, at most.
+pub const MAX_SEARCH_SOURCES: usize = 32;
+
+/// RFC 7377 4: `ESEARCH [IN (...)] [RETURN (...)] search-program`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiSearch {
+    /// `selected` when none are given (RFC 7377 2.2).
+    pub sources: Vec<SearchSource>,
+    pub program: SearchProgram,
+}
+
+impl MultiSearch {
+    /// Whether only the selected mailbox is searched.
+    pub fn only_selected(&self) -> bool {
+        self.sources.iter().all(|s| *s == SearchSource::Selected)
+    }
+
+    /// Every mailbox name the sources give, for the session to translate.
+    pub fn names_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        self.sources.iter_mut().flat_map(|s| match s {
+            SearchSource::Subtree(n) | SearchSource::SubtreeOne(n) | SearchSource::Mailboxes(n) => {
+                n.iter_mut()
+            }
+            _ => [].iter_mut(),
+        })
+    }
+}
+
 /// A whole SEARCH command's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchProgram {
@@ -134,6 +176,60 @@ impl Parser<'_> {
         })
     }
 
+    // RFC 7377 4: esearch = "ESEARCH" [SP esearch-source-opts]
+    //     [SP search-return-opts] SP search-program;
+    // esearch-source-opts = "IN" SP "(" source-mbox ")".
+    pub(super) fn multisearch(&mut self) -> PResult<MultiSearch> {
+        let mut sources = Vec::new();
+        if self.s[self.i..].starts_with(b" IN (") {
+            self.i += 5;
+            loop {
+                if sources.len() >= MAX_SEARCH_SOURCES {
+                    return Err(format!(
+                        "Too many search sources (at most {MAX_SEARCH_SOURCES})"
+                    ));
+                }
+                let filter = self.atom_upper("a mailbox filter")?;
+                sources.push(match filter.as_str() {
+                    "SELECTED" => SearchSource::Selected,
+                    "INBOXES" => SearchSource::Inboxes,
+                    "PERSONAL" => SearchSource::Personal,
+                    "SUBSCRIBED" => SearchSource::Subscribed,
+                    "SUBTREE" => SearchSource::Subtree(self.sp_mailboxes()?),
+                    "SUBTREE-ONE" => SearchSource::SubtreeOne(self.sp_mailboxes()?),
+                    "MAILBOXES" => SearchSource::Mailboxes(self.sp_mailboxes()?),
+                    other => return Err(format!("Unknown mailbox filter {other}")),
+                });
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        }
+        if sources.is_empty() {
+            sources.push(SearchSource::Selected);
+        }
+        let program = self.search_program()?;
+        Ok(MultiSearch { sources, program })
+    }
+
+    /// RFC 5465 8: one-or-more-mailbox = mailbox / "(" mailbox
+    /// *(SP mailbox) ")".
+    fn sp_mailboxes(&mut self) -> PResult<Vec<String>> {
+        self.sp()?;
+        if !self.eat(b'(') {
+            return Ok(vec![self.mailbox()?]);
+        }
+        let mut names = Vec::new();
+        loop {
+            super::parser::push_item(&mut names, self.mailbox()?, "mailboxes")?;
+            if self.eat(b')') {
+                return Ok(names);
+            }
+            self.sp()?;
+        }
+    }
+
     /// `1*(SP search-key)`: the keys after SORT's charset (RFC 5256 4).
     pub(super) fn search_keys(&mut self) -> PResult<SearchProgram> {
         let mut count = 0;
@@ -151,7 +247,7 @@ impl Parser<'_> {
         })
     }
 
-    fn search_returns(&mut self) -> PResult<Vec<SearchReturn>> {
+    pub(super) fn search_returns(&mut self) -> PResult<Vec<SearchReturn>> {
         self.expect(b'(', "'(' after RETURN")?;
         let mut out = Vec::new();
         if self.eat(b')') {

@@ -7,7 +7,7 @@
 //! upper-cased, octets otherwise), the comparator RFC 5256 names.
 
 use super::parser::{PResult, Parser};
-use super::search::SearchProgram;
+use super::search::{SearchProgram, SearchReturn};
 use crate::message::address::Address;
 use crate::message::header::decode_value;
 use crate::message::summary::Envelope;
@@ -40,6 +40,9 @@ pub struct SortCriterion {
 /// A SORT command's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortCommand {
+    /// RFC 5267 3 (ESORT): `RETURN (...)`, answered with ESEARCH; `None`
+    /// for the plain `* SORT` form. SAVE is not among them.
+    pub returns: Option<Vec<SearchReturn>>,
     pub criteria: Vec<SortCriterion>,
     /// The search part; its charset is the SORT's (always given).
     pub program: SearchProgram,
@@ -62,6 +65,17 @@ impl Parser<'_> {
     //     sort-key; search-criteria = charset 1*(SP search-key).
     pub(super) fn sort(&mut self) -> PResult<SortCommand> {
         self.sp()?;
+        // RFC 5267 5: extended-sort = ["UID" SP] "SORT" search-return-opts
+        //     SP sort-criteria SP search-criteria.
+        let mut returns = None;
+        if self.eat_word("RETURN ") {
+            let opts = self.search_returns()?;
+            if opts.contains(&SearchReturn::Save) {
+                return Err("SAVE is not a SORT return option".into());
+            }
+            returns = Some(opts);
+            self.sp()?;
+        }
         self.expect(b'(', "'(' before sort criteria")?;
         let mut criteria = Vec::new();
         loop {
@@ -98,8 +112,37 @@ impl Parser<'_> {
         let charset = self.astring()?.to_ascii_uppercase();
         let mut program = self.search_keys()?;
         program.charset = Some(charset);
-        Ok(SortCommand { criteria, program })
+        Ok(SortCommand {
+            returns,
+            criteria,
+            program,
+        })
     }
+}
+
+/// RFC 5267 3.2: an ESORT `ALL` in sort order; only an ascending run of
+/// consecutive numbers becomes a range.
+pub fn ordered_set(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = numbers[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
 }
 
 /// RFC 5256 5: `THREAD algorithm charset search-criteria`.
@@ -419,5 +462,22 @@ Subject: Re: [list] =?utf-8?q?caf=C3=A9?= (fwd)\r\nDate: Tue, 01 Dec 2026 10:00:
         }
         assert!(parse_command(b"t THREAD REFS UTF-8 ALL").is_err());
         assert!(parse_command(b"t THREAD ORDEREDSUBJECT UTF-8").is_err());
+    }
+
+    #[test]
+    fn esort_sets_keep_sort_order() {
+        assert_eq!(ordered_set(&[5, 6, 7, 3, 2, 9]), "5:7,3,2,9");
+        assert_eq!(ordered_set(&[]), "");
+        assert_eq!(ordered_set(&[4]), "4");
+        let s = sort("t SORT RETURN (MIN COUNT) (SIZE) UTF-8 ALL");
+        assert_eq!(
+            s.returns,
+            Some(vec![SearchReturn::Min, SearchReturn::Count])
+        );
+        assert_eq!(
+            sort("t SORT RETURN () (SIZE) UTF-8 ALL").returns,
+            Some(vec![])
+        );
+        assert!(parse_command(b"t SORT RETURN (SAVE) (SIZE) UTF-8 ALL").is_err());
     }
 }

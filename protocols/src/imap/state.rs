@@ -150,6 +150,15 @@ impl CommandBody {
                 false,
                 None,
             ),
+            // RFC 7377 2.2: the selected state is checked by the session
+            // when `selected` is among the sources.
+            C::Esearch(_) => f(
+                "ESEARCH",
+                V::Authenticated,
+                true,
+                false,
+                Some("MULTISEARCH"),
+            ),
             C::Thread { uid, .. } => f(
                 if *uid { "UID THREAD" } else { "THREAD" },
                 V::Selected,
