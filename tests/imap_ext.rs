@@ -305,9 +305,21 @@ Date: Thu, 03 Dec 2026 08:00:00 +0000\r\n\r\n{}\r\n",
         imap.cmd("SORT (SUBJECT) ISO-8859-9 ALL"),
         "a17 NO [BADCHARSET (UTF-8 US-ASCII)] Charset ISO-8859-9 is not supported\r\n"
     );
+    // RFC 7162 3.1.5: a MODSEQ key adds the highest modseq matched.
+    let modseqs = imap.cmd("FETCH 1:* (MODSEQ)");
+    let highest: u64 = modseqs
+        .lines()
+        .filter_map(|l| l.split("MODSEQ (").nth(1))
+        .filter_map(|m| m.trim_end_matches("))").parse().ok())
+        .max()
+        .expect("modseqs");
+    assert_eq!(
+        imap.cmd("SORT (SIZE) UTF-8 MODSEQ 1"),
+        format!("* SORT 1 3 2 (MODSEQ {highest})\r\na19 OK SORT completed\r\n")
+    );
     assert_eq!(
         imap.cmd("SORT (COLOUR) UTF-8 ALL"),
-        "a18 BAD Unknown sort key COLOUR\r\n"
+        "a20 BAD Unknown sort key COLOUR\r\n"
     );
 }
 
@@ -364,26 +376,37 @@ fn uidonly_refuses_numbers_and_answers_uidfetch() {
         imap.cmd("ENABLE UIDONLY"),
         "* ENABLED UIDONLY\r\na2 OK ENABLE completed\r\n"
     );
-    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    let v = uidvalidity(&mut imap, "INBOX");
+    // No message numbers in SELECT either (no [UNSEEN n]).
+    assert_eq!(
+        imap.cmd("SELECT INBOX"),
+        format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n\
+             * 2 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
+             * OK [UIDNEXT 3] Predicted next UID\r\n* OK [MAILBOXID (F1)] Ok\r\n\
+             * OK [HIGHESTMODSEQ 4] Highest\r\na4 OK [READ-WRITE] SELECT completed\r\n"
+        )
+    );
     let refused = "BAD [UIDREQUIRED] Message numbers are not allowed once UIDONLY is enabled";
-    assert_eq!(imap.cmd("FETCH 1 (FLAGS)"), format!("a4 {refused}\r\n"));
-    assert_eq!(imap.cmd("SEARCH ALL"), format!("a5 {refused}\r\n"));
-    assert_eq!(imap.cmd("UID SEARCH NOT 1:2"), format!("a6 {refused}\r\n"));
+    assert_eq!(imap.cmd("FETCH 1 (FLAGS)"), format!("a5 {refused}\r\n"));
+    assert_eq!(imap.cmd("SEARCH ALL"), format!("a6 {refused}\r\n"));
+    assert_eq!(imap.cmd("UID SEARCH NOT 1:2"), format!("a7 {refused}\r\n"));
     assert_eq!(
         imap.cmd("UID FETCH 1:* (FLAGS)"),
-        "* 1 UIDFETCH (FLAGS ())\r\n* 2 UIDFETCH (FLAGS ())\r\na7 OK FETCH completed\r\n"
+        "* 1 UIDFETCH (FLAGS ())\r\n* 2 UIDFETCH (FLAGS ())\r\na8 OK FETCH completed\r\n"
     );
     assert_eq!(
         imap.cmd("UID FETCH 2 (UID FLAGS)"),
-        "* 2 UIDFETCH (UID 2 FLAGS ())\r\na8 OK FETCH completed\r\n"
+        "* 2 UIDFETCH (UID 2 FLAGS ())\r\na9 OK FETCH completed\r\n"
     );
     assert_eq!(
         imap.cmd("UID SEARCH UID 2:*"),
-        "* SEARCH 2\r\na9 OK UID SEARCH completed\r\n"
+        "* SEARCH 2\r\na10 OK UID SEARCH completed\r\n"
     );
     assert_eq!(
         imap.cmd("UID STORE 1 +FLAGS (\\Deleted)"),
-        "* 1 UIDFETCH (FLAGS (\\Deleted))\r\na10 OK STORE completed\r\n"
+        "* 1 UIDFETCH (FLAGS (\\Deleted))\r\na11 OK STORE completed\r\n"
     );
     // Another session's change arrives as UIDFETCH too.
     let mut other = Imap::login(server.port(IMAP));
@@ -397,7 +420,21 @@ fn uidonly_refuses_numbers_and_answers_uidfetch() {
     );
     assert_eq!(
         imap.cmd("EXPUNGE"),
-        "* VANISHED 1\r\na11 OK EXPUNGE completed\r\n"
+        "* VANISHED 1\r\na12 OK EXPUNGE completed\r\n"
+    );
+    // `$` holds UIDs: allowed.
+    assert_eq!(
+        imap.cmd("UID SEARCH RETURN (SAVE) ALL"),
+        "a13 OK UID SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID SEARCH $"),
+        "* SEARCH 2\r\na14 OK UID SEARCH completed\r\n"
+    );
+    // QRESYNC's sequence-match data names message numbers (RFC 9586 3.7).
+    assert_eq!(
+        imap.cmd(&format!("SELECT INBOX (QRESYNC ({v} 1 1:2 (1 2)))")),
+        format!("a15 {refused}\r\n")
     );
 }
 
@@ -478,5 +515,17 @@ fn multisearch_across_mailboxes() {
     assert_eq!(
         imap.cmd("ESEARCH IN (mailboxes Archive) RETURN (SAVE) ALL"),
         "a14 BAD SAVE needs the selected mailbox as the only source\r\n"
+    );
+    assert_eq!(
+        imap.cmd("ESEARCH IN (mailboxes Archive) $"),
+        "a15 BAD $ refers to the selected mailbox only\r\n"
+    );
+    // Keywords are case-insensitive.
+    assert_eq!(
+        imap.cmd("esearch in (mailboxes Archive) return (count) all"),
+        format!(
+            "* ESEARCH (TAG \"a16\" MAILBOX Archive UIDVALIDITY {archive}) UID COUNT 1\r\n\
+             a16 OK ESEARCH completed\r\n"
+        )
     );
 }

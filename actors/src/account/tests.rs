@@ -646,4 +646,21 @@ async fn previews_missing_from_old_summaries_are_made_and_kept() {
     let preview = loaded[0].as_ref().and_then(|s| s.preview.clone());
     assert!(preview.is_some());
     assert_eq!(built.len(), 1);
+    // Kept, as FETCH keeps what it made: the next load finds it.
+    for (file, summary) in built {
+        f.actor
+            .cast(AccountMsg::StoreSummary { file, summary })
+            .unwrap();
+    }
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = f.store.summary(rec.file).unwrap().and_then(|s| s.preview);
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(kept, preview);
+    let (_, built) = crate::summaries::load_with(&f.store, &[Some(rec)], true).unwrap();
+    assert!(built.is_empty());
 }

@@ -19,9 +19,7 @@ use roost_protocols::imap::sort::{
     SortCriterion, SortKey, SortValue, ThreadCommand,
 };
 use roost_protocols::imap::types::{Flags, ModSeq, Uid};
-use roost_protocols::message::summary::Summary;
-use roost_store::{AccountId, FileId, MailboxId, MailboxRecord, MessageRecord, Store, StoreError};
-use std::sync::Arc;
+use roost_store::{AccountId, MailboxId, MailboxRecord, MessageRecord, Store, StoreError};
 
 /// The charsets SEARCH accepts (RFC 9051 6.4.4: UTF-8 at least).
 const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
@@ -88,25 +86,32 @@ impl ImapState {
         saved.sort_unstable();
         let store = self.services.store.clone();
         let returns = sort.returns.clone();
+        // RFC 7162 3.1.5: a MODSEQ key turns CONDSTORE on and the answer
+        // carries the highest modseq of what matched.
+        let uses_modseq = sort.program.uses_modseq();
+        if uses_modseq {
+            self.use_condstore();
+        }
         let run = move || {
             let search = (&view[..], &sort.program, &saved[..]);
-            let (mut keyed, built) =
-                matched_values(&store, account, mailbox, search, &sort.criteria)?;
+            let mut keyed = matched_values(&store, account, mailbox, search, &sort.criteria)?;
             // Stable: equal messages stay in sequence order (RFC 5256 3).
             keyed.sort_by(|a, b| compare(&sort.criteria, &a.1, &b.1));
-            Ok::<_, StoreError>((keyed.into_iter().map(|k| k.0).collect::<Vec<_>>(), built))
+            Ok::<_, StoreError>(keyed.into_iter().map(|k| k.0).collect::<Vec<_>>())
         };
-        let (hits, built) = match blocking(run).await {
+        let hits = match blocking(run).await {
             Ok(r) => r,
             Err(e) => return Done::no(format!("SORT failed: {e}")),
         };
-        self.keep_summaries(built).await;
+        let modseq = uses_modseq
+            .then(|| hits.iter().map(|h| h.2).max())
+            .flatten();
         let numbers: Vec<u32> = hits
             .iter()
             .map(|h| if uid { h.1 .0 } else { h.0 })
             .collect();
         match returns {
-            None => response::sort(&mut self.out, &numbers),
+            None => response::sort(&mut self.out, &numbers, modseq),
             // RFC 5267 3.1: ESORT answers ESEARCH; MIN and MAX are the
             // first and last in sort order, ALL keeps that order.
             Some(opts) => {
@@ -124,7 +129,7 @@ impl ImapState {
                     count: has(SearchReturn::Count).then_some(numbers.len() as u32),
                     all: (has(SearchReturn::All) && !numbers.is_empty())
                         .then(|| ordered_set(&numbers)),
-                    modseq: None,
+                    modseq,
                 };
                 response::esearch(&mut self.out, &e);
             }
@@ -150,12 +155,24 @@ impl ImapState {
             // RFC 7377 2.2.
             return Done::bad("SAVE needs the selected mailbox as the only source");
         }
+        // `$` holds UIDs of the selected mailbox only.
+        if ms.program.uses_saved_result() && !ms.only_selected() {
+            return Done::bad("$ refers to the selected mailbox only");
+        }
+        let uses_modseq = ms.program.uses_modseq();
+        if uses_modseq {
+            self.use_condstore();
+        }
         if let Some(cs) = ms
             .program
             .charset
             .as_ref()
             .filter(|cs| !CHARSETS.contains(&cs.as_str()))
         {
+            // RFC 5182 2.1: a failed SAVE empties `$`.
+            if save {
+                self.saved_search.clear();
+            }
             return Done::no_code(
                 Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
                 format!("Charset {cs} is not supported"),
@@ -199,10 +216,15 @@ impl ImapState {
             let run = move || run_search(&store, account, mailbox, &view, &program, &saved2);
             let hits = match blocking(run).await {
                 Ok(h) => h,
-                Err(e) => return Done::no(format!("ESEARCH failed: {e}")),
+                Err(e) => {
+                    if save {
+                        self.saved_search.clear();
+                    }
+                    return Done::no(format!("ESEARCH failed: {e}"));
+                }
             };
             if save {
-                self.saved_search = hits.iter().map(|h| h.1).collect();
+                self.saved_search = saved_result(&returns, &hits);
             }
             // RFC 7377 2.1: nothing for a mailbox without matches; as with
             // SEARCH, RETURN (SAVE) alone answers nothing either.
@@ -220,7 +242,9 @@ impl ImapState {
                 max: has(SearchReturn::Max).then(|| uids[uids.len() - 1]),
                 count: has(SearchReturn::Count).then_some(uids.len() as u32),
                 all: has(SearchReturn::All).then(|| SeqSet::compact(uids.iter().copied())),
-                modseq: None,
+                modseq: uses_modseq
+                    .then(|| hits.iter().map(|h| h.2).max())
+                    .flatten(),
             };
             response::esearch(&mut self.out, &e);
             if self.write_out_if_full().await.is_err() {
@@ -249,13 +273,16 @@ impl ImapState {
         let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
         saved.sort_unstable();
         let store = self.services.store.clone();
+        if thread.program.uses_modseq() {
+            self.use_condstore();
+        }
         let run = move || {
             let by = [SortKey::Subject, SortKey::Date].map(|key| SortCriterion {
                 reverse: false,
                 key,
             });
             let search = (&view[..], &thread.program, &saved[..]);
-            let (keyed, built) = matched_values(&store, account, mailbox, search, &by)?;
+            let keyed = matched_values(&store, account, mailbox, search, &by)?;
             let messages: Vec<(u32, Vec<u8>, i64)> = keyed
                 .into_iter()
                 .map(|(h, v)| {
@@ -266,13 +293,12 @@ impl ImapState {
                     }
                 })
                 .collect();
-            Ok::<_, StoreError>((ordered_subject(&messages), built))
+            Ok::<_, StoreError>(ordered_subject(&messages))
         };
-        let (threads, built) = match blocking(run).await {
+        let threads = match blocking(run).await {
             Ok(r) => r,
             Err(e) => return Done::no(format!("THREAD failed: {e}")),
         };
-        self.keep_summaries(built).await;
         response::thread(&mut self.out, &ordered_subject_response(&threads));
         Done::ok(if uid {
             "UID THREAD completed"
@@ -483,44 +509,42 @@ fn source_has(s: &SearchSource, r: &MailboxRecord, selected: Option<MailboxId>) 
     }
 }
 
-/// A summary made while reading, for the account to keep.
-type Built = (FileId, Arc<Summary>);
-
 /// What SORT and THREAD order: the search's matches with their values
-/// under `criteria`, in sequence order, and the summaries made on the way
-/// (for the account to keep).
+/// under `criteria`, in sequence order. Records and summaries are read a
+/// batch at a time and only the values kept, so a large mailbox never has
+/// all its summaries in memory at once; summaries made on the way are not
+/// kept (FETCH keeps them).
 fn matched_values(
     store: &Store,
     account: AccountId,
     mailbox: MailboxId,
     (view, program, saved): (&[Entry], &SearchProgram, &[u32]),
     criteria: &[SortCriterion],
-) -> Result<(Vec<Keyed>, Vec<Built>), StoreError> {
+) -> Result<Vec<Keyed>, StoreError> {
     let hits = run_search(store, account, mailbox, view, program, saved)?;
-    let uids: Vec<Uid> = hits.iter().map(|h| h.1).collect();
-    let records = super::fetch::read_records(store, account, mailbox, &uids)?;
     let needs_envelope = criteria
         .iter()
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-    let (summaries, built) = if needs_envelope {
-        crate::summaries::load(store, &records)?
-    } else {
-        (vec![None; records.len()], Vec::new())
-    };
-    let keyed = hits
-        .into_iter()
-        .zip(records.iter().zip(&summaries))
-        .map(|(h, (rec, summary))| {
+    let mut keyed = Vec::with_capacity(hits.len());
+    for batch in hits.chunks(super::fetch::FETCH_BATCH) {
+        let uids: Vec<Uid> = batch.iter().map(|h| h.1).collect();
+        let records = super::fetch::read_records(store, account, mailbox, &uids)?;
+        let summaries = if needs_envelope {
+            crate::summaries::load(store, &records)?.0
+        } else {
+            vec![None; records.len()]
+        };
+        for (h, (rec, summary)) in batch.iter().zip(records.iter().zip(&summaries)) {
             let values = sort_values(
                 criteria,
                 summary.as_ref().map(|s| &s.envelope),
                 rec.as_ref().map_or(0, |r| r.internal_date),
                 rec.as_ref().map_or(0, |r| r.size),
             );
-            (h, values)
-        })
-        .collect();
-    Ok((keyed, built))
+            keyed.push((*h, values));
+        }
+    }
+    Ok(keyed)
 }
 
 /// The whole message for body keys; for header keys only its header.

@@ -177,27 +177,21 @@ impl CommandBody {
     /// MOVE, SORT and THREAD without UID; a sequence-set search key; QRESYNC
     /// sequence-match data), which UIDONLY forbids.
     pub fn uses_sequence_numbers(&self) -> bool {
-        use super::search::SearchKey;
-        fn in_keys(keys: &[SearchKey]) -> bool {
-            keys.iter().any(|k| match k {
-                SearchKey::SeqSet(_) => true,
-                SearchKey::Not(k) => in_keys(std::slice::from_ref(k)),
-                SearchKey::Or(a, b) => {
-                    in_keys(std::slice::from_ref(a)) || in_keys(std::slice::from_ref(b))
-                }
-                SearchKey::And(ks) => in_keys(ks),
-                _ => false,
-            })
-        }
+        use super::search::{SearchKey, SearchProgram};
+        use super::seqset::SeqSet;
+        // `$` is a saved set of UIDs, not message numbers.
+        let in_keys = |p: &SearchProgram| {
+            p.any_key(|k| matches!(k, SearchKey::SeqSet(s) if *s != SeqSet::SearchResult))
+        };
         match self {
             CommandBody::Fetch { uid, .. }
             | CommandBody::Store { uid, .. }
             | CommandBody::Copy { uid, .. }
             | CommandBody::Move { uid, .. } => !uid,
-            CommandBody::Search { uid, program } => !uid || in_keys(&program.keys),
-            CommandBody::Sort { uid, sort } => !uid || in_keys(&sort.program.keys),
-            CommandBody::Thread { uid, thread } => !uid || in_keys(&thread.program.keys),
-            CommandBody::Esearch(ms) => in_keys(&ms.program.keys),
+            CommandBody::Search { uid, program } => !uid || in_keys(program),
+            CommandBody::Sort { uid, sort } => !uid || in_keys(&sort.program),
+            CommandBody::Thread { uid, thread } => !uid || in_keys(&thread.program),
+            CommandBody::Esearch(ms) => in_keys(&ms.program),
             CommandBody::Select { params, .. } | CommandBody::Examine { params, .. } => params
                 .qresync
                 .as_ref()

@@ -67,10 +67,23 @@ impl SearchProgram {
     /// Whether a MODSEQ key appears (RFC 7162 3.1.5: the response then
     /// carries the highest modseq of the matches).
     pub fn uses_modseq(&self) -> bool {
+        self.any_key(|k| matches!(k, SearchKey::ModSeq(_)))
+    }
+
+    /// RFC 5182: whether `$` (the saved result) is among the keys.
+    pub fn uses_saved_result(&self) -> bool {
+        self.any_key(|k| matches!(k, SearchKey::SeqSet(SeqSet::SearchResult)))
+    }
+
+    /// Whether any key, at any depth, satisfies `f` (iterative: nesting
+    /// is bounded by the parser, but a work list needs no stack).
+    pub fn any_key(&self, f: impl Fn(&SearchKey) -> bool) -> bool {
         let mut todo: Vec<&SearchKey> = self.keys.iter().collect();
         while let Some(k) = todo.pop() {
+            if f(k) {
+                return true;
+            }
             match k {
-                SearchKey::ModSeq(_) => return true,
                 SearchKey::Not(k) => todo.push(k),
                 SearchKey::Or(a, b) => todo.extend([&**a, &**b]),
                 SearchKey::And(ks) => todo.extend(ks),

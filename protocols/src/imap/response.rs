@@ -482,11 +482,15 @@ pub fn thread(out: &mut Vec<u8>, list: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `* SORT 3 1 2` (RFC 5256 4), in sort order.
-pub fn sort(out: &mut Vec<u8>, numbers: &[u32]) {
+/// `* SORT 3 1 2` (RFC 5256 4), in sort order, with `(MODSEQ n)` after a
+/// MODSEQ key (RFC 7162 3.1.5).
+pub fn sort(out: &mut Vec<u8>, numbers: &[u32], modseq: Option<ModSeq>) {
     out.extend_from_slice(b"* SORT");
     for n in numbers {
         let _ = write!(out, " {n}");
+    }
+    if let Some(m) = modseq {
+        let _ = write!(out, " (MODSEQ {m})");
     }
     out.extend_from_slice(b"\r\n");
 }

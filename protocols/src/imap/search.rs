@@ -181,8 +181,7 @@ impl Parser<'_> {
     // esearch-source-opts = "IN" SP "(" source-mbox ")".
     pub(super) fn multisearch(&mut self) -> PResult<MultiSearch> {
         let mut sources = Vec::new();
-        if self.s[self.i..].starts_with(b" IN (") {
-            self.i += 5;
+        if self.eat_word(" IN (") {
             loop {
                 if sources.len() >= MAX_SEARCH_SOURCES {
                     return Err(format!(

@@ -61,6 +61,13 @@ pub fn preview(msg: &[u8]) -> String {
         return String::new();
     };
     let mut text = part_text(msg, part);
+    if text.len() > PREVIEW_SOURCE {
+        let mut end = PREVIEW_SOURCE;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
     if subtype == "html" {
         text = strip_tags(&text);
     }
@@ -82,31 +89,47 @@ pub fn preview(msg: &[u8]) -> String {
     out
 }
 
+/// How much of a part's text a preview reads: far more than 256
+/// characters of text need, and a bound on the work a message can cause.
+pub const PREVIEW_SOURCE: usize = 64 * 1024;
+
 /// HTML text without its tags (and without what is in `<style>` and
-/// `<script>`), good enough for a preview.
+/// `<script>`), good enough for a preview. One pass over the text: the
+/// lower-cased copy is made once, and every search moves forward.
 fn strip_tags(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let (bytes, low) = (html.as_bytes(), lower.as_bytes());
     let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(open) = rest.find('<') {
-        out.push_str(&rest[..open]);
-        out.push(' ');
-        let after = &rest[open..];
-        let lower = after.get(..8).unwrap_or(after).to_ascii_lowercase();
-        let skip_to = if lower.starts_with("<style") {
-            after.to_ascii_lowercase().find("</style").map(|i| i + 1)
-        } else if lower.starts_with("<script") {
-            after.to_ascii_lowercase().find("</script").map(|i| i + 1)
-        } else {
-            Some(0)
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(open) = memchr(b'<', &bytes[i..]).map(|o| i + o) else {
+            out.push_str(&html[i..]);
+            break;
         };
-        let from = skip_to.unwrap_or(after.len());
-        match after[from..].find('>') {
-            Some(close) => rest = &after[from + close + 1..],
-            None => return out,
+        out.push_str(&html[i..open]);
+        out.push(' ');
+        // Inside <style> and <script>, skip to the closing tag.
+        let mut from = open;
+        for (tag, close) in [(&b"<style"[..], &b"</style"[..]), (b"<script", b"</script")] {
+            if low[open..].starts_with(tag) {
+                from = find(&low[open..], close).map_or(bytes.len(), |c| open + c);
+            }
+        }
+        match memchr(b'>', &bytes[from..]) {
+            Some(c) => i = from + c + 1,
+            None => break,
         }
     }
-    out.push_str(rest);
     out
+}
+
+fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&x| x == b)
+}
+
+/// The first place `needle` starts in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The leaf parts of type `text`, with their subtypes, in order.
@@ -202,6 +225,15 @@ Gr=C3=BC=C3=9Fe aus Bern\r\n--b--\r\n";
             b"Content-Type: text/html\r\n\r\n<style>p{x:1}</style><p>Only <i>HTML</i> here</p>\r\n";
         assert_eq!(preview(html), "Only HTML here");
         assert_eq!(preview(b"Content-Type: image/png\r\n\r\nxx"), "");
+        let multibyte =
+            "Content-Type: text/html\r\n\r\n<b>\u{e9}\u{e9}\u{e9}</b> <SCRIPT>x<y</script>z\r\n";
+        assert_eq!(preview(multibyte.as_bytes()), "\u{e9}\u{e9}\u{e9} z");
+        // Many style blocks: each is skipped once, forward only.
+        let styles = format!(
+            "Content-Type: text/html\r\n\r\n{}tail\r\n",
+            "<style>a</style>".repeat(20_000)
+        );
+        assert_eq!(preview(styles.as_bytes()), "");
         // At most PREVIEW_CHARS characters, counted as characters.
         let long = format!("Subject: x\r\n\r\n{}\r\n", "é".repeat(300));
         assert_eq!(preview(long.as_bytes()).chars().count(), PREVIEW_CHARS);
