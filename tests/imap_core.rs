@@ -30,12 +30,6 @@ AAECAw==\r
 --XX--\r
 ";
 
-fn uid_validity(imap: &mut Imap, mailbox: &str) -> u32 {
-    let r = imap.cmd(&format!("STATUS {mailbox} (UIDVALIDITY)"));
-    let start = r.find("UIDVALIDITY ").expect("uidvalidity") + 12;
-    r[start..].split(')').next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn append_then_fetch_summary_and_binary() {
     let server = Server::start();

@@ -376,7 +376,7 @@ fn uidonly_refuses_numbers_and_answers_uidfetch() {
         imap.cmd("ENABLE UIDONLY"),
         "* ENABLED UIDONLY\r\na2 OK ENABLE completed\r\n"
     );
-    let v = uidvalidity(&mut imap, "INBOX");
+    let v = uid_validity(&mut imap, "INBOX");
     // No message numbers in SELECT either (no [UNSEEN n]).
     assert_eq!(
         imap.cmd("SELECT INBOX"),
@@ -438,12 +438,6 @@ fn uidonly_refuses_numbers_and_answers_uidfetch() {
     );
 }
 
-fn uidvalidity(imap: &mut Imap, mailbox: &str) -> u32 {
-    let r = imap.cmd(&format!("STATUS {mailbox} (UIDVALIDITY)"));
-    let start = r.find("UIDVALIDITY ").expect("uidvalidity") + 12;
-    r[start..].split(')').next().unwrap().parse().unwrap()
-}
-
 /// RFC 7377 MULTISEARCH: ESEARCH over the personal mailboxes, a subtree
 /// and named mailboxes, in the authenticated state; one ESEARCH per
 /// mailbox with matches, with its MAILBOX and UIDVALIDITY, in UIDs; none
@@ -467,9 +461,9 @@ fn multisearch_across_mailboxes() {
         assert!(r.ends_with("APPEND completed\r\n"), "{r}");
     }
     let (inbox, archive, roost) = (
-        uidvalidity(&mut imap, "INBOX"),
-        uidvalidity(&mut imap, "Archive"),
-        uidvalidity(&mut imap, "Projects/Roost"),
+        uid_validity(&mut imap, "INBOX"),
+        uid_validity(&mut imap, "Archive"),
+        uid_validity(&mut imap, "Projects/Roost"),
     );
     assert_eq!(
         imap.cmd("ESEARCH IN (personal) SUBJECT alpha"),

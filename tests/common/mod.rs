@@ -594,3 +594,10 @@ pub fn append(imap: &mut Imap, tag: &str, head: &str, message: &[u8]) -> String 
     imap.send_raw(b"\r\n");
     String::from_utf8_lossy(&imap.until_tagged(tag)).into_owned()
 }
+
+/// A mailbox's UIDVALIDITY, asked with STATUS.
+pub fn uid_validity(imap: &mut Imap, mailbox: &str) -> u32 {
+    let r = imap.cmd(&format!("STATUS {mailbox} (UIDVALIDITY)"));
+    let start = r.find("UIDVALIDITY ").expect("uidvalidity") + 12;
+    r[start..].split(')').next().unwrap().parse().unwrap()
+}

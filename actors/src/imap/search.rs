@@ -33,6 +33,9 @@ struct Entry {
     modseq: ModSeq,
 }
 
+/// The view, account, mailbox and sorted saved UIDs a search runs with.
+type Setup = (Vec<Entry>, AccountId, MailboxId, Vec<u32>);
+
 /// A match: its sequence number, UID and modseq.
 type Hit = (u32, Uid, ModSeq);
 
@@ -64,26 +67,35 @@ impl ImapState {
         Some((view, account, sel.id))
     }
 
-    /// RFC 5256 3: SORT and UID SORT (and SORT=DISPLAY's keys, RFC 5957):
-    /// the search part as SEARCH runs it, then the matches ordered by the
-    /// criteria, read off the async workers.
-    pub(super) async fn sort(&mut self, tag: &str, uid: bool, sort: SortCommand) -> Done {
-        if let Some(cs) = sort
-            .program
+    /// What SORT and THREAD start from: the charset checked (BADCHARSET
+    /// otherwise), the selected mailbox's view and the saved result.
+    fn search_setup(&self, program: &SearchProgram) -> Result<Setup, Done> {
+        if let Some(cs) = program
             .charset
             .as_ref()
             .filter(|cs| !CHARSETS.contains(&cs.as_str()))
         {
-            return Done::no_code(
+            return Err(Done::no_code(
                 Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
                 format!("Charset {cs} is not supported"),
-            );
+            ));
         }
         let Some((view, account, mailbox)) = self.search_view() else {
-            return Done::bad("No mailbox selected");
+            return Err(Done::bad("No mailbox selected"));
         };
         let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
         saved.sort_unstable();
+        Ok((view, account, mailbox, saved))
+    }
+
+    /// RFC 5256 3: SORT and UID SORT (and SORT=DISPLAY's keys, RFC 5957):
+    /// the search part as SEARCH runs it, then the matches ordered by the
+    /// criteria, read off the async workers.
+    pub(super) async fn sort(&mut self, tag: &str, uid: bool, sort: SortCommand) -> Done {
+        let (view, account, mailbox, saved) = match self.search_setup(&sort.program) {
+            Ok(s) => s,
+            Err(done) => return done,
+        };
         let store = self.services.store.clone();
         let returns = sort.returns.clone();
         // RFC 7162 3.1.5: a MODSEQ key turns CONDSTORE on and the answer
@@ -256,22 +268,10 @@ impl ImapState {
 
     /// RFC 5256 5: THREAD and UID THREAD, ORDEREDSUBJECT (2.1).
     pub(super) async fn thread(&mut self, uid: bool, thread: ThreadCommand) -> Done {
-        if let Some(cs) = thread
-            .program
-            .charset
-            .as_ref()
-            .filter(|cs| !CHARSETS.contains(&cs.as_str()))
-        {
-            return Done::no_code(
-                Code::Other(format!("BADCHARSET ({})", CHARSETS.join(" "))),
-                format!("Charset {cs} is not supported"),
-            );
-        }
-        let Some((view, account, mailbox)) = self.search_view() else {
-            return Done::bad("No mailbox selected");
+        let (view, account, mailbox, saved) = match self.search_setup(&thread.program) {
+            Ok(s) => s,
+            Err(done) => return done,
         };
-        let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
-        saved.sort_unstable();
         let store = self.services.store.clone();
         if thread.program.uses_modseq() {
             self.use_condstore();
