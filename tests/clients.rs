@@ -1976,3 +1976,87 @@ fn session_tickets_resume_on_imaps_and_not_on_the_mx_port() {
         "no session"
     );
 }
+
+/// `roost admin imapserve` as mbsync's `Tunnel`: a pre-authenticated
+/// session through the admin socket, for an account whose logins are
+/// disabled (a migration), syncing every message.
+#[test]
+fn mbsync_tunnel_through_admin_imapserve() {
+    let server = start();
+    let mut imap = Imap::login(server.port(IMAP));
+    fill_inbox(&mut imap, 20);
+    drop(imap);
+    // Read before logins are disabled: the harness reads over IMAP.
+    let expected = server_side(&server);
+    server.admin_ok(&[
+        "account",
+        "disable",
+        ACCOUNT,
+        "--message",
+        "Moving to a new server",
+    ]);
+    let maildir = server.dir.join("tunnelled");
+    std::fs::create_dir_all(&maildir).unwrap();
+    let config = file(
+        &server,
+        "mbsyncrc-tunnel",
+        format!(
+            "IMAPAccount roost\nTunnel \"{bin} admin --dir {dir} imapserve {ACCOUNT}\"\n\n\
+IMAPStore remote\nAccount roost\n\n\
+MaildirStore local\nPath {mail}/\nInbox {mail}/INBOX\n\n\
+Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Both\nSyncState *\n",
+            bin = binary().display(),
+            dir = server.dir.display(),
+            mail = maildir.display()
+        )
+        .as_bytes(),
+    );
+    mbsync(&config);
+    let inbox_dir = maildir.join("INBOX");
+    assert_eq!(maildir_side(&inbox_dir), expected);
+    assert_eq!(expected.len(), 20);
+}
+
+/// `roost admin imapserve` as neomutt's `tunnel`: neomutt reads a message
+/// through the pre-authenticated session, logins disabled.
+#[test]
+fn neomutt_tunnel_through_admin_imapserve() {
+    let server = start();
+    let mut imap = Imap::login(server.port(IMAP));
+    fill_inbox(&mut imap, 2);
+    drop(imap);
+    server.admin_ok(&["account", "disable", ACCOUNT, "--message", "migrating"]);
+    let read = server.dir.join("tunnel-read.txt");
+    let rc = file(
+        &server,
+        "muttrc-tunnel",
+        format!(
+            "set tunnel=\"{bin} admin --dir {dir} imapserve {ACCOUNT}\"\n\
+set folder=\"imap://localhost/\"\nset spoolfile=\"+INBOX\"\nset header_cache=\"\"\n\
+set message_cachedir=\"\"\nset quit=yes\nset mail_check=0\nset timeout=1\n\
+set wait_key=no\nset sort=mailbox-order\n",
+            bin = binary().display(),
+            dir = server.dir.display(),
+        )
+        .as_bytes(),
+    );
+    let keys = format!("<pipe-message>cat > {}<enter><quit>", read.display());
+    let command = format!(
+        "TERM=xterm neomutt -n -F {} -e 'push \"{keys}\"'",
+        rc.display()
+    );
+    let ran = run(
+        program("script").args(["-qfec", &command, "/dev/null"]),
+        b"",
+    );
+    assert!(
+        ran.status.success(),
+        "neomutt failed: {}\n{}",
+        ran.text(),
+        ran.stderr
+    );
+    assert_eq!(
+        normalized(&std::fs::read(&read).expect("neomutt piped the message")),
+        normalized(&message(1, 3))
+    );
+}

@@ -523,3 +523,84 @@ fn multisearch_across_mailboxes() {
         )
     );
 }
+
+/// `roost admin imapserve ADDRESS`: a `* PREAUTH` session on stdin and
+/// stdout, also for an account whose logins are disabled; an unknown
+/// address is refused.
+#[test]
+fn admin_imapserve_is_a_preauthenticated_session() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let server = Server::start();
+    server.admin_ok(&["account", "disable", ACCOUNT, "--message", "migrating"]);
+    let mut child = Command::new(binary())
+        .args(["admin", "--dir"])
+        .arg(&server.dir)
+        .args(["imapserve", ACCOUNT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("roost admin imapserve");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"a1 SELECT INBOX\r\na2 LOGOUT\r\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The UIDVALIDITY is the server's choice; everything else is fixed.
+    let v = text
+        .split("[UIDVALIDITY ")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("?")
+        .to_string();
+    assert_eq!(
+        text,
+        format!(
+            "* PREAUTH [CAPABILITY {IMAP_CAPS}] Logged in as {ACCOUNT} by the administrator\r\n\
+             * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n\
+             * 0 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
+             * OK [UIDNEXT 1] Predicted next UID\r\n* OK [MAILBOXID (F1)] Ok\r\n\
+             * OK [HIGHESTMODSEQ 2] Highest\r\na1 OK [READ-WRITE] SELECT completed\r\n\
+             * BYE roost logging out\r\na2 OK LOGOUT completed\r\n"
+        )
+    );
+    // --fd0: one socket both ways on fd 0.
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let theirs: std::os::fd::OwnedFd = theirs.into();
+    let mut child = Command::new(binary())
+        .args(["admin", "--dir"])
+        .arg(&server.dir)
+        .args(["imapserve", "--fd0", ACCOUNT])
+        .stdin(Stdio::from(theirs))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("roost admin imapserve --fd0");
+    ours.set_read_timeout(Some(WAIT)).expect("timeout");
+    ours.write_all(b"a1 LOGOUT\r\n").expect("write");
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut ours, &mut got).expect("read");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(
+        got,
+        format!(
+            "* PREAUTH [CAPABILITY {IMAP_CAPS}] Logged in as {ACCOUNT} by the administrator\r\n\
+             * BYE roost logging out\r\na1 OK LOGOUT completed\r\n"
+        )
+    );
+    let out = server.admin(&["imapserve", "nobody@localhost"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "roost: no account with the address nobody@localhost\n"
+    );
+}

@@ -134,6 +134,10 @@ pub enum Request {
         account: String,
         name: String,
     },
+    /// Turns the connection into a pre-authenticated IMAP session.
+    ImapServe {
+        account: String,
+    },
 }
 
 fn yes() -> bool {
@@ -148,6 +152,8 @@ pub struct AdminContext {
     pub hub: EventHub,
     pub accounts: ActorRef<SupervisorMsg>,
     pub specs: AccountSpecs,
+    /// What IMAP sessions started here (`imapserve`) work with.
+    pub imap: crate::listener::Services,
 }
 
 pub struct AdminActor;
@@ -234,12 +240,69 @@ async fn serve(stream: UnixStream, ctx: AdminContext) -> std::io::Result<()> {
         if let Request::Events { account } = request {
             return stream_events(lines, write, ctx.hub.clone(), account).await;
         }
+        if let Request::ImapServe { account } = request {
+            return imap_serve(lines, write, &ctx, &account).await;
+        }
         let response = match handle(request, &ctx).await {
             Ok(result) => json!({"ok": true, "result": result}),
             Err(error) => json!({"ok": false, "error": error}),
         };
         write.write_all(format!("{response}\n").as_bytes()).await?;
     }
+}
+
+/// `roost admin imapserve ADDRESS`: after the OK line, the connection is
+/// an IMAP session logged in to the account (a `* PREAUTH` greeting),
+/// whether or not its logins are disabled: for migrations through mutt's
+/// `tunnel` or mbsync's `Tunnel`. The client sends nothing before the OK,
+/// so nothing is left in the line buffer.
+async fn imap_serve(
+    lines: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    ctx: &AdminContext,
+    account: &str,
+) -> std::io::Result<()> {
+    let name = normalize_username(account).unwrap_or_else(|_| account.to_string());
+    let store = ctx.store.clone();
+    let found = blocking(move || store.account_by_address(&name)).await;
+    let record = match found {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let r = json!({"ok": false, "error": format!("no account with the address {account}")});
+            return write.write_all(format!("{r}\n").as_bytes()).await;
+        }
+        Err(e) => {
+            let r = json!({"ok": false, "error": e});
+            return write.write_all(format!("{r}\n").as_bytes()).await;
+        }
+    };
+    write
+        .write_all(format!("{}\n", json!({"ok": true, "result": "imap"})).as_bytes())
+        .await?;
+    let stream = lines
+        .into_inner()
+        .reunite(write)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let Some(guard) = crate::conn::ConnCounter::default().try_acquire(1) else {
+        return Ok(());
+    };
+    let peer = crate::conn::Peer {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        local: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: false,
+        binding: Default::default(),
+        client_key: None,
+    };
+    crate::listener::start_connection(
+        Box::new(stream),
+        peer,
+        crate::listener::Protocol::Imap,
+        ctx.imap.clone(),
+        guard,
+        Some((record.name, record.id)),
+    )
+    .await
+    .map_err(std::io::Error::other)
 }
 
 async fn stream_events(
@@ -281,6 +344,7 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
     match request {
         Request::Tree => Ok(json!(ctx.registry.snapshot())),
         Request::Events { .. } => Err("events is a stream".into()),
+        Request::ImapServe { .. } => Err("imapserve is a session".into()),
         Request::AccountAdd {
             name,
             password,

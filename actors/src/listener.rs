@@ -255,13 +255,27 @@ async fn start_session(
         binding: facts.binding,
         client_key: facts.client_key,
     };
-    let name = format!("{}:{addr}", protocol.name());
+    start_connection(stream, peer, protocol, services, guard, None).await
+}
+
+/// Starts the session of one connection under the `connections`
+/// supervisor. `preauth` starts an IMAP session logged in to that
+/// account (`roost admin imapserve`).
+pub async fn start_connection(
+    stream: BoxStream,
+    peer: Peer,
+    protocol: Protocol,
+    services: Services,
+    guard: ConnGuard,
+    preauth: Option<(String, roost_store::AccountId)>,
+) -> Result<(), String> {
+    let name = format!("{}:{}", protocol.name(), peer.addr);
     let connections = services.connections.clone();
-    let slot = Arc::new(Mutex::new(Some((stream, peer, services, guard))));
+    let slot = Arc::new(Mutex::new(Some((stream, peer, services, guard, preauth))));
     let spec = ChildSpec::new(name, ActorKind::Session, Restart::Temporary, move |sup| {
         let taken = slot.lock().ok().and_then(|mut s| s.take());
         async move {
-            let Some((stream, peer, services, guard)) = taken else {
+            let Some((stream, peer, services, guard, preauth)) = taken else {
                 return Err(SpawnErr::StartupFailed("connection already taken".into()));
             };
             // Sessions carry no ractor name: names must be unique, and a
@@ -274,6 +288,7 @@ async fn start_session(
                     protocol,
                     services,
                     guard,
+                    preauth,
                 };
                 ImapSession::spawn_linked(None, ImapSession, args, sup)
                     .await?

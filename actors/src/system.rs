@@ -123,12 +123,13 @@ pub async fn start(
     let admin_ctx_for = {
         let (store, registry, hub, specs) =
             (store.clone(), registry.clone(), hub.clone(), specs.clone());
-        move |accounts: ActorRef<SupervisorMsg>| AdminContext {
+        move |accounts: ActorRef<SupervisorMsg>, imap: Services| AdminContext {
             store: store.clone(),
             registry: registry.clone(),
             hub: hub.clone(),
             accounts,
             specs: specs.clone(),
+            imap,
         }
     };
 
@@ -190,13 +191,16 @@ pub async fn start(
     });
 
     let socket = settings.data_dir.join(SOCKET_NAME);
+    let admin_services = services_for.clone();
     let admin_spec = ChildSpec::new("admin", ActorKind::Admin, Restart::Permanent, move |sup| {
         let (socket, admin_ctx_for) = (socket.clone(), admin_ctx_for.clone());
+        let services_for = admin_services.clone();
         async move {
             let accounts = lookup_supervisor("accounts")?;
+            let connections = lookup_supervisor("connections")?;
             let args = AdminArgs {
                 path: socket,
-                ctx: admin_ctx_for(accounts),
+                ctx: admin_ctx_for(accounts, services_for(connections, Protocol::Imap)),
             };
             let (r, _) =
                 ractor::Actor::spawn_linked(Some("admin".into()), AdminActor, args, sup).await?;

@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use roost_supervisor::{render_text, TreeNode};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,16 @@ enum AdminCommand {
     Tlspubkey {
         #[command(subcommand)]
         command: TlsKeyCommand,
+    },
+    /// A pre-authenticated IMAP session for ADDRESS on stdin and stdout,
+    /// through the admin socket (mutt `tunnel`, mbsync `Tunnel`); works
+    /// when the account's logins are disabled.
+    Imapserve {
+        address: String,
+        /// Read and write the session on fd 0, for tools that give a
+        /// tunnel one socket both ways.
+        #[arg(long)]
+        fd0: bool,
     },
     /// Recent login attempts, newest first: time, remote address,
     /// protocol, mechanism, username, account and result.
@@ -234,6 +244,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
         },
+        AdminCommand::Imapserve { address, fd0 } => {
+            return imapserve(&socket, address, *fd0);
+        }
         AdminCommand::Loginattempts { account, limit, .. } => {
             json!({"cmd": "login_attempts", "account": account, "limit": limit})
         }
@@ -304,6 +317,73 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         _ => println!("{}", serde_json::to_string_pretty(&result)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `imapserve`: asks for the session, then copies bytes both ways until
+/// either side closes.
+fn imapserve(socket: &std::path::Path, address: &str, fd0: bool) -> Result<ExitCode> {
+    use std::os::fd::AsFd;
+    let stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach the admin socket {}; is roost running with this data directory?",
+            socket.display()
+        )
+    })?;
+    let mut writer = stream.try_clone()?;
+    writeln!(
+        writer,
+        "{}",
+        json!({"cmd": "imap_serve", "account": address})
+    )?;
+    // The answer line, read a byte at a time: what follows is IMAP.
+    let mut reader = stream.try_clone()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while reader.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let response: Value =
+        serde_json::from_slice(&line).context("the server's answer is not JSON")?;
+    if response["ok"] != json!(true) {
+        bail!(
+            "{}",
+            response["error"].as_str().unwrap_or("the server refused")
+        );
+    }
+    // fd 0 both ways with --fd0, else stdin in and stdout out; duplicated
+    // descriptors, so plain Files can read and write them.
+    let input = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let output = std::fs::File::from(if fd0 {
+        std::io::stdin().as_fd().try_clone_to_owned()?
+    } else {
+        std::io::stdout().as_fd().try_clone_to_owned()?
+    });
+    let mut to_server = stream.try_clone()?;
+    let up = std::thread::spawn(move || {
+        pump(input, &mut to_server);
+        let _ = to_server.shutdown(std::net::Shutdown::Write);
+    });
+    pump(stream, output);
+    drop(up);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies until end of input or an error, a read at a time. Not
+/// `io::copy`: on Linux it splices pipes and sockets in the kernel, and a
+/// splice from the client's pipe blocked the other direction's reads of
+/// the same socket until the client closed it.
+fn pump(mut from: impl Read, mut to: impl Write) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).and_then(|_| to.flush()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The first certificate in a PEM file, DER.

@@ -101,6 +101,8 @@ pub struct ImapArgs {
     pub protocol: Protocol,
     pub services: Services,
     pub guard: crate::conn::ConnGuard,
+    /// Start logged in to this account (`roost admin imapserve`).
+    pub preauth: Option<(String, AccountId)>,
 }
 
 pub enum ImapMsg {
@@ -226,6 +228,20 @@ impl Actor for ImapSession {
             _guard: args.guard,
         };
         state.learn_client_key().await;
+        // `roost admin imapserve`: the administrator's tunnel starts
+        // logged in, whatever the account's login settings (RFC 9051 7.1.4).
+        if let Some((account, id)) = args.preauth {
+            state.account = Some((account.clone(), id));
+            state.state = SessionState::Authenticated;
+            let caps = state.capabilities();
+            response::preauth(
+                &mut state.out,
+                Some(Code::Capability(caps)),
+                &format!("Logged in as {account} by the administrator"),
+            );
+            state.flush_out().await?;
+            return Ok(state);
+        }
         // RFC 9051 7.1.4: a registered client key with preauth on starts
         // the session logged in.
         if let Some(key) = state
