@@ -323,7 +323,7 @@ Date: Thu, 03 Dec 2026 08:00:00 +0000\r\n\r\n{}\r\n",
     );
 }
 
-/// RFC 5256 2.1 THREAD=ORDEREDSUBJECT: one thread per base subject, in
+/// RFC 5256 3 THREAD=ORDEREDSUBJECT: one thread per base subject, in
 /// sent-date order, the first message the parent of the rest; threads in
 /// the order of their first messages.
 #[test]
@@ -355,8 +355,114 @@ fn thread_orderedsubject() {
         "* THREAD\r\na5 OK THREAD completed\r\n"
     );
     assert_eq!(
+        imap.cmd("THREAD REFS UTF-8 ALL"),
+        "a6 BAD Unsupported threading algorithm REFS\r\n"
+    );
+}
+
+/// RFC 5256 3 THREAD=REFERENCES: replies below what they answer (by
+/// References, else In-Reply-To), a missing parent kept as a dummy when
+/// it has several replies, parentless threads of one base subject merged,
+/// siblings and threads in sent-date order.
+#[test]
+fn thread_references() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let messages = [
+        // 1: a thread's start.
+        "Message-ID: <a@x>\r\nSubject: plans\r\nDate: Tue, 01 Dec 2026 08:00:00 +0000",
+        // 2: answers 1.
+        "Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nSubject: Re: plans\r\nDate: Tue, 01 Dec 2026 09:00:00 +0000",
+        // 3: answers 2 (References win over In-Reply-To).
+        "Message-ID: <c@x>\r\nReferences: <a@x> <b@x>\r\nIn-Reply-To: <zz@x>\r\nSubject: Re: plans\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000",
+        // 4 and 5: answer a message that is not here, earliest first.
+        "Message-ID: <d@x>\r\nIn-Reply-To: <gone@x>\r\nSubject: Re: lost\r\nDate: Wed, 02 Dec 2026 11:00:00 +0000",
+        "Message-ID: <e@x>\r\nIn-Reply-To: <gone@x>\r\nSubject: Re: lost\r\nDate: Tue, 01 Dec 2026 11:00:00 +0000",
+        // 6: no links, but the subject of 1's thread: merged below it.
+        "Message-ID: <f@x>\r\nSubject: Re: Plans\r\nDate: Thu, 03 Dec 2026 08:00:00 +0000",
+        // 7: alone, earliest of all.
+        "Message-ID: <g@x>\r\nSubject: other\r\nDate: Mon, 30 Nov 2026 08:00:00 +0000",
+    ];
+    for (i, head) in messages.iter().enumerate() {
+        let m = format!("From: a@example.org\r\n{head}\r\n\r\nx\r\n");
+        let r = append(&mut imap, &format!("p{i}"), "INBOX", m.as_bytes());
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
         imap.cmd("THREAD REFERENCES UTF-8 ALL"),
-        "a6 BAD Unsupported threading algorithm REFERENCES\r\n"
+        "* THREAD (7)(1 (2 3)(6))((5)(4))\r\na3 OK THREAD completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STORE 2 +FLAGS (\\Seen)"),
+        "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\na4 OK STORE completed\r\n"
+    );
+    // Only what matched is threaded: without 2, 3's parent is a dummy
+    // with one child, which gives way to it.
+    assert_eq!(
+        imap.cmd("UID THREAD REFERENCES UTF-8 UNSEEN"),
+        "* THREAD (7)(1 (3)(6))((5)(4))\r\na5 OK UID THREAD completed\r\n"
+    );
+}
+
+/// RFC 9394 PARTIAL: pages of SEARCH, UID SEARCH and SORT results from
+/// either end (`NIL` past the end), `$` holding just the page, and the
+/// FETCH modifier paging the messages a set names.
+#[test]
+fn partial_pages_results() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    for i in 1..=6u32 {
+        // Bodies shrink: SORT (SIZE) is the reverse of arrival.
+        let m = format!(
+            "Subject: m{i}\r\n\r\n{}\r\n",
+            "x".repeat(((7 - i) * 10) as usize)
+        );
+        let r = append(&mut imap, &format!("p{i}"), "INBOX", m.as_bytes());
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (PARTIAL 2:3) ALL"),
+        "* ESEARCH (TAG \"a3\") PARTIAL (2:3 2:3)\r\na3 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID SEARCH RETURN (COUNT PARTIAL -1:-2) NOT SUBJECT m6"),
+        "* ESEARCH (TAG \"a4\") UID COUNT 5 PARTIAL (-1:-2 4:5)\r\na4 OK UID SEARCH completed\r\n"
+    );
+    // A reversed range is read in order; a page past the end is NIL.
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (PARTIAL 9:7) ALL"),
+        "* ESEARCH (TAG \"a5\") PARTIAL (7:9 NIL)\r\na5 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SORT RETURN (PARTIAL 2:4) (SIZE) UTF-8 ALL"),
+        "* ESEARCH (TAG \"a6\") PARTIAL (2:4 5,4,3)\r\na6 OK SORT completed\r\n"
+    );
+    // SAVE with PARTIAL alone keeps the page.
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (SAVE PARTIAL 1:2) ALL"),
+        "* ESEARCH (TAG \"a7\") PARTIAL (1:2 1:2)\r\na7 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("FETCH $ (UID)"),
+        "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 2)\r\na8 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID FETCH 1:* (FLAGS) (PARTIAL -1:-2)"),
+        "* 5 FETCH (UID 5 FLAGS ())\r\n* 6 FETCH (UID 6 FLAGS ())\r\na9 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("FETCH 6,2,4 (UID) (PARTIAL 2:2)"),
+        "* 4 FETCH (UID 4)\r\na10 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (PARTIAL 0:2) ALL"),
+        "a11 BAD Expected a non-zero number\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL"),
+        "a12 BAD PARTIAL given twice\r\n"
     );
 }
 

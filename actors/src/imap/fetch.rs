@@ -47,6 +47,8 @@ pub(super) struct FetchModifiers {
     pub changed_since: Option<ModSeq>,
     /// RFC 7162 3.2.6: report expunged UIDs of the set first.
     pub vanished: bool,
+    /// RFC 9394 3.2: only this page of the messages left to fetch.
+    pub partial: Option<roost_protocols::imap::search::PartialRange>,
 }
 
 /// Where the bytes of one body item come from.
@@ -165,6 +167,13 @@ impl ImapState {
             }
         } else if items.contains(&FetchAttr::ModSeq) {
             self.use_condstore();
+        }
+        if let Some(range) = modifiers.partial {
+            // RFC 9394 3.2: positions among the messages the set (and
+            // CHANGEDSINCE) leave, in ascending order.
+            targets.sort_unstable_by_key(|t| t.0);
+            targets.dedup_by_key(|t| t.0);
+            targets = range.pick(&targets).to_vec();
         }
         let items = &items[..];
         let (Some(sel), Some((_, account_id))) = (&self.selected, self.account()) else {

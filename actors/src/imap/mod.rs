@@ -69,8 +69,10 @@ pub const CAPABILITIES: &[&str] = &[
     "SORT",
     "SORT=DISPLAY",
     "THREAD=ORDEREDSUBJECT",
+    "THREAD=REFERENCES",
     "ESORT",
     "MULTISEARCH",
+    "PARTIAL",
     "CONDSTORE",
     "QRESYNC",
     "LIST-EXTENDED",
@@ -700,10 +702,12 @@ impl ImapState {
                 uid,
                 changed_since,
                 vanished,
+                partial,
             } => {
                 let modifiers = FetchModifiers {
                     changed_since,
                     vanished,
+                    partial,
                 };
                 self.fetch(&set, &items, uid, modifiers).await
             }

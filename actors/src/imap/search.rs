@@ -11,14 +11,17 @@
 use super::{Done, ImapState};
 use crate::task::blocking;
 use roost_protocols::imap::matcher::{Candidate, Matcher, Needs};
+use roost_protocols::imap::references::{references, ThreadInput};
 use roost_protocols::imap::response::{self, Code, Esearch};
 use roost_protocols::imap::search::{MultiSearch, SearchProgram, SearchReturn, SearchSource};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::sort::{
-    compare, ordered_set, ordered_subject, ordered_subject_response, sort_values, SortCommand,
-    SortCriterion, SortKey, SortValue, ThreadCommand,
+    compare, ordered_set, ordered_subject, ordered_subject_response, sent_date, sort_values,
+    SortCommand, SortCriterion, SortKey, SortValue, ThreadAlgorithm, ThreadCommand,
 };
 use roost_protocols::imap::types::{Flags, ModSeq, Uid};
+use roost_protocols::message::header::raw_header_value;
+use roost_protocols::message::thread::ThreadKeys;
 use roost_store::{AccountId, MailboxId, MailboxRecord, MessageRecord, Store, StoreError};
 
 /// The charsets SEARCH accepts (RFC 9051 6.4.4: UTF-8 at least).
@@ -141,6 +144,11 @@ impl ImapState {
                     count: has(SearchReturn::Count).then_some(numbers.len() as u32),
                     all: (has(SearchReturn::All) && !numbers.is_empty())
                         .then(|| ordered_set(&numbers)),
+                    // RFC 9394 3.1: a page of the results in sort order.
+                    partial: SearchReturn::partial(&opts).map(|r| {
+                        let page = r.pick(&numbers);
+                        (r.wire(), (!page.is_empty()).then(|| ordered_set(page)))
+                    }),
                     modseq,
                 };
                 response::esearch(&mut self.out, &e);
@@ -254,6 +262,13 @@ impl ImapState {
                 max: has(SearchReturn::Max).then(|| uids[uids.len() - 1]),
                 count: has(SearchReturn::Count).then_some(uids.len() as u32),
                 all: has(SearchReturn::All).then(|| SeqSet::compact(uids.iter().copied())),
+                partial: SearchReturn::partial(&returns).map(|r| {
+                    let page = r.pick(&uids);
+                    (
+                        r.wire(),
+                        (!page.is_empty()).then(|| SeqSet::compact(page.iter().copied())),
+                    )
+                }),
                 modseq: uses_modseq
                     .then(|| hits.iter().map(|h| h.2).max())
                     .flatten(),
@@ -266,7 +281,9 @@ impl ImapState {
         Done::ok("ESEARCH completed")
     }
 
-    /// RFC 5256 5: THREAD and UID THREAD, ORDEREDSUBJECT (2.1).
+    /// RFC 5256 3: THREAD and UID THREAD, by ORDEREDSUBJECT or
+    /// REFERENCES, the search part as SEARCH runs it, off the async
+    /// workers.
     pub(super) async fn thread(&mut self, uid: bool, thread: ThreadCommand) -> Done {
         let (view, account, mailbox, saved) = match self.search_setup(&thread.program) {
             Ok(s) => s,
@@ -277,29 +294,21 @@ impl ImapState {
             self.use_condstore();
         }
         let run = move || {
-            let by = [SortKey::Subject, SortKey::Date].map(|key| SortCriterion {
-                reverse: false,
-                key,
-            });
             let search = (&view[..], &thread.program, &saved[..]);
-            let keyed = matched_values(&store, account, mailbox, search, &by)?;
-            let messages: Vec<(u32, Vec<u8>, i64)> = keyed
-                .into_iter()
-                .map(|(h, v)| {
-                    let n = if uid { h.1 .0 } else { h.0 };
-                    match (&v[0], &v[1]) {
-                        (SortValue::Text(s), SortValue::Number(d)) => (n, s.clone(), *d),
-                        _ => (n, Vec::new(), 0),
-                    }
-                })
-                .collect();
-            Ok::<_, StoreError>(ordered_subject(&messages))
+            match thread.algorithm {
+                ThreadAlgorithm::OrderedSubject => {
+                    ordered_subject_threads(&store, account, mailbox, search, uid)
+                }
+                ThreadAlgorithm::References => {
+                    references_threads(&store, account, mailbox, search, uid)
+                }
+            }
         };
         let threads = match blocking(run).await {
             Ok(r) => r,
             Err(e) => return Done::no(format!("THREAD failed: {e}")),
         };
-        response::thread(&mut self.out, &ordered_subject_response(&threads));
+        response::thread(&mut self.out, &threads);
         Done::ok(if uid {
             "UID THREAD completed"
         } else {
@@ -373,6 +382,14 @@ impl ImapState {
                         count: has(SearchReturn::Count).then_some(hits.len() as u32),
                         all: (all && !hits.is_empty())
                             .then(|| SeqSet::compact(hits.iter().map(number))),
+                        partial: SearchReturn::partial(opts).map(|r| {
+                            let page = r.pick(&hits);
+                            (
+                                r.wire(),
+                                (!page.is_empty())
+                                    .then(|| SeqSet::compact(page.iter().map(number))),
+                            )
+                        }),
                         modseq,
                     };
                     response::esearch(&mut self.out, &e);
@@ -390,20 +407,25 @@ impl ImapState {
     }
 }
 
-/// RFC 5182 2.4 (RFC 9051 6.4.4.1): with MIN or MAX but neither ALL nor
-/// COUNT, `$` holds just the messages those return; otherwise all matches.
+/// RFC 5182 2.4 (RFC 9051 6.4.4.1): with MIN, MAX or PARTIAL (RFC 9394
+/// 3.1) but neither ALL nor COUNT, `$` holds just the messages those
+/// return; otherwise all matches.
 fn saved_result(opts: &[SearchReturn], hits: &[Hit]) -> Vec<Uid> {
     let has = |o| opts.contains(&o);
     if has(SearchReturn::All) || has(SearchReturn::Count) {
         return hits.iter().map(|h| h.1).collect();
     }
     let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
-    if !min && !max {
+    let partial = SearchReturn::partial(opts);
+    if !min && !max && partial.is_none() {
         return hits.iter().map(|h| h.1).collect();
     }
-    let mut out: Vec<Uid> = Vec::new();
+    let mut out: Vec<Uid> =
+        partial.map_or_else(Vec::new, |r| r.pick(hits).iter().map(|h| h.1).collect());
     if let (true, Some(h)) = (min, hits.first()) {
-        out.push(h.1);
+        if !out.contains(&h.1) {
+            out.push(h.1);
+        }
     }
     if let (true, Some(h)) = (max, hits.last()) {
         if !out.contains(&h.1) {
@@ -545,6 +567,61 @@ fn matched_values(
         }
     }
     Ok(keyed)
+}
+
+/// ORDEREDSUBJECT's `thread-list`s: the matches by base subject and sent
+/// date.
+fn ordered_subject_threads(
+    store: &Store,
+    account: AccountId,
+    mailbox: MailboxId,
+    search: (&[Entry], &SearchProgram, &[u32]),
+    uid: bool,
+) -> Result<String, StoreError> {
+    let by = [SortKey::Subject, SortKey::Date].map(|key| SortCriterion {
+        reverse: false,
+        key,
+    });
+    let keyed = matched_values(store, account, mailbox, search, &by)?;
+    let messages: Vec<(u32, Vec<u8>, i64)> = keyed
+        .into_iter()
+        .map(|(h, v)| {
+            let n = if uid { h.1 .0 } else { h.0 };
+            match (&v[0], &v[1]) {
+                (SortValue::Text(s), SortValue::Number(d)) => (n, s.clone(), *d),
+                _ => (n, Vec::new(), 0),
+            }
+        })
+        .collect();
+    Ok(ordered_subject_response(&ordered_subject(&messages)))
+}
+
+/// REFERENCES' `thread-list`s: each match's threading keys and sent date
+/// read from its header, a batch of records at a time.
+fn references_threads(
+    store: &Store,
+    account: AccountId,
+    mailbox: MailboxId,
+    (view, program, saved): (&[Entry], &SearchProgram, &[u32]),
+    uid: bool,
+) -> Result<String, StoreError> {
+    let hits = run_search(store, account, mailbox, view, program, saved)?;
+    let mut inputs = Vec::with_capacity(hits.len());
+    for batch in hits.chunks(super::fetch::FETCH_BATCH) {
+        let uids: Vec<Uid> = batch.iter().map(|h| h.1).collect();
+        let records = super::fetch::read_records(store, account, mailbox, &uids)?;
+        for (h, rec) in batch.iter().zip(records) {
+            let Some(rec) = rec else { continue };
+            let head = super::fetch::read_header(&store.open_message(&rec)?)?;
+            let date = raw_header_value(&head, "Date");
+            inputs.push(ThreadInput {
+                number: if uid { h.1 .0 } else { h.0 },
+                keys: ThreadKeys::from_header(&head),
+                date: sent_date(date.as_deref().map(str::as_bytes), rec.internal_date),
+            });
+        }
+    }
+    Ok(references(&inputs).response())
 }
 
 /// The whole message for body keys; for header keys only its header.

@@ -132,6 +132,8 @@ pub enum CommandBody {
         changed_since: Option<ModSeq>,
         /// RFC 7162 3.2.6: VANISHED (UID FETCH with CHANGEDSINCE only).
         vanished: bool,
+        /// RFC 9394 3.2: PARTIAL.
+        partial: Option<crate::imap::search::PartialRange>,
     },
     Store {
         set: SeqSet,

@@ -134,7 +134,8 @@ fn header_list(fields: &[String]) -> String {
 impl Parser<'_> {
     // RFC 9051 6.4.5 with RFC 7162 3.1.4.1:
     // FETCH SP sequence-set SP (macro / fetch-att / "(" fetch-att *(SP fetch-att) ")")
-    //       [SP "(" CHANGEDSINCE SP modseq ")"].
+    //       [SP "(" CHANGEDSINCE SP modseq ")"], and RFC 9394 3.2's
+    //       PARTIAL modifier.
     pub(super) fn fetch(&mut self, uid: bool) -> PResult<CommandBody> {
         self.sp()?;
         let set = self.seq_set()?;
@@ -142,6 +143,7 @@ impl Parser<'_> {
         let items = self.fetch_items()?;
         let mut changed_since = None;
         let mut vanished = false;
+        let mut partial = None;
         if self.eat(b' ') {
             self.expect(b'(', "'(' before FETCH modifiers")?;
             loop {
@@ -153,6 +155,11 @@ impl Parser<'_> {
                     }
                     // RFC 7162 3.2.6: only with UID FETCH and CHANGEDSINCE.
                     "VANISHED" if uid && !vanished => vanished = true,
+                    // RFC 9394 3.2: one page of the messages the set names.
+                    "PARTIAL" if partial.is_none() => {
+                        self.sp()?;
+                        partial = Some(self.partial_range()?);
+                    }
                     _ => return Err(format!("Unsupported FETCH modifier {modifier}")),
                 }
                 if self.eat(b')') {
@@ -170,6 +177,7 @@ impl Parser<'_> {
             uid,
             changed_since,
             vanished,
+            partial,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod mailbox;
 pub mod matcher;
 pub mod parser;
 pub mod pattern;
+pub mod references;
 pub mod response;
 pub mod search;
 pub mod section;

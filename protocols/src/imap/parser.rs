@@ -1097,6 +1097,7 @@ mod tests {
 
     #[test]
     fn fetch_changedsince_and_uid() {
+        use crate::imap::search::PartialRange;
         assert_eq!(
             ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)"),
             CommandBody::Fetch {
@@ -1105,7 +1106,41 @@ mod tests {
                 uid: true,
                 changed_since: Some(ModSeq(12345)),
                 vanished: false,
+                partial: None,
             }
+        );
+        // RFC 9394 3.2: PARTIAL, from either end, reversed ranges read
+        // in order.
+        assert!(matches!(
+            ok("a UID FETCH 1:* FLAGS (PARTIAL -1:-30)"),
+            CommandBody::Fetch {
+                partial: Some(PartialRange {
+                    from_end: true,
+                    first: 1,
+                    last: 30
+                }),
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a FETCH 1:* FLAGS (CHANGEDSINCE 4 PARTIAL 30:11)"),
+            CommandBody::Fetch {
+                partial: Some(PartialRange {
+                    from_end: false,
+                    first: 11,
+                    last: 30
+                }),
+                changed_since: Some(ModSeq(4)),
+                ..
+            }
+        ));
+        assert_eq!(
+            err(b"a FETCH 1 FLAGS (PARTIAL 0:5)").message,
+            "Expected a non-zero number"
+        );
+        assert_eq!(
+            err(b"a FETCH 1 FLAGS (PARTIAL -1:5)").message,
+            "Expected '-' in a PARTIAL range counted from the end"
         );
         assert!(ok("a FETCH 1 FLAGS (changedsince 9223372036854775807)") != CommandBody::Noop);
         assert_eq!(

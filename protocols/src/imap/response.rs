@@ -424,6 +424,9 @@ pub struct Esearch {
     pub count: Option<u32>,
     /// A sequence set in wire form, never empty.
     pub all: Option<String>,
+    /// RFC 9394 3.1: the range asked for and the page (wire form; `None`
+    /// for an empty page, written `NIL`).
+    pub partial: Option<(String, Option<String>)>,
     /// RFC 7162 3.1.5.
     pub modseq: Option<ModSeq>,
 }
@@ -452,6 +455,13 @@ pub fn esearch(out: &mut Vec<u8>, e: &Esearch) {
     }
     if let Some(all) = &e.all {
         let _ = write!(out, " ALL {all}");
+    }
+    if let Some((range, page)) = &e.partial {
+        let _ = write!(
+            out,
+            " PARTIAL ({range} {})",
+            page.as_deref().unwrap_or("NIL")
+        );
     }
     if let Some(m) = e.modseq {
         let _ = write!(out, " MODSEQ {m}");

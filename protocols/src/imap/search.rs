@@ -95,6 +95,57 @@ pub enum SearchReturn {
     Count,
     /// RFC 5182: keep the result for `$`.
     Save,
+    /// RFC 9394 3.1: one page of the results.
+    Partial(PartialRange),
+}
+
+impl SearchReturn {
+    /// The PARTIAL range among `opts`, if any.
+    pub fn partial(opts: &[SearchReturn]) -> Option<PartialRange> {
+        opts.iter().find_map(|o| match o {
+            SearchReturn::Partial(r) => Some(*r),
+            _ => None,
+        })
+    }
+}
+
+/// RFC 9394 3.1 `partial-range`: positions `first` to `last` (from 1)
+/// among results in order, counted from the last result when `from_end`
+/// (`-1:-100` is the last hundred). `first <= last` always: `500:400` is
+/// read as `400:500`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialRange {
+    pub from_end: bool,
+    pub first: u32,
+    pub last: u32,
+}
+
+impl PartialRange {
+    /// The results the range covers, in their order; empty when it lies
+    /// past them.
+    pub fn pick<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        let n = items.len();
+        let (first, last) = (self.first as usize, self.last as usize);
+        let (start, end) = if self.from_end {
+            (n.saturating_sub(last), n.saturating_sub(first - 1))
+        } else {
+            (first - 1, last)
+        };
+        let end = end.min(n);
+        if start >= end {
+            return &[];
+        }
+        &items[start..end]
+    }
+
+    /// The range as written back in the answer.
+    pub fn wire(&self) -> String {
+        if self.from_end {
+            format!("-{}:-{}", self.first, self.last)
+        } else {
+            format!("{}:{}", self.first, self.last)
+        }
+    }
 }
 
 /// RFC 7377 2 with RFC 5465 6: where an ESEARCH looks.
@@ -259,6 +310,14 @@ impl Parser<'_> {
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
                 "SAVE" => SearchReturn::Save,
+                "PARTIAL" => {
+                    self.sp()?;
+                    let range = self.partial_range()?;
+                    if SearchReturn::partial(&out).is_some_and(|r| r != range) {
+                        return Err("PARTIAL given twice".into());
+                    }
+                    SearchReturn::Partial(range)
+                }
                 other => return Err(format!("Unknown search return option {other}")),
             };
             if !out.contains(&opt) {
@@ -269,6 +328,24 @@ impl Parser<'_> {
             }
             self.sp()?;
         }
+    }
+
+    // RFC 9394 3.1: partial-range = partial-range-first /
+    //     partial-range-last; first = nz-number ":" nz-number,
+    //     last = "-" nz-number ":" "-" nz-number.
+    pub(super) fn partial_range(&mut self) -> PResult<PartialRange> {
+        let from_end = self.eat(b'-');
+        let a = self.nz_number()?;
+        self.expect(b':', "':' in a PARTIAL range")?;
+        if from_end {
+            self.expect(b'-', "'-' in a PARTIAL range counted from the end")?;
+        }
+        let b = self.nz_number()?;
+        Ok(PartialRange {
+            from_end,
+            first: a.min(b),
+            last: a.max(b),
+        })
     }
 
     /// One key at nesting level `depth`; `count` counts every key parsed.
@@ -539,9 +616,10 @@ mod tests {
             error("a SEARCH ON 1-Jan-24"),
             "Expected a four-digit year in date"
         );
+        assert_eq!(error("a SEARCH RETURN (PARTIAL) ALL"), "Expected a space");
         assert_eq!(
-            error("a SEARCH RETURN (PARTIAL) ALL"),
-            "Unknown search return option PARTIAL"
+            error("a SEARCH RETURN (FIRST) ALL"),
+            "Unknown search return option FIRST"
         );
         assert_eq!(
             error("a SEARCH LARGER 9223372036854775808"),

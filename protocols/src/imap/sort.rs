@@ -156,6 +156,7 @@ pub struct ThreadCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadAlgorithm {
     OrderedSubject,
+    References,
 }
 
 impl Parser<'_> {
@@ -165,6 +166,7 @@ impl Parser<'_> {
         self.sp()?;
         let algorithm = match self.atom_upper("a threading algorithm")?.as_str() {
             "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
             other => return Err(format!("Unsupported threading algorithm {other}")),
         };
         self.sp()?;
@@ -175,7 +177,7 @@ impl Parser<'_> {
     }
 }
 
-/// RFC 5256 2.1 ORDEREDSUBJECT: messages (a number each, with their base
+/// RFC 5256 3 ORDEREDSUBJECT: messages (a number each, with their base
 /// subject and sent date) in threads. Messages of one base subject make
 /// a thread, ordered by sent date; the first is the parent of all the
 /// others; threads are ordered by their first message's sent date. Ties
@@ -244,14 +246,10 @@ pub fn sort_values(
         .map(|c| match c.key {
             SortKey::Arrival => SortValue::Number(internal_date),
             SortKey::Size => SortValue::Number(i64::try_from(size).unwrap_or(i64::MAX)),
-            // RFC 5256 2.2: the sent date in UTC, or the internal date
-            // when the Date header is missing or unreadable.
-            SortKey::Date => SortValue::Number(
-                envelope
-                    .and_then(|e| e.date.as_ref())
-                    .and_then(|d| mailparse::dateparse(&String::from_utf8_lossy(d)).ok())
-                    .unwrap_or(internal_date),
-            ),
+            SortKey::Date => SortValue::Number(sent_date(
+                envelope.and_then(|e| e.date.as_deref()),
+                internal_date,
+            )),
             SortKey::Subject => text(
                 envelope
                     .and_then(|e| e.subject.as_ref())
@@ -270,6 +268,13 @@ pub fn sort_values(
             SortKey::DisplayTo => display_of(envelope.map(|e| &e.to[..])),
         })
         .collect()
+}
+
+/// RFC 5256 2.2: the Date header's time in UTC, or the internal date when
+/// the header is missing or unreadable.
+pub fn sent_date(date: Option<&[u8]>, internal_date: i64) -> i64 {
+    date.and_then(|d| mailparse::dateparse(&String::from_utf8_lossy(d)).ok())
+        .unwrap_or(internal_date)
 }
 
 /// RFC 4790 9.2: `i;ascii-casemap` compares octets with ASCII letters
@@ -461,6 +466,15 @@ Subject: Re: [list] =?utf-8?q?caf=C3=A9?= (fwd)\r\nDate: Tue, 01 Dec 2026 10:00:
             other => panic!("{other:?}"),
         }
         assert!(parse_command(b"t THREAD REFS UTF-8 ALL").is_err());
+        match parse_command(b"t THREAD references US-ASCII ALL")
+            .unwrap()
+            .body
+        {
+            CommandBody::Thread { thread, .. } => {
+                assert_eq!(thread.algorithm, ThreadAlgorithm::References)
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(parse_command(b"t THREAD ORDEREDSUBJECT UTF-8").is_err());
     }
 
