@@ -466,6 +466,116 @@ fn partial_pages_results() {
     );
 }
 
+/// RFC 8508 REPLACE and UID REPLACE: the new message stored (APPENDUID
+/// in an untagged OK, EXISTS when it lands in the selected mailbox), then
+/// the old one expunged; refused before the literal when the old message
+/// is missing, the mailbox is read-only or the quota is full, and the old
+/// message stays.
+#[test]
+fn replace_is_append_then_expunge() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    for (tag, m) in [
+        ("p1", "Subject: draft\r\n\r\nv1\r\n"),
+        ("p2", "Subject: other\r\n\r\no\r\n"),
+    ] {
+        let r = append(&mut imap, tag, "Drafts", m.as_bytes());
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    let drafts = uid_validity(&mut imap, "Drafts");
+    let inbox = uid_validity(&mut imap, "INBOX");
+    assert!(imap.cmd("SELECT Drafts").contains(" OK [READ-WRITE] "));
+    // The literal's continuation, or the answer that refused it.
+    let replace = |imap: &mut Imap, tag: &str, head: &str, m: &[u8]| {
+        imap.send_raw(format!("{tag} {head} {{{}}}\r\n", m.len()).as_bytes());
+        let first = imap.line();
+        if first != "+ Ready for literal data\r\n" {
+            return first;
+        }
+        imap.send_raw(m);
+        imap.send_raw(b"\r\n");
+        String::from_utf8_lossy(&imap.until_tagged(tag)).into_owned()
+    };
+    let v2 = b"Subject: draft\r\n\r\nv2\r\n";
+    assert_eq!(
+        replace(&mut imap, "r1", "REPLACE 1 Drafts (\\Draft)", v2),
+        format!(
+            "* OK [APPENDUID {drafts} 3] Replacement message stored\r\n* 3 EXISTS\r\n\
+             * 1 EXPUNGE\r\nr1 OK REPLACE completed\r\n"
+        )
+    );
+    assert_eq!(
+        imap.cmd("FETCH 1:* (UID FLAGS BODY.PEEK[TEXT])"),
+        "* 1 FETCH (UID 2 FLAGS () BODY[TEXT] {3}\r\no\r\n)\r\n\
+         * 2 FETCH (UID 3 FLAGS (\\Draft) BODY[TEXT] {4}\r\nv2\r\n)\r\na5 OK FETCH completed\r\n"
+    );
+    // Into another mailbox: no EXISTS here.
+    assert_eq!(
+        replace(
+            &mut imap,
+            "r2",
+            "UID REPLACE 2 INBOX",
+            b"Subject: moved\r\n\r\nm\r\n"
+        ),
+        format!(
+            "* OK [APPENDUID {inbox} 1] Replacement message stored\r\n* 1 EXPUNGE\r\n\
+             r2 OK REPLACE completed\r\n"
+        )
+    );
+    // Refused before the literal; nothing changes.
+    assert_eq!(
+        replace(&mut imap, "r3", "UID REPLACE 99 Drafts", v2),
+        "r3 NO [NONEXISTENT] No message with UID 99 to replace\r\n"
+    );
+    assert_eq!(
+        replace(&mut imap, "r4", "REPLACE 7 Drafts", v2),
+        "r4 BAD Invalid message sequence number (the mailbox has 1 messages)\r\n"
+    );
+    assert_eq!(
+        replace(&mut imap, "r5", "REPLACE 1 Nowhere", v2),
+        "r5 NO [TRYCREATE] no mailbox named \"Nowhere\"\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID FETCH 1:* (UID)"),
+        "* 1 FETCH (UID 3)\r\na6 OK FETCH completed\r\n"
+    );
+    // Quota full: refused at the literal, and with a non-synchronizing
+    // literal the data is read and dropped; the old message stays.
+    server.admin_ok(&["account", "quota", ACCOUNT, "--messages", "2"]);
+    assert_eq!(
+        replace(&mut imap, "r6", "REPLACE 1 Drafts", v2),
+        "r6 NO [OVERQUOTA] over quota: 2 of 2 messages stored, 1 more needed\r\n"
+    );
+    imap.send_raw(b"r7 REPLACE 1 Drafts {4+}\r\nv3\r\n\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&imap.until_tagged("r7")),
+        "r7 NO [OVERQUOTA] over quota: 2 of 2 messages stored, 1 more needed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID FETCH 1:* (UID)"),
+        "* 1 FETCH (UID 3)\r\na7 OK FETCH completed\r\n"
+    );
+    assert!(imap.cmd("EXAMINE Drafts").contains(" OK [READ-ONLY] "));
+    assert_eq!(
+        replace(&mut imap, "r8", "REPLACE 1 Drafts", v2),
+        "r8 NO [CANNOT] Mailbox is read-only (EXAMINE)\r\n"
+    );
+    assert_eq!(imap.cmd("UNSELECT"), "a9 OK Mailbox closed\r\n");
+    assert_eq!(
+        imap.cmd("ENABLE UIDONLY"),
+        "* ENABLED UIDONLY\r\na10 OK ENABLE completed\r\n"
+    );
+    assert!(imap.cmd("SELECT Drafts").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        replace(&mut imap, "r9", "REPLACE 1 Drafts", v2),
+        "r9 BAD [UIDREQUIRED] Message numbers are not allowed once UIDONLY is enabled\r\n"
+    );
+    assert_eq!(
+        imap.cmd("REPLACE 1 Drafts"),
+        "a12 BAD REPLACE needs a message literal\r\n"
+    );
+}
+
 /// RFC 9586 UIDONLY: once enabled, message numbers get BAD [UIDREQUIRED]
 /// (FETCH, SEARCH, a sequence-set search key inside UID SEARCH), FETCH
 /// responses (own and another session's changes) become UIDFETCH without

@@ -104,6 +104,24 @@ impl AccountClient {
             .await
     }
 
+    /// RFC 8508: adds `message` and expunges `uid` of `mailbox`, both or
+    /// neither.
+    pub async fn replace(
+        &self,
+        message: NewMessage,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Delivered, ClientError> {
+        let message = Box::new(message);
+        self.call(|reply| AccountMsg::Replace {
+            message,
+            mailbox,
+            uid,
+            reply,
+        })
+        .await
+    }
+
     pub async fn set_flags(
         &self,
         mailbox: MailboxId,

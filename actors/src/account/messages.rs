@@ -89,6 +89,32 @@ impl AccountState {
         Ok(delivered)
     }
 
+    /// RFC 8508 3.3: `message` added, then the message `uid` of `mailbox`
+    /// expunged. Everything that can fail is checked first (the old
+    /// message is there; the new one fits the quota, counted as an APPEND
+    /// would be, before the old one's room is freed), so either both
+    /// happen, in one commit, or neither.
+    pub(super) fn replace(
+        &mut self,
+        message: NewMessage,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Delivered, AccountError> {
+        self.mailbox_mut(mailbox)?;
+        let Some(old) = self.message(mailbox, uid)? else {
+            return Err(AccountError::Cannot(format!(
+                "message {} to replace no longer exists",
+                uid.0
+            )));
+        };
+        let delivered = self
+            .deliver(vec![message])?
+            .pop()
+            .ok_or_else(|| AccountError::Cannot("nothing was added".into()))?;
+        self.remove_all(mailbox, &[old], true)?;
+        Ok(delivered)
+    }
+
     pub(super) fn set_flags(
         &mut self,
         mailbox: MailboxId,

@@ -178,6 +178,14 @@ pub enum AccountMsg {
         uids: Option<Vec<Uid>>,
         reply: Reply<Vec<Uid>>,
     },
+    /// RFC 8508: adds one message and, only once it is in, expunges
+    /// the message it replaces; neither happens without the other.
+    Replace {
+        message: Box<NewMessage>,
+        mailbox: MailboxId,
+        uid: Uid,
+        reply: Reply<Delivered>,
+    },
     /// Copies messages, and with `remove` moves them (RFC 6851).
     Copy {
         from: MailboxId,
@@ -484,6 +492,15 @@ impl Actor for AccountActor {
                 reply,
             } => {
                 let r = state.expunge(mailbox, uids.as_deref());
+                state.answer(reply, r);
+            }
+            AccountMsg::Replace {
+                message,
+                mailbox,
+                uid,
+                reply,
+            } => {
+                let r = state.replace(*message, mailbox, uid);
                 state.answer(reply, r);
             }
             AccountMsg::Copy {

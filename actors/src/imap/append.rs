@@ -8,6 +8,11 @@
 //! whether the mailbox exists and the quota has room, so a synchronizing
 //! literal that would fail is never sent. All of a MULTIAPPEND's messages
 //! are added in one call to the account actor: all of them, or none.
+//!
+//! REPLACE and UID REPLACE (RFC 8508) come the same way with one message
+//! and the message it replaces, resolved to a UID when the command
+//! starts; the account actor adds the new one and expunges the old one
+//! in one call, both or neither.
 
 use super::messages::uid_list;
 use super::{Done, ImapState};
@@ -15,13 +20,15 @@ use crate::account::{AccountError, Delivered, NewMessage, Target};
 use crate::client::{AccountClient, ClientError};
 use crate::task::blocking;
 use crate::time::now_unix;
+use roost_protocols::imap::append::ReplaceTarget;
 use roost_protocols::imap::append::{parse_first_head, parse_next_head, AppendOptions};
 use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::state::SessionState;
 use roost_protocols::imap::types::{Flags, Uid};
 use roost_protocols::message::header::header_end;
 use roost_protocols::message::thread::ThreadKeys;
-use roost_store::{StagedWriter, StoreError};
+use roost_store::{MailboxId, StagedWriter, StoreError};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -38,6 +45,8 @@ pub(super) struct Append {
     /// What went wrong after a literal was accepted: the rest of the
     /// command is read and dropped, then this is the answer.
     failed: Option<Done>,
+    /// REPLACE: the selected mailbox and the UID of the message replaced.
+    replaces: Option<(MailboxId, Uid)>,
 }
 
 struct Receiving {
@@ -140,6 +149,17 @@ impl ImapState {
                 return None;
             }
         };
+        let (replaces, failed) = match parsed.replace {
+            None => (None, None),
+            Some(target) => match self.replace_target(target) {
+                Ok(r) => (Some(r), None),
+                Err(Done::Tagged(Status::Bad, code, text)) => {
+                    self.bad(Some(&parsed.tag), code, &text);
+                    return None;
+                }
+                Err(done) => (None, Some(done)),
+            },
+        };
         Some(Append {
             tag: parsed.tag,
             mailbox,
@@ -149,12 +169,43 @@ impl ImapState {
                 options: parsed.options,
             }),
             bytes: 0,
-            failed: None,
+            failed,
+            replaces,
         })
+    }
+
+    /// RFC 8508 3.1, 3.2: REPLACE's message in the selected, writable
+    /// mailbox; a number outside the mailbox is BAD, a UID not in it NO.
+    fn replace_target(&self, target: ReplaceTarget) -> Result<(MailboxId, Uid), Done> {
+        if self.uidonly && !target.uid {
+            return Err(Done::Tagged(
+                Status::Bad,
+                Some(Code::UidRequired),
+                "Message numbers are not allowed once UIDONLY is enabled".into(),
+            ));
+        }
+        if self.selected.is_none() {
+            return Err(Done::bad("REPLACE requires a selected mailbox"));
+        }
+        let (_, mailbox) = self.writable()?;
+        let found = self
+            .resolve(&SeqSet::single(target.number), target.uid)
+            .map_err(Done::bad)?;
+        match found.first() {
+            Some(&(_, uid)) => Ok((mailbox, uid)),
+            None => Err(Done::no_code(
+                Code::Other("NONEXISTENT".into()),
+                format!("No message with UID {} to replace", target.number),
+            )),
+        }
     }
 
     /// Reads a MULTIAPPEND head: one more message's options.
     fn next_message(&mut self, mut append: Append, head: &[u8]) -> Option<Append> {
+        if append.replaces.is_some() {
+            self.bad(Some(&append.tag), None, "REPLACE takes one message");
+            return None;
+        }
         match parse_next_head(head) {
             Ok(options) => {
                 append.current = Some(Receiving {
@@ -255,7 +306,14 @@ impl ImapState {
             return self.finish(&append.tag, Done::no("Not logged in"));
         };
         let account = account.to_string();
-        let messages = append.done;
+        let mut messages = append.done;
+        if let Some((mailbox, uid)) = append.replaces {
+            let done = match messages.pop() {
+                Some(message) => self.replace(&account, message, mailbox, uid).await,
+                None => Done::no("REPLACE received no message"),
+            };
+            return self.finish(&append.tag, done);
+        }
         let r = AccountClient::new(&account).deliver(messages).await;
         let done = match r {
             Ok(delivered) => match delivered.first() {
@@ -274,6 +332,42 @@ impl ImapState {
         };
         self.sync_view().await;
         self.finish(&append.tag, done);
+    }
+
+    /// RFC 8508 3.3: the new message stored, then the old one expunged;
+    /// APPENDUID in an untagged OK before the expunge is reported.
+    async fn replace(
+        &mut self,
+        account: &str,
+        message: NewMessage,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Done {
+        let r = AccountClient::new(account)
+            .replace(message, mailbox, uid)
+            .await;
+        let done = match r {
+            Ok(delivered) => {
+                let code = Code::AppendUid {
+                    validity: delivered.uid_validity,
+                    uids: uid_list(&[delivered.uid]),
+                };
+                response::untagged_status(
+                    &mut self.out,
+                    Status::Ok,
+                    Some(code),
+                    "Replacement message stored",
+                );
+                self.show_appended(std::slice::from_ref(&delivered));
+                if let Some(sel) = &mut self.selected {
+                    super::select::remove_from_view(sel, &[uid], &mut self.out);
+                }
+                Done::ok("REPLACE completed")
+            }
+            Err(e) => append_no(e),
+        };
+        self.sync_view().await;
+        done
     }
 
     /// Messages appended to the selected mailbox join the view at once

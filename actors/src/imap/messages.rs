@@ -20,7 +20,7 @@ pub(super) struct StoreRequest {
 }
 
 impl ImapState {
-    fn writable(&self) -> Result<(String, roost_store::MailboxId), Done> {
+    pub(super) fn writable(&self) -> Result<(String, roost_store::MailboxId), Done> {
         let (Some(sel), Some((account, _))) = (&self.selected, self.account()) else {
             return Err(Done::bad("No mailbox selected"));
         };

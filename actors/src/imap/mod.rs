@@ -59,6 +59,7 @@ pub const CAPABILITIES: &[&str] = &[
     "IMAP4rev1",
     "LITERAL+",
     "MULTIAPPEND",
+    "REPLACE",
     "IDLE",
     "MOVE",
     "UIDPLUS",

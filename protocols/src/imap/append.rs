@@ -1,6 +1,7 @@
 //! APPEND (RFC 9051 6.3.12) with MULTIAPPEND (RFC 3502) and BINARY's
-//! literal8 (RFC 3516 4.4): the parts of the command around its message
-//! literals.
+//! literal8 (RFC 3516 4.4), and REPLACE and UID REPLACE (RFC 8508 3.1,
+//! 3.2), which are an APPEND of one message naming the message it
+//! replaces: the parts of the command around its message literals.
 //!
 //! An APPEND's messages never pass through the parser: the framer streams
 //! each message literal to the session as it arrives (see
@@ -28,12 +29,22 @@ pub struct AppendOptions {
     pub date: Option<i64>,
 }
 
-/// The first head of an APPEND.
+/// The first head of an APPEND (or REPLACE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendHead {
     pub tag: String,
     pub mailbox: String,
     pub options: AppendOptions,
+    /// REPLACE's message in the selected mailbox.
+    pub replace: Option<ReplaceTarget>,
+}
+
+/// RFC 8508 3: the message a REPLACE expunges once its new message is
+/// stored: a sequence number, or a UID for UID REPLACE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplaceTarget {
+    pub uid: bool,
+    pub number: u32,
 }
 
 /// Whether `prefix`, the command so far up to a literal's `{`, is an
@@ -43,7 +54,8 @@ pub fn is_message_position(prefix: &[u8]) -> bool {
     parse_first_head(prefix).is_ok()
 }
 
-/// Reads `tag SP "APPEND" SP mailbox [SP flag-list] [SP date-time] SP`.
+/// Reads `tag SP "APPEND" SP mailbox [SP flag-list] [SP date-time] SP`,
+/// or RFC 8508 4's `tag SP ["UID" SP] "REPLACE" SP number SP mailbox ...`.
 pub fn parse_first_head(head: &[u8]) -> Result<AppendHead, ParseError> {
     let tag = tag_of(head).ok_or(ParseError {
         tag: None,
@@ -57,15 +69,24 @@ pub fn parse_first_head(head: &[u8]) -> Result<AppendHead, ParseError> {
         tag: Some(tag.clone()),
         message,
     };
-    if !p.eat_word("APPEND ") {
-        return Err(err("Not an APPEND".into()));
-    }
+    let replace = if p.eat_word("APPEND ") {
+        None
+    } else {
+        let uid = p.eat_word("UID ");
+        if !p.eat_word("REPLACE ") {
+            return Err(err("Not an APPEND".into()));
+        }
+        let number = p.nz_number().map_err(err)?;
+        p.sp().map_err(err)?;
+        Some(ReplaceTarget { uid, number })
+    };
     let mailbox = p.mailbox().map_err(err)?;
     let options = options(&mut p).map_err(err)?;
     Ok(AppendHead {
         tag: tag.clone(),
         mailbox,
         options,
+        replace,
     })
 }
 
@@ -200,6 +221,35 @@ mod tests {
         assert_eq!(e.tag.as_deref(), Some("a4"));
         assert!(parse_first_head(b"a5 APPEND x \"bad date\" ").is_err());
         assert!(parse_first_head(b"a6 APPEND x").is_err());
+        assert_eq!(h.replace, None);
+    }
+
+    #[test]
+    fn replace_heads() {
+        let h = parse_first_head(b"a1 REPLACE 4 Drafts (\\Draft) ").unwrap();
+        assert_eq!(h.mailbox, "Drafts");
+        assert_eq!(
+            h.replace,
+            Some(ReplaceTarget {
+                uid: false,
+                number: 4
+            })
+        );
+        let h = parse_first_head(b"a2 uid replace 1200 INBOX ").unwrap();
+        assert_eq!(
+            h.replace,
+            Some(ReplaceTarget {
+                uid: true,
+                number: 1200
+            })
+        );
+        assert!(is_message_position(b"a3 REPLACE 1 x "));
+        assert!(!is_message_position(b"a3 REPLACE 1 "));
+        assert_eq!(
+            parse_first_head(b"a4 REPLACE 0 x ").unwrap_err().message,
+            "Expected a non-zero number"
+        );
+        assert!(parse_first_head(b"a5 UID APPEND x ").is_err());
     }
 
     #[test]

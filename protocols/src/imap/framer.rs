@@ -573,14 +573,17 @@ fn is_tag_char(b: u8) -> bool {
 
 /// RFC 9051 9 `literal` / `literal8`, RFC 7888 `literal+`: a line segment
 /// ending in `{n}`, `{n+}`, `~{n}` or `~{n+}` announces n bytes of data.
-/// Whether a command starts `tag APPEND ` (any case).
+/// Whether a command starts `tag APPEND `, `tag REPLACE ` or
+/// `tag UID REPLACE ` (any case): the commands whose messages stream.
 fn is_append(command: &[u8]) -> bool {
     let Some(sp) = command.iter().position(|&b| b == b' ') else {
         return false;
     };
-    command
-        .get(sp + 1..sp + 8)
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND "))
+    let rest = &command[sp + 1..];
+    ["APPEND ", "REPLACE ", "UID REPLACE "].iter().any(|w| {
+        rest.get(..w.len())
+            .is_some_and(|r| r.eq_ignore_ascii_case(w.as_bytes()))
+    })
 }
 
 fn literal_spec(content: &[u8]) -> Option<LiteralSpec> {

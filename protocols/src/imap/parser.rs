@@ -364,6 +364,7 @@ impl Parser<'_> {
             // The framer streams APPEND's message literal; an APPEND that
             // reaches the parser has none.
             "APPEND" => return Err("APPEND needs a message literal".into()),
+            "REPLACE" => return Err("REPLACE needs a message literal".into()),
             _ => return Err(format!("Unknown or unsupported command {name}")),
         };
         self.end()?;
@@ -392,6 +393,7 @@ impl Parser<'_> {
                 self.sp()?;
                 CommandBody::UidExpunge(self.seq_set()?)
             }
+            "REPLACE" => return Err("UID REPLACE needs a message literal".into()),
             _ => return Err(format!("UID {name} is not a valid command")),
         };
         self.end()?;
