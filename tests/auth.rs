@@ -742,6 +742,34 @@ fn cb_of(c: &Client) -> Vec<u8> {
     c.exporter.clone().expect("TLS 1.3")
 }
 
+/// Good logins are never refused: twenty first logins at once from one
+/// address (a NAT, a client opening its connections together), each
+/// paying a full verification, all get in; past the ten attempts one
+/// address may have in progress, the rest wait their turn.
+#[test]
+fn a_burst_of_good_logins_from_one_address_all_get_in() {
+    let server = Server::start();
+    let office = Ipv4Addr::new(127, 0, 2, 9);
+    let imap = server.port(IMAP);
+    let users: Vec<String> = (0..20).map(|i| format!("burst{i}@localhost")).collect();
+    for u in &users {
+        server.admin_ok(&["account", "add", u, "--password", PASSWORD]);
+    }
+    let logins: Vec<_> = users
+        .into_iter()
+        .map(|u| {
+            std::thread::spawn(move || {
+                let mut c = Client::plain_from(office, imap, Proto::Imap);
+                (plain(&mut c, &u, PASSWORD, true), c.logged_in())
+            })
+        })
+        .collect();
+    for l in logins {
+        let (answer, logged_in) = l.join().expect("login");
+        assert_eq!(answer, [logged_in]);
+    }
+}
+
 /// Failures are counted per source address. After ten, the next attempt
 /// from that address is refused at once, whatever the mechanism and even
 /// with the right password, unless that password was remembered from an

@@ -192,13 +192,13 @@ pub async fn verify_password(
     password: &str,
 ) -> Result<String, AuthError> {
     let source = ctx.source();
-    let (account, result) = match throttle().admit(source, true, Instant::now()) {
-        Admission::Refused => (None, Err(AuthError::Throttled)),
+    let (account, result) = match throttle().admit_waiting(source, true).await {
+        Admission::Refused | Admission::Wait => (None, Err(AuthError::Throttled)),
         Admission::CachedOnly => check(store, username, password, true).await,
         Admission::Check => {
             let (account, result) = check(store, username, password, false).await;
             if result == Err(AuthError::Invalid) {
-                tokio::time::sleep(throttle().failed(source)).await;
+                tokio::time::sleep(throttle().failed(source, true, Instant::now())).await;
             } else {
                 throttle().succeeded(source);
             }
@@ -294,9 +294,15 @@ pub const FREE_FAILURES: u32 = 5;
 pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(8);
 /// Failures from one source after which its further attempts are refused
 /// until [`FAILURE_WINDOW`] has passed since its last failure. Attempts in
-/// progress count as failures until they succeed, so parallel connections
-/// get no more tries than one.
+/// progress hold a place too: while recent failures and attempts in
+/// progress fill this number, a new attempt waits for one to end (up to
+/// [`ADMISSION_WAIT`]), so parallel connections get no more tries than
+/// one, and a burst of good logins from one address (a NAT, a client
+/// opening its connections at once) waits instead of being refused.
 pub const REFUSE_AFTER_FAILURES: u32 = 10;
+/// Longest an attempt waits for a place among its source's attempts in
+/// progress before it is refused as throttled.
+pub const ADMISSION_WAIT: Duration = Duration::from_secs(20);
 /// While a source is refused, this many of its logins may still be
 /// checked against remembered good logins (so a user behind the same
 /// address whose client logged in lately still gets in); past it, every
@@ -343,17 +349,23 @@ pub fn failure_delay(n: u32) -> Duration {
 /// What a source may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// Check the credentials; the attempt counts as a failure until
-    /// [`Throttle::succeeded`] takes it back.
+    /// Check the credentials; the attempt holds a place until
+    /// [`Throttle::succeeded`] or [`Throttle::failed`] ends it.
     Check,
     /// Refused, but a remembered good login may pass.
     CachedOnly,
+    /// Recent failures and attempts in progress leave no place now: wait
+    /// for one to end and ask again.
+    Wait,
     Refused,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
+    /// Failures within the window.
     count: u32,
+    /// Admitted attempts not yet ended.
+    inflight: u32,
     last: Instant,
     cached_checks: u32,
 }
@@ -362,6 +374,8 @@ struct Failures {
 /// logins are never delayed and never counted.
 pub struct Throttle {
     state: Mutex<ThrottleState>,
+    /// Woken whenever an admitted attempt ends.
+    ended: tokio::sync::Notify,
 }
 
 struct ThrottleState {
@@ -381,6 +395,7 @@ impl Throttle {
                 sources: HashMap::new(),
                 swept: None,
             }),
+            ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -401,22 +416,56 @@ impl Throttle {
             }
             return Admission::Refused;
         }
-        entry.count += 1;
-        entry.last = now;
+        if entry.count + entry.inflight >= REFUSE_AFTER_FAILURES {
+            return Admission::Wait;
+        }
+        entry.inflight += 1;
         Admission::Check
     }
 
-    /// An admitted attempt succeeded (or failed for a reason other than
-    /// its credentials): it no longer counts.
-    pub fn succeeded(&self, source: Source) {
-        if let Some(e) = self.state().sources.get_mut(&source) {
-            e.count = e.count.saturating_sub(1);
+    /// [`Throttle::admit`], waiting (up to [`ADMISSION_WAIT`]) while the
+    /// source has no place; never answers [`Admission::Wait`].
+    pub async fn admit_waiting(&self, source: Source, cached: bool) -> Admission {
+        let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+        loop {
+            // Made before asking, so an attempt ending in between still
+            // wakes this one.
+            let ended = self.ended.notified();
+            match self.admit(source, cached, Instant::now()) {
+                Admission::Wait => {
+                    if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                        return Admission::Refused;
+                    }
+                }
+                other => return other,
+            }
         }
     }
 
-    /// An admitted attempt failed; the delay it earns.
-    pub fn failed(&self, source: Source) -> Duration {
-        failure_delay(self.state().sources.get(&source).map_or(1, |e| e.count))
+    /// An admitted attempt succeeded (or failed for a reason other than
+    /// its credentials): its place is free and nothing is counted.
+    pub fn succeeded(&self, source: Source) {
+        if let Some(e) = self.state().sources.get_mut(&source) {
+            e.inflight = e.inflight.saturating_sub(1);
+        }
+        self.ended.notify_waiters();
+    }
+
+    /// An attempt failed on its credentials (`admitted` if it held a
+    /// place): one more failure; the delay it earns.
+    pub fn failed(&self, source: Source, admitted: bool, now: Instant) -> Duration {
+        let count = {
+            let mut state = self.state();
+            let e = state.entry(source, now);
+            if admitted {
+                e.inflight = e.inflight.saturating_sub(1);
+            }
+            e.count = e.count.saturating_add(1);
+            e.last = now;
+            e.count
+        };
+        self.ended.notify_waiters();
+        failure_delay(count)
     }
 
     pub fn tracked(&self) -> usize {
@@ -445,6 +494,7 @@ impl ThrottleState {
         }
         let entry = self.sources.entry(source).or_insert(Failures {
             count: 0,
+            inflight: 0,
             last: now,
             cached_checks: 0,
         });
@@ -453,6 +503,7 @@ impl ThrottleState {
                 count: 0,
                 last: now,
                 cached_checks: 0,
+                ..*entry
             };
         }
         entry
@@ -586,9 +637,19 @@ pub struct SaslRun {
     username: String,
     /// The account that identity names, once looked up.
     account: Option<String>,
-    /// The throttle admitted this exchange's attempt (counted until it
-    /// ends).
+    /// The throttle admitted this exchange's attempt (it holds a place
+    /// until it ends).
     admitted: bool,
+}
+
+impl Drop for SaslRun {
+    /// An exchange given up after its secret was looked up (cancelled,
+    /// or the connection gone) counts as a failure.
+    fn drop(&mut self) {
+        if self.admitted {
+            throttle().failed(self.ctx.source(), true, Instant::now());
+        }
+    }
 }
 
 impl SaslRun {
@@ -671,7 +732,7 @@ async fn sasl_steps(store: &Store, run: &mut SaslRun, mut step: Step) -> (SaslOu
             }
             Step::NeedSecret { authcid, kind } => {
                 run.username = authcid.clone();
-                if throttle().admit(source, false, Instant::now()) == Admission::Refused {
+                if throttle().admit_waiting(source, false).await != Admission::Check {
                     return (SaslOutcome::Failed(SaslFailure::Throttled), false);
                 }
                 run.admitted = true;
@@ -713,11 +774,8 @@ async fn sasl_steps(store: &Store, run: &mut SaslRun, mut step: Step) -> (SaslOu
             }
             Step::Failure(_) => {
                 // A message that failed before any lookup counts too.
-                if !run.admitted {
-                    throttle().admit(source, false, Instant::now());
-                }
-                run.admitted = false;
-                tokio::time::sleep(throttle().failed(source)).await;
+                let admitted = std::mem::take(&mut run.admitted);
+                tokio::time::sleep(throttle().failed(source, admitted, Instant::now())).await;
                 return (SaslOutcome::Failed(SaslFailure::Invalid), false);
             }
         }
@@ -913,7 +971,7 @@ mod tests {
         let t0 = Instant::now();
         for n in 1..=REFUSE_AFTER_FAILURES {
             assert_eq!(t.admit(a, true, t0), Admission::Check, "{n}");
-            assert_eq!(t.failed(a), failure_delay(n));
+            assert_eq!(t.failed(a, true, t0), failure_delay(n));
         }
         // Refused: remembered logins are checked a few times, then none.
         for _ in 0..REFUSED_CACHED_CHECKS {
@@ -926,27 +984,60 @@ mod tests {
         // starts over.
         let later = t0 + FAILURE_WINDOW;
         assert_eq!(t.admit(a, true, later), Admission::Check);
-        assert_eq!(t.failed(a), failure_delay(1));
+        assert_eq!(t.failed(a, true, later), failure_delay(1));
     }
 
-    /// Attempts in progress count: ten parallel attempts leave no room
-    /// for an eleventh, and good ones give their place back.
+    /// Attempts in progress hold places: ten parallel attempts leave none
+    /// for an eleventh, which waits (it is not refused); a good one gives
+    /// its place back, a failed one turns it into a failure.
     #[test]
-    fn attempts_count_until_they_succeed() {
+    fn attempts_in_progress_hold_places() {
         let t = Throttle::new();
         let a = Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)));
         let t0 = Instant::now();
         for _ in 0..REFUSE_AFTER_FAILURES {
             assert_eq!(t.admit(a, false, t0), Admission::Check);
         }
-        assert_eq!(t.admit(a, false, t0), Admission::Refused);
+        assert_eq!(t.admit(a, false, t0), Admission::Wait);
         t.succeeded(a);
         assert_eq!(t.admit(a, false, t0), Admission::Check);
-        // A success never takes back more than was counted.
+        assert_eq!(t.admit(a, false, t0), Admission::Wait);
+        // Nine fail: one place is left for the tenth failure.
+        for _ in 0..REFUSE_AFTER_FAILURES - 1 {
+            t.failed(a, true, t0);
+        }
+        assert_eq!(t.admit(a, false, t0), Admission::Wait);
+        t.succeeded(a);
+        assert_eq!(t.admit(a, false, t0), Admission::Check);
+        t.failed(a, true, t0);
+        assert_eq!(t.admit(a, false, t0), Admission::Refused);
+        // A success never frees more than was held.
         let c = Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4)));
         t.succeeded(c);
         t.succeeded(c);
-        assert_eq!(t.admit(c, false, t0), Admission::Check);
+        for _ in 0..REFUSE_AFTER_FAILURES {
+            assert_eq!(t.admit(c, false, t0), Admission::Check);
+        }
+        assert_eq!(t.admit(c, false, t0), Admission::Wait);
+    }
+
+    /// A waiting attempt goes on when a place frees, and is refused as
+    /// throttled when none does within ADMISSION_WAIT.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_attempts_go_on_or_give_up() {
+        let t = std::sync::Arc::new(Throttle::new());
+        let a = Source::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5)));
+        for _ in 0..REFUSE_AFTER_FAILURES {
+            assert_eq!(t.admit(a, false, Instant::now()), Admission::Check);
+        }
+        let waiter = {
+            let t = t.clone();
+            tokio::spawn(async move { t.admit_waiting(a, false).await })
+        };
+        tokio::time::sleep(ADMISSION_WAIT / 2).await;
+        t.succeeded(a);
+        assert_eq!(waiter.await.unwrap(), Admission::Check);
+        assert_eq!(t.admit_waiting(a, false).await, Admission::Refused);
     }
 
     #[test]
