@@ -18,10 +18,15 @@ struct Zipped {
 
 impl Zipped {
     fn send(&mut self, text: &[u8]) {
+        self.send_flushed(text, FlushCompress::Sync);
+    }
+
+    /// Compresses `text` and ends the write with `flush`, as clients do:
+    /// sync flushes mostly, partial flushes (an empty fixed block) in
+    /// some, full flushes in others, none at all within a burst.
+    fn send_flushed(&mut self, text: &[u8], flush: FlushCompress) {
         let mut wire = Vec::with_capacity(text.len() + 128);
-        self.out
-            .compress_vec(text, &mut wire, FlushCompress::Sync)
-            .unwrap();
+        self.out.compress_vec(text, &mut wire, flush).unwrap();
         self.tcp.write_all(&wire).unwrap();
     }
 
@@ -118,6 +123,45 @@ fn deflate_both_ways_with_pipelined_commands() {
     z.send(b"a6 LOGOUT\r\n");
     let r = z.read_until("a6 OK LOGOUT completed\r\n");
     assert_eq!(r, "* BYE roost logging out\r\na6 OK LOGOUT completed\r\n");
+}
+
+/// RFC 4978 4 leaves the flush to the sender: commands flushed with a
+/// partial flush, a full flush, several commands in one flushed burst and
+/// one command split over two flushes are all read as written.
+#[test]
+fn every_client_flush_style_is_understood() {
+    let server = Server::start();
+    let mut tcp = login_plain(&server);
+    read_plain_line(&mut tcp);
+    tcp.write_all(format!("a1 LOGIN {ACCOUNT} {PASSWORD}\r\n").as_bytes())
+        .unwrap();
+    assert!(read_plain_line(&mut tcp).starts_with("a1 OK"));
+    tcp.write_all(b"a2 COMPRESS DEFLATE\r\n").unwrap();
+    assert_eq!(read_plain_line(&mut tcp), "a2 OK DEFLATE active\r\n");
+    let mut z = Zipped {
+        tcp,
+        out: Compress::new(Compression::default(), false),
+        inp: Decompress::new(false),
+        buf: Vec::new(),
+    };
+    z.send_flushed(b"a3 NOOP\r\n", FlushCompress::Partial);
+    assert_eq!(z.read_until("\r\n"), "a3 OK NOOP completed\r\n");
+    z.send_flushed(b"a4 NOOP\r\n", FlushCompress::Full);
+    assert_eq!(z.read_until("\r\n"), "a4 OK NOOP completed\r\n");
+    z.send_flushed(b"a5 NOOP\r\na6 CHECK\r\n", FlushCompress::None);
+    z.send_flushed(b"a7 NOOP\r\n", FlushCompress::Partial);
+    assert_eq!(
+        z.read_until("a7 OK NOOP completed\r\n"),
+        "a5 OK NOOP completed\r\na6 BAD CHECK requires a selected mailbox\r\na7 OK NOOP completed\r\n"
+    );
+    z.send_flushed(b"a8 NO", FlushCompress::Partial);
+    z.send_flushed(b"OP\r\n", FlushCompress::Sync);
+    assert_eq!(z.read_until("\r\n"), "a8 OK NOOP completed\r\n");
+    z.send_flushed(b"a9 LOGOUT\r\n", FlushCompress::Partial);
+    assert_eq!(
+        z.read_until("a9 OK LOGOUT completed\r\n"),
+        "* BYE roost logging out\r\na9 OK LOGOUT completed\r\n"
+    );
 }
 
 #[test]
