@@ -10,6 +10,7 @@ use roost_actors::tls::ListenerTls;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,6 +24,9 @@ pub struct Config {
     pub log_json: bool,
     pub otlp_endpoint: Option<String>,
     pub dns: roost_actors::dns::DnsSettings,
+    /// `[imap] progress_interval_ms`: how often, at most, a long SEARCH,
+    /// SORT or THREAD reports its progress (RFC 9585 INPROGRESS).
+    pub imap_progress_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,6 +83,15 @@ struct File {
     log: Option<LogSection>,
     telemetry: Option<TelemetrySection>,
     dns: Option<DnsSection>,
+    imap: Option<ImapSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImapSection {
+    /// Milliseconds between progress notices of a long command (default
+    /// 1000; 0 reports after every batch of messages).
+    progress_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +216,7 @@ impl Config {
             otlp_endpoint: None,
             // Every localserve client is on this machine.
             dns: roost_actors::dns::DnsSettings::Off,
+            imap_progress_interval: roost_actors::imap::PROGRESS_INTERVAL,
         }
     }
 
@@ -279,7 +293,12 @@ impl Config {
                 bail!("key `telemetry.otlp_endpoint`: {ep:?} is not an http(s) URL");
             }
         }
+        let imap_progress_interval = file
+            .imap
+            .and_then(|i| i.progress_interval_ms)
+            .map_or(roost_actors::imap::PROGRESS_INTERVAL, Duration::from_millis);
         Ok(Config {
+            imap_progress_interval,
             data_dir: file.data_dir,
             hostname: file.hostname.trim().to_ascii_lowercase(),
             max_message_size,

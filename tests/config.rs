@@ -263,3 +263,66 @@ fn received_lines_without_reverse_dns_name_only_the_address() {
         "Received: from client.example.org ([127.0.0.1])\r\n\t"
     );
 }
+
+/// RFC 9585 INPROGRESS: with `[imap] progress_interval_ms = 0` a SEARCH,
+/// SORT or THREAD over more than one batch (PROGRESS_BATCH, 256) of
+/// messages reports each batch done, tagged with the command's tag,
+/// before its answer; a mailbox of less than a batch reports nothing.
+#[test]
+fn long_searches_report_their_progress() {
+    let offset = fresh_offset();
+    let (smtp, imap) = (SMTP + offset, IMAP + offset);
+    let server = serve_with_dns("[imap]\nprogress_interval_ms = 0", smtp, imap, NO_DNS);
+    let data = server.dir.path().join("data");
+    for args in [
+        &["domain", "add", "localhost"][..],
+        &["account", "add", ACCOUNT, "--password", PASSWORD],
+    ] {
+        let out = Command::new(binary())
+            .arg("admin")
+            .arg("--dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut c = Imap::login(imap);
+    // 600 messages in one MULTIAPPEND.
+    let m = b"Subject: p\r\n\r\nx\r\n";
+    let mut cmd = b"p1 APPEND INBOX".to_vec();
+    for _ in 0..600 {
+        cmd.extend_from_slice(format!(" {{{}+}}\r\n", m.len()).as_bytes());
+        cmd.extend_from_slice(m);
+    }
+    cmd.extend_from_slice(b"\r\n");
+    c.send_raw(&cmd);
+    let r = String::from_utf8_lossy(&c.until_tagged("p1")).into_owned();
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert!(c.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        c.cmd("SEARCH RETURN (COUNT) SUBJECT p"),
+        "* OK [INPROGRESS (\"a3\" 256 600)] Searching\r\n\
+         * OK [INPROGRESS (\"a3\" 512 600)] Searching\r\n\
+         * ESEARCH (TAG \"a3\") COUNT 600\r\na3 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("SORT RETURN (MIN) (SIZE) UTF-8 ALL"),
+        "* OK [INPROGRESS (\"a4\" 256 600)] Searching\r\n\
+         * OK [INPROGRESS (\"a4\" 512 600)] Searching\r\n\
+         * ESEARCH (TAG \"a4\") MIN 1\r\na4 OK SORT completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("CREATE Small"),
+        "a5 OK [MAILBOXID (F7)] CREATE completed\r\n"
+    );
+    assert!(c.cmd("SELECT Small").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        c.cmd("SEARCH RETURN (COUNT) ALL"),
+        "* ESEARCH (TAG \"a7\") COUNT 0\r\na7 OK SEARCH completed\r\n"
+    );
+}

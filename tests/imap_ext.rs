@@ -576,6 +576,148 @@ fn replace_is_append_then_expunge() {
     );
 }
 
+/// RFC 5464 METADATA and RFC 9590 LIST-METADATA: server and mailbox
+/// entries, private and shared, names without case, NIL for what is not
+/// there and to remove, DEPTH and MAXSIZE with [METADATA LONGENTRIES],
+/// the value-size and entry-count limits at the edge and one past, entries
+/// kept across a rename and gone with the mailbox, and METADATA after each
+/// LIST line.
+#[test]
+fn metadata_entries_limits_and_list() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("GETMETADATA \"\" /shared/comment"),
+        "* METADATA \"\" (/shared/comment NIL)\r\na2 OK GETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA \"\" (/shared/comment \"server notes\")"),
+        "a3 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA INBOX (/private/comment \"mine\" /shared/Comment {5+}\r\nhello)"),
+        "a4 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA INBOX (/shared/comment /private/comment /private/none)"),
+        "* METADATA INBOX (/private/comment \"mine\" /private/none NIL /shared/comment \"hello\")\r\n\
+         a5 OK GETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA \"\" /shared/comment"),
+        "* METADATA \"\" (/shared/comment \"server notes\")\r\na6 OK GETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA INBOX (/private/vendor/x/a \"1\" /private/vendor/x/a/b \"22\")"),
+        "a7 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA (DEPTH 1) INBOX /private/vendor/x"),
+        "* METADATA INBOX (/private/vendor/x NIL /private/vendor/x/a \"1\")\r\n\
+         a8 OK GETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA (MAXSIZE 1 DEPTH infinity) INBOX /private/vendor/x"),
+        "* METADATA INBOX (/private/vendor/x NIL /private/vendor/x/a \"1\")\r\n\
+         a9 OK [METADATA LONGENTRIES 2] GETMETADATA completed\r\n"
+    );
+    // NIL removes.
+    assert_eq!(
+        imap.cmd("SETMETADATA INBOX (/private/comment NIL)"),
+        "a10 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA INBOX /private/comment"),
+        "* METADATA INBOX (/private/comment NIL)\r\na11 OK GETMETADATA completed\r\n"
+    );
+    // MAX_METADATA_VALUE (64 KiB) is taken; one octet more is not, and
+    // nothing of that command is set.
+    let edge = "v".repeat(64 * 1024);
+    assert_eq!(
+        imap.cmd(&format!(
+            "SETMETADATA INBOX (/private/big {{{}+}}\r\n{edge})",
+            edge.len()
+        )),
+        "a12 OK SETMETADATA completed\r\n"
+    );
+    let past = "v".repeat(64 * 1024 + 1);
+    assert_eq!(
+        imap.cmd(&format!(
+            "SETMETADATA INBOX (/private/small \"s\" /private/big {{{}+}}\r\n{past})",
+            past.len()
+        )),
+        "a13 NO [METADATA MAXSIZE 65536] a value is longer than 65536 octets\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA INBOX /private/small"),
+        "* METADATA INBOX (/private/small NIL)\r\na14 OK GETMETADATA completed\r\n"
+    );
+    // MAX_METADATA_ENTRIES (1000): 5 are set; 995 more reach it, one
+    // more passes it.
+    let many: Vec<String> = (0..995).map(|i| format!("/private/n{i} \"x\"")).collect();
+    assert_eq!(
+        imap.cmd(&format!("SETMETADATA \"\" ({})", many.join(" "))),
+        "a15 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA \"\" (/private/one-more \"x\")"),
+        "a16 NO [METADATA TOOMANY] too many entries (at most 1000)\r\n"
+    );
+    // Kept across a rename, gone with the mailbox.
+    assert_eq!(
+        imap.cmd("CREATE Projects"),
+        "a17 OK [MAILBOXID (F7)] CREATE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA \"\" (/private/n0 NIL)"),
+        "a18 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA Projects (/shared/comment \"p\")"),
+        "a19 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("RENAME Projects Work"),
+        "a20 OK RENAME completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA Work /shared/comment"),
+        "* METADATA Work (/shared/comment \"p\")\r\na21 OK GETMETADATA completed\r\n"
+    );
+    assert_eq!(imap.cmd("DELETE Work"), "a22 OK DELETE completed\r\n");
+    assert_eq!(
+        imap.cmd("CREATE Work"),
+        "a23 OK [MAILBOXID (F8)] CREATE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA Work /shared/comment"),
+        "* METADATA Work (/shared/comment NIL)\r\na24 OK GETMETADATA completed\r\n"
+    );
+    // The deleted mailbox's entry gave its place back.
+    assert_eq!(
+        imap.cmd("SETMETADATA \"\" (/private/one-more \"x\")"),
+        "a25 OK SETMETADATA completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("LIST \"\" INBOX RETURN (METADATA (/shared/comment /private/none))"),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n\
+         * METADATA INBOX (/private/none NIL /shared/comment \"hello\")\r\n\
+         a26 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("GETMETADATA Nowhere /shared/comment"),
+        "a27 NO [NONEXISTENT] No mailbox named \"Nowhere\"\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA Nowhere (/shared/comment \"x\")"),
+        "a28 NO [NONEXISTENT] no mailbox named \"Nowhere\"\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SETMETADATA INBOX (/other \"x\")"),
+        "a29 BAD Invalid entry name /other\r\n"
+    );
+}
+
 /// RFC 9586 UIDONLY: once enabled, message numbers get BAD [UIDREQUIRED]
 /// (FETCH, SEARCH, a sequence-set search key inside UID SEARCH), FETCH
 /// responses (own and another session's changes) become UIDFETCH without

@@ -104,6 +104,20 @@ impl AccountClient {
             .await
     }
 
+    /// RFC 5464 4.3: sets or removes METADATA entries, all or none.
+    pub async fn set_metadata(
+        &self,
+        mailbox: Option<String>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| AccountMsg::SetMetadata {
+            mailbox,
+            entries,
+            reply,
+        })
+        .await
+    }
+
     /// RFC 8508: adds `message` and expunges `uid` of `mailbox`, both or
     /// neither.
     pub async fn replace(

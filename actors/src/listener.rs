@@ -117,6 +117,8 @@ pub struct Services {
     pub hostname: String,
     pub max_message_size: u64,
     pub max_connections: usize,
+    /// RFC 9585: how often a long IMAP command reports progress.
+    pub progress_interval: std::time::Duration,
     pub shutdown: watch::Receiver<bool>,
     /// This listener's TLS (implicit, or for STARTTLS).
     pub tls: Option<TlsAcceptor>,

@@ -44,6 +44,8 @@ pub struct Settings {
     pub max_message_size: u64,
     pub max_connections: usize,
     pub dns: crate::dns::DnsSettings,
+    /// RFC 9585: how often a long IMAP command reports progress.
+    pub imap_progress_interval: Duration,
 }
 
 /// What an extra child (the HTTP server) gets to work with.
@@ -105,13 +107,17 @@ pub async fn start(
     let services_for = {
         let (store, hostname, shutdown) =
             (store.clone(), settings.hostname.clone(), shutdown.clone());
-        let (max_message_size, max_connections) =
-            (settings.max_message_size, settings.max_connections);
+        let (max_message_size, max_connections, progress_interval) = (
+            settings.max_message_size,
+            settings.max_connections,
+            settings.imap_progress_interval,
+        );
         move |connections: ActorRef<SupervisorMsg>, protocol: Protocol| Services {
             store: store.clone(),
             hostname: hostname.clone(),
             max_message_size,
             max_connections,
+            progress_interval,
             shutdown: shutdown.clone(),
             tls: acceptors.get(&protocol).cloned(),
             tls_setup: tls.clone(),

@@ -78,6 +78,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         max_message_size: config.max_message_size,
         max_connections: config.max_connections,
         dns: config.dns.clone(),
+        imap_progress_interval: config.imap_progress_interval,
     };
     let has_http = !http.http.is_empty() || !l.https.is_empty();
     let mut server = system::start(settings, store, move |shared| {

@@ -28,8 +28,13 @@ pub(crate) const THREAD_MESSAGE_ID: u8 = 0x14;
 /// Base subject -> thread: account, subject bytes.
 pub(crate) const THREAD_SUBJECT: u8 = 0x15;
 
+/// METADATA entries (RFC 5464): account, mailbox (0 for the server's
+/// entries), entry name; the value is the raw value.
+pub(crate) const METADATA: u8 = 0x1a;
+
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 9] = [
+pub(crate) const PER_ACCOUNT: [u8; 10] = [
+    METADATA,
     MAILBOX,
     MESSAGE,
     MESSAGE_STATE,
@@ -177,6 +182,13 @@ pub(crate) fn vanished_parts(key: &[u8]) -> Option<(ModSeq, Uid)> {
         ModSeq(u64::from_be_bytes(modseq)),
         Uid(u32::from_be_bytes(uid)),
     ))
+}
+
+pub(crate) fn metadata(a: AccountId, m: MailboxId, entry: &str) -> Vec<u8> {
+    key(
+        METADATA,
+        &[&a.0.to_be_bytes(), &m.0.to_be_bytes(), entry.as_bytes()],
+    )
 }
 
 pub(crate) fn vanished_floor(a: AccountId, m: MailboxId) -> Vec<u8> {

@@ -54,6 +54,10 @@ use records::{now_unix, FileRef};
 /// RFC 7162 3.1: an account's `last_modseq` when it is created; new
 /// mailboxes start with this HIGHESTMODSEQ.
 pub const INITIAL_MODSEQ: ModSeq = ModSeq(2);
+/// The index's page cache, in bytes. sled's own default is 1 GiB, which a
+/// busy server's index fills over hours (resident memory growing all the
+/// while); what is not cached is read from the page-cached file.
+pub const INDEX_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The mailboxes every new account gets, in id order (RFC 9051 5.1 INBOX,
 /// RFC 6154 special-use for the rest).
@@ -192,7 +196,10 @@ impl Store {
         if removed > 0 {
             tracing::info!(removed, "removed unfinished staged files");
         }
-        let db = sled::Config::new().path(&index_dir).open()?;
+        let db = sled::Config::new()
+            .path(&index_dir)
+            .cache_capacity(INDEX_CACHE_BYTES)
+            .open()?;
         let store = Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -913,6 +920,34 @@ impl Store {
     }
 
     /// A mailbox's expunged UIDs, in UID order.
+    /// The METADATA entries of a mailbox (or the server's, with
+    /// [`MailboxId::SERVER`]), by name.
+    pub fn metadata(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = keys::mailbox_prefix(keys::METADATA, account, mailbox);
+        self.inner
+            .db
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let entry = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((entry, v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// How many METADATA entries the account has, over all its mailboxes
+    /// and the server's.
+    pub fn metadata_count(&self, account: AccountId) -> usize {
+        self.inner
+            .db
+            .scan_prefix(keys::account_prefix(keys::METADATA, account))
+            .count()
+    }
+
     pub fn tombstones(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<Tombstone>> {
         self.scan(&keys::mailbox_prefix(keys::TOMBSTONE, account, mailbox))
     }
@@ -1049,6 +1084,7 @@ impl Store {
                 }
                 RecordKey::ThreadByMessageId(a, id) => keys::thread_by_message_id(*a, id),
                 RecordKey::ThreadBySubject(a, s) => keys::thread_by_subject(*a, s),
+                RecordKey::Metadata(a, m, e) => keys::metadata(*a, *m, e),
             };
             batch.remove(k);
         }
@@ -1103,6 +1139,12 @@ impl Store {
                     r,
                 } => (keys::thread_by_subject(*account, base_subject), encode(r)?),
                 Record::Summary { file, summary } => (keys::summary(*file), encode(&**summary)?),
+                Record::Metadata {
+                    account,
+                    mailbox,
+                    entry,
+                    value,
+                } => (keys::metadata(*account, *mailbox, entry), value.clone()),
             };
             batch.insert(k, v);
         }

@@ -36,6 +36,12 @@ id_newtype! {
     ThreadId(u64);
 }
 
+impl MailboxId {
+    /// Where the server's own METADATA entries are kept: no mailbox has
+    /// this number (they count from 1).
+    pub const SERVER: MailboxId = MailboxId(0);
+}
+
 /// One account: its addresses, secrets, quota and the counters the account
 /// actor allocates from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -321,6 +327,14 @@ pub enum Record {
         file: FileId,
         summary: std::sync::Arc<Summary>,
     },
+    /// A METADATA entry (RFC 5464) of a mailbox, or of the server when
+    /// `mailbox` is [`MailboxId::SERVER`].
+    Metadata {
+        account: AccountId,
+        mailbox: MailboxId,
+        entry: String,
+        value: Vec<u8>,
+    },
 }
 
 /// A record to delete in a [`Commit`](crate::Commit).
@@ -331,6 +345,7 @@ pub enum RecordKey {
     Tombstone(AccountId, MailboxId, Uid),
     ThreadByMessageId(AccountId, String),
     ThreadBySubject(AccountId, String),
+    Metadata(AccountId, MailboxId, String),
 }
 
 /// The value of the file index: which message a file belongs to.

@@ -170,6 +170,7 @@ impl AccountState {
                 .deletes
                 .push(RecordKey::Tombstone(t.account, t.mailbox, t.uid));
         }
+        self.drop_metadata(id)?;
         self.next_modseq();
         self.mailboxes.remove(&id);
         self.pending.mailboxes.remove(&id);

@@ -16,6 +16,9 @@
 
 mod mailboxes;
 mod messages;
+mod metadata;
+
+pub use metadata::{MAX_METADATA_ENTRIES, MAX_METADATA_VALUE};
 mod threads;
 
 pub use mailboxes::normalize_name;
@@ -71,6 +74,12 @@ pub enum AccountError {
     /// The mailbox's actor was stopping as it was opened: open it again.
     #[error("the mailbox is being closed; try again")]
     Closing,
+    /// RFC 5464 4.3: a METADATA value longer than this.
+    #[error("a value is longer than {0} octets")]
+    MetadataMaxSize(usize),
+    /// RFC 5464 4.3: more METADATA entries than the account may hold.
+    #[error("too many entries (at most {})", metadata::MAX_METADATA_ENTRIES)]
+    MetadataTooMany,
 }
 
 /// An account's storage and message counts, and its limits.
@@ -177,6 +186,13 @@ pub enum AccountMsg {
         mailbox: MailboxId,
         uids: Option<Vec<Uid>>,
         reply: Reply<Vec<Uid>>,
+    },
+    /// RFC 5464 4.3: sets (or removes, without a value) entries of a
+    /// mailbox, or of the server when `mailbox` is `None`; all or none.
+    SetMetadata {
+        mailbox: Option<String>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        reply: Reply<()>,
     },
     /// RFC 8508: adds one message and, only once it is in, expunges
     /// the message it replaces; neither happens without the other.
@@ -338,6 +354,8 @@ pub struct AccountState {
     pending: Pending,
     flush_scheduled: bool,
     mailbox_linger: std::time::Duration,
+    /// Every METADATA entry's mailbox and name, read when first needed.
+    metadata_names: Option<BTreeSet<(MailboxId, String)>>,
 }
 
 impl Actor for AccountActor {
@@ -385,6 +403,7 @@ impl Actor for AccountActor {
             pending: Pending::default(),
             flush_scheduled: false,
             mailbox_linger: args.mailbox_linger,
+            metadata_names: None,
         })
     }
 
@@ -492,6 +511,14 @@ impl Actor for AccountActor {
                 reply,
             } => {
                 let r = state.expunge(mailbox, uids.as_deref());
+                state.answer(reply, r);
+            }
+            AccountMsg::SetMetadata {
+                mailbox,
+                entries,
+                reply,
+            } => {
+                let r = state.set_metadata(mailbox.as_deref(), entries);
                 state.answer(reply, r);
             }
             AccountMsg::Replace {

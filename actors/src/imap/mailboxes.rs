@@ -123,6 +123,10 @@ impl ImapState {
                 let values = self.status_of(r, items).await;
                 response::status(&mut self.out, &name, &values);
             }
+            if let Some(asked) = &cmd.returns.metadata {
+                // RFC 9590 3: METADATA follows each mailbox's LIST.
+                self.list_metadata(r.id, &name, asked).await;
+            }
             if self.write_out_if_full().await.is_err() {
                 return Done::Later;
             }

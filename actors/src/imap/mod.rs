@@ -20,7 +20,11 @@ mod compress;
 mod fetch;
 mod mailboxes;
 mod messages;
+mod metadata;
+mod progress;
 mod search;
+
+pub use progress::PROGRESS_INTERVAL;
 mod select;
 mod view;
 
@@ -74,6 +78,7 @@ pub const CAPABILITIES: &[&str] = &[
     "ESORT",
     "MULTISEARCH",
     "PARTIAL",
+    "INPROGRESS",
     "CONDSTORE",
     "QRESYNC",
     "LIST-EXTENDED",
@@ -92,6 +97,8 @@ pub const CAPABILITIES: &[&str] = &[
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "QUOTA=RES-MESSAGE",
+    "METADATA",
+    "LIST-METADATA",
     "SASL-IR",
     "COMPRESS=DEFLATE",
 ];
@@ -675,6 +682,8 @@ impl ImapState {
             CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
             // RFC 9208 4.1.3: limits are the administrator's (`roost admin
             // account quota`); QUOTASET is not offered.
+            CommandBody::GetMetadata(get) => self.getmetadata(get).await,
+            CommandBody::SetMetadata(set) => self.setmetadata(set).await,
             CommandBody::SetQuota { .. } => {
                 Done::no_code(Code::NoPerm, "Quotas are set by the administrator")
             }
@@ -734,7 +743,7 @@ impl ImapState {
             CommandBody::Move { set, mailbox, uid } => self.copy(&set, &mailbox, uid, true).await,
             CommandBody::Search { uid, program } => self.search(tag, uid, program).await,
             CommandBody::Sort { uid, sort } => self.sort(tag, uid, sort).await,
-            CommandBody::Thread { uid, thread } => self.thread(uid, thread).await,
+            CommandBody::Thread { uid, thread } => self.thread(tag, uid, thread).await,
             CommandBody::Esearch(ms) => self.multisearch(tag, ms).await,
         }
     }

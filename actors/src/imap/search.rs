@@ -8,6 +8,7 @@
 //! needs them), and header and body keys from the message files, read
 //! one at a time and only for programs that need them.
 
+use super::progress::Progress;
 use super::{Done, ImapState};
 use crate::task::blocking;
 use roost_protocols::imap::matcher::{Candidate, Matcher, Needs};
@@ -107,14 +108,15 @@ impl ImapState {
         if uses_modseq {
             self.use_condstore();
         }
-        let run = move || {
+        let run = move |progress: &mut Progress| {
             let search = (&view[..], &sort.program, &saved[..]);
-            let mut keyed = matched_values(&store, account, mailbox, search, &sort.criteria)?;
+            let criteria = &sort.criteria;
+            let mut keyed = matched_values(&store, account, mailbox, search, criteria, progress)?;
             // Stable: equal messages stay in sequence order (RFC 5256 3).
             keyed.sort_by(|a, b| compare(&sort.criteria, &a.1, &b.1));
             Ok::<_, StoreError>(keyed.into_iter().map(|k| k.0).collect::<Vec<_>>())
         };
-        let hits = match blocking(run).await {
+        let hits = match self.with_progress(tag, run).await {
             Ok(r) => r,
             Err(e) => return Done::no(format!("SORT failed: {e}")),
         };
@@ -233,8 +235,16 @@ impl ImapState {
             };
             let (store, account, mailbox) = (self.services.store.clone(), rec.account, rec.id);
             let (program, saved2) = (ms.program.clone(), saved.clone());
-            let run = move || run_search(&store, account, mailbox, &view, &program, &saved2);
-            let hits = match blocking(run).await {
+            let run = move |progress: &mut Progress| {
+                run_search(
+                    &store,
+                    account,
+                    mailbox,
+                    (&view, &program, &saved2),
+                    progress,
+                )
+            };
+            let hits = match self.with_progress(tag, run).await {
                 Ok(h) => h,
                 Err(e) => {
                     if save {
@@ -284,7 +294,7 @@ impl ImapState {
     /// RFC 5256 3: THREAD and UID THREAD, by ORDEREDSUBJECT or
     /// REFERENCES, the search part as SEARCH runs it, off the async
     /// workers.
-    pub(super) async fn thread(&mut self, uid: bool, thread: ThreadCommand) -> Done {
+    pub(super) async fn thread(&mut self, tag: &str, uid: bool, thread: ThreadCommand) -> Done {
         let (view, account, mailbox, saved) = match self.search_setup(&thread.program) {
             Ok(s) => s,
             Err(done) => return done,
@@ -293,18 +303,18 @@ impl ImapState {
         if thread.program.uses_modseq() {
             self.use_condstore();
         }
-        let run = move || {
+        let run = move |progress: &mut Progress| {
             let search = (&view[..], &thread.program, &saved[..]);
             match thread.algorithm {
                 ThreadAlgorithm::OrderedSubject => {
-                    ordered_subject_threads(&store, account, mailbox, search, uid)
+                    ordered_subject_threads(&store, account, mailbox, search, uid, progress)
                 }
                 ThreadAlgorithm::References => {
-                    references_threads(&store, account, mailbox, search, uid)
+                    references_threads(&store, account, mailbox, search, uid, progress)
                 }
             }
         };
-        let threads = match blocking(run).await {
+        let threads = match self.with_progress(tag, run).await {
             Ok(r) => r,
             Err(e) => return Done::no(format!("THREAD failed: {e}")),
         };
@@ -344,8 +354,16 @@ impl ImapState {
         if uses_modseq {
             self.use_condstore();
         }
-        let run = move || run_search(&store, account, mailbox, &view, &program, &saved);
-        let hits = match blocking(run).await {
+        let run = move |progress: &mut Progress| {
+            run_search(
+                &store,
+                account,
+                mailbox,
+                (&view, &program, &saved),
+                progress,
+            )
+        };
+        let hits = match self.with_progress(tag, run).await {
             Ok(h) => h,
             Err(e) => {
                 if saves(&returns) {
@@ -445,10 +463,10 @@ fn run_search(
     store: &Store,
     account: AccountId,
     mailbox: MailboxId,
-    view: &[Entry],
-    program: &SearchProgram,
-    saved: &[u32],
+    (view, program, saved): (&[Entry], &SearchProgram, &[u32]),
+    progress: &mut Progress,
 ) -> Result<Vec<Hit>, StoreError> {
+    progress.start(view.len() as u64);
     let needs = program.needs();
     let wants_record = needs.record || needs.header || needs.body;
     // One scan in UID order, joined with the view (also in UID order).
@@ -463,6 +481,7 @@ fn run_search(
     let mut hits = Vec::new();
     let mut r = 0;
     for (i, m) in view.iter().enumerate() {
+        progress.tick(i as u64);
         if m.gone {
             continue;
         }
@@ -540,10 +559,11 @@ fn matched_values(
     store: &Store,
     account: AccountId,
     mailbox: MailboxId,
-    (view, program, saved): (&[Entry], &SearchProgram, &[u32]),
+    search: (&[Entry], &SearchProgram, &[u32]),
     criteria: &[SortCriterion],
+    progress: &mut Progress,
 ) -> Result<Vec<Keyed>, StoreError> {
-    let hits = run_search(store, account, mailbox, view, program, saved)?;
+    let hits = run_search(store, account, mailbox, search, progress)?;
     let needs_envelope = criteria
         .iter()
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
@@ -577,12 +597,13 @@ fn ordered_subject_threads(
     mailbox: MailboxId,
     search: (&[Entry], &SearchProgram, &[u32]),
     uid: bool,
+    progress: &mut Progress,
 ) -> Result<String, StoreError> {
     let by = [SortKey::Subject, SortKey::Date].map(|key| SortCriterion {
         reverse: false,
         key,
     });
-    let keyed = matched_values(store, account, mailbox, search, &by)?;
+    let keyed = matched_values(store, account, mailbox, search, &by, progress)?;
     let messages: Vec<(u32, Vec<u8>, i64)> = keyed
         .into_iter()
         .map(|(h, v)| {
@@ -602,10 +623,11 @@ fn references_threads(
     store: &Store,
     account: AccountId,
     mailbox: MailboxId,
-    (view, program, saved): (&[Entry], &SearchProgram, &[u32]),
+    search: (&[Entry], &SearchProgram, &[u32]),
     uid: bool,
+    progress: &mut Progress,
 ) -> Result<String, StoreError> {
-    let hits = run_search(store, account, mailbox, view, program, saved)?;
+    let hits = run_search(store, account, mailbox, search, progress)?;
     let mut inputs = Vec::with_capacity(hits.len());
     for batch in hits.chunks(super::fetch::FETCH_BATCH) {
         let uids: Vec<Uid> = batch.iter().map(|h| h.1).collect();

@@ -659,6 +659,10 @@ pub(super) fn account_no(e: crate::account::AccountError) -> Done {
         E::Cannot(_) => Done::no_code(Code::Cannot, e.to_string()),
         E::Store(_) => Done::no_code(Code::ServerBug, e.to_string()),
         E::Closing => Done::no_code(Code::InUse, e.to_string()),
+        E::MetadataMaxSize(n) => {
+            Done::no_code(Code::Other(format!("METADATA MAXSIZE {n}")), e.to_string())
+        }
+        E::MetadataTooMany => Done::no_code(Code::Other("METADATA TOOMANY".into()), e.to_string()),
     }
 }
 

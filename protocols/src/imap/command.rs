@@ -115,6 +115,10 @@ pub enum CommandBody {
         root: String,
         limits: Vec<(String, u64)>,
     },
+    /// RFC 5464 4.2.
+    GetMetadata(crate::imap::metadata::GetMetadata),
+    /// RFC 5464 4.3.
+    SetMetadata(crate::imap::metadata::SetMetadata),
 
     // RFC 9051 6.4: selected.
     /// IMAP4rev1 6.4.1; kept for rev1 clients, acts as NOOP.

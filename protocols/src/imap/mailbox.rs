@@ -37,6 +37,8 @@ pub struct ListReturn {
     pub children: bool,
     pub special_use: bool,
     pub status: Option<Vec<StatusItem>>,
+    /// RFC 9590 3: the entries to answer for each mailbox listed.
+    pub metadata: Option<Vec<String>>,
 }
 
 /// SELECT and EXAMINE parameters (RFC 7162 3.1.8, 3.2.5).
@@ -203,6 +205,7 @@ impl Parser<'_> {
             }
             cmd.extended = true;
             let mut status = None;
+            let mut metadata = None;
             let mut returns = ListReturn::default();
             self.list_options(|p, opt| {
                 match opt {
@@ -213,11 +216,17 @@ impl Parser<'_> {
                         p.sp()?;
                         status = Some(p.status_items()?);
                     }
+                    // RFC 9590 5: "METADATA" SP entries.
+                    "METADATA" if metadata.is_none() => {
+                        p.sp()?;
+                        metadata = Some(p.entries()?);
+                    }
                     _ => return Err(format!("Unknown LIST return option {opt}")),
                 }
                 Ok(())
             })?;
             returns.status = status;
+            returns.metadata = metadata;
             cmd.returns = returns;
         }
         Ok(CommandBody::List(cmd))

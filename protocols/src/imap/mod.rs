@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod framer;
 pub mod mailbox;
 pub mod matcher;
+pub mod metadata;
 pub mod parser;
 pub mod pattern;
 pub mod references;

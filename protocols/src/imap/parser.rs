@@ -363,6 +363,8 @@ impl Parser<'_> {
             "UID" => return self.uid(),
             // The framer streams APPEND's message literal; an APPEND that
             // reaches the parser has none.
+            "GETMETADATA" => CommandBody::GetMetadata(self.getmetadata()?),
+            "SETMETADATA" => CommandBody::SetMetadata(self.setmetadata()?),
             "APPEND" => return Err("APPEND needs a message literal".into()),
             "REPLACE" => return Err("REPLACE needs a message literal".into()),
             _ => return Err(format!("Unknown or unsupported command {name}")),

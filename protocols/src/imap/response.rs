@@ -745,6 +745,30 @@ pub fn internal_date(secs: i64, offset_minutes: i32) -> String {
     )
 }
 
+/// `* METADATA mailbox (entry value ...)` (RFC 5464 4.4.1); a value with
+/// a NUL octet goes as literal8 (RFC 5464 5: `value = nstring /
+/// literal8`), a missing one as NIL.
+pub fn metadata(out: &mut Vec<u8>, mailbox: &str, entries: &[(String, Option<Vec<u8>>)]) {
+    out.extend_from_slice(b"* METADATA ");
+    astring(out, mailbox.as_bytes());
+    out.extend_from_slice(b" (");
+    for (i, (entry, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        astring(out, entry.as_bytes());
+        out.push(b' ');
+        match value {
+            Some(v) if v.contains(&0) => {
+                let _ = write!(out, "~{{{}}}\r\n", v.len());
+                out.extend_from_slice(v);
+            }
+            v => nstring(out, v.as_deref()),
+        }
+    }
+    out.extend_from_slice(b")\r\n");
+}
+
 // --- strings ---------------------------------------------------------------
 
 /// RFC 9051 9 astring: an atom when every byte is an ASTRING-CHAR,

@@ -103,6 +103,20 @@ impl CommandBody {
                 f("GETQUOTAROOT", V::Authenticated, true, false, Some("QUOTA"))
             }
             C::SetQuota { .. } => f("SETQUOTA", V::Authenticated, true, false, Some("QUOTA")),
+            C::GetMetadata(_) => f(
+                "GETMETADATA",
+                V::Authenticated,
+                true,
+                false,
+                Some("METADATA"),
+            ),
+            C::SetMetadata(_) => f(
+                "SETMETADATA",
+                V::Authenticated,
+                true,
+                false,
+                Some("METADATA"),
+            ),
             C::Unauthenticate => f(
                 "UNAUTHENTICATE",
                 V::Authenticated,
