@@ -718,6 +718,132 @@ fn metadata_entries_limits_and_list() {
     );
 }
 
+/// RFC 4469 CATENATE: a message made of TEXT literals and URL parts of
+/// the user's own messages (a section, a partial range, an absolute URL
+/// naming the user), one made of URLs alone (no literal at all), with a
+/// plain message in one MULTIAPPEND; a bad URL is [BADURL] and, like a
+/// quota failure, leaves nothing of the command stored.
+#[test]
+fn catenate_builds_messages_from_parts() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let source = b"From: a@example.org\r\nSubject: source\r\n\r\nhello world\r\n";
+    let r = append(&mut imap, "p1", "INBOX", source);
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    let inbox = uid_validity(&mut imap, "INBOX");
+    let drafts = uid_validity(&mut imap, "Drafts");
+    let head = "From: me@example.org\r\nSubject: reply\r\n\r\n> ";
+    let tail = "-- \r\nme\r\n";
+    let text_url = format!("/INBOX;UIDVALIDITY={inbox}/;UID=1/;SECTION=TEXT");
+    assert_eq!(
+        imap.cmd(&format!(
+            "APPEND Drafts (\\Draft) CATENATE (TEXT {{{}+}}\r\n{head} URL \"{text_url}\" TEXT {{{}+}}\r\n{tail})",
+            head.len(),
+            tail.len()
+        )),
+        format!("a4 OK [APPENDUID {drafts} 1] APPEND completed\r\n")
+    );
+    let built = format!("{head}hello world\r\n{tail}");
+    assert!(imap.cmd("SELECT Drafts").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("FETCH 1 (FLAGS BODY.PEEK[])"),
+        format!(
+            "* 1 FETCH (FLAGS (\\Draft) BODY[] {{{}}}\r\n{built})\r\na6 OK FETCH completed\r\n",
+            built.len()
+        )
+    );
+    // URLs alone, no literal: the whole message, then the header of it
+    // through an absolute URL naming this user, and a partial range.
+    assert_eq!(
+        imap.cmd(&format!(
+            "APPEND Drafts CATENATE (URL \"/INBOX;UIDVALIDITY={inbox}/;UID=1\" \
+             URL \"imap://roost%40localhost@localhost/INBOX/;UID=1/;SECTION=HEADER\" \
+             URL \"/INBOX/;UID=1/;PARTIAL=2.3\")"
+        )),
+        format!("* 2 EXISTS\r\na7 OK [APPENDUID {drafts} 2] APPEND completed\r\n")
+    );
+    let header = "From: a@example.org\r\nSubject: source\r\n\r\n";
+    let expected = [&String::from_utf8_lossy(source), header, "om:"].concat();
+    assert_eq!(
+        imap.cmd("FETCH 2 BODY.PEEK[]"),
+        format!(
+            "* 2 FETCH (BODY[] {{{}}}\r\n{expected})\r\na8 OK FETCH completed\r\n",
+            expected.len()
+        )
+    );
+    // A CATENATE and a plain message in one MULTIAPPEND.
+    assert_eq!(
+        imap.cmd("APPEND Drafts CATENATE (URL \"/INBOX/;UID=1\") (\\Seen) {5+}\r\nhello"),
+        format!("* 4 EXISTS\r\na9 OK [APPENDUID {drafts} 3:4] APPEND completed\r\n")
+    );
+    // Bad URLs: nothing of the command is stored.
+    for (n, (url, why)) in [
+        (
+            "/INBOX;UIDVALIDITY=1/;UID=1".to_string(),
+            "The mailbox's UIDVALIDITY has changed",
+        ),
+        (
+            format!("/INBOX;UIDVALIDITY={inbox}/;UID=9"),
+            "No such message",
+        ),
+        ("/Nowhere/;UID=1".to_string(), "No such mailbox"),
+        (
+            "imap://bob@localhost/INBOX/;UID=1".to_string(),
+            "The URL names another user",
+        ),
+        ("/INBOX/;UID=1/;SECTION=7".to_string(), "No such section"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let tag = format!("a{}", 10 + n);
+        assert_eq!(
+            imap.cmd(&format!(
+                "APPEND Drafts CATENATE (URL \"/INBOX/;UID=1\") CATENATE (URL \"{url}\")"
+            )),
+            format!("{tag} NO [BADURL {url}] {why}\r\n")
+        );
+    }
+    assert_eq!(
+        imap.cmd("STATUS Drafts (MESSAGES)"),
+        "* STATUS Drafts (MESSAGES 4)\r\na15 OK STATUS completed\r\n"
+    );
+    // Over the message quota: two CATENATE messages where one fits, and
+    // neither is stored.
+    server.admin_ok(&["account", "quota", ACCOUNT, "--messages", "6"]);
+    assert_eq!(
+        imap.cmd("APPEND Drafts CATENATE (URL \"/INBOX/;UID=1\") CATENATE (URL \"/INBOX/;UID=1\")"),
+        "a16 NO [OVERQUOTA] over quota: 5 of 6 messages stored, 2 more needed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("STATUS Drafts (MESSAGES)"),
+        "* STATUS Drafts (MESSAGES 4)\r\na17 OK STATUS completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("APPEND Drafts CATENATE ()"),
+        "a18 BAD CATENATE needs at least one part\r\n"
+    );
+    // Synchronizing TEXT literals each wait for their continuation.
+    server.admin_ok(&["account", "quota", ACCOUNT, "--messages", "100"]);
+    imap.send_raw(b"s1 APPEND Drafts CATENATE (TEXT {3}\r\n");
+    assert_eq!(imap.line(), "+ Ready for literal data\r\n");
+    imap.send_raw(b"abc URL \"/INBOX/;UID=1/;SECTION=TEXT\" TEXT {2}\r\n");
+    assert_eq!(imap.line(), "+ Ready for literal data\r\n");
+    imap.send_raw(b"de)\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&imap.until_tagged("s1")),
+        format!("* 5 EXISTS\r\ns1 OK [APPENDUID {drafts} 5] APPEND completed\r\n")
+    );
+    assert_eq!(
+        imap.cmd("FETCH 5 BODY.PEEK[]"),
+        "* 5 FETCH (BODY[] {18}\r\nabchello world\r\nde)\r\na19 OK FETCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("APPEND Drafts (\\Seen)"),
+        "a20 BAD APPEND needs a message literal\r\n"
+    );
+}
+
 /// RFC 9586 UIDONLY: once enabled, message numbers get BAD [UIDREQUIRED]
 /// (FETCH, SEARCH, a sequence-set search key inside UID SEARCH), FETCH
 /// responses (own and another session's changes) become UIDFETCH without

@@ -13,6 +13,12 @@
 //! and the message it replaces, resolved to a UID when the command
 //! starts; the account actor adds the new one and expunges the old one
 //! in one call, both or neither.
+//!
+//! A CATENATE message (RFC 4469) is built in its staged file part by
+//! part: TEXT literals stream in like a message literal, URL parts are
+//! read from the user's own messages off the async workers. Its size is
+//! held to APPENDLIMIT as it grows, and it joins the others in the one
+//! all-or-nothing call.
 
 use super::messages::uid_list;
 use super::{Done, ImapState};
@@ -21,8 +27,10 @@ use crate::client::{AccountClient, ClientError};
 use crate::task::blocking;
 use crate::time::now_unix;
 use roost_protocols::imap::append::ReplaceTarget;
-use roost_protocols::imap::append::{parse_first_head, parse_next_head, AppendOptions};
+use roost_protocols::imap::append::{parse_first_head, parse_next_head, AppendHead, AppendOptions};
+use roost_protocols::imap::catenate::{parse_url, AppendItem, AppendState};
 use roost_protocols::imap::response::{self, Code, Status};
+use roost_protocols::imap::section::{locate, SectionData};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::state::SessionState;
 use roost_protocols::imap::types::{Flags, Uid};
@@ -47,11 +55,17 @@ pub(super) struct Append {
     failed: Option<Done>,
     /// REPLACE: the selected mailbox and the UID of the message replaced.
     replaces: Option<(MailboxId, Uid)>,
+    /// Where the command's next segment starts (RFC 4469 parts).
+    state: AppendState,
 }
 
 struct Receiving {
     writer: Option<StagedWriter>,
     options: AppendOptions,
+    /// RFC 4469: the message comes as CATENATE parts.
+    catenate: bool,
+    /// Bytes of this message so far.
+    size: u64,
 }
 
 /// RFC 7889: the largest message APPEND takes, the same limit SMTP puts
@@ -61,25 +75,34 @@ pub(super) fn append_limit(state: &ImapState) -> u64 {
 }
 
 impl ImapState {
-    /// An APPEND message literal was announced with `head` before it.
+    /// An APPEND message literal (or CATENATE TEXT part) was announced
+    /// with `head` before it.
     pub(super) async fn append_literal(&mut self, head: &[u8], size: u64) {
-        let append = match self.append.take() {
+        let started = match self.append.take() {
             Some(a) => self.next_message(a, head),
             None => self.first_message(head),
         };
-        let Some(mut append) = append else {
+        let Some((mut append, items)) = started else {
             self.framer.refuse_literal();
             return;
         };
+        if append.failed.is_none() {
+            if let Err(done) = self.append_items(&mut append, items).await {
+                append.failed = Some(done);
+            }
+        }
         if let Some(done) = append.failed.take() {
             self.framer.refuse_literal();
             return self.finish(&append.tag, done);
         }
-        let options = append.current.take().map(|c| c.options).unwrap_or_default();
         let limit = append_limit(self);
-        if size > limit {
+        let so_far = append.current.as_ref().map_or(0, |c| c.size);
+        if so_far.saturating_add(size) > limit {
             self.framer.refuse_literal();
-            let text = format!("Message of {size} bytes is larger than APPENDLIMIT {limit}");
+            let text = format!(
+                "Message of {} bytes is larger than APPENDLIMIT {limit}",
+                so_far.saturating_add(size)
+            );
             return self.finish(&append.tag, Done::no_code(Code::TooBig, text));
         }
         let Some((account, _)) = self.account() else {
@@ -99,19 +122,14 @@ impl ImapState {
             self.framer.refuse_literal();
             return self.finish(&append.tag, done);
         }
-        let store = self.services.store.clone();
-        let writer = match blocking(move || store.stage()).await {
-            Ok(w) => w,
-            Err(e) => {
-                self.framer.refuse_literal();
-                return self.finish(&append.tag, Done::no(format!("Cannot store: {e}")));
-            }
-        };
+        if let Err(done) = self.ensure_writer(&mut append).await {
+            self.framer.refuse_literal();
+            return self.finish(&append.tag, done);
+        }
         append.bytes = bytes;
-        append.current = Some(Receiving {
-            writer: Some(writer),
-            options,
-        });
+        if let Some(current) = &mut append.current {
+            current.size += size;
+        }
         self.append = Some(append);
         if self.framer.accept_literal() {
             response::continuation(&mut self.out, "Ready for literal data");
@@ -119,8 +137,135 @@ impl ImapState {
         }
     }
 
-    /// Reads the first head: tag, mailbox and the first message's options.
-    fn first_message(&mut self, head: &[u8]) -> Option<Append> {
+    /// The current message's staged file, made when its first bytes come.
+    async fn ensure_writer(&mut self, append: &mut Append) -> Result<(), Done> {
+        let Some(current) = &mut append.current else {
+            return Err(Done::bad("No message is being received"));
+        };
+        if current.writer.is_none() {
+            let store = self.services.store.clone();
+            let writer = blocking(move || store.stage())
+                .await
+                .map_err(|e| Done::no(format!("Cannot store: {e}")))?;
+            current.writer = Some(writer);
+        }
+        Ok(())
+    }
+
+    /// Acts on what a segment said: messages begin, URL parts are read
+    /// into the message, CATENATE part lists end (and their message with
+    /// them).
+    async fn append_items(
+        &mut self,
+        append: &mut Append,
+        items: Vec<AppendItem>,
+    ) -> Result<(), Done> {
+        for item in items {
+            match item {
+                AppendItem::Message { options, catenate } => {
+                    if append.current.is_some() {
+                        return Err(Done::bad("A message began before the last one ended"));
+                    }
+                    append.current = Some(Receiving {
+                        writer: None,
+                        options,
+                        catenate,
+                        size: 0,
+                    });
+                }
+                AppendItem::Url(url) => {
+                    let part = self.url_part(&url).await?;
+                    let limit = append_limit(self);
+                    let added = part.len() as u64;
+                    let size = append.current.as_ref().map_or(0, |c| c.size) + added;
+                    if size > limit {
+                        let text =
+                            format!("Message of {size} bytes is larger than APPENDLIMIT {limit}");
+                        return Err(Done::no_code(Code::TooBig, text));
+                    }
+                    self.ensure_writer(append).await?;
+                    let Some(current) = &mut append.current else {
+                        return Err(Done::bad("No message is being received"));
+                    };
+                    let Some(mut writer) = current.writer.take() else {
+                        return Err(Done::bad("No message is being received"));
+                    };
+                    let writer = blocking(move || writer.write_all(&part).map(|()| writer))
+                        .await
+                        .map_err(|e| Done::no(format!("Cannot store: {e}")))?;
+                    current.writer = Some(writer);
+                    current.size = size;
+                    append.bytes += added;
+                }
+                AppendItem::EndParts => self.finish_message(append).await?,
+                AppendItem::Text | AppendItem::Literal => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 4469 5 with RFC 5092: the bytes a URL part names, from the
+    /// user's own messages; anything else is `[BADURL url]`.
+    async fn url_part(&mut self, url: &str) -> Result<Vec<u8>, Done> {
+        let bad = |why: String| Done::no_code(Code::Other(format!("BADURL {url}")), why);
+        let parsed = parse_url(url).map_err(bad)?;
+        let Some((account, account_id)) = self.account() else {
+            return Err(Done::no("Not logged in"));
+        };
+        if parsed
+            .user
+            .as_deref()
+            .is_some_and(|u| !u.eq_ignore_ascii_case(account))
+        {
+            return Err(bad("The URL names another user".into()));
+        }
+        // Names go as UTF-8; a rev1 client may give modified UTF-7.
+        let names = [
+            parsed.mailbox.clone(),
+            self.mailbox_in(&parsed.mailbox).unwrap_or_default(),
+        ];
+        let store = self.services.store.clone();
+        let read = blocking(move || {
+            let Some(mailbox) = store
+                .mailboxes(account_id)?
+                .into_iter()
+                .find(|m| names.contains(&m.name))
+            else {
+                return Ok(Err("No such mailbox"));
+            };
+            if parsed
+                .uid_validity
+                .is_some_and(|v| v != mailbox.uid_validity.0)
+            {
+                return Ok(Err("The mailbox's UIDVALIDITY has changed"));
+            }
+            let Some(rec) = store.message(account_id, mailbox.id, Uid(parsed.uid))? else {
+                return Ok(Err("No such message"));
+            };
+            let bytes = store.open_message(&rec)?.read_all()?;
+            let whole = parsed.section == Default::default();
+            let data = if whole {
+                SectionData::Range(0..bytes.len())
+            } else {
+                match locate(&bytes, &parsed.section) {
+                    Some(d) => d,
+                    None => return Ok(Err("No such section")),
+                }
+            };
+            let data = data.partial(parsed.partial.map(|(o, l)| (o, l.unwrap_or(u32::MAX))));
+            Ok::<_, StoreError>(Ok(data.bytes(&bytes).to_vec()))
+        })
+        .await;
+        match read {
+            Ok(Ok(part)) => Ok(part),
+            Ok(Err(why)) => Err(bad(why.into())),
+            Err(e) => Err(Done::no(format!("Cannot read {url}: {e}"))),
+        }
+    }
+
+    /// Reads the first head: tag, mailbox and what follows up to the
+    /// first literal.
+    fn first_message(&mut self, head: &[u8]) -> Option<(Append, Vec<AppendItem>)> {
         let parsed = match parse_first_head(head) {
             Ok(h) => h,
             Err(e) => {
@@ -128,6 +273,12 @@ impl ImapState {
                 return None;
             }
         };
+        self.start_append(parsed)
+    }
+
+    /// An APPEND (or REPLACE) begins: the session may take one now, the
+    /// mailbox name is read, REPLACE's message found.
+    fn start_append(&mut self, parsed: AppendHead) -> Option<(Append, Vec<AppendItem>)> {
         let in_command = self.idle.is_some() || self.authenticating.is_some();
         let authenticated = matches!(
             self.state,
@@ -160,18 +311,17 @@ impl ImapState {
                 Err(done) => (None, Some(done)),
             },
         };
-        Some(Append {
+        let append = Append {
             tag: parsed.tag,
             mailbox,
             done: Vec::new(),
-            current: Some(Receiving {
-                writer: None,
-                options: parsed.options,
-            }),
+            current: None,
             bytes: 0,
             failed,
             replaces,
-        })
+            state: parsed.state,
+        };
+        Some((append, parsed.items))
     }
 
     /// RFC 8508 3.1, 3.2: REPLACE's message in the selected, writable
@@ -200,19 +350,24 @@ impl ImapState {
         }
     }
 
-    /// Reads a MULTIAPPEND head: one more message's options.
-    fn next_message(&mut self, mut append: Append, head: &[u8]) -> Option<Append> {
-        if append.replaces.is_some() {
-            self.bad(Some(&append.tag), None, "REPLACE takes one message");
-            return None;
-        }
-        match parse_next_head(head) {
-            Ok(options) => {
-                append.current = Some(Receiving {
-                    writer: None,
-                    options,
-                });
-                Some(append)
+    /// Reads a later head: the text between two literals.
+    fn next_message(
+        &mut self,
+        mut append: Append,
+        head: &[u8],
+    ) -> Option<(Append, Vec<AppendItem>)> {
+        match parse_next_head(head, append.state, true) {
+            Ok((items, state)) => {
+                let messages = items
+                    .iter()
+                    .filter(|i| matches!(i, AppendItem::Message { .. }))
+                    .count();
+                if append.replaces.is_some() && messages > 0 {
+                    self.bad(Some(&append.tag), None, "REPLACE takes one message");
+                    return None;
+                }
+                append.state = state;
+                Some((append, items))
             }
             Err(e) => {
                 self.bad(Some(&append.tag), None, &e);
@@ -243,20 +398,35 @@ impl ImapState {
         }
     }
 
-    /// The message literal is complete: made durable as a staged file and
-    /// read for its summary and threading keys.
+    /// The literal is complete: a plain message ends with it; a CATENATE
+    /// TEXT part leaves its message open for more parts.
     pub(super) async fn append_end_literal(&mut self) {
-        let Some(append) = &mut self.append else {
+        let Some(mut append) = self.append.take() else {
             return;
         };
-        let Some(current) = append.current.take() else {
-            return;
-        };
-        if append.failed.is_some() {
-            return;
+        let plain = append.current.as_ref().is_some_and(|c| !c.catenate);
+        if append.failed.is_none() && plain {
+            if let Err(done) = self.finish_message(&mut append).await {
+                append.failed = Some(done);
+            }
         }
-        let Some(writer) = current.writer else {
-            return;
+        self.append = Some(append);
+    }
+
+    /// The current message is complete: its staged file made durable and
+    /// read for its summary and threading keys.
+    async fn finish_message(&mut self, append: &mut Append) -> Result<(), Done> {
+        let Some(current) = append.current.take() else {
+            return Ok(());
+        };
+        let writer = match current.writer {
+            Some(w) => w,
+            None => {
+                let store = self.services.store.clone();
+                blocking(move || store.stage())
+                    .await
+                    .map_err(|e| Done::no(format!("Cannot store: {e}")))?
+            }
         };
         let finished = blocking(move || {
             let staged = writer.finish()?;
@@ -269,24 +439,22 @@ impl ImapState {
             Ok::<_, StoreError>((staged, keys, summary))
         })
         .await;
-        let Some(append) = &mut self.append else {
-            return;
-        };
-        match finished {
-            Ok((staged, keys, summary)) => append.done.push(NewMessage {
-                target: Target::Name(append.mailbox.clone()),
-                staged,
-                flags: Flags::from_iter(current.options.flags),
-                internal_date: current.options.date.unwrap_or_else(now_unix),
-                header_prefix: Vec::new(),
-                keys,
-                summary: Some(Arc::new(summary)),
-            }),
-            Err(e) => append.failed = Some(Done::no(format!("Cannot store: {e}"))),
-        }
+        let (staged, keys, summary) =
+            finished.map_err(|e| Done::no(format!("Cannot store: {e}")))?;
+        append.done.push(NewMessage {
+            target: Target::Name(append.mailbox.clone()),
+            staged,
+            flags: Flags::from_iter(current.options.flags),
+            internal_date: current.options.date.unwrap_or_else(now_unix),
+            header_prefix: Vec::new(),
+            keys,
+            summary: Some(Arc::new(summary)),
+        });
+        Ok(())
     }
 
-    /// The APPEND's line ended: its messages are added, all or none.
+    /// The APPEND's line ended: the rest of it read (CATENATE's last
+    /// parts), then its messages are added, all or none.
     pub(super) async fn append_end(&mut self, tail: &[u8]) {
         let Some(append) = self.append.take() else {
             return;
@@ -294,13 +462,39 @@ impl ImapState {
         if let Some(done) = append.failed {
             return self.finish(&append.tag, done);
         }
-        if !tail.is_empty() {
-            self.bad(
-                Some(&append.tag),
-                None,
-                "Unexpected characters after the message literal",
-            );
-            return;
+        let items = match parse_next_head(tail, append.state, false) {
+            Ok((items, _)) => items,
+            Err(e) => return self.bad(Some(&append.tag), None, &e),
+        };
+        if append.replaces.is_some()
+            && items
+                .iter()
+                .any(|i| matches!(i, AppendItem::Message { .. }))
+        {
+            return self.bad(Some(&append.tag), None, "REPLACE takes one message");
+        }
+        self.store_append(append, items).await
+    }
+
+    /// RFC 4469: an APPEND with no literal at all, every message made of
+    /// URL parts.
+    pub(super) async fn append_whole(&mut self, head: AppendHead) {
+        if let Some((append, items)) = self.start_append(head) {
+            if let Some(done) = append.failed {
+                return self.finish(&append.tag, done);
+            }
+            self.store_append(append, items).await
+        }
+    }
+
+    /// The last items acted on, then every message added (or, for
+    /// REPLACE, the one message stored and the old one expunged).
+    async fn store_append(&mut self, mut append: Append, items: Vec<AppendItem>) {
+        if let Err(done) = self.append_items(&mut append, items).await {
+            return self.finish(&append.tag, done);
+        }
+        if append.current.is_some() {
+            return self.bad(Some(&append.tag), None, "A message was left unfinished");
         }
         let Some((account, _)) = self.account() else {
             return self.finish(&append.tag, Done::no("Not logged in"));

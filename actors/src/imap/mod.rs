@@ -63,6 +63,7 @@ pub const CAPABILITIES: &[&str] = &[
     "IMAP4rev1",
     "LITERAL+",
     "MULTIAPPEND",
+    "CATENATE",
     "REPLACE",
     "IDLE",
     "MOVE",
@@ -682,6 +683,10 @@ impl ImapState {
             CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
             // RFC 9208 4.1.3: limits are the administrator's (`roost admin
             // account quota`); QUOTASET is not offered.
+            CommandBody::Append(head) => {
+                self.append_whole(*head).await;
+                Done::Later
+            }
             CommandBody::GetMetadata(get) => self.getmetadata(get).await,
             CommandBody::SetMetadata(set) => self.setmetadata(set).await,
             CommandBody::SetQuota { .. } => {

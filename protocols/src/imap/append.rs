@@ -15,6 +15,7 @@
 //!  (\Draft) {120}                                               next head
 //! ```
 
+use super::catenate::{parse_segment, AppendItem, AppendState};
 use super::command::ParseError;
 use super::framer::tag_of;
 use super::parser::{PResult, Parser};
@@ -34,9 +35,12 @@ pub struct AppendOptions {
 pub struct AppendHead {
     pub tag: String,
     pub mailbox: String,
-    pub options: AppendOptions,
     /// REPLACE's message in the selected mailbox.
     pub replace: Option<ReplaceTarget>,
+    /// What follows the mailbox name (messages, CATENATE parts).
+    pub items: Vec<AppendItem>,
+    /// Where the next segment starts.
+    pub state: AppendState,
 }
 
 /// RFC 8508 3: the message a REPLACE expunges once its new message is
@@ -48,15 +52,27 @@ pub struct ReplaceTarget {
 }
 
 /// Whether `prefix`, the command so far up to a literal's `{`, is an
-/// APPEND whose next argument is a message (so the literal is streamed),
-/// rather than a mailbox name sent as a literal.
+/// APPEND whose next argument is a message or a CATENATE TEXT part (so
+/// the literal is streamed), rather than a mailbox name sent as a literal.
 pub fn is_message_position(prefix: &[u8]) -> bool {
     parse_first_head(prefix).is_ok()
 }
 
-/// Reads `tag SP "APPEND" SP mailbox [SP flag-list] [SP date-time] SP`,
-/// or RFC 8508 4's `tag SP ["UID" SP] "REPLACE" SP number SP mailbox ...`.
+/// Reads `tag SP "APPEND" SP mailbox` and the first segment up to the
+/// first message literal: `SP [flag-list SP] [date-time SP]`, or a
+/// CATENATE part list up to its first TEXT (RFC 4469 5); or RFC 8508 4's
+/// `tag SP ["UID" SP] "REPLACE" SP number SP mailbox ...`.
 pub fn parse_first_head(head: &[u8]) -> Result<AppendHead, ParseError> {
+    parse_head(head, true)
+}
+
+/// Reads a whole APPEND that carries no message literal (every message a
+/// CATENATE of URLs).
+pub fn parse_whole(command: &[u8]) -> Result<AppendHead, ParseError> {
+    parse_head(command, false)
+}
+
+fn parse_head(head: &[u8], literal_follows: bool) -> Result<AppendHead, ParseError> {
     let tag = tag_of(head).ok_or(ParseError {
         tag: None,
         message: "Missing or invalid command tag".into(),
@@ -81,22 +97,30 @@ pub fn parse_first_head(head: &[u8]) -> Result<AppendHead, ParseError> {
         Some(ReplaceTarget { uid, number })
     };
     let mailbox = p.mailbox().map_err(err)?;
-    let options = options(&mut p).map_err(err)?;
+    let (items, state) = p
+        .append_segment(AppendState::Between, literal_follows)
+        .map_err(err)?;
     Ok(AppendHead {
         tag: tag.clone(),
         mailbox,
-        options,
         replace,
+        items,
+        state,
     })
 }
 
-/// Reads a MULTIAPPEND head: `SP [flag-list SP] [date-time SP]`.
-pub fn parse_next_head(head: &[u8]) -> PResult<AppendOptions> {
-    let mut p = Parser { s: head, i: 0 };
-    options(&mut p)
+/// Reads a later segment: the text between two message literals
+/// (`literal_follows`) or after the last one.
+pub fn parse_next_head(
+    head: &[u8],
+    state: AppendState,
+    literal_follows: bool,
+) -> PResult<(Vec<AppendItem>, AppendState)> {
+    parse_segment(head, state, literal_follows)
 }
 
-fn options(p: &mut Parser<'_>) -> PResult<AppendOptions> {
+/// One message's `SP [flag-list SP] [date-time SP]`.
+pub(super) fn message_options(p: &mut Parser<'_>) -> PResult<AppendOptions> {
     p.sp()?;
     let mut opts = AppendOptions::default();
     if p.peek() == Some(b'(') {
@@ -108,7 +132,6 @@ fn options(p: &mut Parser<'_>) -> PResult<AppendOptions> {
         opts.date = Some(parse_date_time(&raw).ok_or("Invalid date-time")?);
         p.sp()?;
     }
-    p.end()?;
     Ok(opts)
 }
 
@@ -198,19 +221,28 @@ fn digits(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// The first message's options.
+    fn opts(h: &AppendHead) -> AppendOptions {
+        match &h.items[0] {
+            AppendItem::Message { options, .. } => options.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn first_heads() {
         let h = parse_first_head(b"a1 APPEND INBOX ").unwrap();
         assert_eq!(h.tag, "a1");
         assert_eq!(h.mailbox, "INBOX");
-        assert_eq!(h.options, AppendOptions::default());
+        assert_eq!(opts(&h), AppendOptions::default());
+        assert_eq!(h.items[1], AppendItem::Literal);
         let h = parse_first_head(
             b"a2 append \"Sent Items\" (\\Seen $Label) \"01-Jan-2026 10:00:00 +0100\" ",
         )
         .unwrap();
         assert_eq!(h.mailbox, "Sent Items");
-        assert_eq!(h.options.flags.len(), 2);
-        assert_eq!(h.options.date, Some(1_767_258_000));
+        assert_eq!(opts(&h).flags.len(), 2);
+        assert_eq!(opts(&h).date, Some(1_767_258_000));
         let h = parse_first_head(b"a3 APPEND {5}\r\ninbox () ").unwrap();
         assert_eq!(h.mailbox, "INBOX");
         // Where a mailbox literal would go: not a message.
@@ -254,13 +286,33 @@ mod tests {
 
     #[test]
     fn next_heads() {
-        assert_eq!(parse_next_head(b" ").unwrap(), AppendOptions::default());
+        let next = |s: &[u8]| parse_next_head(s, AppendState::Between, true);
+        let plain = AppendItem::Message {
+            options: AppendOptions::default(),
+            catenate: false,
+        };
         assert_eq!(
-            parse_next_head(b" (\\Draft) ").unwrap().flags,
-            vec![Flag::Draft]
+            next(b" ").unwrap(),
+            (vec![plain, AppendItem::Literal], AppendState::Between)
         );
-        assert!(parse_next_head(b"").is_err());
-        assert!(parse_next_head(b" junk ").is_err());
+        let draft = AppendItem::Message {
+            options: AppendOptions {
+                flags: vec![Flag::Draft],
+                date: None,
+            },
+            catenate: false,
+        };
+        assert_eq!(next(b" (\\Draft) ").unwrap().0[0], draft);
+        assert!(next(b"").is_err());
+        assert!(next(b" junk ").is_err());
+        // A CATENATE message's first TEXT part.
+        assert!(is_message_position(b"a1 APPEND x CATENATE (TEXT "));
+        assert!(is_message_position(
+            b"a1 APPEND x (\\Seen) CATENATE (URL /x/;UID=1 TEXT "
+        ));
+        assert!(!is_message_position(b"a1 APPEND x CATENATE (URL "));
+        let whole = parse_whole(b"a1 APPEND x CATENATE (URL /x/;UID=1)").unwrap();
+        assert_eq!(whole.items.len(), 3);
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub enum CommandBody {
         root: String,
         limits: Vec<(String, u64)>,
     },
+    /// RFC 4469: an APPEND (or REPLACE) without a literal, its messages
+    /// all CATENATE URL parts.
+    Append(Box<crate::imap::append::AppendHead>),
     /// RFC 5464 4.2.
     GetMetadata(crate::imap::metadata::GetMetadata),
     /// RFC 5464 4.3.

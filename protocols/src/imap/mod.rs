@@ -12,6 +12,7 @@
 
 pub mod append;
 pub mod bodystructure;
+pub mod catenate;
 pub mod command;
 pub mod fetch;
 pub mod framer;

@@ -365,8 +365,9 @@ impl Parser<'_> {
             // reaches the parser has none.
             "GETMETADATA" => CommandBody::GetMetadata(self.getmetadata()?),
             "SETMETADATA" => CommandBody::SetMetadata(self.setmetadata()?),
-            "APPEND" => return Err("APPEND needs a message literal".into()),
-            "REPLACE" => return Err("REPLACE needs a message literal".into()),
+            // The framer streams message literals; an APPEND that reaches
+            // the parser has none, which only CATENATE of URLs can do.
+            "APPEND" | "REPLACE" => return self.append_without_literal(&name),
             _ => return Err(format!("Unknown or unsupported command {name}")),
         };
         self.end()?;
@@ -395,11 +396,23 @@ impl Parser<'_> {
                 self.sp()?;
                 CommandBody::UidExpunge(self.seq_set()?)
             }
-            "REPLACE" => return Err("UID REPLACE needs a message literal".into()),
+            "REPLACE" => return self.append_without_literal("UID REPLACE"),
             _ => return Err(format!("UID {name} is not a valid command")),
         };
         self.end()?;
         Ok(body)
+    }
+
+    /// RFC 4469: an APPEND (or REPLACE) whose messages are all CATENATE
+    /// URL parts; without CATENATE, the literal is missing.
+    fn append_without_literal(&mut self, name: &str) -> PResult<CommandBody> {
+        let upper = self.s.to_ascii_uppercase();
+        if !upper.windows(10).any(|w| w == b"CATENATE (") {
+            return Err(format!("{name} needs a message literal"));
+        }
+        let head = super::append::parse_whole(self.s).map_err(|e| e.message)?;
+        self.i = self.s.len();
+        Ok(CommandBody::Append(Box::new(head)))
     }
 
     pub(super) fn sp_mailbox(&mut self) -> PResult<String> {

@@ -103,6 +103,10 @@ impl CommandBody {
                 f("GETQUOTAROOT", V::Authenticated, true, false, Some("QUOTA"))
             }
             C::SetQuota { .. } => f("SETQUOTA", V::Authenticated, true, false, Some("QUOTA")),
+            C::Append(head) if head.replace.is_some() => {
+                f("REPLACE", V::Selected, true, true, Some("REPLACE"))
+            }
+            C::Append(_) => f("APPEND", V::Authenticated, true, false, None),
             C::GetMetadata(_) => f(
                 "GETMETADATA",
                 V::Authenticated,
