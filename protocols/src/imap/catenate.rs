@@ -81,29 +81,29 @@ impl Parser<'_> {
                         }
                         return Ok((items, state));
                     }
-                    let options = super::append::message_options(self)?;
-                    if self.at_end() {
-                        if !head {
-                            return Err("A message needs a literal or CATENATE".into());
+                    let started = self.message_start(head);
+                    // After the last literal, only a CATENATE message may
+                    // follow; anything else is stray text.
+                    let (message, next) = started.map_err(|e| {
+                        if head {
+                            e
+                        } else {
+                            "Unexpected characters after the message literal".into()
                         }
-                        items.push(AppendItem::Message {
-                            options,
-                            catenate: false,
-                        });
-                        items.push(AppendItem::Literal);
-                        return Ok((items, AppendState::Between));
+                    })?;
+                    items.push(message);
+                    match next {
+                        Some(literal) => {
+                            items.push(literal);
+                            return Ok((items, AppendState::Between));
+                        }
+                        None => {
+                            state = AppendState::InParts {
+                                first: true,
+                                parts: 0,
+                            }
+                        }
                     }
-                    if !self.eat_word("CATENATE (") {
-                        return Err("Expected a message literal or CATENATE".into());
-                    }
-                    items.push(AppendItem::Message {
-                        options,
-                        catenate: true,
-                    });
-                    state = AppendState::InParts {
-                        first: true,
-                        parts: 0,
-                    };
                 }
                 AppendState::InParts { first, parts } => {
                     if self.eat(b')') {
@@ -145,6 +145,32 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+}
+
+impl Parser<'_> {
+    /// A message's options, then its literal (`Some(Literal)`, in a head)
+    /// or the opening of its CATENATE part list (`None`).
+    fn message_start(&mut self, head: bool) -> PResult<(AppendItem, Option<AppendItem>)> {
+        let options = super::append::message_options(self)?;
+        if self.at_end() {
+            if !head {
+                return Err("A message needs a literal or CATENATE".into());
+            }
+            let message = AppendItem::Message {
+                options,
+                catenate: false,
+            };
+            return Ok((message, Some(AppendItem::Literal)));
+        }
+        if !self.eat_word("CATENATE (") {
+            return Err("Expected a message literal or CATENATE".into());
+        }
+        let message = AppendItem::Message {
+            options,
+            catenate: true,
+        };
+        Ok((message, None))
     }
 }
 
