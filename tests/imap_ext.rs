@@ -844,6 +844,95 @@ fn catenate_builds_messages_from_parts() {
     );
 }
 
+/// RFC 5465 NOTIFY with two sessions: the watching session hears, with
+/// no command of its own, STATUS for message changes in the mailboxes its
+/// groups name, LIST for mailboxes created, renamed, deleted and
+/// (un)subscribed; nothing about mailboxes it does not watch; its
+/// selected mailbox keeps its usual updates; NOTIFY NONE stops it all;
+/// unsupported events are [BADEVENT].
+#[test]
+fn notify_reports_other_mailboxes_to_a_second_session() {
+    let server = Server::start();
+    let mut watcher = Imap::login(server.port(IMAP));
+    let mut other = Imap::login(server.port(IMAP));
+    let drafts = uid_validity(&mut watcher, "Drafts");
+    assert_eq!(
+        watcher.cmd(
+            "NOTIFY SET STATUS (mailboxes Drafts (MessageNew MessageExpunge FlagChange)) \
+             (personal (MailboxName SubscriptionChange))"
+        ),
+        format!(
+            "* STATUS Drafts (MESSAGES 0 UIDNEXT 1 UIDVALIDITY {drafts} UNSEEN 0)\r\n\
+             a3 OK NOTIFY completed\r\n"
+        )
+    );
+    let r = append(&mut other, "p1", "Drafts", b"Subject: d\r\n\r\nd\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert_eq!(
+        watcher.line(),
+        format!("* STATUS Drafts (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {drafts} UNSEEN 1)\r\n")
+    );
+    // INBOX is watched for names only: no STATUS for its new message.
+    let r = append(&mut other, "p2", "INBOX", b"Subject: i\r\n\r\ni\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert_eq!(
+        other.cmd("CREATE Lists"),
+        "a2 OK [MAILBOXID (F7)] CREATE completed\r\n"
+    );
+    assert_eq!(watcher.line(), "* LIST () \"/\" Lists\r\n");
+    assert_eq!(
+        other.cmd("RENAME Lists Groups"),
+        "a3 OK RENAME completed\r\n"
+    );
+    assert_eq!(
+        watcher.line(),
+        "* LIST () \"/\" Groups (\"OLDNAME\" (\"Lists\"))\r\n"
+    );
+    // New mailboxes start subscribed.
+    assert_eq!(
+        other.cmd("UNSUBSCRIBE Groups"),
+        "a4 OK UNSUBSCRIBE completed\r\n"
+    );
+    assert_eq!(watcher.line(), "* LIST () \"/\" Groups\r\n");
+    assert_eq!(
+        other.cmd("SUBSCRIBE Groups"),
+        "a5 OK SUBSCRIBE completed\r\n"
+    );
+    assert_eq!(watcher.line(), "* LIST (\\Subscribed) \"/\" Groups\r\n");
+    assert_eq!(other.cmd("DELETE Groups"), "a6 OK DELETE completed\r\n");
+    assert_eq!(watcher.line(), "* LIST (\\NonExistent) \"/\" Groups\r\n");
+    assert_eq!(watcher.cmd("NOOP"), "a4 OK NOOP completed\r\n");
+    // The selected mailbox: its own updates, not STATUS.
+    assert!(watcher.cmd("SELECT Drafts").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        other.cmd("SELECT Drafts").lines().last(),
+        Some("a7 OK [READ-WRITE] SELECT completed")
+    );
+    assert_eq!(
+        other.cmd("STORE 1 +FLAGS (\\Seen)"),
+        "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\na8 OK STORE completed\r\n"
+    );
+    assert_eq!(
+        watcher.cmd("NOOP"),
+        "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\na6 OK NOOP completed\r\n"
+    );
+    assert_eq!(watcher.cmd("NOTIFY NONE"), "a7 OK NOTIFY completed\r\n");
+    assert_eq!(
+        other.cmd("CREATE Quiet"),
+        "a9 OK [MAILBOXID (F8)] CREATE completed\r\n"
+    );
+    assert_eq!(watcher.cmd("NOOP"), "a8 OK NOOP completed\r\n");
+    assert_eq!(
+        watcher.cmd("NOTIFY SET (personal (MailboxMetadataChange))"),
+        "a9 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)] \
+         MailboxMetadataChange is not supported\r\n"
+    );
+    assert_eq!(
+        watcher.cmd("NOTIFY SET (personal (MessageNew))"),
+        "a10 BAD MessageNew and MessageExpunge go together, and FlagChange needs both\r\n"
+    );
+}
+
 /// RFC 9586 UIDONLY: once enabled, message numbers get BAD [UIDREQUIRED]
 /// (FETCH, SEARCH, a sequence-set search key inside UID SEARCH), FETCH
 /// responses (own and another session's changes) become UIDFETCH without

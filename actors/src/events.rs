@@ -77,6 +77,12 @@ pub enum Change {
         mailbox: MailboxId,
         name: String,
     },
+    /// SUBSCRIBE or UNSUBSCRIBE (RFC 5465 5.4 SubscriptionChange).
+    SubscriptionChanged {
+        mailbox: MailboxId,
+        name: String,
+        subscribed: bool,
+    },
 }
 
 impl Change {
@@ -88,13 +94,15 @@ impl Change {
             | Change::FlagsChanged { mailbox, .. }
             | Change::MailboxAdded { mailbox, .. }
             | Change::MailboxRenamed { mailbox, .. }
-            | Change::MailboxRemoved { mailbox, .. } => *mailbox,
+            | Change::MailboxRemoved { mailbox, .. }
+            | Change::SubscriptionChanged { mailbox, .. } => *mailbox,
         }
     }
 }
 
-/// The process-wide fan-out of change events to SSE streams and the admin
-/// event stream. IMAP sessions get theirs from mailbox actors instead.
+/// The process-wide fan-out of change events to SSE streams, the admin
+/// event stream and IMAP sessions under NOTIFY. Sessions get their
+/// selected mailbox's events from its mailbox actor.
 #[derive(Clone)]
 pub struct EventHub {
     tx: broadcast::Sender<Arc<ChangeEvent>>,

@@ -126,6 +126,8 @@ pub struct Services {
     pub tls_setup: Option<Arc<TlsSetup>>,
     pub connections: ActorRef<SupervisorMsg>,
     pub dns: crate::dns::Dns,
+    /// The server's change events (IMAP NOTIFY).
+    pub hub: crate::events::EventHub,
 }
 
 pub struct ListenerArgs {

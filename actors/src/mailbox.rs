@@ -291,7 +291,9 @@ impl Index {
                 self.record.counts = *counts;
             }
             Change::MailboxRenamed { name, .. } => self.record.name = name.clone(),
-            Change::MailboxAdded { .. } | Change::MailboxRemoved { .. } => {}
+            Change::MailboxAdded { .. }
+            | Change::MailboxRemoved { .. }
+            | Change::SubscriptionChanged { .. } => {}
         }
     }
 }

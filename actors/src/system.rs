@@ -105,8 +105,12 @@ pub async fn start(
     }
     let dns = crate::dns::Dns::new(&settings.dns);
     let services_for = {
-        let (store, hostname, shutdown) =
-            (store.clone(), settings.hostname.clone(), shutdown.clone());
+        let (store, hostname, shutdown, hub) = (
+            store.clone(),
+            settings.hostname.clone(),
+            shutdown.clone(),
+            hub.clone(),
+        );
         let (max_message_size, max_connections, progress_interval) = (
             settings.max_message_size,
             settings.max_connections,
@@ -123,6 +127,7 @@ pub async fn start(
             tls_setup: tls.clone(),
             connections,
             dns: dns.clone(),
+            hub: hub.clone(),
         }
     };
     let specs = AccountSpecs::new(store.clone(), registry.clone(), hub.clone());

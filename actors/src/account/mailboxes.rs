@@ -192,8 +192,18 @@ impl AccountState {
         subscribed: bool,
     ) -> Result<(), AccountError> {
         let id = self.mailbox_by_name(name)?;
-        self.mailbox_mut(id)?.subscribed = subscribed;
+        let mb = self.mailbox_mut(id)?;
+        let changed = mb.subscribed != subscribed;
+        mb.subscribed = subscribed;
+        let name = mb.name.clone();
         self.pending.mailboxes.insert(id);
+        if changed {
+            self.pending.changes.push(Change::SubscriptionChanged {
+                mailbox: id,
+                name,
+                subscribed,
+            });
+        }
         Ok(())
     }
 

@@ -63,6 +63,7 @@ impl ImapState {
         self.rev2 = false;
         self.uidonly = false;
         self.saved_search.clear();
+        self.notify = None;
         self.auth_failures = 0;
         Done::ok("Completed, now in not authenticated state")
     }

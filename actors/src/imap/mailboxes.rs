@@ -162,7 +162,11 @@ impl ImapState {
 
     /// RFC 9051 7.2.4 status values of a mailbox, DELETED-STORAGE (which
     /// reads message sizes) included.
-    async fn status_of(&self, rec: &MailboxRecord, items: &[StatusItem]) -> Vec<StatusValue> {
+    pub(super) async fn status_of(
+        &self,
+        rec: &MailboxRecord,
+        items: &[StatusItem],
+    ) -> Vec<StatusValue> {
         let mut values = status_values(rec, items);
         if items.contains(&StatusItem::DeletedStorage) {
             let freed = self.deleted_storage(rec).await;

@@ -21,6 +21,7 @@ mod fetch;
 mod mailboxes;
 mod messages;
 mod metadata;
+mod notify;
 mod progress;
 mod search;
 
@@ -78,6 +79,7 @@ pub const CAPABILITIES: &[&str] = &[
     "THREAD=REFERENCES",
     "ESORT",
     "MULTISEARCH",
+    "NOTIFY",
     "PARTIAL",
     "INPROGRESS",
     "CONDSTORE",
@@ -119,6 +121,10 @@ pub struct ImapArgs {
 pub enum ImapMsg {
     Input(Input),
     Notice(MailboxNotice),
+    /// RFC 5465: a change in the session's account, for NOTIFY.
+    Account(std::sync::Arc<crate::events::ChangeEvent>),
+    /// NOTIFY's events came faster than the session took them.
+    AccountLagged,
 }
 
 /// How a command ends: the tagged status line, unless the command answers
@@ -174,6 +180,8 @@ pub struct ImapState {
     uidonly: bool,
     /// RFC 5182: the UIDs the last SEARCH ... SAVE found, for `$`.
     saved_search: Vec<roost_protocols::imap::types::Uid>,
+    /// RFC 5465: what NOTIFY SET asked for.
+    notify: Option<notify::Notify>,
     /// The APPEND whose message literals are arriving.
     append: Option<append::Append>,
     auth_failures: u32,
@@ -225,6 +233,7 @@ impl Actor for ImapSession {
             authenticating: None,
             append: None,
             saved_search: Vec::new(),
+            notify: None,
             condstore: false,
             qresync: false,
             rev2: false,
@@ -315,7 +324,10 @@ impl Actor for ImapSession {
                     state.closing = true;
                 }
                 ImapMsg::Notice(notice) => state.notice(notice).await,
+                ImapMsg::Account(event) => state.account_event(event).await,
+                ImapMsg::AccountLagged => state.notify_overflow(),
             }
+            state.write_held_events().await;
             let _ = state.flush_out().await;
             if state.closing {
                 shut_down(&mut state.writer).await;
@@ -687,6 +699,7 @@ impl ImapState {
                 self.append_whole(*head).await;
                 Done::Later
             }
+            CommandBody::Notify(cmd) => self.notify(cmd).await,
             CommandBody::GetMetadata(get) => self.getmetadata(get).await,
             CommandBody::SetMetadata(set) => self.setmetadata(set).await,
             CommandBody::SetQuota { .. } => {

@@ -19,6 +19,7 @@ pub mod framer;
 pub mod mailbox;
 pub mod matcher;
 pub mod metadata;
+pub mod notify;
 pub mod parser;
 pub mod pattern;
 pub mod references;

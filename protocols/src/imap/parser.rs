@@ -364,6 +364,7 @@ impl Parser<'_> {
             // The framer streams APPEND's message literal; an APPEND that
             // reaches the parser has none.
             "GETMETADATA" => CommandBody::GetMetadata(self.getmetadata()?),
+            "NOTIFY" => CommandBody::Notify(self.notify()?),
             "SETMETADATA" => CommandBody::SetMetadata(self.setmetadata()?),
             // The framer streams message literals; an APPEND that reaches
             // the parser has none, which only CATENATE of URLs can do.

@@ -269,6 +269,16 @@ pub fn list_extended(
     out.extend_from_slice(b"))\r\n");
 }
 
+/// `* LIST (attrs) "/" name ("OLDNAME" ("old"))`: a renamed mailbox
+/// (RFC 5465 5.4 with RFC 9051 7.3.1's OLDNAME extended data).
+pub fn list_renamed(out: &mut Vec<u8>, delimiter: Option<char>, name: &str, old: &str) {
+    list_line(out, "LIST", &[], delimiter, name);
+    out.truncate(out.len() - 2);
+    out.extend_from_slice(b" (\"OLDNAME\" (");
+    quoted_or_literal(out, old.as_bytes());
+    out.extend_from_slice(b"))\r\n");
+}
+
 /// `* LSUB (attrs) "/" name` (RFC 3501 7.2.3), for IMAP4rev1 clients.
 pub fn lsub(out: &mut Vec<u8>, attrs: &[&str], delimiter: Option<char>, name: &str) {
     list_line(out, "LSUB", attrs, delimiter, name);
