@@ -1401,24 +1401,7 @@ set move=no\nset sort=mailbox-order\n",
         "<pipe-message>cat > {}<enter><delete-message><sync-mailbox><quit>",
         read.display()
     );
-    let command = format!(
-        "TERM=xterm neomutt -n -F {} -e 'push \"{keys}\"'",
-        rc.display()
-    );
-    let ran = run(
-        program("script").args(["-qfec", &command, "/dev/null"]),
-        b"",
-    );
-    assert!(
-        ran.status.success(),
-        "neomutt failed: {}\n{}",
-        ran.text(),
-        ran.stderr
-    );
-    assert_eq!(
-        normalized(&std::fs::read(&read).expect("neomutt piped the message")),
-        normalized(&message(1, 3))
-    );
+    neomutt_pipes_message_one(&rc, &keys, &read);
     let left: Vec<Option<usize>> = inbox(&server)
         .iter()
         .map(|m| message_number(&m.body))
@@ -2041,6 +2024,13 @@ set wait_key=no\nset sort=mailbox-order\n",
         .as_bytes(),
     );
     let keys = format!("<pipe-message>cat > {}<enter><quit>", read.display());
+    neomutt_pipes_message_one(&rc, &keys, &read);
+}
+
+/// Runs neomutt with the config `rc` and the key presses `keys` (which
+/// pipe the first message into `read`) under a pseudo-terminal, and checks
+/// that what it piped is message 1 as sent.
+fn neomutt_pipes_message_one(rc: &Path, keys: &str, read: &Path) {
     let command = format!(
         "TERM=xterm neomutt -n -F {} -e 'push \"{keys}\"'",
         rc.display()
@@ -2056,7 +2046,7 @@ set wait_key=no\nset sort=mailbox-order\n",
         ran.stderr
     );
     assert_eq!(
-        normalized(&std::fs::read(&read).expect("neomutt piped the message")),
+        normalized(&std::fs::read(read).expect("neomutt piped the message")),
         normalized(&message(1, 3))
     );
 }

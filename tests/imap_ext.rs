@@ -933,6 +933,95 @@ fn notify_reports_other_mailboxes_to_a_second_session() {
     );
 }
 
+/// RFC 5267 CONTEXT=SEARCH and CONTEXT=SORT: UID SEARCH and UID SORT
+/// with RETURN (UPDATE) stay live; another session's APPEND, STORE and
+/// EXPUNGE come back as ADDTO and REMOVEFROM (position 0 for the search,
+/// sort positions for the sort) after the mailbox's own updates;
+/// CANCELUPDATE stops one; a live tag used again is BAD; a search by
+/// message number is refused updates with NOUPDATE but answered.
+#[test]
+fn context_updates_follow_the_mailbox() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    let mut other = Imap::login(server.port(IMAP));
+    for (i, body) in ["a", "bb", "ccc"].iter().enumerate() {
+        let m = format!("Subject: m{i}\r\n\r\n{body}\r\n");
+        let r = append(&mut other, &format!("p{i}"), "INBOX", m.as_bytes());
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    }
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert!(other.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    assert_eq!(
+        imap.cmd("UID SEARCH RETURN (UPDATE COUNT) UNSEEN"),
+        "* ESEARCH (TAG \"a3\") UID COUNT 3\r\na3 OK UID SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("UID SORT RETURN (UPDATE ALL) (REVERSE SIZE) UTF-8 ALL"),
+        "* ESEARCH (TAG \"a4\") UID ALL 3,2,1\r\na4 OK UID SORT completed\r\n"
+    );
+    let r = append(&mut other, "p3", "INBOX", b"Subject: m3\r\n\r\ndddd\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert_eq!(
+        imap.cmd("NOOP"),
+        "* 4 EXISTS\r\n* ESEARCH (TAG \"a3\") UID ADDTO (0 4)\r\n\
+         * ESEARCH (TAG \"a4\") UID ADDTO (1 4)\r\na5 OK NOOP completed\r\n"
+    );
+    assert_eq!(
+        other.cmd("UID STORE 2 +FLAGS.SILENT (\\Seen)"),
+        "a3 OK STORE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("NOOP"),
+        "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n* ESEARCH (TAG \"a3\") UID REMOVEFROM (0 2)\r\n\
+         a6 OK NOOP completed\r\n"
+    );
+    assert_eq!(
+        other.cmd("UID STORE 1 +FLAGS.SILENT (\\Deleted)"),
+        "a4 OK STORE completed\r\n"
+    );
+    assert_eq!(
+        other.cmd("UID EXPUNGE 1"),
+        "* 1 EXPUNGE\r\na5 OK EXPUNGE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("NOOP"),
+        "* 1 FETCH (UID 1 FLAGS (\\Deleted))\r\n* 1 EXPUNGE\r\n\
+         * ESEARCH (TAG \"a3\") UID REMOVEFROM (0 1)\r\n\
+         * ESEARCH (TAG \"a4\") UID REMOVEFROM (4 1)\r\na7 OK NOOP completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("CANCELUPDATE \"a3\""),
+        "a8 OK CANCELUPDATE completed\r\n"
+    );
+    let r = append(&mut other, "p4", "INBOX", b"Subject: m4\r\n\r\n-\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert_eq!(
+        imap.cmd("NOOP"),
+        "* 4 EXISTS\r\n* ESEARCH (TAG \"a4\") UID ADDTO (4 5)\r\na9 OK NOOP completed\r\n"
+    );
+    // A live tag again: BAD; by message number: answered without updates.
+    imap.send_raw(b"a4 UID SEARCH RETURN (UPDATE) ALL\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&imap.until_tagged("a4")),
+        "a4 BAD Tag reuse: a live search already has this tag\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (UPDATE COUNT) ALL"),
+        "* NO [NOUPDATE \"a10\"] Updates are given for UID SEARCH and UID SORT\r\n\
+         * ESEARCH (TAG \"a10\") COUNT 4\r\na10 OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("SEARCH RETURN (ALL PARTIAL 1:2) ALL"),
+        "a11 BAD PARTIAL and ALL cannot be combined\r\n"
+    );
+    // Updates end with the selection.
+    assert_eq!(imap.cmd("UNSELECT"), "a12 OK Mailbox closed\r\n");
+    assert!(imap.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
+    let r = append(&mut other, "p5", "INBOX", b"Subject: m5\r\n\r\n-\r\n");
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    assert_eq!(imap.cmd("NOOP"), "* 5 EXISTS\r\na14 OK NOOP completed\r\n");
+}
+
 /// RFC 9586 UIDONLY: once enabled, message numbers get BAD [UIDREQUIRED]
 /// (FETCH, SEARCH, a sequence-set search key inside UID SEARCH), FETCH
 /// responses (own and another session's changes) become UIDFETCH without

@@ -17,6 +17,7 @@
 mod append;
 mod auth;
 mod compress;
+mod context;
 mod fetch;
 mod mailboxes;
 mod messages;
@@ -78,6 +79,8 @@ pub const CAPABILITIES: &[&str] = &[
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
     "ESORT",
+    "CONTEXT=SEARCH",
+    "CONTEXT=SORT",
     "MULTISEARCH",
     "NOTIFY",
     "PARTIAL",
@@ -182,6 +185,9 @@ pub struct ImapState {
     saved_search: Vec<roost_protocols::imap::types::Uid>,
     /// RFC 5465: what NOTIFY SET asked for.
     notify: Option<notify::Notify>,
+    /// RFC 5267 4.3: live searches and sorts of the selected mailbox.
+    contexts: Vec<context::LiveContext>,
+    context_mark: context::ViewMark,
     /// The APPEND whose message literals are arriving.
     append: Option<append::Append>,
     auth_failures: u32,
@@ -234,6 +240,8 @@ impl Actor for ImapSession {
             append: None,
             saved_search: Vec::new(),
             notify: None,
+            contexts: Vec::new(),
+            context_mark: context::NO_MARK,
             condstore: false,
             qresync: false,
             rev2: false,
@@ -700,6 +708,7 @@ impl ImapState {
                 Done::Later
             }
             CommandBody::Notify(cmd) => self.notify(cmd).await,
+            CommandBody::CancelUpdate(tags) => self.cancel_update(&tags),
             CommandBody::GetMetadata(get) => self.getmetadata(get).await,
             CommandBody::SetMetadata(set) => self.setmetadata(set).await,
             CommandBody::SetQuota { .. } => {

@@ -26,13 +26,24 @@ const PROGRESS_QUEUE: usize = 16;
 
 /// The counting side, owned by the blocking job.
 pub(super) struct Progress {
-    tx: mpsc::Sender<(u64, u64)>,
+    /// `None`: nobody is told (a live search's rerun).
+    tx: Option<mpsc::Sender<(u64, u64)>>,
     every: Duration,
     last: Instant,
     total: u64,
 }
 
 impl Progress {
+    /// Progress that goes nowhere.
+    pub fn silent() -> Progress {
+        Progress {
+            tx: None,
+            every: Duration::MAX,
+            last: Instant::now(),
+            total: 0,
+        }
+    }
+
     /// A job over `total` messages starts.
     pub fn start(&mut self, total: u64) {
         self.total = total;
@@ -43,9 +54,12 @@ impl Progress {
         if done == 0 || done % PROGRESS_BATCH != 0 || done >= self.total {
             return;
         }
+        let Some(tx) = &self.tx else {
+            return;
+        };
         if self.last.elapsed() >= self.every {
             self.last = Instant::now();
-            let _ = self.tx.try_send((done, self.total));
+            let _ = tx.try_send((done, self.total));
         }
     }
 }
@@ -60,7 +74,7 @@ impl ImapState {
     {
         let (tx, mut rx) = mpsc::channel(PROGRESS_QUEUE);
         let mut progress = Progress {
-            tx,
+            tx: Some(tx),
             every: self.services.progress_interval,
             last: Instant::now(),
             total: 0,

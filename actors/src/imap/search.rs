@@ -29,7 +29,7 @@ use roost_store::{AccountId, MailboxId, MailboxRecord, MessageRecord, Store, Sto
 const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
 
 /// One message of the view, as the blocking search gets it.
-struct Entry {
+pub(super) struct Entry {
     uid: Uid,
     /// Expunged (its expunge not yet reported here): matches nothing.
     gone: bool,
@@ -38,10 +38,10 @@ struct Entry {
 }
 
 /// The view, account, mailbox and sorted saved UIDs a search runs with.
-type Setup = (Vec<Entry>, AccountId, MailboxId, Vec<u32>);
+pub(super) type Setup = (Vec<Entry>, AccountId, MailboxId, Vec<u32>);
 
 /// A match: its sequence number, UID and modseq.
-type Hit = (u32, Uid, ModSeq);
+pub(super) type Hit = (u32, Uid, ModSeq);
 
 impl ImapState {
     /// The selected mailbox's messages as a search sees them: flags and
@@ -73,7 +73,7 @@ impl ImapState {
 
     /// What SORT and THREAD start from: the charset checked (BADCHARSET
     /// otherwise), the selected mailbox's view and the saved result.
-    fn search_setup(&self, program: &SearchProgram) -> Result<Setup, Done> {
+    pub(super) fn search_setup(&self, program: &SearchProgram) -> Result<Setup, Done> {
         if let Some(cs) = program
             .charset
             .as_ref()
@@ -92,6 +92,23 @@ impl ImapState {
         Ok((view, account, mailbox, saved))
     }
 
+    /// Runs `program` over `view` of a mailbox off the async workers,
+    /// reporting progress for the command tagged `tag`.
+    async fn search_in(
+        &mut self,
+        tag: &str,
+        account: AccountId,
+        mailbox: MailboxId,
+        (view, program, saved): (Vec<Entry>, SearchProgram, Vec<u32>),
+    ) -> Result<Vec<Hit>, String> {
+        let store = self.services.store.clone();
+        let run = move |progress: &mut Progress| {
+            let search = (&view[..], &program, &saved[..]);
+            run_search(&store, account, mailbox, search, progress)
+        };
+        self.with_progress(tag, run).await
+    }
+
     /// RFC 5256 3: SORT and UID SORT (and SORT=DISPLAY's keys, RFC 5957):
     /// the search part as SEARCH runs it, then the matches ordered by the
     /// criteria, read off the async workers.
@@ -108,18 +125,36 @@ impl ImapState {
         if uses_modseq {
             self.use_condstore();
         }
+        let update = match returns
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Update))
+        {
+            false => false,
+            true => match self.check_update(tag, uid) {
+                Ok(live) => live,
+                Err(done) => return done,
+            },
+        };
+        let live = update.then(|| (sort.program.clone(), sort.criteria.clone()));
         let run = move |progress: &mut Progress| {
             let search = (&view[..], &sort.program, &saved[..]);
-            let criteria = &sort.criteria;
-            let mut keyed = matched_values(&store, account, mailbox, search, criteria, progress)?;
-            // Stable: equal messages stay in sequence order (RFC 5256 3).
-            keyed.sort_by(|a, b| compare(&sort.criteria, &a.1, &b.1));
-            Ok::<_, StoreError>(keyed.into_iter().map(|k| k.0).collect::<Vec<_>>())
+            ordered_hits(
+                &store,
+                account,
+                mailbox,
+                search,
+                Some(&sort.criteria),
+                progress,
+            )
         };
         let hits = match self.with_progress(tag, run).await {
             Ok(r) => r,
             Err(e) => return Done::no(format!("SORT failed: {e}")),
         };
+        if let Some((program, criteria)) = live {
+            let results = hits.iter().map(|h| h.1).collect();
+            self.add_context(tag, program, Some(criteria), results);
+        }
         let modseq = uses_modseq
             .then(|| hits.iter().map(|h| h.2).max())
             .flatten();
@@ -172,6 +207,9 @@ impl ImapState {
             return Done::bad("ESEARCH IN (selected) needs a selected mailbox");
         }
         let returns = ms.program.returns.clone().unwrap_or_default();
+        if returns.contains(&SearchReturn::Update) {
+            return Done::bad("UPDATE is for SEARCH and SORT in the selected mailbox");
+        }
         let save = returns.contains(&SearchReturn::Save);
         if save && !ms.only_selected() {
             // RFC 7377 2.2.
@@ -233,18 +271,8 @@ impl ImapState {
                     Err(e) => return Done::no(format!("ESEARCH failed: {e}")),
                 }
             };
-            let (store, account, mailbox) = (self.services.store.clone(), rec.account, rec.id);
-            let (program, saved2) = (ms.program.clone(), saved.clone());
-            let run = move |progress: &mut Progress| {
-                run_search(
-                    &store,
-                    account,
-                    mailbox,
-                    (&view, &program, &saved2),
-                    progress,
-                )
-            };
-            let hits = match self.with_progress(tag, run).await {
+            let search = (view, ms.program.clone(), saved.clone());
+            let hits = match self.search_in(tag, rec.account, rec.id, search).await {
                 Ok(h) => h,
                 Err(e) => {
                     if save {
@@ -344,7 +372,6 @@ impl ImapState {
         };
         let mut saved: Vec<u32> = self.saved_search.iter().map(|u| u.0).collect();
         saved.sort_unstable();
-        let store = self.services.store.clone();
         // RFC 9051 6.4.4: an IMAP4rev2 session always gets ESEARCH.
         let returns = match (&program.returns, self.rev2) {
             (None, true) => Some(Vec::new()),
@@ -354,16 +381,21 @@ impl ImapState {
         if uses_modseq {
             self.use_condstore();
         }
-        let run = move |progress: &mut Progress| {
-            run_search(
-                &store,
-                account,
-                mailbox,
-                (&view, &program, &saved),
-                progress,
-            )
+        let update = match returns
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Update))
+        {
+            false => false,
+            true => match self.check_update(tag, uid) {
+                Ok(live) => live,
+                Err(done) => return done,
+            },
         };
-        let hits = match self.with_progress(tag, run).await {
+        let live = update.then(|| program.clone());
+        let hits = match self
+            .search_in(tag, account, mailbox, (view, program, saved))
+            .await
+        {
             Ok(h) => h,
             Err(e) => {
                 if saves(&returns) {
@@ -372,6 +404,10 @@ impl ImapState {
                 return Done::no(format!("SEARCH failed: {e}"));
             }
         };
+        if let Some(program) = live {
+            let results = hits.iter().map(|h| h.1).collect();
+            self.add_context(tag, program, None, results);
+        }
         // RFC 7162 3.1.5: the highest modseq of what matched.
         let modseq = uses_modseq
             .then(|| hits.iter().map(|h| h.2).max())
@@ -524,6 +560,24 @@ fn run_search(
         }
     }
     Ok(hits)
+}
+
+/// The search's matches, in sequence order, or ordered by `criteria`
+/// (ties in sequence order, RFC 5256 3).
+pub(super) fn ordered_hits(
+    store: &Store,
+    account: AccountId,
+    mailbox: MailboxId,
+    search: (&[Entry], &SearchProgram, &[u32]),
+    criteria: Option<&[SortCriterion]>,
+    progress: &mut Progress,
+) -> Result<Vec<Hit>, StoreError> {
+    let Some(criteria) = criteria else {
+        return run_search(store, account, mailbox, search, progress);
+    };
+    let mut keyed = matched_values(store, account, mailbox, search, criteria, progress)?;
+    keyed.sort_by(|a, b| compare(criteria, &a.1, &b.1));
+    Ok(keyed.into_iter().map(|k| k.0).collect())
 }
 
 /// A match with its values under the sort criteria.

@@ -250,8 +250,10 @@ impl ImapState {
 
     /// Leaves the selected mailbox, telling its mailbox actor.
     pub(super) async fn unselect(&mut self) {
-        // RFC 5182 2.1: the saved result belongs to the selected mailbox.
+        // RFC 5182 2.1: the saved result belongs to the selected mailbox;
+        // so do live searches (RFC 5267 4.3).
         self.saved_search.clear();
+        self.contexts.clear();
         let Some(sel) = self.selected.take() else {
             return;
         };
@@ -293,6 +295,7 @@ impl ImapState {
         for ev in events {
             apply_event(sel, &ev.change, &mut self.out);
         }
+        self.update_contexts().await;
     }
 
     /// Opens `name` through the account, subscribing this session; tries

@@ -118,6 +118,8 @@ pub enum CommandBody {
     /// RFC 4469: an APPEND (or REPLACE) without a literal, its messages
     /// all CATENATE URL parts.
     Append(Box<crate::imap::append::AppendHead>),
+    /// RFC 5267 4.3.5: the tags of live searches to stop updating.
+    CancelUpdate(Vec<String>),
     /// RFC 5465 3.
     Notify(crate::imap::notify::NotifyCommand),
     /// RFC 5464 4.2.

@@ -365,6 +365,20 @@ impl Parser<'_> {
             // reaches the parser has none.
             "GETMETADATA" => CommandBody::GetMetadata(self.getmetadata()?),
             "NOTIFY" => CommandBody::Notify(self.notify()?),
+            // RFC 5267 5: "CANCELUPDATE" 1*(SP quoted).
+            "CANCELUPDATE" => {
+                let mut tags = Vec::new();
+                while self.eat(b' ') {
+                    if tags.len() == MAX_LIST_ITEMS {
+                        return Err(format!("Too many tags (at most {MAX_LIST_ITEMS})"));
+                    }
+                    tags.push(String::from_utf8_lossy(&self.quoted()?).into_owned());
+                }
+                if tags.is_empty() {
+                    return Err("CANCELUPDATE needs the tag of a search".into());
+                }
+                CommandBody::CancelUpdate(tags)
+            }
             "SETMETADATA" => CommandBody::SetMetadata(self.setmetadata()?),
             // The framer streams message literals; an APPEND that reaches
             // the parser has none, which only CATENATE of URLs can do.

@@ -492,6 +492,34 @@ pub fn search(out: &mut Vec<u8>, numbers: &[u32], modseq: Option<ModSeq>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// RFC 5267 4.3: `* ESEARCH (TAG "t") UID REMOVEFROM (pos set ...)
+/// ADDTO (pos set ...)`, an update of a live search or sort; either list
+/// may be empty and is then left out.
+pub fn esearch_update(
+    out: &mut Vec<u8>,
+    tag: &str,
+    removed: &[(u32, String)],
+    added: &[(u32, String)],
+) {
+    out.extend_from_slice(b"* ESEARCH (TAG ");
+    quoted_or_literal(out, tag.as_bytes());
+    out.extend_from_slice(b") UID");
+    for (name, pairs) in [("REMOVEFROM", removed), ("ADDTO", added)] {
+        if pairs.is_empty() {
+            continue;
+        }
+        let _ = write!(out, " {name} (");
+        for (i, (pos, set)) in pairs.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            let _ = write!(out, "{pos} {set}");
+        }
+        out.push(b')');
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `* THREAD (1 2)(3)` (RFC 5256 4); `list` is the thread-list.
 pub fn thread(out: &mut Vec<u8>, list: &str) {
     out.extend_from_slice(b"* THREAD");

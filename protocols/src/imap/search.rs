@@ -97,6 +97,10 @@ pub enum SearchReturn {
     Save,
     /// RFC 9394 3.1: one page of the results.
     Partial(PartialRange),
+    /// RFC 5267 4.3: keep the result live, sending ADDTO and REMOVEFROM.
+    Update,
+    /// RFC 5267 4.2: a hint that the search will be used again.
+    Context,
 }
 
 impl SearchReturn {
@@ -310,6 +314,8 @@ impl Parser<'_> {
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
                 "SAVE" => SearchReturn::Save,
+                "UPDATE" => SearchReturn::Update,
+                "CONTEXT" => SearchReturn::Context,
                 "PARTIAL" => {
                     self.sp()?;
                     let range = self.partial_range()?;
@@ -322,6 +328,11 @@ impl Parser<'_> {
             };
             if !out.contains(&opt) {
                 out.push(opt);
+            }
+            // RFC 5267 4.4 (RFC 9394 3.1): one PARTIAL or one ALL, not
+            // both.
+            if out.contains(&SearchReturn::All) && SearchReturn::partial(&out).is_some() {
+                return Err("PARTIAL and ALL cannot be combined".into());
             }
             if self.eat(b')') {
                 return Ok(out);
@@ -594,6 +605,29 @@ mod tests {
         );
         assert_eq!(p.charset.as_deref(), Some("UTF-8"));
         assert_eq!(program("a SEARCH RETURN () $").returns, Some(vec![]));
+        // RFC 5267: UPDATE and the CONTEXT hint; PARTIAL or ALL, not both.
+        assert_eq!(
+            program("a UID SEARCH RETURN (UPDATE CONTEXT COUNT) ALL").returns,
+            Some(vec![
+                SearchReturn::Update,
+                SearchReturn::Context,
+                SearchReturn::Count
+            ])
+        );
+        assert_eq!(
+            error("a SEARCH RETURN (PARTIAL 1:5 ALL) ALL"),
+            "PARTIAL and ALL cannot be combined"
+        );
+        assert_eq!(
+            parse_command(b"a CANCELUPDATE \"B01\" \"B02\"")
+                .unwrap()
+                .body,
+            CommandBody::CancelUpdate(vec!["B01".into(), "B02".into()])
+        );
+        assert_eq!(
+            error("a CANCELUPDATE"),
+            "CANCELUPDATE needs the tag of a search"
+        );
         let p = program("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338");
         assert_eq!(p.keys, vec![SearchKey::ModSeq(ModSeq(620162338))]);
     }

@@ -107,6 +107,13 @@ impl CommandBody {
                 f("REPLACE", V::Selected, true, true, Some("REPLACE"))
             }
             C::Append(_) => f("APPEND", V::Authenticated, true, false, None),
+            C::CancelUpdate(_) => f(
+                "CANCELUPDATE",
+                V::Selected,
+                true,
+                false,
+                Some("CONTEXT=SEARCH"),
+            ),
             C::Notify(_) => f("NOTIFY", V::Authenticated, true, false, Some("NOTIFY")),
             C::GetMetadata(_) => f(
                 "GETMETADATA",
