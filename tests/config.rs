@@ -267,7 +267,8 @@ fn received_lines_without_reverse_dns_name_only_the_address() {
 /// RFC 9585 INPROGRESS: with `[imap] progress_interval_ms = 0` a SEARCH,
 /// SORT or THREAD over more than one batch (PROGRESS_BATCH, 256) of
 /// messages reports each batch done, tagged with the command's tag,
-/// before its answer; a mailbox of less than a batch reports nothing.
+/// before its answer (THREAD too); a mailbox of less than a batch reports
+/// nothing.
 #[test]
 fn long_searches_report_their_progress() {
     let offset = fresh_offset();
@@ -317,12 +318,28 @@ fn long_searches_report_their_progress() {
          * ESEARCH (TAG \"a4\") MIN 1\r\na4 OK SORT completed\r\n"
     );
     assert_eq!(
-        c.cmd("CREATE Small"),
-        "a5 OK [MAILBOXID (F7)] CREATE completed\r\n"
+        c.cmd("THREAD REFERENCES UTF-8 UID 1:2"),
+        "* OK [INPROGRESS (\"a5\" 256 600)] Searching\r\n\
+         * OK [INPROGRESS (\"a5\" 512 600)] Searching\r\n\
+         * THREAD ((1)(2))\r\na5 OK THREAD completed\r\n"
     );
+    // Less than one batch: no notice.
+    assert_eq!(
+        c.cmd("CREATE Small"),
+        "a6 OK [MAILBOXID (F7)] CREATE completed\r\n"
+    );
+    let mut small = b"p2 APPEND Small".to_vec();
+    for _ in 0..255 {
+        small.extend_from_slice(format!(" {{{}+}}\r\n", m.len()).as_bytes());
+        small.extend_from_slice(m);
+    }
+    small.extend_from_slice(b"\r\n");
+    c.send_raw(&small);
+    let r = String::from_utf8_lossy(&c.until_tagged("p2")).into_owned();
+    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
     assert!(c.cmd("SELECT Small").contains(" OK [READ-WRITE] "));
     assert_eq!(
-        c.cmd("SEARCH RETURN (COUNT) ALL"),
-        "* ESEARCH (TAG \"a7\") COUNT 0\r\na7 OK SEARCH completed\r\n"
+        c.cmd("SEARCH RETURN (COUNT) SUBJECT p"),
+        "* ESEARCH (TAG \"a8\") COUNT 255\r\na8 OK SEARCH completed\r\n"
     );
 }

@@ -716,6 +716,22 @@ fn metadata_entries_limits_and_list() {
         imap.cmd("SETMETADATA INBOX (/other \"x\")"),
         "a29 BAD Invalid entry name /other\r\n"
     );
+    // RFC 7162 3.2: a mailbox's METADATA change raises its modseq.
+    assert_eq!(
+        imap.cmd("SETMETADATA \"\" (/private/one-more NIL)"),
+        "a30 OK SETMETADATA completed\r\n"
+    );
+    let modseq = |r: String| -> u64 {
+        let n = r.split("HIGHESTMODSEQ ").nth(1).expect("modseq");
+        n[..n.find(')').expect(")")].parse().expect("number")
+    };
+    let before = modseq(imap.cmd("STATUS Work (HIGHESTMODSEQ)"));
+    assert_eq!(
+        imap.cmd("SETMETADATA Work (/shared/comment \"w\")"),
+        "a32 OK SETMETADATA completed\r\n"
+    );
+    let after = modseq(imap.cmd("STATUS Work (HIGHESTMODSEQ)"));
+    assert!(after > before, "{before} then {after}");
 }
 
 /// RFC 4469 CATENATE: a message made of TEXT literals and URL parts of
@@ -1020,6 +1036,11 @@ fn context_updates_follow_the_mailbox() {
     let r = append(&mut other, "p5", "INBOX", b"Subject: m5\r\n\r\n-\r\n");
     assert!(r.ends_with("APPEND completed\r\n"), "{r}");
     assert_eq!(imap.cmd("NOOP"), "* 5 EXISTS\r\na14 OK NOOP completed\r\n");
+    // CONTEXT alone is only a hint: the answer is ALL, as for RETURN ().
+    assert_eq!(
+        imap.cmd("UID SEARCH RETURN (CONTEXT) ALL"),
+        "* ESEARCH (TAG \"a15\") UID ALL 2:6\r\na15 OK UID SEARCH completed\r\n"
+    );
 }
 
 /// RFC 9586 UIDONLY: once enabled, message numbers get BAD [UIDREQUIRED]

@@ -919,7 +919,6 @@ impl Store {
         self.get(&keys::summary(file))
     }
 
-    /// A mailbox's expunged UIDs, in UID order.
     /// The METADATA entries of a mailbox (or the server's, with
     /// [`MailboxId::SERVER`]), by name.
     pub fn metadata(
@@ -939,15 +938,29 @@ impl Store {
             .collect()
     }
 
-    /// How many METADATA entries the account has, over all its mailboxes
-    /// and the server's.
-    pub fn metadata_count(&self, account: AccountId) -> usize {
+    /// The mailbox and name of every METADATA entry of the account (the
+    /// server's under [`MailboxId::SERVER`]), without their values.
+    pub fn metadata_names(&self, account: AccountId) -> Result<Vec<(MailboxId, String)>> {
+        let prefix = keys::account_prefix(keys::METADATA, account);
         self.inner
             .db
-            .scan_prefix(keys::account_prefix(keys::METADATA, account))
-            .count()
+            .scan_prefix(&prefix)
+            .keys()
+            .filter_map(|k| {
+                let k = match k {
+                    Ok(k) => k,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                // account ‖ mailbox ‖ entry; a key too short is not ours.
+                let rest = k.get(prefix.len()..)?;
+                let id = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+                let entry = String::from_utf8_lossy(&rest[4..]).into_owned();
+                Some(Ok((MailboxId(id), entry)))
+            })
+            .collect()
     }
 
+    /// A mailbox's expunged UIDs, in UID order.
     pub fn tombstones(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<Tombstone>> {
         self.scan(&keys::mailbox_prefix(keys::TOMBSTONE, account, mailbox))
     }

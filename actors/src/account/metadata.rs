@@ -15,17 +15,15 @@ pub const MAX_METADATA_VALUE: usize = 64 * 1024;
 pub const MAX_METADATA_ENTRIES: usize = 1000;
 
 impl AccountState {
-    /// The names of every entry, read from the store the first time.
+    /// The names of every entry, read from the store (one scan of the
+    /// account's keys, no values) the first time.
     fn load_metadata_names(&mut self) -> Result<(), AccountError> {
         if self.metadata_names.is_none() {
-            let mut names = BTreeSet::new();
-            let ids = std::iter::once(MailboxId::SERVER).chain(self.mailboxes.keys().copied());
-            for id in ids.collect::<Vec<_>>() {
-                for (entry, _) in self.store.metadata(self.record.id, id).map_err(store_err)? {
-                    names.insert((id, entry));
-                }
-            }
-            self.metadata_names = Some(names);
+            let names = self
+                .store
+                .metadata_names(self.record.id)
+                .map_err(store_err)?;
+            self.metadata_names = Some(names.into_iter().collect());
         }
         Ok(())
     }
@@ -62,23 +60,20 @@ impl AccountState {
             return Err(AccountError::MetadataTooMany);
         }
         for (entry, value) in entries {
-            match value {
-                Some(value) => {
-                    names.insert((id, entry.clone()));
-                    self.pending.puts.push(Record::Metadata {
-                        account,
-                        mailbox: id,
-                        entry,
-                        value,
-                    });
-                }
-                None => {
-                    names.remove(&(id, entry.clone()));
-                    self.pending
-                        .deletes
-                        .push(RecordKey::Metadata(account, id, entry));
-                }
+            if value.is_some() {
+                names.insert((id, entry.clone()));
+            } else {
+                names.remove(&(id, entry.clone()));
             }
+            // The last change of an entry within one commit wins.
+            self.pending.metadata.insert((id, entry), value);
+        }
+        let _ = account;
+        // RFC 7162 3.2: a mailbox's METADATA change raises its modseq.
+        if id != MailboxId::SERVER {
+            let modseq = self.next_modseq();
+            self.mailbox_mut(id)?.highest_modseq = modseq;
+            self.pending.mailboxes.insert(id);
         }
         Ok(())
     }
@@ -95,10 +90,9 @@ impl AccountState {
             .collect();
         for entry in gone {
             names.remove(&(id, entry.clone()));
-            self.pending
-                .deletes
-                .push(RecordKey::Metadata(account, id, entry));
+            self.pending.metadata.insert((id, entry), None);
         }
+        let _ = account;
         Ok(())
     }
 }

@@ -313,6 +313,7 @@ impl Pending {
             && self.puts.is_empty()
             && self.deletes.is_empty()
             && self.messages.is_empty()
+            && self.metadata.is_empty()
             && self.mailboxes.is_empty()
             && self.deleted_mailboxes.is_empty()
             && self.place.is_empty()
@@ -337,6 +338,9 @@ struct Pending {
     answers: Vec<Answer>,
     /// Message records changed but not yet committed; `None` = expunged.
     messages: HashMap<(MailboxId, Uid), Option<MessageRecord>>,
+    /// METADATA entries changed but not yet committed, the last change of
+    /// each kept; `None` = removed.
+    metadata: BTreeMap<(MailboxId, String), Option<Vec<u8>>>,
     by_message_id: HashMap<String, ThreadRef>,
     by_subject: HashMap<String, ThreadRef>,
 }
@@ -705,6 +709,20 @@ impl AccountState {
             pending
                 .deletes
                 .push(RecordKey::Mailbox(self.record.id, *id));
+        }
+        let account = self.record.id;
+        for ((mailbox, entry), value) in std::mem::take(&mut pending.metadata) {
+            match value {
+                Some(value) => pending.puts.push(Record::Metadata {
+                    account,
+                    mailbox,
+                    entry,
+                    value,
+                }),
+                None => pending
+                    .deletes
+                    .push(RecordKey::Metadata(account, mailbox, entry)),
+            }
         }
         let commit = Commit {
             puts: pending.puts,

@@ -30,7 +30,7 @@ use roost_protocols::imap::append::ReplaceTarget;
 use roost_protocols::imap::append::{parse_first_head, parse_next_head, AppendHead, AppendOptions};
 use roost_protocols::imap::catenate::{parse_url, AppendItem, AppendState};
 use roost_protocols::imap::response::{self, Code, Status};
-use roost_protocols::imap::section::{locate, SectionData};
+use roost_protocols::imap::section::locate;
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::state::SessionState;
 use roost_protocols::imap::types::{Flags, Uid};
@@ -224,6 +224,7 @@ impl ImapState {
             parsed.mailbox.clone(),
             self.mailbox_in(&parsed.mailbox).unwrap_or_default(),
         ];
+        let limit = append_limit(self);
         let store = self.services.store.clone();
         let read = blocking(move || {
             let Some(mailbox) = store
@@ -242,18 +243,25 @@ impl ImapState {
             let Some(rec) = store.message(account_id, mailbox.id, Uid(parsed.uid))? else {
                 return Ok(Err("No such message"));
             };
-            let bytes = store.open_message(&rec)?.read_all()?;
-            let whole = parsed.section == Default::default();
-            let data = if whole {
-                SectionData::Range(0..bytes.len())
-            } else {
-                match locate(&bytes, &parsed.section) {
-                    Some(d) => d,
-                    None => return Ok(Err("No such section")),
+            let partial = parsed.partial.map(|(o, l)| (o, l.unwrap_or(u32::MAX)));
+            let reader = store.open_message(&rec)?;
+            if parsed.section == Default::default() {
+                // The whole message, or a range of it: only those bytes
+                // are read.
+                let (start, len) = partial.map_or((0, u64::MAX), |(o, l)| (o.into(), l.into()));
+                let len = len.min(reader.len().saturating_sub(start));
+                if len > limit {
+                    return Ok(Err("The part is larger than APPENDLIMIT"));
                 }
+                return Ok(Ok(reader.read_at(start, len as usize)?));
+            }
+            // A section is found in the message, read whole (it is at
+            // most APPENDLIMIT, as every stored message).
+            let bytes = reader.read_all()?;
+            let Some(data) = locate(&bytes, &parsed.section) else {
+                return Ok(Err("No such section"));
             };
-            let data = data.partial(parsed.partial.map(|(o, l)| (o, l.unwrap_or(u32::MAX))));
-            Ok::<_, StoreError>(Ok(data.bytes(&bytes).to_vec()))
+            Ok::<_, StoreError>(Ok(data.partial(partial).bytes(&bytes).to_vec()))
         })
         .await;
         match read {

@@ -19,6 +19,7 @@ use roost_protocols::imap::command::StatusItem;
 use roost_protocols::imap::notify::{check_group, Event, EventGroup, Filter, NotifyCommand};
 use roost_protocols::imap::response::{self, Code, Status};
 use roost_store::MailboxRecord;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -35,6 +36,11 @@ pub(super) struct Notify {
     /// roost's form.
     groups: Vec<EventGroup>,
     held: Vec<Arc<ChangeEvent>>,
+    /// Events forwarded to the session and not yet taken: the forwarding
+    /// task stops with an overflow past [`MAX_HELD_EVENTS`], so a session
+    /// that does not keep up (a client that stopped reading) never piles
+    /// them up in its actor's mailbox.
+    in_flight: Arc<AtomicUsize>,
     _forward: TaskGuard,
 }
 
@@ -144,10 +150,16 @@ impl ImapState {
         let account = account.to_string();
         let mut rx = self.services.hub.subscribe();
         let me = self.myself.clone();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let counted = in_flight.clone();
         let forward = TaskGuard::spawn(async move {
             loop {
                 match rx.recv().await {
                     Ok(ev) if ev.account == account => {
+                        if counted.fetch_add(1, Ordering::AcqRel) >= MAX_HELD_EVENTS {
+                            let _ = me.cast(ImapMsg::AccountLagged);
+                            return;
+                        }
                         if me.cast(ImapMsg::Account(ev)).is_err() {
                             return;
                         }
@@ -164,6 +176,7 @@ impl ImapState {
         self.notify = Some(Notify {
             groups: kept,
             held: Vec::new(),
+            in_flight,
             _forward: forward,
         });
         if status {
@@ -191,6 +204,13 @@ impl ImapState {
         let Some(n) = &mut self.notify else {
             return;
         };
+        // Saturating: an event sent under an earlier NOTIFY SET may still
+        // arrive after a new one started counting.
+        let _ = n
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(1))
+            });
         if busy || !n.held.is_empty() {
             if n.held.len() == MAX_HELD_EVENTS {
                 return self.notify_overflow();
@@ -342,6 +362,7 @@ mod tests {
                 },
             ],
             held: Vec::new(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             _forward: TaskGuard::spawn(async {}),
         };
         let new = Event::MessageNew(vec![]);

@@ -167,7 +167,8 @@ impl ImapState {
             // RFC 5267 3.1: ESORT answers ESEARCH; MIN and MAX are the
             // first and last in sort order, ALL keeps that order.
             Some(opts) => {
-                let has = |o| opts.is_empty() && o == SearchReturn::All || opts.contains(&o);
+                let bare = opts.iter().all(|o| *o == SearchReturn::Context);
+                let has = |o| bare && o == SearchReturn::All || opts.contains(&o);
                 let e = Esearch {
                     tag: tag.to_string(),
                     mailbox: None,
@@ -419,7 +420,10 @@ impl ImapState {
                 response::search(&mut self.out, &numbers, modseq);
             }
             Some(opts) => {
-                let all = opts.is_empty() || opts.contains(&SearchReturn::All);
+                // RFC 4731 3.1: no options (CONTEXT is only a hint, RFC 5267
+                // 4.2) means ALL.
+                let all = opts.iter().all(|o| *o == SearchReturn::Context)
+                    || opts.contains(&SearchReturn::All);
                 let only_save = !opts.is_empty() && opts.iter().all(|o| *o == SearchReturn::Save);
                 if !only_save {
                     let has = |o| opts.contains(&o);

@@ -131,6 +131,11 @@ impl Parser<'_> {
                         if url.len() > MAX_URL {
                             return Err(format!("URL longer than {MAX_URL} octets"));
                         }
+                        // RFC 3986 URLs are printable ASCII; `]` would end
+                        // a BADURL response code early.
+                        if url.iter().any(|&b| !(0x21..0x7f).contains(&b) || b == b']') {
+                            return Err("Invalid character in URL".into());
+                        }
                         items.push(AppendItem::Url(String::from_utf8_lossy(&url).into_owned()));
                         state = next;
                     } else if self.eat_word("TEXT ") {
@@ -273,6 +278,9 @@ fn percent_decode(s: &str) -> Result<String, String> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = s.get(i + 1..i + 3).ok_or("Truncated %-escape in URL")?;
+            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                return Err("Invalid %-escape in URL".into());
+            }
             out.push(u8::from_str_radix(hex, 16).map_err(|_| "Invalid %-escape in URL")?);
             i += 3;
         } else {
@@ -349,6 +357,15 @@ mod tests {
             ]
         );
         assert_eq!(state, AppendState::Between);
+        assert_eq!(
+            parse_segment(
+                b" CATENATE (URL \"/a]/;UID=1\")",
+                AppendState::Between,
+                false
+            )
+            .unwrap_err(),
+            "Invalid character in URL"
+        );
         assert!(parse_segment(b"", AppendState::Between, false)
             .unwrap()
             .0
@@ -409,6 +426,7 @@ mod tests {
             "/INBOX/;UID=1/;URLAUTH=anonymous",
             "/INBOX/;UID=1/;SECTION=9X",
             "/%ZZ/;UID=1",
+            "/%+1/;UID=1",
             "imap://host",
         ] {
             assert!(parse_url(bad).is_err(), "{bad}");

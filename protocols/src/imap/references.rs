@@ -182,16 +182,12 @@ pub fn references(messages: &[ThreadInput]) -> Threads {
             }
         }
         // 1B: the last reference is the message's parent, replacing a
-        // parent an earlier (truncated) References gave it.
+        // parent an earlier (truncated) References gave it; without
+        // references, or where the link would loop, it has none.
+        f.unlink(own);
         if let Some(&parent) = chain.last() {
-            if f.nodes[own].parent != Some(parent) {
-                let old = f.nodes[own].parent;
-                f.unlink(own);
-                if !f.refuses(parent, own) {
-                    f.link(parent, own);
-                } else if let Some(old) = old {
-                    f.link(old, own);
-                }
+            if !f.refuses(parent, own) {
+                f.link(parent, own);
             }
         }
     }
@@ -201,8 +197,8 @@ pub fn references(messages: &[ThreadInput]) -> Threads {
         .collect();
     // Step 3: dummies pruned; a childless one goes, one with children
     // gives way to them, except at the top where only a dummy with a
-    // single child does.
-    let mut roots = prune(&mut f, roots, true);
+    // single child does. Everything below the top is pruned first, so a
+    // top-level dummy is judged by the children it keeps.
     let mut stack: Vec<usize> = roots.clone();
     while let Some(n) = stack.pop() {
         let children = std::mem::take(&mut f.nodes[n].children);
@@ -213,6 +209,7 @@ pub fn references(messages: &[ThreadInput]) -> Threads {
         stack.extend_from_slice(&kept);
         f.nodes[n].children = kept;
     }
+    let mut roots = prune(&mut f, roots, true);
     // Step 4: top-level threads by sent date, a dummy's children first.
     for &r in &roots {
         if f.is_dummy(r) {
@@ -441,6 +438,23 @@ mod tests {
         ]);
         // Two non-replies of one subject: a dummy holds both.
         assert_eq!(t.response(), "(1 2)((3)(4))");
+    }
+
+    /// RFC 5256 3 step 1B: a message without references has no parent,
+    /// even where an earlier message's References put it under another;
+    /// a dummy left with one child after pruning gives way at the top.
+    #[test]
+    fn a_message_without_references_has_no_parent() {
+        let t = references(&[
+            msg(
+                2,
+                "Message-ID: <b@x>|References: <x@x> <a@x>|Subject: p",
+                20,
+            ),
+            msg(3, "Message-ID: <c@x>|References: <x@x>|Subject: q", 30),
+            msg(1, "Message-ID: <a@x>|Subject: r", 10),
+        ]);
+        assert_eq!(t.response(), "(1 2)(3)");
     }
 
     #[test]
