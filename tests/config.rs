@@ -293,17 +293,20 @@ fn long_searches_report_their_progress() {
         );
     }
     let mut c = Imap::login(imap);
-    // 600 messages in one MULTIAPPEND.
-    let m = b"Subject: p\r\n\r\nx\r\n";
-    let mut cmd = b"p1 APPEND INBOX".to_vec();
-    for _ in 0..600 {
-        cmd.extend_from_slice(format!(" {{{}+}}\r\n", m.len()).as_bytes());
-        cmd.extend_from_slice(m);
-    }
-    cmd.extend_from_slice(b"\r\n");
-    c.send_raw(&cmd);
-    let r = String::from_utf8_lossy(&c.until_tagged("p1")).into_owned();
-    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    // `n` small messages in one MULTIAPPEND.
+    let fill = |c: &mut Imap, tag: &str, mailbox: &str, n: usize| {
+        let m = b"Subject: p\r\n\r\nx\r\n";
+        let mut cmd = format!("{tag} APPEND {mailbox}").into_bytes();
+        for _ in 0..n {
+            cmd.extend_from_slice(format!(" {{{}+}}\r\n", m.len()).as_bytes());
+            cmd.extend_from_slice(m);
+        }
+        cmd.extend_from_slice(b"\r\n");
+        c.send_raw(&cmd);
+        let r = String::from_utf8_lossy(&c.until_tagged(tag)).into_owned();
+        assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    };
+    fill(&mut c, "p1", "INBOX", 600);
     assert!(c.cmd("SELECT INBOX").contains(" OK [READ-WRITE] "));
     assert_eq!(
         c.cmd("SEARCH RETURN (COUNT) SUBJECT p"),
@@ -328,15 +331,7 @@ fn long_searches_report_their_progress() {
         c.cmd("CREATE Small"),
         "a6 OK [MAILBOXID (F7)] CREATE completed\r\n"
     );
-    let mut small = b"p2 APPEND Small".to_vec();
-    for _ in 0..255 {
-        small.extend_from_slice(format!(" {{{}+}}\r\n", m.len()).as_bytes());
-        small.extend_from_slice(m);
-    }
-    small.extend_from_slice(b"\r\n");
-    c.send_raw(&small);
-    let r = String::from_utf8_lossy(&c.until_tagged("p2")).into_owned();
-    assert!(r.ends_with("APPEND completed\r\n"), "{r}");
+    fill(&mut c, "p2", "Small", 255);
     assert!(c.cmd("SELECT Small").contains(" OK [READ-WRITE] "));
     assert_eq!(
         c.cmd("SEARCH RETURN (COUNT) SUBJECT p"),

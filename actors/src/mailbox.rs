@@ -3,11 +3,13 @@
 //! The actor exists while at least one session or web view has the mailbox
 //! open, as a child of its account actor. It loads the mailbox's UIDs,
 //! flags and modseqs once, off the async workers and after it has started,
-//! so the account actor never waits for the load; hands each new
-//! subscriber its UIDs and the shared [`MailboxIndex`]; and forwards every
-//! later event to all subscribers. It never writes: the account actor is
-//! the writer, and applies each committed change to the shared index
-//! before it answers the caller, so a session reads its own changes back.
+//! so the account actor never waits for the load; and hands each new
+//! subscriber its UIDs and the shared [`MailboxIndex`]. It never writes:
+//! the account actor is the writer. For each committed change, before it
+//! answers the caller, the account actor applies the change to the shared
+//! index and tells every subscriber ([`Watchers::publish`]), so a session
+//! reads its own changes back, and a client that acts on one session's
+//! answer finds the change already queued at every other session.
 //!
 //! The index is one compact table per open mailbox, shared by every
 //! session that has it selected: 16 bytes a message, keywords aside. A
@@ -75,6 +77,57 @@ impl Subscriber {
 
     pub fn notify(&self, notice: MailboxNotice) -> bool {
         (self.inner.notify)(notice)
+    }
+}
+
+/// The subscribers of one open mailbox, shared by its actor (which adds
+/// and removes them) and the account actor (which tells them each change).
+/// Owned by the two actors only, never by a session: when both let go, the
+/// subscribers hear `Closed`.
+#[derive(Default)]
+pub struct Watchers(std::sync::Mutex<Vec<Subscriber>>);
+
+impl Watchers {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+        // Nothing is left half-done under this lock by a panic.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds `sub` and takes the snapshot under one lock with
+    /// [`Watchers::publish`], so every change is in the snapshot or
+    /// reaches `sub` as an event, never both and never neither.
+    fn join(&self, index: &Arc<MailboxIndex>, sub: Subscriber) -> Option<MailboxSnapshot> {
+        let mut list = self.list();
+        let (record, uids) = index.read(|ix| (ix.record.clone(), ix.uids()))?;
+        list.push(sub);
+        Some(MailboxSnapshot {
+            record,
+            uids,
+            index: index.clone(),
+        })
+    }
+
+    /// Removes subscriber `id` (0 removes none); answers how many remain.
+    fn leave(&self, id: u64) -> usize {
+        let mut list = self.list();
+        list.retain(|s| s.id != id);
+        list.len()
+    }
+
+    /// Applies a committed change to the index and tells every
+    /// subscriber. False when every subscriber went away without saying
+    /// so (a killed session): nobody watches any more.
+    pub fn publish(&self, index: &MailboxIndex, event: &Arc<ChangeEvent>) -> bool {
+        let mut list = self.list();
+        index.apply(&event.change);
+        let before = list.len();
+        list.retain(|s| {
+            s.notify(MailboxNotice::Event {
+                subscriber: s.id,
+                event: event.clone(),
+            })
+        });
+        before == 0 || !list.is_empty()
     }
 }
 
@@ -302,7 +355,6 @@ pub enum MailboxMsg {
     Subscribe(Subscriber, RpcReplyPort<MailboxSnapshot>),
     /// Answers how many subscribers remain.
     Unsubscribe(u64, RpcReplyPort<usize>),
-    Event(Arc<ChangeEvent>),
 }
 
 pub struct MailboxActor;
@@ -313,6 +365,7 @@ pub struct MailboxArgs {
     pub mailbox: MailboxId,
     /// The index this actor loads; the account actor keeps it current.
     pub index: Arc<MailboxIndex>,
+    pub watchers: Arc<Watchers>,
 }
 
 pub struct MailboxState {
@@ -320,7 +373,7 @@ pub struct MailboxState {
     account: AccountId,
     mailbox: MailboxId,
     index: Arc<MailboxIndex>,
-    subscribers: Vec<Subscriber>,
+    watchers: Arc<Watchers>,
 }
 
 impl Actor for MailboxActor {
@@ -338,7 +391,7 @@ impl Actor for MailboxActor {
             account: args.account,
             mailbox: args.mailbox,
             index: args.index,
-            subscribers: Vec::new(),
+            watchers: args.watchers,
         })
     }
 
@@ -376,41 +429,18 @@ impl Actor for MailboxActor {
 
     async fn handle(
         &self,
-        myself: ActorRef<MailboxMsg>,
+        _myself: ActorRef<MailboxMsg>,
         msg: MailboxMsg,
         state: &mut MailboxState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             MailboxMsg::Subscribe(sub, reply) => {
-                let index = state.index.clone();
-                let snapshot = index.read(|ix| (ix.record.clone(), ix.uids()));
-                if let Some((record, uids)) = snapshot {
-                    state.subscribers.push(sub);
-                    let _ = reply.send(MailboxSnapshot {
-                        record,
-                        uids,
-                        index,
-                    });
+                if let Some(snapshot) = state.watchers.join(&state.index, sub) {
+                    let _ = reply.send(snapshot);
                 }
             }
             MailboxMsg::Unsubscribe(id, reply) => {
-                state.subscribers.retain(|s| s.id != id);
-                let _ = reply.send(state.subscribers.len());
-            }
-            MailboxMsg::Event(event) => {
-                let before = state.subscribers.len();
-                state.subscribers.retain(|s| {
-                    s.notify(MailboxNotice::Event {
-                        subscriber: s.id,
-                        event: event.clone(),
-                    })
-                });
-                // Every subscriber went away without saying so (a killed
-                // session): nobody watches any more. (One that lingers with
-                // none, after the last said goodbye, waits for the account.)
-                if before > 0 && state.subscribers.is_empty() {
-                    myself.stop(None);
-                }
+                let _ = reply.send(state.watchers.leave(id));
             }
         }
         Ok(())

@@ -20,8 +20,10 @@
 //! per second over the run, mean latency, errors; and roost's resident
 //! memory sampled through its run.
 //!
-//! `cargo bench --bench imap_mixed [-- SECONDS [roost]]`: SECONDS per
-//! server (default 30); `roost` skips Dovecot (the long memory run).
+//! `cargo bench --bench imap_mixed [-- SECONDS [roost] [same-headers]]`:
+//! SECONDS per server (default 30); `roost` skips Dovecot (the long
+//! memory run); `same-headers` gives every message one subject and no
+//! Message-ID.
 
 #[path = "dovecot.rs"]
 mod dovecot;
@@ -46,6 +48,10 @@ const START_MESSAGES: usize = 20;
 /// How many of the newest messages the body FETCH reads.
 const BODIES: usize = 3;
 const DEFAULT_SECONDS: u64 = 30;
+/// `same-headers`: every message has one subject and no Message-ID, so
+/// the thread index does not grow with the messages (to tell its part in
+/// memory growth from the rest).
+static SAME_HEADERS: AtomicBool = AtomicBool::new(false);
 /// How often roost's memory is sampled.
 const RSS_EVERY: Duration = Duration::from_secs(10);
 
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         .find_map(|a| a.parse().ok())
         .unwrap_or(DEFAULT_SECONDS);
     let roost_only = args.iter().any(|a| a == "roost");
+    SAME_HEADERS.store(args.iter().any(|a| a == "same-headers"), Ordering::Relaxed);
     match run(Duration::from_secs(seconds), roost_only) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -196,10 +203,17 @@ fn ok(a: &Answer, what: &str) -> Result<(), String> {
 
 /// A message of about 2 KiB, different each time.
 fn message(user: &str, n: u64) -> Vec<u8> {
-    let mut m = format!(
-        "From: load@example.org\r\nTo: {user}\r\nSubject: load {n}\r\n\
+    let mut m = if SAME_HEADERS.load(Ordering::Relaxed) {
+        format!(
+            "From: load@example.org\r\nTo: {user}\r\nSubject: load\r\n\
+Date: Tue, 01 Dec 2026 12:00:00 +0000\r\n\r\n"
+        )
+    } else {
+        format!(
+            "From: load@example.org\r\nTo: {user}\r\nSubject: load {n}\r\n\
 Message-ID: <{n}.{user}>\r\nDate: Tue, 01 Dec 2026 12:00:00 +0000\r\n\r\n"
-    )
+        )
+    }
     .into_bytes();
     for i in 0..30 {
         m.extend_from_slice(

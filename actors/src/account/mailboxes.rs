@@ -218,11 +218,13 @@ impl AccountState {
         }
         let actor_name = format!("mailbox:{}/{}", self.record.name, id);
         let index = MailboxIndex::loading();
+        let watchers = Arc::new(Watchers::default());
         let args = MailboxArgs {
             store: self.store.clone(),
             account: self.record.id,
             mailbox: id,
             index: index.clone(),
+            watchers: watchers.clone(),
         };
         let (actor, _) = Actor::spawn_linked(
             Some(actor_name.clone()),
@@ -240,7 +242,7 @@ impl AccountState {
             0,
         );
         self.open.insert(id, actor.clone());
-        self.indexes.insert(id, index);
+        self.indexes.insert(id, (index, watchers));
         Ok(actor)
     }
 

@@ -25,7 +25,7 @@ pub use mailboxes::normalize_name;
 
 use crate::events::{AddedMessage, Change, ChangeEvent, EventHub, MessageState};
 use crate::mailbox::{
-    MailboxActor, MailboxArgs, MailboxIndex, MailboxMsg, MailboxSnapshot, Subscriber,
+    MailboxActor, MailboxArgs, MailboxIndex, MailboxMsg, MailboxSnapshot, Subscriber, Watchers,
 };
 use crate::time::now_unix;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -353,8 +353,9 @@ pub struct AccountState {
     record: AccountRecord,
     mailboxes: BTreeMap<MailboxId, MailboxRecord>,
     open: HashMap<MailboxId, ActorRef<MailboxMsg>>,
-    /// The shared index of each open mailbox, kept current by `flush`.
-    indexes: HashMap<MailboxId, Arc<MailboxIndex>>,
+    /// The shared index and the subscribers of each open mailbox, kept
+    /// current and told by `flush`.
+    indexes: HashMap<MailboxId, (Arc<MailboxIndex>, Arc<Watchers>)>,
     pending: Pending,
     flush_scheduled: bool,
     mailbox_linger: std::time::Duration,
@@ -769,13 +770,18 @@ impl AccountState {
                 modseq,
                 change,
             });
-            // The shared index first, so a caller reads its change back as
-            // soon as it is answered; then the mailbox's subscribers.
-            if let Some(index) = self.indexes.get(&event.change.mailbox()) {
-                index.apply(&event.change);
-            }
-            if let Some(mb) = self.open.get(&event.change.mailbox()) {
-                let _ = mb.cast(MailboxMsg::Event(event.clone()));
+            // The shared index, so a caller reads its change back as soon
+            // as it is answered, and the mailbox's subscribers, directly.
+            let mailbox = event.change.mailbox();
+            if let Some((index, watchers)) = self.indexes.get(&mailbox) {
+                if !watchers.publish(index, &event) {
+                    // Every subscriber went away without saying so: the
+                    // mailbox actor goes, and the next open starts afresh.
+                    if let Some(mb) = self.open.remove(&mailbox) {
+                        mb.stop(None);
+                    }
+                    self.indexes.remove(&mailbox);
+                }
             }
             self.hub.publish(event);
         }

@@ -14,7 +14,7 @@ use super::progress::Progress;
 use super::{Done, ImapState};
 use crate::task::blocking;
 use roost_protocols::imap::response::{self, Code, Status};
-use roost_protocols::imap::search::SearchProgram;
+use roost_protocols::imap::search::{SearchProgram, SearchReturn};
 use roost_protocols::imap::seqset::SeqSet;
 use roost_protocols::imap::sort::SortCriterion;
 use roost_protocols::imap::types::{ModSeq, Uid};
@@ -112,6 +112,20 @@ impl ImapState {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Whether a searching command with `returns` goes live: asked for
+    /// with UPDATE and allowed ([`Self::check_update`]).
+    pub(super) fn wants_update(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        returns: Option<&[SearchReturn]>,
+    ) -> Result<bool, Done> {
+        if !returns.is_some_and(|r| r.contains(&SearchReturn::Update)) {
+            return Ok(false);
+        }
+        self.check_update(tag, uid)
     }
 
     /// Keeps a context live with `results` as the client has them.

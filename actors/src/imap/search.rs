@@ -125,15 +125,9 @@ impl ImapState {
         if uses_modseq {
             self.use_condstore();
         }
-        let update = match returns
-            .as_ref()
-            .is_some_and(|r| r.contains(&SearchReturn::Update))
-        {
-            false => false,
-            true => match self.check_update(tag, uid) {
-                Ok(live) => live,
-                Err(done) => return done,
-            },
+        let update = match self.wants_update(tag, uid, returns.as_deref()) {
+            Ok(live) => live,
+            Err(done) => return done,
         };
         let live = update.then(|| (sort.program.clone(), sort.criteria.clone()));
         let run = move |progress: &mut Progress| {
@@ -382,15 +376,9 @@ impl ImapState {
         if uses_modseq {
             self.use_condstore();
         }
-        let update = match returns
-            .as_ref()
-            .is_some_and(|r| r.contains(&SearchReturn::Update))
-        {
-            false => false,
-            true => match self.check_update(tag, uid) {
-                Ok(live) => live,
-                Err(done) => return done,
-            },
+        let update = match self.wants_update(tag, uid, returns.as_deref()) {
+            Ok(live) => live,
+            Err(done) => return done,
         };
         let live = update.then(|| program.clone());
         let hits = match self
