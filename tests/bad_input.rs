@@ -329,6 +329,10 @@ fn smtp_bare_line_endings_are_refused_and_nothing_is_delivered() {
         // SMTP smuggling: `\n.\n` is not the end, so the MAIL after it is
         // message text, and the whole message is refused.
         b"Subject: smuggle\r\n\r\nbody\n.\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<roost@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n",
+        // The other look-alikes of the end marker: `\r\n.\n` and `\n.\r\n`.
+        b"Subject: smuggle 2\r\n\r\nbody\r\n.\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<roost@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n",
+        b"Subject: smuggle 3\r\n\r\nbody\n.\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<roost@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n",
+        b"Subject: smuggle 4\r\n\r\nbody\r.\r\nMAIL FROM:<evil@example.org>\r\n.\r\n",
     ];
     for body in bodies {
         assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
@@ -343,7 +347,7 @@ fn smtp_bare_line_endings_are_refused_and_nothing_is_delivered() {
         smtp.send_raw(body);
         assert_eq!(
             smtp.reply(),
-            "550 5.6.11 Bare CR or LF in message; lines must end with CRLF",
+            "500 5.5.2 Bare CR or LF in message refused (SMTP smuggling); lines must end with CRLF",
             "for {:?}",
             String::from_utf8_lossy(body)
         );

@@ -250,6 +250,9 @@ ehlo 250 PIPELINING
 ehlo 250 SIZE 67108864
 ehlo 250 8BITMIME
 ehlo 250 ENHANCEDSTATUSCODES
+ehlo 250 SMTPUTF8
+ehlo 250 CHUNKING
+ehlo 250 BINARYMIME
 ehlo 250 STARTTLS
 ";
 const EHLO_SUBMISSION: &str = "ehlo 250 localhost greets client.example.org
@@ -257,6 +260,9 @@ ehlo 250 PIPELINING
 ehlo 250 SIZE 67108864
 ehlo 250 8BITMIME
 ehlo 250 ENHANCEDSTATUSCODES
+ehlo 250 SMTPUTF8
+ehlo 250 CHUNKING
+ehlo 250 BINARYMIME
 ehlo 250 AUTH SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN
 ehlo 250 STARTTLS
 ";
@@ -281,6 +287,32 @@ fn python_smtplib_delivers_to_the_mx_port() {
     assert_eq!(ran.text(), format!("{EHLO_MX}{SENT}"));
     assert_single_delivery(&server, PLAIN_MESSAGE, "client.example.org", "ESMTP");
     server.assert_consistent(ACCOUNT);
+}
+
+/// STARTTLS on the MX port, then REQUIRETLS (offered under TLS only,
+/// RFC 8689 4.1) and SMTPUTF8 with a non-ASCII sender (RFC 6531).
+#[test]
+fn python_smtplib_starttls_requiretls_and_smtputf8_on_the_mx_port() {
+    let server = start();
+    let msg = file(&server, "m.eml", PLAIN_MESSAGE);
+    let ran = run(
+        python("smtp_client.py")
+            .args(["mx-starttls", "127.0.0.1", &port(&server, SMTP)])
+            .arg(cert(&server))
+            .args(["jörg@exämple.org", ACCOUNT])
+            .arg(&msg),
+        b"",
+    )
+    .ok("smtp_client.py mx-starttls");
+    assert_eq!(
+        ran.text(),
+        format!(
+            "starttls 220 2.0.0 Ready to start TLS
+{}{SENT}",
+            EHLO_MX.replace("ehlo 250 STARTTLS\n", "ehlo 250 REQUIRETLS\n")
+        )
+    );
+    assert_single_delivery(&server, PLAIN_MESSAGE, "client.example.org", "UTF8SMTPS");
 }
 
 #[test]
@@ -328,9 +360,10 @@ fn python_smtp_ssl_logs_in_on_submissions() {
              login 235 2.7.0 Authentication successful\n{SENT}",
             // Already in TLS: no STARTTLS offered, and TLS 1.3 offers
             // channel binding to SCRAM.
+            // REQUIRETLS is offered under TLS.
             EHLO_SUBMISSION.replace("ehlo 250 STARTTLS\n", "").replace(
-                "AUTH SCRAM-SHA-256 ",
-                "AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256 "
+                "ehlo 250 AUTH SCRAM-SHA-256 ",
+                "ehlo 250 REQUIRETLS\nehlo 250 AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256 "
             )
         )
     );
@@ -1566,6 +1599,7 @@ fn client_certificates_preauth_external_and_tlspubkey() {
         .lines()
         .filter(|l| !l.contains("AUTH") && !l.contains("STARTTLS"))
         .map(|l| l.replacen("ehlo 250 ", "", 1))
+        .chain(["REQUIRETLS".to_string()])
         .collect::<Vec<_>>();
     let (last, first) = ehlo.split_last().expect("EHLO lines");
     let ehlo: String = first.iter().map(|l| format!("250-{l}\r\n")).collect();
@@ -1707,6 +1741,7 @@ fn s_client(server: &Server, args: &[&str], script: &str) -> Ran {
 /// 1.3, as `250` lines.
 fn ehlo_submission_tls() -> String {
     let lines: Vec<String> = EHLO_SUBMISSION
+        .replace("ehlo 250 AUTH", "ehlo 250 REQUIRETLS\nehlo 250 AUTH")
         .lines()
         .filter(|l| !l.contains("STARTTLS"))
         .map(|l| {

@@ -1,4 +1,4 @@
-//! The SMTP input reader (command lines and the DATA reader), fed in
+//! The SMTP input reader (command lines, the DATA reader and BDAT chunks), fed in
 //! pieces, answering DATA the way the session does (accept or reject by
 //! the input's first byte). What it buffers must stay bounded.
 #![no_main]

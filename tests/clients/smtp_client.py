@@ -6,6 +6,11 @@ tests/clients.rs to compare exactly.
 Modes:
   mx HOST PORT FROM TO FILE
       plain SMTP to the MX port, no authentication.
+  mx-starttls HOST PORT CAFILE FROM TO FILE
+      the MX port upgraded with starttls() (verified against CAFILE),
+      then the message sent with MAIL parameters REQUIRETLS and SMTPUTF8
+      (RFC 8689, RFC 6531), as smtplib's send_message would for a
+      non-ASCII sender.
   submission HOST PORT USER PASSWORD FROM TO FILE
       plaintext submission: MAIL before AUTH (must be refused), then
       AUTH LOGIN answered challenge by challenge, then the message.
@@ -54,6 +59,19 @@ def main(argv):
         s = smtplib.SMTP(host, int(port), local_hostname=HELO, timeout=30)
         ehlo(s)
         send(s, sender, rcpt, path)
+        quit_(s)
+    elif mode == "mx-starttls":
+        host, port, cafile, sender, rcpt, path = argv[2:8]
+        ctx = ssl.create_default_context(cafile=cafile)
+        s = smtplib.SMTP(host, int(port), local_hostname=HELO, timeout=30)
+        s.ehlo(HELO)
+        show("starttls", *s.starttls(context=ctx))
+        ehlo(s)
+        with open(path, "rb") as f:
+            data = f.read()
+        show("mail", *s.mail(sender, ["SMTPUTF8", "REQUIRETLS"]))
+        show("rcpt", *s.rcpt(rcpt))
+        show("data", *s.data(data))
         quit_(s)
     elif mode == "submission":
         host, port, user, password, sender, rcpt, path = argv[2:9]

@@ -16,8 +16,8 @@ use crate::conn::{
 };
 use crate::listener::{Protocol, Services};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use roost_protocols::smtp::command::Command;
-use roost_protocols::smtp::conn::{Event, SmtpReader};
+use roost_protocols::smtp::command::{BodyType, Command};
+use roost_protocols::smtp::conn::{DataOutcome, Event, SmtpReader};
 use roost_protocols::smtp::reply::Reply;
 use std::time::Duration;
 use tokio::io::ReadHalf;
@@ -63,6 +63,8 @@ pub struct SmtpState {
     key_account: Option<String>,
     auth_failures: u32,
     tx: Option<Transaction>,
+    /// The BDAT chunk being read.
+    chunk: Option<Chunk>,
     myself: ActorRef<SmtpMsg>,
     /// Takes the read half back from the reader task, for STARTTLS.
     reclaim: Reclaim<ReadHalf<BoxStream>>,
@@ -111,6 +113,7 @@ impl Actor for SmtpSession {
             key_account: None,
             auth_failures: 0,
             tx: None,
+            chunk: None,
             bad_commands: 0,
             out: Vec::new(),
             closing: false,
@@ -207,9 +210,27 @@ impl SmtpState {
                 }
                 Event::CommandError(reply) => self.bad_command(reply),
                 Event::Data(chunk) => {
-                    if let Some(tx) = &mut self.tx {
+                    // A refused BDAT chunk is read and dropped.
+                    let refused = self.chunk.as_ref().is_some_and(|c| c.refusal.is_some());
+                    if let Some(tx) = self.tx.as_mut().filter(|_| !refused) {
                         tx.write(chunk).await;
                     }
+                }
+                Event::ChunkEnd {
+                    bare_line_ending,
+                    trailing_cr,
+                } => self.chunk_end(bare_line_ending, trailing_cr).await,
+                Event::Unrecoverable(reply) => {
+                    self.reply(reply);
+                    self.reply(Reply::new(
+                        421,
+                        Some((4, 5, 0)),
+                        format!(
+                            "{} Cannot tell where that chunk ends, closing connection",
+                            self.services.hostname
+                        ),
+                    ));
+                    self.closing = true;
                 }
                 Event::DataEnd(outcome) => {
                     let reply = match self.tx.take() {
@@ -274,9 +295,7 @@ impl SmtpState {
                 "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
             )),
             Command::StartTls => self.starttls().await,
-            Command::Bdat { .. } => {
-                self.bad_command(Reply::not_implemented("CHUNKING is not offered"))
-            }
+            Command::Bdat { size, last } => self.bdat(size, last).await,
             Command::Auth { mechanism, initial } => self.auth(&mechanism, initial).await,
         }
     }
@@ -297,7 +316,14 @@ impl SmtpState {
             format!("SIZE {}", self.services.max_message_size),
             "8BITMIME".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
+            "SMTPUTF8".to_string(),
+            "CHUNKING".to_string(),
+            "BINARYMIME".to_string(),
         ];
+        // RFC 8689 4.1: offered once the connection is in TLS.
+        if self.peer.tls {
+            lines.push("REQUIRETLS".to_string());
+        }
         if self.protocol.is_submission() && self.authenticated.is_none() {
             let names: Vec<&str> = self.mechanisms().iter().map(|m| m.name()).collect();
             if !names.is_empty() {
@@ -370,6 +396,13 @@ impl SmtpState {
     async fn data(&mut self) {
         let ready = match &mut self.tx {
             None => Err(Reply::bad_sequence("MAIL first")),
+            // RFC 3030 2 and 3: no DATA after BDAT, nor for BINARYMIME.
+            Some(tx) if tx.chunked => Err(Reply::bad_sequence(
+                "DATA cannot follow BDAT in one transaction",
+            )),
+            Some(tx) if tx.body == Some(BodyType::BinaryMime) => {
+                Err(Reply::bad_sequence("BODY=BINARYMIME needs BDAT, not DATA"))
+            }
             Some(tx) if tx.recipients.is_empty() => {
                 Err(Reply::new(554, Some((5, 5, 1)), "No valid recipients"))
             }
@@ -385,6 +418,78 @@ impl SmtpState {
                 self.reply(reply);
             }
         }
+    }
+}
+
+/// RFC 3030 2: a BDAT chunk on its way in.
+struct Chunk {
+    size: u64,
+    last: bool,
+    /// The reply when the chunk is refused (read and dropped).
+    refusal: Option<Reply>,
+}
+
+impl SmtpState {
+    /// RFC 3030 2: BDAT. The reader takes the chunk's octets whatever
+    /// this decides; the reply goes out when they have all come.
+    async fn bdat(&mut self, size: u64, last: bool) {
+        let max = self.services.max_message_size;
+        let refusal = match &mut self.tx {
+            None => Some(Reply::bad_sequence("MAIL first")),
+            Some(tx) if tx.recipients.is_empty() => {
+                Some(Reply::new(554, Some((5, 5, 1)), "No valid recipients"))
+            }
+            Some(tx) if tx.received.saturating_add(size) > max => Some(Reply::message_too_large()),
+            Some(tx) => {
+                tx.chunked = true;
+                tx.open_file(&self.services.store).await.err()
+            }
+        };
+        self.chunk = Some(Chunk {
+            size,
+            last,
+            refusal,
+        });
+    }
+
+    /// All of a BDAT chunk has come: 250 for a middle chunk, the
+    /// delivery's answer for the last; a refused chunk ends the
+    /// transaction (RFC 3030 2: after a failed chunk the client sends
+    /// RSET, and the chunks it pipelined meanwhile are dropped).
+    async fn chunk_end(&mut self, bare_line_ending: bool, trailing_cr: bool) {
+        let Some(chunk) = self.chunk.take() else {
+            return;
+        };
+        if let Some(reply) = chunk.refusal {
+            self.tx = None;
+            return self.bad_command(reply);
+        }
+        let Some(tx) = &mut self.tx else {
+            return;
+        };
+        tx.received += chunk.size;
+        tx.bare_line_ending |= bare_line_ending || (chunk.last && trailing_cr);
+        if !chunk.last {
+            let size = chunk.size;
+            return self.reply(Reply::new(
+                250,
+                Some((2, 0, 0)),
+                format!("{size} octets received"),
+            ));
+        }
+        let Some(tx) = self.tx.take() else {
+            return;
+        };
+        // Length-delimited chunks cannot smuggle an end marker here, but a
+        // bare line end would reach the next hop inside DATA; binary MIME
+        // is the one body that may carry them (RFC 3030 3).
+        let outcome = if tx.bare_line_ending && tx.body != Some(BodyType::BinaryMime) {
+            DataOutcome::BareLineEnding
+        } else {
+            DataOutcome::Ok
+        };
+        let reply = tx.finish(outcome, self).await;
+        self.reply(reply);
     }
 }
 

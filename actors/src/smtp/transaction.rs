@@ -8,7 +8,7 @@ use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
 use roost_protocols::message::header::header_end;
 use roost_protocols::message::thread::ThreadKeys;
-use roost_protocols::smtp::command::{ForwardPath, MailParams, Param, ReversePath};
+use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, ReversePath};
 use roost_protocols::smtp::conn::DataOutcome;
 use roost_protocols::smtp::reply::Reply;
 use roost_store::{StagedWriter, Store};
@@ -26,6 +26,16 @@ pub struct Transaction {
     pub recipients: Vec<(String, String)>,
     /// RFC 1870: the size the client declared with MAIL, if any.
     declared_size: Option<u64>,
+    /// RFC 6152 / RFC 3030 3: the BODY the client declared.
+    pub body: Option<BodyType>,
+    /// RFC 6531 3.4: the client asked for SMTPUTF8.
+    pub smtputf8: bool,
+    /// RFC 3030 2: the message arrives in BDAT chunks (no DATA then).
+    pub chunked: bool,
+    /// BDAT octets received so far.
+    pub received: u64,
+    /// BDAT: a bare CR or LF was in a chunk.
+    pub bare_line_ending: bool,
     file: Option<StagedWriter>,
     head: Vec<u8>,
     write_error: Option<String>,
@@ -35,6 +45,9 @@ impl Transaction {
     /// Creates the staged file the message streams into, off the async
     /// workers.
     pub async fn open_file(&mut self, store: &Store) -> Result<(), Reply> {
+        if self.file.is_some() {
+            return Ok(());
+        }
         let store = store.clone();
         match blocking(move || store.stage()).await {
             Ok(w) => {
@@ -149,7 +162,7 @@ impl Transaction {
             };
             let prefix = format!(
                 "Return-Path: {return_path}\r\n{}",
-                session.received_line(&self.recipients, account, now)
+                session.received_line(&self.recipients, account, now, self.smtputf8)
             );
             let message = NewMessage {
                 target: Target::Inbox,
@@ -208,8 +221,27 @@ impl SmtpState {
                 p.keyword
             )));
         }
-        if params.smtputf8 {
-            return self.bad_command(Reply::parameter_not_recognized("SMTPUTF8 is not offered"));
+        // RFC 8689 4.1: REQUIRETLS is offered over TLS only. Mail that asks
+        // for it here reaches local mailboxes only (nothing is relayed
+        // before the outgoing queue), so it never leaves TLS.
+        if params.requiretls && !self.peer.tls {
+            return self.bad_command(Reply::parameter_not_recognized(
+                "REQUIRETLS is offered over TLS only",
+            ));
+        }
+        // RFC 3030 3 with RFC 1652: BINARYMIME needs CHUNKING, which only
+        // EHLO offers.
+        if params.body == Some(BodyType::BinaryMime) && !self.esmtp {
+            return self.bad_command(Reply::parameter_not_recognized(
+                "BODY=BINARYMIME needs EHLO",
+            ));
+        }
+        if let ReversePath::Mailbox(a) = &from {
+            if !params.smtputf8 && !a.is_ascii() {
+                return self.bad_command(Reply::non_ascii_address(
+                    "Non-ASCII sender address needs the SMTPUTF8 parameter",
+                ));
+            }
         }
         if let ReversePath::Mailbox(a) = &from {
             let domain = a
@@ -229,10 +261,16 @@ impl SmtpState {
         {
             return self.reply(Reply::message_too_large());
         }
+        self.reader.new_message();
         self.tx = Some(Transaction {
             from,
             recipients: Vec::new(),
             declared_size: params.size,
+            body: params.body,
+            smtputf8: params.smtputf8,
+            chunked: false,
+            received: 0,
+            bare_line_ending: false,
             file: None,
             head: Vec::new(),
             write_error: None,
@@ -249,6 +287,13 @@ impl SmtpState {
                 "Parameter {} is not supported",
                 p.keyword
             )));
+        }
+        if let ForwardPath::Mailbox(a) = &to {
+            if !tx.smtputf8 && !a.is_ascii() {
+                return self.bad_command(Reply::non_ascii_address(
+                    "Non-ASCII recipient address needs SMTPUTF8 in MAIL",
+                ));
+            }
         }
         if tx.recipients.len() >= MAX_RECIPIENTS {
             // RFC 5321 4.5.3.1.10: 452 for too many recipients.
@@ -344,15 +389,32 @@ impl SmtpState {
         }
     }
 
-    /// RFC 5321 4.4: the trace line roost adds at the top of the message.
-    fn received_line(&self, recipients: &[(String, String)], account: &str, now: i64) -> String {
+    /// RFC 5321 4.4: the trace line roost adds at the top of the message;
+    /// RFC 3848 protocol types, and RFC 6531's UTF8SMTP ones when the
+    /// client asked for SMTPUTF8.
+    fn received_line(
+        &self,
+        recipients: &[(String, String)],
+        account: &str,
+        now: i64,
+        smtputf8: bool,
+    ) -> String {
         let helo = self.helo.as_deref().unwrap_or("unknown");
-        let with = match (self.esmtp, self.peer.tls, self.authenticated.is_some()) {
-            (false, _, _) => "SMTP",
-            (true, false, false) => "ESMTP",
-            (true, true, false) => "ESMTPS",
-            (true, false, true) => "ESMTPA",
-            (true, true, true) => "ESMTPSA",
+        let with = match (
+            self.esmtp,
+            smtputf8,
+            self.peer.tls,
+            self.authenticated.is_some(),
+        ) {
+            (false, ..) => "SMTP",
+            (true, false, false, false) => "ESMTP",
+            (true, false, true, false) => "ESMTPS",
+            (true, false, false, true) => "ESMTPA",
+            (true, false, true, true) => "ESMTPSA",
+            (true, true, false, false) => "UTF8SMTP",
+            (true, true, true, false) => "UTF8SMTPS",
+            (true, true, false, true) => "UTF8SMTPA",
+            (true, true, true, true) => "UTF8SMTPSA",
         };
         let rdns = self
             .rdns

@@ -44,7 +44,7 @@ pub enum Command {
     },
     /// RFC 5321 4.1.1.4.
     Data,
-    /// RFC 3030 2: only parsed; CHUNKING is not read by the connection yet.
+    /// RFC 3030 2: the chunk's octets follow the line (see `SmtpReader`).
     Bdat {
         size: u64,
         last: bool,
@@ -77,6 +77,13 @@ pub enum Command {
 pub struct Address {
     pub local: String,
     pub domain: String,
+}
+
+impl Address {
+    /// Whether the address is all ASCII (else it needs SMTPUTF8).
+    pub fn is_ascii(&self) -> bool {
+        self.local.is_ascii() && self.domain.is_ascii()
+    }
 }
 
 /// RFC 5321 4.1.2 `Reverse-path`: the null path `<>` or a mailbox.
@@ -117,17 +124,20 @@ pub struct MailParams {
     pub body: Option<BodyType>,
     /// RFC 6531 3.4.
     pub smtputf8: bool,
+    /// RFC 8689 4.1.
+    pub requiretls: bool,
     /// Parameters not known here, in order; the session answers 555 if it
     /// did not advertise them (RFC 5321 4.1.1.11).
     pub other: Vec<Param>,
 }
 
 impl MailParams {
-    /// Reads SIZE, BODY and SMTPUTF8; a malformed or repeated one is 501
-    /// 5.5.4.
+    /// Reads SIZE, BODY, SMTPUTF8 and REQUIRETLS; a malformed or repeated
+    /// one is 501 5.5.4.
     pub fn from_params(params: &[Param]) -> Result<MailParams, ReplyError> {
         let mut out = MailParams::default();
         let mut seen_smtputf8 = false;
+        let mut seen_requiretls = false;
         for p in params {
             match (p.keyword.as_str(), p.value.as_deref()) {
                 ("SIZE", v) if out.size.is_none() => out.size = Some(parse_size(v)?),
@@ -136,7 +146,11 @@ impl MailParams {
                     seen_smtputf8 = true;
                     out.smtputf8 = true;
                 }
-                ("SIZE" | "BODY" | "SMTPUTF8", _) => {
+                ("REQUIRETLS", None) if !seen_requiretls => {
+                    seen_requiretls = true;
+                    out.requiretls = true;
+                }
+                ("SIZE" | "BODY" | "SMTPUTF8" | "REQUIRETLS", _) => {
                     return Err(invalid(format!(
                         "Invalid or repeated {} parameter",
                         p.keyword

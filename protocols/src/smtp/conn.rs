@@ -11,6 +11,12 @@
 //! [`SmtpReader::begin_data`] after writing 354, or
 //! [`SmtpReader::reject_data`] after writing an error, and what follows is
 //! read as the message or as commands accordingly.
+//!
+//! BDAT (RFC 3030 2) needs no answer first: the chunk's octets follow
+//! the command line at once, and the reader always consumes exactly as
+//! many as the command names, as [`Event::Data`] pieces and then
+//! [`Event::ChunkEnd`], whatever the session makes of them. So a refused
+//! BDAT never lets its chunk be read as commands.
 
 use super::command::{parse_command, Command};
 use super::reply::Reply;
@@ -45,6 +51,19 @@ pub enum Event {
     Data(Vec<u8>),
     /// The end marker was read; the reader is back to commands.
     DataEnd(DataOutcome),
+    /// The octets of the last BDAT chunk have all come (as `Data`, not
+    /// unstuffed); the reader is back to commands. `bare_line_ending`:
+    /// the chunk had a CR not followed by LF, or an LF not preceded by
+    /// CR; a CR as its last octet is `trailing_cr` instead, bare only if
+    /// this was the last chunk or the next does not start with LF.
+    ChunkEnd {
+        bare_line_ending: bool,
+        trailing_cr: bool,
+    },
+    /// A BDAT line that cannot be read: how many octets follow is
+    /// unknown, so the stream cannot be kept in sync. The session writes
+    /// this reply and closes the connection.
+    Unrecoverable(Reply),
 }
 
 /// How the message ended.
@@ -85,6 +104,8 @@ enum Mode {
     /// DATA was read; waiting for `begin_data` or `reject_data`.
     AwaitingData,
     Data(DataState),
+    /// Inside a BDAT chunk: the octets still to come.
+    Chunk(u64),
 }
 
 /// The reader. See the module docs for the loop that drives it.
@@ -100,6 +121,10 @@ pub struct SmtpReader {
     bare_line_ending: bool,
     /// A DataEnd to yield once the last chunk has gone out.
     pending_end: Option<DataOutcome>,
+    /// BDAT: the previous octet was a CR (across chunk boundaries).
+    chunk_cr: bool,
+    /// BDAT: a bare CR or LF in the chunk being read.
+    chunk_bare: bool,
 }
 
 impl SmtpReader {
@@ -113,7 +138,15 @@ impl SmtpReader {
             message_size: 0,
             bare_line_ending: false,
             pending_end: None,
+            chunk_cr: false,
+            chunk_bare: false,
         }
+    }
+
+    /// A new message starts (MAIL): line-end tracking across BDAT chunks
+    /// starts over.
+    pub fn new_message(&mut self) {
+        self.chunk_cr = false;
     }
 
     /// Changes the limit for the next message (for example per sender).
@@ -178,7 +211,39 @@ impl SmtpReader {
             Mode::AwaitingData => None,
             Mode::Commands | Mode::Discarding => self.next_command(),
             Mode::Data(state) => self.next_data(state),
+            Mode::Chunk(left) => self.next_chunk(left),
         }
+    }
+
+    /// RFC 3030 2: up to [`DATA_CHUNK`] octets of the chunk, as sent;
+    /// `ChunkEnd` once all have come.
+    fn next_chunk(&mut self, left: u64) -> Option<Event> {
+        if left == 0 {
+            self.mode = Mode::Commands;
+            let bare_line_ending = std::mem::take(&mut self.chunk_bare);
+            return Some(Event::ChunkEnd {
+                bare_line_ending,
+                trailing_cr: self.chunk_cr,
+            });
+        }
+        let available = self.buf.len() - self.pos;
+        if available == 0 {
+            return None;
+        }
+        let n = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(available)
+            .min(DATA_CHUNK);
+        let piece = self.buf[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        self.mode = Mode::Chunk(left - n as u64);
+        for &b in &piece {
+            if (self.chunk_cr && b != b'\n') || (!self.chunk_cr && b == b'\n') {
+                self.chunk_bare = true;
+            }
+            self.chunk_cr = b == b'\r';
+        }
+        Some(Event::Data(piece))
     }
 
     /// The next raw line, without its line end, for exchanges that are not
@@ -240,6 +305,12 @@ impl SmtpReader {
                 self.mode = Mode::AwaitingData;
                 Event::Command(Command::Data)
             }
+            Ok(Command::Bdat { size, last }) => {
+                self.mode = Mode::Chunk(size);
+                self.chunk_bare = false;
+                Event::Command(Command::Bdat { size, last })
+            }
+            Err(e) if is_bdat(line) => Event::Unrecoverable(e.0),
             Ok(cmd) => Event::Command(cmd),
             Err(e) => Event::CommandError(e.0),
         })
@@ -341,6 +412,15 @@ impl SmtpReader {
     fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
         push_limited(out, &mut self.message_size, self.max_message_size, bytes);
     }
+}
+
+/// Whether a command line's verb is BDAT.
+fn is_bdat(line: &[u8]) -> bool {
+    line.len() >= 4
+        && line[..4].eq_ignore_ascii_case(b"BDAT")
+        && line
+            .get(4)
+            .is_none_or(|b| matches!(b, b' ' | b'\r' | b'\n'))
 }
 
 /// Appends what still fits under `max` and counts everything, so the size
@@ -758,6 +838,106 @@ Subject: hi\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n";
         assert!(run(&input, 64 * 1024, 6 << 20) == want);
         assert!(run(&input, 1, 6 << 20) == want);
         assert!(run(&input, 1000, 6 << 20) == want);
+    }
+
+    #[test]
+    fn bdat_chunks_are_read_whole_whatever_they_hold() {
+        let input = b"BDAT 12\r\nQUIT\r\n.\r\nab\rBDAT 3 LAST\r\n\nx\nNOOP\r\n";
+        for piece in [1, 2, 5, input.len()] {
+            assert_eq!(
+                run(input, piece, 100),
+                vec![
+                    Event::Command(Command::Bdat {
+                        size: 12,
+                        last: false
+                    }),
+                    Event::Data(b"QUIT\r\n.\r\nab\r".to_vec()),
+                    Event::ChunkEnd {
+                        bare_line_ending: false,
+                        trailing_cr: true
+                    },
+                    Event::Command(Command::Bdat {
+                        size: 3,
+                        last: true
+                    }),
+                    Event::Data(b"\nx\n".to_vec()),
+                    // The CR that ended the first chunk meets its LF.
+                    Event::ChunkEnd {
+                        bare_line_ending: true,
+                        trailing_cr: false
+                    },
+                    Event::Command(Command::Noop),
+                ],
+                "piece {piece}"
+            );
+        }
+        let mut r = SmtpReader::new(100);
+        r.feed(b"BDAT 0 LAST\r\nBDAT 2\r\n\r\n");
+        assert_eq!(
+            drain(&mut r),
+            vec![
+                Event::Command(Command::Bdat {
+                    size: 0,
+                    last: true
+                }),
+                Event::ChunkEnd {
+                    bare_line_ending: false,
+                    trailing_cr: false
+                },
+                Event::Command(Command::Bdat {
+                    size: 2,
+                    last: false
+                }),
+                Event::Data(b"\r\n".to_vec()),
+                Event::ChunkEnd {
+                    bare_line_ending: false,
+                    trailing_cr: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_big_chunk_comes_in_bounded_pieces() {
+        let mut r = SmtpReader::new(0);
+        let size = 3 * DATA_CHUNK + 7;
+        r.feed(format!("BDAT {size} LAST\r\n").as_bytes());
+        r.feed(&vec![b'z'; size + 4]);
+        let events = drain(&mut r);
+        let pieces: Vec<usize> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Data(d) => Some(d.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pieces, vec![DATA_CHUNK, DATA_CHUNK, DATA_CHUNK, 7]);
+        // The 4 octets after the chunk are a command line in the making.
+        assert_eq!(r.buffered(), 4);
+    }
+
+    #[test]
+    fn an_unreadable_bdat_line_cannot_be_recovered() {
+        for line in [
+            "BDAT\r\n",
+            "BDAT x\r\n",
+            "bdat 5 NOTLAST\r\n",
+            "BDAT -1\r\n",
+        ] {
+            let mut r = SmtpReader::new(100);
+            r.feed(line.as_bytes());
+            assert!(
+                matches!(drain(&mut r).as_slice(), [Event::Unrecoverable(rep)] if rep.code == 501),
+                "{line}"
+            );
+        }
+        // Other verbs that start alike are ordinary unknown commands.
+        let mut r = SmtpReader::new(100);
+        r.feed(b"BDATX 5\r\n");
+        assert_eq!(
+            drain(&mut r),
+            vec![Event::CommandError(Reply::unknown_command())]
+        );
     }
 
     #[test]

@@ -198,24 +198,30 @@ impl Reply {
         Reply::new(555, Some((5, 5, 4)), text)
     }
 
+    /// 553 5.6.7: a non-ASCII address without SMTPUTF8 (RFC 6531 3.5).
+    pub fn non_ascii_address(text: impl Into<String>) -> Self {
+        Reply::new(553, Some((5, 6, 7)), text)
+    }
+
     /// 552 5.3.4: the message is larger than the server accepts (RFC 1870).
     pub fn message_too_large() -> Self {
         Reply::new(552, Some((5, 3, 4)), "Message size exceeds fixed maximum")
     }
 
-    /// 550 5.6.11: a bare CR or LF inside the message (the SMTP smuggling
-    /// defence, RFC 5321 4.1.1.4 and 2.3.8).
+    /// 500 5.5.2: a bare CR or LF inside the message, refused as SMTP
+    /// smuggling (RFC 5321 2.3.8: lines end with CRLF, and CR and LF
+    /// appear only together; 4.1.1.4: the end marker is CRLF.CRLF only).
     pub fn bare_line_ending() -> Self {
         Reply::new(
-            550,
-            Some((5, 6, 11)),
-            "Bare CR or LF in message; lines must end with CRLF",
+            500,
+            Some((5, 5, 2)),
+            "Bare CR or LF in message refused (SMTP smuggling); lines must end with CRLF",
         )
     }
 }
 
 impl fmt::Display for Reply {
-    /// One line for logs: `550 5.6.11 text` (multi-line replies joined by
+    /// One line for logs: `550 5.1.1 text` (multi-line replies joined by
     /// " / ").
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:03}", self.code)?;
@@ -293,7 +299,7 @@ mod tests {
         assert!(Reply::bare_line_ending().is_permanent());
         assert_eq!(
             Reply::bare_line_ending().to_string(),
-            "550 5.6.11 Bare CR or LF in message; lines must end with CRLF"
+            "500 5.5.2 Bare CR or LF in message refused (SMTP smuggling); lines must end with CRLF"
         );
         assert_eq!(
             Reply::message_too_large().to_bytes(),

@@ -1,0 +1,270 @@
+//! SMTP extensions end to end, reply by reply: what EHLO offers, CHUNKING
+//! (BDAT) and BINARYMIME (RFC 3030), SMTPUTF8 (RFC 6531), REQUIRETLS
+//! (RFC 8689) and the look-alike end markers of SMTP smuggling.
+
+mod common;
+use common::*;
+
+/// localserve's message size limit (`DEFAULT_MAX_MESSAGE_SIZE`).
+const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
+
+fn ehlo(server: &Server) -> Smtp {
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert_eq!(
+        smtp.cmd("EHLO client.example.org"),
+        "250-localhost greets client.example.org\n\
+         250-PIPELINING\n\
+         250-SIZE 67108864\n\
+         250-8BITMIME\n\
+         250-ENHANCEDSTATUSCODES\n\
+         250-SMTPUTF8\n\
+         250-CHUNKING\n\
+         250-BINARYMIME\n\
+         250 STARTTLS"
+    );
+    smtp
+}
+
+/// The bodies of INBOX's messages, in order, without the header lines
+/// roost added at delivery.
+fn inbox(server: &Server) -> Vec<Vec<u8>> {
+    let mut imap = Imap::login(server.port(IMAP));
+    let r = imap.cmd("EXAMINE INBOX");
+    assert!(r.contains("OK [READ-ONLY] EXAMINE completed"), "{r}");
+    if r.contains("* 0 EXISTS\r\n") {
+        return Vec::new();
+    }
+    imap.fetch_all()
+        .into_iter()
+        .map(|f| {
+            // Return-Path and Received come first; the sender's own header
+            // starts at its Subject line in these tests.
+            let at = f
+                .body
+                .windows(9)
+                .position(|w| w == b"Subject: ")
+                .expect("a Subject line");
+            f.body[at..].to_vec()
+        })
+        .collect()
+}
+
+fn envelope(smtp: &mut Smtp, mail: &str) {
+    assert_eq!(smtp.cmd(mail), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+        "250 2.1.5 Recipient OK"
+    );
+}
+
+/// RFC 3030 2: chunks pipelined back to back, each answered once all its
+/// octets came; the message is the chunks joined, byte for byte, with no
+/// dot-unstuffing (a line of one dot is just text); DATA and BDAT do not
+/// mix; BDAT 0 LAST ends a message.
+#[test]
+fn bdat_chunks_make_the_message_byte_for_byte() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    let one = b"Subject: chunked\r\n\r\nfirst part\r\n.\r\n";
+    let two = b"..second part\r\nQUIT\r\n";
+    let mut wire = format!("BDAT {}\r\n", one.len()).into_bytes();
+    wire.extend_from_slice(one);
+    wire.extend_from_slice(format!("BDAT {} LAST\r\n", two.len()).as_bytes());
+    wire.extend_from_slice(two);
+    smtp.send_raw(&wire);
+    assert_eq!(
+        smtp.reply(),
+        format!("250 2.0.0 {} octets received", one.len())
+    );
+    assert_eq!(smtp.reply(), "250 2.0.0 OK, message delivered");
+    // DATA after BDAT in one transaction is refused (RFC 3030 2).
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    smtp.send_raw(b"BDAT 9\r\nSubject: ");
+    assert_eq!(smtp.reply(), "250 2.0.0 9 octets received");
+    assert_eq!(
+        smtp.cmd("DATA"),
+        "503 5.5.1 DATA cannot follow BDAT in one transaction"
+    );
+    smtp.send_raw(b"BDAT 10\r\nempty end\n");
+    assert_eq!(smtp.reply(), "250 2.0.0 10 octets received");
+    assert_eq!(smtp.cmd("RSET"), "250 2.0.0 OK");
+    // A zero-length last chunk ends the message.
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    let three = b"Subject: zero\r\n\r\nlast\r\n";
+    smtp.send_raw(format!("BDAT {}\r\n", three.len()).as_bytes());
+    smtp.send_raw(three);
+    assert_eq!(
+        smtp.reply(),
+        format!("250 2.0.0 {} octets received", three.len())
+    );
+    assert_eq!(smtp.cmd("BDAT 0 LAST"), "250 2.0.0 OK, message delivered");
+    assert_eq!(smtp.cmd("QUIT"), "221 2.0.0 localhost closing connection");
+    let mut first = one.to_vec();
+    first.extend_from_slice(two);
+    assert_eq!(inbox(&server), vec![first, three.to_vec()]);
+    server.assert_consistent(ACCOUNT);
+}
+
+/// A refused chunk is still read to its end, so what it carries is never
+/// taken as commands: without MAIL, without recipients, past the size
+/// limit. A BDAT line that cannot be read closes the connection, since
+/// where its chunk ends is unknown.
+#[test]
+fn refused_chunks_are_read_and_dropped() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    let evil = b"RSET\r\nQUIT\r\n";
+    smtp.send_raw(format!("BDAT {} LAST\r\n", evil.len()).as_bytes());
+    smtp.send_raw(evil);
+    assert_eq!(smtp.reply(), "503 5.5.1 MAIL first");
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    smtp.send_raw(format!("BDAT {}\r\n", evil.len()).as_bytes());
+    smtp.send_raw(evil);
+    assert_eq!(smtp.reply(), "554 5.5.1 No valid recipients");
+    // The transaction ended with the refused chunk.
+    assert_eq!(
+        smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+        "503 5.5.1 MAIL first"
+    );
+    // One octet past the limit, declared by the chunk sizes.
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    smtp.send_raw(format!("BDAT {MAX_MESSAGE_SIZE}\r\n").as_bytes());
+    let block = vec![b'x'; 1 << 20];
+    for _ in 0..MAX_MESSAGE_SIZE / block.len() as u64 {
+        smtp.send_raw(&block);
+    }
+    assert_eq!(
+        smtp.reply(),
+        format!("250 2.0.0 {MAX_MESSAGE_SIZE} octets received")
+    );
+    smtp.send_raw(b"BDAT 1 LAST\r\nQ");
+    assert_eq!(smtp.reply(), "552 5.3.4 Message size exceeds fixed maximum");
+    assert_eq!(smtp.cmd("NOOP"), "250 2.0.0 OK");
+    assert_eq!(smtp.cmd("BDAT many"), "501 5.5.4 Syntax: BDAT size [LAST]");
+    assert_eq!(
+        smtp.reply(),
+        "421 4.5.0 localhost Cannot tell where that chunk ends, closing connection"
+    );
+    assert_eq!(smtp.reply(), "<closed>");
+    assert_eq!(inbox(&server), Vec::<Vec<u8>>::new());
+}
+
+/// Exactly the size limit in chunks is delivered.
+#[test]
+fn chunks_up_to_the_size_limit_are_delivered() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    let head = b"Subject: big\r\n\r\n";
+    let rest = MAX_MESSAGE_SIZE - head.len() as u64;
+    smtp.send_raw(format!("BDAT {}\r\n", head.len()).as_bytes());
+    smtp.send_raw(head);
+    assert_eq!(
+        smtp.reply(),
+        format!("250 2.0.0 {} octets received", head.len())
+    );
+    smtp.send_raw(format!("BDAT {rest} LAST\r\n").as_bytes());
+    let line = {
+        let mut l = vec![b'y'; 1022];
+        l.extend_from_slice(b"\r\n");
+        l
+    };
+    let mut left = rest as usize;
+    let block: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
+    while left >= block.len() {
+        smtp.send_raw(&block);
+        left -= block.len();
+    }
+    smtp.send_raw(&block[..left]);
+    assert_eq!(smtp.reply(), "250 2.0.0 OK, message delivered");
+}
+
+/// Bare line ends in chunks are refused like in DATA (they would reach the
+/// next hop inside DATA), a CR split across two chunks from its LF is
+/// fine, and BODY=BINARYMIME carries any octets, over BDAT only.
+#[test]
+fn chunks_refuse_bare_line_ends_unless_binary() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    smtp.send_raw(b"BDAT 23 LAST\r\nSubject: x\r\n\r\nbare\nLF\r\n");
+    assert_eq!(
+        smtp.reply(),
+        "500 5.5.2 Bare CR or LF in message refused (SMTP smuggling); lines must end with CRLF"
+    );
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    smtp.send_raw(b"BDAT 17 LAST\r\nSubject: x\r\n\r\nCR\r");
+    assert_eq!(
+        smtp.reply(),
+        "500 5.5.2 Bare CR or LF in message refused (SMTP smuggling); lines must end with CRLF"
+    );
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    smtp.send_raw(b"BDAT 20\r\nSubject: split\r\n\r\nx\r");
+    assert_eq!(smtp.reply(), "250 2.0.0 20 octets received");
+    smtp.send_raw(b"BDAT 1 LAST\r\n\n");
+    assert_eq!(smtp.reply(), "250 2.0.0 OK, message delivered");
+
+    envelope(&mut smtp, "MAIL FROM:<a@example.org> BODY=BINARYMIME");
+    assert_eq!(
+        smtp.cmd("DATA"),
+        "503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA"
+    );
+    assert_eq!(smtp.cmd("RSET"), "250 2.0.0 OK");
+    envelope(&mut smtp, "MAIL FROM:<a@example.org> BODY=BINARYMIME");
+    let binary = b"Subject: binary\r\nContent-Transfer-Encoding: binary\r\n\r\n\x01\r\x02\n\xff";
+    smtp.send_raw(format!("BDAT {} LAST\r\n", binary.len()).as_bytes());
+    smtp.send_raw(binary);
+    assert_eq!(smtp.reply(), "250 2.0.0 OK, message delivered");
+    assert_eq!(
+        inbox(&server),
+        vec![b"Subject: split\r\n\r\nx\r\n".to_vec(), binary.to_vec()]
+    );
+}
+
+/// RFC 6531 3.5: SMTPUTF8 is needed only where an address is not ASCII.
+#[test]
+fn smtputf8_is_needed_for_non_ascii_addresses_only() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    assert_eq!(
+        smtp.cmd("MAIL FROM:<jörg@example.org>"),
+        "553 5.6.7 Non-ASCII sender address needs the SMTPUTF8 parameter"
+    );
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<jörg@localhost>"),
+        "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8 in MAIL"
+    );
+    assert_eq!(smtp.cmd("RSET"), "250 2.0.0 OK");
+    assert_eq!(
+        smtp.cmd("MAIL FROM:<jörg@exämple.org> SMTPUTF8"),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        smtp.cmd("RCPT TO:<jörg@localhost>"),
+        "550 5.1.1 No such user here: jörg@localhost"
+    );
+    assert_eq!(
+        smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+        "250 2.1.5 Recipient OK"
+    );
+    let msg = "Subject: grüße\r\nFrom: jörg@exämple.org\r\n\r\nhallo\r\n";
+    assert_eq!(
+        smtp.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    smtp.send_raw(msg.as_bytes());
+    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
+    // An ASCII message needs no SMTPUTF8, and an unknown parameter is
+    // still refused.
+    assert_eq!(
+        smtp.cmd("MAIL FROM:<a@example.org> FROB=1"),
+        "555 5.5.4 Parameter FROB is not supported"
+    );
+    assert_eq!(
+        smtp.cmd("MAIL FROM:<a@example.org> REQUIRETLS"),
+        "555 5.5.4 REQUIRETLS is offered over TLS only"
+    );
+    assert_eq!(inbox(&server), vec![msg.as_bytes().to_vec()]);
+}
