@@ -1,6 +1,7 @@
 //! SMTP extensions end to end, reply by reply: what EHLO offers, CHUNKING
 //! (BDAT) and BINARYMIME (RFC 3030), SMTPUTF8 (RFC 6531), REQUIRETLS
-//! (RFC 8689) and the look-alike end markers of SMTP smuggling.
+//! (RFC 8689), LIMITS (RFC 9422), and who gets a message: tags after a
+//! catchall separator, catchall destinations, aliases and lists.
 
 mod common;
 use common::*;
@@ -20,6 +21,7 @@ fn ehlo(server: &Server) -> Smtp {
          250-SMTPUTF8\n\
          250-CHUNKING\n\
          250-BINARYMIME\n\
+         250-LIMITS RCPTMAX=100\n\
          250 STARTTLS"
     );
     smtp
@@ -267,4 +269,172 @@ fn smtputf8_is_needed_for_non_ascii_addresses_only() {
         "555 5.5.4 REQUIRETLS is offered over TLS only"
     );
     assert_eq!(inbox(&server), vec![msg.as_bytes().to_vec()]);
+}
+
+/// roost's `MAX_RECIPIENTS`, offered as RCPTMAX.
+const RCPTMAX: usize = 100;
+const BOB: &str = "bob@localhost";
+const BOB_PASSWORD: &str = "bobsecret1";
+
+/// The Subject lines of an account's INBOX, in order.
+fn subjects(server: &Server, user: &str, password: &str) -> Vec<String> {
+    let mut imap = Imap::connect(server.port(IMAP));
+    let r = imap.cmd(&format!("LOGIN {user} {password}"));
+    assert!(r.contains(" OK [CAPABILITY "), "{r}");
+    let r = imap.cmd("EXAMINE INBOX");
+    assert!(r.contains("OK [READ-ONLY] EXAMINE completed"), "{r}");
+    if r.contains("* 0 EXISTS\r\n") {
+        return Vec::new();
+    }
+    imap.fetch_all()
+        .iter()
+        .map(|f| {
+            let text = String::from_utf8_lossy(&f.body).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("Subject: "))
+                .expect("a Subject line");
+            line["Subject: ".len()..].to_string()
+        })
+        .collect()
+}
+
+fn send(smtp: &mut Smtp, subject: &str) {
+    assert_eq!(
+        smtp.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    smtp.send_raw(format!("Subject: {subject}\r\n\r\nbody\r\n").as_bytes());
+    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
+}
+
+/// Addresses match whole first (local parts without case, in NFC); then,
+/// with a catchall separator set, up to the first separator character;
+/// then the domain's catchall destination. An alias reaches its members,
+/// once each even when also named directly, never the member who sent
+/// it; a members-only alias refuses everyone else.
+#[test]
+fn who_gets_the_message() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<roost+news@localhost>"),
+        "550 5.1.1 No such user here: roost+news@localhost"
+    );
+    server.admin_ok(&["domain", "set", "localhost", "--catchall-separator", "+"]);
+    for rcpt in [
+        "roost+news@localhost",
+        "ROOST@LocalHost",
+        "Roost+@localhost",
+    ] {
+        assert_eq!(
+            smtp.cmd(&format!("RCPT TO:<{rcpt}>")),
+            "250 2.1.5 Recipient OK",
+            "{rcpt}"
+        );
+    }
+    assert_eq!(
+        smtp.cmd("RCPT TO:<roost-news@localhost>"),
+        "550 5.1.1 No such user here: roost-news@localhost"
+    );
+    assert_eq!(
+        smtp.cmd("RCPT TO:<+roost@localhost>"),
+        "550 5.1.1 No such user here: +roost@localhost"
+    );
+    // Three addresses of one account: one copy.
+    send(&mut smtp, "tags");
+
+    server.admin_ok(&["account", "address-add", ACCOUNT, "@localhost"]);
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<anyone@localhost>"),
+        "250 2.1.5 Recipient OK"
+    );
+    send(&mut smtp, "catchall");
+
+    server.admin_ok(&["account", "add", BOB, "--password", BOB_PASSWORD]);
+    server.admin_ok(&["alias", "add", "team@localhost", ACCOUNT, BOB]);
+    server.admin_ok(&[
+        "alias",
+        "add",
+        "all@localhost",
+        ACCOUNT,
+        BOB,
+        "--post-public",
+    ]);
+    // The alias matches whole, before the catchall; only members may
+    // write to it.
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<team@localhost>"),
+        "550 5.7.1 Only members may send to team@localhost"
+    );
+    assert_eq!(smtp.cmd("RSET"), "250 2.0.0 OK");
+    // Bob writes to the team and to roost directly: roost gets it once,
+    // Bob not at all.
+    assert_eq!(
+        smtp.cmd(&format!("MAIL FROM:<{BOB}>")),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        smtp.cmd("RCPT TO:<team+x@localhost>"),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+        "250 2.1.5 Recipient OK"
+    );
+    send(&mut smtp, "from bob to the team");
+    // Anyone may write to the public list; each member gets it once.
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<all@localhost>"),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        smtp.cmd(&format!("RCPT TO:<{BOB}>")),
+        "250 2.1.5 Recipient OK"
+    );
+    send(&mut smtp, "to all");
+    assert_eq!(smtp.cmd("QUIT"), "221 2.0.0 localhost closing connection");
+
+    assert_eq!(
+        subjects(&server, ACCOUNT, PASSWORD),
+        ["tags", "catchall", "from bob to the team", "to all"]
+    );
+    assert_eq!(subjects(&server, BOB, BOB_PASSWORD), ["to all"]);
+    let aliases = server.admin_ok(&["alias", "list"]);
+    assert!(aliases.contains("\"team@localhost\""), "{aliases}");
+    server.admin_ok(&["alias", "rm", "team@localhost"]);
+    // Gone: the catchall takes its mail now.
+    let mut smtp = ehlo(&server);
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<team@localhost>"),
+        "250 2.1.5 Recipient OK"
+    );
+}
+
+/// RFC 9422 RCPTMAX: RCPTMAX recipients are taken, the next gets 452 so
+/// the client sends the rest in another transaction.
+#[test]
+fn rcptmax_recipients_then_452() {
+    let server = Server::start();
+    server.admin_ok(&["domain", "set", "localhost", "--catchall-separator", "+"]);
+    let mut smtp = ehlo(&server);
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    for i in 1..=RCPTMAX {
+        assert_eq!(
+            smtp.cmd(&format!("RCPT TO:<roost+{i}@localhost>")),
+            "250 2.1.5 Recipient OK",
+            "#{i}"
+        );
+    }
+    assert_eq!(
+        smtp.cmd("RCPT TO:<roost+101@localhost>"),
+        "452 4.5.3 Too many recipients, at most 100 per message"
+    );
+    send(&mut smtp, "hundred");
+    assert_eq!(subjects(&server, ACCOUNT, PASSWORD), ["hundred"]);
 }

@@ -104,6 +104,29 @@ pub enum Request {
     DomainRm {
         name: String,
     },
+    DomainSet {
+        name: String,
+        catchall_separator: Option<String>,
+        localpart_case_sensitive: Option<bool>,
+    },
+    AddressAdd {
+        name: String,
+        address: String,
+    },
+    AddressRm {
+        name: String,
+        address: String,
+    },
+    AliasAdd {
+        address: String,
+        members: Vec<String>,
+        #[serde(default)]
+        post_public: bool,
+    },
+    AliasList,
+    AliasRm {
+        address: String,
+    },
     /// Makes the named actor fail as if it had panicked; with `panic`, an
     /// account actor really panics inside a handler.
     Kill {
@@ -447,6 +470,50 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
         Request::DomainEnable { name } => {
             let rec = blocking(move || store.set_domain_disabled(&name, false)).await?;
             Ok(json!({"name": rec.name, "disabled": rec.disabled}))
+        }
+        Request::DomainSet {
+            name,
+            catchall_separator,
+            localpart_case_sensitive,
+        } => {
+            let rec = blocking(move || {
+                store.set_domain_matching(&name, catchall_separator, localpart_case_sensitive)
+            })
+            .await?;
+            Ok(
+                json!({"name": rec.name, "catchall_separator": rec.catchall_separator,
+                "localpart_case_sensitive": rec.localpart_case_sensitive}),
+            )
+        }
+        Request::AddressAdd { name, address } => {
+            let rec = blocking(move || store.add_address(&name, &address)).await?;
+            Ok(json!({"name": rec.name, "addresses": rec.addresses}))
+        }
+        Request::AddressRm { name, address } => {
+            let rec = blocking(move || store.remove_address(&name, &address)).await?;
+            Ok(json!({"name": rec.name, "addresses": rec.addresses}))
+        }
+        Request::AliasAdd {
+            address,
+            members,
+            post_public,
+        } => {
+            let rec = blocking(move || store.add_alias(&address, &members, post_public)).await?;
+            Ok(json!({"address": rec.address, "members": rec.members,
+                "post_public": rec.post_public}))
+        }
+        Request::AliasList => {
+            let aliases = blocking(move || store.aliases()).await?;
+            Ok(json!(aliases
+                .iter()
+                .map(|a| json!({"address": a.address, "members": a.members,
+                    "post_public": a.post_public}))
+                .collect::<Vec<_>>()))
+        }
+        Request::AliasRm { address } => {
+            let a = address.clone();
+            blocking(move || store.remove_alias(&a)).await?;
+            Ok(json!({"address": address}))
         }
         Request::DomainList => {
             let domains = blocking(move || store.domains()).await?;

@@ -42,6 +42,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// Aliases and lists: addresses whose mail goes to local accounts.
+    Alias {
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
     /// Make the named actor fail as if it had panicked (chaos testing).
     Kill {
         /// The actor's name, e.g. account:roost@localhost.
@@ -118,6 +123,16 @@ enum AccountCommand {
     Enable {
         name: String,
     },
+    /// Give the account another address; `@DOMAIN` makes it the domain's
+    /// catchall destination (mail for addresses nothing else takes).
+    AddressAdd {
+        name: String,
+        address: String,
+    },
+    AddressRm {
+        name: String,
+        address: String,
+    },
     /// Set the account's limits (RFC 9208 quotas); a limit left out is
     /// removed.
     Quota {
@@ -181,6 +196,36 @@ enum DomainCommand {
     Rm {
         name: String,
     },
+    /// How the domain's local parts match.
+    Set {
+        name: String,
+        /// Characters that start a tag (`+` sends `user+tag@` to
+        /// `user@`); an empty string turns tags off.
+        #[arg(long)]
+        catchall_separator: Option<String>,
+        /// Match local parts with their case (true) or without (false,
+        /// the default).
+        #[arg(long)]
+        localpart_case_sensitive: Option<bool>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AliasCommand {
+    /// Create an alias whose mail goes to the member accounts.
+    Add {
+        address: String,
+        /// Member addresses (local accounts).
+        #[arg(required = true)]
+        members: Vec<String>,
+        /// Anyone may send to it (by default only its members may).
+        #[arg(long)]
+        post_public: bool,
+    },
+    List,
+    Rm {
+        address: String,
+    },
 }
 
 pub fn run(args: AdminArgs) -> Result<ExitCode> {
@@ -205,6 +250,12 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 json!({"cmd": "account_disable", "name": name, "message": message})
             }
             AccountCommand::Enable { name } => json!({"cmd": "account_enable", "name": name}),
+            AccountCommand::AddressAdd { name, address } => {
+                json!({"cmd": "address_add", "name": name, "address": address})
+            }
+            AccountCommand::AddressRm { name, address } => {
+                json!({"cmd": "address_rm", "name": name, "address": address})
+            }
             AccountCommand::Quota {
                 name,
                 storage,
@@ -219,6 +270,23 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             DomainCommand::Rm { name } => json!({"cmd": "domain_rm", "name": name}),
             DomainCommand::Disable { name } => json!({"cmd": "domain_disable", "name": name}),
             DomainCommand::Enable { name } => json!({"cmd": "domain_enable", "name": name}),
+            DomainCommand::Set {
+                name,
+                catchall_separator,
+                localpart_case_sensitive,
+            } => json!({"cmd": "domain_set", "name": name,
+                "catchall_separator": catchall_separator,
+                "localpart_case_sensitive": localpart_case_sensitive}),
+        },
+        AdminCommand::Alias { command } => match command {
+            AliasCommand::Add {
+                address,
+                members,
+                post_public,
+            } => json!({"cmd": "alias_add", "address": address, "members": members,
+                "post_public": post_public}),
+            AliasCommand::List => json!({"cmd": "alias_list"}),
+            AliasCommand::Rm { address } => json!({"cmd": "alias_rm", "address": address}),
         },
         AdminCommand::Kill { name, panic } => json!({"cmd": "kill", "name": name, "panic": panic}),
         AdminCommand::Check { account } => json!({"cmd": "check", "account": account}),

@@ -13,8 +13,11 @@ pub(crate) const META: u8 = 0x01;
 pub(crate) const DOMAIN: u8 = 0x02;
 /// Account records, followed by the account id.
 pub(crate) const ACCOUNT: u8 = 0x03;
-/// Address -> account id, followed by the normalized address.
+/// Address -> account id, followed by the normalized address (or
+/// `@domain` for a domain's catchall destination).
 pub(crate) const ADDRESS: u8 = 0x04;
+/// Aliases and lists, followed by the normalized address.
+pub(crate) const ALIAS: u8 = 0x05;
 /// Mailboxes: account, mailbox.
 pub(crate) const MAILBOX: u8 = 0x10;
 /// Messages: account, mailbox, uid.
@@ -101,6 +104,10 @@ pub(crate) fn account(a: AccountId) -> Vec<u8> {
 
 pub(crate) fn address(normalized: &str) -> Vec<u8> {
     key(ADDRESS, &[normalized.as_bytes()])
+}
+
+pub(crate) fn alias(normalized: &str) -> Vec<u8> {
+    key(ALIAS, &[normalized.as_bytes()])
 }
 
 /// `kind ‖ account`: the prefix of all of one account's records of a kind.
@@ -208,13 +215,18 @@ pub(crate) fn file_id_of(key: &[u8]) -> Option<FileId> {
 /// The form addresses are indexed under: RFC 5321 2.4 makes the domain
 /// case-insensitive; the local part is kept as given. `None` without an `@`
 /// or with an empty side.
+/// The form addresses are indexed under: the local part in NFC and lower
+/// case, the domain in lower case. (A domain whose local parts match with
+/// their case checks the exact form after the lookup.)
 pub(crate) fn normalize_address(addr: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
     let addr = addr.trim();
     let (local, domain) = addr.rsplit_once('@')?;
     if local.is_empty() || domain.is_empty() {
         return None;
     }
-    Some(format!("{local}@{}", domain.to_ascii_lowercase()))
+    let local: String = local.nfc().collect::<String>().to_lowercase();
+    Some(format!("{local}@{}", domain.to_lowercase()))
 }
 
 #[cfg(test)]
@@ -241,10 +253,15 @@ mod tests {
     }
 
     #[test]
-    fn addresses_fold_the_domain_only() {
+    fn addresses_fold_case_and_compose() {
         assert_eq!(
             normalize_address(" Roost@LocalHost ").as_deref(),
-            Some("Roost@localhost")
+            Some("roost@localhost")
+        );
+        // NFD "é" composes to NFC before folding.
+        assert_eq!(
+            normalize_address("Jose\u{301}@Example.ORG").as_deref(),
+            Some("jos\u{e9}@example.org")
         );
         assert_eq!(normalize_address("nobody"), None);
         assert_eq!(normalize_address("@x"), None);

@@ -41,9 +41,9 @@ pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
 pub use records::{
-    AccountId, AccountRecord, DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId,
-    MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef, TlsPublicKey,
-    Tombstone,
+    AccountId, AccountRecord, AliasRecord, DomainRecord, FileId, LoginAttempt, MailboxCounts,
+    MailboxId, MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef,
+    TlsPublicKey, Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -410,6 +410,8 @@ impl Store {
             name,
             created: now_unix(),
             disabled: false,
+            catchall_separator: String::new(),
+            localpart_case_sensitive: false,
         };
         let mut batch = sled::Batch::default();
         batch.insert(key, encode(&rec)?);
@@ -523,6 +525,171 @@ impl Store {
         Ok(rec)
     }
 
+    /// Sets how a domain's local parts match: the tag separator
+    /// characters (`""` for none) and case sensitivity; `None` keeps one.
+    pub fn set_domain_matching(
+        &self,
+        name: &str,
+        catchall_separator: Option<String>,
+        localpart_case_sensitive: Option<bool>,
+    ) -> Result<DomainRecord> {
+        let name = normalize_domain(name)?;
+        if let Some(sep) = &catchall_separator {
+            if sep
+                .chars()
+                .any(|c| c == '@' || c == '.' || c.is_whitespace() || c.is_control())
+                || sep.chars().count() > MAX_SEPARATORS
+            {
+                return Err(StoreError::Invalid(format!(
+                    "{sep:?}: separators are up to {MAX_SEPARATORS} characters, \
+                     not '@', '.', spaces or controls"
+                )));
+            }
+        }
+        let _guard = self.admin_lock();
+        let key = keys::domain(&name);
+        let mut rec: DomainRecord = self
+            .get(&key)?
+            .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))?;
+        if let Some(sep) = catchall_separator {
+            rec.catchall_separator = sep;
+        }
+        if let Some(cs) = localpart_case_sensitive {
+            rec.localpart_case_sensitive = cs;
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(key, encode(&rec)?);
+        self.apply_and_flush(batch)?;
+        Ok(rec)
+    }
+
+    /// A local domain's record.
+    pub fn domain(&self, name: &str) -> Result<Option<DomainRecord>> {
+        match normalize_domain(name) {
+            Ok(n) => self.get(&keys::domain(&n)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    // ---- aliases and recipients ----
+
+    /// Creates an alias (or list) whose mail goes to `members`, local
+    /// account addresses all.
+    pub fn add_alias(
+        &self,
+        address: &str,
+        members: &[String],
+        post_public: bool,
+    ) -> Result<AliasRecord> {
+        let address = normalize_address(address)?;
+        let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        if !self.has_domain(domain)? {
+            return Err(StoreError::Invalid(format!(
+                "domain {domain} is not configured"
+            )));
+        }
+        if members.is_empty() || members.len() > MAX_ALIAS_MEMBERS {
+            return Err(StoreError::Invalid(format!(
+                "an alias has 1 to {MAX_ALIAS_MEMBERS} members"
+            )));
+        }
+        let _guard = self.admin_lock();
+        if self.address_owner(&address)?.is_some()
+            || self.get::<AliasRecord>(&keys::alias(&address))?.is_some()
+        {
+            return Err(StoreError::AlreadyExists(format!("address {address}")));
+        }
+        let mut normalized = Vec::new();
+        for m in members {
+            let n = normalize_address(m)?;
+            if self.address_owner(&n)?.is_none() {
+                return Err(StoreError::Invalid(format!(
+                    "member {n} is not a local account's address (members outside \
+                     roost need the outgoing queue)"
+                )));
+            }
+            if !normalized.contains(&n) {
+                normalized.push(n);
+            }
+        }
+        let rec = AliasRecord {
+            address: address.clone(),
+            members: normalized,
+            post_public,
+            created: now_unix(),
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::alias(&address), encode(&rec)?);
+        self.apply_and_flush(batch)?;
+        Ok(rec)
+    }
+
+    pub fn remove_alias(&self, address: &str) -> Result<()> {
+        let address = normalize_address(address)?;
+        let _guard = self.admin_lock();
+        if self.inner.db.remove(keys::alias(&address))?.is_none() {
+            return Err(StoreError::NotFound(format!("alias {address}")));
+        }
+        self.flush()
+    }
+
+    /// Every alias, by address.
+    pub fn aliases(&self) -> Result<Vec<AliasRecord>> {
+        self.scan(&[keys::ALIAS])
+    }
+
+    /// Who gets mail for `addr`: an address (an account's, or an
+    /// alias's) that matches whole; else, in a domain with a catchall
+    /// separator, the address before the first separator character;
+    /// else the domain's catchall destination (`@domain`). `None` for an
+    /// address nobody here takes (or one outside the local domains).
+    pub fn resolve_recipient(&self, addr: &str) -> Result<Option<Resolved>> {
+        let Some((local, domain)) = addr.trim().rsplit_once('@') else {
+            return Ok(None);
+        };
+        let Some(dom) = self.domain(domain)? else {
+            return Ok(None);
+        };
+        let exact = |local: &str| -> Result<Option<Resolved>> {
+            let Ok(n) = normalize_address(&format!("{local}@{}", dom.name)) else {
+                return Ok(None);
+            };
+            if let Some(id) = self.address_owner(&n)? {
+                let Some(account) = self.get::<AccountRecord>(&keys::account(id))? else {
+                    return Ok(None);
+                };
+                if dom.localpart_case_sensitive {
+                    use unicode_normalization::UnicodeNormalization;
+                    let given: String = format!("{local}@{}", dom.name).nfc().collect();
+                    let stored = std::iter::once(&account.name).chain(&account.addresses);
+                    if !stored.into_iter().any(|a| *a == given) {
+                        return Ok(None);
+                    }
+                }
+                return Ok(Some(Resolved::Account(Box::new(account))));
+            }
+            Ok(self
+                .get::<AliasRecord>(&keys::alias(&n))?
+                .map(Resolved::Alias))
+        };
+        if let Some(r) = exact(local)? {
+            return Ok(Some(r));
+        }
+        if let Some(cut) = local.find(|c| dom.catchall_separator.contains(c)) {
+            if cut > 0 {
+                if let Some(r) = exact(&local[..cut])? {
+                    return Ok(Some(r));
+                }
+            }
+        }
+        match self.address_owner(&format!("@{}", dom.name))? {
+            Some(id) => Ok(self
+                .get::<AccountRecord>(&keys::account(id))?
+                .map(|a| Resolved::Account(Box::new(a)))),
+            None => Ok(None),
+        }
+    }
+
     /// Whether `name` is a local domain whose mail is disabled.
     pub fn domain_disabled(&self, name: &str) -> Result<bool> {
         let Ok(name) = normalize_domain(name) else {
@@ -561,7 +728,9 @@ impl Store {
         let secrets = PasswordSecrets::derive(password)?;
         let _guard = self.admin_lock();
         let addr_key = keys::address(&name);
-        if self.inner.db.contains_key(&addr_key)? {
+        if self.inner.db.contains_key(&addr_key)?
+            || self.inner.db.contains_key(keys::alias(&name))?
+        {
             return Err(StoreError::AlreadyExists(format!("account {name}")));
         }
         let id = AccountId(self.read_counter(keys::NEXT_ACCOUNT_ID)?.max(1));
@@ -653,7 +822,11 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.remove(keys::account(id));
         for addr in std::iter::once(&account.name).chain(&account.addresses) {
-            if let Ok(n) = normalize_address(addr) {
+            let n = match addr.strip_prefix('@') {
+                Some(domain) => Ok(format!("@{domain}")),
+                None => normalize_address(addr),
+            };
+            if let Ok(n) = n {
                 if self.address_owner(&n)? == Some(id) {
                     batch.remove(keys::address(&n));
                 }
@@ -730,12 +903,23 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("account {name}")))
     }
 
-    /// Adds an extra address to an account.
+    /// Adds an extra address to an account; `@domain` makes the account
+    /// the domain's catchall destination.
     pub fn add_address(&self, name: &str, addr: &str) -> Result<AccountRecord> {
-        let n = normalize_address(addr)?;
+        let n = match addr.trim().strip_prefix('@') {
+            Some(domain) => {
+                let d = normalize_domain(domain)?;
+                if !self.has_domain(&d)? {
+                    return Err(StoreError::Invalid(format!("domain {d} is not configured")));
+                }
+                format!("@{d}")
+            }
+            None => normalize_address(addr)?,
+        };
         let _guard = self.admin_lock();
         let mut account = self.require_account(name)?;
-        if self.address_owner(&n)?.is_some() {
+        if self.address_owner(&n)?.is_some() || self.get::<AliasRecord>(&keys::alias(&n))?.is_some()
+        {
             return Err(StoreError::AlreadyExists(format!("address {n}")));
         }
         account.addresses.push(n.clone());
@@ -748,7 +932,10 @@ impl Store {
 
     /// Removes an extra address; the primary address cannot be removed.
     pub fn remove_address(&self, name: &str, addr: &str) -> Result<AccountRecord> {
-        let n = normalize_address(addr)?;
+        let n = match addr.trim().strip_prefix('@') {
+            Some(domain) => format!("@{}", normalize_domain(domain)?),
+            None => normalize_address(addr)?,
+        };
         let _guard = self.admin_lock();
         let mut account = self.require_account(name)?;
         if n == account.name {
@@ -1200,6 +1387,24 @@ impl Store {
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     Ok(rmp_serde::to_vec_named(v)?)
 }
+
+/// Who gets mail for an address ([`Store::resolve_recipient`]).
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    Account(Box<AccountRecord>),
+    Alias(AliasRecord),
+}
+
+/// The form addresses are compared in: local part NFC and lower case,
+/// domain lower case. `None` for text that is not `local@domain`.
+pub fn canonical_address(addr: &str) -> Option<String> {
+    keys::normalize_address(addr)
+}
+
+/// Members an alias can have.
+pub const MAX_ALIAS_MEMBERS: usize = 1000;
+/// Catchall separator characters a domain can have.
+pub const MAX_SEPARATORS: usize = 8;
 
 fn normalize_address(addr: &str) -> Result<String> {
     keys::normalize_address(addr)

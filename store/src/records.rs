@@ -246,6 +246,27 @@ pub struct DomainRecord {
     /// still log in.
     #[serde(default)]
     pub disabled: bool,
+    /// Characters that start a tag in a local part: with `+`, mail for
+    /// `user+anything@domain` goes to `user@domain` when no address
+    /// matches whole. Empty: no tags.
+    #[serde(default)]
+    pub catchall_separator: String,
+    /// Local parts match with their case; by default they match without.
+    #[serde(default)]
+    pub localpart_case_sensitive: bool,
+}
+
+/// An alias or mailing list: mail for `address` goes to every member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    /// Normalized, in a local domain.
+    pub address: String,
+    /// Local account addresses, normalized; no aliases (no nesting).
+    pub members: Vec<String>,
+    /// Anyone may send to it; otherwise only its members may.
+    pub post_public: bool,
+    /// Unix seconds.
+    pub created: i64,
 }
 
 /// A device's TLS client-certificate key, registered to an account. Only

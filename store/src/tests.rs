@@ -157,9 +157,9 @@ fn accounts_addresses_and_passwords() {
     let by = ok(store.account_by_address("postmaster@localhost"));
     assert_eq!(by.map(|r| r.id), Some(a.id));
     assert_eq!(
-        ok(store.account_by_address("ROOST@localhost")),
-        None,
-        "local part is exact"
+        ok(store.account_by_address("ROOST@localhost")).map(|r| r.id),
+        Some(a.id),
+        "local parts match without case"
     );
     assert_eq!(
         ok(store.account_by_address("roost@LOCALHOST")).map(|r| r.id),
@@ -208,6 +208,97 @@ fn domains() {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(ok(store.domains()).len(), 1);
+}
+
+fn resolved(store: &Store, addr: &str) -> Option<String> {
+    match ok(store.resolve_recipient(addr))? {
+        Resolved::Account(a) => Some(a.name),
+        Resolved::Alias(a) => Some(format!("alias {}", a.address)),
+    }
+}
+
+#[test]
+fn recipients_resolve_by_case_tag_catchall_and_alias() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    ok(store.add_domain("localhost"));
+    ok(store.create_account("Jose\u{301}@localhost", "secret", None));
+    let jose = "jos\u{e9}@localhost";
+    // Stored in NFC and lower case; found from NFD and any case.
+    assert_eq!(
+        resolved(&store, "JOSE\u{301}@LOCALHOST").as_deref(),
+        Some(jose)
+    );
+    assert_eq!(resolved(&store, "jos\u{e9}+x@localhost"), None);
+    assert_eq!(resolved(&store, "x@elsewhere.example"), None);
+    // Separators: up to MAX_SEPARATORS characters.
+    let eight = "+-_=~!#$";
+    assert_eq!(eight.chars().count(), MAX_SEPARATORS);
+    ok(store.set_domain_matching("localhost", Some(eight.into()), None));
+    assert!(matches!(
+        store.set_domain_matching("localhost", Some(format!("{eight}%")), None),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.set_domain_matching("localhost", Some("@".into()), None),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        resolved(&store, "jos\u{e9}$a+b@localhost").as_deref(),
+        Some(jose)
+    );
+    // Case-sensitive local parts: only the form the account was made with.
+    ok(store.set_domain_matching("localhost", None, Some(true)));
+    assert_eq!(resolved(&store, "JOS\u{c9}@localhost"), None);
+    assert_eq!(
+        resolved(&store, "jos\u{e9}@localhost").as_deref(),
+        Some(jose)
+    );
+    ok(store.set_domain_matching("localhost", None, Some(false)));
+    // The catchall takes what nothing else does; an alias matches first.
+    assert_eq!(resolved(&store, "nobody@localhost"), None);
+    ok(store.add_address(jose, "@LocalHost"));
+    assert_eq!(resolved(&store, "nobody@localhost").as_deref(), Some(jose));
+    ok(store.add_alias("Team@localhost", &[jose.to_string()], false));
+    assert_eq!(
+        resolved(&store, "team+x@localhost").as_deref(),
+        Some("alias team@localhost")
+    );
+    assert!(matches!(
+        store.add_alias("team@localhost", &[jose.to_string()], true),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.add_address(jose, "team@localhost"),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.add_alias("list@localhost", &["someone@example.org".into()], true),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.add_alias("list@localhost", &[], true),
+        Err(StoreError::Invalid(_))
+    ));
+    // MAX_ALIAS_MEMBERS members, and one past it.
+    let mut members = vec![jose.to_string()];
+    for i in 1..=MAX_ALIAS_MEMBERS {
+        let a = format!("m{i}@localhost");
+        ok(store.add_address(jose, &a));
+        members.push(a);
+    }
+    assert!(matches!(
+        store.add_alias("big@localhost", &members, true),
+        Err(StoreError::Invalid(_))
+    ));
+    members.pop();
+    let big = ok(store.add_alias("big@localhost", &members, true));
+    assert_eq!(big.members.len(), MAX_ALIAS_MEMBERS);
+    ok(store.remove_alias("big@localhost"));
+    assert_eq!(ok(store.aliases()).len(), 1);
+    // Deleting the account takes its catchall address with it.
+    ok(store.delete_account(jose));
+    assert_eq!(resolved(&store, "nobody@localhost"), None);
 }
 
 #[test]

@@ -319,6 +319,8 @@ impl SmtpState {
             "SMTPUTF8".to_string(),
             "CHUNKING".to_string(),
             "BINARYMIME".to_string(),
+            // RFC 9422 4.2.
+            format!("LIMITS RCPTMAX={MAX_RECIPIENTS}"),
         ];
         // RFC 8689 4.1: offered once the connection is in TLS.
         if self.peer.tls {

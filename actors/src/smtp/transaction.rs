@@ -11,7 +11,7 @@ use roost_protocols::message::thread::ThreadKeys;
 use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, ReversePath};
 use roost_protocols::smtp::conn::DataOutcome;
 use roost_protocols::smtp::reply::Reply;
-use roost_store::{StagedWriter, Store};
+use roost_store::{canonical_address, AliasRecord, Resolved, StagedWriter, Store};
 use std::io::Write;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -22,8 +22,11 @@ pub const HEADER_CAPTURE: usize = 64 * 1024;
 
 pub struct Transaction {
     pub from: ReversePath,
-    /// (address as given, account name), one entry per distinct address.
+    /// (address as given, account name): one entry per account an
+    /// accepted RCPT reaches (an alias reaches several).
     pub recipients: Vec<(String, String)>,
+    /// Accepted RCPT commands, for RCPTMAX.
+    pub rcpts: usize,
     /// RFC 1870: the size the client declared with MAIL, if any.
     declared_size: Option<u64>,
     /// RFC 6152 / RFC 3030 3: the BODY the client declared.
@@ -265,6 +268,7 @@ impl SmtpState {
         self.tx = Some(Transaction {
             from,
             recipients: Vec::new(),
+            rcpts: 0,
             declared_size: params.size,
             body: params.body,
             smtputf8: params.smtputf8,
@@ -295,8 +299,9 @@ impl SmtpState {
                 ));
             }
         }
-        if tx.recipients.len() >= MAX_RECIPIENTS {
-            // RFC 5321 4.5.3.1.10: 452 for too many recipients.
+        if tx.rcpts >= MAX_RECIPIENTS {
+            // RFC 5321 4.5.3.1.10: 452 for too many recipients; the client
+            // sends the rest in another transaction (RFC 9422 RCPTMAX).
             return self.reply(Reply::new(
                 452,
                 Some((4, 5, 3)),
@@ -312,13 +317,13 @@ impl SmtpState {
         if let Some(reply) = self.disabled_domain(&domain) {
             return self.reply(reply);
         }
-        let account = match store.account_by_address(&address) {
-            Ok(Some(a)) => Some(a.name),
+        let resolved = match store.resolve_recipient(&address) {
+            Ok(Some(r)) => Some(r),
             Ok(None) if matches!(to, ForwardPath::Postmaster) => store
                 .accounts()
                 .ok()
                 .and_then(|a| a.into_iter().next())
-                .map(|a| a.name),
+                .map(|a| Resolved::Account(Box::new(a))),
             Ok(None) => None,
             Err(e) => {
                 warn!(error = %e, "recipient lookup failed");
@@ -330,22 +335,21 @@ impl SmtpState {
             }
         };
         let declared = tx.declared_size.unwrap_or(0);
-        let reply = match account {
-            Some(name) if over_quota(store, &name, declared) => {
+        let reply = match resolved {
+            Some(Resolved::Account(account)) if over_quota(store, &account.name, declared) => {
                 Reply::new(452, Some((4, 2, 2)), format!("Mailbox full: {address}"))
             }
-            Some(name) => {
-                if let Some(tx) = &mut self.tx {
-                    if !tx
-                        .recipients
-                        .iter()
-                        .any(|(a, _)| a.eq_ignore_ascii_case(&address))
-                    {
-                        tx.recipients.push((address, name));
-                    }
-                }
+            Some(Resolved::Account(account)) => {
+                self.accept_recipients(&address, vec![account.name]);
                 Reply::recipient_ok()
             }
+            Some(Resolved::Alias(alias)) => match self.alias_members(&alias, declared) {
+                Ok(accounts) => {
+                    self.accept_recipients(&address, accounts);
+                    Reply::recipient_ok()
+                }
+                Err(reply) => reply,
+            },
             None if store.has_domain(&domain).unwrap_or(false) => Reply::new(
                 550,
                 Some((5, 1, 1)),
@@ -366,6 +370,84 @@ impl SmtpState {
             self.bad_commands += 1;
         }
         self.reply(reply);
+    }
+
+    /// Counts an accepted RCPT and adds the accounts it reaches; an account
+    /// already reached through the same address is not added twice.
+    fn accept_recipients(&mut self, address: &str, accounts: Vec<String>) {
+        let Some(tx) = &mut self.tx else {
+            return;
+        };
+        tx.rcpts += 1;
+        for account in accounts {
+            if !tx
+                .recipients
+                .iter()
+                .any(|(a, n)| a.eq_ignore_ascii_case(address) && *n == account)
+            {
+                tx.recipients.push((address.to_string(), account));
+            }
+        }
+    }
+
+    /// The accounts an alias's message goes to: its members, except the
+    /// sender (a member writing to the list does not get a copy of their
+    /// own message) and members over quota. Only members may send to an
+    /// alias that is not open to everyone. At least one member must take
+    /// the message, or the RCPT fails as a full mailbox would.
+    fn alias_members(&self, alias: &AliasRecord, declared: u64) -> Result<Vec<String>, Reply> {
+        let store = &self.services.store;
+        let sender = match self.tx.as_ref().map(|t| &t.from) {
+            Some(ReversePath::Mailbox(a)) => canonical_address(&a.to_string()),
+            _ => None,
+        };
+        // The addresses the sender is known by: the envelope sender, and
+        // every address of the account logged in on submission.
+        let mut own: Vec<String> = sender.into_iter().collect();
+        if let Some(name) = &self.authenticated {
+            if let Ok(Some(a)) = store.account(name) {
+                own.extend(
+                    std::iter::once(&a.name)
+                        .chain(&a.addresses)
+                        .filter_map(|x| canonical_address(x)),
+                );
+            }
+        }
+        if !alias.post_public && !alias.members.iter().any(|m| own.contains(m)) {
+            return Err(Reply::new(
+                550,
+                Some((5, 7, 1)),
+                format!("Only members may send to {}", alias.address),
+            ));
+        }
+        let mut accounts = Vec::new();
+        let mut full = false;
+        for member in &alias.members {
+            if own.contains(member) {
+                continue;
+            }
+            let Ok(Some(account)) = store.account_by_address(member) else {
+                continue;
+            };
+            if over_quota(store, &account.name, declared) {
+                full = true;
+            } else if !accounts.contains(&account.name) {
+                accounts.push(account.name);
+            }
+        }
+        match (accounts.is_empty(), full) {
+            (false, _) => Ok(accounts),
+            (true, true) => Err(Reply::new(
+                452,
+                Some((4, 2, 2)),
+                format!("Mailbox full: {}", alias.address),
+            )),
+            (true, false) => Err(Reply::new(
+                550,
+                Some((5, 1, 1)),
+                format!("No member of {} takes this message", alias.address),
+            )),
+        }
     }
 
     /// A temporary refusal when `domain` is a local domain whose mail an
