@@ -27,6 +27,10 @@ pub struct Config {
     /// `[imap] progress_interval_ms`: how often, at most, a long SEARCH,
     /// SORT or THREAD reports its progress (RFC 9585 INPROGRESS).
     pub imap_progress_interval: std::time::Duration,
+    /// `[smtp] max_connections_per_ip`.
+    pub smtp_max_connections_per_ip: usize,
+    /// `[smtp] limit_loopback`.
+    pub smtp_limit_loopback: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -84,6 +88,17 @@ struct File {
     telemetry: Option<TelemetrySection>,
     dns: Option<DnsSection>,
     imap: Option<ImapSection>,
+    smtp: Option<SmtpSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpSection {
+    /// Connections one client address may have open on each SMTP
+    /// listener (default 20).
+    max_connections_per_ip: Option<usize>,
+    /// Apply that limit to loopback clients too (default false).
+    limit_loopback: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +232,8 @@ impl Config {
             // Every localserve client is on this machine.
             dns: roost_actors::dns::DnsSettings::Off,
             imap_progress_interval: roost_actors::imap::PROGRESS_INTERVAL,
+            smtp_max_connections_per_ip: roost_actors::smtp::MAX_CONNECTIONS_PER_IP,
+            smtp_limit_loopback: false,
         }
     }
 
@@ -297,8 +314,23 @@ impl Config {
             .imap
             .and_then(|i| i.progress_interval_ms)
             .map_or(roost_actors::imap::PROGRESS_INTERVAL, Duration::from_millis);
+        let smtp_max_connections_per_ip = file
+            .smtp
+            .as_ref()
+            .and_then(|s| s.max_connections_per_ip)
+            .unwrap_or(roost_actors::smtp::MAX_CONNECTIONS_PER_IP);
+        if smtp_max_connections_per_ip == 0 {
+            bail!("key `smtp.max_connections_per_ip`: must be at least 1");
+        }
+        let smtp_limit_loopback = file
+            .smtp
+            .as_ref()
+            .and_then(|s| s.limit_loopback)
+            .unwrap_or(false);
         Ok(Config {
             imap_progress_interval,
+            smtp_max_connections_per_ip,
+            smtp_limit_loopback,
             data_dir: file.data_dir,
             hostname: file.hostname.trim().to_ascii_lowercase(),
             max_message_size,

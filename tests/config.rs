@@ -138,6 +138,49 @@ fn connection_limit_refuses_one_past_the_edge() {
     });
 }
 
+/// The first line a server sends on `stream`.
+fn first_line(stream: std::net::TcpStream) -> String {
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+/// `[smtp] max_connections_per_ip`: a client address past its limit on an
+/// SMTP listener gets 421; other addresses, and IMAP, are not counted
+/// against it; loopback clients are exempt unless `limit_loopback`.
+#[test]
+fn per_address_limit_on_smtp_listeners() {
+    let offset = fresh_offset();
+    let (smtp, imap) = (SMTP + offset, IMAP + offset);
+    let _server = serve(
+        "[smtp]\nmax_connections_per_ip = 2\nlimit_loopback = true",
+        smtp,
+        imap,
+    );
+    let first = Smtp::connect(smtp);
+    let _second = Smtp::connect(smtp);
+    let mut third = Smtp::connect_raw(smtp);
+    assert_eq!(
+        third.reply(),
+        "421 4.7.0 Too many connections from your address, try again later"
+    );
+    assert_eq!(third.reply(), "<closed>");
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    assert!(first_line(connect_from(other, smtp)).starts_with("220 mx.test"));
+    let _imap: Vec<Imap> = (0..3).map(|_| Imap::connect(imap)).collect();
+    drop(first);
+    eventually("the address's place back", || {
+        let mut s = Smtp::connect_raw(smtp);
+        s.reply().starts_with("220 mx.test").then_some(())
+    });
+
+    let offset = fresh_offset();
+    let (smtp, imap) = (SMTP + offset, IMAP + offset);
+    let _server = serve("[smtp]\nmax_connections_per_ip = 1", smtp, imap);
+    let _a = Smtp::connect(smtp);
+    let _b = Smtp::connect(smtp);
+}
+
 /// A minimal HTTP server that records the first POST it receives.
 fn otlp_sink(listener: TcpListener) -> std::thread::JoinHandle<(String, Vec<u8>)> {
     std::thread::spawn(move || loop {

@@ -225,7 +225,57 @@ where
 #[derive(Clone, Default)]
 pub struct ConnCounter(Arc<AtomicUsize>);
 
-pub struct ConnGuard(Arc<AtomicUsize>);
+pub struct ConnGuard(Arc<AtomicUsize>, Option<PerIpGuard>);
+
+impl ConnGuard {
+    /// Holds the client address's place too, for as long as this guard.
+    pub fn with_per_ip(mut self, per_ip: PerIpGuard) -> ConnGuard {
+        self.1 = Some(per_ip);
+        self
+    }
+}
+
+/// Counts a listener's open connections per client address. It holds an
+/// entry only for addresses with a connection open, so it never holds
+/// more than the listener's connections.
+#[derive(Clone, Default)]
+pub struct PerIpCounter(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+pub struct PerIpGuard {
+    counts: PerIpCounter,
+    ip: std::net::IpAddr,
+}
+
+impl PerIpCounter {
+    /// Takes a place for `ip` if it has fewer than `max` open.
+    pub fn try_acquire(&self, ip: std::net::IpAddr, max: usize) -> Option<PerIpGuard> {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(PerIpGuard {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerIpGuard {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
 
 impl ConnCounter {
     /// Takes a place if fewer than `max` are open.
@@ -239,7 +289,7 @@ impl ConnCounter {
                 .0
                 .compare_exchange(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(ConnGuard(self.0.clone())),
+                Ok(_) => return Some(ConnGuard(self.0.clone(), None)),
                 Err(now) => cur = now,
             }
         }

@@ -7,7 +7,7 @@
 //! the `connections` supervisor: a crash in one session ends that connection
 //! and nothing else.
 
-use crate::conn::{BoxStream, ConnCounter, ConnGuard, Peer};
+use crate::conn::{BoxStream, ConnCounter, ConnGuard, Peer, PerIpCounter};
 use crate::imap::{ImapArgs, ImapSession};
 use crate::smtp::{SmtpArgs, SmtpSession};
 use crate::task::TaskGuard;
@@ -60,6 +60,13 @@ impl Protocol {
 
     pub fn is_submission(self) -> bool {
         matches!(self, Protocol::Submission | Protocol::Submissions)
+    }
+
+    pub fn is_smtp(self) -> bool {
+        matches!(
+            self,
+            Protocol::Smtp | Protocol::Submission | Protocol::Submissions
+        )
     }
 
     pub fn is_imap(self) -> bool {
@@ -117,6 +124,11 @@ pub struct Services {
     pub hostname: String,
     pub max_message_size: u64,
     pub max_connections: usize,
+    /// Connections one client address may have open on this listener
+    /// (the SMTP listeners); `None`: no limit of its own.
+    pub max_connections_per_ip: Option<usize>,
+    /// The per-address limit applies to loopback clients too.
+    pub limit_loopback: bool,
     /// RFC 9585: how often a long IMAP command reports progress.
     pub progress_interval: std::time::Duration,
     pub shutdown: watch::Receiver<bool>,
@@ -177,6 +189,7 @@ async fn accept_loop(
     counter: ConnCounter,
 ) {
     let mut shutdown = services.shutdown.clone();
+    let per_ip = PerIpCounter::default();
     loop {
         let accepted = tokio::select! {
             a = socket.accept() => a,
@@ -191,10 +204,23 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Some(guard) = counter.try_acquire(services.max_connections) else {
-            tokio::spawn(refuse(tcp, protocol));
+        let Some(mut guard) = counter.try_acquire(services.max_connections) else {
+            tokio::spawn(refuse(tcp, protocol, REFUSED_BUSY));
             continue;
         };
+        let ip = addr.ip();
+        if let Some(max) = services.max_connections_per_ip {
+            if services.limit_loopback || !ip.is_loopback() {
+                match per_ip.try_acquire(ip, max) {
+                    Some(g) => guard = guard.with_per_ip(g),
+                    None => {
+                        drop(guard);
+                        tokio::spawn(refuse(tcp, protocol, REFUSED_PER_IP));
+                        continue;
+                    }
+                }
+            }
+        }
         let services = services.clone();
         tokio::spawn(async move {
             if let Err(e) = start_session(tcp, addr, protocol, services, guard).await {
@@ -204,13 +230,17 @@ async fn accept_loop(
     }
 }
 
-/// Tells a client over the connection limit to come back later.
-async fn refuse(mut tcp: TcpStream, protocol: Protocol) {
-    let line: &[u8] = if protocol.is_imap() {
-        b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+const REFUSED_BUSY: &str = "Too many connections, try again later";
+const REFUSED_PER_IP: &str = "Too many connections from your address, try again later";
+
+/// Tells a client over a connection limit to come back later.
+async fn refuse(mut tcp: TcpStream, protocol: Protocol, why: &str) {
+    let line = if protocol.is_imap() {
+        format!("* BYE [UNAVAILABLE] {why}\r\n")
     } else {
-        b"421 4.7.0 Too many connections, try again later\r\n"
+        format!("421 4.7.0 {why}\r\n")
     };
+    let line = line.as_bytes();
     if !protocol.implicit_tls() {
         let _ = tcp.write_all(line).await;
     }

@@ -43,6 +43,11 @@ pub struct Settings {
     pub tls: Option<Arc<crate::tls::TlsSetup>>,
     pub max_message_size: u64,
     pub max_connections: usize,
+    /// Connections one address may have open on each SMTP listener.
+    pub smtp_max_connections_per_ip: usize,
+    /// That limit applies to loopback clients too (by default they are
+    /// exempt, so local tools and localserve are not throttled).
+    pub smtp_limit_loopback: bool,
     pub dns: crate::dns::DnsSettings,
     /// RFC 9585: how often a long IMAP command reports progress.
     pub imap_progress_interval: Duration,
@@ -116,11 +121,17 @@ pub async fn start(
             settings.max_connections,
             settings.imap_progress_interval,
         );
+        let (per_ip, limit_loopback) = (
+            settings.smtp_max_connections_per_ip,
+            settings.smtp_limit_loopback,
+        );
         move |connections: ActorRef<SupervisorMsg>, protocol: Protocol| Services {
             store: store.clone(),
             hostname: hostname.clone(),
             max_message_size,
             max_connections,
+            max_connections_per_ip: protocol.is_smtp().then_some(per_ip),
+            limit_loopback,
             progress_interval,
             shutdown: shutdown.clone(),
             tls: acceptors.get(&protocol).cloned(),

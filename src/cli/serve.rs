@@ -77,6 +77,8 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         tls,
         max_message_size: config.max_message_size,
         max_connections: config.max_connections,
+        smtp_max_connections_per_ip: config.smtp_max_connections_per_ip,
+        smtp_limit_loopback: config.smtp_limit_loopback,
         dns: config.dns.clone(),
         imap_progress_interval: config.imap_progress_interval,
     };

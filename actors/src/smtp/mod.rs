@@ -29,6 +29,10 @@ use transaction::Transaction;
 pub const SMTP_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bad commands in one session before the server gives up on the client.
 pub const MAX_BAD_COMMANDS: u32 = 20;
+/// Connections one client address may have open on an SMTP listener, by
+/// default (`[smtp] max_connections_per_ip`); loopback clients are exempt
+/// unless `[smtp] limit_loopback` is set.
+pub const MAX_CONNECTIONS_PER_IP: usize = 20;
 /// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
 pub const MAX_RECIPIENTS: usize = 100;
 
