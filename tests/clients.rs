@@ -239,7 +239,8 @@ fn deliver(server: &Server, count: usize) -> Vec<Vec<u8>> {
 }
 
 /// What a client that sends lines as they are (curl -T, smtplib) submits.
-const PLAIN_MESSAGE: &[u8] = b"From: client@example.org\r\nTo: roost@localhost\r\n\
+/// From names the account, as submission requires.
+const PLAIN_MESSAGE: &[u8] = b"From: roost@localhost\r\nTo: roost@localhost\r\n\
 Subject: from a real client\r\n\r\nfirst line\r\n.line starting with a dot\r\n\
 ..two dots\r\nlast line\r\n";
 
@@ -970,7 +971,7 @@ fn curl_no_buffer_sees_a_change_event_after_delivery() {
 
 /// swaks sends the --data file and then CRLF . CRLF, so a file without a
 /// final line break arrives with one. The dot line checks its stuffing.
-const SWAKS_DATA: &[u8] = b"From: swaks@example.org\r\nTo: roost@localhost\r\n\
+const SWAKS_DATA: &[u8] = b"From: roost@localhost\r\nTo: roost@localhost\r\n\
 Subject: swaks\r\n\r\nsent by swaks\r\n.a dot line\r\nno final line break";
 
 fn swaks_sent() -> Vec<u8> {

@@ -438,3 +438,86 @@ fn rcptmax_recipients_then_452() {
     send(&mut smtp, "hundred");
     assert_eq!(subjects(&server, ACCOUNT, PASSWORD), ["hundred"]);
 }
+
+/// Submission: the From header field names the logged-in account's own
+/// address (a tagged form too), or an alias that lets its members send as
+/// it; never an address owned through a catchall; exactly one From field
+/// with one address.
+#[test]
+fn submission_from_must_be_the_senders_own() {
+    let server = Server::start();
+    server.admin_ok(&["domain", "set", "localhost", "--catchall-separator", "+"]);
+    server.admin_ok(&["account", "add", BOB, "--password", BOB_PASSWORD]);
+    server.admin_ok(&["account", "address-add", ACCOUNT, "@localhost"]);
+    server.admin_ok(&[
+        "alias",
+        "add",
+        "sales@localhost",
+        ACCOUNT,
+        "--allow-msg-from",
+    ]);
+    server.admin_ok(&["alias", "add", "staff@localhost", ACCOUNT, BOB]);
+    let mut smtp = Smtp::connect(server.port(SUBMISSION));
+    assert!(smtp
+        .cmd("EHLO client.example.org")
+        .starts_with("250-localhost greets"));
+    // PLAIN: "\0roost@localhost\0roostroost".
+    assert_eq!(
+        smtp.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
+        "235 2.7.0 Authentication successful"
+    );
+    let not_yours =
+        |a: &str| format!("550 5.7.1 From address {a} is not one of {ACCOUNT}'s addresses");
+    let cases = [
+        (
+            "From: Roost <roost@localhost>\r\n".to_string(),
+            "250 2.0.0 OK, message delivered".to_string(),
+        ),
+        (
+            "From: roost+lists@localhost\r\n".into(),
+            "250 2.0.0 OK, message delivered".into(),
+        ),
+        (
+            "From: sales@localhost\r\n".into(),
+            "250 2.0.0 OK, message delivered".into(),
+        ),
+        (
+            "From: staff@localhost\r\n".into(),
+            not_yours("staff@localhost"),
+        ),
+        ("From: bob@localhost\r\n".into(), not_yours("bob@localhost")),
+        (
+            "From: anyone@localhost\r\n".into(),
+            not_yours("anyone@localhost"),
+        ),
+        (
+            String::new(),
+            "550 5.6.0 A message needs exactly one From header field, this one has 0".into(),
+        ),
+        (
+            "From: roost@localhost\r\nFrom: roost@localhost\r\n".into(),
+            "550 5.6.0 A message needs exactly one From header field, this one has 2".into(),
+        ),
+        (
+            "From: roost@localhost, bob@localhost\r\n".into(),
+            "550 5.7.1 The From header field must name exactly one address, yours".into(),
+        ),
+    ];
+    for (from, want) in cases {
+        assert_eq!(
+            smtp.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
+            "250 2.1.0 Sender OK"
+        );
+        assert_eq!(
+            smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+            "250 2.1.5 Recipient OK"
+        );
+        assert_eq!(
+            smtp.cmd("DATA"),
+            "354 Start mail input; end with <CRLF>.<CRLF>"
+        );
+        smtp.send_raw(format!("{from}Subject: from check\r\n\r\nbody\r\n").as_bytes());
+        assert_eq!(smtp.cmd("."), want, "{from:?}");
+    }
+    assert_eq!(subjects(&server, ACCOUNT, PASSWORD).len(), 3);
+}

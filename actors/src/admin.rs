@@ -122,6 +122,8 @@ pub enum Request {
         members: Vec<String>,
         #[serde(default)]
         post_public: bool,
+        #[serde(default)]
+        allow_msg_from: bool,
     },
     AliasList,
     AliasRm {
@@ -497,17 +499,20 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             address,
             members,
             post_public,
+            allow_msg_from,
         } => {
-            let rec = blocking(move || store.add_alias(&address, &members, post_public)).await?;
+            let rec =
+                blocking(move || store.add_alias(&address, &members, post_public, allow_msg_from))
+                    .await?;
             Ok(json!({"address": rec.address, "members": rec.members,
-                "post_public": rec.post_public}))
+                "post_public": rec.post_public, "allow_msg_from": rec.allow_msg_from}))
         }
         Request::AliasList => {
             let aliases = blocking(move || store.aliases()).await?;
             Ok(json!(aliases
                 .iter()
                 .map(|a| json!({"address": a.address, "members": a.members,
-                    "post_public": a.post_public}))
+                    "post_public": a.post_public, "allow_msg_from": a.allow_msg_from}))
                 .collect::<Vec<_>>()))
         }
         Request::AliasRm { address } => {

@@ -221,6 +221,9 @@ enum AliasCommand {
         /// Anyone may send to it (by default only its members may).
         #[arg(long)]
         post_public: bool,
+        /// Members may submit mail with the alias as From address.
+        #[arg(long)]
+        allow_msg_from: bool,
     },
     List,
     Rm {
@@ -283,8 +286,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 address,
                 members,
                 post_public,
+                allow_msg_from,
             } => json!({"cmd": "alias_add", "address": address, "members": members,
-                "post_public": post_public}),
+                "post_public": post_public, "allow_msg_from": allow_msg_from}),
             AliasCommand::List => json!({"cmd": "alias_list"}),
             AliasCommand::Rm { address } => json!({"cmd": "alias_rm", "address": address}),
         },

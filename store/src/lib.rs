@@ -580,6 +580,7 @@ impl Store {
         address: &str,
         members: &[String],
         post_public: bool,
+        allow_msg_from: bool,
     ) -> Result<AliasRecord> {
         let address = normalize_address(address)?;
         let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
@@ -616,6 +617,7 @@ impl Store {
             address: address.clone(),
             members: normalized,
             post_public,
+            allow_msg_from,
             created: now_unix(),
         };
         let mut batch = sled::Batch::default();
@@ -644,6 +646,18 @@ impl Store {
     /// else the domain's catchall destination (`@domain`). `None` for an
     /// address nobody here takes (or one outside the local domains).
     pub fn resolve_recipient(&self, addr: &str) -> Result<Option<Resolved>> {
+        self.resolve(addr, true)
+    }
+
+    /// Whose address `addr` is, for a From check: like
+    /// [`resolve_recipient`](Store::resolve_recipient) but without the
+    /// catchall destination (owning a catchall is not owning every
+    /// address of the domain).
+    pub fn resolve_sender(&self, addr: &str) -> Result<Option<Resolved>> {
+        self.resolve(addr, false)
+    }
+
+    fn resolve(&self, addr: &str, catchall: bool) -> Result<Option<Resolved>> {
         let Some((local, domain)) = addr.trim().rsplit_once('@') else {
             return Ok(None);
         };
@@ -681,6 +695,9 @@ impl Store {
                     return Ok(Some(r));
                 }
             }
+        }
+        if !catchall {
+            return Ok(None);
         }
         match self.address_owner(&format!("@{}", dom.name))? {
             Some(id) => Ok(self

@@ -265,6 +265,9 @@ pub struct AliasRecord {
     pub members: Vec<String>,
     /// Anyone may send to it; otherwise only its members may.
     pub post_public: bool,
+    /// Members may submit messages with the alias as their From address.
+    #[serde(default)]
+    pub allow_msg_from: bool,
     /// Unix seconds.
     pub created: i64,
 }

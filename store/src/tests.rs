@@ -259,13 +259,13 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
     assert_eq!(resolved(&store, "nobody@localhost"), None);
     ok(store.add_address(jose, "@LocalHost"));
     assert_eq!(resolved(&store, "nobody@localhost").as_deref(), Some(jose));
-    ok(store.add_alias("Team@localhost", &[jose.to_string()], false));
+    ok(store.add_alias("Team@localhost", &[jose.to_string()], false, false));
     assert_eq!(
         resolved(&store, "team+x@localhost").as_deref(),
         Some("alias team@localhost")
     );
     assert!(matches!(
-        store.add_alias("team@localhost", &[jose.to_string()], true),
+        store.add_alias("team@localhost", &[jose.to_string()], true, false),
         Err(StoreError::AlreadyExists(_))
     ));
     assert!(matches!(
@@ -273,11 +273,16 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
         Err(StoreError::AlreadyExists(_))
     ));
     assert!(matches!(
-        store.add_alias("list@localhost", &["someone@example.org".into()], true),
+        store.add_alias(
+            "list@localhost",
+            &["someone@example.org".into()],
+            true,
+            false
+        ),
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.add_alias("list@localhost", &[], true),
+        store.add_alias("list@localhost", &[], true, false),
         Err(StoreError::Invalid(_))
     ));
     // MAX_ALIAS_MEMBERS members, and one past it.
@@ -288,11 +293,11 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
         members.push(a);
     }
     assert!(matches!(
-        store.add_alias("big@localhost", &members, true),
+        store.add_alias("big@localhost", &members, true, false),
         Err(StoreError::Invalid(_))
     ));
     members.pop();
-    let big = ok(store.add_alias("big@localhost", &members, true));
+    let big = ok(store.add_alias("big@localhost", &members, true, false));
     assert_eq!(big.members.len(), MAX_ALIAS_MEMBERS);
     ok(store.remove_alias("big@localhost"));
     assert_eq!(ok(store.aliases()).len(), 1);

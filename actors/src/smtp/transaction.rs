@@ -6,7 +6,8 @@ use crate::client::AccountClient;
 use crate::task::blocking;
 use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
-use roost_protocols::message::header::header_end;
+use roost_protocols::message::address::parse_address_list;
+use roost_protocols::message::header::{fields, header_end};
 use roost_protocols::message::thread::ThreadKeys;
 use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, ReversePath};
 use roost_protocols::smtp::conn::DataOutcome;
@@ -104,6 +105,17 @@ impl Transaction {
         if let Some(e) = &self.write_error {
             warn!(error = %e, "writing the staged message failed");
             return local_error();
+        }
+        if session.protocol.is_submission() {
+            if let Some(account) = &session.authenticated {
+                let head = self.head[..header_end(&self.head)].to_vec();
+                let (store, account) = (session.services.store.clone(), account.clone());
+                match blocking(move || Ok::<_, String>(check_from(&store, &account, &head))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(reply)) => return reply,
+                    Err(_) => return local_error(),
+                }
+            }
         }
         let Some(file) = self.file.take() else {
             return local_error();
@@ -518,6 +530,80 @@ impl SmtpState {
         }
         line.push_str(&format!("; {}\r\n", rfc5322_date(now)));
         line
+    }
+}
+
+/// Submission (RFC 6409 8 lets the MSA check what it is given): the
+/// message has exactly one From field (RFC 5322 3.6), naming one address,
+/// and that address is the logged-in account's (also with a tag after a
+/// catchall separator), or an alias that lets its members send as it
+/// (AllowMsgFrom) with the account among them.
+fn check_from(store: &Store, account: &str, head: &[u8]) -> Result<(), Reply> {
+    let from: Vec<_> = fields(head)
+        .into_iter()
+        .filter(|f| f.name.eq_ignore_ascii_case(b"From"))
+        .collect();
+    if from.len() != 1 {
+        return Err(Reply::new(
+            550,
+            Some((5, 6, 0)),
+            format!(
+                "A message needs exactly one From header field, this one has {}",
+                from.len()
+            ),
+        ));
+    }
+    let addresses: Vec<String> = parse_address_list(&from[0].value)
+        .into_iter()
+        .filter_map(|a| match (a.mailbox, a.host) {
+            (Some(m), Some(h)) => Some(format!(
+                "{}@{}",
+                String::from_utf8_lossy(&m),
+                String::from_utf8_lossy(&h)
+            )),
+            _ => None,
+        })
+        .collect();
+    let [address] = addresses.as_slice() else {
+        return Err(Reply::new(
+            550,
+            Some((5, 7, 1)),
+            "The From header field must name exactly one address, yours",
+        ));
+    };
+    let not_yours = || {
+        Reply::new(
+            550,
+            Some((5, 7, 1)),
+            format!("From address {address} is not one of {account}'s addresses"),
+        )
+    };
+    let record = match store.account(account) {
+        Ok(Some(r)) => r,
+        _ => return Err(not_yours()),
+    };
+    match store.resolve_sender(address) {
+        Ok(Some(Resolved::Account(owner))) if owner.id == record.id => Ok(()),
+        Ok(Some(Resolved::Alias(alias))) if alias.allow_msg_from => {
+            let own: Vec<String> = std::iter::once(&record.name)
+                .chain(&record.addresses)
+                .filter_map(|a| canonical_address(a))
+                .collect();
+            if alias.members.iter().any(|m| own.contains(m)) {
+                Ok(())
+            } else {
+                Err(not_yours())
+            }
+        }
+        Ok(_) => Err(not_yours()),
+        Err(e) => {
+            warn!(error = %e, "From address lookup failed");
+            Err(Reply::new(
+                451,
+                Some((4, 3, 0)),
+                "Local error in processing, try again later",
+            ))
+        }
     }
 }
 
