@@ -203,6 +203,14 @@ fn quota_is_enforced_at_rcpt_and_at_data_without_losing_mail() {
     smtp.send_raw(&dot_stuff(&message(2, 40)));
     smtp.send_raw(b".\r\n");
     assert_eq!(smtp.reply(), "452 4.2.2 Mailbox full, try again later");
+    // For small@ alone the refusal is final: nobody got it (RFC 5321's
+    // 552 at the end of data).
+    assert!(smtp.cmd("MAIL FROM:<s@example.org>").starts_with("250"));
+    assert!(smtp.cmd("RCPT TO:<small@localhost>").starts_with("250"));
+    assert!(smtp.cmd("DATA").starts_with("354"));
+    smtp.send_raw(&dot_stuff(&message(3, 40)));
+    smtp.send_raw(b".\r\n");
+    assert_eq!(smtp.reply(), "552 5.2.2 Mailbox full");
 
     let mut imap = Imap::connect(server.port(IMAP));
     assert!(imap.cmd("LOGIN small@localhost pw-small").contains("OK"));

@@ -194,14 +194,19 @@ impl Transaction {
             }
         }
         if !failures.is_empty() {
-            // SMTP has one reply for all recipients. A temporary failure
-            // keeps the message with the client, which tries again later:
-            // the accounts that already have it may get it twice, but no
-            // recipient loses it (quota is checked at RCPT already, so this
-            // is the rare case).
+            // SMTP has one reply for all recipients. When nobody got the
+            // message and every account was full, that is final (RFC 5321
+            // 4.2.2's 552: the sender's bounce tells them). Otherwise a
+            // temporary failure keeps the message with the client, which
+            // tries again later: the accounts that already have it may get
+            // it twice, but no recipient loses it (quota is checked at RCPT
+            // already, so this is the rare case; the outgoing queue's DSNs
+            // will end it).
             warn!(?failures, delivered, "delivery failed for some accounts");
-            let over_quota = failures.iter().any(|f| f.contains("over quota"));
-            return if over_quota {
+            let over_quota = |f: &String| f.contains("over quota");
+            return if delivered == 0 && failures.iter().all(over_quota) {
+                Reply::new(552, Some((5, 2, 2)), "Mailbox full")
+            } else if failures.iter().any(over_quota) {
                 Reply::new(452, Some((4, 2, 2)), "Mailbox full, try again later")
             } else {
                 local_error()
