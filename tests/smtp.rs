@@ -521,3 +521,94 @@ fn submission_from_must_be_the_senders_own() {
     }
     assert_eq!(subjects(&server, ACCOUNT, PASSWORD).len(), 3);
 }
+
+/// The subjects in one of roost's mailboxes, in order.
+fn subjects_in(server: &Server, mailbox: &str) -> Vec<String> {
+    let mut imap = Imap::login(server.port(IMAP));
+    let r = imap.cmd(&format!("EXAMINE {mailbox}"));
+    assert!(r.contains("OK [READ-ONLY] EXAMINE completed"), "{r}");
+    if r.contains("* 0 EXISTS\r\n") {
+        return Vec::new();
+    }
+    imap.fetch_all()
+        .iter()
+        .map(|f| {
+            let text = String::from_utf8_lossy(&f.body).into_owned();
+            let line = text.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+            line["Subject: ".len()..].to_string()
+        })
+        .collect()
+}
+
+/// Delivery rules, tried in order: by a header field's text (without
+/// case) or by the envelope sender (address or @domain); a rule whose
+/// mailbox does not exist delivers to INBOX; the first match wins.
+#[test]
+fn delivery_rules_choose_the_mailbox() {
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("CREATE Lists"),
+        "a2 OK [MAILBOXID (F7)] CREATE completed\r\n"
+    );
+    let add = |args: &[&str]| {
+        let mut all = vec!["account", "rule-add", ACCOUNT];
+        all.extend_from_slice(args);
+        server.admin_ok(&all);
+    };
+    add(&[
+        "--mailbox",
+        "Lists",
+        "--header",
+        "List-Id",
+        "--contains",
+        "DEV.example.org",
+    ]);
+    add(&["--mailbox", "Bank", "--sender", "@bank.example"]);
+    add(&["--mailbox", "Lists", "--sender", "news@shop.example"]);
+    let list = server.admin_ok(&["account", "rule-list", ACCOUNT]);
+    assert!(list.contains("\"@bank.example\""), "{list}");
+    let mut smtp = ehlo(&server);
+    for (from, header, subject) in [
+        (
+            "a@example.org",
+            "List-Id: Developers <dev.example.org>\r\n",
+            "list",
+        ),
+        (
+            "a@example.org",
+            "List-Id: <other.example.org>\r\n",
+            "other list",
+        ),
+        ("alerts@bank.example", "", "bank"),
+        ("News@Shop.example", "", "shop"),
+        (
+            "news@bank.example",
+            "List-Id: <dev.example.org>\r\n",
+            "first wins",
+        ),
+    ] {
+        assert_eq!(
+            smtp.cmd(&format!("MAIL FROM:<{from}>")),
+            "250 2.1.0 Sender OK"
+        );
+        assert_eq!(
+            smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+            "250 2.1.5 Recipient OK"
+        );
+        assert_eq!(
+            smtp.cmd("DATA"),
+            "354 Start mail input; end with <CRLF>.<CRLF>"
+        );
+        smtp.send_raw(format!("{header}Subject: {subject}\r\n\r\nbody\r\n").as_bytes());
+        assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
+    }
+    assert_eq!(
+        subjects_in(&server, "Lists"),
+        ["list", "shop", "first wins"]
+    );
+    assert_eq!(subjects_in(&server, "INBOX"), ["other list", "bank"]);
+    server.admin_ok(&["account", "rule-rm", ACCOUNT, "1"]);
+    let list = server.admin_ok(&["account", "rule-list", ACCOUNT]);
+    assert!(!list.contains("dev.example.org"), "{list}");
+}

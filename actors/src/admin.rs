@@ -126,6 +126,17 @@ pub enum Request {
         allow_msg_from: bool,
     },
     AliasList,
+    RuleAdd {
+        name: String,
+        rule: roost_store::DeliveryRule,
+    },
+    RuleList {
+        name: String,
+    },
+    RuleRm {
+        name: String,
+        index: usize,
+    },
     AliasRm {
         address: String,
     },
@@ -506,6 +517,24 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                     .await?;
             Ok(json!({"address": rec.address, "members": rec.members,
                 "post_public": rec.post_public, "allow_msg_from": rec.allow_msg_from}))
+        }
+        Request::RuleAdd { name, rule } => {
+            let rules = blocking(move || store.add_rule(&name, rule)).await?;
+            Ok(json!(rules))
+        }
+        Request::RuleList { name } => {
+            let rules = blocking(move || {
+                let account = store
+                    .account(&name)?
+                    .ok_or_else(|| roost_store::StoreError::NotFound(format!("account {name}")))?;
+                store.rules(account.id)
+            })
+            .await?;
+            Ok(json!(rules))
+        }
+        Request::RuleRm { name, index } => {
+            let rules = blocking(move || store.remove_rule(&name, index)).await?;
+            Ok(json!(rules))
         }
         Request::AliasList => {
             let aliases = blocking(move || store.aliases()).await?;

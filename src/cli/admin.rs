@@ -133,6 +133,29 @@ enum AccountCommand {
         name: String,
         address: String,
     },
+    /// Add a delivery rule: mail meeting every condition goes to MAILBOX
+    /// (INBOX if there is no such mailbox). Rules are tried in order.
+    RuleAdd {
+        name: String,
+        #[arg(long)]
+        mailbox: String,
+        /// A header field's name; with --contains, text its value has.
+        #[arg(long, requires = "contains")]
+        header: Option<String>,
+        #[arg(long, requires = "header")]
+        contains: Option<String>,
+        /// The envelope sender: an address, or @DOMAIN.
+        #[arg(long)]
+        sender: Option<String>,
+    },
+    RuleList {
+        name: String,
+    },
+    /// Remove rule number INDEX (from 1, as `rule-list` shows them).
+    RuleRm {
+        name: String,
+        index: usize,
+    },
     /// Set the account's limits (RFC 9208 quotas); a limit left out is
     /// removed.
     Quota {
@@ -258,6 +281,21 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             }
             AccountCommand::AddressRm { name, address } => {
                 json!({"cmd": "address_rm", "name": name, "address": address})
+            }
+            AccountCommand::RuleAdd {
+                name,
+                mailbox,
+                header,
+                contains,
+                sender,
+            } => {
+                let header = header.as_ref().zip(contains.as_ref());
+                json!({"cmd": "rule_add", "name": name, "rule":
+                    {"mailbox": mailbox, "header": header, "sender": sender}})
+            }
+            AccountCommand::RuleList { name } => json!({"cmd": "rule_list", "name": name}),
+            AccountCommand::RuleRm { name, index } => {
+                json!({"cmd": "rule_rm", "name": name, "index": index})
             }
             AccountCommand::Quota {
                 name,

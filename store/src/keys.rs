@@ -35,8 +35,12 @@ pub(crate) const THREAD_SUBJECT: u8 = 0x15;
 /// entries), entry name; the value is the raw value.
 pub(crate) const METADATA: u8 = 0x1a;
 
+/// An account's delivery rules: account; the value is the whole list.
+pub(crate) const RULES: u8 = 0x07;
+
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 10] = [
+pub(crate) const PER_ACCOUNT: [u8; 11] = [
+    RULES,
     METADATA,
     MAILBOX,
     MESSAGE,
@@ -111,6 +115,10 @@ pub(crate) fn alias(normalized: &str) -> Vec<u8> {
 }
 
 /// `kind ‖ account`: the prefix of all of one account's records of a kind.
+pub(crate) fn rules(a: AccountId) -> Vec<u8> {
+    key(RULES, &[&a.0.to_be_bytes()])
+}
+
 pub(crate) fn account_prefix(kind: u8, a: AccountId) -> Vec<u8> {
     key(kind, &[&a.0.to_be_bytes()])
 }

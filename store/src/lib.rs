@@ -41,9 +41,9 @@ pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
 pub use records::{
-    AccountId, AccountRecord, AliasRecord, DomainRecord, FileId, LoginAttempt, MailboxCounts,
-    MailboxId, MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse, ThreadId, ThreadRef,
-    TlsPublicKey, Tombstone,
+    AccountId, AccountRecord, AliasRecord, DeliveryRule, DomainRecord, FileId, LoginAttempt,
+    MailboxCounts, MailboxId, MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse,
+    ThreadId, ThreadRef, TlsPublicKey, Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -569,6 +569,66 @@ impl Store {
             Ok(n) => self.get(&keys::domain(&n)),
             Err(_) => Ok(None),
         }
+    }
+
+    // ---- delivery rules ----
+
+    /// An account's delivery rules, in the order they are tried.
+    pub fn rules(&self, account: AccountId) -> Result<Vec<DeliveryRule>> {
+        Ok(self.get(&keys::rules(account))?.unwrap_or_default())
+    }
+
+    /// Adds a rule at the end of an account's list.
+    pub fn add_rule(&self, name: &str, mut rule: DeliveryRule) -> Result<Vec<DeliveryRule>> {
+        if rule.header.is_none() && rule.sender.is_none() {
+            return Err(StoreError::Invalid(
+                "a rule needs a header or a sender condition".into(),
+            ));
+        }
+        if let Some(sender) = &mut rule.sender {
+            *sender = match sender.strip_prefix('@') {
+                Some(d) => format!("@{}", normalize_domain(d)?),
+                None => normalize_address(sender)?,
+            };
+        }
+        let too_long = rule.mailbox.is_empty()
+            || rule.mailbox.len() > MAX_RULE_TEXT
+            || rule.header.as_ref().is_some_and(|(n, t)| {
+                n.is_empty() || n.len() > MAX_RULE_TEXT || t.len() > MAX_RULE_TEXT
+            });
+        if too_long {
+            return Err(StoreError::Invalid(format!(
+                "rule texts are 1 to {MAX_RULE_TEXT} bytes"
+            )));
+        }
+        let _guard = self.admin_lock();
+        let account = self.require_account(name)?;
+        let mut rules = self.rules(account.id)?;
+        if rules.len() >= MAX_RULES {
+            return Err(StoreError::Invalid(format!(
+                "an account has at most {MAX_RULES} rules"
+            )));
+        }
+        rules.push(rule);
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::rules(account.id), encode(&rules)?);
+        self.apply_and_flush(batch)?;
+        Ok(rules)
+    }
+
+    /// Removes an account's rule number `index` (from 1).
+    pub fn remove_rule(&self, name: &str, index: usize) -> Result<Vec<DeliveryRule>> {
+        let _guard = self.admin_lock();
+        let account = self.require_account(name)?;
+        let mut rules = self.rules(account.id)?;
+        if index == 0 || index > rules.len() {
+            return Err(StoreError::NotFound(format!("rule {index} of {name}")));
+        }
+        rules.remove(index - 1);
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::rules(account.id), encode(&rules)?);
+        self.apply_and_flush(batch)?;
+        Ok(rules)
     }
 
     // ---- aliases and recipients ----
@@ -1417,6 +1477,11 @@ pub enum Resolved {
 pub fn canonical_address(addr: &str) -> Option<String> {
     keys::normalize_address(addr)
 }
+
+/// Delivery rules an account can have.
+pub const MAX_RULES: usize = 100;
+/// The longest mailbox name, header name or header text in a rule.
+pub const MAX_RULE_TEXT: usize = 1000;
 
 /// Members an alias can have.
 pub const MAX_ALIAS_MEMBERS: usize = 1000;

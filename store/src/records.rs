@@ -256,6 +256,39 @@ pub struct DomainRecord {
     pub localpart_case_sensitive: bool,
 }
 
+/// A delivery rule: mail that meets every condition given goes to
+/// `mailbox` (INBOX when there is no such mailbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRule {
+    /// A header field's name, and text its value contains (both compared
+    /// without case).
+    pub header: Option<(String, String)>,
+    /// The envelope sender: a whole address, or `@domain` for any there.
+    pub sender: Option<String>,
+    pub mailbox: String,
+}
+
+impl DeliveryRule {
+    /// Whether a message with this header section and envelope sender
+    /// (canonical, `None` for `<>`) meets the rule.
+    pub fn matches(&self, header: &[(String, String)], sender: Option<&str>) -> bool {
+        let header_ok = self.header.as_ref().is_none_or(|(name, text)| {
+            let text = text.to_lowercase();
+            header
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(name) && v.to_lowercase().contains(&text))
+        });
+        let sender_ok = self.sender.as_ref().is_none_or(|want| match sender {
+            None => false,
+            Some(s) if want.starts_with('@') => s
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&want[1..])),
+            Some(s) => s == want,
+        });
+        header_ok && sender_ok
+    }
+}
+
 /// An alias or mailing list: mail for `address` goes to every member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AliasRecord {

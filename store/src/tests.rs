@@ -307,6 +307,57 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
 }
 
 #[test]
+fn delivery_rules_and_their_limits() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let account = ok(store.create_account(NAME, "secret", None));
+    let rule = |mailbox: &str, sender: Option<&str>| DeliveryRule {
+        header: None,
+        sender: sender.map(str::to_string),
+        mailbox: mailbox.to_string(),
+    };
+    assert!(matches!(
+        store.add_rule(NAME, rule("X", None)),
+        Err(StoreError::Invalid(_))
+    ));
+    let long = "m".repeat(MAX_RULE_TEXT);
+    ok(store.add_rule(NAME, rule(&long, Some("A@Example.ORG"))));
+    assert!(matches!(
+        store.add_rule(NAME, rule(&format!("{long}m"), Some("a@example.org"))),
+        Err(StoreError::Invalid(_))
+    ));
+    // The sender is kept in canonical form.
+    assert_eq!(
+        ok(store.rules(account.id))[0].sender.as_deref(),
+        Some("a@example.org")
+    );
+    for _ in 1..MAX_RULES {
+        ok(store.add_rule(NAME, rule("X", Some("@Example.org"))));
+    }
+    assert_eq!(ok(store.rules(account.id)).len(), MAX_RULES);
+    assert!(matches!(
+        store.add_rule(NAME, rule("X", Some("@example.org"))),
+        Err(StoreError::Invalid(_))
+    ));
+    let r = &ok(store.rules(account.id))[1];
+    assert!(r.matches(&[], Some("b@example.org")));
+    assert!(!r.matches(&[], Some("b@example.com")));
+    assert!(!r.matches(&[], None));
+    assert!(matches!(
+        store.remove_rule(NAME, 0),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.remove_rule(NAME, MAX_RULES + 1),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(ok(store.remove_rule(NAME, MAX_RULES)).len(), MAX_RULES - 1);
+    // The rules go with the account.
+    ok(store.delete_account(NAME));
+    assert!(ok(store.rules(account.id)).is_empty());
+}
+
+#[test]
 fn commit_places_two_messages_with_one_flush() {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);

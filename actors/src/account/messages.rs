@@ -14,6 +14,9 @@ impl AccountState {
             targets.push(match &m.target {
                 Target::Inbox => self.mailbox_by_name("INBOX")?,
                 Target::Name(n) => self.mailbox_by_name(n)?,
+                Target::RuleOrInbox(n) => self
+                    .mailbox_by_name(n)
+                    .or_else(|_| self.mailbox_by_name("INBOX"))?,
             });
         }
         let needed: u64 = messages

@@ -104,6 +104,8 @@ pub enum TlsKeyChange {
 pub enum Target {
     Inbox,
     Name(String),
+    /// A delivery rule's mailbox, or INBOX when there is none by that name.
+    RuleOrInbox(String),
 }
 
 /// One message to add: already staged (written and fsynced) by the caller.

@@ -138,6 +138,20 @@ impl Transaction {
                 accounts.push(account);
             }
         }
+        let targets = {
+            let store = session.services.store.clone();
+            let head = self.head[..header_end(&self.head)].to_vec();
+            let sender = match &self.from {
+                ReversePath::Mailbox(a) => canonical_address(&a.to_string()),
+                ReversePath::Null => None,
+            };
+            let names: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+            blocking(move || {
+                Ok::<_, String>(rule_targets(&store, &names, &head, sender.as_deref()))
+            })
+            .await
+            .unwrap_or_default()
+        };
         let mut delivered = 0;
         let mut failures = Vec::new();
         let mut staged = Some(staged);
@@ -180,7 +194,11 @@ impl Transaction {
                 session.received_line(&self.recipients, account, now, self.smtputf8)
             );
             let message = NewMessage {
-                target: Target::Inbox,
+                target: targets
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .map_or(Target::Inbox, Target::RuleOrInbox),
                 staged: file,
                 flags: Flags::new(),
                 internal_date: now,
@@ -536,6 +554,36 @@ impl SmtpState {
         line.push_str(&format!("; {}\r\n", rfc5322_date(now)));
         line
     }
+}
+
+/// Each account's mailbox by its delivery rules (the first that matches),
+/// or `None` for INBOX.
+fn rule_targets(
+    store: &Store,
+    accounts: &[String],
+    head: &[u8],
+    sender: Option<&str>,
+) -> Vec<Option<String>> {
+    let header: Vec<(String, String)> = fields(head)
+        .into_iter()
+        .map(|f| {
+            (
+                String::from_utf8_lossy(f.name).into_owned(),
+                String::from_utf8_lossy(&f.value).trim().to_string(),
+            )
+        })
+        .collect();
+    accounts
+        .iter()
+        .map(|name| {
+            let record = store.account(name).ok().flatten()?;
+            let rules = store.rules(record.id).ok()?;
+            rules
+                .iter()
+                .find(|r| r.matches(&header, sender))
+                .map(|r| r.mailbox.clone())
+        })
+        .collect()
 }
 
 /// Submission (RFC 6409 8 lets the MSA check what it is given): the
