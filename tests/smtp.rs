@@ -368,24 +368,48 @@ fn who_gets_the_message() {
     assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
     assert_eq!(
         smtp.cmd("RCPT TO:<team@localhost>"),
-        "550 5.7.1 Only members may send to team@localhost"
+        "550 5.7.1 Only members may send to team@localhost, from their account"
     );
     assert_eq!(smtp.cmd("RSET"), "250 2.0.0 OK");
-    // Bob writes to the team and to roost directly: roost gets it once,
-    // Bob not at all.
+    // A member's address as envelope sender proves nothing.
     assert_eq!(
         smtp.cmd(&format!("MAIL FROM:<{BOB}>")),
         "250 2.1.0 Sender OK"
     );
     assert_eq!(
-        smtp.cmd("RCPT TO:<team+x@localhost>"),
+        smtp.cmd("RCPT TO:<team@localhost>"),
+        "550 5.7.1 Only members may send to team@localhost, from their account"
+    );
+    assert_eq!(smtp.cmd("RSET"), "250 2.0.0 OK");
+    // Bob, logged in, writes to the team and to roost directly: roost gets
+    // it once, Bob not at all.
+    let mut sub = Smtp::connect(server.port(SUBMISSION));
+    assert!(sub
+        .cmd("EHLO client.example.org")
+        .starts_with("250-localhost greets"));
+    // PLAIN: "\0bob@localhost\0bobsecret1".
+    assert_eq!(
+        sub.cmd("AUTH PLAIN AGJvYkBsb2NhbGhvc3QAYm9ic2VjcmV0MQ=="),
+        "235 2.7.0 Authentication successful"
+    );
+    assert_eq!(
+        sub.cmd(&format!("MAIL FROM:<{BOB}>")),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        sub.cmd("RCPT TO:<team+x@localhost>"),
         "250 2.1.5 Recipient OK"
     );
     assert_eq!(
-        smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+        sub.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
         "250 2.1.5 Recipient OK"
     );
-    send(&mut smtp, "from bob to the team");
+    assert_eq!(
+        sub.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    sub.send_raw(format!("From: {BOB}\r\nSubject: from bob to the team\r\n\r\nhi\r\n").as_bytes());
+    assert_eq!(sub.cmd("."), "250 2.0.0 OK, message delivered");
     // Anyone may write to the public list; each member gets it once.
     assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
     assert_eq!(

@@ -277,7 +277,7 @@ impl SmtpState {
             Command::Ehlo(name) => self.hello(name, true),
             Command::Helo(name) => self.hello(name, false),
             Command::Mail { from, params } => self.mail(from, &params),
-            Command::Rcpt { to, params } => self.rcpt(to, &params),
+            Command::Rcpt { to, params } => self.rcpt(to, &params).await,
             Command::Data => self.data().await,
             Command::Rset => {
                 self.tx = None;

@@ -28,6 +28,8 @@ pub struct Transaction {
     pub recipients: Vec<(String, String)>,
     /// Accepted RCPT commands, for RCPTMAX.
     pub rcpts: usize,
+    /// (address in lower case, account) pairs in `recipients`.
+    reached: std::collections::HashSet<(String, String)>,
     /// RFC 1870: the size the client declared with MAIL, if any.
     declared_size: Option<u64>,
     /// RFC 6152 / RFC 3030 3: the BODY the client declared.
@@ -304,6 +306,7 @@ impl SmtpState {
             from,
             recipients: Vec::new(),
             rcpts: 0,
+            reached: Default::default(),
             declared_size: params.size,
             body: params.body,
             smtputf8: params.smtputf8,
@@ -317,7 +320,7 @@ impl SmtpState {
         self.reply(Reply::sender_ok());
     }
 
-    pub(super) fn rcpt(&mut self, to: ForwardPath, params: &[Param]) {
+    pub(super) async fn rcpt(&mut self, to: ForwardPath, params: &[Param]) {
         let Some(tx) = &self.tx else {
             return self.bad_command(Reply::bad_sequence("MAIL first"));
         };
@@ -343,7 +346,6 @@ impl SmtpState {
                 format!("Too many recipients, at most {MAX_RECIPIENTS} per message"),
             ));
         }
-        let store = &self.services.store;
         let address = match &to {
             ForwardPath::Postmaster => format!("postmaster@{}", self.services.hostname),
             ForwardPath::Mailbox(a) => a.to_string(),
@@ -352,137 +354,32 @@ impl SmtpState {
         if let Some(reply) = self.disabled_domain(&domain) {
             return self.reply(reply);
         }
-        let resolved = match store.resolve_recipient(&address) {
-            Ok(Some(r)) => Some(r),
-            Ok(None) if matches!(to, ForwardPath::Postmaster) => store
-                .accounts()
-                .ok()
-                .and_then(|a| a.into_iter().next())
-                .map(|a| Resolved::Account(Box::new(a))),
-            Ok(None) => None,
-            Err(e) => {
-                warn!(error = %e, "recipient lookup failed");
-                return self.reply(Reply::new(
-                    451,
-                    Some((4, 3, 0)),
-                    "Local error in processing, try again later",
-                ));
-            }
+        let lookup = Lookup {
+            store: self.services.store.clone(),
+            address: address.clone(),
+            domain,
+            postmaster: matches!(to, ForwardPath::Postmaster),
+            declared: tx.declared_size.unwrap_or(0),
+            authenticated: self.authenticated.clone(),
         };
-        let declared = tx.declared_size.unwrap_or(0);
-        let reply = match resolved {
-            Some(Resolved::Account(account)) if over_quota(store, &account.name, declared) => {
-                Reply::new(452, Some((4, 2, 2)), format!("Mailbox full: {address}"))
-            }
-            Some(Resolved::Account(account)) => {
-                self.accept_recipients(&address, vec![account.name]);
-                Reply::recipient_ok()
-            }
-            Some(Resolved::Alias(alias)) => match self.alias_members(&alias, declared) {
-                Ok(accounts) => {
-                    self.accept_recipients(&address, accounts);
-                    Reply::recipient_ok()
+        let (reply, accounts) = match blocking(move || Ok::<_, String>(lookup.run())).await {
+            Ok(r) => r,
+            Err(_) => (local_error(), Vec::new()),
+        };
+        if reply.is_positive() {
+            if let Some(tx) = &mut self.tx {
+                tx.rcpts += 1;
+                for account in accounts {
+                    if tx.reached.insert((address.to_lowercase(), account.clone())) {
+                        tx.recipients.push((address.clone(), account));
+                    }
                 }
-                Err(reply) => reply,
-            },
-            None if store.has_domain(&domain).unwrap_or(false) => Reply::new(
-                550,
-                Some((5, 1, 1)),
-                format!("No such user here: {address}"),
-            ),
-            None if self.authenticated.is_some() => Reply::new(
-                451,
-                Some((4, 4, 0)),
-                "Delivery to other domains is not available yet (no outgoing queue)",
-            ),
-            None => Reply::new(
-                550,
-                Some((5, 7, 1)),
-                format!("Relaying denied: {domain} is not a local domain"),
-            ),
-        };
+            }
+        }
         if reply.is_permanent() {
             self.bad_commands += 1;
         }
         self.reply(reply);
-    }
-
-    /// Counts an accepted RCPT and adds the accounts it reaches; an account
-    /// already reached through the same address is not added twice.
-    fn accept_recipients(&mut self, address: &str, accounts: Vec<String>) {
-        let Some(tx) = &mut self.tx else {
-            return;
-        };
-        tx.rcpts += 1;
-        for account in accounts {
-            if !tx
-                .recipients
-                .iter()
-                .any(|(a, n)| a.eq_ignore_ascii_case(address) && *n == account)
-            {
-                tx.recipients.push((address.to_string(), account));
-            }
-        }
-    }
-
-    /// The accounts an alias's message goes to: its members, except the
-    /// sender (a member writing to the list does not get a copy of their
-    /// own message) and members over quota. Only members may send to an
-    /// alias that is not open to everyone. At least one member must take
-    /// the message, or the RCPT fails as a full mailbox would.
-    fn alias_members(&self, alias: &AliasRecord, declared: u64) -> Result<Vec<String>, Reply> {
-        let store = &self.services.store;
-        let sender = match self.tx.as_ref().map(|t| &t.from) {
-            Some(ReversePath::Mailbox(a)) => canonical_address(&a.to_string()),
-            _ => None,
-        };
-        // The addresses the sender is known by: the envelope sender, and
-        // every address of the account logged in on submission.
-        let mut own: Vec<String> = sender.into_iter().collect();
-        if let Some(name) = &self.authenticated {
-            if let Ok(Some(a)) = store.account(name) {
-                own.extend(
-                    std::iter::once(&a.name)
-                        .chain(&a.addresses)
-                        .filter_map(|x| canonical_address(x)),
-                );
-            }
-        }
-        if !alias.post_public && !alias.members.iter().any(|m| own.contains(m)) {
-            return Err(Reply::new(
-                550,
-                Some((5, 7, 1)),
-                format!("Only members may send to {}", alias.address),
-            ));
-        }
-        let mut accounts = Vec::new();
-        let mut full = false;
-        for member in &alias.members {
-            if own.contains(member) {
-                continue;
-            }
-            let Ok(Some(account)) = store.account_by_address(member) else {
-                continue;
-            };
-            if over_quota(store, &account.name, declared) {
-                full = true;
-            } else if !accounts.contains(&account.name) {
-                accounts.push(account.name);
-            }
-        }
-        match (accounts.is_empty(), full) {
-            (false, _) => Ok(accounts),
-            (true, true) => Err(Reply::new(
-                452,
-                Some((4, 2, 2)),
-                format!("Mailbox full: {}", alias.address),
-            )),
-            (true, false) => Err(Reply::new(
-                550,
-                Some((5, 1, 1)),
-                format!("No member of {} takes this message", alias.address),
-            )),
-        }
     }
 
     /// A temporary refusal when `domain` is a local domain whose mail an
@@ -553,6 +450,148 @@ impl SmtpState {
         }
         line.push_str(&format!("; {}\r\n", rfc5322_date(now)));
         line
+    }
+}
+
+fn local_error() -> Reply {
+    Reply::new(
+        451,
+        Some((4, 3, 0)),
+        "Local error in processing, try again later",
+    )
+}
+
+/// One RCPT's lookup, run off the async workers: who the address reaches
+/// and whether they can take the message.
+struct Lookup {
+    store: Store,
+    address: String,
+    domain: String,
+    /// The bare `<Postmaster>` (RFC 5321 4.1.1.3), which every server takes.
+    postmaster: bool,
+    declared: u64,
+    /// The account logged in on submission.
+    authenticated: Option<String>,
+}
+
+impl Lookup {
+    /// The reply, and the accounts reached when it is positive.
+    fn run(self) -> (Reply, Vec<String>) {
+        let store = &self.store;
+        let resolved = match store.resolve_recipient(&self.address) {
+            Ok(Some(r)) => Some(r),
+            Ok(None) if self.postmaster => store
+                .accounts()
+                .ok()
+                .and_then(|a| a.into_iter().next())
+                .map(|a| Resolved::Account(Box::new(a))),
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, "recipient lookup failed");
+                return (local_error(), Vec::new());
+            }
+        };
+        let address = &self.address;
+        match resolved {
+            Some(Resolved::Account(account)) if over_quota(store, &account.name, self.declared) => {
+                (
+                    Reply::new(452, Some((4, 2, 2)), format!("Mailbox full: {address}")),
+                    Vec::new(),
+                )
+            }
+            Some(Resolved::Account(account)) => (Reply::recipient_ok(), vec![account.name]),
+            Some(Resolved::Alias(alias)) => match self.alias_members(&alias) {
+                Ok(accounts) => (Reply::recipient_ok(), accounts),
+                Err(reply) => (reply, Vec::new()),
+            },
+            None if store.has_domain(&self.domain).unwrap_or(false) => (
+                Reply::new(
+                    550,
+                    Some((5, 1, 1)),
+                    format!("No such user here: {address}"),
+                ),
+                Vec::new(),
+            ),
+            None if self.authenticated.is_some() => (
+                Reply::new(
+                    451,
+                    Some((4, 4, 0)),
+                    "Delivery to other domains is not available yet (no outgoing queue)",
+                ),
+                Vec::new(),
+            ),
+            None => (
+                Reply::new(
+                    550,
+                    Some((5, 7, 1)),
+                    format!("Relaying denied: {} is not a local domain", self.domain),
+                ),
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// The accounts an alias's message goes to: its members, except the
+    /// sender (a member writing to the list gets no copy of their own
+    /// message) and members over quota. Only members may send to an alias
+    /// that is not open to everyone, and a member is known by logging in
+    /// on submission: an envelope sender proves nothing. At least one
+    /// member must take the message, or the RCPT fails as a full mailbox
+    /// would.
+    fn alias_members(&self, alias: &AliasRecord) -> Result<Vec<String>, Reply> {
+        let store = &self.store;
+        let own: Vec<String> = match &self.authenticated {
+            Some(name) => match store.account(name) {
+                Ok(Some(a)) => std::iter::once(&a.name)
+                    .chain(&a.addresses)
+                    .filter_map(|x| canonical_address(x))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        if !alias.post_public && !alias.members.iter().any(|m| own.contains(m)) {
+            return Err(Reply::new(
+                550,
+                Some((5, 7, 1)),
+                format!(
+                    "Only members may send to {}, from their account",
+                    alias.address
+                ),
+            ));
+        }
+        let mut accounts: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut full = false;
+        for member in &alias.members {
+            if own.contains(member) {
+                continue;
+            }
+            let Ok(Some(account)) = store.account_by_address(member) else {
+                continue;
+            };
+            if !seen.insert(account.id) {
+                continue;
+            }
+            if over_quota(store, &account.name, self.declared) {
+                full = true;
+            } else {
+                accounts.push(account.name);
+            }
+        }
+        match (accounts.is_empty(), full) {
+            (false, _) => Ok(accounts),
+            (true, true) => Err(Reply::new(
+                452,
+                Some((4, 2, 2)),
+                format!("Mailbox full: {}", alias.address),
+            )),
+            (true, false) => Err(Reply::new(
+                550,
+                Some((5, 1, 1)),
+                format!("No member of {} takes this message", alias.address),
+            )),
+        }
     }
 }
 
