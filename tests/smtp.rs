@@ -636,3 +636,94 @@ fn delivery_rules_choose_the_mailbox() {
     let list = server.admin_ok(&["account", "rule-list", ACCOUNT]);
     assert!(!list.contains("dev.example.org"), "{list}");
 }
+
+/// MAIL parameters need EHLO; the chunks a client pipelined after a
+/// refused one are refused without counting as errors (RFC 3030 2); a
+/// binary body still needs a header of CRLF lines.
+#[test]
+fn helo_parameters_pipelined_refusals_and_binary_headers() {
+    let server = Server::start();
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    assert_eq!(
+        smtp.cmd("HELO client.example.org"),
+        "250 localhost greets client.example.org"
+    );
+    assert_eq!(
+        smtp.cmd("MAIL FROM:<a@example.org> SMTPUTF8"),
+        "555 5.5.4 MAIL parameters need EHLO, not HELO"
+    );
+    let mut smtp = ehlo(&server);
+    let mut wire = Vec::new();
+    for _ in 0..30 {
+        wire.extend_from_slice(b"BDAT 6\r\nRSET\r\n");
+    }
+    smtp.send_raw(&wire);
+    for i in 0..30 {
+        assert_eq!(smtp.reply(), "503 5.5.1 MAIL first", "#{i}");
+    }
+    assert_eq!(smtp.cmd("NOOP"), "250 2.0.0 OK");
+    envelope(&mut smtp, "MAIL FROM:<a@example.org> BODY=BINARYMIME");
+    let forged = b"Subject: x\rFrom: ceo@example.org\r\n\r\nbinary\r\x00";
+    smtp.send_raw(format!("BDAT {} LAST\r\n", forged.len()).as_bytes());
+    smtp.send_raw(forged);
+    assert_eq!(
+        smtp.reply(),
+        "500 5.5.2 Bare CR or LF in message refused (SMTP smuggling); lines must end with CRLF"
+    );
+    assert_eq!(inbox(&server), Vec::<Vec<u8>>::new());
+}
+
+/// The From check sees the whole header section or refuses the message:
+/// a second From hidden past the captured start, or past the fields read,
+/// does not get through.
+#[test]
+fn submission_headers_too_large_to_check_are_refused() {
+    let server = Server::start();
+    let mut smtp = Smtp::connect(server.port(SUBMISSION));
+    assert!(smtp
+        .cmd("EHLO client.example.org")
+        .starts_with("250-localhost greets"));
+    assert_eq!(
+        smtp.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
+        "235 2.7.0 Authentication successful"
+    );
+    let padding_bytes = format!("X-Pad: {}\r\n", "p".repeat(70_000));
+    let padding_fields = "X: a\r\n".repeat(2000);
+    for padding in [padding_bytes, padding_fields] {
+        assert_eq!(
+            smtp.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
+            "250 2.1.0 Sender OK"
+        );
+        assert_eq!(
+            smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+            "250 2.1.5 Recipient OK"
+        );
+        assert_eq!(
+            smtp.cmd("DATA"),
+            "354 Start mail input; end with <CRLF>.<CRLF>"
+        );
+        smtp.send_raw(
+            format!("From: {ACCOUNT}\r\n{padding}From: ceo@example.org\r\n\r\nbody\r\n").as_bytes(),
+        );
+        assert_eq!(
+            smtp.cmd("."),
+            "554 5.6.0 Header section too large to check: at most 65536 bytes and 1999 fields"
+        );
+    }
+    // One field under the limit is checked as usual.
+    let padding = "X: a\r\n".repeat(1998);
+    assert_eq!(
+        smtp.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        smtp.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        smtp.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    smtp.send_raw(format!("From: {ACCOUNT}\r\n{padding}\r\nbody\r\n").as_bytes());
+    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
+}

@@ -749,8 +749,10 @@ impl Store {
         if let Some(r) = exact(local)? {
             return Ok(Some(r));
         }
-        if let Some(cut) = local.find(|c| dom.catchall_separator.contains(c)) {
-            if cut > 0 {
+        // Each separator from the left: with `+-`, `john-doe+x` tries
+        // `john`, then `john-doe`.
+        for (cut, c) in local.char_indices() {
+            if cut > 0 && dom.catchall_separator.contains(c) {
                 if let Some(r) = exact(&local[..cut])? {
                     return Ok(Some(r));
                 }

@@ -69,6 +69,10 @@ pub struct SmtpState {
     tx: Option<Transaction>,
     /// The BDAT chunk being read.
     chunk: Option<Chunk>,
+    /// A chunk was refused: the chunks the client pipelined after it are
+    /// refused too, but not counted as errors (RFC 3030 2), until RSET,
+    /// MAIL or EHLO.
+    chunks_failed: bool,
     myself: ActorRef<SmtpMsg>,
     /// Takes the read half back from the reader task, for STARTTLS.
     reclaim: Reclaim<ReadHalf<BoxStream>>,
@@ -118,6 +122,7 @@ impl Actor for SmtpSession {
             auth_failures: 0,
             tx: None,
             chunk: None,
+            chunks_failed: false,
             bad_commands: 0,
             out: Vec::new(),
             closing: false,
@@ -281,6 +286,7 @@ impl SmtpState {
             Command::Data => self.data().await,
             Command::Rset => {
                 self.tx = None;
+                self.chunks_failed = false;
                 self.reply(Reply::ok());
             }
             Command::Noop => self.reply(Reply::ok()),
@@ -307,6 +313,7 @@ impl SmtpState {
     fn hello(&mut self, name: String, esmtp: bool) {
         // RFC 5321 4.1.4: EHLO/HELO also resets any transaction.
         self.tx = None;
+        self.chunks_failed = false;
         self.helo = Some(name.clone());
         self.esmtp = esmtp;
         let host = &self.services.hostname;
@@ -468,6 +475,9 @@ impl SmtpState {
         };
         if let Some(reply) = chunk.refusal {
             self.tx = None;
+            if std::mem::replace(&mut self.chunks_failed, true) {
+                return self.reply(reply);
+            }
             return self.bad_command(reply);
         }
         let Some(tx) = &mut self.tx else {
@@ -489,7 +499,8 @@ impl SmtpState {
         // Length-delimited chunks cannot smuggle an end marker here, but a
         // bare line end would reach the next hop inside DATA; binary MIME
         // is the one body that may carry them (RFC 3030 3).
-        let outcome = if tx.bare_line_ending && tx.body != Some(BodyType::BinaryMime) {
+        let binary = tx.body == Some(BodyType::BinaryMime);
+        let outcome = if tx.bare_line_ending && (!binary || tx.bare_in_header()) {
             DataOutcome::BareLineEnding
         } else {
             DataOutcome::Ok

@@ -7,7 +7,7 @@ use crate::task::blocking;
 use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
 use roost_protocols::message::address::parse_address_list;
-use roost_protocols::message::header::{fields, header_end};
+use roost_protocols::message::header::{fields, header_end, MAX_HEADER_FIELDS};
 use roost_protocols::message::thread::ThreadKeys;
 use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, ReversePath};
 use roost_protocols::smtp::conn::DataOutcome;
@@ -89,6 +89,11 @@ impl Transaction {
             Ok(file) => self.file = Some(file),
             Err(e) => self.write_error = Some(e),
         }
+    }
+
+    /// A bare CR or LF in the header section (as far as it was captured).
+    pub fn bare_in_header(&self) -> bool {
+        bare_line_end_in_header(&self.head)
     }
 
     pub async fn finish(mut self, outcome: DataOutcome, session: &SmtpState) -> Reply {
@@ -251,6 +256,13 @@ impl SmtpState {
         if self.protocol.is_submission() && self.authenticated.is_none() {
             return self.bad_command(Reply::new(530, Some((5, 7, 0)), "Authentication required"));
         }
+        // RFC 5321 4.1.1.11 with 2.2.1: extension parameters exist only
+        // after EHLO offered them.
+        if !self.esmtp && !params.is_empty() {
+            return self.bad_command(Reply::parameter_not_recognized(
+                "MAIL parameters need EHLO, not HELO",
+            ));
+        }
         let params = match MailParams::from_params(params) {
             Ok(p) => p,
             Err(e) => return self.bad_command(e.0),
@@ -267,13 +279,6 @@ impl SmtpState {
         if params.requiretls && !self.peer.tls {
             return self.bad_command(Reply::parameter_not_recognized(
                 "REQUIRETLS is offered over TLS only",
-            ));
-        }
-        // RFC 3030 3 with RFC 1652: BINARYMIME needs CHUNKING, which only
-        // EHLO offers.
-        if params.body == Some(BodyType::BinaryMime) && !self.esmtp {
-            return self.bad_command(Reply::parameter_not_recognized(
-                "BODY=BINARYMIME needs EHLO",
             ));
         }
         if let ReversePath::Mailbox(a) = &from {
@@ -302,6 +307,7 @@ impl SmtpState {
             return self.reply(Reply::message_too_large());
         }
         self.reader.new_message();
+        self.chunks_failed = false;
         self.tx = Some(Transaction {
             from,
             recipients: Vec::new(),
@@ -595,6 +601,27 @@ impl Lookup {
     }
 }
 
+/// Whether `captured` (the start of a message) holds its whole header
+/// section, up to the empty line that ends it.
+pub(super) fn header_complete(captured: &[u8]) -> bool {
+    let end = header_end(captured);
+    end < captured.len()
+        || captured.ends_with(b"\n\n")
+        || captured.ends_with(b"\n\r\n")
+        || captured == b"\r\n"
+}
+
+/// Whether a header section has a CR or LF that is not part of a CRLF:
+/// even a binary body (RFC 3030 3) has a header of CRLF lines.
+pub(super) fn bare_line_end_in_header(captured: &[u8]) -> bool {
+    let head = &captured[..header_end(captured)];
+    head.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => head.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || head[i - 1] != b'\r',
+        _ => false,
+    })
+}
+
 /// Each account's mailbox by its delivery rules (the first that matches),
 /// or `None` for INBOX.
 fn rule_targets(
@@ -631,7 +658,20 @@ fn rule_targets(
 /// catchall separator), or an alias that lets its members send as it
 /// (AllowMsgFrom) with the account among them.
 fn check_from(store: &Store, account: &str, head: &[u8]) -> Result<(), Reply> {
-    let from: Vec<_> = fields(head)
+    // A From the check cannot see (past the captured start of the message,
+    // or past the fields read) must not slip through.
+    let all = fields(head);
+    if !header_complete(head) || all.len() >= MAX_HEADER_FIELDS {
+        return Err(Reply::new(
+            554,
+            Some((5, 6, 0)),
+            format!(
+                "Header section too large to check: at most {HEADER_CAPTURE} bytes and {} fields",
+                MAX_HEADER_FIELDS - 1
+            ),
+        ));
+    }
+    let from: Vec<_> = all
         .into_iter()
         .filter(|f| f.name.eq_ignore_ascii_case(b"From"))
         .collect();

@@ -283,6 +283,12 @@ impl SmtpReader {
             // No line end yet. A line that already cannot fit is dropped as
             // it comes, so memory stays bounded.
             if self.mode == Mode::Discarding || rest.len() >= MAX_COMMAND_LINE {
+                // A BDAT line too long to read: its chunk would be read as
+                // commands.
+                if self.mode == Mode::Commands && is_bdat(rest) {
+                    self.pos = self.buf.len();
+                    return Some(Event::Unrecoverable(Reply::line_too_long()));
+                }
                 self.mode = Mode::Discarding;
                 self.pos = self.buf.len();
             }
@@ -298,6 +304,9 @@ impl SmtpReader {
         // its line end, as if it ended in CRLF.
         let text_len = line.len() - 1 - usize::from(line.ends_with(b"\r\n"));
         if text_len > MAX_COMMAND_LINE - 2 {
+            if is_bdat(line) {
+                return Some(Event::Unrecoverable(Reply::line_too_long()));
+            }
             return Some(Event::CommandError(Reply::line_too_long()));
         }
         Some(match parse_command(line) {
@@ -414,13 +423,15 @@ impl SmtpReader {
     }
 }
 
-/// Whether a command line's verb is BDAT.
+/// Whether a command line's verb is BDAT (followed by whitespace, a
+/// control character or the line's end), so that a line that fails as
+/// BDAT is never taken for another command while its chunk follows.
 fn is_bdat(line: &[u8]) -> bool {
     line.len() >= 4
         && line[..4].eq_ignore_ascii_case(b"BDAT")
         && line
             .get(4)
-            .is_none_or(|b| matches!(b, b' ' | b'\r' | b'\n'))
+            .is_none_or(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
 /// Appends what still fits under `max` and counts everything, so the size
@@ -929,6 +940,20 @@ Subject: hi\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n";
             assert!(
                 matches!(drain(&mut r).as_slice(), [Event::Unrecoverable(rep)] if rep.code == 501),
                 "{line}"
+            );
+        }
+        // A tab, or a line too long to read, cannot hide a BDAT either.
+        let mut long = b"BDAT 5".to_vec();
+        long.extend(std::iter::repeat_n(b' ', MAX_COMMAND_LINE));
+        long.extend_from_slice(b"\r\n");
+        let unfinished = long[..MAX_COMMAND_LINE].to_vec();
+        for line in [long, unfinished, b"BDAT\t5\r\n".to_vec()] {
+            let mut r = SmtpReader::new(100);
+            r.feed(&line);
+            assert!(
+                matches!(drain(&mut r).as_slice(), [Event::Unrecoverable(rep)] if rep.code == 500 || rep.code == 501),
+                "{:?}",
+                String::from_utf8_lossy(&line)
             );
         }
         // Other verbs that start alike are ordinary unknown commands.
