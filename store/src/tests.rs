@@ -247,6 +247,13 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
         resolved(&store, "jos\u{e9}$a+b@localhost").as_deref(),
         Some(jose)
     );
+    // Each separator from the left: `john-doe+x` tries `john`, then
+    // `john-doe`.
+    ok(store.create_account("john-doe@localhost", "secret", None));
+    assert_eq!(
+        resolved(&store, "john-doe+x@localhost").as_deref(),
+        Some("john-doe@localhost")
+    );
     // Case-sensitive local parts: only the form the account was made with.
     ok(store.set_domain_matching("localhost", None, Some(true)));
     assert_eq!(resolved(&store, "JOS\u{c9}@localhost"), None);
