@@ -727,3 +727,55 @@ fn submission_headers_too_large_to_check_are_refused() {
     smtp.send_raw(format!("From: {ACCOUNT}\r\n{padding}\r\nbody\r\n").as_bytes());
     assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
 }
+
+/// Addresses change through the running account: they survive its later
+/// writes, go when removed, and take their alias memberships with them.
+#[test]
+fn addresses_change_through_the_running_account() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    send(&mut smtp, "before");
+    let out = server.admin_ok(&[
+        "account",
+        "address-add",
+        "ROOST@localhost",
+        "Extra@LocalHost",
+    ]);
+    assert!(out.contains("\"Extra@localhost\""), "{out}");
+    server.admin_ok(&["alias", "add", "team@localhost", ACCOUNT, "extra@localhost"]);
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<extra@localhost>"),
+        "250 2.1.5 Recipient OK"
+    );
+    send(&mut smtp, "to extra");
+    // The account's own writes since then kept the address.
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<EXTRA@localhost>"),
+        "250 2.1.5 Recipient OK"
+    );
+    send(&mut smtp, "to extra again");
+    let out: serde_json::Value = serde_json::from_str(&server.admin_ok(&[
+        "account",
+        "address-rm",
+        ACCOUNT,
+        "extra@localhost",
+    ]))
+    .unwrap();
+    assert_eq!(out["addresses"], serde_json::json!([]));
+    assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
+    assert_eq!(
+        smtp.cmd("RCPT TO:<extra@localhost>"),
+        "550 5.1.1 No such user here: extra@localhost"
+    );
+    let aliases: serde_json::Value =
+        serde_json::from_str(&server.admin_ok(&["alias", "list"])).unwrap();
+    assert_eq!(aliases[0]["members"], serde_json::json!([ACCOUNT]));
+    assert_eq!(
+        subjects_in(&server, "INBOX"),
+        ["before", "to extra", "to extra again"]
+    );
+    server.assert_consistent(ACCOUNT);
+}

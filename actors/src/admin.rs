@@ -462,10 +462,19 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             Ok(json!({"name": name, "disabled": null}))
         }
         Request::AccountRm { name } => {
-            terminate_child(&ctx.accounts, &account_actor_name(&name)).await?;
-            let n = name.clone();
-            blocking(move || store.delete_account(&n)).await?;
-            Ok(json!({"name": name}))
+            let (s, n) = (store.clone(), name.clone());
+            let record = blocking(move || s.account(&n))
+                .await?
+                .ok_or_else(|| format!("no account named {name}"))?;
+            terminate_child(&ctx.accounts, &account_actor_name(&record.name)).await?;
+            let (s, n) = (store.clone(), record.name.clone());
+            blocking(move || s.delete_account(&n)).await?;
+            // Whoever gets these addresses next inherits no memberships.
+            let gone: Vec<String> = std::iter::once(record.name.clone())
+                .chain(record.addresses.iter().cloned())
+                .collect();
+            blocking(move || store.drop_alias_members(&gone)).await?;
+            Ok(json!({"name": record.name}))
         }
         Request::DomainAdd { name } => {
             let name = name.trim().to_ascii_lowercase();
@@ -499,11 +508,29 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             )
         }
         Request::AddressAdd { name, address } => {
-            let rec = blocking(move || store.add_address(&name, &address)).await?;
+            let name = account_name(&store, name).await?;
+            let s = store.clone();
+            let shown = blocking(move || s.check_new_address(&address)).await?;
+            AccountClient::new(&name)
+                .address(crate::account::AddressChange::Add(shown))
+                .await
+                .map_err(|e| e.to_string())?;
+            let rec = blocking(move || store.account(&name))
+                .await?
+                .ok_or("the account is gone")?;
             Ok(json!({"name": rec.name, "addresses": rec.addresses}))
         }
         Request::AddressRm { name, address } => {
-            let rec = blocking(move || store.remove_address(&name, &address)).await?;
+            let name = account_name(&store, name).await?;
+            AccountClient::new(&name)
+                .address(crate::account::AddressChange::Remove(address.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let s = store.clone();
+            blocking(move || s.drop_alias_members(&[address])).await?;
+            let rec = blocking(move || store.account(&name))
+                .await?
+                .ok_or("the account is gone")?;
             Ok(json!({"name": rec.name, "addresses": rec.addresses}))
         }
         Request::AliasAdd {
@@ -696,4 +723,13 @@ async fn kill(ctx: &AdminContext, name: &str, panic: bool) -> Result<Value, Stri
             Ok(json!({"name": name, "how": "killed"}))
         }
     }
+}
+
+/// An account's name as its record has it (its actor's name), from the
+/// name an administrator typed.
+async fn account_name(store: &Store, name: String) -> Result<String, String> {
+    let s = store.clone();
+    blocking(move || s.account(&name).map(|r| r.map(|r| r.name).ok_or(name)))
+        .await?
+        .map_err(|name| format!("no account named {name}"))
 }

@@ -288,6 +288,12 @@ impl AccountClient {
             .await
     }
 
+    /// Adds or removes one of the account's extra addresses.
+    pub async fn address(&self, change: crate::account::AddressChange) -> Result<(), ClientError> {
+        self.call(|reply| AccountMsg::Address { change, reply })
+            .await
+    }
+
     /// Disables the account's logins with this message, or enables them.
     pub async fn set_disabled(&self, why: Option<String>) -> Result<(), ClientError> {
         self.call(|reply| AccountMsg::SetDisabled { why, reply })

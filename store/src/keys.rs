@@ -223,18 +223,36 @@ pub(crate) fn file_id_of(key: &[u8]) -> Option<FileId> {
 /// The form addresses are indexed under: RFC 5321 2.4 makes the domain
 /// case-insensitive; the local part is kept as given. `None` without an `@`
 /// or with an empty side.
-/// The form addresses are indexed under: the local part in NFC and lower
-/// case, the domain in lower case. (A domain whose local parts match with
-/// their case checks the exact form after the lookup.)
-pub(crate) fn normalize_address(addr: &str) -> Option<String> {
+/// The form addresses are kept and shown in: the local part in NFC with
+/// its case, the domain in lower case.
+pub(crate) fn display_address(addr: &str) -> Option<String> {
     use unicode_normalization::UnicodeNormalization;
     let addr = addr.trim();
     let (local, domain) = addr.rsplit_once('@')?;
     if local.is_empty() || domain.is_empty() {
         return None;
     }
-    let local: String = local.nfc().collect::<String>().to_lowercase();
+    let local: String = local.nfc().collect();
     Some(format!("{local}@{}", domain.to_lowercase()))
+}
+
+/// The form addresses are indexed and compared under: the display form
+/// with the local part in lower case too. (A domain whose local parts
+/// match with their case checks the display form after the lookup.)
+pub(crate) fn normalize_address(addr: &str) -> Option<String> {
+    let shown = display_address(addr)?;
+    let (local, domain) = shown.rsplit_once('@')?;
+    Some(format!("{}@{domain}", local.to_lowercase()))
+}
+
+/// The index form of an account's address: [`normalize_address`], or
+/// `@domain` (lower case) for a domain's catchall destination.
+pub(crate) fn index_form(addr: &str) -> Option<String> {
+    match addr.trim().strip_prefix('@') {
+        Some(d) if !d.is_empty() && !d.contains('@') => Some(format!("@{}", d.to_lowercase())),
+        Some(_) => None,
+        None => normalize_address(addr),
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +284,12 @@ mod tests {
             normalize_address(" Roost@LocalHost ").as_deref(),
             Some("roost@localhost")
         );
+        assert_eq!(
+            display_address(" Roost@LocalHost ").as_deref(),
+            Some("Roost@localhost")
+        );
+        assert_eq!(index_form("@LocalHost").as_deref(), Some("@localhost"));
+        assert_eq!(index_form("@"), None);
         // NFD "é" composes to NFC before folding.
         assert_eq!(
             normalize_address("Jose\u{301}@Example.ORG").as_deref(),

@@ -214,7 +214,36 @@ impl Store {
             }),
         };
         store.add_message_states()?;
+        store.fold_address_keys()?;
         Ok(store)
+    }
+
+    /// Address index keys written before local parts were indexed without
+    /// case are rewritten in today's form, once, at open.
+    fn fold_address_keys(&self) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut changed = 0;
+        for item in self.inner.db.scan_prefix([keys::ADDRESS]) {
+            let (k, v) = item?;
+            let Ok(text) = std::str::from_utf8(&k[1..]) else {
+                continue;
+            };
+            let Some(form) = keys::index_form(text) else {
+                continue;
+            };
+            if form != text {
+                batch.remove(k.clone());
+                if !self.inner.db.contains_key(keys::address(&form))? {
+                    batch.insert(keys::address(&form), v);
+                }
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.apply_and_flush(batch)?;
+            tracing::info!(changed, "address index rewritten in its folded form");
+        }
+        Ok(())
     }
 
     /// Data directories from before the compact message states get them
@@ -802,13 +831,16 @@ impl Store {
         password: &str,
         quota: Option<u64>,
     ) -> Result<AccountRecord> {
-        let name = normalize_address(name)?;
+        let name = keys::display_address(name).ok_or_else(|| {
+            StoreError::Invalid(format!("{name:?} is not an address (local@domain)"))
+        })?;
+        let key_form = normalize_address(&name)?;
         // Deriving is the slow part; do it before taking the lock.
         let secrets = PasswordSecrets::derive(password)?;
         let _guard = self.admin_lock();
-        let addr_key = keys::address(&name);
+        let addr_key = keys::address(&key_form);
         if self.inner.db.contains_key(&addr_key)?
-            || self.inner.db.contains_key(keys::alias(&name))?
+            || self.inner.db.contains_key(keys::alias(&key_form))?
         {
             return Err(StoreError::AlreadyExists(format!("account {name}")));
         }
@@ -901,11 +933,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.remove(keys::account(id));
         for addr in std::iter::once(&account.name).chain(&account.addresses) {
-            let n = match addr.strip_prefix('@') {
-                Some(domain) => Ok(format!("@{domain}")),
-                None => normalize_address(addr),
-            };
-            if let Ok(n) = n {
+            if let Some(n) = keys::index_form(addr) {
                 if self.address_owner(&n)? == Some(id) {
                     batch.remove(keys::address(&n));
                 }
@@ -945,7 +973,9 @@ impl Store {
         let Ok(n) = normalize_address(name) else {
             return Ok(None);
         };
-        Ok(self.account_by_address(&n)?.filter(|a| a.name == n))
+        Ok(self
+            .account_by_address(&n)?
+            .filter(|a| keys::normalize_address(&a.name).as_deref() == Some(n.as_str())))
     }
 
     /// The account by id.
@@ -984,52 +1014,134 @@ impl Store {
 
     /// Adds an extra address to an account; `@domain` makes the account
     /// the domain's catchall destination.
+    ///
+    /// Only for an account whose actor is not running (tests, tools): a
+    /// running account actor rewrites its record, so the server changes
+    /// addresses through it ([`check_new_address`](Store::check_new_address),
+    /// then a `Record::Account` commit, which keeps the index).
     pub fn add_address(&self, name: &str, addr: &str) -> Result<AccountRecord> {
-        let n = match addr.trim().strip_prefix('@') {
-            Some(domain) => {
-                let d = normalize_domain(domain)?;
-                if !self.has_domain(&d)? {
-                    return Err(StoreError::Invalid(format!("domain {d} is not configured")));
-                }
-                format!("@{d}")
-            }
-            None => normalize_address(addr)?,
-        };
+        let shown = self.check_new_address(addr)?;
         let _guard = self.admin_lock();
         let mut account = self.require_account(name)?;
-        if self.address_owner(&n)?.is_some() || self.get::<AliasRecord>(&keys::alias(&n))?.is_some()
-        {
-            return Err(StoreError::AlreadyExists(format!("address {n}")));
-        }
-        account.addresses.push(n.clone());
+        account.addresses.push(shown);
         let mut batch = sled::Batch::default();
+        self.index_addresses(&mut batch, &account)?;
         batch.insert(keys::account(account.id), encode(&account)?);
-        batch.insert(keys::address(&n), &account.id.0.to_be_bytes()[..]);
         self.apply_and_flush(batch)?;
         Ok(account)
     }
 
-    /// Removes an extra address; the primary address cannot be removed.
-    pub fn remove_address(&self, name: &str, addr: &str) -> Result<AccountRecord> {
-        let n = match addr.trim().strip_prefix('@') {
-            Some(domain) => format!("@{}", normalize_domain(domain)?),
-            None => normalize_address(addr)?,
+    /// Checks that `addr` can become an account's address (a local
+    /// domain's, used by no account or alias; `@domain` for a catchall)
+    /// and returns the form to keep.
+    pub fn check_new_address(&self, addr: &str) -> Result<String> {
+        let (shown, key) = match addr.trim().strip_prefix('@') {
+            Some(domain) => {
+                let d = format!("@{}", normalize_domain(domain)?);
+                (d.clone(), d)
+            }
+            None => {
+                let shown = keys::display_address(addr).ok_or_else(|| {
+                    StoreError::Invalid(format!("{addr:?} is not an address (local@domain)"))
+                })?;
+                let key = normalize_address(&shown)?;
+                (shown, key)
+            }
         };
+        let domain = key.rsplit('@').next().unwrap_or_default();
+        if !self.has_domain(domain)? {
+            return Err(StoreError::Invalid(format!(
+                "domain {domain} is not configured"
+            )));
+        }
+        if self.address_owner(&key)?.is_some()
+            || self.get::<AliasRecord>(&keys::alias(&key))?.is_some()
+        {
+            return Err(StoreError::AlreadyExists(format!("address {shown}")));
+        }
+        Ok(shown)
+    }
+
+    /// Brings the address index in line with `account`'s name and
+    /// addresses: keys it no longer has go, keys it has point at it. A
+    /// key another account holds is left alone.
+    fn index_addresses(&self, batch: &mut sled::Batch, account: &AccountRecord) -> Result<()> {
+        let forms = |a: &AccountRecord| -> Vec<String> {
+            std::iter::once(&a.name)
+                .chain(&a.addresses)
+                .filter_map(|x| keys::index_form(x))
+                .collect()
+        };
+        let new = forms(account);
+        if let Some(old) = self.get::<AccountRecord>(&keys::account(account.id))? {
+            for k in forms(&old) {
+                if !new.contains(&k) && self.address_owner(&k)? == Some(account.id) {
+                    batch.remove(keys::address(&k));
+                }
+            }
+        }
+        for k in new {
+            match self.address_owner(&k)? {
+                Some(other) if other != account.id => {}
+                _ => batch.insert(keys::address(&k), &account.id.0.to_be_bytes()[..]),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes addresses that left their account out of every alias (an
+    /// alias left with no member goes too), so whoever gets an address
+    /// next does not inherit its memberships.
+    pub fn drop_alias_members(&self, addresses: &[String]) -> Result<()> {
+        let gone: Vec<String> = addresses
+            .iter()
+            .filter_map(|a| keys::index_form(a))
+            .collect();
+        let _guard = self.admin_lock();
+        let mut batch = sled::Batch::default();
+        let mut changed = false;
+        for mut alias in self.aliases()? {
+            let before = alias.members.len();
+            alias.members.retain(|m| !gone.contains(m));
+            if alias.members.len() == before {
+                continue;
+            }
+            changed = true;
+            if alias.members.is_empty() {
+                batch.remove(keys::alias(&alias.address));
+            } else {
+                batch.insert(keys::alias(&alias.address), encode(&alias)?);
+            }
+        }
+        if changed {
+            self.apply_and_flush(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an extra address; the primary address cannot be removed.
+    /// (Like [`add_address`](Store::add_address): not for an account
+    /// whose actor runs.)
+    pub fn remove_address(&self, name: &str, addr: &str) -> Result<AccountRecord> {
+        let n = keys::index_form(addr)
+            .ok_or_else(|| StoreError::Invalid(format!("{addr:?} is not an address")))?;
         let _guard = self.admin_lock();
         let mut account = self.require_account(name)?;
-        if n == account.name {
+        if keys::index_form(&account.name).as_deref() == Some(n.as_str()) {
             return Err(StoreError::Invalid(format!(
                 "{n} is the account's primary address; delete the account instead"
             )));
         }
         let before = account.addresses.len();
-        account.addresses.retain(|a| *a != n);
+        account
+            .addresses
+            .retain(|a| keys::index_form(a).as_deref() != Some(n.as_str()));
         if account.addresses.len() == before {
             return Err(StoreError::NotFound(format!("address {n} of {name}")));
         }
         let mut batch = sled::Batch::default();
+        self.index_addresses(&mut batch, &account)?;
         batch.insert(keys::account(account.id), encode(&account)?);
-        batch.remove(keys::address(&n));
         self.apply_and_flush(batch)?;
         Ok(account)
     }
@@ -1370,6 +1482,8 @@ impl Store {
         for rec in puts {
             let (k, v) = match rec {
                 Record::Account(a) => {
+                    // The address index follows the record's addresses.
+                    self.index_addresses(&mut batch, a)?;
                     // The TLS key index follows the record's keys.
                     let old: Option<AccountRecord> = self.get(&keys::account(a.id))?;
                     let print = |k: &TlsPublicKey| TlsPublicKey::fingerprint(&k.spki);

@@ -146,6 +146,7 @@ fn create_account_makes_default_mailboxes() {
 fn accounts_addresses_and_passwords() {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);
+    ok(store.add_domain("localhost"));
     let a = ok(store.create_account(NAME, "old", None));
     assert!(a.password.verify_password("old"));
     ok(store.set_password(NAME, "new"));
@@ -223,7 +224,8 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
     let store = open(&dir);
     ok(store.add_domain("localhost"));
     ok(store.create_account("Jose\u{301}@localhost", "secret", None));
-    let jose = "jos\u{e9}@localhost";
+    // Kept in NFC with its case; indexed without case.
+    let jose = "Jos\u{e9}@localhost";
     // Stored in NFC and lower case; found from NFD and any case.
     assert_eq!(
         resolved(&store, "JOSE\u{301}@LOCALHOST").as_deref(),
@@ -257,8 +259,9 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
     // Case-sensitive local parts: only the form the account was made with.
     ok(store.set_domain_matching("localhost", None, Some(true)));
     assert_eq!(resolved(&store, "JOS\u{c9}@localhost"), None);
+    assert_eq!(resolved(&store, "jos\u{e9}@localhost"), None);
     assert_eq!(
-        resolved(&store, "jos\u{e9}@localhost").as_deref(),
+        resolved(&store, "Jose\u{301}@localhost").as_deref(),
         Some(jose)
     );
     ok(store.set_domain_matching("localhost", None, Some(false)));
@@ -362,6 +365,39 @@ fn delivery_rules_and_their_limits() {
     // The rules go with the account.
     ok(store.delete_account(NAME));
     assert!(ok(store.rules(account.id)).is_empty());
+}
+
+#[test]
+fn address_keys_from_before_case_folding_are_rewritten_at_open() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    {
+        let store = open(&dir);
+        ok(store.add_domain("localhost"));
+        let a = ok(store.create_account("Mixed@localhost", "secret", None));
+        assert_eq!(a.name, "Mixed@localhost");
+        // As an older roost indexed it: the local part with its case.
+        let db = &store.inner.db;
+        let id = ok(db
+            .remove(keys::address("mixed@localhost"))
+            .map_err(StoreError::from));
+        let id = id.unwrap_or_else(|| panic!("index key"));
+        ok(db
+            .insert(keys::address("Mixed@localhost"), id)
+            .map_err(StoreError::from));
+        ok(store.flush());
+    }
+    let store = open(&dir);
+    let a = ok(store.account("mixed@LOCALHOST")).unwrap_or_else(|| panic!("found"));
+    assert_eq!(a.name, "Mixed@localhost");
+    assert!(!ok(store
+        .inner
+        .db
+        .contains_key(keys::address("Mixed@localhost"))
+        .map_err(StoreError::from)));
+    // Case-sensitive local parts match the form the account was made with.
+    ok(store.set_domain_matching("localhost", None, Some(true)));
+    assert!(ok(store.resolve_recipient("Mixed@localhost")).is_some());
+    assert!(ok(store.resolve_recipient("mixed@localhost")).is_none());
 }
 
 #[test]
@@ -523,6 +559,7 @@ fn failed_commit_leaves_no_files() {
 fn delete_account_removes_records_and_files() {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);
+    ok(store.add_domain("localhost"));
     let (d, msgs, _) = two_messages(&store);
     ok(store.add_address(NAME, "alias@localhost"));
     let other = ok(store.create_account("other@localhost", "pw", None));

@@ -99,6 +99,14 @@ pub enum TlsKeyChange {
     Remove(String),
 }
 
+/// A change to an account's extra addresses (the store keeps the address
+/// index in step as the record commits).
+pub enum AddressChange {
+    /// An address checked with `Store::check_new_address`.
+    Add(String),
+    Remove(String),
+}
+
 /// Where a new message goes.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -254,6 +262,10 @@ pub enum AccountMsg {
     /// Registers or removes a TLS client key of this account.
     TlsKey {
         change: TlsKeyChange,
+        reply: Reply<()>,
+    },
+    Address {
+        change: AddressChange,
         reply: Reply<()>,
     },
     /// Disables logins with this message (`None` enables them).
@@ -606,6 +618,43 @@ impl Actor for AccountActor {
                         }
                         None => Err(AccountError::Cannot(format!("no key named {name:?}"))),
                     },
+                };
+                if result.is_ok() {
+                    state.record_changed();
+                }
+                state.answer(reply, result);
+            }
+            AccountMsg::Address { change, reply } => {
+                let form = |a: &str| roost_store::canonical_address(a).unwrap_or(a.to_lowercase());
+                let record = &mut state.record;
+                let result = match change {
+                    AddressChange::Add(addr) => {
+                        if record.addresses.iter().any(|a| form(a) == form(&addr)) {
+                            Err(AccountError::Cannot(format!(
+                                "{addr} is already an address of the account"
+                            )))
+                        } else {
+                            record.addresses.push(addr);
+                            Ok(())
+                        }
+                    }
+                    AddressChange::Remove(addr) => {
+                        if form(&record.name) == form(&addr) {
+                            Err(AccountError::Cannot(format!(
+                                "{addr} is the account's primary address; delete the account instead"
+                            )))
+                        } else {
+                            let before = record.addresses.len();
+                            record.addresses.retain(|a| form(a) != form(&addr));
+                            if record.addresses.len() == before {
+                                Err(AccountError::Cannot(format!(
+                                    "{addr} is not an address of the account"
+                                )))
+                            } else {
+                                Ok(())
+                            }
+                        }
+                    }
                 };
                 if result.is_ok() {
                     state.record_changed();
