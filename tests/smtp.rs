@@ -779,3 +779,86 @@ fn addresses_change_through_the_running_account() {
     );
     server.assert_consistent(ACCOUNT);
 }
+
+/// An intro mailbox takes mail from authors the account does not know:
+/// ones it has not written to, nor had mail from filed elsewhere (by a
+/// rule, for one). Rules come first.
+#[test]
+fn first_time_senders_go_to_the_intro_mailbox() {
+    let server = Server::start();
+    server.admin_ok(&["account", "add", BOB, "--password", BOB_PASSWORD]);
+    let mut imap = Imap::login(server.port(IMAP));
+    assert_eq!(
+        imap.cmd("CREATE Intro"),
+        "a2 OK [MAILBOXID (F7)] CREATE completed\r\n"
+    );
+    assert_eq!(
+        imap.cmd("CREATE Shop"),
+        "a3 OK [MAILBOXID (F8)] CREATE completed\r\n"
+    );
+    server.admin_ok(&["account", "intro", ACCOUNT, "Intro"]);
+    server.admin_ok(&[
+        "account",
+        "rule-add",
+        ACCOUNT,
+        "--mailbox",
+        "Shop",
+        "--sender",
+        "@shop.example",
+    ]);
+    let mut mx = ehlo(&server);
+    let mut deliver = |from: &str, subject: &str| {
+        assert_eq!(
+            mx.cmd(&format!("MAIL FROM:<{from}>")),
+            "250 2.1.0 Sender OK"
+        );
+        assert_eq!(
+            mx.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+            "250 2.1.5 Recipient OK"
+        );
+        assert_eq!(
+            mx.cmd("DATA"),
+            "354 Start mail input; end with <CRLF>.<CRLF>"
+        );
+        mx.send_raw(format!("From: {from}\r\nSubject: {subject}\r\n\r\nhi\r\n").as_bytes());
+        assert_eq!(mx.cmd("."), "250 2.0.0 OK, message delivered");
+    };
+    deliver("stranger@example.org", "first");
+    deliver("Stranger@example.org", "still a stranger");
+    deliver("news@shop.example", "by a rule");
+    // Roost writes to Bob, so Bob is known to roost from now on.
+    let mut sub = Smtp::connect(server.port(SUBMISSION));
+    assert!(sub
+        .cmd("EHLO client.example.org")
+        .starts_with("250-localhost greets"));
+    assert_eq!(
+        sub.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
+        "235 2.7.0 Authentication successful"
+    );
+    assert_eq!(
+        sub.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        sub.cmd(&format!("RCPT TO:<{BOB}>")),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        sub.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    sub.send_raw(format!("From: {ACCOUNT}\r\nSubject: hello bob\r\n\r\nhi\r\n").as_bytes());
+    assert_eq!(sub.cmd("."), "250 2.0.0 OK, message delivered");
+    deliver(BOB, "from bob");
+    deliver("news@shop.example", "known now, still by the rule");
+    assert_eq!(subjects_in(&server, "Intro"), ["first", "still a stranger"]);
+    assert_eq!(
+        subjects_in(&server, "Shop"),
+        ["by a rule", "known now, still by the rule"]
+    );
+    assert_eq!(subjects_in(&server, "INBOX"), ["from bob"]);
+    // Turned off, everyone reaches INBOX.
+    server.admin_ok(&["account", "intro", ACCOUNT]);
+    deliver("another@example.org", "no intro");
+    assert_eq!(subjects_in(&server, "INBOX"), ["from bob", "no intro"]);
+}

@@ -133,6 +133,10 @@ pub enum Request {
     RuleList {
         name: String,
     },
+    IntroSet {
+        name: String,
+        mailbox: Option<String>,
+    },
     RuleRm {
         name: String,
         index: usize,
@@ -558,6 +562,11 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             })
             .await?;
             Ok(json!(rules))
+        }
+        Request::IntroSet { name, mailbox } => {
+            let m = mailbox.clone();
+            blocking(move || store.set_intro_mailbox(&name, m)).await?;
+            Ok(json!({"intro": mailbox}))
         }
         Request::RuleRm { name, index } => {
             let rules = blocking(move || store.remove_rule(&name, index)).await?;

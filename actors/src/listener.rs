@@ -208,10 +208,9 @@ async fn accept_loop(
             tokio::spawn(refuse(tcp, protocol, REFUSED_BUSY));
             continue;
         };
-        let ip = addr.ip();
         if let Some(max) = services.max_connections_per_ip {
-            if services.limit_loopback || !ip.is_loopback() {
-                match per_ip.try_acquire(ip, max) {
+            if services.limit_loopback || !addr.ip().to_canonical().is_loopback() {
+                match per_ip.try_acquire(per_ip_key(addr.ip()), max) {
                     Some(g) => guard = guard.with_per_ip(g),
                     None => {
                         drop(guard);
@@ -227,6 +226,19 @@ async fn accept_loop(
                 debug!(peer = %addr, error = %e, "connection not started");
             }
         });
+    }
+}
+
+/// What a client's connections are counted under: its IPv4 address (also
+/// when it arrives mapped into IPv6), or its IPv6 /64, which one host
+/// usually has whole.
+fn per_ip_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
     }
 }
 
@@ -345,4 +357,19 @@ pub async fn start_connection(
         }
     });
     start_child(&connections, spec).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_ip_key;
+
+    #[test]
+    fn addresses_count_by_v4_or_v6_slash_64() {
+        let key = |s: &str| per_ip_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff::9"), "2001:db8:1:2::");
+        assert_eq!(key("::1"), "::");
+    }
 }

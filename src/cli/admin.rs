@@ -151,6 +151,13 @@ enum AccountCommand {
     RuleList {
         name: String,
     },
+    /// Send mail from first-time senders (authors the account has not
+    /// written to, nor had mail from filed elsewhere) to MAILBOX; without
+    /// MAILBOX, stop.
+    Intro {
+        name: String,
+        mailbox: Option<String>,
+    },
     /// Remove rule number INDEX (from 1, as `rule-list` shows them).
     RuleRm {
         name: String,
@@ -294,6 +301,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                     {"mailbox": mailbox, "header": header, "sender": sender}})
             }
             AccountCommand::RuleList { name } => json!({"cmd": "rule_list", "name": name}),
+            AccountCommand::Intro { name, mailbox } => {
+                json!({"cmd": "intro_set", "name": name, "mailbox": mailbox})
+            }
             AccountCommand::RuleRm { name, index } => {
                 json!({"cmd": "rule_rm", "name": name, "index": index})
             }

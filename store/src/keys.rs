@@ -37,10 +37,18 @@ pub(crate) const METADATA: u8 = 0x1a;
 
 /// An account's delivery rules: account; the value is the whole list.
 pub(crate) const RULES: u8 = 0x07;
+/// An account's intro mailbox, for first-time senders: account; the value
+/// is the mailbox name.
+pub(crate) const INTRO: u8 = 0x08;
+/// An account's known correspondents: account, canonical address; no
+/// value.
+pub(crate) const KNOWN: u8 = 0x09;
 
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 11] = [
+pub(crate) const PER_ACCOUNT: [u8; 13] = [
     RULES,
+    INTRO,
+    KNOWN,
     METADATA,
     MAILBOX,
     MESSAGE,
@@ -117,6 +125,14 @@ pub(crate) fn alias(normalized: &str) -> Vec<u8> {
 /// `kind ‖ account`: the prefix of all of one account's records of a kind.
 pub(crate) fn rules(a: AccountId) -> Vec<u8> {
     key(RULES, &[&a.0.to_be_bytes()])
+}
+
+pub(crate) fn intro(a: AccountId) -> Vec<u8> {
+    key(INTRO, &[&a.0.to_be_bytes()])
+}
+
+pub(crate) fn known(a: AccountId, address: &str) -> Vec<u8> {
+    key(KNOWN, &[&a.0.to_be_bytes(), address.as_bytes()])
 }
 
 pub(crate) fn account_prefix(kind: u8, a: AccountId) -> Vec<u8> {

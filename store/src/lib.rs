@@ -660,6 +660,56 @@ impl Store {
         Ok(rules)
     }
 
+    // ---- first-time senders ----
+
+    /// The mailbox an account's mail from first-time senders goes to.
+    pub fn intro_mailbox(&self, account: AccountId) -> Result<Option<String>> {
+        self.get(&keys::intro(account))
+    }
+
+    /// Sets (or with `None` turns off) an account's intro mailbox.
+    pub fn set_intro_mailbox(&self, name: &str, mailbox: Option<String>) -> Result<()> {
+        if mailbox
+            .as_ref()
+            .is_some_and(|m| m.is_empty() || m.len() > MAX_RULE_TEXT)
+        {
+            return Err(StoreError::Invalid(format!(
+                "a mailbox name is 1 to {MAX_RULE_TEXT} bytes"
+            )));
+        }
+        let _guard = self.admin_lock();
+        let account = self.require_account(name)?;
+        let mut batch = sled::Batch::default();
+        match mailbox {
+            Some(m) => batch.insert(keys::intro(account.id), encode(&m)?),
+            None => batch.remove(keys::intro(account.id)),
+        }
+        self.apply_and_flush(batch)
+    }
+
+    /// Whether the account has written to `address` or had mail from it
+    /// filed outside its intro mailbox.
+    pub fn is_known(&self, account: AccountId, address: &str) -> Result<bool> {
+        match keys::normalize_address(address) {
+            Some(n) => Ok(self.inner.db.contains_key(keys::known(account, &n))?),
+            None => Ok(false),
+        }
+    }
+
+    /// Remembers correspondents of an account. Not flushed on its own: a
+    /// mark lost in a crash only sends that correspondent's next message
+    /// to the intro mailbox once more.
+    pub fn mark_known(&self, account: AccountId, addresses: &[String]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for a in addresses {
+            if let Some(n) = keys::normalize_address(a) {
+                batch.insert(keys::known(account, &n), &[][..]);
+            }
+        }
+        self.inner.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     // ---- aliases and recipients ----
 
     /// Creates an alias (or list) whose mail goes to `members`, local

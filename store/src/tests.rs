@@ -401,6 +401,34 @@ fn address_keys_from_before_case_folding_are_rewritten_at_open() {
 }
 
 #[test]
+fn intro_mailbox_and_known_correspondents() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let account = ok(store.create_account(NAME, "secret", None));
+    assert_eq!(ok(store.intro_mailbox(account.id)), None);
+    ok(store.set_intro_mailbox(NAME, Some("m".repeat(MAX_RULE_TEXT))));
+    assert!(matches!(
+        store.set_intro_mailbox(NAME, Some("m".repeat(MAX_RULE_TEXT + 1))),
+        Err(StoreError::Invalid(_))
+    ));
+    ok(store.set_intro_mailbox(NAME, Some("Intro".into())));
+    assert_eq!(
+        ok(store.intro_mailbox(account.id)).as_deref(),
+        Some("Intro")
+    );
+    assert!(!ok(store.is_known(account.id, "a@example.org")));
+    ok(store.mark_known(
+        account.id,
+        &["A@Example.ORG".into(), "not an address".into()],
+    ));
+    assert!(ok(store.is_known(account.id, "a@example.org")));
+    ok(store.set_intro_mailbox(NAME, None));
+    assert_eq!(ok(store.intro_mailbox(account.id)), None);
+    ok(store.delete_account(NAME));
+    assert!(!ok(store.is_known(account.id, "a@example.org")));
+}
+
+#[test]
 fn commit_places_two_messages_with_one_flush() {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);

@@ -145,20 +145,29 @@ impl Transaction {
                 accounts.push(account);
             }
         }
-        let targets = {
+        let head = self.head[..header_end(&self.head)].to_vec();
+        let author = author_of(&head);
+        let routes = {
             let store = session.services.store.clone();
-            let head = self.head[..header_end(&self.head)].to_vec();
             let sender = match &self.from {
                 ReversePath::Mailbox(a) => canonical_address(&a.to_string()),
                 ReversePath::Null => None,
             };
             let names: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+            let author = author.clone();
             blocking(move || {
-                Ok::<_, String>(rule_targets(&store, &names, &head, sender.as_deref()))
+                Ok::<_, String>(route(
+                    &store,
+                    &names,
+                    &head,
+                    sender.as_deref(),
+                    author.as_deref(),
+                ))
             })
             .await
             .unwrap_or_default()
         };
+        let mut known: Vec<(roost_store::AccountId, Vec<String>)> = Vec::new();
         let mut delivered = 0;
         let mut failures = Vec::new();
         let mut staged = Some(staged);
@@ -201,10 +210,9 @@ impl Transaction {
                 session.received_line(&self.recipients, account, now, self.smtputf8)
             );
             let message = NewMessage {
-                target: targets
+                target: routes
                     .get(i)
-                    .cloned()
-                    .flatten()
+                    .and_then(|r| r.mailbox.clone())
                     .map_or(Target::Inbox, Target::RuleOrInbox),
                 staged: file,
                 flags: Flags::new(),
@@ -214,9 +222,37 @@ impl Transaction {
                 summary: summary.clone(),
             };
             match AccountClient::new(account).deliver(vec![message]).await {
-                Ok(_) => delivered += 1,
+                Ok(_) => {
+                    delivered += 1;
+                    // Filed outside the intro mailbox: its author is known
+                    // from now on.
+                    if let (Some(r), Some(a)) = (routes.get(i), &author) {
+                        if let (Some(id), false) = (r.account, r.intro) {
+                            known.push((id, vec![a.clone()]));
+                        }
+                    }
+                }
                 Err(e) => failures.push(format!("{account}: {e}")),
             }
+        }
+        // Whoever a user writes to is known to them.
+        let writer = session
+            .authenticated
+            .clone()
+            .filter(|_| session.protocol.is_submission());
+        let written: Vec<String> = self.recipients.iter().map(|(a, _)| a.clone()).collect();
+        if !known.is_empty() || writer.is_some() {
+            let store = session.services.store.clone();
+            let _ = blocking(move || {
+                if let Some(me) = writer.and_then(|w| store.account(&w).ok().flatten()) {
+                    known.push((me.id, written));
+                }
+                for (id, addresses) in known {
+                    store.mark_known(id, &addresses)?;
+                }
+                Ok::<_, roost_store::StoreError>(())
+            })
+            .await;
         }
         if !failures.is_empty() {
             // SMTP has one reply for all recipients. When nobody got the
@@ -622,14 +658,26 @@ pub(super) fn bare_line_end_in_header(captured: &[u8]) -> bool {
     })
 }
 
-/// Each account's mailbox by its delivery rules (the first that matches),
-/// or `None` for INBOX.
-fn rule_targets(
+/// Where one account's copy goes.
+#[derive(Clone, Default)]
+struct Routing {
+    account: Option<roost_store::AccountId>,
+    /// A rule's or the intro mailbox; `None` for INBOX.
+    mailbox: Option<String>,
+    /// To the intro mailbox: the author is not known yet.
+    intro: bool,
+}
+
+/// Each account's mailbox: by its delivery rules (the first that
+/// matches); else, for an account with an intro mailbox, there when the
+/// author (the From address) is not a known correspondent; else INBOX.
+fn route(
     store: &Store,
     accounts: &[String],
     head: &[u8],
     sender: Option<&str>,
-) -> Vec<Option<String>> {
+    author: Option<&str>,
+) -> Vec<Routing> {
     let header: Vec<(String, String)> = fields(head)
         .into_iter()
         .map(|f| {
@@ -642,14 +690,50 @@ fn rule_targets(
     accounts
         .iter()
         .map(|name| {
-            let record = store.account(name).ok().flatten()?;
-            let rules = store.rules(record.id).ok()?;
-            rules
-                .iter()
-                .find(|r| r.matches(&header, sender))
-                .map(|r| r.mailbox.clone())
+            let Some(record) = store.account(name).ok().flatten() else {
+                return Routing::default();
+            };
+            let id = record.id;
+            let rule = store
+                .rules(id)
+                .ok()
+                .and_then(|rules| rules.into_iter().find(|r| r.matches(&header, sender)));
+            if let Some(rule) = rule {
+                return Routing {
+                    account: Some(id),
+                    mailbox: Some(rule.mailbox),
+                    intro: false,
+                };
+            }
+            let intro = store
+                .intro_mailbox(id)
+                .ok()
+                .flatten()
+                .filter(|_| author.is_some_and(|a| !store.is_known(id, a).unwrap_or(true)));
+            Routing {
+                account: Some(id),
+                intro: intro.is_some(),
+                mailbox: intro,
+            }
         })
         .collect()
+}
+
+/// The first address of the From field, if any.
+fn author_of(head: &[u8]) -> Option<String> {
+    let from = fields(head)
+        .into_iter()
+        .find(|f| f.name.eq_ignore_ascii_case(b"From"))?;
+    parse_address_list(&from.value)
+        .into_iter()
+        .find_map(|a| match (a.mailbox, a.host) {
+            (Some(m), Some(h)) => Some(format!(
+                "{}@{}",
+                String::from_utf8_lossy(&m),
+                String::from_utf8_lossy(&h)
+            )),
+            _ => None,
+        })
 }
 
 /// Submission (RFC 6409 8 lets the MSA check what it is given): the
