@@ -1,7 +1,7 @@
 //! One mail transaction: MAIL, RCPT, DATA, and the delivery that ends it.
 
 use super::{SmtpState, MAX_RECIPIENTS};
-use crate::account::{NewMessage, Target};
+use crate::account::{AccountError, NewMessage, Target};
 use crate::client::AccountClient;
 use crate::task::blocking;
 use crate::time::{now_unix, rfc5322_date};
@@ -197,7 +197,7 @@ impl Transaction {
                 }
             };
             let Some(file) = file else {
-                failures.push(format!("{account}: staging failed"));
+                failures.push((format!("{account}: staging failed"), false));
                 continue;
             };
             // RFC 5321 4.4: the final delivery records the envelope sender.
@@ -232,7 +232,13 @@ impl Transaction {
                         }
                     }
                 }
-                Err(e) => failures.push(format!("{account}: {e}")),
+                Err(e) => {
+                    let full = matches!(
+                        e,
+                        crate::client::ClientError::Account(AccountError::OverQuota { .. })
+                    );
+                    failures.push((format!("{account}: {e}"), full));
+                }
             }
         }
         // Whoever a user writes to is known to them.
@@ -264,7 +270,7 @@ impl Transaction {
             // already, so this is the rare case; the outgoing queue's DSNs
             // will end it).
             warn!(?failures, delivered, "delivery failed for some accounts");
-            let over_quota = |f: &String| f.contains("over quota");
+            let over_quota = |f: &(String, bool)| f.1;
             return if delivered == 0 && failures.iter().all(over_quota) {
                 Reply::new(552, Some((5, 2, 2)), "Mailbox full")
             } else if failures.iter().any(over_quota) {

@@ -1,0 +1,369 @@
+//! SMTP delivery beside Postfix: Postfix's own `smtp-source` sends the
+//! same load, one receiver after the other in one run, to
+//!
+//! - `smtp-sink` (Postfix's test server: it answers and stores nothing,
+//!   the protocol's ceiling on this machine),
+//! - Postfix from Debian, accepting into its own disk queue (started by
+//!   this tool on loopback with its own configuration in a temporary
+//!   directory; its queue hands every message to the `discard` transport,
+//!   so delivery costs it nothing more),
+//! - roost (`localserve`, release build), delivering each message durably
+//!   into a mailbox before it answers 250,
+//!
+//! and prints one markdown row per receiver: messages per second, and
+//! roost's rate as a multiple of Postfix's and as a share of the sink's.
+//! For roost it also prints the store's fsyncs per message.
+//!
+//! Runs as `cargo bench --bench smtp_peers [-- --messages N --size S
+//! --sessions C]` (defaults: 10,000 messages of 1 KiB over 20 sessions).
+//! It needs Debian's postfix package, and root (Postfix's queue belongs to
+//! the postfix user); without either, it says so and measures what it
+//! can. It asserts nothing about the figures: it is a measuring tool.
+
+#[path = "server.rs"]
+mod server;
+
+use server::{roost_binary, Server};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SMTP_SOURCE: &str = "/usr/sbin/smtp-source";
+const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
+const POSTFIX: &str = "/usr/sbin/postfix";
+/// The longest any receiver may take for the whole load.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+struct Load {
+    messages: usize,
+    size: usize,
+    sessions: usize,
+}
+
+fn main() {
+    let load = match parse_args() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("smtp_peers: {e}");
+            std::process::exit(2);
+        }
+    };
+    if !Path::new(SMTP_SOURCE).exists() {
+        eprintln!(
+            "smtp_peers: {SMTP_SOURCE} is missing (apt-get install postfix); nothing to measure"
+        );
+        return;
+    }
+    println!(
+        "smtp-source, {} messages of {} bytes over {} sessions\n",
+        load.messages, load.size, load.sessions
+    );
+    println!("| receiver | msg/s | seconds | note |");
+    println!("|---|---:|---:|---|");
+    let sink = measure_sink(&load);
+    let postfix = measure_postfix(&load);
+    let roost = measure_roost(&load);
+    println!();
+    if let (Some(r), Some(p)) = (roost, postfix) {
+        println!("roost / Postfix: {:.2}x", r / p);
+    }
+    if let (Some(r), Some(s)) = (roost, sink) {
+        println!("roost / smtp-sink: {:.2}", r / s);
+    }
+}
+
+fn parse_args() -> Result<Load, String> {
+    let mut load = Load {
+        messages: 10_000,
+        size: 1024,
+        sessions: 20,
+    };
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<usize, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|&v| v > 0)
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match a.as_str() {
+            "--messages" => load.messages = value("--messages")?,
+            "--size" => load.size = value("--size")?,
+            "--sessions" => load.sessions = value("--sessions")?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(load)
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn wait_for_port(port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("nothing listens on port {port}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Runs smtp-source against `port`; the rate in messages per second.
+fn source(load: &Load, port: u16, to: &str) -> Result<(f64, f64), String> {
+    let start = Instant::now();
+    let mut child = Command::new(SMTP_SOURCE)
+        .args(["-s", &load.sessions.to_string()])
+        .args(["-m", &load.messages.to_string()])
+        .args(["-l", &load.size.to_string()])
+        .args([
+            "-M",
+            "client.example.org",
+            "-f",
+            "load@example.org",
+            "-t",
+            to,
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("smtp-source: {e}"))?;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            if !status.success() || !err.trim().is_empty() {
+                return Err(format!("smtp-source: {status}: {}", err.trim()));
+            }
+            break;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            return Err("smtp-source did not finish in time".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((load.messages as f64 / secs, secs))
+}
+
+fn report(name: &str, r: Result<(f64, f64), String>, note: &str) -> Option<f64> {
+    match r {
+        Ok((rate, secs)) => {
+            println!("| {name} | {rate:.0} | {secs:.2} | {note} |");
+            Some(rate)
+        }
+        Err(e) => {
+            println!("| {name} | - | - | {e} |");
+            None
+        }
+    }
+}
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn measure_sink(load: &Load) -> Option<f64> {
+    let run = || -> Result<(f64, f64), String> {
+        let port = free_port()?;
+        let mut cmd = Command::new(SMTP_SINK);
+        if is_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        let child = cmd
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("smtp-sink: {e}"))?;
+        let _sink = Killed(child);
+        wait_for_port(port)?;
+        source(load, port, "sink@example.org")
+    };
+    report("smtp-sink", run(), "answers, stores nothing")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Postfix on loopback, from its own configuration directory; stopped when
+/// dropped.
+struct Postfix {
+    dir: tempfile::TempDir,
+    _master: Killed,
+}
+
+impl Postfix {
+    fn start(port: u16) -> Result<Postfix, String> {
+        if !Path::new(POSTFIX).exists() {
+            return Err("not installed (apt-get install postfix)".into());
+        }
+        if !is_root() {
+            return Err("needs root (its queue belongs to the postfix user)".into());
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let root = dir.path();
+        // The postfix user must reach its queue inside it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+        }
+        let etc = root.join("etc");
+        let data = root.join("data");
+        for d in [&etc, &root.join("queue"), &data] {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        let status = Command::new("chown")
+            .args(["postfix"])
+            .arg(&data)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("cannot give the data directory to postfix".into());
+        }
+        // Every message is taken into the queue (fsynced before 250, as
+        // Postfix always does) and then discarded.
+        let main_cf = format!(
+            "compatibility_level = 3.6\n\
+             queue_directory = {queue}\n\
+             data_directory = {data}\n\
+             mail_owner = postfix\n\
+             setgid_group = postdrop\n\
+             inet_interfaces = 127.0.0.1\n\
+             inet_protocols = ipv4\n\
+             myhostname = postfix.test\n\
+             mydestination =\n\
+             mynetworks = 127.0.0.0/8\n\
+             relay_domains = example.org localhost\n\
+             relay_transport = discard\n\
+             default_transport = discard\n\
+             maillog_file = /dev/stdout\n",
+            queue = root.join("queue").display(),
+            data = data.display(),
+        );
+        std::fs::write(etc.join("main.cf"), main_cf).map_err(|e| e.to_string())?;
+        // Debian's services, without chroot, smtpd on our port.
+        let master = std::fs::read_to_string("/etc/postfix/master.cf")
+            .map_err(|e| format!("/etc/postfix/master.cf: {e}"))?;
+        let mut out = String::new();
+        for line in master.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if line.starts_with(|c: char| c.is_ascii_alphanumeric()) && fields.len() >= 8 {
+                let (name, kind) = (fields[0], fields[1]);
+                let name = if name == "smtp" && kind == "inet" {
+                    format!("127.0.0.1:{port}")
+                } else {
+                    name.to_string()
+                };
+                let rest = fields[7..].join(" ");
+                out.push_str(&format!(
+                    "{name} {kind} {} {} n {} {} {rest}\n",
+                    fields[2], fields[3], fields[5], fields[6]
+                ));
+            } else if !line.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        std::fs::write(etc.join("master.cf"), out).map_err(|e| e.to_string())?;
+        // start-fg logs to its standard output (maillog_file above).
+        let log = std::fs::File::create(root.join("maillog")).map_err(|e| e.to_string())?;
+        let master = Command::new(POSTFIX)
+            .arg("-c")
+            .arg(&etc)
+            .arg("start-fg")
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("postfix: {e}"))?;
+        let postfix = Postfix {
+            dir,
+            _master: Killed(master),
+        };
+        if let Err(e) = wait_for_port(port) {
+            let log = std::fs::read_to_string(postfix.log()).unwrap_or_default();
+            let last = log.lines().rev().take(3).collect::<Vec<_>>().join(" / ");
+            return Err(format!("{e}; its log ends: {last}"));
+        }
+        Ok(postfix)
+    }
+
+    fn etc(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("maillog")
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new(POSTFIX)
+            .arg("-c")
+            .arg(self.etc())
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn measure_postfix(load: &Load) -> Option<f64> {
+    let run = || -> Result<(f64, f64), String> {
+        let port = free_port()?;
+        let _postfix = Postfix::start(port)?;
+        source(load, port, "someone@example.org")
+    };
+    report(
+        "Postfix (into its queue)",
+        run(),
+        "fsyncs its queue file before 250",
+    )
+}
+
+fn measure_roost(load: &Load) -> Option<f64> {
+    let mut fsyncs_per_message = String::new();
+    let mut run = || -> Result<(f64, f64), String> {
+        let binary = roost_binary()?;
+        let server = Server::start(&binary)?;
+        let fsyncs = |s: &Server| -> Result<u64, String> {
+            let v: serde_json::Value =
+                serde_json::from_str(&s.admin(&["stats"])?).map_err(|e| e.to_string())?;
+            v["fsyncs"].as_u64().ok_or("no fsyncs counter".to_string())
+        };
+        let before = fsyncs(&server)?;
+        let r = source(load, server.smtp_port(), "roost@localhost")?;
+        let after = fsyncs(&server)?;
+        fsyncs_per_message = format!(
+            "durable in a mailbox before 250; {:.2} fsyncs/msg",
+            (after - before) as f64 / load.messages as f64
+        );
+        Ok(r)
+    };
+    let r = run();
+    report("roost", r, &fsyncs_per_message)
+}
