@@ -2088,3 +2088,93 @@ fn neomutt_pipes_message_one(rc: &Path, keys: &str, read: &Path) {
         normalized(&message(1, 3))
     );
 }
+
+// --- Postfix -----------------------------------------------------------------
+
+#[path = "common/postfix.rs"]
+mod postfix;
+
+/// A real Postfix from Debian relays into roost's MX port: it takes a
+/// message for roost@localhost, finds roost offering STARTTLS and takes it
+/// (opportunistic TLS, as MTAs do), pipelines the envelope, and roost
+/// stores it once with its own Received line above Postfix's.
+#[test]
+fn postfix_relays_into_roost_over_starttls() {
+    let server = start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let relay = postfix::Postfix::start(
+        port,
+        &format!(
+            "relay_domains = localhost\n\
+             relay_transport = smtp:[127.0.0.1]:{}\n\
+             default_transport = error:only localhost here\n\
+             smtp_tls_security_level = may\n\
+             smtp_helo_name = postfix.test\n",
+            server.port(SMTP)
+        ),
+    )
+    .unwrap_or_else(|e| {
+        panic!("Postfix: {e}; .ci/run installs it (apt-get install postfix) and runs as root")
+    });
+    let mut smtp = Smtp::connect(port);
+    assert!(smtp
+        .cmd("EHLO client.example.org")
+        .starts_with("250-postfix.test"));
+    let r = smtp.send_mail("client@example.org", &[ACCOUNT], PLAIN_MESSAGE);
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    assert_eq!(smtp.cmd("QUIT"), "221 2.0.0 Bye");
+    let msgs = eventually_inbox(&server, &relay);
+    assert_eq!(msgs.len(), 1);
+    let stored = String::from_utf8_lossy(&msgs[0].body).into_owned();
+    let (head, body) = stored.split_once("\r\n\r\n").expect("a header section");
+    let sent = String::from_utf8_lossy(PLAIN_MESSAGE);
+    let (sent_head, sent_body) = sent.split_once("\r\n\r\n").unwrap();
+    assert_eq!(body, sent_body);
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(lines[0], "Return-Path: <client@example.org>");
+    assert_eq!(lines[1], "Received: from postfix.test ([127.0.0.1])");
+    assert_eq!(lines[2], "\tby localhost (roost) with ESMTPS");
+    assert!(lines[3].starts_with("\tfor <roost@localhost>; "), "{head}");
+    // Postfix's own trace line follows roost's, then the sender's header
+    // (Postfix adds Message-Id and Date, which it lacked).
+    assert_eq!(
+        lines[4],
+        "Received: from client.example.org (localhost [127.0.0.1])"
+    );
+    assert!(
+        head.contains("by postfix.test (Postfix) with ESMTP id "),
+        "{head}"
+    );
+    for line in sent_head.split("\r\n") {
+        assert!(lines.contains(&line), "{line:?} in {head}");
+    }
+    assert!(
+        relay
+            .log()
+            .contains("status=sent (250 2.0.0 OK, message delivered)"),
+        "{}",
+        relay.log()
+    );
+    server.assert_consistent(ACCOUNT);
+}
+
+/// INBOX once Postfix has passed the message on (it retries on its own
+/// schedule, so this waits for it).
+fn eventually_inbox(server: &Server, relay: &postfix::Postfix) -> Vec<Fetched> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let msgs = inbox(server);
+        if !msgs.is_empty() {
+            return msgs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Postfix did not deliver; its log:\n{}",
+            relay.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

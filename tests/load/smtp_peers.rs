@@ -20,18 +20,20 @@
 //! the postfix user); without either, it says so and measures what it
 //! can. It asserts nothing about the figures: it is a measuring tool.
 
+#[path = "../common/postfix.rs"]
+mod postfix;
 #[path = "server.rs"]
 mod server;
 
+use postfix::{is_root, Postfix};
 use server::{roost_binary, Server};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SMTP_SOURCE: &str = "/usr/sbin/smtp-source";
 const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
-const POSTFIX: &str = "/usr/sbin/postfix";
 /// The longest any receiver may take for the whole load.
 const DEADLINE: Duration = Duration::from_secs(600);
 
@@ -203,139 +205,15 @@ fn measure_sink(load: &Load) -> Option<f64> {
     report("smtp-sink", run(), "answers, stores nothing")
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Postfix on loopback, from its own configuration directory; stopped when
-/// dropped.
-struct Postfix {
-    dir: tempfile::TempDir,
-    _master: Killed,
-}
-
-impl Postfix {
-    fn start(port: u16) -> Result<Postfix, String> {
-        if !Path::new(POSTFIX).exists() {
-            return Err("not installed (apt-get install postfix)".into());
-        }
-        if !is_root() {
-            return Err("needs root (its queue belongs to the postfix user)".into());
-        }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let root = dir.path();
-        // The postfix user must reach its queue inside it.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| e.to_string())?;
-        }
-        let etc = root.join("etc");
-        let data = root.join("data");
-        for d in [&etc, &root.join("queue"), &data] {
-            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-        }
-        let status = Command::new("chown")
-            .args(["postfix"])
-            .arg(&data)
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err("cannot give the data directory to postfix".into());
-        }
-        // Every message is taken into the queue (fsynced before 250, as
-        // Postfix always does) and then discarded.
-        let main_cf = format!(
-            "compatibility_level = 3.6\n\
-             queue_directory = {queue}\n\
-             data_directory = {data}\n\
-             mail_owner = postfix\n\
-             setgid_group = postdrop\n\
-             inet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\n\
-             myhostname = postfix.test\n\
-             mydestination =\n\
-             mynetworks = 127.0.0.0/8\n\
-             relay_domains = example.org localhost\n\
-             relay_transport = discard\n\
-             default_transport = discard\n\
-             maillog_file = /dev/stdout\n",
-            queue = root.join("queue").display(),
-            data = data.display(),
-        );
-        std::fs::write(etc.join("main.cf"), main_cf).map_err(|e| e.to_string())?;
-        // Debian's services, without chroot, smtpd on our port.
-        let master = std::fs::read_to_string("/etc/postfix/master.cf")
-            .map_err(|e| format!("/etc/postfix/master.cf: {e}"))?;
-        let mut out = String::new();
-        for line in master.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if line.starts_with(|c: char| c.is_ascii_alphanumeric()) && fields.len() >= 8 {
-                let (name, kind) = (fields[0], fields[1]);
-                let name = if name == "smtp" && kind == "inet" {
-                    format!("127.0.0.1:{port}")
-                } else {
-                    name.to_string()
-                };
-                let rest = fields[7..].join(" ");
-                out.push_str(&format!(
-                    "{name} {kind} {} {} n {} {} {rest}\n",
-                    fields[2], fields[3], fields[5], fields[6]
-                ));
-            } else if !line.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        std::fs::write(etc.join("master.cf"), out).map_err(|e| e.to_string())?;
-        // start-fg logs to its standard output (maillog_file above).
-        let log = std::fs::File::create(root.join("maillog")).map_err(|e| e.to_string())?;
-        let master = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(&etc)
-            .arg("start-fg")
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("postfix: {e}"))?;
-        let postfix = Postfix {
-            dir,
-            _master: Killed(master),
-        };
-        if let Err(e) = wait_for_port(port) {
-            let log = std::fs::read_to_string(postfix.log()).unwrap_or_default();
-            let last = log.lines().rev().take(3).collect::<Vec<_>>().join(" / ");
-            return Err(format!("{e}; its log ends: {last}"));
-        }
-        Ok(postfix)
-    }
-
-    fn etc(&self) -> PathBuf {
-        self.dir.path().join("etc")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("maillog")
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(self.etc())
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 fn measure_postfix(load: &Load) -> Option<f64> {
     let run = || -> Result<(f64, f64), String> {
         let port = free_port()?;
-        let _postfix = Postfix::start(port)?;
+        // Every message is taken into the queue (fsynced before 250, as
+        // Postfix always does) and then discarded.
+        let _postfix = Postfix::start(
+            port,
+            "relay_domains = example.org localhost\n             relay_transport = discard\n             default_transport = discard\n",
+        )?;
         source(load, port, "someone@example.org")
     };
     report(
