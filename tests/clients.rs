@@ -2178,3 +2178,97 @@ fn eventually_inbox(server: &Server, relay: &postfix::Postfix) -> Vec<Fetched> {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+// --- DKIM, verified by dkimpy ----------------------------------------------
+
+/// Mail submitted from a domain with DKIM keys is signed with each: an
+/// ed25519 key roost made (`dkim gen`) and an RSA key openssl made
+/// (`dkim import`). The signatures sit in the stored prefix; dkimpy, an
+/// independent verifier, given the DNS records roost printed, passes both,
+/// and fails both once the body changes.
+#[test]
+fn dkim_signatures_of_submitted_mail_verify_with_dkimpy() {
+    let server = start();
+    let record = |out: String| -> (String, String) {
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        (
+            v["name"].as_str().expect("name").to_string(),
+            v["txt"].as_str().expect("txt").to_string(),
+        )
+    };
+    let (ed_name, ed_txt) =
+        record(server.admin_ok(&["dkim", "gen", "localhost", "--selector", "ed"]));
+    assert_eq!(ed_name, "ed._domainkey.localhost");
+    assert!(ed_txt.starts_with("v=DKIM1; k=ed25519; p="), "{ed_txt}");
+    let key = server.dir.join("rsa.pem");
+    run(
+        program("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&key),
+        b"",
+    )
+    .ok("openssl genpkey");
+    let (rsa_name, rsa_txt) = record(server.admin_ok(&[
+        "dkim",
+        "import",
+        "localhost",
+        "--selector",
+        "rsa",
+        "--key",
+        key.to_str().unwrap(),
+    ]));
+    assert!(
+        rsa_txt.starts_with("v=DKIM1; k=rsa; p=MIIBIjAN"),
+        "{rsa_txt}"
+    );
+
+    let mut smtp = Smtp::connect(server.port(SUBMISSION));
+    assert!(smtp
+        .cmd("EHLO client.example.org")
+        .starts_with("250-localhost greets"));
+    assert_eq!(
+        smtp.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
+        "235 2.7.0 Authentication successful"
+    );
+    let r = smtp.send_mail(ACCOUNT, &[ACCOUNT], PLAIN_MESSAGE);
+    assert_eq!(r, "250 2.0.0 OK, message delivered");
+    let stored = inbox(&server).remove(0).body;
+    // The sender's bytes are untouched; the signatures are in the prefix.
+    assert_eq!(strip_prefix(&stored, PLAIN_MESSAGE), PLAIN_MESSAGE);
+    let head = String::from_utf8_lossy(&stored[..stored.len() - PLAIN_MESSAGE.len()]).into_owned();
+    assert_eq!(head.matches("DKIM-Signature: v=1; a=").count(), 2, "{head}");
+    assert!(
+        head.contains("a=ed25519-sha256; c=relaxed/relaxed; d=localhost; s=ed; t="),
+        "{head}"
+    );
+    assert!(
+        head.contains("a=rsa-sha256; c=relaxed/relaxed; d=localhost; s=rsa; t="),
+        "{head}"
+    );
+
+    let verify = |bytes: &[u8]| {
+        let path = file(&server, "signed.eml", bytes);
+        run(
+            python("dkim_verify.py")
+                .arg(&path)
+                .arg(format!("{ed_name}={ed_txt}"))
+                .arg(format!("{rsa_name}={rsa_txt}")),
+            b"",
+        )
+        .ok("dkim_verify.py")
+        .text()
+    };
+    assert_eq!(verify(&stored), "signature 0: pass\nsignature 1: pass\n");
+    let tampered = String::from_utf8_lossy(&stored).replace("last line", "last lime");
+    assert_eq!(
+        verify(tampered.as_bytes()),
+        "signature 0: fail\nsignature 1: fail\n"
+    );
+}

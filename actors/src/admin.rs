@@ -126,6 +126,23 @@ pub enum Request {
         allow_msg_from: bool,
     },
     AliasList,
+    DkimGen {
+        domain: String,
+        selector: String,
+    },
+    DkimImport {
+        domain: String,
+        selector: String,
+        /// The private key, PKCS#8 DER in base64.
+        key: String,
+    },
+    DkimList {
+        domain: String,
+    },
+    DkimRm {
+        domain: String,
+        selector: String,
+    },
     RuleAdd {
         name: String,
         rule: roost_store::DeliveryRule,
@@ -572,6 +589,49 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             let rules = blocking(move || store.remove_rule(&name, index)).await?;
             Ok(json!(rules))
         }
+        Request::DkimGen { domain, selector } => {
+            let pkcs8 = crate::smtp::dkim::generate_ed25519()?;
+            add_dkim(
+                &store,
+                domain,
+                selector,
+                roost_store::DkimAlgorithm::Ed25519,
+                pkcs8,
+            )
+            .await
+        }
+        Request::DkimImport {
+            domain,
+            selector,
+            key,
+        } => {
+            let pkcs8 = roost_protocols::sasl::decode_base64(&key)
+                .map_err(|_| "the key is not base64".to_string())?;
+            crate::smtp::dkim::check_rsa(&pkcs8)?;
+            add_dkim(
+                &store,
+                domain,
+                selector,
+                roost_store::DkimAlgorithm::Rsa,
+                pkcs8,
+            )
+            .await
+        }
+        Request::DkimList { domain } => {
+            let d = domain.clone();
+            let keys = blocking(move || store.dkim_keys(&d)).await?;
+            let mut out = Vec::new();
+            for k in &keys {
+                out.push(json!({"selector": k.selector, "algorithm": format!("{:?}", k.algorithm).to_lowercase(),
+                    "name": format!("{}._domainkey.{}", k.selector, domain.to_lowercase()),
+                    "txt": crate::smtp::dkim::dns_record(k)?}));
+            }
+            Ok(json!(out))
+        }
+        Request::DkimRm { domain, selector } => {
+            blocking(move || store.remove_dkim_key(&domain, &selector)).await?;
+            Ok(json!({}))
+        }
         Request::AliasList => {
             let aliases = blocking(move || store.aliases()).await?;
             Ok(json!(aliases
@@ -741,4 +801,24 @@ async fn account_name(store: &Store, name: String) -> Result<String, String> {
     blocking(move || s.account(&name).map(|r| r.map(|r| r.name).ok_or(name)))
         .await?
         .map_err(|name| format!("no account named {name}"))
+}
+
+/// Stores a domain's new DKIM key and answers its DNS record.
+async fn add_dkim(
+    store: &Store,
+    domain: String,
+    selector: String,
+    algorithm: roost_store::DkimAlgorithm,
+    pkcs8: Vec<u8>,
+) -> Result<Value, String> {
+    let key = roost_store::DkimKey {
+        selector: selector.clone(),
+        algorithm,
+        pkcs8,
+        created: crate::time::now_unix(),
+    };
+    let txt = crate::smtp::dkim::dns_record(&key)?;
+    let (s, d) = (store.clone(), domain.clone());
+    blocking(move || s.add_dkim_key(&d, key)).await?;
+    Ok(json!({"name": format!("{selector}._domainkey.{}", domain.to_lowercase()), "txt": txt}))
 }

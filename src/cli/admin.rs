@@ -42,6 +42,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// DKIM keys that sign mail submitted from a domain.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
     /// Aliases and lists: addresses whose mail goes to local accounts.
     Alias {
         #[command(subcommand)]
@@ -241,6 +246,33 @@ enum DomainCommand {
 }
 
 #[derive(Subcommand)]
+enum DkimCommand {
+    /// Make an ed25519 key for DOMAIN and print the DNS record to publish.
+    Gen {
+        domain: String,
+        #[arg(long, default_value = "roost")]
+        selector: String,
+    },
+    /// Use an RSA key (PKCS#8 PEM, e.g. from `openssl genpkey -algorithm
+    /// RSA -pkeyopt rsa_keygen_bits:2048`); prints the DNS record.
+    Import {
+        domain: String,
+        #[arg(long)]
+        selector: String,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// The domain's keys and their DNS records.
+    List {
+        domain: String,
+    },
+    Rm {
+        domain: String,
+        selector: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AliasCommand {
     /// Create an alias whose mail goes to the member accounts.
     Add {
@@ -328,6 +360,31 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             } => json!({"cmd": "domain_set", "name": name,
                 "catchall_separator": catchall_separator,
                 "localpart_case_sensitive": localpart_case_sensitive}),
+        },
+        AdminCommand::Dkim { command } => match command {
+            DkimCommand::Gen { domain, selector } => {
+                json!({"cmd": "dkim_gen", "domain": domain, "selector": selector})
+            }
+            DkimCommand::Import {
+                domain,
+                selector,
+                key,
+            } => {
+                let pem =
+                    std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+                let der = rustls_pemfile::private_key(&mut pem.as_slice())
+                    .context("reading the PEM key")?
+                    .ok_or_else(|| anyhow!("no private key in {}", key.display()))?;
+                let rustls::pki_types::PrivateKeyDer::Pkcs8(der) = der else {
+                    bail!("the key must be PKCS#8 (BEGIN PRIVATE KEY)");
+                };
+                let b64 = roost_protocols::sasl::encode_base64(der.secret_pkcs8_der());
+                json!({"cmd": "dkim_import", "domain": domain, "selector": selector, "key": b64})
+            }
+            DkimCommand::List { domain } => json!({"cmd": "dkim_list", "domain": domain}),
+            DkimCommand::Rm { domain, selector } => {
+                json!({"cmd": "dkim_rm", "domain": domain, "selector": selector})
+            }
         },
         AdminCommand::Alias { command } => match command {
             AliasCommand::Add {

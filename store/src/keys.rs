@@ -44,6 +44,9 @@ pub(crate) const INTRO: u8 = 0x08;
 /// value.
 pub(crate) const KNOWN: u8 = 0x09;
 
+/// A domain's DKIM keys: the lower-case domain; the value is the list.
+pub(crate) const DKIM: u8 = 0x0a;
+
 /// Every record type that belongs to one account, after its account record.
 pub(crate) const PER_ACCOUNT: [u8; 13] = [
     RULES,
@@ -125,6 +128,10 @@ pub(crate) fn alias(normalized: &str) -> Vec<u8> {
 /// `kind ‖ account`: the prefix of all of one account's records of a kind.
 pub(crate) fn rules(a: AccountId) -> Vec<u8> {
     key(RULES, &[&a.0.to_be_bytes()])
+}
+
+pub(crate) fn dkim(domain: &str) -> Vec<u8> {
+    key(DKIM, &[domain.as_bytes()])
 }
 
 pub(crate) fn intro(a: AccountId) -> Vec<u8> {

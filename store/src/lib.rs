@@ -41,9 +41,9 @@ pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
 pub use records::{
-    AccountId, AccountRecord, AliasRecord, DeliveryRule, DomainRecord, FileId, LoginAttempt,
-    MailboxCounts, MailboxId, MailboxRecord, MessageRecord, Record, RecordKey, SpecialUse,
-    ThreadId, ThreadRef, TlsPublicKey, Tombstone,
+    AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DomainRecord,
+    FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord, Record,
+    RecordKey, SpecialUse, ThreadId, ThreadRef, TlsPublicKey, Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -658,6 +658,72 @@ impl Store {
         batch.insert(keys::rules(account.id), encode(&rules)?);
         self.apply_and_flush(batch)?;
         Ok(rules)
+    }
+
+    // ---- DKIM ----
+
+    /// A local domain's DKIM keys; mail from it is signed with each.
+    pub fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        match normalize_domain(domain) {
+            Ok(d) => Ok(self.get(&keys::dkim(&d))?.unwrap_or_default()),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Adds a DKIM key to a local domain under a selector it does not use.
+    pub fn add_dkim_key(&self, domain: &str, key: DkimKey) -> Result<Vec<DkimKey>> {
+        let d = normalize_domain(domain)?;
+        let selector_ok = !key.selector.is_empty()
+            && key.selector.len() <= MAX_SELECTOR
+            && key.selector.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !selector_ok {
+            return Err(StoreError::Invalid(format!(
+                "{:?}: a selector is DNS labels of letters, digits and '-', at most {MAX_SELECTOR} bytes",
+                key.selector
+            )));
+        }
+        let _guard = self.admin_lock();
+        if !self.has_domain(&d)? {
+            return Err(StoreError::Invalid(format!("domain {d} is not configured")));
+        }
+        let mut all = self.dkim_keys(&d)?;
+        if all
+            .iter()
+            .any(|k| k.selector.eq_ignore_ascii_case(&key.selector))
+        {
+            return Err(StoreError::AlreadyExists(format!(
+                "selector {} of {d}",
+                key.selector
+            )));
+        }
+        if all.len() >= MAX_DKIM_KEYS {
+            return Err(StoreError::Invalid(format!(
+                "a domain has at most {MAX_DKIM_KEYS} DKIM keys"
+            )));
+        }
+        all.push(key);
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::dkim(&d), encode(&all)?);
+        self.apply_and_flush(batch)?;
+        Ok(all)
+    }
+
+    /// Removes a domain's DKIM key.
+    pub fn remove_dkim_key(&self, domain: &str, selector: &str) -> Result<Vec<DkimKey>> {
+        let d = normalize_domain(domain)?;
+        let _guard = self.admin_lock();
+        let mut all = self.dkim_keys(&d)?;
+        let before = all.len();
+        all.retain(|k| !k.selector.eq_ignore_ascii_case(selector));
+        if all.len() == before {
+            return Err(StoreError::NotFound(format!("selector {selector} of {d}")));
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::dkim(&d), encode(&all)?);
+        self.apply_and_flush(batch)?;
+        Ok(all)
     }
 
     // ---- first-time senders ----
@@ -1643,6 +1709,11 @@ pub enum Resolved {
 pub fn canonical_address(addr: &str) -> Option<String> {
     keys::normalize_address(addr)
 }
+
+/// DKIM keys a domain can have (one per selector).
+pub const MAX_DKIM_KEYS: usize = 8;
+/// The longest DKIM selector.
+pub const MAX_SELECTOR: usize = 63;
 
 /// Delivery rules an account can have.
 pub const MAX_RULES: usize = 100;

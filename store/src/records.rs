@@ -256,6 +256,26 @@ pub struct DomainRecord {
     pub localpart_case_sensitive: bool,
 }
 
+/// A DKIM signing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DkimAlgorithm {
+    /// ed25519-sha256 (RFC 8463).
+    Ed25519,
+    /// rsa-sha256 (RFC 6376 3.3.1).
+    Rsa,
+}
+
+/// A domain's DKIM signing key under one selector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimKey {
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// The private key, PKCS#8 DER.
+    pub pkcs8: Vec<u8>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
 /// A delivery rule: mail that meets every condition given goes to
 /// `mailbox` (INBOX when there is no such mailbox).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -429,6 +429,54 @@ fn intro_mailbox_and_known_correspondents() {
 }
 
 #[test]
+fn dkim_keys_per_domain_and_their_limits() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let key = |selector: &str| DkimKey {
+        selector: selector.to_string(),
+        algorithm: DkimAlgorithm::Ed25519,
+        pkcs8: vec![1, 2, 3],
+        created: 0,
+    };
+    assert!(matches!(
+        store.add_dkim_key("localhost", key("s")),
+        Err(StoreError::Invalid(_))
+    ));
+    ok(store.add_domain("LocalHost"));
+    for bad in ["", "a b", "a..b", "a_b", &"s".repeat(MAX_SELECTOR + 1)] {
+        assert!(
+            matches!(
+                store.add_dkim_key("localhost", key(bad)),
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    ok(store.add_dkim_key("localhost", key(&"s".repeat(MAX_SELECTOR))));
+    for i in 1..MAX_DKIM_KEYS {
+        ok(store.add_dkim_key("LOCALHOST", key(&format!("k{i}.x"))));
+    }
+    assert!(matches!(
+        store.add_dkim_key("localhost", key("one-more")),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.add_dkim_key("localhost", key("K1.X")),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(ok(store.dkim_keys("localhost")).len(), MAX_DKIM_KEYS);
+    assert_eq!(
+        ok(store.remove_dkim_key("localhost", "k1.x")).len(),
+        MAX_DKIM_KEYS - 1
+    );
+    assert!(matches!(
+        store.remove_dkim_key("localhost", "k1.x"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(ok(store.dkim_keys("example.org")).is_empty());
+}
+
+#[test]
 fn commit_places_two_messages_with_one_flush() {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);

@@ -8,6 +8,7 @@
 //! every account actor has made the message durable.
 
 mod auth;
+pub mod dkim;
 mod transaction;
 
 use crate::conn::{

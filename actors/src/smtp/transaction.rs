@@ -7,6 +7,7 @@ use crate::task::blocking;
 use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
 use roost_protocols::message::address::parse_address_list;
+use roost_protocols::message::dkim::BodyHasher;
 use roost_protocols::message::header::{fields, header_end, MAX_HEADER_FIELDS};
 use roost_protocols::message::thread::ThreadKeys;
 use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, ReversePath};
@@ -42,6 +43,10 @@ pub struct Transaction {
     pub received: u64,
     /// BDAT: a bare CR or LF was in a chunk.
     pub bare_line_ending: bool,
+    /// Submission: the DKIM body hash, fed as the body streams in (RFC
+    /// 6376 3.4.4), once the header section has gone by.
+    body_hash: Option<BodyHasher>,
+    header_done: bool,
     file: Option<StagedWriter>,
     head: Vec<u8>,
     write_error: Option<String>,
@@ -74,9 +79,19 @@ impl Transaction {
     /// Appends a piece of the message (at most `DATA_CHUNK` bytes) to the
     /// staged file, off the async workers.
     pub async fn write(&mut self, chunk: Vec<u8>) {
+        let before = self.head.len();
         if self.head.len() < HEADER_CAPTURE {
             let take = (HEADER_CAPTURE - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
+        }
+        if let Some(hasher) = &mut self.body_hash {
+            if self.header_done {
+                hasher.update(&chunk);
+            } else if header_complete(&self.head) {
+                self.header_done = true;
+                let end = header_end(&self.head);
+                hasher.update(&chunk[end.saturating_sub(before).min(chunk.len())..]);
+            }
         }
         if self.write_error.is_some() {
             return;
@@ -168,6 +183,27 @@ impl Transaction {
             .unwrap_or_default()
         };
         let mut known: Vec<(roost_store::AccountId, Vec<String>)> = Vec::new();
+        // Submission: signed with the From domain's DKIM keys, in the
+        // prefix, never into the sender's bytes.
+        let dkim = match (self.body_hash.take(), &author) {
+            (Some(hasher), Some(author)) if self.header_done => {
+                let body_hash = hasher.finish();
+                let domain = author.rsplit('@').next().unwrap_or_default().to_lowercase();
+                let (store, header) = (
+                    session.services.store.clone(),
+                    self.head[..header_end(&self.head)].to_vec(),
+                );
+                blocking(move || {
+                    let keys = store.dkim_keys(&domain)?;
+                    Ok::<_, roost_store::StoreError>(super::dkim::sign(
+                        &keys, &header, &body_hash, &domain, now,
+                    ))
+                })
+                .await
+                .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
         let mut delivered = 0;
         let mut failures = Vec::new();
         let mut staged = Some(staged);
@@ -206,7 +242,7 @@ impl Transaction {
                 ReversePath::Mailbox(a) => format!("<{a}>"),
             };
             let prefix = format!(
-                "Return-Path: {return_path}\r\n{}",
+                "Return-Path: {return_path}\r\n{}{dkim}",
                 session.received_line(&self.recipients, account, now, self.smtputf8)
             );
             let message = NewMessage {
@@ -361,6 +397,9 @@ impl SmtpState {
             chunked: false,
             received: 0,
             bare_line_ending: false,
+            body_hash: (self.protocol.is_submission() && self.authenticated.is_some())
+                .then(BodyHasher::new),
+            header_done: false,
             file: None,
             head: Vec::new(),
             write_error: None,

@@ -5,6 +5,7 @@
 pub mod address;
 pub mod date;
 pub mod decode;
+pub mod dkim;
 pub mod header;
 pub mod mime;
 pub mod summary;
