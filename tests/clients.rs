@@ -2138,10 +2138,13 @@ fn postfix_relays_into_roost_over_starttls() {
     assert_eq!(lines[1], "Received: from postfix.test ([127.0.0.1])");
     assert_eq!(lines[2], "\tby localhost (roost) with ESMTPS");
     assert!(lines[3].starts_with("\tfor <roost@localhost>; "), "{head}");
-    // Postfix's own trace line follows roost's, then the sender's header
+    // What roost found of DKIM (Postfix does not sign; localserve looks
+    // nothing up), then Postfix's own trace line, then the sender's header
     // (Postfix adds Message-Id and Date, which it lacked).
+    assert_eq!(lines[4], "Authentication-Results: localhost;");
+    assert_eq!(lines[5], "\tdkim=none");
     assert_eq!(
-        lines[4],
+        lines[6],
         "Received: from client.example.org (localhost [127.0.0.1])"
     );
     assert!(

@@ -381,3 +381,176 @@ fn long_searches_report_their_progress() {
         "* ESEARCH (TAG \"a8\") COUNT 255\r\na8 OK SEARCH completed\r\n"
     );
 }
+
+/// dnsmasq from Debian on loopback, answering the TXT records given
+/// (cut into strings of at most 255 octets, RFC 1035 3.3.14; dnsmasq takes
+/// them comma-separated, unquoted), killed when dropped.
+struct Dnsmasq(std::process::Child);
+
+impl Dnsmasq {
+    fn start(port: u16, txt: &[(&str, &str)]) -> Dnsmasq {
+        assert!(
+            std::path::Path::new("/usr/sbin/dnsmasq").exists(),
+            "dnsmasq is missing; .ci/run installs it (apt-get install dnsmasq-base)"
+        );
+        let mut cmd = Command::new("/usr/sbin/dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+        ])
+        .args(["--listen-address=127.0.0.1", "--pid-file=", "--user=root"])
+        // Names under it that have no record are NXDOMAIN, not refused.
+        .arg("--local=/example.org/")
+        .arg(format!("--port={port}"));
+        for (name, record) in txt {
+            let parts: Vec<String> = record
+                .as_bytes()
+                .chunks(250)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            cmd.arg(format!("--txt-record={name},{}", parts.join(",")));
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq");
+        let dns = Dnsmasq(child);
+        eventually("dnsmasq to answer", || {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            sock.connect(("127.0.0.1", port)).ok()?;
+            // A query for "x." of type TXT.
+            sock.send(&[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'x', 0, 0, 16, 0, 1])
+                .ok()?;
+            sock.set_read_timeout(Some(Duration::from_millis(200)))
+                .ok()?;
+            let mut buf = [0u8; 512];
+            sock.recv(&mut buf).ok().map(|_| ())
+        });
+        dns
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// DKIM verification on the MX port (RFC 6376 6), with keys from a DNS
+/// server on loopback: a message signed by dkimpy (an independent signer)
+/// with simple/simple and relaxed/relaxed passes both; changed in transit
+/// it fails; a signature without a key is a permanent error; unsigned
+/// mail says none. The results go into Authentication-Results (RFC 8601)
+/// in the stored prefix.
+#[test]
+fn dkim_signatures_of_incoming_mail_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let out = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl genpkey");
+    let out = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl pkey");
+    let p = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&out.stdout)
+    };
+    let plain = dir.path().join("plain.eml");
+    std::fs::write(
+        &plain,
+        b"From: someone@example.org\r\nTo: roost@localhost\r\nSubject: signed\r\n\r\nHello  there \r\n\r\n",
+    )
+    .unwrap();
+    let signed = dir.path().join("signed.eml");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/dkim_sign.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&key)
+        .args(["sel", "example.org"])
+        .arg(&plain)
+        .arg(&signed)
+        .args(["simple/simple", "relaxed/relaxed"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed = std::fs::read(&signed).unwrap();
+
+    let dns_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let record = format!("v=DKIM1; k=rsa; p={p}");
+    let _dns = Dnsmasq::start(dns_port, &[("sel._domainkey.example.org", &record)]);
+    let (_server, smtp, imap) =
+        serve_with_account(&format!("[dns]\nservers = [\"127.0.0.1:{dns_port}\"]\n"));
+    let tampered = String::from_utf8_lossy(&signed)
+        .replace("Hello", "Hallo")
+        .into_bytes();
+    let unknown = String::from_utf8_lossy(&signed)
+        .replace("s=sel", "s=gone")
+        .into_bytes();
+    let mut c = Smtp::connect(smtp);
+    c.cmd("EHLO client.example.org");
+    for m in [&signed, &tampered, &unknown, &message(1, 1)] {
+        let r = c.send_mail("someone@example.org", &["roost@localhost"], m);
+        assert_eq!(r, "250 2.0.0 OK, message delivered");
+    }
+    let mut i = Imap::login(imap);
+    i.cmd("SELECT INBOX");
+    let results: Vec<String> = (1..=4)
+        .map(|n| {
+            let r = i.cmd(&format!(
+                "FETCH {n} BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)]"
+            ));
+            let start = r.find("Authentication-Results: ").expect("the field");
+            let end = r[start..].find("\r\n\r\n").unwrap() + start;
+            r[start..end]
+                .split("header.b=")
+                .enumerate()
+                .map(|(i, part)| {
+                    if i == 0 {
+                        part
+                    } else {
+                        part.trim_start_matches(|c: char| {
+                            c.is_ascii_alphanumeric() || c == '+' || c == '/'
+                        })
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("header.b=B")
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "Authentication-Results: mx.test;\r\n\tdkim=pass header.d=example.org header.s=sel header.b=B;\r\n\tdkim=pass header.d=example.org header.s=sel header.b=B",
+            "Authentication-Results: mx.test;\r\n\tdkim=fail (body hash did not verify) header.d=example.org header.s=sel header.b=B;\r\n\tdkim=fail (body hash did not verify) header.d=example.org header.s=sel header.b=B",
+            "Authentication-Results: mx.test;\r\n\tdkim=permerror (no key) header.d=example.org header.s=gone header.b=B;\r\n\tdkim=permerror (no key) header.d=example.org header.s=gone header.b=B",
+            "Authentication-Results: mx.test;\r\n\tdkim=none",
+        ]
+    );
+}

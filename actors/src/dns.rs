@@ -65,6 +65,25 @@ impl Dns {
         }
     }
 
+    /// The TXT record at `name`, its strings joined (the first record, if
+    /// several); `Ok(None)` when there is none, `Err` when the lookup
+    /// failed or timed out (or lookups are off).
+    pub async fn txt(&self, name: &str) -> Result<Option<String>, String> {
+        let resolver = self.resolver.as_ref().ok_or("DNS lookups are off")?;
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        match tokio::time::timeout(DNS_TIMEOUT, resolver.txt_lookup(fqdn)).await {
+            Err(_) => Err("DNS timed out".into()),
+            Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(None),
+            Ok(Err(e)) => Err(format!("DNS: {e}")),
+            Ok(Ok(lookup)) => Ok(lookup.iter().next().map(|txt| {
+                txt.txt_data()
+                    .iter()
+                    .map(|part| String::from_utf8_lossy(part).into_owned())
+                    .collect::<String>()
+            })),
+        }
+    }
+
     /// The first PTR name of `ip`, without the trailing dot; `None` when
     /// lookups are off, fail, time out or find nothing.
     pub async fn reverse(&self, ip: IpAddr) -> Option<String> {

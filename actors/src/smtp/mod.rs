@@ -10,6 +10,7 @@
 mod auth;
 pub mod dkim;
 mod transaction;
+mod verify;
 
 use crate::conn::{
     shut_down, spawn_reader, upgrade_to_tls, write_out, BoxStream, Credit, Input, Peer, Reclaim,

@@ -8,6 +8,7 @@ use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
 use roost_protocols::message::address::parse_address_list;
 use roost_protocols::message::dkim::BodyHasher;
+use roost_protocols::message::dkim_verify::{signatures, Canon, Signature};
 use roost_protocols::message::header::{fields, header_end, MAX_HEADER_FIELDS};
 use roost_protocols::message::thread::ThreadKeys;
 use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, ReversePath};
@@ -47,6 +48,10 @@ pub struct Transaction {
     /// 6376 3.4.4), once the header section has gone by.
     body_hash: Option<BodyHasher>,
     header_done: bool,
+    /// MX: the message's DKIM signatures are checked (RFC 6376 6).
+    verify_dkim: bool,
+    dkim_signatures: Vec<Result<Signature, String>>,
+    verify_hashes: super::verify::BodyHashes,
     file: Option<StagedWriter>,
     head: Vec<u8>,
     write_error: Option<String>,
@@ -84,14 +89,30 @@ impl Transaction {
             let take = (HEADER_CAPTURE - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        if let Some(hasher) = &mut self.body_hash {
-            if self.header_done {
-                hasher.update(&chunk);
-            } else if header_complete(&self.head) {
-                self.header_done = true;
-                let end = header_end(&self.head);
-                hasher.update(&chunk[end.saturating_sub(before).min(chunk.len())..]);
+        let hashing = self.body_hash.is_some() || self.verify_dkim;
+        if hashing && !self.header_done && header_complete(&self.head) {
+            self.header_done = true;
+            let end = header_end(&self.head);
+            if self.verify_dkim {
+                self.dkim_signatures = signatures(&self.head[..end]);
+                for sig in self.dkim_signatures.iter().flatten() {
+                    match sig.body_canon {
+                        Canon::Simple => {
+                            self.verify_hashes
+                                .simple
+                                .get_or_insert_with(Default::default);
+                        }
+                        Canon::Relaxed => {
+                            self.verify_hashes
+                                .relaxed
+                                .get_or_insert_with(Default::default);
+                        }
+                    }
+                }
             }
+            self.hash_body(&chunk[end.saturating_sub(before).min(chunk.len())..]);
+        } else if self.header_done {
+            self.hash_body(&chunk);
         }
         if self.write_error.is_some() {
             return;
@@ -103,6 +124,18 @@ impl Transaction {
         match written {
             Ok(file) => self.file = Some(file),
             Err(e) => self.write_error = Some(e),
+        }
+    }
+
+    fn hash_body(&mut self, body: &[u8]) {
+        if let Some(h) = &mut self.body_hash {
+            h.update(body);
+        }
+        if let Some(h) = &mut self.verify_hashes.simple {
+            h.update(body);
+        }
+        if let Some(h) = &mut self.verify_hashes.relaxed {
+            h.update(body);
         }
     }
 
@@ -183,6 +216,22 @@ impl Transaction {
             .unwrap_or_default()
         };
         let mut known: Vec<(roost_store::AccountId, Vec<String>)> = Vec::new();
+        // MX: what the DKIM signatures say, for Authentication-Results.
+        let results = if self.verify_dkim {
+            let hashes = std::mem::take(&mut self.verify_hashes);
+            let outcomes = super::verify::verify(
+                &session.services.dns,
+                &self.head[..header_end(&self.head)],
+                std::mem::take(&mut self.dkim_signatures),
+                hashes.simple.map(|h| h.finish()),
+                hashes.relaxed.map(|h| h.finish_bytes()),
+                now,
+            )
+            .await;
+            super::verify::authentication_results(&session.services.hostname, &outcomes)
+        } else {
+            String::new()
+        };
         // Submission: signed with the From domain's DKIM keys, in the
         // prefix, never into the sender's bytes.
         let dkim = match (self.body_hash.take(), &author) {
@@ -242,7 +291,7 @@ impl Transaction {
                 ReversePath::Mailbox(a) => format!("<{a}>"),
             };
             let prefix = format!(
-                "Return-Path: {return_path}\r\n{}{dkim}",
+                "Return-Path: {return_path}\r\n{}{results}{dkim}",
                 session.received_line(&self.recipients, account, now, self.smtputf8)
             );
             let message = NewMessage {
@@ -400,6 +449,9 @@ impl SmtpState {
             body_hash: (self.protocol.is_submission() && self.authenticated.is_some())
                 .then(BodyHasher::new),
             header_done: false,
+            verify_dkim: self.protocol == crate::listener::Protocol::Smtp,
+            dkim_signatures: Vec::new(),
+            verify_hashes: Default::default(),
             file: None,
             head: Vec::new(),
             write_error: None,

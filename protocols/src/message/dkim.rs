@@ -107,7 +107,12 @@ impl BodyHasher {
     }
 
     /// The body hash, base64 (the `bh=` value).
-    pub fn finish(mut self) -> String {
+    pub fn finish(self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.finish_bytes())
+    }
+
+    /// The body hash.
+    pub fn finish_bytes(mut self) -> Vec<u8> {
         if self.pending_cr {
             self.pending_cr = false;
             self.text(b'\r');
@@ -116,7 +121,7 @@ impl BodyHasher {
         if self.any {
             self.hash.update(b"\r\n");
         }
-        base64::engine::general_purpose::STANDARD.encode(self.hash.finalize())
+        self.hash.finalize().to_vec()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod address;
 pub mod date;
 pub mod decode;
 pub mod dkim;
+pub mod dkim_verify;
 pub mod header;
 pub mod mime;
 pub mod summary;
