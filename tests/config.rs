@@ -513,15 +513,17 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
     let unknown = String::from_utf8_lossy(&signed)
         .replace("s=sel", "s=gone")
         .into_bytes();
+    // A From added above the signed one: the signature cannot be trusted.
+    let two_from = [b"From: evil@example.org\r\n".as_slice(), &signed].concat();
     let mut c = Smtp::connect(smtp);
     c.cmd("EHLO client.example.org");
-    for m in [&signed, &tampered, &unknown, &message(1, 1)] {
+    for m in [&signed, &tampered, &unknown, &message(1, 1), &two_from] {
         let r = c.send_mail("someone@example.org", &["roost@localhost"], m);
         assert_eq!(r, "250 2.0.0 OK, message delivered");
     }
     let mut i = Imap::login(imap);
     i.cmd("SELECT INBOX");
-    let results: Vec<String> = (1..=4)
+    let results: Vec<String> = (1..=5)
         .map(|n| {
             let r = i.cmd(&format!(
                 "FETCH {n} BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)]"
@@ -551,6 +553,7 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
             "Authentication-Results: mx.test;\r\n\tdkim=fail (body hash did not verify) header.d=example.org header.s=sel header.b=B;\r\n\tdkim=fail (body hash did not verify) header.d=example.org header.s=sel header.b=B",
             "Authentication-Results: mx.test;\r\n\tdkim=permerror (no key) header.d=example.org header.s=gone header.b=B;\r\n\tdkim=permerror (no key) header.d=example.org header.s=gone header.b=B",
             "Authentication-Results: mx.test;\r\n\tdkim=none",
+            "Authentication-Results: mx.test;\r\n\tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B;\r\n\tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B",
         ]
     );
 }

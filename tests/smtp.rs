@@ -862,3 +862,28 @@ fn first_time_senders_go_to_the_intro_mailbox() {
     deliver("another@example.org", "no intro");
     assert_eq!(subjects_in(&server, "INBOX"), ["from bob", "no intro"]);
 }
+
+/// RFC 8601 5: results in this server's name cannot be renamed in the
+/// sender's bytes, so a message carrying them is refused.
+#[test]
+fn authentication_results_in_our_name_are_refused() {
+    let server = Server::start();
+    let mut smtp = ehlo(&server);
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    assert_eq!(
+        smtp.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    smtp.send_raw(b"Authentication-Results: LocalHost; dkim=pass header.d=bank.example\r\nSubject: x\r\n\r\nhi\r\n");
+    assert_eq!(
+        smtp.cmd("."),
+        "550 5.7.1 Authentication-Results in the name of localhost refused (RFC 8601 5)"
+    );
+    envelope(&mut smtp, "MAIL FROM:<a@example.org>");
+    assert_eq!(
+        smtp.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    smtp.send_raw(b"Authentication-Results: mx.example.org; dkim=pass\r\nSubject: y\r\n\r\nhi\r\n");
+    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
+}

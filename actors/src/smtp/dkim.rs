@@ -133,7 +133,13 @@ mod tests {
         let public = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
         let header = b"From: a@example.org\r\nSubject: x\r\n\r\n";
         let field = sign(std::slice::from_ref(&key), header, "BH", "example.org", 1);
-        let b = field.trim_end().rsplit_once("b=").unwrap().1;
+        // The b= value, folded over lines.
+        let b: String = field
+            .rsplit_once("b=")
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
         let sig = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
         let signing = Signing::new(header, "BH", "ed25519-sha256", "example.org", "s1", 1);
         let digest = Sha256::digest(signing.data_to_sign());

@@ -48,6 +48,9 @@ pub struct Transaction {
     /// 6376 3.4.4), once the header section has gone by.
     body_hash: Option<BodyHasher>,
     header_done: bool,
+    /// How much of `head` was searched for the empty line that ends the
+    /// header section: each write searches only what it added.
+    head_scanned: usize,
     /// MX: the message's DKIM signatures are checked (RFC 6376 6).
     verify_dkim: bool,
     dkim_signatures: Vec<Result<Signature, String>>,
@@ -90,9 +93,15 @@ impl Transaction {
             self.head.extend_from_slice(&chunk[..take]);
         }
         let hashing = self.body_hash.is_some() || self.verify_dkim;
-        if hashing && !self.header_done && header_complete(&self.head) {
+        let found = if hashing && !self.header_done {
+            let end = blank_line_after(&self.head, self.head_scanned.saturating_sub(2));
+            self.head_scanned = self.head.len();
+            end
+        } else {
+            None
+        };
+        if let Some(end) = found {
             self.header_done = true;
-            let end = header_end(&self.head);
             if self.verify_dkim {
                 self.dkim_signatures = signatures(&self.head[..end]);
                 for sig in self.dkim_signatures.iter().flatten() {
@@ -161,6 +170,26 @@ impl Transaction {
             warn!(error = %e, "writing the staged message failed");
             return local_error();
         }
+        // RFC 8601 5: results that claim to come from this server cannot
+        // be renamed in the sender's bytes, so such a message is refused.
+        let claimed = fields(&self.head[..header_end(&self.head)])
+            .into_iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(b"Authentication-Results"))
+            .any(|f| {
+                let v = String::from_utf8_lossy(&f.value);
+                let id = v.trim_start().split([';', ' ', '\t']).next().unwrap_or("");
+                id.eq_ignore_ascii_case(&session.services.hostname)
+            });
+        if claimed {
+            return Reply::new(
+                550,
+                Some((5, 7, 1)),
+                format!(
+                    "Authentication-Results in the name of {} refused (RFC 8601 5)",
+                    session.services.hostname
+                ),
+            );
+        }
         if session.protocol.is_submission() {
             if let Some(account) = &session.authenticated {
                 let head = self.head[..header_end(&self.head)].to_vec();
@@ -217,7 +246,18 @@ impl Transaction {
         };
         let mut known: Vec<(roost_store::AccountId, Vec<String>)> = Vec::new();
         // MX: what the DKIM signatures say, for Authentication-Results.
-        let results = if self.verify_dkim {
+        let results = if self.verify_dkim && !self.header_done {
+            // Signatures the header's size kept roost from reading.
+            let head = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
+            if head.contains("dkim-signature:") {
+                format!(
+                    "Authentication-Results: {};\r\n\tdkim=permerror (header section too large to verify)\r\n",
+                    session.services.hostname
+                )
+            } else {
+                super::verify::authentication_results(&session.services.hostname, &[])
+            }
+        } else if self.verify_dkim {
             let hashes = std::mem::take(&mut self.verify_hashes);
             let outcomes = super::verify::verify(
                 &session.services.dns,
@@ -449,6 +489,7 @@ impl SmtpState {
             body_hash: (self.protocol.is_submission() && self.authenticated.is_some())
                 .then(BodyHasher::new),
             header_done: false,
+            head_scanned: 0,
             verify_dkim: self.protocol == crate::listener::Protocol::Smtp,
             dkim_signatures: Vec::new(),
             verify_hashes: Default::default(),
@@ -734,6 +775,31 @@ impl Lookup {
     }
 }
 
+/// Where the header section of `head` ends (just past its empty line, as
+/// `header_end` says), looking only at line ends from `from` on, so a
+/// message arriving in small pieces is searched once, not once a piece.
+fn blank_line_after(head: &[u8], from: usize) -> Option<usize> {
+    if from == 0 {
+        if head.starts_with(b"\r\n") {
+            return Some(2);
+        }
+        if head.starts_with(b"\n") {
+            return Some(1);
+        }
+    }
+    let mut i = from.min(head.len());
+    while let Some(off) = head[i..].iter().position(|&b| b == b'\n') {
+        let p = i + off;
+        match &head[p + 1..] {
+            [b'\n', ..] => return Some(p + 2),
+            [b'\r', b'\n', ..] => return Some(p + 3),
+            _ => {}
+        }
+        i = p + 1;
+    }
+    None
+}
+
 /// Whether `captured` (the start of a message) holds its whole header
 /// section, up to the empty line that ends it.
 pub(super) fn header_complete(captured: &[u8]) -> bool {
@@ -936,4 +1002,39 @@ fn over_quota(store: &Store, account: &str, declared: u64) -> bool {
         .unwrap_or(0);
     // Every message has at least one byte.
     used.saturating_add(declared.max(1)) > quota
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_end_is_found_as_header_end_finds_it_however_the_bytes_come() {
+        let messages: [&[u8]; 5] = [
+            b"A: b\r\nC: d\r\n\r\nbody\r\n",
+            b"\r\nbody",
+            b"A: b\n\nbody",
+            b"A: b\r\n folded\r\n\r\n",
+            b"A: b\r\nno end",
+        ];
+        for m in messages {
+            let want = header_complete(m).then(|| header_end(m));
+            for piece in 1..=m.len() {
+                let (mut head, mut scanned, mut found) = (Vec::new(), 0usize, None);
+                for chunk in m.chunks(piece) {
+                    head.extend_from_slice(chunk);
+                    if found.is_none() {
+                        found = blank_line_after(&head, scanned.saturating_sub(2));
+                        scanned = head.len();
+                    }
+                }
+                assert_eq!(
+                    found,
+                    want,
+                    "{:?} in pieces of {piece}",
+                    String::from_utf8_lossy(m)
+                );
+            }
+        }
+    }
 }

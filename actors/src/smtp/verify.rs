@@ -41,7 +41,12 @@ impl Outcome {
     pub fn resinfo(&self) -> String {
         let mut s = format!("dkim={}", self.result);
         if let Some(r) = &self.reason {
-            s.push_str(&format!(" ({})", r.replace(['(', ')'], "")));
+            // A comment (RFC 8601 2.2) of plain text only.
+            let r: String = r
+                .chars()
+                .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\') || *c == ' ')
+                .collect();
+            s.push_str(&format!(" ({r})"));
         }
         if let Some(d) = &self.domain {
             s.push_str(&format!(" header.d={d}"));
@@ -67,6 +72,7 @@ pub async fn verify(
     now: i64,
 ) -> Vec<Outcome> {
     let mut out = Vec::new();
+    let problem = roost_protocols::message::dkim_verify::header_problem(header);
     for sig in signatures {
         let sig = match sig {
             Ok(s) => s,
@@ -81,6 +87,10 @@ pub async fn verify(
                 continue;
             }
         };
+        if let Some(why) = problem {
+            out.push(Outcome::of(&sig, "permerror", Some(why)));
+            continue;
+        }
         out.push(check(dns, header, &sig, &simple, &relaxed, now).await);
     }
     out
@@ -120,8 +130,27 @@ async fn check(
     if key.public.is_empty() {
         return Outcome::of(sig, "permerror", Some("key revoked"));
     }
+    let (header, sig_c) = (header.to_vec(), sig.clone());
+    let checked =
+        crate::task::blocking(move || Ok::<_, String>(signature_holds(&header, &sig_c, &key)))
+            .await;
+    match checked {
+        Ok(Ok(true)) => Outcome::of(sig, "pass", None),
+        Ok(Ok(false)) => Outcome::of(sig, "fail", Some("signature did not verify")),
+        Ok(Err(why)) => Outcome::of(sig, "permerror", Some(why)),
+        Err(e) => Outcome::of(sig, "temperror", Some(&e)),
+    }
+}
+
+/// Whether `sig` holds over `header` with `key` (CPU work: run it off the
+/// async workers).
+fn signature_holds(
+    header: &[u8],
+    sig: &Signature,
+    key: &roost_protocols::message::dkim_verify::KeyRecord,
+) -> Result<bool, &'static str> {
     let data = header_data(header, sig);
-    let ok = match (sig.algorithm, key.key_type) {
+    Ok(match (sig.algorithm, key.key_type) {
         (Algorithm::Ed25519Sha256, KeyType::Ed25519) => {
             let digest = Sha256::digest(&data);
             ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key.public)
@@ -135,15 +164,10 @@ async fn check(
             )
             .verify(&data, &sig.signature)
             .is_ok(),
-            None => return Outcome::of(sig, "permerror", Some("unreadable RSA key")),
+            None => return Err("unreadable RSA key"),
         },
-        _ => return Outcome::of(sig, "permerror", Some("key type does not match a=")),
-    };
-    if ok {
-        Outcome::of(sig, "pass", None)
-    } else {
-        Outcome::of(sig, "fail", Some("signature did not verify"))
-    }
+        _ => return Err("key type does not match a="),
+    })
 }
 
 /// RFC 8601 2.2: the field, with this server's name as authserv-id.

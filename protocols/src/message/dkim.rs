@@ -41,6 +41,25 @@ pub const SIGNED_FIELDS: &[&str] = &[
     "list-archive",
 ];
 
+/// Fields signed once more than they occur (RFC 6376 8.15), so that none
+/// can be added after signing without breaking the signature; the other
+/// [`SIGNED_FIELDS`] are signed as often as they occur.
+pub const OVERSIGNED_FIELDS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "to",
+    "cc",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "in-reply-to",
+    "references",
+];
+
 /// RFC 6376 3.4.4 relaxed body canonicalization and its SHA-256, fed
 /// the body in pieces of any size. Memory is constant: only counts and a
 /// flag or two are held back, never bytes.
@@ -179,13 +198,20 @@ impl Signing {
         let mut names: Vec<&str> = Vec::new();
         let mut data = Vec::new();
         for name in SIGNED_FIELDS {
-            if let Some(f) = all
+            // Every instance, bottom up (RFC 6376 5.4.2), then one that is
+            // not there for the oversigned ones.
+            let mut present = 0;
+            for f in all
                 .iter()
                 .rev()
-                .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+                .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
             {
                 names.push(name);
                 data.extend_from_slice(&relaxed_field(f.name, &f.value));
+                present += 1;
+            }
+            if OVERSIGNED_FIELDS.contains(name) && (present > 0 || *name != "sender") {
+                names.push(name);
             }
         }
         let field_without_b = format!(
@@ -212,10 +238,21 @@ impl Signing {
         &self.data
     }
 
-    /// The finished field, CRLF included.
+    /// The finished field, CRLF included, folded after each `;` and in
+    /// the `b=` value so no line is longer than RFC 5322 2.1.1 allows
+    /// (relaxed canonicalization reads the folds as the spaces they
+    /// replace, and the `b=` value is not signed).
     pub fn field(&self, signature: &[u8]) -> String {
         let b = base64::engine::general_purpose::STANDARD.encode(signature);
-        format!("{}{b}\r\n", self.field_without_b)
+        let mut out = self.field_without_b.replace("; ", ";\r\n\t");
+        for (i, piece) in b.as_bytes().chunks(72).enumerate() {
+            if i > 0 {
+                out.push_str("\r\n\t");
+            }
+            out.push_str(&String::from_utf8_lossy(piece));
+        }
+        out.push_str("\r\n");
+        out
     }
 }
 
@@ -274,12 +311,16 @@ mod tests {
         let s = Signing::new(header, "BH", "ed25519-sha256", "example.org", "s1", 7);
         assert_eq!(
             s.field_without_b,
-            "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=s1; t=7; h=from:subject; bh=BH; b="
+            "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=s1; t=7; h=from:from:reply-to:subject:subject:subject:date:message-id:to:cc:mime-version:content-type:content-transfer-encoding:in-reply-to:references; bh=BH; b="
         );
         assert_eq!(
             String::from_utf8_lossy(s.data_to_sign()),
-            "from:a@example.org\r\nsubject:again\r\ndkim-signature:v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=s1; t=7; h=from:subject; bh=BH; b="
+            "from:a@example.org\r\nsubject:again\r\nsubject:hi\r\ndkim-signature:v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=s1; t=7; h=from:from:reply-to:subject:subject:subject:date:message-id:to:cc:mime-version:content-type:content-transfer-encoding:in-reply-to:references; bh=BH; b="
         );
-        assert!(s.field(b"sig").ends_with("b=c2ln\r\n"));
+        // Folded after each `;`, and the b= value every 72 characters.
+        assert!(s.field(b"sig").ends_with(";\r\n\tb=c2ln\r\n"));
+        let long = s.field(&[7u8; 256]);
+        assert!(long.lines().all(|l| l.len() <= 998), "{long}");
+        assert!(long.lines().count() > 10);
     }
 }

@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 
 /// DKIM-Signature fields verified per message; later ones are ignored.
 pub const MAX_SIGNATURES: usize = 5;
+/// Names in one signature's `h=`; more is a permanent error.
+pub const MAX_SIGNED_NAMES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Canon {
@@ -65,12 +67,48 @@ fn raw_fields(header: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
         let Some(colon) = bare.iter().position(|&b| b == b':') else {
             continue;
         };
-        out.push((&line[..colon], line.to_vec()));
+        out.push((trim_wsp(&line[..colon]), line.to_vec()));
         if out.len() >= super::header::MAX_HEADER_FIELDS {
             break;
         }
     }
     out
+}
+
+fn trim_wsp(s: &[u8]) -> &[u8] {
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1);
+    &s[..end]
+}
+
+/// Why no signature of this header section can be trusted, if so: more
+/// fields than are read (a field added past them would go unseen), or
+/// other than exactly one From (RFC 6376 8.15, RFC 5322 3.6).
+pub fn header_problem(header: &[u8]) -> Option<&'static str> {
+    let all = raw_fields(header);
+    if all.len() >= super::header::MAX_HEADER_FIELDS {
+        return Some("too many header fields to verify");
+    }
+    let from = all
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"From"))
+        .count();
+    (from != 1).then_some("not exactly one From field")
+}
+
+/// A domain name or selector: dot-separated labels of letters, digits,
+/// '-' and '_' (RFC 6376 3.5, 3.1).
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// `tag=value` pairs of a tag list (RFC 6376 3.2), names and values
@@ -134,14 +172,11 @@ fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
         };
         (canon(h)?, canon(b)?)
     };
-    let domain = get("d")
-        .filter(|d| !d.is_empty())
-        .ok_or("no d=")?
-        .to_lowercase();
-    let selector = get("s")
-        .filter(|s| !s.is_empty())
-        .ok_or("no s=")?
-        .to_string();
+    let domain = get("d").ok_or("no d=")?.to_lowercase();
+    let selector = get("s").ok_or("no s=")?.to_string();
+    if !is_dns_name(&domain) || !is_dns_name(&selector) {
+        return Err("d= or s= is not a domain name".into());
+    }
     let headers: Vec<String> = get("h")
         .ok_or("no h=")?
         .split(':')
@@ -150,6 +185,9 @@ fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
         .collect();
     if !headers.iter().any(|h| h == "from") {
         return Err("From is not signed".into());
+    }
+    if headers.len() > MAX_SIGNED_NAMES {
+        return Err("too many names in h=".into());
     }
     let b_text = no_space(get("b").ok_or("no b=")?);
     Ok(Signature {
@@ -370,7 +408,9 @@ mod tests {
         let sigs = signatures(&signed);
         let sig = sigs[0].as_ref().unwrap();
         assert_eq!(sig.domain, "example.org");
-        assert_eq!(sig.headers, ["from", "subject"]);
+        // Every instance signed, and From and Subject once more (so a field
+        // added later breaks the signature).
+        assert_eq!(sig.headers.join(":"), "from:from:reply-to:subject:subject:date:message-id:to:cc:mime-version:content-type:content-transfer-encoding:in-reply-to:references");
         assert_eq!(sig.signature, b"sig");
         assert_eq!(header_data(&signed, sig), s.data_to_sign());
     }
