@@ -253,11 +253,9 @@ fn smtputf8_is_needed_for_non_ascii_addresses_only() {
     );
     let msg = "Subject: grüße\r\nFrom: jörg@exämple.org\r\n\r\nhallo\r\n";
     assert_eq!(
-        smtp.cmd("DATA"),
-        "354 Start mail input; end with <CRLF>.<CRLF>"
+        data(&mut smtp, msg.as_bytes()),
+        "250 2.0.0 OK, message delivered"
     );
-    smtp.send_raw(msg.as_bytes());
-    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
     // An ASCII message needs no SMTPUTF8, and an unknown parameter is
     // still refused.
     assert_eq!(
@@ -299,13 +297,44 @@ fn subjects(server: &Server, user: &str, password: &str) -> Vec<String> {
         .collect()
 }
 
-fn send(smtp: &mut Smtp, subject: &str) {
+/// DATA, then `message` (lines as given, CRLF ends, no end marker) and
+/// the end marker; the reply to the end marker.
+fn data(smtp: &mut Smtp, message: &[u8]) -> String {
     assert_eq!(
         smtp.cmd("DATA"),
         "354 Start mail input; end with <CRLF>.<CRLF>"
     );
-    smtp.send_raw(format!("Subject: {subject}\r\n\r\nbody\r\n").as_bytes());
-    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
+    smtp.send_raw(message);
+    smtp.cmd(".")
+}
+
+/// A submission session logged in with PLAIN (`plain`: the base64 of
+/// "\0user\0password").
+fn submission(server: &Server, plain: &str) -> Smtp {
+    let mut smtp = Smtp::connect(server.port(SUBMISSION));
+    assert!(smtp
+        .cmd("EHLO client.example.org")
+        .starts_with("250-localhost greets"));
+    assert_eq!(
+        smtp.cmd(&format!("AUTH PLAIN {plain}")),
+        "235 2.7.0 Authentication successful"
+    );
+    smtp
+}
+
+/// PLAIN for roost@localhost: "\0roost@localhost\0roostroost".
+const ROOST_PLAIN: &str = "AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0";
+/// PLAIN for bob@localhost: "\0bob@localhost\0bobsecret1".
+const BOB_PLAIN: &str = "AGJvYkBsb2NhbGhvc3QAYm9ic2VjcmV0MQ==";
+
+fn send(smtp: &mut Smtp, subject: &str) {
+    assert_eq!(
+        data(
+            smtp,
+            format!("Subject: {subject}\r\n\r\nbody\r\n").as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
 }
 
 /// Addresses match whole first (local parts without case, in NFC); then,
@@ -383,15 +412,7 @@ fn who_gets_the_message() {
     assert_eq!(smtp.cmd("RSET"), "250 2.0.0 OK");
     // Bob, logged in, writes to the team and to roost directly: roost gets
     // it once, Bob not at all.
-    let mut sub = Smtp::connect(server.port(SUBMISSION));
-    assert!(sub
-        .cmd("EHLO client.example.org")
-        .starts_with("250-localhost greets"));
-    // PLAIN: "\0bob@localhost\0bobsecret1".
-    assert_eq!(
-        sub.cmd("AUTH PLAIN AGJvYkBsb2NhbGhvc3QAYm9ic2VjcmV0MQ=="),
-        "235 2.7.0 Authentication successful"
-    );
+    let mut sub = submission(&server, BOB_PLAIN);
     assert_eq!(
         sub.cmd(&format!("MAIL FROM:<{BOB}>")),
         "250 2.1.0 Sender OK"
@@ -405,11 +426,12 @@ fn who_gets_the_message() {
         "250 2.1.5 Recipient OK"
     );
     assert_eq!(
-        sub.cmd("DATA"),
-        "354 Start mail input; end with <CRLF>.<CRLF>"
+        data(
+            &mut sub,
+            format!("From: {BOB}\r\nSubject: from bob to the team\r\n\r\nhi\r\n").as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
     );
-    sub.send_raw(format!("From: {BOB}\r\nSubject: from bob to the team\r\n\r\nhi\r\n").as_bytes());
-    assert_eq!(sub.cmd("."), "250 2.0.0 OK, message delivered");
     // Anyone may write to the public list; each member gets it once.
     assert_eq!(smtp.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Sender OK");
     assert_eq!(
@@ -481,15 +503,7 @@ fn submission_from_must_be_the_senders_own() {
         "--allow-msg-from",
     ]);
     server.admin_ok(&["alias", "add", "staff@localhost", ACCOUNT, BOB]);
-    let mut smtp = Smtp::connect(server.port(SUBMISSION));
-    assert!(smtp
-        .cmd("EHLO client.example.org")
-        .starts_with("250-localhost greets"));
-    // PLAIN: "\0roost@localhost\0roostroost".
-    assert_eq!(
-        smtp.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
-        "235 2.7.0 Authentication successful"
-    );
+    let mut smtp = submission(&server, ROOST_PLAIN);
     let not_yours =
         |a: &str| format!("550 5.7.1 From address {a} is not one of {ACCOUNT}'s addresses");
     let cases = [
@@ -537,11 +551,13 @@ fn submission_from_must_be_the_senders_own() {
             "250 2.1.5 Recipient OK"
         );
         assert_eq!(
-            smtp.cmd("DATA"),
-            "354 Start mail input; end with <CRLF>.<CRLF>"
+            data(
+                &mut smtp,
+                format!("{from}Subject: from check\r\n\r\nbody\r\n").as_bytes()
+            ),
+            want,
+            "{from:?}"
         );
-        smtp.send_raw(format!("{from}Subject: from check\r\n\r\nbody\r\n").as_bytes());
-        assert_eq!(smtp.cmd("."), want, "{from:?}");
     }
     assert_eq!(subjects(&server, ACCOUNT, PASSWORD).len(), 3);
 }
@@ -621,11 +637,12 @@ fn delivery_rules_choose_the_mailbox() {
             "250 2.1.5 Recipient OK"
         );
         assert_eq!(
-            smtp.cmd("DATA"),
-            "354 Start mail input; end with <CRLF>.<CRLF>"
+            data(
+                &mut smtp,
+                format!("{header}Subject: {subject}\r\n\r\nbody\r\n").as_bytes()
+            ),
+            "250 2.0.0 OK, message delivered"
         );
-        smtp.send_raw(format!("{header}Subject: {subject}\r\n\r\nbody\r\n").as_bytes());
-        assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
     }
     assert_eq!(
         subjects_in(&server, "Lists"),
@@ -679,14 +696,7 @@ fn helo_parameters_pipelined_refusals_and_binary_headers() {
 #[test]
 fn submission_headers_too_large_to_check_are_refused() {
     let server = Server::start();
-    let mut smtp = Smtp::connect(server.port(SUBMISSION));
-    assert!(smtp
-        .cmd("EHLO client.example.org")
-        .starts_with("250-localhost greets"));
-    assert_eq!(
-        smtp.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
-        "235 2.7.0 Authentication successful"
-    );
+    let mut smtp = submission(&server, ROOST_PLAIN);
     let padding_bytes = format!("X-Pad: {}\r\n", "p".repeat(70_000));
     let padding_fields = "X: a\r\n".repeat(2000);
     for padding in [padding_bytes, padding_fields] {
@@ -699,14 +709,11 @@ fn submission_headers_too_large_to_check_are_refused() {
             "250 2.1.5 Recipient OK"
         );
         assert_eq!(
-            smtp.cmd("DATA"),
-            "354 Start mail input; end with <CRLF>.<CRLF>"
-        );
-        smtp.send_raw(
-            format!("From: {ACCOUNT}\r\n{padding}From: ceo@example.org\r\n\r\nbody\r\n").as_bytes(),
-        );
-        assert_eq!(
-            smtp.cmd("."),
+            data(
+                &mut smtp,
+                format!("From: {ACCOUNT}\r\n{padding}From: ceo@example.org\r\n\r\nbody\r\n")
+                    .as_bytes(),
+            ),
             "554 5.6.0 Header section too large to check: at most 65536 bytes and 1999 fields"
         );
     }
@@ -721,11 +728,12 @@ fn submission_headers_too_large_to_check_are_refused() {
         "250 2.1.5 Recipient OK"
     );
     assert_eq!(
-        smtp.cmd("DATA"),
-        "354 Start mail input; end with <CRLF>.<CRLF>"
+        data(
+            &mut smtp,
+            format!("From: {ACCOUNT}\r\n{padding}\r\nbody\r\n").as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
     );
-    smtp.send_raw(format!("From: {ACCOUNT}\r\n{padding}\r\nbody\r\n").as_bytes());
-    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
 }
 
 /// Addresses change through the running account: they survive its later
@@ -817,24 +825,18 @@ fn first_time_senders_go_to_the_intro_mailbox() {
             "250 2.1.5 Recipient OK"
         );
         assert_eq!(
-            mx.cmd("DATA"),
-            "354 Start mail input; end with <CRLF>.<CRLF>"
+            data(
+                &mut mx,
+                format!("From: {from}\r\nSubject: {subject}\r\n\r\nhi\r\n").as_bytes()
+            ),
+            "250 2.0.0 OK, message delivered"
         );
-        mx.send_raw(format!("From: {from}\r\nSubject: {subject}\r\n\r\nhi\r\n").as_bytes());
-        assert_eq!(mx.cmd("."), "250 2.0.0 OK, message delivered");
     };
     deliver("stranger@example.org", "first");
     deliver("Stranger@example.org", "still a stranger");
     deliver("news@shop.example", "by a rule");
     // Roost writes to Bob, so Bob is known to roost from now on.
-    let mut sub = Smtp::connect(server.port(SUBMISSION));
-    assert!(sub
-        .cmd("EHLO client.example.org")
-        .starts_with("250-localhost greets"));
-    assert_eq!(
-        sub.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
-        "235 2.7.0 Authentication successful"
-    );
+    let mut sub = submission(&server, ROOST_PLAIN);
     assert_eq!(
         sub.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
         "250 2.1.0 Sender OK"
@@ -844,11 +846,12 @@ fn first_time_senders_go_to_the_intro_mailbox() {
         "250 2.1.5 Recipient OK"
     );
     assert_eq!(
-        sub.cmd("DATA"),
-        "354 Start mail input; end with <CRLF>.<CRLF>"
+        data(
+            &mut sub,
+            format!("From: {ACCOUNT}\r\nSubject: hello bob\r\n\r\nhi\r\n").as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
     );
-    sub.send_raw(format!("From: {ACCOUNT}\r\nSubject: hello bob\r\n\r\nhi\r\n").as_bytes());
-    assert_eq!(sub.cmd("."), "250 2.0.0 OK, message delivered");
     deliver(BOB, "from bob");
     deliver("news@shop.example", "known now, still by the rule");
     assert_eq!(subjects_in(&server, "Intro"), ["first", "still a stranger"]);
@@ -870,20 +873,13 @@ fn authentication_results_in_our_name_are_refused() {
     let server = Server::start();
     let mut smtp = ehlo(&server);
     envelope(&mut smtp, "MAIL FROM:<a@example.org>");
-    assert_eq!(
-        smtp.cmd("DATA"),
-        "354 Start mail input; end with <CRLF>.<CRLF>"
-    );
-    smtp.send_raw(b"Authentication-Results: LocalHost; dkim=pass header.d=bank.example\r\nSubject: x\r\n\r\nhi\r\n");
-    assert_eq!(
-        smtp.cmd("."),
-        "550 5.7.1 Authentication-Results in the name of localhost refused (RFC 8601 5)"
-    );
+    assert_eq!(data(&mut smtp, b"Authentication-Results: LocalHost; dkim=pass header.d=bank.example\r\nSubject: x\r\n\r\nhi\r\n"), "550 5.7.1 Authentication-Results in the name of localhost refused (RFC 8601 5)");
     envelope(&mut smtp, "MAIL FROM:<a@example.org>");
     assert_eq!(
-        smtp.cmd("DATA"),
-        "354 Start mail input; end with <CRLF>.<CRLF>"
+        data(
+            &mut smtp,
+            b"Authentication-Results: mx.example.org; dkim=pass\r\nSubject: y\r\n\r\nhi\r\n"
+        ),
+        "250 2.0.0 OK, message delivered"
     );
-    smtp.send_raw(b"Authentication-Results: mx.example.org; dkim=pass\r\nSubject: y\r\n\r\nhi\r\n");
-    assert_eq!(smtp.cmd("."), "250 2.0.0 OK, message delivered");
 }
