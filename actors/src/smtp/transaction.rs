@@ -100,6 +100,7 @@ impl Transaction {
         } else {
             None
         };
+        let mut hash_from = None;
         if let Some(end) = found {
             self.header_done = true;
             if self.verify_dkim {
@@ -119,9 +120,9 @@ impl Transaction {
                     }
                 }
             }
-            self.hash_body(&chunk[end.saturating_sub(before).min(chunk.len())..]);
+            hash_from = Some(end.saturating_sub(before).min(chunk.len()));
         } else if self.header_done {
-            self.hash_body(&chunk);
+            hash_from = Some(0);
         }
         if self.write_error.is_some() {
             return;
@@ -129,22 +130,37 @@ impl Transaction {
         let Some(mut file) = self.file.take() else {
             return;
         };
-        let written = blocking(move || file.write_all(&chunk).map(|()| file)).await;
+        // The body hashes are CPU work: done with the write, off the async
+        // workers.
+        let mut hashers = (
+            self.body_hash.take(),
+            self.verify_hashes.simple.take(),
+            self.verify_hashes.relaxed.take(),
+        );
+        let written = blocking(move || {
+            if let Some(from) = hash_from {
+                let body = &chunk[from..];
+                if let Some(h) = &mut hashers.0 {
+                    h.update(body);
+                }
+                if let Some(h) = &mut hashers.1 {
+                    h.update(body);
+                }
+                if let Some(h) = &mut hashers.2 {
+                    h.update(body);
+                }
+            }
+            file.write_all(&chunk).map(|()| (file, hashers))
+        })
+        .await;
         match written {
-            Ok(file) => self.file = Some(file),
+            Ok((file, (signing, simple, relaxed))) => {
+                self.file = Some(file);
+                self.body_hash = signing;
+                self.verify_hashes.simple = simple;
+                self.verify_hashes.relaxed = relaxed;
+            }
             Err(e) => self.write_error = Some(e),
-        }
-    }
-
-    fn hash_body(&mut self, body: &[u8]) {
-        if let Some(h) = &mut self.body_hash {
-            h.update(body);
-        }
-        if let Some(h) = &mut self.verify_hashes.simple {
-            h.update(body);
-        }
-        if let Some(h) = &mut self.verify_hashes.relaxed {
-            h.update(body);
         }
     }
 

@@ -152,6 +152,12 @@ pub fn signatures(header: &[u8]) -> Vec<Result<Signature, String>> {
 
 fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
     let tags = tags(value);
+    // RFC 6376 3.2: a tag appears once.
+    for (i, (name, _)) in tags.iter().enumerate() {
+        if tags[..i].iter().any(|(n, _)| n == name) {
+            return Err(format!("{name}= appears twice"));
+        }
+    }
     let get = |k: &str| tags.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("v") != Some("1") {
         return Err("v= is not 1".into());
@@ -189,6 +195,27 @@ fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
     if headers.len() > MAX_SIGNED_NAMES {
         return Err("too many names in h=".into());
     }
+    // RFC 6376 3.5: i= is in d= or a subdomain of it.
+    if let Some(i) = get("i") {
+        let host = i.rsplit_once('@').map_or("", |(_, h)| h).to_lowercase();
+        if host != domain && !host.ends_with(&format!(".{domain}")) {
+            return Err("i= is not within d=".into());
+        }
+    }
+    let number = |k: &str| -> Result<Option<i64>, String> {
+        get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("{k}= is not a number"))
+            })
+            .transpose()
+    };
+    let (signed_at, expires) = (number("t")?, number("x")?);
+    if let (Some(t), Some(x)) = (signed_at, expires) {
+        if x < t {
+            return Err("x= is before t=".into());
+        }
+    }
     let b_text = no_space(get("b").ok_or("no b=")?);
     Ok(Signature {
         algorithm,
@@ -200,7 +227,7 @@ fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
         body_hash: b64(get("bh").ok_or("no bh=")?)?,
         signature: b64(&b_text)?,
         b_text,
-        expires: get("x").and_then(|x| x.parse().ok()),
+        expires,
         length: get("l").and_then(|l| l.parse().ok()),
         index,
     })
@@ -354,6 +381,21 @@ pub fn parse_key_record(txt: &str) -> Result<KeyRecord, String> {
         "ed25519" => KeyType::Ed25519,
         other => return Err(format!("unknown key type {other}")),
     };
+    // RFC 6376 3.6.1: a key for other services, or for other hashes, is
+    // not for these signatures.
+    if let Some(services) = get("s") {
+        if !services
+            .split(':')
+            .any(|s| matches!(s.trim(), "email" | "*"))
+        {
+            return Err("the key is not for email".into());
+        }
+    }
+    if let Some(hashes) = get("h") {
+        if !hashes.split(':').any(|h| h.trim() == "sha256") {
+            return Err("the key does not allow sha256".into());
+        }
+    }
     let public = b64(get("p").ok_or("no p=")?)?;
     Ok(KeyRecord { key_type, public })
 }
@@ -443,6 +485,18 @@ mod tests {
             "From is not signed"
         );
         assert_eq!(one(" v=2"), "v= is not 1");
+        let base = " v=1; a=rsa-sha256; d=example.org; s=y; h=from; bh=; b=";
+        assert_eq!(one(&format!("{base}; d=example.org")), "d= appears twice");
+        assert_eq!(
+            one(&format!("{base}; i=@evil.example")),
+            "i= is not within d="
+        );
+        assert!(signatures(
+            format!("DKIM-Signature:{base}; i=a@sub.example.org\r\n\r\n").as_bytes()
+        )[0]
+        .is_ok());
+        assert_eq!(one(&format!("{base}; x=soon")), "x= is not a number");
+        assert_eq!(one(&format!("{base}; t=10; x=9")), "x= is before t=");
         // Only the first MAX_SIGNATURES are read.
         let many = "DKIM-Signature: v=2\r\n".repeat(MAX_SIGNATURES + 1) + "\r\n";
         assert_eq!(signatures(many.as_bytes()).len(), MAX_SIGNATURES);
@@ -477,6 +531,9 @@ mod tests {
         assert_eq!((k.key_type, k.public.len()), (KeyType::Ed25519, 3));
         assert!(parse_key_record("v=DKIM1; p=").unwrap().public.is_empty());
         assert!(parse_key_record("v=DKIM2; p=AAAA").is_err());
+        assert!(parse_key_record("v=DKIM1; s=email:other; h=sha1:sha256; p=AAAA").is_ok());
+        assert!(parse_key_record("v=DKIM1; s=other; p=AAAA").is_err());
+        assert!(parse_key_record("v=DKIM1; h=sha1; p=AAAA").is_err());
         let pkcs1 = [0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03];
         assert_eq!(rsa_public_key(&pkcs1), Some(&pkcs1[..]));
         let mut spki = vec![0x30, 0x1a, 0x30, 0x0d];
