@@ -260,6 +260,22 @@ fn received_line(smtp: u16, imap: u16) -> String {
     r[start..r[start..].find("by ").map(|e| start + e).unwrap()].to_string()
 }
 
+/// Runs `roost admin --dir DATA ARGS...`, which must succeed.
+fn admin_ok(data: &std::path::Path, args: &[&str]) {
+    let out = Command::new(binary())
+        .arg("admin")
+        .arg("--dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A server whose data directory holds the localserve account, so mail
 /// can be delivered to roost@localhost.
 fn serve_with_account(dns: &str) -> (Served, u16, u16) {
@@ -267,20 +283,7 @@ fn serve_with_account(dns: &str) -> (Served, u16, u16) {
     let (smtp, imap) = (SMTP + offset, IMAP + offset);
     let server = serve_with_dns("", smtp, imap, dns);
     let data = server.dir.path().join("data");
-    let admin = |args: &[&str]| {
-        let out = Command::new(binary())
-            .arg("admin")
-            .arg("--dir")
-            .arg(&data)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let admin = |args: &[&str]| admin_ok(&data, args);
     admin(&["domain", "add", "localhost"]);
     admin(&["account", "add", "roost@localhost", "--password", PASSWORD]);
     (server, smtp, imap)
@@ -322,18 +325,7 @@ fn long_searches_report_their_progress() {
         &["domain", "add", "localhost"][..],
         &["account", "add", ACCOUNT, "--password", PASSWORD],
     ] {
-        let out = Command::new(binary())
-            .arg("admin")
-            .arg("--dir")
-            .arg(&data)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        admin_ok(&data, args);
     }
     let mut c = Imap::login(imap);
     // `n` small messages in one MULTIAPPEND.
@@ -385,58 +377,86 @@ fn long_searches_report_their_progress() {
 /// dnsmasq from Debian on loopback, answering the TXT records given
 /// (cut into strings of at most 255 octets, RFC 1035 3.3.14; dnsmasq takes
 /// them comma-separated, unquoted), killed when dropped.
-struct Dnsmasq(std::process::Child);
+struct Dnsmasq {
+    child: std::process::Child,
+    port: u16,
+}
 
 impl Dnsmasq {
-    fn start(port: u16, txt: &[(&str, &str)]) -> Dnsmasq {
+    /// Tries a few ports: dnsmasq needs its port free for UDP and TCP,
+    /// and the other tests' servers take ports of their own meanwhile.
+    fn start(txt: &[(&str, &str)]) -> Dnsmasq {
         assert!(
             std::path::Path::new("/usr/sbin/dnsmasq").exists(),
             "dnsmasq is missing; .ci/run installs it (apt-get install dnsmasq-base)"
         );
-        let mut cmd = Command::new("/usr/sbin/dnsmasq");
-        cmd.args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-        ])
-        .args(["--listen-address=127.0.0.1", "--pid-file=", "--user=root"])
-        // Names under it that have no record are NXDOMAIN, not refused.
-        .arg("--local=/example.org/")
-        .arg(format!("--port={port}"));
-        for (name, record) in txt {
-            let parts: Vec<String> = record
-                .as_bytes()
-                .chunks(250)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            cmd.arg(format!("--txt-record={name},{}", parts.join(",")));
+        for _ in 0..10 {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            let mut cmd = Command::new("/usr/sbin/dnsmasq");
+            cmd.args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+            ])
+            .args(["--listen-address=127.0.0.1", "--pid-file=", "--user=root"])
+            // Names under it that have no record are NXDOMAIN, not refused.
+            .arg("--local=/example.org/")
+            .arg(format!("--port={port}"));
+            for (name, record) in txt {
+                let parts: Vec<String> = record
+                    .as_bytes()
+                    .chunks(250)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                cmd.arg(format!("--txt-record={name},{}", parts.join(",")));
+            }
+            let child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dnsmasq");
+            let mut dns = Dnsmasq { child, port };
+            if dns.answers() {
+                return dns;
+            }
+            let _ = dns.child.kill();
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq");
-        let dns = Dnsmasq(child);
-        eventually("dnsmasq to answer", || {
-            let sock = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
-            sock.connect(("127.0.0.1", port)).ok()?;
-            // A query for "x." of type TXT.
-            sock.send(&[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'x', 0, 0, 16, 0, 1])
-                .ok()?;
+        panic!("dnsmasq did not start on any of 10 ports");
+    }
+
+    /// Whether it answers a TXT query for "x." within 3 s (and still runs).
+    fn answers(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.connect(("127.0.0.1", self.port)).unwrap();
+            let query = [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'x', 0, 0, 16, 0, 1];
+            let _ = sock.send(&query);
             sock.set_read_timeout(Some(Duration::from_millis(200)))
-                .ok()?;
-            let mut buf = [0u8; 512];
-            sock.recv(&mut buf).ok().map(|_| ())
-        });
-        dns
+                .unwrap();
+            if sock.recv(&mut [0u8; 512]).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 }
 
 impl Drop for Dnsmasq {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -498,13 +518,9 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
     );
     let signed = std::fs::read(&signed).unwrap();
 
-    let dns_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let record = format!("v=DKIM1; k=rsa; p={p}");
-    let _dns = Dnsmasq::start(dns_port, &[("sel._domainkey.example.org", &record)]);
+    let dns = Dnsmasq::start(&[("sel._domainkey.example.org", &record)]);
+    let dns_port = dns.port;
     let (_server, smtp, imap) =
         serve_with_account(&format!("[dns]\nservers = [\"127.0.0.1:{dns_port}\"]\n"));
     let tampered = String::from_utf8_lossy(&signed)

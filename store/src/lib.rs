@@ -182,6 +182,8 @@ struct GateState {
 const UID_VALIDITY_FLOOR: &[u8] = b"uid_validity_floor";
 /// Set once every message has its compact state record.
 const MESSAGE_STATES_ADDED: &[u8] = b"message_states_added";
+/// Set once the address index is in its case-folded form.
+const ADDRESS_KEYS_FOLDED: &[u8] = b"address_keys_folded";
 
 impl Store {
     /// Opens (creating if needed) the store in `dir` and empties `tmp/`.
@@ -221,6 +223,10 @@ impl Store {
     /// Address index keys written before local parts were indexed without
     /// case are rewritten in today's form, once, at open.
     fn fold_address_keys(&self) -> Result<()> {
+        let done = keys::meta(ADDRESS_KEYS_FOLDED);
+        if self.inner.db.get(&done)?.is_some() {
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         let mut changed = 0;
         for item in self.inner.db.scan_prefix([keys::ADDRESS]) {
@@ -239,9 +245,14 @@ impl Store {
                 changed += 1;
             }
         }
+        batch.insert(done, &[][..]);
         if changed > 0 {
             self.apply_and_flush(batch)?;
             tracing::info!(changed, "address index rewritten in its folded form");
+        } else {
+            // Nothing moved: the mark reaches the disk with the next flush
+            // (lost in a crash, the scan just runs once more).
+            self.inner.db.apply_batch(batch)?;
         }
         Ok(())
     }
@@ -1141,7 +1152,8 @@ impl Store {
         let mut account = self.require_account(name)?;
         account.addresses.push(shown);
         let mut batch = sled::Batch::default();
-        self.index_addresses(&mut batch, &account)?;
+        let stored = self.get::<AccountRecord>(&keys::account(account.id))?;
+        self.index_addresses(&mut batch, &account, stored.as_ref())?;
         batch.insert(keys::account(account.id), encode(&account)?);
         self.apply_and_flush(batch)?;
         Ok(account)
@@ -1181,7 +1193,17 @@ impl Store {
     /// Brings the address index in line with `account`'s name and
     /// addresses: keys it no longer has go, keys it has point at it. A
     /// key another account holds is left alone.
-    fn index_addresses(&self, batch: &mut sled::Batch, account: &AccountRecord) -> Result<()> {
+    /// `old` is the record as stored; an account whose addresses did not
+    /// change (every other commit of its actor) costs nothing here.
+    fn index_addresses(
+        &self,
+        batch: &mut sled::Batch,
+        account: &AccountRecord,
+        old: Option<&AccountRecord>,
+    ) -> Result<()> {
+        if old.is_some_and(|o| o.name == account.name && o.addresses == account.addresses) {
+            return Ok(());
+        }
         let forms = |a: &AccountRecord| -> Vec<String> {
             std::iter::once(&a.name)
                 .chain(&a.addresses)
@@ -1189,8 +1211,8 @@ impl Store {
                 .collect()
         };
         let new = forms(account);
-        if let Some(old) = self.get::<AccountRecord>(&keys::account(account.id))? {
-            for k in forms(&old) {
+        if let Some(old) = old {
+            for k in forms(old) {
                 if !new.contains(&k) && self.address_owner(&k)? == Some(account.id) {
                     batch.remove(keys::address(&k));
                 }
@@ -1256,7 +1278,8 @@ impl Store {
             return Err(StoreError::NotFound(format!("address {n} of {name}")));
         }
         let mut batch = sled::Batch::default();
-        self.index_addresses(&mut batch, &account)?;
+        let stored = self.get::<AccountRecord>(&keys::account(account.id))?;
+        self.index_addresses(&mut batch, &account, stored.as_ref())?;
         batch.insert(keys::account(account.id), encode(&account)?);
         self.apply_and_flush(batch)?;
         Ok(account)
@@ -1598,17 +1621,20 @@ impl Store {
         for rec in puts {
             let (k, v) = match rec {
                 Record::Account(a) => {
-                    // The address index follows the record's addresses.
-                    self.index_addresses(&mut batch, a)?;
-                    // The TLS key index follows the record's keys.
+                    // The address and TLS key indexes follow the record;
+                    // the stored record is read once for both.
                     let old: Option<AccountRecord> = self.get(&keys::account(a.id))?;
+                    self.index_addresses(&mut batch, a, old.as_ref())?;
+                    let keys_changed = old
+                        .as_ref()
+                        .is_none_or(|o| o.tls_public_keys != a.tls_public_keys);
                     let print = |k: &TlsPublicKey| TlsPublicKey::fingerprint(&k.spki);
                     for k in old.iter().flat_map(|o| &o.tls_public_keys) {
-                        if !a.tls_public_keys.iter().any(|n| n.spki == k.spki) {
+                        if keys_changed && !a.tls_public_keys.iter().any(|n| n.spki == k.spki) {
                             batch.remove(keys::tls_key(&print(k)));
                         }
                     }
-                    for k in &a.tls_public_keys {
+                    for k in a.tls_public_keys.iter().filter(|_| keys_changed) {
                         batch.insert(keys::tls_key(&print(k)), &a.id.0.to_be_bytes()[..]);
                     }
                     (keys::account(a.id), encode(a)?)

@@ -375,8 +375,12 @@ fn address_keys_from_before_case_folding_are_rewritten_at_open() {
         ok(store.add_domain("localhost"));
         let a = ok(store.create_account("Mixed@localhost", "secret", None));
         assert_eq!(a.name, "Mixed@localhost");
-        // As an older roost indexed it: the local part with its case.
+        // As an older roost indexed it: the local part with its case, and
+        // no mark that the index was folded.
         let db = &store.inner.db;
+        ok(db
+            .remove(keys::meta(ADDRESS_KEYS_FOLDED))
+            .map_err(StoreError::from));
         let id = ok(db
             .remove(keys::address("mixed@localhost"))
             .map_err(StoreError::from));

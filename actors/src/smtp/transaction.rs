@@ -366,9 +366,9 @@ impl Transaction {
                 Ok(_) => {
                     delivered += 1;
                     // Filed outside the intro mailbox: its author is known
-                    // from now on.
+                    // from now on (written once, not for every message).
                     if let (Some(r), Some(a)) = (routes.get(i), &author) {
-                        if let (Some(id), false) = (r.account, r.intro) {
+                        if let (Some(id), false, false) = (r.account, r.intro, r.known) {
                             known.push((id, vec![a.clone()]));
                         }
                     }
@@ -845,6 +845,8 @@ struct Routing {
     mailbox: Option<String>,
     /// To the intro mailbox: the author is not known yet.
     intro: bool,
+    /// The author is a known correspondent already (nothing to mark).
+    known: bool,
 }
 
 /// Each account's mailbox: by its delivery rules (the first that
@@ -873,6 +875,7 @@ fn route(
                 return Routing::default();
             };
             let id = record.id;
+            let known = author.is_some_and(|a| store.is_known(id, a).unwrap_or(false));
             let rule = store
                 .rules(id)
                 .ok()
@@ -882,17 +885,19 @@ fn route(
                     account: Some(id),
                     mailbox: Some(rule.mailbox),
                     intro: false,
+                    known,
                 };
             }
             let intro = store
                 .intro_mailbox(id)
                 .ok()
                 .flatten()
-                .filter(|_| author.is_some_and(|a| !store.is_known(id, a).unwrap_or(true)));
+                .filter(|_| author.is_some() && !known);
             Routing {
                 account: Some(id),
                 intro: intro.is_some(),
                 mailbox: intro,
+                known,
             }
         })
         .collect()
@@ -903,9 +908,15 @@ fn author_of(head: &[u8]) -> Option<String> {
     let from = fields(head)
         .into_iter()
         .find(|f| f.name.eq_ignore_ascii_case(b"From"))?;
-    parse_address_list(&from.value)
+    mailboxes(&from.value).into_iter().next()
+}
+
+/// The `local@domain` addresses of an address-list field value (groups'
+/// names and ends left out).
+fn mailboxes(value: &[u8]) -> Vec<String> {
+    parse_address_list(value)
         .into_iter()
-        .find_map(|a| match (a.mailbox, a.host) {
+        .filter_map(|a| match (a.mailbox, a.host) {
             (Some(m), Some(h)) => Some(format!(
                 "{}@{}",
                 String::from_utf8_lossy(&m),
@@ -913,6 +924,7 @@ fn author_of(head: &[u8]) -> Option<String> {
             )),
             _ => None,
         })
+        .collect()
 }
 
 /// Submission (RFC 6409 8 lets the MSA check what it is given): the
@@ -948,17 +960,7 @@ fn check_from(store: &Store, account: &str, head: &[u8]) -> Result<(), Reply> {
             ),
         ));
     }
-    let addresses: Vec<String> = parse_address_list(&from[0].value)
-        .into_iter()
-        .filter_map(|a| match (a.mailbox, a.host) {
-            (Some(m), Some(h)) => Some(format!(
-                "{}@{}",
-                String::from_utf8_lossy(&m),
-                String::from_utf8_lossy(&h)
-            )),
-            _ => None,
-        })
-        .collect();
+    let addresses = mailboxes(&from[0].value);
     let [address] = addresses.as_slice() else {
         return Err(Reply::new(
             550,
