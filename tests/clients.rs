@@ -2138,19 +2138,26 @@ fn postfix_relays_into_roost_over_starttls() {
     assert_eq!(lines[1], "Received: from postfix.test ([127.0.0.1])");
     assert_eq!(lines[2], "\tby localhost (roost) with ESMTPS");
     assert!(lines[3].starts_with("\tfor <roost@localhost>; "), "{head}");
-    // What roost found of DKIM (Postfix does not sign; localserve looks
-    // nothing up), then Postfix's own trace line, then the sender's header
-    // (Postfix adds Message-Id and Date, which it lacked).
-    assert_eq!(lines[4], "Authentication-Results: localhost;");
-    assert_eq!(lines[5], "\tdkim=none");
+    // What roost found: localserve answers only for its own domains, so
+    // example.org's SPF cannot be looked up; Postfix does not sign; the
+    // From (localhost) fails DMARC, whose p=none delivers it. Then
+    // Postfix's own trace line, then the sender's header (Postfix adds
+    // Message-Id and Date, which it lacked).
     assert_eq!(
-        lines[6],
-        "Received: from client.example.org (localhost [127.0.0.1])"
+        lines[4..13],
+        [
+            "Received-SPF: temperror (localhost: error in processing during lookup of domain of client@example.org) client-ip=127.0.0.1;",
+            "\tenvelope-from=\"client@example.org\"; helo=postfix.test; identity=mailfrom;",
+            "Authentication-Results: localhost;",
+            "\tiprev=pass policy.iprev=127.0.0.1 (localhost);",
+            "\tspf=temperror smtp.mailfrom=client@example.org;",
+            "\tspf=temperror smtp.helo=postfix.test;",
+            "\tdkim=none;",
+            "\tdmarc=fail (p=none dis=none) header.from=localhost",
+            "Received: from client.example.org (localhost [127.0.0.1])",
+        ]
     );
-    assert!(
-        head.contains("by postfix.test (Postfix) with ESMTP id "),
-        "{head}"
-    );
+    assert!(lines[13].starts_with("\tby postfix.test (Postfix) with ESMTP id "));
     for line in sent_head.split("\r\n") {
         assert!(lines.contains(&line), "{line:?} in {head}");
     }
@@ -2192,6 +2199,8 @@ fn eventually_inbox(server: &Server, relay: &postfix::Postfix) -> Vec<Fetched> {
 #[test]
 fn dkim_signatures_of_submitted_mail_verify_with_dkimpy() {
     let server = start();
+    // The key localserve made on first start is tested on its own below.
+    server.admin_ok(&["dkim", "rm", "localhost", "roost"]);
     let record = |out: String| -> (String, String) {
         let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
         (
@@ -2281,5 +2290,99 @@ fn dkim_signatures_of_submitted_mail_verify_with_dkimpy() {
     assert_eq!(
         verify(tampered.as_bytes()),
         "signature 0: fail\nsignature 1: fail\n"
+    );
+}
+
+// --- localserve's own DNS answers ------------------------------------------
+
+/// localserve makes a DKIM key for its domain on first start and answers
+/// the SPF, DKIM and DMARC questions about its domains itself: its own
+/// mail, signed at submission and sent again to the MX port from
+/// loopback, passes DKIM and DMARC without a network (SPF says none:
+/// RFC 7208 4.3 checks no single-label name such as localhost); the same
+/// From sent unsigned fails DMARC, and is delivered all the same, as
+/// localserve publishes p=none so local tools are never refused.
+#[test]
+fn localserve_checks_its_own_mail_without_a_network() {
+    let server = start();
+    let keys: serde_json::Value =
+        serde_json::from_str(&server.admin_ok(&["dkim", "list", "localhost"])).expect("JSON");
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+    assert_eq!(keys[0]["selector"], "roost");
+    assert_eq!(keys[0]["algorithm"], "ed25519");
+
+    let mut smtp = Smtp::connect(server.port(SUBMISSION));
+    smtp.cmd("EHLO client.example.org");
+    assert_eq!(
+        smtp.cmd("AUTH PLAIN AHJvb3N0QGxvY2FsaG9zdAByb29zdHJvb3N0"),
+        "235 2.7.0 Authentication successful"
+    );
+    let r = smtp.send_mail(ACCOUNT, &[ACCOUNT], PLAIN_MESSAGE);
+    assert_eq!(r, "250 2.0.0 OK, message delivered");
+    let stored = inbox(&server).remove(0).body;
+    // The signature and the sender's bytes, without roost's trace lines.
+    let start_of_signature = stored
+        .windows(15)
+        .position(|w| w == b"DKIM-Signature:")
+        .expect("a signature");
+    let signed = stored[start_of_signature..].to_vec();
+
+    let mut mx = Smtp::connect(server.port(SMTP));
+    mx.cmd("EHLO localhost");
+    let r = mx.send_mail(ACCOUNT, &[ACCOUNT], &signed);
+    assert_eq!(r, "250 2.0.0 OK, message delivered");
+    mx.cmd("RSET");
+    assert_eq!(
+        mx.cmd("MAIL FROM:<someone@example.org>"),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        mx.cmd(&format!("RCPT TO:<{ACCOUNT}>")),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        mx.cmd("DATA"),
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    mx.send_raw(&dot_stuff(PLAIN_MESSAGE));
+    assert_eq!(mx.cmd("."), "250 2.0.0 OK, message delivered");
+
+    let msgs = inbox(&server);
+    assert_eq!(msgs.len(), 3);
+    let fields = |n: usize, count: usize| -> Vec<String> {
+        String::from_utf8_lossy(&msgs[n].body)
+            .split("\r\n")
+            .skip_while(|l| !l.starts_with("Authentication-Results:"))
+            .take(count)
+            .map(|l| match l.find("header.b=") {
+                Some(i) => l[..i].to_string(),
+                None => l.to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        fields(1, 7),
+        [
+            "Authentication-Results: localhost;",
+            "\tiprev=pass policy.iprev=127.0.0.1 (localhost);",
+            "\tspf=none smtp.mailfrom=roost@localhost;",
+            "\tspf=none smtp.helo=localhost;",
+            "\tdkim=pass header.d=localhost header.s=roost ",
+            "\tdmarc=pass (p=none dis=none) header.from=localhost",
+            "DKIM-Signature: v=1;",
+        ]
+    );
+    // example.org is not localserve's to answer, and lookups are off.
+    assert_eq!(
+        fields(2, 7),
+        [
+            "Authentication-Results: localhost;",
+            "\tiprev=pass policy.iprev=127.0.0.1 (localhost);",
+            "\tspf=temperror smtp.mailfrom=someone@example.org;",
+            "\tspf=none smtp.helo=localhost;",
+            "\tdkim=none;",
+            "\tdmarc=fail (p=none dis=none) header.from=localhost",
+            "From: roost@localhost",
+        ]
     );
 }

@@ -261,7 +261,7 @@ fn received_line(smtp: u16, imap: u16) -> String {
 }
 
 /// Runs `roost admin --dir DATA ARGS...`, which must succeed.
-fn admin_ok(data: &std::path::Path, args: &[&str]) {
+fn admin_ok(data: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(binary())
         .arg("admin")
         .arg("--dir")
@@ -274,6 +274,7 @@ fn admin_ok(data: &std::path::Path, args: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A server whose data directory holds the localserve account, so mail
@@ -386,6 +387,12 @@ impl Dnsmasq {
     /// Tries a few ports: dnsmasq needs its port free for UDP and TCP,
     /// and the other tests' servers take ports of their own meanwhile.
     fn start(txt: &[(&str, &str)]) -> Dnsmasq {
+        Dnsmasq::start_with(txt, &[])
+    }
+
+    /// With more dnsmasq options: `--host-record`, `--ptr-record`,
+    /// `--local` for further zones.
+    fn start_with(txt: &[(&str, &str)], options: &[&str]) -> Dnsmasq {
         assert!(
             std::path::Path::new("/usr/sbin/dnsmasq").exists(),
             "dnsmasq is missing; .ci/run installs it (apt-get install dnsmasq-base)"
@@ -409,7 +416,8 @@ impl Dnsmasq {
             .args(["--listen-address=127.0.0.1", "--pid-file=", "--user=root"])
             // Names under it that have no record are NXDOMAIN, not refused.
             .arg("--local=/example.org/")
-            .arg(format!("--port={port}"));
+            .arg(format!("--port={port}"))
+            .args(options);
             for (name, record) in txt {
                 let parts: Vec<String> = record
                     .as_bytes()
@@ -519,7 +527,12 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
     let signed = std::fs::read(&signed).unwrap();
 
     let record = format!("v=DKIM1; k=rsa; p={p}");
-    let dns = Dnsmasq::start(&[("sel._domainkey.example.org", &record)]);
+    // SPF fails for every sender; DMARC passes on the aligned signature.
+    let dns = Dnsmasq::start(&[
+        ("sel._domainkey.example.org", &record),
+        ("example.org", "v=spf1 -all"),
+        ("_dmarc.example.org", "v=DMARC1; p=none"),
+    ]);
     let dns_port = dns.port;
     let (_server, smtp, imap) =
         serve_with_account(&format!("[dns]\nservers = [\"127.0.0.1:{dns_port}\"]\n"));
@@ -562,14 +575,168 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
                 .join("header.b=B")
         })
         .collect();
+    // iprev and SPF are the same for all five; DMARC passes only where a
+    // signature of example.org verified.
+    let field = |dkim: &str, dmarc: &str| {
+        format!(
+            "Authentication-Results: mx.test;\r\n\
+             \tiprev=pass policy.iprev=127.0.0.1 (localhost);\r\n\
+             \tspf=fail smtp.mailfrom=someone@example.org;\r\n\
+             \tspf=none smtp.helo=client.example.org;\r\n\
+             {dkim};\r\n\
+             \tdmarc={dmarc} header.from=example.org"
+        )
+    };
+    let twice = |one: &str| format!("\t{one};\r\n\t{one}");
+    let fail = "fail (p=none dis=none)";
     assert_eq!(
         results,
         [
-            "Authentication-Results: mx.test;\r\n\tdkim=pass header.d=example.org header.s=sel header.b=B;\r\n\tdkim=pass header.d=example.org header.s=sel header.b=B",
-            "Authentication-Results: mx.test;\r\n\tdkim=fail (body hash did not verify) header.d=example.org header.s=sel header.b=B;\r\n\tdkim=fail (body hash did not verify) header.d=example.org header.s=sel header.b=B",
-            "Authentication-Results: mx.test;\r\n\tdkim=permerror (no key) header.d=example.org header.s=gone header.b=B;\r\n\tdkim=permerror (no key) header.d=example.org header.s=gone header.b=B",
-            "Authentication-Results: mx.test;\r\n\tdkim=none",
-            "Authentication-Results: mx.test;\r\n\tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B;\r\n\tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B",
+            field(&twice("dkim=pass header.d=example.org header.s=sel header.b=B"), "pass (p=none dis=none)"),
+            field(&twice("dkim=fail (body hash did not verify) header.d=example.org header.s=sel header.b=B"), fail),
+            field(&twice("dkim=permerror (no key) header.d=example.org header.s=gone header.b=B"), fail),
+            field("\tdkim=none", fail),
+            "Authentication-Results: mx.test;\r\n\
+             \tiprev=pass policy.iprev=127.0.0.1 (localhost);\r\n\
+             \tspf=fail smtp.mailfrom=someone@example.org;\r\n\
+             \tspf=none smtp.helo=client.example.org;\r\n\
+             \tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B;\r\n\
+             \tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B;\r\n\
+             \tdmarc=permerror (not exactly one From address)".to_string(),
+        ]
+    );
+}
+
+/// The trace and result fields roost put above message `n` of `mailbox`.
+fn auth_fields(imap: &mut Imap, mailbox: &str, n: usize) -> String {
+    imap.cmd(&format!("SELECT {mailbox}"));
+    let r = imap.cmd(&format!(
+        "FETCH {n} BODY.PEEK[HEADER.FIELDS (RECEIVED-SPF AUTHENTICATION-RESULTS)]"
+    ));
+    let start = r.find("Received-SPF: ").expect("the fields");
+    let end = r[start..].find("\r\n\r\n").unwrap() + start;
+    r[start..end].to_string()
+}
+
+/// SPF (RFC 7208), iprev (RFC 8601 3) and DMARC (RFC 7489) on the MX
+/// port, with records from dnsmasq on loopback, clients on two loopback
+/// addresses: 127.0.0.1 may send for example.org, 127.0.0.2 may not.
+/// DMARC's reject is refused in the transaction, quarantine goes to Junk,
+/// none is delivered, and every evaluation is kept for the reports.
+#[test]
+fn spf_iprev_and_dmarc_of_incoming_mail() {
+    let dns = Dnsmasq::start_with(
+        &[
+            ("example.org", "v=spf1 ip4:127.0.0.1 -all"),
+            (
+                "_dmarc.example.org",
+                "v=DMARC1; p=reject; rua=mailto:dmarc@example.org",
+            ),
+            ("q.example.org", "v=spf1 ip4:127.0.0.1 -all"),
+            ("_dmarc.q.example.org", "v=DMARC1; p=quarantine"),
+            ("_dmarc.none.example.org", "v=DMARC1; p=none"),
+            ("client.example.org", "v=spf1 a -all"),
+        ],
+        &[
+            "--host-record=client.example.org,127.0.0.1",
+            "--local=/example.net/",
+        ],
+    );
+    let (server, smtp, imap) =
+        serve_with_account(&format!("[dns]\nservers = [\"127.0.0.1:{}\"]\n", dns.port));
+    let data = server.dir.path().join("data");
+    let send = |from: [u8; 4], mail_from: &str, author: &str, subject: &str| {
+        let mut c = Smtp::connect_from(from.into(), smtp);
+        c.cmd("EHLO client.example.org");
+        let m =
+            format!("From: {author}\r\nTo: roost@localhost\r\nSubject: {subject}\r\n\r\nHi\r\n");
+        let r = c.cmd(&format!("MAIL FROM:<{mail_from}>"));
+        assert_eq!(r, "250 2.1.0 Sender OK");
+        assert_eq!(c.cmd("RCPT TO:<roost@localhost>"), "250 2.1.5 Recipient OK");
+        assert_eq!(
+            c.cmd("DATA"),
+            "354 Start mail input; end with <CRLF>.<CRLF>"
+        );
+        c.send_raw(m.as_bytes());
+        c.cmd(".")
+    };
+    let ok = "250 2.0.0 OK, message delivered";
+    let (one, two) = ([127, 0, 0, 1], [127, 0, 0, 2]);
+    assert_eq!(
+        send(one, "a@example.org", "a@example.org", "aligned spf"),
+        ok
+    );
+    assert_eq!(
+        send(two, "a@example.org", "a@example.org", "forged"),
+        "550 5.7.1 Message refused by the DMARC policy of example.org"
+    );
+    assert_eq!(
+        send(two, "b@q.example.org", "b@q.example.org", "quarantined"),
+        ok
+    );
+    assert_eq!(
+        send(two, "c@none.example.org", "c@none.example.org", "monitored"),
+        ok
+    );
+    assert_eq!(send(one, "", "x@other.example.net", "bounce"), ok);
+    let mut i = Imap::login(imap);
+    assert_eq!(
+        auth_fields(&mut i, "INBOX", 1),
+        "Received-SPF: pass (mx.test: domain of a@example.org designates 127.0.0.1 as permitted sender) client-ip=127.0.0.1;\r\n\
+         \tenvelope-from=\"a@example.org\"; helo=client.example.org; identity=mailfrom;\r\n\
+         Authentication-Results: mx.test;\r\n\
+         \tiprev=pass policy.iprev=127.0.0.1 (localhost);\r\n\
+         \tspf=pass smtp.mailfrom=a@example.org;\r\n\
+         \tspf=pass smtp.helo=client.example.org;\r\n\
+         \tdkim=none;\r\n\
+         \tdmarc=pass (p=reject dis=none) header.from=example.org"
+    );
+    assert_eq!(
+        auth_fields(&mut i, "INBOX", 2),
+        "Received-SPF: none (mx.test: domain of c@none.example.org does not publish SPF) client-ip=127.0.0.2;\r\n\
+         \tenvelope-from=\"c@none.example.org\"; helo=client.example.org; identity=mailfrom;\r\n\
+         Authentication-Results: mx.test;\r\n\
+         \tiprev=fail policy.iprev=127.0.0.2;\r\n\
+         \tspf=none smtp.mailfrom=c@none.example.org;\r\n\
+         \tspf=fail smtp.helo=client.example.org;\r\n\
+         \tdkim=none;\r\n\
+         \tdmarc=fail (p=none dis=none) header.from=none.example.org"
+    );
+    assert_eq!(
+        auth_fields(&mut i, "INBOX", 3),
+        "Received-SPF: pass (mx.test: HELO name client.example.org designates 127.0.0.1 as permitted sender) client-ip=127.0.0.1;\r\n\
+         \tenvelope-from=\"<>\"; helo=client.example.org; identity=helo;\r\n\
+         Authentication-Results: mx.test;\r\n\
+         \tiprev=pass policy.iprev=127.0.0.1 (localhost);\r\n\
+         \tspf=pass smtp.mailfrom=<>;\r\n\
+         \tspf=pass smtp.helo=client.example.org;\r\n\
+         \tdkim=none;\r\n\
+         \tdmarc=none header.from=other.example.net"
+    );
+    assert_eq!(
+        auth_fields(&mut i, "Junk", 1),
+        "Received-SPF: fail (mx.test: domain of b@q.example.org does not designate 127.0.0.2 as permitted sender) client-ip=127.0.0.2;\r\n\
+         \tenvelope-from=\"b@q.example.org\"; helo=client.example.org; identity=mailfrom;\r\n\
+         Authentication-Results: mx.test;\r\n\
+         \tiprev=fail policy.iprev=127.0.0.2;\r\n\
+         \tspf=fail smtp.mailfrom=b@q.example.org;\r\n\
+         \tspf=fail smtp.helo=client.example.org;\r\n\
+         \tdkim=none;\r\n\
+         \tdmarc=fail (p=quarantine dis=quarantine) header.from=q.example.org"
+    );
+    // What the aggregate reports will be made of, newest first; the time
+    // left out.
+    let listed: Vec<String> = admin_ok(&data, &["dmarcevaluations"])
+        .lines()
+        .map(|l| l.split_once(' ').unwrap().1.to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "127.0.0.2 from=none.example.org policy=none.example.org p=none sp=none pct=100 adkim=r aspf=r dmarc=fail disposition=none spf=none.example.org=none dkim=none",
+            "127.0.0.2 from=q.example.org policy=q.example.org p=quarantine sp=quarantine pct=100 adkim=r aspf=r dmarc=fail disposition=quarantine spf=q.example.org=fail dkim=none",
+            "127.0.0.2 from=example.org policy=example.org p=reject sp=reject pct=100 adkim=r aspf=r dmarc=fail disposition=reject spf=example.org=fail dkim=none",
+            "127.0.0.1 from=example.org policy=example.org p=reject sp=reject pct=100 adkim=r aspf=r dmarc=pass disposition=none spf=example.org=pass dkim=none",
         ]
     );
 }

@@ -38,7 +38,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Login attempts `loginattempts` lists unless asked for another number.
+/// Login attempts `loginattempts` (and DMARC evaluations
+/// `dmarcevaluations`) lists unless asked for another number.
 pub const DEFAULT_LOGIN_ATTEMPTS: usize = 100;
 
 /// `2026-12-01T18:20:00.123456Z` from unix microseconds.
@@ -174,6 +175,9 @@ pub enum Request {
     Stats,
     LoginAttempts {
         account: Option<String>,
+        limit: Option<usize>,
+    },
+    DmarcEvaluations {
         limit: Option<usize>,
     },
     TlsKeyAdd {
@@ -735,6 +739,30 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({"account": account, "name": name}))
+        }
+        Request::DmarcEvaluations { limit } => {
+            let limit = limit
+                .unwrap_or(DEFAULT_LOGIN_ATTEMPTS)
+                .min(roost_store::DmarcEvaluation::MAX_KEPT);
+            let evaluations = blocking(move || store.dmarc_evaluations(limit)).await?;
+            Ok(json!(evaluations
+                .iter()
+                .map(|e| json!({
+                    "time": utc_time(e.time_us),
+                    "source_ip": e.source_ip,
+                    "header_from": e.header_from,
+                    "policy_domain": e.policy_domain,
+                    "published": e.published,
+                    "rua": e.rua,
+                    "result": e.result,
+                    "disposition": e.disposition,
+                    "dkim_aligned": e.dkim_aligned,
+                    "spf_aligned": e.spf_aligned,
+                    "dkim": e.dkim.iter().map(|(d, s, r)| json!({"domain": d, "selector": s, "result": r})).collect::<Vec<_>>(),
+                    "spf_domain": e.spf_domain,
+                    "spf_result": e.spf_result,
+                }))
+                .collect::<Vec<_>>()))
         }
         Request::LoginAttempts { account, limit } => {
             let limit = limit

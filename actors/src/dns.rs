@@ -6,7 +6,8 @@
 use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::TokioResolver;
-use std::net::{IpAddr, SocketAddr};
+use roost_protocols::smtp::spf::{AuthDns, DnsFailure};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -28,6 +29,8 @@ pub enum DnsSettings {
 #[derive(Clone, Default)]
 pub struct Dns {
     resolver: Option<Arc<TokioResolver>>,
+    /// Answers for names under localserve's own domains.
+    local: Option<Arc<LocalZone>>,
 }
 
 impl Dns {
@@ -62,26 +65,41 @@ impl Dns {
         };
         Dns {
             resolver: Some(Arc::new(builder.with_options(opts).build())),
+            local: None,
         }
+    }
+
+    /// This resolver, answering names under the zone's domains itself.
+    pub fn with_local_zone(mut self, zone: LocalZone) -> Dns {
+        self.local = Some(Arc::new(zone));
+        self
     }
 
     /// The TXT record at `name`, its strings joined (the first record, if
     /// several); `Ok(None)` when there is none, `Err` when the lookup
     /// failed or timed out (or lookups are off).
     pub async fn txt(&self, name: &str) -> Result<Option<String>, String> {
-        let resolver = self.resolver.as_ref().ok_or("DNS lookups are off")?;
-        let fqdn = format!("{}.", name.trim_end_matches('.'));
-        match tokio::time::timeout(DNS_TIMEOUT, resolver.txt_lookup(fqdn)).await {
-            Err(_) => Err("DNS timed out".into()),
-            Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(None),
-            Ok(Err(e)) => Err(format!("DNS: {e}")),
-            Ok(Ok(lookup)) => Ok(lookup.iter().next().map(|txt| {
-                txt.txt_data()
-                    .iter()
-                    .map(|part| String::from_utf8_lossy(part).into_owned())
-                    .collect::<String>()
-            })),
+        match AuthDns::txt(self, name).await {
+            Ok(records) => Ok(records.into_iter().next()),
+            Err(DnsFailure) if self.resolver.is_none() && self.local.is_none() => {
+                Err("DNS lookups are off".into())
+            }
+            Err(DnsFailure) => Err("DNS lookup failed".into()),
         }
+    }
+
+    /// Every PTR name of `ip`, lowercase, without the trailing dot.
+    pub async fn reverse_all(&self, ip: IpAddr) -> Result<Vec<String>, DnsFailure> {
+        let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        Ok(
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.reverse_lookup(ip)).await)?
+                .map(|l| {
+                    l.iter()
+                        .map(|n| n.to_utf8().trim_end_matches('.').to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
     }
 
     /// The first PTR name of `ip`, without the trailing dot; `None` when
@@ -94,6 +112,204 @@ impl Dns {
             .ok()?;
         let name = lookup.iter().next()?.to_utf8();
         Some(name.trim_end_matches('.').to_ascii_lowercase())
+    }
+}
+
+/// A lookup's outcome: `Ok(None)` for no records or NXDOMAIN, `Err` for
+/// anything else (a server failure, a timeout).
+fn classify<L>(
+    r: Result<Result<L, hickory_resolver::ResolveError>, tokio::time::error::Elapsed>,
+) -> Result<Option<L>, DnsFailure> {
+    match r {
+        Err(_) => Err(DnsFailure),
+        Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(None),
+        Ok(Err(_)) => Err(DnsFailure),
+        Ok(Ok(l)) => Ok(Some(l)),
+    }
+}
+
+/// Fully qualified: a name never gets the search domains appended.
+fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.'))
+}
+
+/// The questions SPF and DMARC ask (`roost_protocols::smtp::spf`). Names
+/// under the local zone's domains are answered from it.
+impl AuthDns for Dns {
+    async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        if let Some(answer) = self.local.as_ref().and_then(|z| z.txt(name)) {
+            return Ok(answer);
+        }
+        let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        Ok(
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.txt_lookup(fqdn(name))).await)?
+                .map(|l| {
+                    l.iter()
+                        .map(|txt| {
+                            txt.txt_data()
+                                .iter()
+                                .map(|part| String::from_utf8_lossy(part).into_owned())
+                                .collect::<String>()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    async fn a(&self, name: &str) -> Result<Vec<Ipv4Addr>, DnsFailure> {
+        if let Some(answer) = self.local.as_ref().and_then(|z| z.addresses(name)) {
+            return Ok(answer
+                .into_iter()
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect());
+        }
+        let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        Ok(
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.ipv4_lookup(fqdn(name))).await)?
+                .map(|l| l.iter().map(|a| a.0).collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    async fn aaaa(&self, name: &str) -> Result<Vec<Ipv6Addr>, DnsFailure> {
+        if let Some(answer) = self.local.as_ref().and_then(|z| z.addresses(name)) {
+            return Ok(answer
+                .into_iter()
+                .filter_map(|ip| match ip {
+                    IpAddr::V6(v6) => Some(v6),
+                    IpAddr::V4(_) => None,
+                })
+                .collect());
+        }
+        let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        Ok(
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.ipv6_lookup(fqdn(name))).await)?
+                .map(|l| l.iter().map(|a| a.0).collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    async fn mx(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        if let Some(zone) = self.local.as_ref().filter(|z| z.covers(name)) {
+            return Ok(zone.mx(name));
+        }
+        let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        let found =
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.mx_lookup(fqdn(name))).await)?;
+        let mut hosts: Vec<(u16, String)> = found
+            .map(|l| {
+                l.iter()
+                    .map(|mx| {
+                        let host = mx.exchange().to_utf8();
+                        (
+                            mx.preference(),
+                            host.trim_end_matches('.').to_ascii_lowercase(),
+                        )
+                    })
+                    // A null MX (RFC 7505) names no host.
+                    .filter(|(_, h)| !h.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        hosts.sort();
+        Ok(hosts.into_iter().map(|(_, h)| h).collect())
+    }
+
+    async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsFailure> {
+        if let Some(zone) = &self.local {
+            if let Some(names) = zone.ptr(ip) {
+                return Ok(names);
+            }
+        }
+        self.reverse_all(ip).await
+    }
+}
+
+/// The records localserve answers itself for its own domains, so its SPF,
+/// DKIM and DMARC checks of its own mail pass without a network: every
+/// domain's mail comes from loopback and is signed with the keys roost
+/// holds. DMARC is p=none: mail that fails is reported in
+/// Authentication-Results, never refused, so local tools always get in.
+#[derive(Debug, Default)]
+pub struct LocalZone {
+    domains: Vec<String>,
+    txt: std::collections::HashMap<String, Vec<String>>,
+    hostname: String,
+}
+
+impl LocalZone {
+    /// `keys`: each domain's DKIM selectors and their DNS records.
+    pub fn new(hostname: &str, domains: &[String], keys: &[(String, String, String)]) -> LocalZone {
+        let mut zone = LocalZone {
+            domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            txt: Default::default(),
+            hostname: hostname.to_ascii_lowercase(),
+        };
+        if !zone.domains.contains(&zone.hostname) {
+            zone.domains.push(zone.hostname.clone());
+        }
+        for d in zone.domains.clone() {
+            zone.txt.insert(
+                d.clone(),
+                vec!["v=spf1 ip4:127.0.0.0/8 ip6:::1 -all".into()],
+            );
+            zone.txt
+                .insert(format!("_dmarc.{d}"), vec!["v=DMARC1; p=none".into()]);
+        }
+        for (domain, selector, record) in keys {
+            zone.txt
+                .entry(format!(
+                    "{selector}._domainkey.{}",
+                    domain.to_ascii_lowercase()
+                ))
+                .or_default()
+                .push(record.clone());
+        }
+        zone
+    }
+
+    fn covers(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.domains
+            .iter()
+            .any(|d| name == *d || name.ends_with(&format!(".{d}")))
+    }
+
+    fn txt(&self, name: &str) -> Option<Vec<String>> {
+        self.covers(name).then(|| {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            self.txt.get(&name).cloned().unwrap_or_default()
+        })
+    }
+
+    /// Every local domain and the host name are at loopback.
+    fn addresses(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.covers(&name).then(|| {
+            if self.domains.contains(&name) {
+                vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
+    fn mx(&self, name: &str) -> Vec<String> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if self.domains.contains(&name) {
+            vec![self.hostname.clone()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Loopback addresses are named by the host name.
+    fn ptr(&self, ip: IpAddr) -> Option<Vec<String>> {
+        ip.is_loopback().then(|| vec![self.hostname.clone()])
     }
 }
 

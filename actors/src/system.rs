@@ -49,6 +49,9 @@ pub struct Settings {
     /// exempt, so local tools and localserve are not throttled).
     pub smtp_limit_loopback: bool,
     pub dns: crate::dns::DnsSettings,
+    /// localserve: names under the local domains are answered from the
+    /// store (SPF, DMARC, DKIM keys), not looked up.
+    pub local_zone: bool,
     /// RFC 9585: how often a long IMAP command reports progress.
     pub imap_progress_interval: Duration,
 }
@@ -68,6 +71,31 @@ pub struct Server {
     pub shared: Shared,
     shutdown: watch::Sender<bool>,
     root_done: tokio::task::JoinHandle<()>,
+}
+
+/// The records of the local domains and their DKIM keys, as localserve
+/// answers them.
+fn local_zone(store: &Store, hostname: &str) -> Result<crate::dns::LocalZone, String> {
+    let domains: Vec<String> = store
+        .domains()
+        .map_err(|e| format!("cannot read domains: {e}"))?
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    let mut keys = Vec::new();
+    for d in &domains {
+        for k in store
+            .dkim_keys(d)
+            .map_err(|e| format!("cannot read DKIM keys: {e}"))?
+        {
+            keys.push((
+                d.clone(),
+                k.selector.clone(),
+                crate::smtp::dkim::dns_record(&k)?,
+            ));
+        }
+    }
+    Ok(crate::dns::LocalZone::new(hostname, &domains, &keys))
 }
 
 fn lookup_supervisor(name: &str) -> Result<ActorRef<SupervisorMsg>, ractor::SpawnErr> {
@@ -108,7 +136,10 @@ pub async fn start(
             }
         }
     }
-    let dns = crate::dns::Dns::new(&settings.dns);
+    let mut dns = crate::dns::Dns::new(&settings.dns);
+    if settings.local_zone {
+        dns = dns.with_local_zone(local_zone(&store, &settings.hostname)?);
+    }
     let services_for = {
         let (store, hostname, shutdown, hub) = (
             store.clone(),

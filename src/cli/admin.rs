@@ -93,6 +93,17 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Recent DMARC evaluations of incoming mail, newest first (what the
+    /// aggregate reports will say): time, client address, From domain,
+    /// policy domain, result, disposition, SPF and DKIM.
+    Dmarcevaluations {
+        /// How many (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -424,6 +435,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         AdminCommand::Imapserve { address, fd0 } => {
             return imapserve(&socket, address, *fd0);
         }
+        AdminCommand::Dmarcevaluations { limit, .. } => {
+            json!({"cmd": "dmarc_evaluations", "limit": limit})
+        }
         AdminCommand::Loginattempts { account, limit, .. } => {
             json!({"cmd": "login_attempts", "account": account, "limit": limit})
         }
@@ -488,6 +502,42 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                     field("username"),
                     field("account"),
                     field("result")
+                );
+            }
+        }
+        AdminCommand::Dmarcevaluations { json: false, .. } => {
+            for e in result.as_array().cloned().unwrap_or_default() {
+                let field = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+                let dkim: Vec<String> = e["dkim"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}/{}={}",
+                            d["domain"].as_str().unwrap_or("-"),
+                            d["selector"].as_str().unwrap_or("-"),
+                            d["result"].as_str().unwrap_or("-")
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{} {} from={} policy={} {} dmarc={} disposition={} spf={}={} dkim={}",
+                    field("time"),
+                    field("source_ip"),
+                    field("header_from"),
+                    field("policy_domain"),
+                    field("published"),
+                    field("result"),
+                    field("disposition"),
+                    field("spf_domain"),
+                    field("spf_result"),
+                    if dkim.is_empty() {
+                        "none".to_string()
+                    } else {
+                        dkim.join(",")
+                    }
                 );
             }
         }

@@ -80,6 +80,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         smtp_max_connections_per_ip: config.smtp_max_connections_per_ip,
         smtp_limit_loopback: config.smtp_limit_loopback,
         dns: config.dns.clone(),
+        local_zone: localserve,
         imap_progress_interval: config.imap_progress_interval,
     };
     let has_http = !http.http.is_empty() || !l.https.is_empty();
@@ -111,10 +112,44 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// The selector of the DKIM key localserve makes for its domain.
+pub const LOCAL_DKIM_SELECTOR: &str = "roost";
+
 fn seed_localserve(store: &Store) -> Result<()> {
-    if !store.domains().map_err(|e| anyhow!("{e}"))?.is_empty() {
-        return Ok(());
+    let fresh = store.domains().map_err(|e| anyhow!("{e}"))?.is_empty();
+    if fresh {
+        seed_local_account(store)?;
     }
+    // Mail submitted here is signed, and the MX port's checks find the
+    // key in localserve's own DNS answers.
+    let has_domain = store
+        .domains()
+        .map_err(|e| anyhow!("{e}"))?
+        .iter()
+        .any(|d| d.name == LOCAL_DOMAIN);
+    if has_domain
+        && store
+            .dkim_keys(LOCAL_DOMAIN)
+            .map_err(|e| anyhow!("{e}"))?
+            .is_empty()
+    {
+        let pkcs8 = roost_actors::smtp::dkim::generate_ed25519().map_err(|e| anyhow!(e))?;
+        store
+            .add_dkim_key(
+                LOCAL_DOMAIN,
+                roost_store::DkimKey {
+                    selector: LOCAL_DKIM_SELECTOR.into(),
+                    algorithm: roost_store::DkimAlgorithm::Ed25519,
+                    pkcs8,
+                    created: roost_actors::time::now_unix(),
+                },
+            )
+            .map_err(|e| anyhow!("making the DKIM key of {LOCAL_DOMAIN}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn seed_local_account(store: &Store) -> Result<()> {
     store
         .add_domain(LOCAL_DOMAIN)
         .map_err(|e| anyhow!("creating domain {LOCAL_DOMAIN}: {e}"))?;

@@ -84,6 +84,10 @@ pub(crate) const TLS_KEY: u8 = 0x06;
 /// big-endian, so a scan runs oldest first.
 pub(crate) const LOGIN_ATTEMPT: u8 = 0x20;
 
+/// DMARC evaluations of incoming mail, for aggregate reports (RFC 7489
+/// 7.2): unix microseconds, then a sequence number, oldest first.
+pub(crate) const DMARC_EVALUATION: u8 = 0x21;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 
@@ -107,6 +111,13 @@ pub(crate) fn tls_key(fingerprint: &[u8; 32]) -> Vec<u8> {
 
 pub(crate) fn login_attempt(micros: u64, seq: u32) -> Vec<u8> {
     key(LOGIN_ATTEMPT, &[&micros.to_be_bytes(), &seq.to_be_bytes()])
+}
+
+pub(crate) fn dmarc_evaluation(micros: u64, seq: u32) -> Vec<u8> {
+    key(
+        DMARC_EVALUATION,
+        &[&micros.to_be_bytes(), &seq.to_be_bytes()],
+    )
 }
 
 pub(crate) fn domain(name: &str) -> Vec<u8> {

@@ -41,9 +41,9 @@ pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
 pub use records::{
-    AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DomainRecord,
-    FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord, Record,
-    RecordKey, SpecialUse, ThreadId, ThreadRef, TlsPublicKey, Tombstone,
+    AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DmarcEvaluation,
+    DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
+    Record, RecordKey, SpecialUse, ThreadId, ThreadRef, TlsPublicKey, Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -53,6 +53,9 @@ use records::{now_unix, FileRef};
 
 /// RFC 7162 3.1: an account's `last_modseq` when it is created; new
 /// mailboxes start with this HIGHESTMODSEQ.
+/// How often (in evaluations recorded) old DMARC evaluations are pruned.
+pub const DMARC_PRUNE_EVERY: u32 = 1000;
+
 pub const INITIAL_MODSEQ: ModSeq = ModSeq(2);
 /// The index's page cache, in bytes. sled's own default is 1 GiB, which a
 /// busy server's index fills over hours (resident memory growing all the
@@ -150,6 +153,8 @@ struct Inner {
     /// store-wide counters outside any account actor.
     admin: Mutex<()>,
     tmp_seq: AtomicU64,
+    /// Numbers DMARC evaluations apart within a microsecond.
+    dmarc_seq: std::sync::atomic::AtomicU32,
     counters: Arc<Counters>,
     /// sled's data file, fsynced after each flush (see [`Store::flush`]).
     index_file: PathBuf,
@@ -210,6 +215,7 @@ impl Store {
                 db,
                 admin: Mutex::new(()),
                 tmp_seq: AtomicU64::new(0),
+                dmarc_seq: Default::default(),
                 counters: Arc::new(Counters::default()),
                 index_file: index_dir.join("db"),
                 gate: FlushGate::default(),
@@ -493,6 +499,55 @@ impl Store {
         }
         self.inner.db.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Records a DMARC evaluation; every [`DMARC_PRUNE_EVERY`]th one also
+    /// removes those past [`DmarcEvaluation::MAX_KEPT`]. Not flushed on its
+    /// own, like login attempts.
+    pub fn add_dmarc_evaluation(&self, e: &DmarcEvaluation) -> Result<()> {
+        let seq = self.inner.dmarc_seq.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .db
+            .insert(keys::dmarc_evaluation(e.time_us, seq), encode(e)?)?;
+        if seq % DMARC_PRUNE_EVERY == DMARC_PRUNE_EVERY - 1 {
+            self.prune_dmarc_evaluations(DmarcEvaluation::MAX_KEPT)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the oldest evaluations beyond the newest `keep`.
+    pub fn prune_dmarc_evaluations(&self, keep: usize) -> Result<usize> {
+        let total = self
+            .inner
+            .db
+            .scan_prefix([keys::DMARC_EVALUATION])
+            .keys()
+            .count();
+        let excess = total.saturating_sub(keep);
+        let mut batch = sled::Batch::default();
+        for k in self
+            .inner
+            .db
+            .scan_prefix([keys::DMARC_EVALUATION])
+            .keys()
+            .take(excess)
+        {
+            batch.remove(k?);
+        }
+        self.inner.db.apply_batch(batch)?;
+        Ok(excess)
+    }
+
+    /// The newest `limit` DMARC evaluations, newest first.
+    pub fn dmarc_evaluations(&self, limit: usize) -> Result<Vec<DmarcEvaluation>> {
+        self.inner
+            .db
+            .scan_prefix([keys::DMARC_EVALUATION])
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| Ok(rmp_serde::from_slice(&v?)?))
+            .collect()
     }
 
     /// How many login attempts are kept.

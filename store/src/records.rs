@@ -380,6 +380,39 @@ impl LoginAttempt {
     pub const MAX_USERNAME: usize = 256;
 }
 
+/// One DMARC evaluation of an incoming message (RFC 7489 7.2.1.1's row):
+/// what the aggregate report for the policy domain will say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmarcEvaluation {
+    /// Unix microseconds.
+    pub time_us: u64,
+    pub source_ip: String,
+    /// The From domain.
+    pub header_from: String,
+    /// Where the record was found, and what it said.
+    pub policy_domain: String,
+    pub published: String,
+    /// Report addresses (`rua`).
+    pub rua: Vec<String>,
+    /// pass or fail.
+    pub result: String,
+    /// none, quarantine or reject: what was done.
+    pub disposition: String,
+    pub dkim_aligned: bool,
+    pub spf_aligned: bool,
+    /// (domain, selector, result) of each DKIM signature.
+    pub dkim: Vec<(String, String, String)>,
+    /// The SPF-checked domain (MAIL FROM, or HELO) and its result.
+    pub spf_domain: String,
+    pub spf_result: String,
+}
+
+impl DmarcEvaluation {
+    /// How many evaluations are kept; past that the oldest go (the
+    /// reports of the queue issue take them sooner).
+    pub const MAX_KEPT: usize = 100_000;
+}
+
 /// A record to write in a [`Commit`](crate::Commit).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {

@@ -290,6 +290,18 @@ impl Smtp {
         c
     }
 
+    /// Connects from the loopback address `from` and reads the greeting.
+    pub fn connect_from(from: std::net::Ipv4Addr, port: u16) -> Smtp {
+        let s = connect_from(from, port);
+        let mut c = Smtp {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        };
+        let greeting = c.reply();
+        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        c
+    }
+
     /// Connects without reading the greeting.
     pub fn connect_raw(port: u16) -> Smtp {
         let (reader, writer) = connect(port);

@@ -17,6 +17,14 @@ impl AccountState {
                 Target::RuleOrInbox(n) => self
                     .mailbox_by_name(n)
                     .or_else(|_| self.mailbox_by_name("INBOX"))?,
+                Target::Junk => match self
+                    .mailboxes
+                    .values()
+                    .find(|m| m.special_use == Some(SpecialUse::Junk))
+                {
+                    Some(m) => m.id,
+                    None => self.mailbox_by_name("INBOX")?,
+                },
             });
         }
         let needed: u64 = messages

@@ -114,6 +114,8 @@ pub enum Target {
     Name(String),
     /// A delivery rule's mailbox, or INBOX when there is none by that name.
     RuleOrInbox(String),
+    /// The mailbox marked \Junk (RFC 6154), or INBOX when there is none.
+    Junk,
 }
 
 /// One message to add: already staged (written and fsynced) by the caller.

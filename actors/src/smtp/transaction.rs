@@ -15,6 +15,7 @@ use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, R
 use roost_protocols::smtp::conn::DataOutcome;
 use roost_protocols::smtp::reply::Reply;
 use roost_store::{canonical_address, AliasRecord, Resolved, StagedWriter, Store};
+use std::hash::BuildHasher;
 use std::io::Write;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -55,6 +56,8 @@ pub struct Transaction {
     verify_dkim: bool,
     dkim_signatures: Vec<Result<Signature, String>>,
     verify_hashes: super::verify::BodyHashes,
+    /// MX: iprev and SPF, looked up while the message streams in.
+    envelope: Option<EnvelopeTask>,
     file: Option<StagedWriter>,
     head: Vec<u8>,
     write_error: Option<String>,
@@ -217,6 +220,18 @@ impl Transaction {
                 }
             }
         }
+        // MX: what iprev, SPF, DKIM and DMARC say, for
+        // Authentication-Results, and what the From domain's DMARC policy
+        // asks for when they fail.
+        let now = now_unix();
+        let (results, junk) = if self.verify_dkim {
+            match self.authenticate(session, now).await {
+                Ok(r) => r,
+                Err(reply) => return reply,
+            }
+        } else {
+            (String::new(), false)
+        };
         let Some(file) = self.file.take() else {
             return local_error();
         };
@@ -231,7 +246,6 @@ impl Transaction {
             return local_error();
         };
         let keys = ThreadKeys::from_header(&self.head[..header_end(&self.head)]);
-        let now = now_unix();
         let mut accounts: Vec<&str> = Vec::new();
         for (_, account) in &self.recipients {
             if !accounts.contains(&account.as_str()) {
@@ -261,33 +275,6 @@ impl Transaction {
             .unwrap_or_default()
         };
         let mut known: Vec<(roost_store::AccountId, Vec<String>)> = Vec::new();
-        // MX: what the DKIM signatures say, for Authentication-Results.
-        let results = if self.verify_dkim && !self.header_done {
-            // Signatures the header's size kept roost from reading.
-            let head = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
-            if head.contains("dkim-signature:") {
-                format!(
-                    "Authentication-Results: {};\r\n\tdkim=permerror (header section too large to verify)\r\n",
-                    session.services.hostname
-                )
-            } else {
-                super::verify::authentication_results(&session.services.hostname, &[])
-            }
-        } else if self.verify_dkim {
-            let hashes = std::mem::take(&mut self.verify_hashes);
-            let outcomes = super::verify::verify(
-                &session.services.dns,
-                &self.head[..header_end(&self.head)],
-                std::mem::take(&mut self.dkim_signatures),
-                hashes.simple.map(|h| h.finish()),
-                hashes.relaxed.map(|h| h.finish_bytes()),
-                now,
-            )
-            .await;
-            super::verify::authentication_results(&session.services.hostname, &outcomes)
-        } else {
-            String::new()
-        };
         // Submission: signed with the From domain's DKIM keys, in the
         // prefix, never into the sender's bytes.
         let dkim = match (self.body_hash.take(), &author) {
@@ -351,10 +338,12 @@ impl Transaction {
                 session.received_line(&self.recipients, account, now, self.smtputf8)
             );
             let message = NewMessage {
-                target: routes
-                    .get(i)
-                    .and_then(|r| r.mailbox.clone())
-                    .map_or(Target::Inbox, Target::RuleOrInbox),
+                target: match routes.get(i).and_then(|r| r.mailbox.clone()) {
+                    // DMARC quarantine wins over the recipient's rules.
+                    _ if junk => Target::Junk,
+                    Some(mailbox) => Target::RuleOrInbox(mailbox),
+                    None => Target::Inbox,
+                },
                 staged: file,
                 flags: Flags::new(),
                 internal_date: now,
@@ -428,6 +417,132 @@ impl Transaction {
     }
 }
 
+/// The envelope checks' task, stopped when its transaction ends first.
+struct EnvelopeTask(tokio::task::JoinHandle<super::verify::EnvelopeChecks>);
+
+impl Drop for EnvelopeTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Transaction {
+    /// MX: iprev, SPF, DKIM and DMARC. The Authentication-Results and
+    /// Received-SPF fields for the stored prefix, and whether DMARC asks
+    /// for quarantine; `Err` is the reply when it asks for rejection (RFC
+    /// 7489 6.6.2, 10.3: refused in the SMTP transaction).
+    async fn authenticate(
+        &mut self,
+        session: &SmtpState,
+        now: i64,
+    ) -> Result<(String, bool), Reply> {
+        let hostname = &session.services.hostname;
+        let dns = &session.services.dns;
+        let envelope = match self.envelope.as_mut() {
+            Some(task) => (&mut task.0).await.ok(),
+            None => None,
+        };
+        let head = &self.head[..header_end(&self.head)];
+        let mut dkim_instead = None;
+        let mut outcomes = Vec::new();
+        if !self.header_done {
+            // Signatures the header's size kept roost from reading.
+            let lower = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
+            if lower.contains("dkim-signature:") {
+                dkim_instead = Some("dkim=permerror (header section too large to verify)");
+            }
+        } else {
+            let hashes = std::mem::take(&mut self.verify_hashes);
+            outcomes = super::verify::verify(
+                dns,
+                head,
+                std::mem::take(&mut self.dkim_signatures),
+                hashes.simple.map(|h| h.finish()),
+                hashes.relaxed.map(|h| h.finish_bytes()),
+                now,
+            )
+            .await;
+        }
+        // RFC 7489 6.6.1: the author domain of exactly one From address.
+        let authors: Vec<String> = fields(head)
+            .into_iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(b"From"))
+            .flat_map(|f| mailboxes(&f.value))
+            .collect();
+        let mut junk = false;
+        let mut refusal = None;
+        let dmarc = match (&envelope, authors.as_slice()) {
+            (_, _) if !self.header_done => {
+                Some("permerror (header section too large to read From)".to_string())
+            }
+            (None, _) => None,
+            (Some(env), [author]) => {
+                let domain = author
+                    .rsplit('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                let sample =
+                    (std::collections::hash_map::RandomState::new().hash_one(now) % 100) as u8;
+                let e = super::verify::check_dmarc(dns, &domain, env, &outcomes, sample).await;
+                use roost_protocols::smtp::dmarc::Policy;
+                match e.disposition {
+                    Policy::Reject => {
+                        refusal = Some(Reply::new(
+                            550,
+                            Some((5, 7, 1)),
+                            format!("Message refused by the DMARC policy of {domain}"),
+                        ))
+                    }
+                    Policy::Quarantine => junk = true,
+                    Policy::None => {}
+                }
+                super::verify::record_dmarc(session, &e, env, &outcomes, &domain, now).await;
+                Some(match &e.found {
+                    Some(_) => format!(
+                        "{} (p={} dis={}) header.from={domain}",
+                        e.result.as_str(),
+                        e.policy.as_str(),
+                        e.disposition.as_str()
+                    ),
+                    None => format!("{} header.from={domain}", e.result.as_str()),
+                })
+            }
+            (Some(_), _) => Some("permerror (not exactly one From address)".to_string()),
+        };
+        if let Some(reply) = refusal {
+            return Err(reply);
+        }
+        let results = super::verify::authentication_results(
+            hostname,
+            &super::verify::Results {
+                envelope: envelope.as_ref(),
+                dkim: &outcomes,
+                dkim_instead,
+                dmarc,
+            },
+        );
+        let received_spf = envelope
+            .as_ref()
+            .map(|e| {
+                let identity = if e.sender.is_some() {
+                    "mailfrom"
+                } else {
+                    "helo"
+                };
+                roost_protocols::smtp::spf::received_spf(
+                    e.mail_from,
+                    hostname,
+                    &e.query,
+                    identity,
+                    e.sender.as_deref(),
+                )
+            })
+            .unwrap_or_default();
+        Ok((format!("{received_spf}{results}"), junk))
+    }
+}
+
 impl SmtpState {
     pub(super) fn mail(&mut self, from: ReversePath, params: &[Param]) {
         if self.helo.is_none() {
@@ -491,6 +606,19 @@ impl SmtpState {
         }
         self.reader.new_message();
         self.chunks_failed = false;
+        let verify = self.protocol == crate::listener::Protocol::Smtp;
+        let envelope = verify.then(|| {
+            let sender = match &from {
+                ReversePath::Mailbox(a) => Some(a.to_string()),
+                ReversePath::Null => None,
+            };
+            EnvelopeTask(tokio::spawn(super::verify::check_envelope(
+                self.services.dns.clone(),
+                self.peer.addr.ip(),
+                self.helo.clone().unwrap_or_default(),
+                sender,
+            )))
+        });
         self.tx = Some(Transaction {
             from,
             recipients: Vec::new(),
@@ -506,9 +634,10 @@ impl SmtpState {
                 .then(BodyHasher::new),
             header_done: false,
             head_scanned: 0,
-            verify_dkim: self.protocol == crate::listener::Protocol::Smtp,
+            verify_dkim: verify,
             dkim_signatures: Vec::new(),
             verify_hashes: Default::default(),
+            envelope,
             file: None,
             head: Vec::new(),
             write_error: None,

@@ -1,12 +1,18 @@
-//! DKIM verification of incoming mail (RFC 6376 6) and the
-//! Authentication-Results field that reports it (RFC 8601), kept in the
+//! The checks of incoming mail: iprev (RFC 8601 3), SPF (RFC 7208), DKIM
+//! verification (RFC 6376 6) and DMARC (RFC 7489), and the
+//! Authentication-Results field that reports them (RFC 8601), kept in the
 //! stored prefix: the sender's bytes are never changed.
 
 use crate::dns::Dns;
 use roost_protocols::message::dkim_verify::{
     header_data, parse_key_record, rsa_public_key, Algorithm, Canon, KeyType, Signature,
 };
+use roost_protocols::smtp::dmarc::{evaluate, Evaluation, Inputs, Verdict};
+use roost_protocols::smtp::spf::{
+    check_host, valid_domain, AuthDns, Query, SpfResult, MAX_PTR_NAMES,
+};
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 
 /// The body hashes a message's signatures need, computed as the body
 /// streams in.
@@ -170,16 +176,265 @@ fn signature_holds(
     })
 }
 
-/// RFC 8601 2.2: the field, with this server's name as authserv-id.
-pub fn authentication_results(hostname: &str, outcomes: &[Outcome]) -> String {
-    let mut s = format!("Authentication-Results: {hostname}");
-    if outcomes.is_empty() {
-        s.push_str(";\r\n\tdkim=none");
+/// RFC 8601 3: iprev, the client's address named by a PTR record whose
+/// name leads back to it.
+#[derive(Debug, Clone)]
+pub struct Iprev {
+    /// pass, fail or temperror.
+    pub result: &'static str,
+    /// The confirmed name, when it passed.
+    pub name: Option<String>,
+}
+
+/// The checks of the envelope, made while the message streams in: iprev,
+/// and SPF for the HELO and MAIL FROM identities (RFC 7208 2.3, 2.4).
+#[derive(Debug, Clone)]
+pub struct EnvelopeChecks {
+    pub ip: IpAddr,
+    pub iprev: Iprev,
+    /// `None` when the HELO argument is an address literal or no domain.
+    pub helo: Option<SpfResult>,
+    pub mail_from: SpfResult,
+    pub query: Query,
+    /// The reverse-path, `None` for the null sender.
+    pub sender: Option<String>,
+}
+
+impl EnvelopeChecks {
+    /// The domain SPF authenticated for DMARC: MAIL FROM's, or HELO's for
+    /// a null sender (RFC 7489 3.1.2).
+    pub fn spf_domain(&self) -> &str {
+        &self.query.sender_domain
     }
-    for o in outcomes {
+}
+
+/// Runs iprev and both SPF checks.
+pub async fn check_envelope(
+    dns: Dns,
+    ip: IpAddr,
+    helo: String,
+    sender: Option<String>,
+) -> EnvelopeChecks {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let query = Query::mail_from(ip, sender.as_deref(), &helo);
+    let helo_query = Query::helo(ip, &helo);
+    let iprev = iprev(&dns, ip).await;
+    let helo_result = if valid_domain(&helo) {
+        Some(check_host(&dns, &helo_query, &helo).await)
+    } else {
+        None
+    };
+    let mail_from = match (&sender, helo_result) {
+        // The null sender's identity is the HELO name, already checked.
+        (None, Some(r)) => r,
+        _ => check_host(&dns, &query, &query.sender_domain.clone()).await,
+    };
+    EnvelopeChecks {
+        ip,
+        iprev,
+        helo: helo_result,
+        mail_from,
+        query,
+        sender,
+    }
+}
+
+/// RFC 8601 3: at most [`MAX_PTR_NAMES`] names are tried.
+async fn iprev(dns: &Dns, ip: IpAddr) -> Iprev {
+    let names = match AuthDns::ptr(dns, ip).await {
+        Ok(n) => n,
+        Err(_) => {
+            return Iprev {
+                result: "temperror",
+                name: None,
+            }
+        }
+    };
+    let mut failed_lookup = false;
+    for name in names.into_iter().take(MAX_PTR_NAMES) {
+        let found: Result<Vec<IpAddr>, _> = match ip {
+            IpAddr::V4(_) => dns
+                .a(&name)
+                .await
+                .map(|v| v.into_iter().map(IpAddr::V4).collect()),
+            IpAddr::V6(_) => dns
+                .aaaa(&name)
+                .await
+                .map(|v| v.into_iter().map(IpAddr::V6).collect()),
+        };
+        match found {
+            Ok(addrs) if addrs.contains(&ip) => {
+                return Iprev {
+                    result: "pass",
+                    name: Some(name),
+                }
+            }
+            Ok(_) => {}
+            Err(_) => failed_lookup = true,
+        }
+    }
+    Iprev {
+        result: if failed_lookup { "temperror" } else { "fail" },
+        name: None,
+    }
+}
+
+/// DMARC for a message whose envelope and signatures were checked.
+pub async fn check_dmarc(
+    dns: &Dns,
+    author_domain: &str,
+    envelope: &EnvelopeChecks,
+    dkim: &[Outcome],
+    sample: u8,
+) -> Evaluation {
+    let inputs = Inputs {
+        author: author_domain.to_string(),
+        spf: envelope.mail_from,
+        spf_domain: envelope.spf_domain().to_string(),
+        dkim: dkim
+            .iter()
+            .filter_map(|o| {
+                let verdict = match o.result {
+                    "pass" => Verdict::Pass,
+                    "temperror" => Verdict::TempError,
+                    _ => Verdict::Other,
+                };
+                Some((o.domain.clone()?, verdict))
+            })
+            .collect(),
+    };
+    evaluate(dns, &inputs, sample).await
+}
+
+/// What goes into Authentication-Results besides DKIM.
+pub struct Results<'a> {
+    pub envelope: Option<&'a EnvelopeChecks>,
+    pub dkim: &'a [Outcome],
+    /// A DKIM result that stands for all signatures (a header too large
+    /// to read).
+    pub dkim_instead: Option<&'a str>,
+    /// The DMARC result and its resinfo's rest, e.g. `fail (p=reject
+    /// dis=reject) header.from=example.org`.
+    pub dmarc: Option<String>,
+}
+
+/// RFC 8601 2.2 and 2.7: the field, with this server's name as
+/// authserv-id; iprev, SPF, DKIM and DMARC in that order.
+pub fn authentication_results(hostname: &str, r: &Results) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(e) = r.envelope {
+        let mut iprev = format!("iprev={} policy.iprev={}", e.iprev.result, e.ip);
+        if let Some(n) = &e.iprev.name {
+            iprev.push_str(&format!(" ({})", comment(n)));
+        }
+        parts.push(iprev);
+        match &e.sender {
+            Some(s) => parts.push(format!(
+                "spf={} smtp.mailfrom={}",
+                e.mail_from.as_str(),
+                property(s)
+            )),
+            None => parts.push(format!("spf={} smtp.mailfrom=<>", e.mail_from.as_str())),
+        }
+        parts.push(match e.helo {
+            Some(h) => format!("spf={} smtp.helo={}", h.as_str(), property(&e.query.helo)),
+            None => format!("spf=none smtp.helo={}", property(&e.query.helo)),
+        });
+    }
+    match r.dkim_instead {
+        Some(d) => parts.push(d.to_string()),
+        None if r.dkim.is_empty() => parts.push("dkim=none".into()),
+        None => parts.extend(r.dkim.iter().map(Outcome::resinfo)),
+    }
+    if let Some(d) = &r.dmarc {
+        parts.push(format!("dmarc={d}"));
+    }
+    let mut s = format!("Authentication-Results: {hostname}");
+    for p in parts {
         s.push_str(";\r\n\t");
-        s.push_str(&o.resinfo());
+        s.push_str(&p);
     }
     s.push_str("\r\n");
     s
+}
+
+/// A comment's text: printable, without parentheses or backslashes.
+fn comment(s: &str) -> String {
+    s.chars()
+        .filter(|c| (c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\')) || *c == ' ')
+        .collect()
+}
+
+/// A property value (RFC 8601 2.2 pvalue): an address or domain as is
+/// when it is plain, otherwise quoted.
+fn property(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@.-_+=!#$%&'*/?^`{|}~".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        let inner: String = s
+            .chars()
+            .filter(|c| (c.is_ascii_graphic() && !matches!(c, '"' | '\\')) || *c == ' ')
+            .collect();
+        format!("\"{inner}\"")
+    }
+}
+
+/// Keeps an evaluation whose domain publishes a record, for the DMARC
+/// aggregate reports (RFC 7489 7.2), off the async workers.
+pub async fn record_dmarc(
+    session: &super::SmtpState,
+    e: &Evaluation,
+    env: &EnvelopeChecks,
+    dkim: &[Outcome],
+    header_from: &str,
+    now: i64,
+) {
+    let Some(found) = &e.found else { return };
+    let r = &found.record;
+    let align = |a| match a {
+        roost_protocols::smtp::dmarc::Alignment::Relaxed => "r",
+        roost_protocols::smtp::dmarc::Alignment::Strict => "s",
+    };
+    let record = roost_store::DmarcEvaluation {
+        time_us: u64::try_from(now).unwrap_or(0) * 1_000_000,
+        source_ip: env.ip.to_string(),
+        header_from: header_from.to_string(),
+        policy_domain: found.domain.clone(),
+        published: format!(
+            "p={} sp={} pct={} adkim={} aspf={}",
+            r.p.as_str(),
+            r.sp.unwrap_or(r.p).as_str(),
+            r.pct,
+            align(r.adkim),
+            align(r.aspf)
+        ),
+        rua: r.rua.clone(),
+        result: e.result.as_str().to_string(),
+        disposition: e.disposition.as_str().to_string(),
+        dkim_aligned: e.dkim_aligned,
+        spf_aligned: e.spf_aligned,
+        dkim: dkim
+            .iter()
+            .filter_map(|o| {
+                Some((
+                    o.domain.clone()?,
+                    o.selector.clone().unwrap_or_default(),
+                    o.result.to_string(),
+                ))
+            })
+            .collect(),
+        spf_domain: env.spf_domain().to_string(),
+        spf_result: env.mail_from.as_str().to_string(),
+    };
+    let store = session.services.store.clone();
+    let stored = crate::task::blocking(move || store.add_dmarc_evaluation(&record)).await;
+    if let Err(err) = stored {
+        tracing::warn!(error = %err, "recording a DMARC evaluation failed");
+    }
 }

@@ -6,7 +6,9 @@
 
 pub mod command;
 pub mod conn;
+pub mod dmarc;
 pub mod reply;
+pub mod spf;
 
 pub use command::{
     parse_command, Address, BodyType, Command, ForwardPath, MailParams, Param, ReversePath,
