@@ -2144,7 +2144,7 @@ fn postfix_relays_into_roost_over_starttls() {
     // Postfix's own trace line, then the sender's header (Postfix adds
     // Message-Id and Date, which it lacked).
     assert_eq!(
-        lines[4..13],
+        lines[4..14],
         [
             "Received-SPF: temperror (localhost: error in processing during lookup of domain of client@example.org) client-ip=127.0.0.1;",
             "\tenvelope-from=\"client@example.org\"; helo=postfix.test; identity=mailfrom;",
@@ -2153,11 +2153,12 @@ fn postfix_relays_into_roost_over_starttls() {
             "\tspf=temperror smtp.mailfrom=client@example.org;",
             "\tspf=temperror smtp.helo=postfix.test;",
             "\tdkim=none;",
+            "\tarc=none;",
             "\tdmarc=fail (p=none dis=none) header.from=localhost",
             "Received: from client.example.org (localhost [127.0.0.1])",
         ]
     );
-    assert!(lines[13].starts_with("\tby postfix.test (Postfix) with ESMTP id "));
+    assert!(lines[14].starts_with("\tby postfix.test (Postfix) with ESMTP id "));
     for line in sent_head.split("\r\n") {
         assert!(lines.contains(&line), "{line:?} in {head}");
     }
@@ -2361,26 +2362,28 @@ fn localserve_checks_its_own_mail_without_a_network() {
             .collect()
     };
     assert_eq!(
-        fields(1, 7),
+        fields(1, 8),
         [
             "Authentication-Results: localhost;",
             "\tiprev=pass policy.iprev=127.0.0.1 (localhost);",
             "\tspf=none smtp.mailfrom=roost@localhost;",
             "\tspf=none smtp.helo=localhost;",
             "\tdkim=pass header.d=localhost header.s=roost ",
+            "\tarc=none;",
             "\tdmarc=pass (p=none dis=none) header.from=localhost",
             "DKIM-Signature: v=1;",
         ]
     );
     // example.org is not localserve's to answer, and lookups are off.
     assert_eq!(
-        fields(2, 7),
+        fields(2, 8),
         [
             "Authentication-Results: localhost;",
             "\tiprev=pass policy.iprev=127.0.0.1 (localhost);",
             "\tspf=temperror smtp.mailfrom=someone@example.org;",
             "\tspf=none smtp.helo=localhost;",
             "\tdkim=none;",
+            "\tarc=none;",
             "\tdmarc=fail (p=none dis=none) header.from=localhost",
             "From: roost@localhost",
         ]

@@ -468,16 +468,10 @@ impl Drop for Dnsmasq {
     }
 }
 
-/// DKIM verification on the MX port (RFC 6376 6), with keys from a DNS
-/// server on loopback: a message signed by dkimpy (an independent signer)
-/// with simple/simple and relaxed/relaxed passes both; changed in transit
-/// it fails; a signature without a key is a permanent error; unsigned
-/// mail says none. The results go into Authentication-Results (RFC 8601)
-/// in the stored prefix.
-#[test]
-fn dkim_signatures_of_incoming_mail_are_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("key.pem");
+/// An RSA key made by openssl in `dir`: its PEM file, and the public key
+/// in base64 for a DKIM key record's `p=`.
+fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let key = dir.join("key.pem");
     let out = Command::new("openssl")
         .args([
             "genpkey",
@@ -501,6 +495,19 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(&out.stdout)
     };
+    (key, p)
+}
+
+/// DKIM verification on the MX port (RFC 6376 6), with keys from a DNS
+/// server on loopback: a message signed by dkimpy (an independent signer)
+/// with simple/simple and relaxed/relaxed passes both; changed in transit
+/// it fails; a signature without a key is a permanent error; unsigned
+/// mail says none. The results go into Authentication-Results (RFC 8601)
+/// in the stored prefix.
+#[test]
+fn dkim_signatures_of_incoming_mail_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, p) = rsa_key(dir.path());
     let plain = dir.path().join("plain.eml");
     std::fs::write(
         &plain,
@@ -584,6 +591,7 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
              \tspf=fail smtp.mailfrom=someone@example.org;\r\n\
              \tspf=none smtp.helo=client.example.org;\r\n\
              {dkim};\r\n\
+             \tarc=none;\r\n\
              \tdmarc={dmarc} header.from=example.org"
         )
     };
@@ -602,7 +610,8 @@ fn dkim_signatures_of_incoming_mail_are_checked() {
              \tspf=none smtp.helo=client.example.org;\r\n\
              \tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B;\r\n\
              \tdkim=permerror (not exactly one From field) header.d=example.org header.s=sel header.b=B;\r\n\
-             \tdmarc=permerror (not exactly one From address)".to_string(),
+             \tarc=none;\r\n\
+             \tdmarc=fail (p=none dis=none) header.from=example.org".to_string(),
         ]
     );
 }
@@ -689,6 +698,7 @@ fn spf_iprev_and_dmarc_of_incoming_mail() {
          \tspf=pass smtp.mailfrom=a@example.org;\r\n\
          \tspf=pass smtp.helo=client.example.org;\r\n\
          \tdkim=none;\r\n\
+         \tarc=none;\r\n\
          \tdmarc=pass (p=reject dis=none) header.from=example.org"
     );
     assert_eq!(
@@ -700,6 +710,7 @@ fn spf_iprev_and_dmarc_of_incoming_mail() {
          \tspf=none smtp.mailfrom=c@none.example.org;\r\n\
          \tspf=fail smtp.helo=client.example.org;\r\n\
          \tdkim=none;\r\n\
+         \tarc=none;\r\n\
          \tdmarc=fail (p=none dis=none) header.from=none.example.org"
     );
     assert_eq!(
@@ -708,9 +719,9 @@ fn spf_iprev_and_dmarc_of_incoming_mail() {
          \tenvelope-from=\"<>\"; helo=client.example.org; identity=helo;\r\n\
          Authentication-Results: mx.test;\r\n\
          \tiprev=pass policy.iprev=127.0.0.1 (localhost);\r\n\
-         \tspf=pass smtp.mailfrom=<>;\r\n\
          \tspf=pass smtp.helo=client.example.org;\r\n\
          \tdkim=none;\r\n\
+         \tarc=none;\r\n\
          \tdmarc=none header.from=other.example.net"
     );
     assert_eq!(
@@ -722,6 +733,7 @@ fn spf_iprev_and_dmarc_of_incoming_mail() {
          \tspf=fail smtp.mailfrom=b@q.example.org;\r\n\
          \tspf=fail smtp.helo=client.example.org;\r\n\
          \tdkim=none;\r\n\
+         \tarc=none;\r\n\
          \tdmarc=fail (p=quarantine dis=quarantine) header.from=q.example.org"
     );
     // What the aggregate reports will be made of, newest first; the time
@@ -738,5 +750,182 @@ fn spf_iprev_and_dmarc_of_incoming_mail() {
             "127.0.0.2 from=example.org policy=example.org p=reject sp=reject pct=100 adkim=r aspf=r dmarc=fail disposition=reject spf=example.org=fail dkim=none",
             "127.0.0.1 from=example.org policy=example.org p=reject sp=reject pct=100 adkim=r aspf=r dmarc=pass disposition=none spf=example.org=pass dkim=none",
         ]
+    );
+}
+
+/// Runs a script under tests/clients with python3; it must succeed.
+fn python(script: &str, args: &[&std::ffi::OsStr]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ARC (RFC 8617 5.2) on the MX port: chains sealed by dkimpy (an
+/// independent sealer) at two hops pass; a body changed after the last
+/// hop fails its message signature; a changed earlier set fails the seal
+/// that covers it; a wrong cv= is a broken chain; mail without ARC says
+/// none.
+#[test]
+fn arc_chains_of_incoming_mail_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, p) = rsa_key(dir.path());
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(
+        path("m0.eml"),
+        "Authentication-Results: hop1.example.org; spf=pass smtp.mailfrom=example.org\r\n\
+         From: a@example.org\r\nTo: roost@localhost\r\nSubject: forwarded\r\n\r\nBody\r\n",
+    )
+    .unwrap();
+    let seal = |srv: &str, from: &str, to: &str| {
+        python(
+            "arc_seal.py",
+            &[
+                key.as_os_str(),
+                "sel".as_ref(),
+                "example.org".as_ref(),
+                srv.as_ref(),
+                path(from).as_os_str(),
+                path(to).as_os_str(),
+            ],
+        )
+    };
+    seal("hop1.example.org", "m0.eml", "m1.eml");
+    let one = std::fs::read_to_string(path("m1.eml")).unwrap();
+    std::fs::write(
+        path("m1b.eml"),
+        format!("Authentication-Results: hop2.example.org; arc=pass\r\n{one}"),
+    )
+    .unwrap();
+    seal("hop2.example.org", "m1b.eml", "m2.eml");
+    let two = std::fs::read_to_string(path("m2.eml")).unwrap();
+    let dns = Dnsmasq::start(&[(
+        "sel._domainkey.example.org",
+        &format!("v=DKIM1; k=rsa; p={p}"),
+    )]);
+    let (_server, smtp, imap) =
+        serve_with_account(&format!("[dns]\nservers = [\"127.0.0.1:{}\"]\n", dns.port));
+    let cases = [
+        one.clone(),
+        two.clone(),
+        two.replace("\r\n\r\nBody\r\n", "\r\n\r\nB0dy\r\n"),
+        two.replace(
+            "ARC-Authentication-Results: i=1; hop1.example.org",
+            "ARC-Authentication-Results: i=1; hop9.example.org",
+        ),
+        one.replace("cv=none", "cv=pass"),
+        String::from_utf8(message(1, 1)).unwrap(),
+    ];
+    let mut c = Smtp::connect(smtp);
+    c.cmd("EHLO client.example.org");
+    for m in &cases {
+        let r = c.send_mail("a@example.org", &["roost@localhost"], m.as_bytes());
+        assert_eq!(r, "250 2.0.0 OK, message delivered");
+    }
+    let mut i = Imap::login(imap);
+    i.cmd("SELECT INBOX");
+    let results: Vec<String> = (1..=cases.len())
+        .map(|n| {
+            let r = i.cmd(&format!(
+                "FETCH {n} BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)]"
+            ));
+            // roost's field is the first; the hops' fields follow it.
+            let start = r.find("\tarc=").expect("an arc result");
+            r[start + 1..start + r[start..].find(";\r\n").unwrap()].to_string()
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "arc=pass (i=1)",
+            "arc=pass (i=2)",
+            "arc=fail (message signature 2: body hash did not verify)",
+            "arc=fail (seal 2 did not verify)",
+            "arc=fail (ARC-Seal 1 has the wrong cv=)",
+            "arc=none",
+        ]
+    );
+}
+
+/// RFC 7489 6.6.1 with several authors: every From domain is evaluated
+/// and the strictest failing policy applies; more than
+/// MAX_AUTHOR_DOMAINS (5) domains is refused; a header section longer
+/// than roost reads (a From could hide past it) goes to Junk.
+#[test]
+fn dmarc_holds_every_author_domain() {
+    let dns = Dnsmasq::start_with(
+        &[
+            ("example.org", "v=spf1 ip4:127.0.0.1 -all"),
+            ("_dmarc.example.org", "v=DMARC1; p=none"),
+            ("_dmarc.strict.example.net", "v=DMARC1; p=reject"),
+        ],
+        &[
+            "--host-record=client.example.org,127.0.0.1",
+            "--local=/example.net/",
+        ],
+    );
+    let (_server, smtp, imap) =
+        serve_with_account(&format!("[dns]\nservers = [\"127.0.0.1:{}\"]\n", dns.port));
+    let mut c = Smtp::connect(smtp);
+    c.cmd("EHLO client.example.org");
+    let send = |c: &mut Smtp, head: &str| {
+        let m = format!("{head}To: roost@localhost\r\nSubject: authors\r\n\r\nHi\r\n");
+        c.send_mail("a@example.org", &["roost@localhost"], m.as_bytes())
+    };
+    // The envelope passes SPF for example.org, which aligns with the
+    // first author only; the second author's domain asks for reject.
+    assert_eq!(
+        send(&mut c, "From: a@example.org, b@strict.example.net\r\n"),
+        "550 5.7.1 Message refused by the DMARC policy of strict.example.net"
+    );
+    assert_eq!(
+        send(
+            &mut c,
+            "From: a@example.org\r\nFrom: b@strict.example.net\r\n"
+        ),
+        "550 5.7.1 Message refused by the DMARC policy of strict.example.net"
+    );
+    let authors = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("a@d{i}.example.org")).collect();
+        format!("From: {}\r\n", list.join(", "))
+    };
+    assert_eq!(send(&mut c, &authors(5)), "250 2.0.0 OK, message delivered");
+    assert_eq!(
+        send(&mut c, &authors(6)),
+        "550 5.7.1 Too many author domains to check, at most 5"
+    );
+    // 2000 fields before the From: more than roost reads.
+    let padded = format!(
+        "{}From: b@strict.example.net\r\n",
+        "X-Pad: 1\r\n".repeat(2000)
+    );
+    assert_eq!(send(&mut c, &padded), "250 2.0.0 OK, message delivered");
+    let mut i = Imap::login(imap);
+    i.cmd("SELECT Junk");
+    let r = i.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)]");
+    assert!(
+        r.contains("\tdmarc=permerror (header section too large to check)\r\n\r\n"),
+        "{r}"
+    );
+    i.cmd("SELECT INBOX");
+    let r = i.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)]");
+    let start = r.find("\tdmarc=").expect("dmarc results");
+    let end = r[start..].find("\r\n\r\n").unwrap() + start;
+    assert_eq!(
+        &r[start..end],
+        "\tdmarc=pass (p=none dis=none) header.from=d0.example.org;\r\n\
+         \tdmarc=pass (p=none dis=none) header.from=d1.example.org;\r\n\
+         \tdmarc=pass (p=none dis=none) header.from=d2.example.org;\r\n\
+         \tdmarc=pass (p=none dis=none) header.from=d3.example.org;\r\n\
+         \tdmarc=pass (p=none dis=none) header.from=d4.example.org"
     );
 }

@@ -190,8 +190,10 @@ fn thousands_of_header_fields_and_references_are_stored_whole() {
         smtp.send_mail("many@example.org", &[ACCOUNT], &msg),
         "250 2.0.0 OK, message delivered"
     );
+    // A header section longer than roost reads goes to Junk: a From
+    // past the part read could not be checked (DMARC, RFC 7489 6.6.1).
     let mut imap = Imap::login(server.port(IMAP));
-    imap.cmd("SELECT INBOX");
+    imap.cmd("SELECT Junk");
     let fetched = imap.fetch_all();
     assert_eq!(fetched.len(), 1);
     assert_eq!(strip_prefix(&fetched[0].body, &msg), &msg[..]);

@@ -128,9 +128,26 @@ fn classify<L>(
     }
 }
 
-/// Fully qualified: a name never gets the search domains appended.
-fn fqdn(name: &str) -> String {
-    format!("{}.", name.trim_end_matches('.'))
+/// The name to ask about, fully qualified (never with the search domains
+/// appended): ASCII names as they are (underscores and all, as in
+/// `_dmarc.` and `_domainkey.`), others through IDNA. `None` for a name
+/// DNS cannot carry (over-long labels, bytes no label may hold): such a
+/// name has no records, which is not a lookup failure.
+fn fqdn(name: &str) -> Option<hickory_resolver::Name> {
+    let name = format!("{}.", name.trim_end_matches('.'));
+    let parsed = if name.is_ascii() {
+        hickory_resolver::Name::from_ascii(&name)
+    } else {
+        hickory_resolver::Name::from_utf8(&name)
+    };
+    let parsed = parsed.ok()?;
+    let plain = parsed.iter().all(|label| {
+        !label.is_empty()
+            && label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    });
+    plain.then_some(parsed)
 }
 
 /// The questions SPF and DMARC ask (`roost_protocols::smtp::spf`). Names
@@ -141,8 +158,11 @@ impl AuthDns for Dns {
             return Ok(answer);
         }
         let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        let Some(name) = fqdn(name) else {
+            return Ok(Vec::new());
+        };
         Ok(
-            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.txt_lookup(fqdn(name))).await)?
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.txt_lookup(name)).await)?
                 .map(|l| {
                     l.iter()
                         .map(|txt| {
@@ -168,8 +188,11 @@ impl AuthDns for Dns {
                 .collect());
         }
         let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        let Some(name) = fqdn(name) else {
+            return Ok(Vec::new());
+        };
         Ok(
-            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.ipv4_lookup(fqdn(name))).await)?
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.ipv4_lookup(name)).await)?
                 .map(|l| l.iter().map(|a| a.0).collect())
                 .unwrap_or_default(),
         )
@@ -186,8 +209,11 @@ impl AuthDns for Dns {
                 .collect());
         }
         let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        let Some(name) = fqdn(name) else {
+            return Ok(Vec::new());
+        };
         Ok(
-            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.ipv6_lookup(fqdn(name))).await)?
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.ipv6_lookup(name)).await)?
                 .map(|l| l.iter().map(|a| a.0).collect())
                 .unwrap_or_default(),
         )
@@ -198,8 +224,10 @@ impl AuthDns for Dns {
             return Ok(zone.mx(name));
         }
         let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
-        let found =
-            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.mx_lookup(fqdn(name))).await)?;
+        let Some(name) = fqdn(name) else {
+            return Ok(Vec::new());
+        };
+        let found = classify(tokio::time::timeout(DNS_TIMEOUT, resolver.mx_lookup(name)).await)?;
         let mut hosts: Vec<(u16, String)> = found
             .map(|l| {
                 l.iter()
@@ -359,6 +387,33 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// Names DNS can carry are asked as they are (underscores too); names
+    /// it cannot are no name at all, never a lookup failure.
+    #[test]
+    fn names_to_ask() {
+        let asked = |n: &str| fqdn(n).map(|n| n.to_ascii());
+        assert_eq!(
+            asked("_dmarc.example.com").as_deref(),
+            Some("_dmarc.example.com.")
+        );
+        assert_eq!(
+            asked("s_1._domainkey.Example.com.").as_deref(),
+            Some("s_1._domainkey.Example.com.")
+        );
+        assert_eq!(
+            asked("b\u{fc}cher.example").as_deref(),
+            Some("xn--bcher-kva.example.")
+        );
+        assert_eq!(
+            asked(&format!("{}.example", "a".repeat(63))).map(|n| n.len()),
+            Some(72)
+        );
+        assert_eq!(asked(&format!("{}.example", "a".repeat(64))), None);
+        assert_eq!(asked("a/b.example"), None);
+        assert_eq!(asked("[192.0.2.1]"), None);
+        assert_eq!(asked("a..example"), None);
     }
 
     #[tokio::test]

@@ -51,11 +51,11 @@ pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
 use files::Placer;
 use records::{now_unix, FileRef};
 
-/// RFC 7162 3.1: an account's `last_modseq` when it is created; new
-/// mailboxes start with this HIGHESTMODSEQ.
 /// How often (in evaluations recorded) old DMARC evaluations are pruned.
 pub const DMARC_PRUNE_EVERY: u32 = 1000;
 
+/// RFC 7162 3.1: an account's `last_modseq` when it is created; new
+/// mailboxes start with this HIGHESTMODSEQ.
 pub const INITIAL_MODSEQ: ModSeq = ModSeq(2);
 /// The index's page cache, in bytes. sled's own default is 1 GiB, which a
 /// busy server's index fills over hours (resident memory growing all the

@@ -1050,3 +1050,59 @@ fn messages_between_is_a_uid_range() {
     assert_eq!(ok(store.messages_between(a, m, Uid(3), Uid(9))), vec![]);
     assert_eq!(ok(store.messages_between(a, m, Uid(2), Uid(1))), vec![]);
 }
+
+fn evaluation(n: u64) -> DmarcEvaluation {
+    DmarcEvaluation {
+        time_us: n,
+        source_ip: "192.0.2.1".into(),
+        header_from: format!("d{n}.example"),
+        policy_domain: "example".into(),
+        published: "p=none".into(),
+        rua: Vec::new(),
+        result: "pass".into(),
+        disposition: "none".into(),
+        dkim_aligned: true,
+        spf_aligned: false,
+        dkim: Vec::new(),
+        spf_domain: "example".into(),
+        spf_result: "none".into(),
+    }
+}
+
+/// DMARC evaluations: listed newest first; every DMARC_PRUNE_EVERY-th
+/// record prunes to the newest MAX_KEPT, so the store holds at most
+/// MAX_KEPT + DMARC_PRUNE_EVERY - 1 of them.
+#[test]
+fn dmarc_evaluations_are_kept_newest_first_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let count = |s: &Store| s.dmarc_evaluations(usize::MAX).unwrap().len();
+    let kept = DmarcEvaluation::MAX_KEPT;
+    for n in 0..kept as u64 {
+        ok(store.add_dmarc_evaluation(&evaluation(n)));
+    }
+    // MAX_KEPT is a multiple of DMARC_PRUNE_EVERY: pruned, nothing gone.
+    assert_eq!(count(&store), kept);
+    let newest: Vec<String> = ok(store.dmarc_evaluations(2))
+        .into_iter()
+        .map(|e| e.header_from)
+        .collect();
+    assert_eq!(
+        newest,
+        [
+            format!("d{}.example", kept - 1),
+            format!("d{}.example", kept - 2)
+        ]
+    );
+    let every = DMARC_PRUNE_EVERY as u64;
+    for n in kept as u64..kept as u64 + every - 1 {
+        ok(store.add_dmarc_evaluation(&evaluation(n)));
+    }
+    assert_eq!(count(&store), kept + DMARC_PRUNE_EVERY as usize - 1);
+    ok(store.add_dmarc_evaluation(&evaluation(kept as u64 + every)));
+    assert_eq!(count(&store), kept);
+    let oldest = ok(store.dmarc_evaluations(usize::MAX)).pop().unwrap();
+    assert_eq!(oldest.header_from, format!("d{every}.example"));
+    assert_eq!(ok(store.prune_dmarc_evaluations(10)), kept - 10);
+    assert_eq!(count(&store), 10);
+}

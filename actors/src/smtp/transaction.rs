@@ -7,6 +7,7 @@ use crate::task::blocking;
 use crate::time::{now_unix, rfc5322_date};
 use roost_protocols::imap::types::Flags;
 use roost_protocols::message::address::parse_address_list;
+use roost_protocols::message::arc;
 use roost_protocols::message::dkim::BodyHasher;
 use roost_protocols::message::dkim_verify::{signatures, Canon, Signature};
 use roost_protocols::message::header::{fields, header_end, MAX_HEADER_FIELDS};
@@ -55,6 +56,8 @@ pub struct Transaction {
     /// MX: the message's DKIM signatures are checked (RFC 6376 6).
     verify_dkim: bool,
     dkim_signatures: Vec<Result<Signature, String>>,
+    /// MX: the ARC Sets of the header (RFC 8617).
+    arc: arc::Chain,
     verify_hashes: super::verify::BodyHashes,
     /// MX: iprev and SPF, looked up while the message streams in.
     envelope: Option<EnvelopeTask>,
@@ -108,7 +111,14 @@ impl Transaction {
             self.header_done = true;
             if self.verify_dkim {
                 self.dkim_signatures = signatures(&self.head[..end]);
-                for sig in self.dkim_signatures.iter().flatten() {
+                self.arc = arc::chain(&self.head[..end]);
+                // RFC 8617 5.2 step 5: only the newest message signature
+                // is checked, so only its body hash is needed.
+                let newest_ams = match &self.arc {
+                    arc::Chain::Sets(sets) => sets.last().map(|s| &s.message_signature),
+                    _ => None,
+                };
+                for sig in self.dkim_signatures.iter().flatten().chain(newest_ams) {
                     match sig.body_canon {
                         Canon::Simple => {
                             self.verify_hashes
@@ -438,56 +448,100 @@ impl Transaction {
     ) -> Result<(String, bool), Reply> {
         let hostname = &session.services.hostname;
         let dns = &session.services.dns;
+        // The checks never hold the final reply longer than this.
+        let deadline = tokio::time::Instant::now() + super::verify::CHECKS_DEADLINE;
         let envelope = match self.envelope.as_mut() {
-            Some(task) => (&mut task.0).await.ok(),
+            Some(task) => match tokio::time::timeout_at(deadline, &mut task.0).await {
+                Ok(Ok(checks)) => Some(checks),
+                _ => None,
+            },
             None => None,
         };
         let head = &self.head[..header_end(&self.head)];
         let mut dkim_instead = None;
         let mut outcomes = Vec::new();
+        let mut arc = None;
         if !self.header_done {
             // Signatures the header's size kept roost from reading.
             let lower = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
             if lower.contains("dkim-signature:") {
                 dkim_instead = Some("dkim=permerror (header section too large to verify)");
             }
+            if lower.contains("arc-seal:") {
+                arc = Some("fail (header section too large to verify)".to_string());
+            }
         } else {
             let hashes = std::mem::take(&mut self.verify_hashes);
-            outcomes = super::verify::verify(
-                dns,
-                head,
-                std::mem::take(&mut self.dkim_signatures),
-                hashes.simple.map(|h| h.finish()),
-                hashes.relaxed.map(|h| h.finish_bytes()),
-                now,
+            let simple = hashes.simple.map(|h| h.finish());
+            let relaxed = hashes.relaxed.map(|h| h.finish_bytes());
+            let signatures = std::mem::take(&mut self.dkim_signatures);
+            let checked = tokio::time::timeout_at(
+                deadline,
+                super::verify::verify(dns, head, signatures, simple.clone(), relaxed.clone(), now),
             )
             .await;
+            outcomes = checked.unwrap_or_else(|_| super::verify::timed_out(&self.head));
+            let chain = std::mem::replace(&mut self.arc, arc::Chain::None);
+            arc = Some(
+                tokio::time::timeout_at(
+                    deadline,
+                    super::verify::verify_arc(dns, head, chain, simple, relaxed, now),
+                )
+                .await
+                .unwrap_or_else(|_| "temperror (timed out)".to_string()),
+            );
         }
-        // RFC 7489 6.6.1: the author domain of exactly one From address.
-        let authors: Vec<String> = fields(head)
-            .into_iter()
-            .filter(|f| f.name.eq_ignore_ascii_case(b"From"))
-            .flat_map(|f| mailboxes(&f.value))
-            .collect();
+        // RFC 7489 6.6.1: every author domain is checked; a message with
+        // several From fields or addresses is held to the strictest
+        // failing policy among them. A From past what roost reads could
+        // slip by unchecked, so such a message goes to Junk (nothing is
+        // lost, and nothing unchecked reaches the Inbox).
+        let all = fields(head);
+        let complete = (header_complete(&self.head) || self.head.len() < HEADER_CAPTURE)
+            && all.len() < MAX_HEADER_FIELDS;
+        let mut domains: Vec<String> = Vec::new();
+        for f in all.iter().filter(|f| f.name.eq_ignore_ascii_case(b"From")) {
+            for author in mailboxes(&f.value) {
+                let d = roost_protocols::smtp::dmarc::a_label(
+                    author.rsplit('@').next().unwrap_or_default(),
+                );
+                if !domains.contains(&d) {
+                    domains.push(d);
+                }
+            }
+        }
+        if envelope.is_some() && domains.len() > MAX_AUTHOR_DOMAINS {
+            return Err(Reply::new(
+                550,
+                Some((5, 7, 1)),
+                format!("Too many author domains to check, at most {MAX_AUTHOR_DOMAINS}"),
+            ));
+        }
+        use roost_protocols::smtp::dmarc::Policy;
         let mut junk = false;
         let mut refusal = None;
-        let dmarc = match (&envelope, authors.as_slice()) {
-            (_, _) if !self.header_done => {
-                Some("permerror (header section too large to read From)".to_string())
+        let mut dmarc = Vec::new();
+        if let Some(env) = &envelope {
+            if !complete {
+                junk = true;
+                dmarc.push("permerror (header section too large to check)".to_string());
+            } else if domains.is_empty() {
+                dmarc.push("none (no From address)".to_string());
             }
-            (None, _) => None,
-            (Some(env), [author]) => {
-                let domain = author
-                    .rsplit('@')
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
+            for domain in &domains {
                 let sample =
                     (std::collections::hash_map::RandomState::new().hash_one(now) % 100) as u8;
-                let e = super::verify::check_dmarc(dns, &domain, env, &outcomes, sample).await;
-                use roost_protocols::smtp::dmarc::Policy;
+                let e = match tokio::time::timeout_at(
+                    deadline,
+                    super::verify::check_dmarc(dns, domain, env, &outcomes, sample),
+                )
+                .await
+                {
+                    Ok(e) => e,
+                    Err(_) => roost_protocols::smtp::dmarc::Evaluation::unfinished(),
+                };
                 match e.disposition {
-                    Policy::Reject => {
+                    Policy::Reject if refusal.is_none() => {
                         refusal = Some(Reply::new(
                             550,
                             Some((5, 7, 1)),
@@ -495,10 +549,10 @@ impl Transaction {
                         ))
                     }
                     Policy::Quarantine => junk = true,
-                    Policy::None => {}
+                    _ => {}
                 }
-                super::verify::record_dmarc(session, &e, env, &outcomes, &domain, now).await;
-                Some(match &e.found {
+                super::verify::record_dmarc(session, &e, env, &outcomes, domain, now).await;
+                dmarc.push(match &e.found {
                     Some(_) => format!(
                         "{} (p={} dis={}) header.from={domain}",
                         e.result.as_str(),
@@ -506,10 +560,9 @@ impl Transaction {
                         e.disposition.as_str()
                     ),
                     None => format!("{} header.from={domain}", e.result.as_str()),
-                })
+                });
             }
-            (Some(_), _) => Some("permerror (not exactly one From address)".to_string()),
-        };
+        }
         if let Some(reply) = refusal {
             return Err(reply);
         }
@@ -519,6 +572,7 @@ impl Transaction {
                 envelope: envelope.as_ref(),
                 dkim: &outcomes,
                 dkim_instead,
+                arc,
                 dmarc,
             },
         );
@@ -636,6 +690,7 @@ impl SmtpState {
             head_scanned: 0,
             verify_dkim: verify,
             dkim_signatures: Vec::new(),
+            arc: arc::Chain::None,
             verify_hashes: Default::default(),
             envelope,
             file: None,
@@ -1056,6 +1111,23 @@ fn mailboxes(value: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The most distinct From domains one message may have on the MX port:
+/// each is a DMARC evaluation.
+pub const MAX_AUTHOR_DOMAINS: usize = 5;
+
+/// A header section longer than roost reads: what it hides (a From, a
+/// signature) could not be checked.
+fn header_too_large() -> Reply {
+    Reply::new(
+        554,
+        Some((5, 6, 0)),
+        format!(
+            "Header section too large to check: at most {HEADER_CAPTURE} bytes and {} fields",
+            MAX_HEADER_FIELDS - 1
+        ),
+    )
+}
+
 /// Submission (RFC 6409 8 lets the MSA check what it is given): the
 /// message has exactly one From field (RFC 5322 3.6), naming one address,
 /// and that address is the logged-in account's (also with a tag after a
@@ -1066,14 +1138,7 @@ fn check_from(store: &Store, account: &str, head: &[u8]) -> Result<(), Reply> {
     // or past the fields read) must not slip through.
     let all = fields(head);
     if !header_complete(head) || all.len() >= MAX_HEADER_FIELDS {
-        return Err(Reply::new(
-            554,
-            Some((5, 6, 0)),
-            format!(
-                "Header section too large to check: at most {HEADER_CAPTURE} bytes and {} fields",
-                MAX_HEADER_FIELDS - 1
-            ),
-        ));
+        return Err(header_too_large());
     }
     let from: Vec<_> = all
         .into_iter()

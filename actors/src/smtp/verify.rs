@@ -4,6 +4,7 @@
 //! stored prefix: the sender's bytes are never changed.
 
 use crate::dns::Dns;
+use roost_protocols::message::arc::{seal_data, Chain};
 use roost_protocols::message::dkim_verify::{
     header_data, parse_key_record, rsa_public_key, Algorithm, Canon, KeyType, Signature,
 };
@@ -155,12 +156,31 @@ fn signature_holds(
     sig: &Signature,
     key: &roost_protocols::message::dkim_verify::KeyRecord,
 ) -> Result<bool, &'static str> {
-    let data = header_data(header, sig);
+    data_holds(
+        &header_data(header, sig),
+        sig.algorithm,
+        &sig.signature,
+        key,
+    )
+}
+
+/// Whether `signature` signs `data` (the header data of a signature, or
+/// what an ARC seal covers) with `key`.
+fn data_holds(
+    data: &[u8],
+    algorithm: Algorithm,
+    signature: &[u8],
+    key: &roost_protocols::message::dkim_verify::KeyRecord,
+) -> Result<bool, &'static str> {
+    let sig = Signed {
+        algorithm,
+        signature,
+    };
     Ok(match (sig.algorithm, key.key_type) {
         (Algorithm::Ed25519Sha256, KeyType::Ed25519) => {
-            let digest = Sha256::digest(&data);
+            let digest = Sha256::digest(data);
             ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key.public)
-                .verify(&digest, &sig.signature)
+                .verify(&digest, sig.signature)
                 .is_ok()
         }
         (Algorithm::RsaSha256, KeyType::Rsa) => match rsa_public_key(&key.public) {
@@ -168,7 +188,7 @@ fn signature_holds(
                 &ring::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
                 pkcs1,
             )
-            .verify(&data, &sig.signature)
+            .verify(data, sig.signature)
             .is_ok(),
             None => return Err("unreadable RSA key"),
         },
@@ -208,9 +228,16 @@ impl EnvelopeChecks {
     }
 }
 
-/// Runs iprev and both SPF checks.
-pub async fn check_envelope(
-    dns: Dns,
+/// How long the checks of one message may take, from MAIL for iprev and
+/// SPF, and from the end of the data for DKIM, ARC and DMARC: a check not
+/// done by then is a temperror. The final reply never waits longer, well
+/// inside a client's read timeout (RFC 5321 4.5.3.2.6 gives it 10
+/// minutes; impatient clients wait 30 seconds).
+pub const CHECKS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs iprev and both SPF checks, within [`CHECKS_DEADLINE`].
+pub async fn check_envelope<D: AuthDns>(
+    dns: D,
     ip: IpAddr,
     helo: String,
     sender: Option<String>,
@@ -219,18 +246,42 @@ pub async fn check_envelope(
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     };
+    let checked = tokio::time::timeout(
+        CHECKS_DEADLINE,
+        envelope_checks(&dns, ip, helo.clone(), sender.clone()),
+    )
+    .await;
+    checked.unwrap_or_else(|_| EnvelopeChecks {
+        ip,
+        iprev: Iprev {
+            result: "temperror",
+            name: None,
+        },
+        helo: valid_domain(&helo).then_some(SpfResult::TempError),
+        mail_from: SpfResult::TempError,
+        query: Query::mail_from(ip, sender.as_deref(), &helo),
+        sender,
+    })
+}
+
+async fn envelope_checks<D: AuthDns>(
+    dns: &D,
+    ip: IpAddr,
+    helo: String,
+    sender: Option<String>,
+) -> EnvelopeChecks {
     let query = Query::mail_from(ip, sender.as_deref(), &helo);
     let helo_query = Query::helo(ip, &helo);
-    let iprev = iprev(&dns, ip).await;
+    let iprev = iprev(dns, ip).await;
     let helo_result = if valid_domain(&helo) {
-        Some(check_host(&dns, &helo_query, &helo).await)
+        Some(check_host(dns, &helo_query, &helo).await)
     } else {
         None
     };
     let mail_from = match (&sender, helo_result) {
         // The null sender's identity is the HELO name, already checked.
         (None, Some(r)) => r,
-        _ => check_host(&dns, &query, &query.sender_domain.clone()).await,
+        _ => check_host(dns, &query, &query.sender_domain.clone()).await,
     };
     EnvelopeChecks {
         ip,
@@ -243,8 +294,15 @@ pub async fn check_envelope(
 }
 
 /// RFC 8601 3: at most [`MAX_PTR_NAMES`] names are tried.
-async fn iprev(dns: &Dns, ip: IpAddr) -> Iprev {
+async fn iprev<D: AuthDns>(dns: &D, ip: IpAddr) -> Iprev {
     let names = match AuthDns::ptr(dns, ip).await {
+        // RFC 8601 2.7.3: no PTR data published is a permerror.
+        Ok(n) if n.is_empty() => {
+            return Iprev {
+                result: "permerror",
+                name: None,
+            }
+        }
         Ok(n) => n,
         Err(_) => {
             return Iprev {
@@ -316,28 +374,35 @@ pub struct Results<'a> {
     /// A DKIM result that stands for all signatures (a header too large
     /// to read).
     pub dkim_instead: Option<&'a str>,
-    /// The DMARC result and its resinfo's rest, e.g. `fail (p=reject
-    /// dis=reject) header.from=example.org`.
-    pub dmarc: Option<String>,
+    /// The ARC result and its comment (RFC 8617 10.1).
+    pub arc: Option<String>,
+    /// Each DMARC result and its resinfo's rest, e.g. `fail (p=reject
+    /// dis=reject) header.from=example.org`: one per author domain.
+    pub dmarc: Vec<String>,
 }
 
 /// RFC 8601 2.2 and 2.7: the field, with this server's name as
-/// authserv-id; iprev, SPF, DKIM and DMARC in that order.
+/// authserv-id; iprev, SPF, DKIM, ARC and DMARC in that order.
 pub fn authentication_results(hostname: &str, r: &Results) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(e) = r.envelope {
-        let mut iprev = format!("iprev={} policy.iprev={}", e.iprev.result, e.ip);
+        let mut iprev = format!(
+            "iprev={} policy.iprev={}",
+            e.iprev.result,
+            property(&e.ip.to_string())
+        );
         if let Some(n) = &e.iprev.name {
             iprev.push_str(&format!(" ({})", comment(n)));
         }
         parts.push(iprev);
-        match &e.sender {
-            Some(s) => parts.push(format!(
+        // A null sender has no MAIL FROM identity: its SPF result is the
+        // HELO one below (RFC 7208 2.4).
+        if let Some(s) = &e.sender {
+            parts.push(format!(
                 "spf={} smtp.mailfrom={}",
                 e.mail_from.as_str(),
                 property(s)
-            )),
-            None => parts.push(format!("spf={} smtp.mailfrom=<>", e.mail_from.as_str())),
+            ));
         }
         parts.push(match e.helo {
             Some(h) => format!("spf={} smtp.helo={}", h.as_str(), property(&e.query.helo)),
@@ -349,7 +414,10 @@ pub fn authentication_results(hostname: &str, r: &Results) -> String {
         None if r.dkim.is_empty() => parts.push("dkim=none".into()),
         None => parts.extend(r.dkim.iter().map(Outcome::resinfo)),
     }
-    if let Some(d) = &r.dmarc {
+    if let Some(a) = &r.arc {
+        parts.push(format!("arc={a}"));
+    }
+    for d in &r.dmarc {
         parts.push(format!("dmarc={d}"));
     }
     let mut s = format!("Authentication-Results: {hostname}");
@@ -368,12 +436,30 @@ fn comment(s: &str) -> String {
         .collect()
 }
 
-/// A property value (RFC 8601 2.2 pvalue): an address or domain as is
-/// when it is plain, otherwise quoted.
+/// A property value (RFC 8601 2.2 pvalue): a domain name, or an address
+/// whose local part is a dot-atom, as is; anything else (an IPv6 address,
+/// a HELO argument that is no name) quoted.
 fn property(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@.-_+=!#$%&'*/?^`{|}~".contains(&b));
+    let domain = |d: &str| {
+        !d.is_empty()
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    };
+    let atom = |l: &str| {
+        !l.is_empty()
+            && l.split('.').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+            })
+    };
+    let plain = match s.rsplit_once('@') {
+        Some((local, d)) => atom(local) && domain(d),
+        None => domain(s),
+    };
     if plain {
         s.to_string()
     } else {
@@ -436,5 +522,194 @@ pub async fn record_dmarc(
     let stored = crate::task::blocking(move || store.add_dmarc_evaluation(&record)).await;
     if let Err(err) = stored {
         tracing::warn!(error = %err, "recording a DMARC evaluation failed");
+    }
+}
+
+struct Signed<'a> {
+    algorithm: Algorithm,
+    signature: &'a [u8],
+}
+
+/// Every signature of a header whose checks ran out of time.
+pub fn timed_out(head: &[u8]) -> Vec<Outcome> {
+    let end = roost_protocols::message::header::header_end(head);
+    roost_protocols::message::dkim_verify::signatures(&head[..end])
+        .into_iter()
+        .map(|sig| match sig {
+            Ok(sig) => Outcome::of(&sig, "temperror", Some("timed out")),
+            Err(why) => Outcome {
+                result: "permerror",
+                reason: Some(why),
+                domain: None,
+                selector: None,
+                b: None,
+            },
+        })
+        .collect()
+}
+
+/// RFC 8617 5.2: the chain's result, as Authentication-Results writes it
+/// after `arc=`: the newest message signature must verify (step 5), and
+/// every seal, newest first (step 7).
+pub async fn verify_arc(
+    dns: &Dns,
+    header: &[u8],
+    chain: Chain,
+    simple: Option<Vec<u8>>,
+    relaxed: Option<Vec<u8>>,
+    now: i64,
+) -> String {
+    let sets = match chain {
+        Chain::None => return "none".into(),
+        Chain::Broken(why) => return format!("fail ({})", comment(&why)),
+        Chain::Sets(sets) => sets,
+    };
+    let Some(newest) = sets.last() else {
+        return "none".into();
+    };
+    let ams = check(
+        dns,
+        header,
+        &newest.message_signature,
+        &simple,
+        &relaxed,
+        now,
+    )
+    .await;
+    match ams.result {
+        "pass" => {}
+        "temperror" => return "temperror (message signature key not found in time)".into(),
+        _ => {
+            let why = ams.reason.unwrap_or_default();
+            return format!(
+                "fail (message signature {}: {})",
+                newest.instance,
+                comment(&why)
+            );
+        }
+    }
+    for n in (0..sets.len()).rev() {
+        let seal = &sets[n].seal;
+        let name = format!("{}._domainkey.{}", seal.selector, seal.domain);
+        let key = match dns.txt(&name).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return format!("fail (no key for seal {})", n + 1),
+            Err(_) => return format!("temperror (key for seal {} not found)", n + 1),
+        };
+        let key = match parse_key_record(&key) {
+            Ok(k) if !k.public.is_empty() => k,
+            _ => return format!("fail (unusable key for seal {})", n + 1),
+        };
+        let data = seal_data(&sets, n);
+        let (algorithm, signature) = (seal.algorithm, seal.signature.clone());
+        let holds = crate::task::blocking(move || {
+            Ok::<_, String>(data_holds(&data, algorithm, &signature, &key))
+        })
+        .await;
+        if !matches!(holds, Ok(Ok(true))) {
+            return format!("fail (seal {} did not verify)", n + 1);
+        }
+    }
+    format!("pass (i={})", sets.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_protocols::smtp::spf::DnsFailure;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::Duration;
+
+    /// Every TXT lookup takes `delay` and finds nothing; the rest find
+    /// nothing at once.
+    struct Slow(Duration);
+
+    impl AuthDns for Slow {
+        async fn txt(&self, _: &str) -> Result<Vec<String>, DnsFailure> {
+            tokio::time::sleep(self.0).await;
+            Ok(Vec::new())
+        }
+        async fn a(&self, _: &str) -> Result<Vec<Ipv4Addr>, DnsFailure> {
+            Ok(Vec::new())
+        }
+        async fn aaaa(&self, _: &str) -> Result<Vec<Ipv6Addr>, DnsFailure> {
+            Ok(Vec::new())
+        }
+        async fn mx(&self, _: &str) -> Result<Vec<String>, DnsFailure> {
+            Ok(Vec::new())
+        }
+        async fn ptr(&self, _: IpAddr) -> Result<Vec<String>, DnsFailure> {
+            Ok(Vec::new())
+        }
+    }
+
+    async fn results(delay: Duration) -> (Option<SpfResult>, SpfResult, &'static str) {
+        let c = check_envelope(
+            Slow(delay),
+            "192.0.2.1".parse().unwrap(),
+            "mx.example.org".into(),
+            Some("a@example.org".into()),
+        )
+        .await;
+        (c.helo, c.mail_from, c.iprev.result)
+    }
+
+    /// Two TXT lookups (HELO, MAIL FROM) that together take just under
+    /// the deadline finish; just over it, everything is a temperror.
+    #[tokio::test(start_paused = true)]
+    async fn envelope_checks_end_at_the_deadline() {
+        let half = CHECKS_DEADLINE / 2;
+        let step = Duration::from_millis(1);
+        assert_eq!(
+            results(half - step).await,
+            (Some(SpfResult::None), SpfResult::None, "permerror")
+        );
+        assert_eq!(
+            results(half + step).await,
+            (
+                Some(SpfResult::TempError),
+                SpfResult::TempError,
+                "temperror"
+            )
+        );
+    }
+
+    #[test]
+    fn authentication_results_in_order_with_quoted_values() {
+        let env = EnvelopeChecks {
+            ip: "192.0.2.1".parse().unwrap(),
+            iprev: Iprev {
+                result: "pass",
+                name: Some("mx.example.org".into()),
+            },
+            helo: None,
+            mail_from: SpfResult::SoftFail,
+            query: Query::mail_from(
+                "192.0.2.1".parse().unwrap(),
+                Some("a b@example.org"),
+                "[192.0.2.1]",
+            ),
+            sender: Some("\"a b\"@example.org".into()),
+        };
+        let field = authentication_results(
+            "mx.test",
+            &Results {
+                envelope: Some(&env),
+                dkim: &[],
+                dkim_instead: None,
+                arc: Some("pass (i=1)".into()),
+                dmarc: vec!["none header.from=example.org".into()],
+            },
+        );
+        assert_eq!(
+            field,
+            "Authentication-Results: mx.test;\r\n\
+             \tiprev=pass policy.iprev=192.0.2.1 (mx.example.org);\r\n\
+             \tspf=softfail smtp.mailfrom=\"a b@example.org\";\r\n\
+             \tspf=none smtp.helo=\"[192.0.2.1]\";\r\n\
+             \tdkim=none;\r\n\
+             \tarc=pass (i=1);\r\n\
+             \tdmarc=none header.from=example.org\r\n"
+        );
     }
 }

@@ -44,13 +44,32 @@ pub struct Signature {
     pub expires: Option<i64>,
     /// `l=`: roost does not verify partial bodies.
     pub length: Option<u64>,
-    /// Which DKIM-Signature field of the header this is (0 = topmost).
+    /// Which field of its name in the header this is (0 = topmost).
     index: usize,
+    /// DKIM-Signature, or ARC-Message-Signature (RFC 8617 4.1.2).
+    pub(crate) field: SignatureField,
+}
+
+/// The fields that carry a DKIM-style signature of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignatureField {
+    Dkim,
+    /// ARC-Message-Signature: `i=` is the ARC instance, there is no `v=`.
+    ArcMessage,
+}
+
+impl SignatureField {
+    fn name(self) -> &'static [u8] {
+        match self {
+            SignatureField::Dkim => b"DKIM-Signature",
+            SignatureField::ArcMessage => b"ARC-Message-Signature",
+        }
+    }
 }
 
 /// The raw header fields: name, and the whole field as sent (folded lines
 /// and their CRLFs included).
-fn raw_fields(header: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
+pub(crate) fn raw_fields(header: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
     let mut out: Vec<(&[u8], Vec<u8>)> = Vec::new();
     for line in header.split_inclusive(|&b| b == b'\n') {
         let bare = line.strip_suffix(b"\n").unwrap_or(line);
@@ -100,7 +119,7 @@ pub fn header_problem(header: &[u8]) -> Option<&'static str> {
 
 /// A domain name or selector: dot-separated labels of letters, digits,
 /// '-' and '_' (RFC 6376 3.5, 3.1).
-fn is_dns_name(s: &str) -> bool {
+pub(crate) fn is_dns_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
@@ -123,11 +142,11 @@ pub fn tags(value: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn no_space(v: &str) -> String {
+pub(crate) fn no_space(v: &str) -> String {
     v.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
-fn b64(v: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn b64(v: &str) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD
         .decode(no_space(v))
         .map_err(|_| "bad base64".to_string())
@@ -145,12 +164,16 @@ pub fn signatures(header: &[u8]) -> Vec<Result<Signature, String>> {
         .map(|(index, (_, raw))| {
             let text = String::from_utf8_lossy(raw);
             let value = text.split_once(':').map_or("", |(_, v)| v);
-            parse_signature(value, index)
+            parse_signature(value, index, SignatureField::Dkim)
         })
         .collect()
 }
 
-fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
+pub(crate) fn parse_signature(
+    value: &str,
+    index: usize,
+    field: SignatureField,
+) -> Result<Signature, String> {
     let tags = tags(value);
     // RFC 6376 3.2: a tag appears once.
     for (i, (name, _)) in tags.iter().enumerate() {
@@ -159,7 +182,7 @@ fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
         }
     }
     let get = |k: &str| tags.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if get("v") != Some("1") {
+    if field == SignatureField::Dkim && get("v") != Some("1") {
         return Err("v= is not 1".into());
     }
     let algorithm = match get("a") {
@@ -195,8 +218,12 @@ fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
     if headers.len() > MAX_SIGNED_NAMES {
         return Err("too many names in h=".into());
     }
+    // RFC 8617 4.1.2: a message signature never covers the seals.
+    if field == SignatureField::ArcMessage && headers.iter().any(|h| h == "arc-seal") {
+        return Err("h= names ARC-Seal".into());
+    }
     // RFC 6376 3.5: i= is in d= or a subdomain of it.
-    if let Some(i) = get("i") {
+    if let Some(i) = get("i").filter(|_| field == SignatureField::Dkim) {
         let host = i.rsplit_once('@').map_or("", |(_, h)| h).to_lowercase();
         if host != domain && !host.ends_with(&format!(".{domain}")) {
             return Err("i= is not within d=".into());
@@ -230,11 +257,12 @@ fn parse_signature(value: &str, index: usize) -> Result<Signature, String> {
         expires,
         length: get("l").and_then(|l| l.parse().ok()),
         index,
+        field,
     })
 }
 
 /// The field with its `b=` value removed (RFC 6376 3.7), as sent.
-fn without_b(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn without_b(raw: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(raw);
     let (name, value) = text.split_once(':').unwrap_or((&text, ""));
     let parts: Vec<String> = value
@@ -254,7 +282,7 @@ fn without_b(raw: &[u8]) -> Vec<u8> {
     format!("{name}:{}", parts.join(";")).into_bytes()
 }
 
-fn canonical(canon: Canon, raw: &[u8]) -> Vec<u8> {
+pub(crate) fn canonical(canon: Canon, raw: &[u8]) -> Vec<u8> {
     match canon {
         Canon::Simple => {
             let mut v = raw.to_vec();
@@ -292,7 +320,7 @@ pub fn header_data(header: &[u8], sig: &Signature) -> Vec<u8> {
     }
     let own = all
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"DKIM-Signature"))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(sig.field.name()))
         .nth(sig.index)
         .map(|(_, raw)| without_b(raw))
         .unwrap_or_default();

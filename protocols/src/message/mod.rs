@@ -3,6 +3,7 @@
 //! works from (RFC 5256), and its MIME structure ([`mime`]).
 
 pub mod address;
+pub mod arc;
 pub mod date;
 pub mod decode;
 pub mod dkim;

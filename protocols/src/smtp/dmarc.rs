@@ -81,7 +81,10 @@ fn is_dmarc(txt: &str) -> bool {
     first.next().map(str::trim) == Some("v") && first.next().map(str::trim) == Some("DMARC1")
 }
 
-/// Parses a DMARC record; `Err` says why it is not a valid one.
+/// Parses a DMARC record; `Err` says why no DMARC applies with it.
+/// RFC 7489 6.3: errors in optional tags fall back to their defaults;
+/// 6.6.3 step 6: a missing or invalid `p`, or an invalid `sp`, makes the
+/// record `p=none` when it has a report address, and no record otherwise.
 pub fn parse_record(txt: &str) -> Result<Record, String> {
     if txt.len() > MAX_RECORD_LEN {
         return Err("record too long".into());
@@ -89,7 +92,6 @@ pub fn parse_record(txt: &str) -> Result<Record, String> {
     if !is_dmarc(txt) {
         return Err("not a DMARC record".into());
     }
-    let mut p = None;
     let mut r = Record {
         p: Policy::None,
         sp: None,
@@ -99,29 +101,26 @@ pub fn parse_record(txt: &str) -> Result<Record, String> {
         rua: Vec::new(),
         psd: None,
     };
-    let mut p_invalid = false;
-    for (i, tag) in txt.split(';').enumerate().skip(1) {
-        let tag = tag.trim_matches([' ', '\t', '\r', '\n']);
-        if tag.is_empty() {
-            continue;
-        }
+    let mut p = None;
+    let mut policy_invalid = false;
+    for tag in txt.split(';').skip(1) {
         let Some((name, value)) = tag.split_once('=') else {
-            return Err(format!("tag {i} has no value"));
+            continue;
         };
         let (name, value) = (name.trim(), value.trim());
         match name {
-            // RFC 7489 6.3: p comes right after v.
             "p" => match Policy::parse(value) {
-                Some(v) if i == 1 => p = Some(v),
-                Some(_) => return Err("p= is not the second tag".into()),
-                None => p_invalid = true,
+                Some(v) => p = Some(v),
+                None => policy_invalid = true,
             },
-            "sp" => r.sp = Policy::parse(value),
+            "sp" => match Policy::parse(value) {
+                Some(v) => r.sp = Some(v),
+                None => policy_invalid = true,
+            },
             "adkim" | "aspf" => {
                 let a = match value {
-                    "r" => Alignment::Relaxed,
                     "s" => Alignment::Strict,
-                    _ => return Err(format!("bad {name}")),
+                    _ => Alignment::Relaxed,
                 };
                 if name == "adkim" {
                     r.adkim = a;
@@ -130,17 +129,15 @@ pub fn parse_record(txt: &str) -> Result<Record, String> {
                 }
             }
             "pct" => {
-                r.pct = value
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|n| *n <= 100)
-                    .ok_or("bad pct")?
+                if let Some(n) = value.parse::<u8>().ok().filter(|n| *n <= 100) {
+                    r.pct = n;
+                }
             }
             "rua" => {
                 r.rua = value
                     .split(',')
                     .map(|u| u.trim().to_string())
-                    .filter(|u| u.starts_with("mailto:"))
+                    .filter(|u| u.starts_with("mailto:") && u.contains('@'))
                     .take(MAX_REPORT_ADDRESSES)
                     .collect()
             }
@@ -155,13 +152,15 @@ pub fn parse_record(txt: &str) -> Result<Record, String> {
             _ => {}
         }
     }
-    // RFC 7489 6.6.3 step 6: no valid p, but a valid rua: treat as none.
-    r.p = match p {
-        Some(p) => p,
-        None if !r.rua.is_empty() => Policy::None,
-        None if p_invalid => return Err("bad p".into()),
-        None => return Err("no p".into()),
-    };
+    match p {
+        Some(p) if !policy_invalid => r.p = p,
+        _ if !r.rua.is_empty() => {
+            r.p = Policy::None;
+            r.sp = None;
+        }
+        _ if policy_invalid => return Err("bad p or sp".into()),
+        _ => return Err("no p".into()),
+    }
     Ok(r)
 }
 
@@ -193,42 +192,70 @@ pub struct Found {
     pub domain: String,
 }
 
-/// DMARCbis 4.10.1 policy discovery: the author domain's record, or the
-/// nearest ancestor's. A failed lookup of the author domain itself is a
-/// temperror; failed lookups further up count as nothing found.
-pub async fn discover<D: AuthDns>(dns: &D, author: &str) -> Result<Option<Found>, DnsFailure> {
+/// RFC 7489 6.6.3 policy discovery: the author domain's record, or else
+/// its Organizational Domain's (never a record in between). A failed
+/// lookup of the author domain's record is a temperror.
+pub async fn discover<D: AuthDns>(
+    dns: &D,
+    author: &str,
+    orgs: &mut OrgCache,
+) -> Result<Option<Found>, DnsFailure> {
     if let Some(record) = record_at(dns, author).await? {
         return Ok(Some(Found {
             record,
             domain: author.to_string(),
         }));
     }
-    for d in ancestors(author) {
-        if let Ok(Some(record)) = record_at(dns, &d).await {
-            return Ok(Some(Found { record, domain: d }));
+    let org = orgs.of(dns, author).await;
+    if org != author {
+        if let Ok(Some(record)) = record_at(dns, &org).await {
+            return Ok(Some(Found {
+                record,
+                domain: org,
+            }));
         }
     }
     Ok(None)
 }
 
+/// Organizational Domains found during one evaluation, so a name is
+/// walked once.
+#[derive(Default)]
+pub struct OrgCache(Vec<(String, String)>);
+
+impl OrgCache {
+    async fn of<D: AuthDns>(&mut self, dns: &D, domain: &str) -> String {
+        if let Some((_, org)) = self.0.iter().find(|(d, _)| d == domain) {
+            return org.clone();
+        }
+        let org = organizational_domain(dns, domain).await;
+        self.0.push((domain.to_string(), org.clone()));
+        org
+    }
+}
+
 /// DMARCbis 4.10.2: the Organizational Domain of `domain`. Walking up
-/// from `domain`: a record with psd=n marks it; a record with psd=y marks
-/// the name one label below; otherwise it is the shortest name with a
-/// record, or `domain` itself when none has one.
+/// from `domain` (at most [`MAX_TREE_WALK`] names): a record with psd=n
+/// marks its name; a record with psd=y marks the name one label below
+/// it (a psd=y at `domain` itself is ignored); otherwise it is the
+/// shortest name with a record, or `domain` itself when none has one.
 pub async fn organizational_domain<D: AuthDns>(dns: &D, domain: &str) -> String {
+    let labels: Vec<&str> = domain.split('.').collect();
     let mut names = vec![domain.to_string()];
     names.extend(ancestors(domain));
     let mut shortest = None;
-    let mut below: Option<String> = None;
-    for name in names {
+    for (n, name) in names.into_iter().enumerate() {
         if let Ok(Some(r)) = record_at(dns, &name).await {
             match r.psd {
                 Some(false) => return name,
-                Some(true) => return below.unwrap_or(name),
-                None => shortest = Some(name.clone()),
+                Some(true) if n > 0 => {
+                    // The name with one label more than this one.
+                    let count = name.split('.').count() + 1;
+                    return labels[labels.len().saturating_sub(count)..].join(".");
+                }
+                _ => shortest = Some(name),
             }
         }
-        below = Some(name);
     }
     shortest.unwrap_or_else(|| domain.to_string())
 }
@@ -237,16 +264,24 @@ pub async fn organizational_domain<D: AuthDns>(dns: &D, domain: &str) -> String 
 /// author domain.
 async fn aligned<D: AuthDns>(
     dns: &D,
+    orgs: &mut OrgCache,
     mode: Alignment,
     author: &str,
     author_org: &str,
     id: &str,
 ) -> bool {
-    let id = id.trim_end_matches('.').to_ascii_lowercase();
+    let id = a_label(id);
     if id == author {
         return true;
     }
-    mode == Alignment::Relaxed && organizational_domain(dns, &id).await == author_org
+    mode == Alignment::Relaxed && orgs.of(dns, &id).await == author_org
+}
+
+/// A domain in lower-case A-label form (DMARCbis: the author domain is
+/// compared as A-labels); as given, lower case, when it does not convert.
+pub fn a_label(domain: &str) -> String {
+    let d = domain.trim_end_matches('.');
+    idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_ascii_lowercase())
 }
 
 /// RFC 7489 11.2's dmarc result.
@@ -309,10 +344,25 @@ pub struct Evaluation {
     pub dkim_aligned: bool,
 }
 
+impl Evaluation {
+    /// An evaluation that could not finish in time: temperror, no policy.
+    pub fn unfinished() -> Evaluation {
+        Evaluation {
+            result: DmarcResult::TempError,
+            found: None,
+            policy: Policy::None,
+            disposition: Policy::None,
+            spf_aligned: false,
+            dkim_aligned: false,
+        }
+    }
+}
+
 /// Evaluates DMARC for a message. `sample` is a number from 0 to 99
 /// chosen at random by the caller, for the `pct` tag.
 pub async fn evaluate<D: AuthDns>(dns: &D, inputs: &Inputs, sample: u8) -> Evaluation {
-    let author = inputs.author.trim_end_matches('.').to_ascii_lowercase();
+    let author = a_label(&inputs.author);
+    let mut orgs = OrgCache::default();
     let none = |result| Evaluation {
         result,
         found: None,
@@ -321,22 +371,32 @@ pub async fn evaluate<D: AuthDns>(dns: &D, inputs: &Inputs, sample: u8) -> Evalu
         spf_aligned: false,
         dkim_aligned: false,
     };
-    let found = match discover(dns, &author).await {
+    let found = match discover(dns, &author, &mut orgs).await {
         Ok(Some(f)) => f,
         Ok(None) => return none(DmarcResult::None),
         Err(_) => return none(DmarcResult::TempError),
     };
     let r = &found.record;
-    let author_org = organizational_domain(dns, &author).await;
-    let spf_aligned = inputs.spf == SpfResult::Pass
-        && aligned(dns, r.aspf, &author, &author_org, &inputs.spf_domain).await;
+    let author_org = orgs.of(dns, &author).await;
+    let spf_counts = matches!(inputs.spf, SpfResult::Pass | SpfResult::TempError)
+        && aligned(
+            dns,
+            &mut orgs,
+            r.aspf,
+            &author,
+            &author_org,
+            &inputs.spf_domain,
+        )
+        .await;
+    let spf_aligned = spf_counts && inputs.spf == SpfResult::Pass;
     let mut dkim_aligned = false;
     // A check of an aligned identifier that could not finish: without
     // an aligned pass, the outcome is not known yet.
-    let mut unfinished = inputs.spf == SpfResult::TempError
-        && aligned(dns, r.aspf, &author, &author_org, &inputs.spf_domain).await;
+    let mut unfinished = spf_counts && inputs.spf == SpfResult::TempError;
     for (d, verdict) in &inputs.dkim {
-        if *verdict == Verdict::Other || !aligned(dns, r.adkim, &author, &author_org, d).await {
+        if *verdict == Verdict::Other
+            || !aligned(dns, &mut orgs, r.adkim, &author, &author_org, d).await
+        {
             continue;
         }
         match verdict {

@@ -17,8 +17,8 @@ pub const MAX_VOID_LOOKUPS: usize = 2;
 /// RFC 7208 4.6.4: an "mx" mechanism looks at no more than 10 MX names;
 /// more is a permerror.
 pub const MAX_MX_NAMES: usize = 10;
-/// RFC 7208 4.6.4: a "ptr" mechanism (and %{p}) looks at no more than 10
-/// PTR names; the rest are ignored.
+/// RFC 7208 4.6.4: a "ptr" mechanism looks at no more than 10 PTR names;
+/// the rest are ignored.
 pub const MAX_PTR_NAMES: usize = 10;
 /// The longest SPF record roost reads. RFC 7208 3.4 advises records fit a
 /// 512-octet UDP answer; 4 KiB leaves room and bounds the parse.
@@ -26,6 +26,9 @@ pub const MAX_RECORD_LEN: usize = 4096;
 /// RFC 7208 7.3: an expanded domain longer than 253 octets loses labels
 /// on the left until it fits.
 pub const MAX_DOMAIN_LEN: usize = 253;
+/// The most parts a macro's digit transformer keeps (RFC 7208 7.3 allows
+/// up to 128; a larger number keeps the same as 128).
+pub const MAX_MACRO_PARTS: usize = 128;
 
 /// RFC 7208 2.6: the results of an evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,7 +326,7 @@ fn parse_macro(inner: &str, exp: bool) -> Result<Macro, String> {
         if n == 0 {
             return Err("macro keeps zero labels".into());
         }
-        Some(n.min(128))
+        Some(n.min(MAX_MACRO_PARTS))
     } else {
         None
     };
@@ -460,7 +463,7 @@ fn macro_value(m: &Macro, q: &Query, domain: &str) -> String {
         &m.delimiters
     };
     let mut parts: Vec<&str> = raw
-        .split(|c: char| delimiters.contains(&(c as u8)))
+        .split(|c: char| c.is_ascii() && delimiters.contains(&(c as u8)))
         .collect();
     if m.reverse {
         parts.reverse();
@@ -492,7 +495,7 @@ fn url_escape(s: &str) -> String {
 }
 
 /// Drops labels on the left until the name fits (RFC 7208 7.3).
-fn shorten(domain: &str) -> &str {
+pub fn shorten(domain: &str) -> &str {
     let mut d = domain.trim_end_matches('.');
     while d.len() > MAX_DOMAIN_LEN {
         match d.find('.') {
@@ -504,13 +507,23 @@ fn shorten(domain: &str) -> &str {
 }
 
 /// Whether `domain` is a name check_host can look up (RFC 7208 4.3): more
-/// than one label, none empty or over 63 octets.
+/// than one label, none empty or over 63 octets, each of letters, digits,
+/// hyphens and underscores (or a non-ASCII U-label), the last not all
+/// digits; so an address literal such as `[192.0.2.1]` is none.
 pub fn valid_domain(domain: &str) -> bool {
     let d = domain.strip_suffix('.').unwrap_or(domain);
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii())
+    };
+    let top = d.rsplit('.').next().unwrap_or_default();
     !d.is_empty()
         && d.len() <= MAX_DOMAIN_LEN
         && d.contains('.')
-        && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+        && d.split('.').all(label)
+        && !top.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A lookup failed for a reason other than "nothing there".
@@ -697,9 +710,15 @@ impl<D: AuthDns> Eval<'_, D> {
             Mechanism::Ptr(spec) => {
                 self.count_term()?;
                 let target = self.target(spec, domain)?;
-                // RFC 7208 5.5: a failed PTR lookup is no match.
-                let names = self.dns.ptr(ip).await.unwrap_or_default();
-                self.void(names.is_empty())?;
+                // RFC 7208 5.5: a failed PTR lookup is no match; only an
+                // answer with nothing in it is a void lookup (4.6.4).
+                let names = match self.dns.ptr(ip).await {
+                    Ok(names) => {
+                        self.void(names.is_empty())?;
+                        names
+                    }
+                    Err(_) => Vec::new(),
+                };
                 for name in names.into_iter().take(MAX_PTR_NAMES) {
                     let name = name.trim_end_matches('.').to_ascii_lowercase();
                     let under = name == target || name.ends_with(&format!(".{target}"));
@@ -784,9 +803,10 @@ pub fn received_spf(
     };
     let envelope = mail_from.map_or_else(|| "<>".to_string(), str::to_string);
     format!(
-        "Received-SPF: {} ({}) client-ip={ip};\r\n\tenvelope-from=\"{}\"; helo={}; identity={identity};\r\n",
+        "Received-SPF: {} ({}) client-ip={};\r\n\tenvelope-from=\"{}\"; helo={}; identity={identity};\r\n",
         result.as_str(),
         sanitize_comment(&comment),
+        quote_if_needed(&ip.to_string()),
         envelope.replace(['"', '\\', '\r', '\n'], ""),
         quote_if_needed(&q.helo),
     )

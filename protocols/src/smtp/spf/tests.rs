@@ -11,6 +11,8 @@ pub(crate) struct Table {
     mx: HashMap<String, Vec<String>>,
     ptr: HashMap<IpAddr, Vec<String>>,
     failing: Vec<String>,
+    /// The TXT names asked for, in order.
+    asked: std::sync::Mutex<Vec<String>>,
 }
 
 impl Table {
@@ -47,6 +49,10 @@ impl Table {
         self.failing.push(name.into());
         self
     }
+    /// The TXT names asked for so far.
+    pub(crate) fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
     fn get<T: Clone>(
         &self,
         map: &HashMap<String, Vec<T>>,
@@ -61,6 +67,7 @@ impl Table {
 
 impl AuthDns for Table {
     async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        self.asked.lock().unwrap().push(name.to_string());
         self.get(&self.txt, name)
     }
     async fn a(&self, name: &str) -> Result<Vec<Ipv4Addr>, DnsFailure> {
@@ -350,10 +357,12 @@ fn records_that_do_not_parse() {
     ] {
         assert!(parse_record(bad).is_err(), "{bad}");
     }
-    let long = format!("v=spf1 {}", "a ".repeat(MAX_RECORD_LEN / 2));
-    assert_eq!(parse_record(&long), Err("record too long".to_string()));
     let edge = format!("v=spf1{}", " ".repeat(MAX_RECORD_LEN - 6));
     assert!(parse_record(&edge).is_ok());
+    assert_eq!(
+        parse_record(&format!("{edge} ")),
+        Err("record too long".to_string())
+    );
     for good in [
         "v=spf1",
         "v=spf1 ",
@@ -438,4 +447,64 @@ fn received_spf_names_the_result_the_client_and_the_identity() {
         received_spf(SpfResult::None, "mx.test", &q, "helo", None),
         "Received-SPF: none (mx.test: HELO name not a name does not publish SPF) client-ip=192.0.2.3;\r\n\tenvelope-from=\"<>\"; helo=\"not a (name)\"; identity=helo;\r\n"
     );
+}
+
+/// RFC 7208 4.6.4: the first 10 PTR names are looked at, the 11th not.
+#[test]
+fn ptr_looks_at_ten_names() {
+    let with = |n: usize| {
+        let mut dns = Table::default().txt("example.com", "v=spf1 ptr -all");
+        for i in 0..n {
+            dns = dns.ptr("192.0.2.9", &format!("h{i}.other.example"));
+        }
+        // Only the last name is under example.com and leads back.
+        dns.ptr("192.0.2.9", "mail.example.com")
+            .a("mail.example.com", "192.0.2.9")
+    };
+    assert_eq!(
+        check(&with(MAX_PTR_NAMES - 1), "192.0.2.9", "x@example.com"),
+        SpfResult::Pass
+    );
+    assert_eq!(
+        check(&with(MAX_PTR_NAMES), "192.0.2.9", "x@example.com"),
+        SpfResult::Fail
+    );
+}
+
+/// RFC 7208 7.3: an expansion over 253 octets loses labels on the left;
+/// 4.3: names check_host does not look up.
+#[test]
+fn long_expansions_are_shortened_and_odd_names_are_none() {
+    let label = "a".repeat(63);
+    let at_edge = format!("{label}.{label}.{label}.{}.example", "b".repeat(53));
+    assert_eq!(at_edge.len(), MAX_DOMAIN_LEN);
+    assert_eq!(shorten(&at_edge), at_edge);
+    let past = format!("c.{at_edge}");
+    assert_eq!(shorten(&past), at_edge);
+    let longer = format!("cc{at_edge}");
+    assert_eq!(shorten(&longer), &at_edge[64..]);
+    for odd in [
+        "[192.0.2.1]",
+        "localhost",
+        "example.123",
+        "a b.example",
+        "-",
+    ] {
+        assert!(!valid_domain(odd), "{odd}");
+    }
+    for fine in ["_spf.example.com", "b\u{fc}cher.example", "example.com."] {
+        assert!(valid_domain(fine), "{fine}");
+    }
+}
+
+/// A macro keeps at most MAX_MACRO_PARTS parts; more is the same.
+#[test]
+fn macro_digits_are_capped() {
+    let sender = format!("{}@example.com", vec!["p"; MAX_MACRO_PARTS + 2].join("."));
+    let q = Query::mail_from("192.0.2.3".parse().unwrap(), Some(&sender), "h.example");
+    let keep = |n: usize| expand(&format!("%{{l{n}}}"), &q, "example.com", false).unwrap();
+    let all = vec!["p"; MAX_MACRO_PARTS].join(".");
+    assert_eq!(keep(MAX_MACRO_PARTS), all);
+    assert_eq!(keep(MAX_MACRO_PARTS + 1), all);
+    assert_eq!(keep(1), "p");
 }
