@@ -889,3 +889,99 @@ fn authentication_results_in_our_name_are_refused() {
         "250 2.0.0 OK, message delivered"
     );
 }
+
+/// Submission: X-Roost-Extra-<key> fields are taken out of the message
+/// and kept as its extra data (key in lower case, value unfolded, a later
+/// field of a key wins), over DATA, over BDAT with the header cut across
+/// chunks, and in a message that is all header. At most MAX_EXTRA_FIELDS
+/// (20) fields and MAX_EXTRA_BYTES (4096) bytes; a field without a key is
+/// refused.
+#[test]
+fn extra_fields_become_the_messages_extra_data() {
+    let server = Server::start();
+    let mut smtp = submission(&server, ROOST_PLAIN);
+    let mail = format!("MAIL FROM:<{ACCOUNT}>");
+    let head = format!(
+        "From: {ACCOUNT}\r\nX-Roost-Extra-Order: 42\r\nSubject: with extra\r\n\
+         x-roost-extra-customer-ID: abc\r\n def\r\nX-Roost-Extra-Order: 43\r\n"
+    );
+    envelope(&mut smtp, &mail);
+    assert_eq!(
+        data(&mut smtp, format!("{head}\r\nover DATA\r\n").as_bytes()),
+        "250 2.0.0 OK, message delivered"
+    );
+    envelope(&mut smtp, &mail);
+    let whole = format!("{head}\r\nover BDAT\r\n");
+    let (one, two) = whole.split_at(30);
+    smtp.send_raw(format!("BDAT {}\r\n{one}", one.len()).as_bytes());
+    assert_eq!(
+        smtp.reply(),
+        format!("250 2.0.0 {} octets received", one.len())
+    );
+    smtp.send_raw(format!("BDAT {} LAST\r\n{two}", two.len()).as_bytes());
+    assert_eq!(smtp.reply(), "250 2.0.0 OK, message delivered");
+    envelope(&mut smtp, &mail);
+    assert_eq!(
+        data(&mut smtp, head.as_bytes()),
+        "250 2.0.0 OK, message delivered"
+    );
+
+    let mut imap = Imap::login(server.port(IMAP));
+    imap.cmd("EXAMINE INBOX");
+    let stored: Vec<String> = imap
+        .fetch_all()
+        .into_iter()
+        .map(|f| {
+            let text = String::from_utf8_lossy(&f.body).into_owned();
+            text[text.find("From: ").unwrap()..].to_string()
+        })
+        .collect();
+    let clean = format!("From: {ACCOUNT}\r\nSubject: with extra\r\n");
+    assert_eq!(
+        stored,
+        [
+            format!("{clean}\r\nover DATA\r\n"),
+            format!("{clean}\r\nover BDAT\r\n"),
+            clean.clone(),
+        ]
+    );
+    for uid in ["1", "2", "3"] {
+        let info: serde_json::Value =
+            serde_json::from_str(&server.admin_ok(&["message", ACCOUNT, "INBOX", uid])).unwrap();
+        assert_eq!(
+            info["extra"],
+            serde_json::json!([["customer-id", "abc def"], ["order", "43"]]),
+            "uid {uid}"
+        );
+    }
+
+    let send_extra = |smtp: &mut Smtp, fields: &str| {
+        envelope(smtp, &mail);
+        data(
+            smtp,
+            format!("From: {ACCOUNT}\r\n{fields}Subject: limits\r\n\r\nbody\r\n").as_bytes(),
+        )
+    };
+    let many = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("X-Roost-Extra-K{i}: v\r\n"))
+            .collect()
+    };
+    let too_much = "552 5.3.4 Too much extra data: at most 20 X-Roost-Extra fields and 4096 bytes";
+    assert_eq!(
+        send_extra(&mut smtp, &many(20)),
+        "250 2.0.0 OK, message delivered"
+    );
+    assert_eq!(send_extra(&mut smtp, &many(21)), too_much);
+    // Key "k" and a value: 4096 bytes in all, then one more.
+    let big = |n: usize| format!("X-Roost-Extra-K: {}\r\n", "v".repeat(n));
+    assert_eq!(
+        send_extra(&mut smtp, &big(4095)),
+        "250 2.0.0 OK, message delivered"
+    );
+    assert_eq!(send_extra(&mut smtp, &big(4096)), too_much);
+    assert_eq!(
+        send_extra(&mut smtp, "X-Roost-Extra-: v\r\n"),
+        "550 5.6.0 X-Roost-Extra field without a key"
+    );
+}

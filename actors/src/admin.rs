@@ -180,6 +180,11 @@ pub enum Request {
     DmarcEvaluations {
         limit: Option<usize>,
     },
+    MessageInfo {
+        account: String,
+        mailbox: String,
+        uid: u32,
+    },
     TlsKeyAdd {
         account: String,
         name: String,
@@ -739,6 +744,35 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({"account": account, "name": name}))
+        }
+        Request::MessageInfo {
+            account,
+            mailbox,
+            uid,
+        } => {
+            let found = blocking(move || {
+                let not_found = |what: String| roost_store::StoreError::NotFound(what);
+                let a = store
+                    .account(&account)?
+                    .ok_or_else(|| not_found(format!("account {account}")))?;
+                let m = store
+                    .mailboxes(a.id)?
+                    .into_iter()
+                    .find(|m| m.name == mailbox)
+                    .ok_or_else(|| not_found(format!("mailbox {mailbox}")))?;
+                store
+                    .message(a.id, m.id, roost_protocols::imap::types::Uid(uid))?
+                    .ok_or_else(|| not_found(format!("message {uid} in {mailbox}")))
+            })
+            .await?;
+            Ok(json!({
+                "uid": found.uid.0,
+                "size": found.size,
+                "internal_date": found.internal_date,
+                "save_date": found.save_date,
+                "message_id": found.message_id,
+                "extra": found.extra.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            }))
         }
         Request::DmarcEvaluations { limit } => {
             let limit = limit

@@ -93,6 +93,13 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One message's record as JSON: uid, size, dates, Message-ID and
+    /// its extra data (from X-Roost-Extra fields at submission).
+    Message {
+        account: String,
+        mailbox: String,
+        uid: u32,
+    },
     /// Recent DMARC evaluations of incoming mail, newest first (what the
     /// aggregate reports will say): time, client address, From domain,
     /// policy domain, result, disposition, SPF and DKIM.
@@ -435,6 +442,11 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         AdminCommand::Imapserve { address, fd0 } => {
             return imapserve(&socket, address, *fd0);
         }
+        AdminCommand::Message {
+            account,
+            mailbox,
+            uid,
+        } => json!({"cmd": "message_info", "account": account, "mailbox": mailbox, "uid": uid}),
         AdminCommand::Dmarcevaluations { limit, .. } => {
             json!({"cmd": "dmarc_evaluations", "limit": limit})
         }

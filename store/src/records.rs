@@ -168,6 +168,11 @@ pub struct MessageRecord {
     pub missing_link: bool,
     pub muted: bool,
     pub collapsed: bool,
+    /// The message's extra data: what submission took from its
+    /// `X-Roost-Extra-<key>` fields (key in lower case, value), for
+    /// webhooks and the web API.
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
 }
 
 /// A message's modseq and flags in the compact form the store keeps

@@ -61,6 +61,7 @@ impl Delivery {
             missing_link: false,
             muted: false,
             collapsed: false,
+            extra: Vec::new(),
         }
     }
 

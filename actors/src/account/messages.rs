@@ -65,6 +65,7 @@ impl AccountState {
                 missing_link: thread.missing_link,
                 muted: thread.muted,
                 collapsed: thread.collapsed,
+                extra: m.extra,
             };
             count_in(&mut mb.counts, &rec);
             delivered.push(Delivered {

@@ -129,6 +129,8 @@ pub struct NewMessage {
     /// ENVELOPE and BODYSTRUCTURE, read from the staged file; `None` when
     /// it could not be read (the first FETCH that needs it makes it).
     pub summary: Option<Arc<Summary>>,
+    /// Extra data kept with the message (see `MessageRecord::extra`).
+    pub extra: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

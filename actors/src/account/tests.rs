@@ -69,6 +69,7 @@ fn new_message(store: &Store, header: &str, target: Target) -> NewMessage {
         summary: Some(std::sync::Arc::new(
             roost_protocols::message::summary::Summary::build(bytes.as_bytes()),
         )),
+        extra: Vec::new(),
     }
 }
 

@@ -457,6 +457,7 @@ impl ImapState {
             header_prefix: Vec::new(),
             keys,
             summary: Some(Arc::new(summary)),
+            extra: Vec::new(),
         });
         Ok(())
     }

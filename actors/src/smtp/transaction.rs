@@ -64,6 +64,12 @@ pub struct Transaction {
     file: Option<StagedWriter>,
     head: Vec<u8>,
     write_error: Option<String>,
+    /// Submission: the header section is held back (in `head`) until it
+    /// ends, so its X-Roost-Extra fields can be taken out of it.
+    hold_header: bool,
+    /// What the X-Roost-Extra fields said, and why they cannot be taken.
+    extra: Vec<(String, String)>,
+    extra_error: Option<Reply>,
 }
 
 impl Transaction {
@@ -137,6 +143,35 @@ impl Transaction {
         } else if self.header_done {
             hash_from = Some(0);
         }
+        let mut chunk = chunk;
+        if self.hold_header {
+            let take = self.head.len() - before;
+            match found {
+                Some(end) => {
+                    // The header without its extra fields, then what
+                    // follows it; the body starts after the header.
+                    let kept = self.take_extra(end);
+                    let mut out = kept.clone();
+                    out.extend_from_slice(&self.head[end..]);
+                    out.extend_from_slice(&chunk[take..]);
+                    hash_from = Some(kept.len());
+                    let rest = self.head[end..].to_vec();
+                    self.head = kept;
+                    self.head.extend_from_slice(&rest);
+                    chunk = out;
+                    self.hold_header = false;
+                }
+                // Longer than roost reads: written as it came (submission
+                // refuses such a header, see `check_from`).
+                None if self.head.len() >= HEADER_CAPTURE => {
+                    let mut out = self.head.clone();
+                    out.extend_from_slice(&chunk[take..]);
+                    chunk = out;
+                    self.hold_header = false;
+                }
+                None => return,
+            }
+        }
         if self.write_error.is_some() {
             return;
         }
@@ -195,9 +230,31 @@ impl Transaction {
                 "Local error in processing, try again later",
             )
         };
+        if self.hold_header {
+            // The message was all header: written now, without its extra
+            // fields.
+            self.hold_header = false;
+            let end = self.head.len();
+            let kept = self.take_extra(end);
+            self.head = kept.clone();
+            if let Some(file) = self.file.take() {
+                let written = blocking(move || {
+                    let mut file = file;
+                    file.write_all(&kept).map(|()| file)
+                })
+                .await;
+                match written {
+                    Ok(file) => self.file = Some(file),
+                    Err(e) => self.write_error = Some(e),
+                }
+            }
+        }
         if let Some(e) = &self.write_error {
             warn!(error = %e, "writing the staged message failed");
             return local_error();
+        }
+        if let Some(reply) = self.extra_error.take() {
+            return reply;
         }
         // RFC 8601 5: results that claim to come from this server cannot
         // be renamed in the sender's bytes, so such a message is refused.
@@ -222,8 +279,15 @@ impl Transaction {
         if session.protocol.is_submission() {
             if let Some(account) = &session.authenticated {
                 let head = self.head[..header_end(&self.head)].to_vec();
+                // All of it was read: ended by its empty line, or the
+                // whole message (one without a body) fit.
+                let complete = header_complete(&self.head) || self.head.len() < HEADER_CAPTURE;
                 let (store, account) = (session.services.store.clone(), account.clone());
-                match blocking(move || Ok::<_, String>(check_from(&store, &account, &head))).await {
+                let checked = blocking(move || {
+                    Ok::<_, String>(check_from(&store, &account, &head, complete))
+                })
+                .await;
+                match checked {
                     Ok(Ok(())) => {}
                     Ok(Err(reply)) => return reply,
                     Err(_) => return local_error(),
@@ -360,6 +424,7 @@ impl Transaction {
                 header_prefix: prefix.into_bytes(),
                 keys: keys.clone(),
                 summary: summary.clone(),
+                extra: self.extra.clone(),
             };
             match AccountClient::new(account).deliver(vec![message]).await {
                 Ok(_) => {
@@ -424,6 +489,74 @@ impl Transaction {
             delivered, "message delivered"
         );
         Reply::new(250, Some((2, 0, 0)), "OK, message delivered")
+    }
+}
+
+/// The most X-Roost-Extra fields one submitted message may carry.
+pub const MAX_EXTRA_FIELDS: usize = 20;
+/// The most bytes of extra data (keys and values) one message may carry.
+pub const MAX_EXTRA_BYTES: usize = 4096;
+/// The field name prefix whose fields become the message's extra data.
+const EXTRA_PREFIX: &[u8] = b"x-roost-extra-";
+
+impl Transaction {
+    /// Takes the X-Roost-Extra-<key> fields out of `head[..end]` into
+    /// `extra` (key in lower case, value unfolded and trimmed; a later
+    /// field of a key replaces an earlier one) and answers the header
+    /// without them. Past the limits, or a field without a key, the
+    /// message is refused when it ends.
+    fn take_extra(&mut self, end: usize) -> Vec<u8> {
+        let mut kept = Vec::with_capacity(end);
+        let mut in_extra = false;
+        let mut fields = 0;
+        for line in self.head[..end].split_inclusive(|&b| b == b'\n') {
+            let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+            if !continuation {
+                let name_end = line.iter().position(|&b| b == b':');
+                in_extra = name_end.is_some_and(|n| {
+                    line[..n].len() >= EXTRA_PREFIX.len()
+                        && line[..EXTRA_PREFIX.len()].eq_ignore_ascii_case(EXTRA_PREFIX)
+                });
+                if in_extra {
+                    let n = name_end.unwrap_or_default();
+                    let key = String::from_utf8_lossy(&line[EXTRA_PREFIX.len()..n])
+                        .trim()
+                        .to_ascii_lowercase();
+                    let value = String::from_utf8_lossy(&line[n + 1..]).trim().to_string();
+                    if key.is_empty() {
+                        self.extra_error.get_or_insert_with(|| {
+                            Reply::new(550, Some((5, 6, 0)), "X-Roost-Extra field without a key")
+                        });
+                    }
+                    fields += 1;
+                    self.extra.retain(|(k, _)| *k != key);
+                    self.extra.push((key, value));
+                }
+            } else if in_extra {
+                if let Some((_, value)) = self.extra.last_mut() {
+                    let more = String::from_utf8_lossy(line);
+                    value.push(' ');
+                    value.push_str(more.trim());
+                }
+            }
+            if !in_extra {
+                kept.extend_from_slice(line);
+            }
+        }
+        let bytes: usize = self.extra.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if fields > MAX_EXTRA_FIELDS || bytes > MAX_EXTRA_BYTES {
+            self.extra_error.get_or_insert_with(|| {
+                Reply::new(
+                    552,
+                    Some((5, 3, 4)),
+                    format!(
+                        "Too much extra data: at most {MAX_EXTRA_FIELDS} X-Roost-Extra fields \
+                         and {MAX_EXTRA_BYTES} bytes"
+                    ),
+                )
+            });
+        }
+        kept
     }
 }
 
@@ -696,6 +829,9 @@ impl SmtpState {
             file: None,
             head: Vec::new(),
             write_error: None,
+            hold_header: self.protocol.is_submission() && self.authenticated.is_some(),
+            extra: Vec::new(),
+            extra_error: None,
         });
         self.reply(Reply::sender_ok());
     }
@@ -1133,11 +1269,11 @@ fn header_too_large() -> Reply {
 /// and that address is the logged-in account's (also with a tag after a
 /// catchall separator), or an alias that lets its members send as it
 /// (AllowMsgFrom) with the account among them.
-fn check_from(store: &Store, account: &str, head: &[u8]) -> Result<(), Reply> {
+fn check_from(store: &Store, account: &str, head: &[u8], complete: bool) -> Result<(), Reply> {
     // A From the check cannot see (past the captured start of the message,
     // or past the fields read) must not slip through.
     let all = fields(head);
-    if !header_complete(head) || all.len() >= MAX_HEADER_FIELDS {
+    if !complete || all.len() >= MAX_HEADER_FIELDS {
         return Err(header_too_large());
     }
     let from: Vec<_> = all
