@@ -985,3 +985,75 @@ fn extra_fields_become_the_messages_extra_data() {
         "550 5.6.0 X-Roost-Extra field without a key"
     );
 }
+
+/// A report-only domain: roost takes its reports at the addresses its
+/// accounts have there, on the MX port and from users alike; its other
+/// addresses are hosted elsewhere, so submitted mail for them is relayed
+/// (for now, until the outgoing queue, a temporary 451) instead of being
+/// refused, while the MX port still knows no such user.
+#[test]
+fn report_only_domains_take_reports_and_relay_the_rest() {
+    let server = Server::start();
+    server.admin_ok(&["domain", "add", "reports.example"]);
+    server.admin_ok(&[
+        "account",
+        "add",
+        "dmarc@reports.example",
+        "--password",
+        "dmarcsecret1",
+    ]);
+    let rcpt = |smtp: &mut Smtp, to: &str| smtp.cmd(&format!("RCPT TO:<{to}>"));
+    let mut sub = submission(&server, ROOST_PLAIN);
+    assert_eq!(
+        sub.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
+        "250 2.1.0 Sender OK"
+    );
+    // Not report-only yet: an unknown local address.
+    assert_eq!(
+        rcpt(&mut sub, "someone@reports.example"),
+        "550 5.1.1 No such user here: someone@reports.example"
+    );
+    assert_eq!(
+        server.admin_ok(&["domain", "set", "reports.example", "--report-only", "true"]),
+        "{\n  \"catchall_separator\": \"\",\n  \"localpart_case_sensitive\": false,\n  \"name\": \"reports.example\",\n  \"report_only\": true\n}\n"
+    );
+    assert_eq!(
+        rcpt(&mut sub, "someone@reports.example"),
+        "451 4.4.0 Delivery to other domains is not available yet (no outgoing queue)"
+    );
+    assert_eq!(
+        rcpt(&mut sub, "dmarc@reports.example"),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        data(
+            &mut sub,
+            format!("From: {ACCOUNT}\r\nSubject: to the report box\r\n\r\nhi\r\n").as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
+    let mut mx = ehlo(&server);
+    assert_eq!(
+        mx.cmd("MAIL FROM:<reporter@example.net>"),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        rcpt(&mut mx, "someone@reports.example"),
+        "550 5.1.1 No such user here: someone@reports.example"
+    );
+    assert_eq!(
+        rcpt(&mut mx, "dmarc@reports.example"),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        data(
+            &mut mx,
+            b"Subject: Report domain: example.org\r\n\r\nreport\r\n"
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
+    assert_eq!(
+        subjects(&server, "dmarc@reports.example", "dmarcsecret1"),
+        ["to the report box", "Report domain: example.org"]
+    );
+}

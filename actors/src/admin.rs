@@ -109,6 +109,8 @@ pub enum Request {
         name: String,
         catchall_separator: Option<String>,
         localpart_case_sensitive: Option<bool>,
+        #[serde(default)]
+        report_only: Option<bool>,
     },
     AddressAdd {
         name: String,
@@ -527,14 +529,21 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             name,
             catchall_separator,
             localpart_case_sensitive,
+            report_only,
         } => {
             let rec = blocking(move || {
-                store.set_domain_matching(&name, catchall_separator, localpart_case_sensitive)
+                store.set_domain_matching(
+                    &name,
+                    catchall_separator,
+                    localpart_case_sensitive,
+                    report_only,
+                )
             })
             .await?;
             Ok(
                 json!({"name": rec.name, "catchall_separator": rec.catchall_separator,
-                "localpart_case_sensitive": rec.localpart_case_sensitive}),
+                "localpart_case_sensitive": rec.localpart_case_sensitive,
+                "report_only": rec.report_only}),
             )
         }
         Request::AddressAdd { name, address } => {

@@ -260,6 +260,11 @@ enum DomainCommand {
         /// the default).
         #[arg(long)]
         localpart_case_sensitive: Option<bool>,
+        /// Report-only (true): roost takes the domain's DMARC and TLS
+        /// reports at its accounts' and aliases' addresses there, and
+        /// relays other mail submitted to it instead of refusing it.
+        #[arg(long)]
+        report_only: Option<bool>,
     },
 }
 
@@ -375,9 +380,11 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 name,
                 catchall_separator,
                 localpart_case_sensitive,
+                report_only,
             } => json!({"cmd": "domain_set", "name": name,
                 "catchall_separator": catchall_separator,
-                "localpart_case_sensitive": localpart_case_sensitive}),
+                "localpart_case_sensitive": localpart_case_sensitive,
+                "report_only": report_only}),
         },
         AdminCommand::Dkim { command } => match command {
             DkimCommand::Gen { domain, selector } => {

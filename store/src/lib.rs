@@ -458,6 +458,7 @@ impl Store {
             disabled: false,
             catchall_separator: String::new(),
             localpart_case_sensitive: false,
+            report_only: false,
         };
         let mut batch = sled::Batch::default();
         batch.insert(key, encode(&rec)?);
@@ -621,12 +622,14 @@ impl Store {
     }
 
     /// Sets how a domain's local parts match: the tag separator
-    /// characters (`""` for none) and case sensitivity; `None` keeps one.
+    /// characters (`""` for none) and case sensitivity, and whether it is
+    /// report-only; `None` keeps one.
     pub fn set_domain_matching(
         &self,
         name: &str,
         catchall_separator: Option<String>,
         localpart_case_sensitive: Option<bool>,
+        report_only: Option<bool>,
     ) -> Result<DomainRecord> {
         let name = normalize_domain(name)?;
         if let Some(sep) = &catchall_separator {
@@ -651,6 +654,9 @@ impl Store {
         }
         if let Some(cs) = localpart_case_sensitive {
             rec.localpart_case_sensitive = cs;
+        }
+        if let Some(r) = report_only {
+            rec.report_only = r;
         }
         let mut batch = sled::Batch::default();
         batch.insert(key, encode(&rec)?);

@@ -259,6 +259,12 @@ pub struct DomainRecord {
     /// Local parts match with their case; by default they match without.
     #[serde(default)]
     pub localpart_case_sensitive: bool,
+    /// Report-only: roost takes this domain's DMARC and TLS reports (at
+    /// the addresses its accounts and aliases have there) but does not
+    /// host its mail: anything else for it is someone else's to deliver,
+    /// so submission relays it instead of refusing it.
+    #[serde(default)]
+    pub report_only: bool,
 }
 
 /// A DKIM signing algorithm.

@@ -237,13 +237,13 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
     // Separators: up to MAX_SEPARATORS characters.
     let eight = "+-_=~!#$";
     assert_eq!(eight.chars().count(), MAX_SEPARATORS);
-    ok(store.set_domain_matching("localhost", Some(eight.into()), None));
+    ok(store.set_domain_matching("localhost", Some(eight.into()), None, None));
     assert!(matches!(
-        store.set_domain_matching("localhost", Some(format!("{eight}%")), None),
+        store.set_domain_matching("localhost", Some(format!("{eight}%")), None, None),
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.set_domain_matching("localhost", Some("@".into()), None),
+        store.set_domain_matching("localhost", Some("@".into()), None, None),
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(
@@ -258,14 +258,14 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
         Some("john-doe@localhost")
     );
     // Case-sensitive local parts: only the form the account was made with.
-    ok(store.set_domain_matching("localhost", None, Some(true)));
+    ok(store.set_domain_matching("localhost", None, Some(true), None));
     assert_eq!(resolved(&store, "JOS\u{c9}@localhost"), None);
     assert_eq!(resolved(&store, "jos\u{e9}@localhost"), None);
     assert_eq!(
         resolved(&store, "Jose\u{301}@localhost").as_deref(),
         Some(jose)
     );
-    ok(store.set_domain_matching("localhost", None, Some(false)));
+    ok(store.set_domain_matching("localhost", None, Some(false), None));
     // The catchall takes what nothing else does; an alias matches first.
     assert_eq!(resolved(&store, "nobody@localhost"), None);
     ok(store.add_address(jose, "@LocalHost"));
@@ -400,7 +400,7 @@ fn address_keys_from_before_case_folding_are_rewritten_at_open() {
         .contains_key(keys::address("Mixed@localhost"))
         .map_err(StoreError::from)));
     // Case-sensitive local parts match the form the account was made with.
-    ok(store.set_domain_matching("localhost", None, Some(true)));
+    ok(store.set_domain_matching("localhost", None, Some(true), None));
     assert!(ok(store.resolve_recipient("Mixed@localhost")).is_some());
     assert!(ok(store.resolve_recipient("mixed@localhost")).is_none());
 }

@@ -1020,6 +1020,16 @@ impl Lookup {
                 Ok(accounts) => (Reply::recipient_ok(), accounts),
                 Err(reply) => (reply, Vec::new()),
             },
+            // A report-only domain's other addresses are hosted elsewhere:
+            // submitted mail for them goes out like any remote mail.
+            None if self.authenticated.is_some() && self.report_only() => (
+                Reply::new(
+                    451,
+                    Some((4, 4, 0)),
+                    "Delivery to other domains is not available yet (no outgoing queue)",
+                ),
+                Vec::new(),
+            ),
             None if store.has_domain(&self.domain).unwrap_or(false) => (
                 Reply::new(
                     550,
@@ -1045,6 +1055,10 @@ impl Lookup {
                 Vec::new(),
             ),
         }
+    }
+
+    fn report_only(&self) -> bool {
+        matches!(self.store.domain(&self.domain), Ok(Some(d)) if d.report_only)
     }
 
     /// The accounts an alias's message goes to: its members, except the
