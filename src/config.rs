@@ -31,6 +31,8 @@ pub struct Config {
     pub smtp_max_connections_per_ip: usize,
     /// `[smtp] limit_loopback`.
     pub smtp_limit_loopback: bool,
+    /// `[queue] remote_port`: where remote mail servers listen (25).
+    pub queue_remote_port: u16,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,6 +91,15 @@ struct File {
     dns: Option<DnsSection>,
     imap: Option<ImapSection>,
     smtp: Option<SmtpSection>,
+    queue: Option<QueueSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueSection {
+    /// The port of remote mail servers (default 25; another only for
+    /// tests and special setups).
+    remote_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,6 +245,7 @@ impl Config {
             imap_progress_interval: roost_actors::imap::PROGRESS_INTERVAL,
             smtp_max_connections_per_ip: roost_actors::smtp::MAX_CONNECTIONS_PER_IP,
             smtp_limit_loopback: false,
+            queue_remote_port: 25,
         }
     }
 
@@ -327,7 +339,12 @@ impl Config {
             .as_ref()
             .and_then(|s| s.limit_loopback)
             .unwrap_or(false);
+        let queue_remote_port = file.queue.and_then(|q| q.remote_port).unwrap_or(25);
+        if queue_remote_port == 0 {
+            bail!("key `queue.remote_port`: must be a port from 1 to 65535");
+        }
         Ok(Config {
+            queue_remote_port,
             imap_progress_interval,
             smtp_max_connections_per_ip,
             smtp_limit_loopback,

@@ -33,6 +33,7 @@ fn tree_lists_the_actor_tree_as_text_and_json() {
             "accounts",
             "connections",
             "logins",
+            "queue",
             "listeners",
             "http",
             "admin"

@@ -929,3 +929,199 @@ fn dmarc_holds_every_author_domain() {
          \tdmarc=pass (p=none dis=none) header.from=d4.example.org"
     );
 }
+
+/// A server from a whole config body (its `[listen]` and everything).
+fn serve_config(body: &str, imap: u16) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(
+        dir.path(),
+        &format!("data_dir = \"{}\"\n{body}", data.display()),
+    );
+    let child = Command::new(binary())
+        .args(["serve", "-c"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", imap)).is_err()
+        || !data.join("roost.sock").exists()
+    {
+        assert!(Instant::now() < deadline, "roost serve did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Served { child, dir }
+}
+
+/// The subjects in `mailbox` of `user`, in order.
+fn subjects_of(imap: u16, user: &str, password: &str, mailbox: &str) -> Vec<String> {
+    let mut c = Imap::connect(imap);
+    let r = c.cmd(&format!("LOGIN {user} {password}"));
+    assert!(r.contains(" OK "), "{r}");
+    let r = c.cmd(&format!("EXAMINE {mailbox}"));
+    if r.contains("* 0 EXISTS") {
+        return Vec::new();
+    }
+    let r = c.cmd("FETCH 1:* BODY.PEEK[HEADER.FIELDS (SUBJECT)]");
+    r.lines()
+        .filter_map(|l| l.strip_prefix("Subject: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The outgoing queue between two roost servers on loopback, with MX
+/// records from dnsmasq: mail submitted for another domain is queued
+/// (durably, before the 250), delivered to that domain's MX, retried
+/// after a temporary refusal (here at once, by `queue retry`), and a
+/// permanent refusal comes back to the sender as an RFC 3464 DSN.
+#[test]
+fn the_queue_delivers_retries_and_returns_failures() {
+    let offset = fresh_offset();
+    let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
+    let receiver = serve_with_dns("", b_smtp, b_imap, NO_DNS);
+    let b_data = receiver.dir.path().join("data");
+    admin_ok(&b_data, &["domain", "add", "remote.example"]);
+    admin_ok(
+        &b_data,
+        &[
+            "account",
+            "add",
+            "bob@remote.example",
+            "--password",
+            "bobsecret1",
+        ],
+    );
+    let dns = Dnsmasq::start_with(
+        &[],
+        &[
+            "--mx-host=remote.example,mx.remote.example,10",
+            "--host-record=mx.remote.example,127.0.0.1",
+            "--local=/example/",
+        ],
+    );
+    let offset = fresh_offset();
+    let (a_smtp, a_sub, a_imap) = (SMTP + offset, SUBMISSION + offset, IMAP + offset);
+    let sender = serve_config(
+        &format!(
+            "hostname = \"a.test\"\n\
+             [listen]\nsmtp = [\"127.0.0.1:{a_smtp}\"]\nsubmission = [\"127.0.0.1:{a_sub}\"]\n\
+             imap = [\"127.0.0.1:{a_imap}\"]\n\
+             [dns]\nservers = [\"127.0.0.1:{}\"]\n\
+             [queue]\nremote_port = {b_smtp}\n",
+            dns.port
+        ),
+        a_imap,
+    );
+    let a_data = sender.dir.path().join("data");
+    admin_ok(&a_data, &["domain", "add", "local.example"]);
+    admin_ok(
+        &a_data,
+        &[
+            "account",
+            "add",
+            "alice@local.example",
+            "--password",
+            "alicesecret1",
+        ],
+    );
+    let mut sub = Smtp::connect(a_sub);
+    sub.cmd("EHLO client.example.org");
+    // "\0alice@local.example\0alicesecret1"
+    assert_eq!(
+        sub.cmd("AUTH PLAIN AGFsaWNlQGxvY2FsLmV4YW1wbGUAYWxpY2VzZWNyZXQx"),
+        "235 2.7.0 Authentication successful"
+    );
+    let submit = |sub: &mut Smtp, to: &[&str], subject: &str| {
+        let m = format!("From: alice@local.example\r\nSubject: {subject}\r\n\r\nHello\r\n.dot\r\n");
+        sub.send_mail("alice@local.example", to, m.as_bytes())
+    };
+    let queued = "250 2.0.0 OK, queued for delivery";
+    assert_eq!(submit(&mut sub, &["bob@remote.example"], "first"), queued);
+    let bob = |mailbox: &str| subjects_of(b_imap, "bob@remote.example", "bobsecret1", mailbox);
+    eventually("delivery to the remote server", || {
+        (bob("INBOX") == ["first"]).then_some(())
+    });
+    // Mixed: a local recipient at once, the remote one through the queue.
+    assert_eq!(
+        submit(
+            &mut sub,
+            &["alice@local.example", "bob@remote.example"],
+            "both"
+        ),
+        queued
+    );
+    eventually("the second delivery", || {
+        (bob("INBOX") == ["first", "both"]).then_some(())
+    });
+    let alice = |mailbox: &str| subjects_of(a_imap, "alice@local.example", "alicesecret1", mailbox);
+    assert_eq!(alice("INBOX"), ["both"]);
+    // The message arrived as sent, dots and all, with the sender's trace.
+    let mut i = Imap::connect(b_imap);
+    i.cmd("LOGIN bob@remote.example bobsecret1");
+    i.cmd("EXAMINE INBOX");
+    let r = i.cmd("FETCH 1 BODY.PEEK[TEXT]");
+    assert_eq!(
+        r,
+        "* 1 FETCH (BODY[TEXT] {13}\r\nHello\r\n.dot\r\n)\r\na3 OK FETCH completed\r\n"
+    );
+
+    // A temporary refusal: kept and retried.
+    admin_ok(&b_data, &["domain", "disable", "remote.example"]);
+    assert_eq!(submit(&mut sub, &["bob@remote.example"], "later"), queued);
+    let listed = eventually("a failed attempt", || {
+        let l = admin_ok(&a_data, &["queue", "list"]);
+        l.contains("attempts=1").then_some(l)
+    });
+    let id = listed.split(' ').next().unwrap().to_string();
+    assert!(
+        listed.ends_with(
+            "last=\"451 4.7.1 Mail for remote.example is disabled for now, try again later\"\n"
+        ),
+        "{listed}"
+    );
+    assert!(
+        listed.starts_with(&format!(
+            "{id} remote.example from=<alice@local.example> to=bob@remote.example attempts=1 next="
+        )),
+        "{listed}"
+    );
+    admin_ok(&b_data, &["domain", "enable", "remote.example"]);
+    admin_ok(&a_data, &["queue", "retry", &id]);
+    eventually("the retried delivery", || {
+        (bob("INBOX") == ["first", "both", "later"]).then_some(())
+    });
+    eventually("an empty queue", || {
+        admin_ok(&a_data, &["queue", "list"])
+            .is_empty()
+            .then_some(())
+    });
+
+    // A permanent refusal: a DSN back to the sender.
+    assert_eq!(submit(&mut sub, &["nobody@remote.example"], "lost"), queued);
+    eventually("the DSN", || {
+        (alice("INBOX") == ["both", "Undelivered mail returned to sender"]).then_some(())
+    });
+    let mut i = Imap::connect(a_imap);
+    i.cmd("LOGIN alice@local.example alicesecret1");
+    i.cmd("EXAMINE INBOX");
+    let r = i.cmd("FETCH 2 BODY.PEEK[2]");
+    let status: Vec<&str> = r.lines().skip(1).take(8).collect();
+    assert_eq!(
+        status,
+        [
+            "Reporting-MTA: dns; a.test",
+            status[1],
+            "",
+            "Final-Recipient: rfc822; nobody@remote.example",
+            "Action: failed",
+            "Status: 5.1.1",
+            "Remote-MTA: dns; mx.remote.example",
+            "Diagnostic-Code: smtp; 550 5.1.1 No such user here: nobody@remote.example",
+        ]
+    );
+    assert!(status[1].starts_with("Arrival-Date: "), "{r}");
+    let r = i.cmd("FETCH 2 BODY.PEEK[3]");
+    assert!(r.contains("\r\nSubject: lost\r\n"), "{r}");
+}

@@ -1017,9 +1017,11 @@ fn report_only_domains_take_reports_and_relay_the_rest() {
         server.admin_ok(&["domain", "set", "reports.example", "--report-only", "true"]),
         "{\n  \"catchall_separator\": \"\",\n  \"localpart_case_sensitive\": false,\n  \"name\": \"reports.example\",\n  \"report_only\": true\n}\n"
     );
+    // Now it is someone else's to deliver: queued (localserve keeps it on
+    // this machine: the copy comes back to the sender, see below).
     assert_eq!(
         rcpt(&mut sub, "someone@reports.example"),
-        "451 4.4.0 Delivery to other domains is not available yet (no outgoing queue)"
+        "250 2.1.5 Recipient OK"
     );
     assert_eq!(
         rcpt(&mut sub, "dmarc@reports.example"),
@@ -1030,7 +1032,7 @@ fn report_only_domains_take_reports_and_relay_the_rest() {
             &mut sub,
             format!("From: {ACCOUNT}\r\nSubject: to the report box\r\n\r\nhi\r\n").as_bytes()
         ),
-        "250 2.0.0 OK, message delivered"
+        "250 2.0.0 OK, queued for delivery"
     );
     let mut mx = ehlo(&server);
     assert_eq!(
@@ -1056,4 +1058,69 @@ fn report_only_domains_take_reports_and_relay_the_rest() {
         subjects(&server, "dmarc@reports.example", "dmarcsecret1"),
         ["to the report box", "Report domain: example.org"]
     );
+    eventually("localserve's copy of the relayed message", || {
+        (subjects(&server, ACCOUNT, PASSWORD) == ["to the report box"]).then_some(())
+    });
+}
+
+/// localserve's queue: nothing leaves the machine. A remote recipient's
+/// copy comes back to the sending account; local parts that name an
+/// outcome get it: `permerror` a DSN, a 4xx code a retry later (the
+/// queue lists it, also after a kill -9; `queue drop` removes it).
+#[test]
+fn localserve_keeps_queued_mail_on_the_machine() {
+    let server = Server::start();
+    let mut sub = submission(&server, ROOST_PLAIN);
+    let mut send = |to: &str, subject: &str| {
+        assert_eq!(
+            sub.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
+            "250 2.1.0 Sender OK"
+        );
+        assert_eq!(
+            sub.cmd(&format!("RCPT TO:<{to}>")),
+            "250 2.1.5 Recipient OK"
+        );
+        assert_eq!(
+            data(
+                &mut sub,
+                format!("From: {ACCOUNT}\r\nSubject: {subject}\r\n\r\nhi\r\n").as_bytes()
+            ),
+            "250 2.0.0 OK, queued for delivery"
+        );
+    };
+    send("someone@elsewhere.example", "copy");
+    eventually("the copy", || {
+        (subjects(&server, ACCOUNT, PASSWORD) == ["copy"]).then_some(())
+    });
+    send("permerror@elsewhere.example", "bounced");
+    eventually("the DSN", || {
+        (subjects(&server, ACCOUNT, PASSWORD) == ["copy", "Undelivered mail returned to sender"])
+            .then_some(())
+    });
+    send("451@elsewhere.example", "deferred");
+    let listed = eventually("a deferred message", || {
+        let l = server.admin_ok(&["queue", "list"]);
+        l.contains("attempts=1").then_some(l)
+    });
+    let id = listed.split(' ').next().unwrap();
+    assert!(
+        listed.starts_with(&format!(
+            "{id} elsewhere.example from=<{ACCOUNT}> to=451@elsewhere.example attempts=1 next="
+        )),
+        "{listed}"
+    );
+    assert!(listed.ends_with(" last=\"451 simulated\"\n"), "{listed}");
+    // A kill -9 loses nothing queued: the record and its file are on
+    // disk before the 250.
+    let mut server = server;
+    server.kill9();
+    server.spawn();
+    assert_eq!(server.admin_ok(&["queue", "list"]), listed);
+    let id = id.to_string();
+    let id = id.as_str();
+    assert_eq!(
+        server.admin_ok(&["queue", "drop", id]),
+        format!("{{\n  \"dropped\": true,\n  \"id\": {id}\n}}\n")
+    );
+    assert_eq!(server.admin_ok(&["queue", "list"]), "");
 }

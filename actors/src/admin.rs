@@ -187,6 +187,17 @@ pub enum Request {
         mailbox: String,
         uid: u32,
     },
+    QueueList,
+    QueueRetry {
+        id: u64,
+    },
+    QueueHold {
+        id: u64,
+        hold: bool,
+    },
+    QueueDrop {
+        id: u64,
+    },
     TlsKeyAdd {
         account: String,
         name: String,
@@ -754,6 +765,52 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .map_err(|e| e.to_string())?;
             Ok(json!({"account": account, "name": name}))
         }
+        Request::QueueList => {
+            let list = blocking(move || store.queue_list()).await?;
+            Ok(json!(list
+                .iter()
+                .map(|m| json!({
+                    "id": m.id.0,
+                    "domain": m.domain,
+                    "sender": m.sender,
+                    "account": m.account,
+                    "recipients": m.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(),
+                    "attempts": m.attempts,
+                    "next_attempt": utc_time(u64::try_from(m.next_attempt).unwrap_or(0) * 1_000_000),
+                    "last_error": m.last_error,
+                    "hold": m.hold,
+                }))
+                .collect::<Vec<_>>()))
+        }
+        Request::QueueRetry { id } => {
+            let m = blocking(move || {
+                let mut m = queued(&store, id)?;
+                m.next_attempt = crate::time::now_unix();
+                m.hold = false;
+                store.queue_update(&m)?;
+                Ok::<_, roost_store::StoreError>(m)
+            })
+            .await?;
+            crate::queue::kick();
+            Ok(json!({"id": m.id.0, "next_attempt": "now"}))
+        }
+        Request::QueueHold { id, hold } => {
+            let m = blocking(move || {
+                let mut m = queued(&store, id)?;
+                m.hold = hold;
+                store.queue_update(&m)?;
+                Ok::<_, roost_store::StoreError>(m)
+            })
+            .await?;
+            if !hold {
+                crate::queue::kick();
+            }
+            Ok(json!({"id": m.id.0, "hold": m.hold}))
+        }
+        Request::QueueDrop { id } => {
+            blocking(move || store.queue_remove(roost_store::QueueId(id))).await?;
+            Ok(json!({"id": id, "dropped": true}))
+        }
         Request::MessageInfo {
             account,
             mailbox,
@@ -872,6 +929,13 @@ async fn account_name(store: &Store, name: String) -> Result<String, String> {
     blocking(move || s.account(&name).map(|r| r.map(|r| r.name).ok_or(name)))
         .await?
         .map_err(|name| format!("no account named {name}"))
+}
+
+/// The queued message `id`, or an error naming it.
+fn queued(store: &Store, id: u64) -> Result<roost_store::QueuedMessage, roost_store::StoreError> {
+    store
+        .queued(roost_store::QueueId(id))?
+        .ok_or_else(|| roost_store::StoreError::NotFound(format!("queued message {id}")))
 }
 
 /// Stores a domain's new DKIM key and answers its DNS record.

@@ -88,6 +88,18 @@ impl Dns {
         }
     }
 
+    /// Whether `domain` publishes a null MX (RFC 7505: one MX record
+    /// whose exchange is the root), saying it takes no mail.
+    pub async fn mx_is_null(&self, domain: &str) -> bool {
+        let (Some(resolver), Some(name)) = (self.resolver.as_ref(), fqdn(domain)) else {
+            return false;
+        };
+        match classify(tokio::time::timeout(DNS_TIMEOUT, resolver.mx_lookup(name)).await) {
+            Ok(Some(l)) => l.iter().any(|mx| mx.exchange().is_root()),
+            _ => false,
+        }
+    }
+
     /// Every PTR name of `ip`, lowercase, without the trailing dot.
     pub async fn reverse_all(&self, ip: IpAddr) -> Result<Vec<String>, DnsFailure> {
         let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;

@@ -19,6 +19,7 @@ pub mod imap;
 pub mod listener;
 pub mod logins;
 pub mod mailbox;
+pub mod queue;
 pub mod smtp;
 pub mod summaries;
 pub mod system;

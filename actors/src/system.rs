@@ -50,8 +50,11 @@ pub struct Settings {
     pub smtp_limit_loopback: bool,
     pub dns: crate::dns::DnsSettings,
     /// localserve: names under the local domains are answered from the
-    /// store (SPF, DMARC, DKIM keys), not looked up.
+    /// store (SPF, DMARC, DKIM keys), not looked up, and queued mail never
+    /// leaves the machine.
     pub local_zone: bool,
+    /// The port the outgoing queue connects to on remote servers (25).
+    pub queue_remote_port: u16,
     /// RFC 9585: how often a long IMAP command reports progress.
     pub imap_progress_interval: Duration,
 }
@@ -140,6 +143,7 @@ pub async fn start(
     if settings.local_zone {
         dns = dns.with_local_zone(local_zone(&store, &settings.hostname)?);
     }
+    let queue_dns = dns.clone();
     let services_for = {
         let (store, hostname, shutdown, hub) = (
             store.clone(),
@@ -281,12 +285,40 @@ pub async fn start(
         },
     );
 
+    let queue_settings = crate::queue::QueueSettings {
+        store: store.clone(),
+        dns: queue_dns,
+        registry: registry.clone(),
+        hostname: settings.hostname.clone(),
+        remote_port: settings.queue_remote_port,
+        localserve: settings.local_zone,
+    };
+    let queue_spec = ChildSpec::new(
+        crate::queue::QUEUE_ACTOR,
+        ActorKind::Queue,
+        Restart::Permanent,
+        move |sup| {
+            let settings = queue_settings.clone();
+            async move {
+                let (r, _) = ractor::Actor::spawn_linked(
+                    Some(crate::queue::QUEUE_ACTOR.into()),
+                    crate::queue::Scheduler,
+                    settings,
+                    sup,
+                )
+                .await?;
+                Ok(r.get_cell())
+            }
+        },
+    );
+
     let mut root = SupervisorArgs::new("root", registry.clone())
         .intensity(5, Duration::from_secs(30))
         .backoff(Duration::from_millis(100), Duration::from_secs(5))
         .child(accounts_spec)
         .child(connections_spec)
         .child(logins_spec)
+        .child(queue_spec)
         .child(listeners_spec);
     for c in extra(shared.clone()) {
         root = root.child(c);

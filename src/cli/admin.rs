@@ -42,6 +42,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// The outgoing queue: what waits to go out, and steering it.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// DKIM keys that sign mail submitted from a domain.
     Dkim {
         #[command(subcommand)]
@@ -269,6 +274,25 @@ enum DomainCommand {
 }
 
 #[derive(Subcommand)]
+enum QueueCommand {
+    /// Queued messages: id, destination domain, sender, recipients,
+    /// attempts, next attempt, last error, held.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try a message again now.
+    Retry { id: u64 },
+    /// Keep a message from being tried until it is released.
+    Hold { id: u64 },
+    /// Release a held message.
+    Release { id: u64 },
+    /// Remove a message from the queue without a DSN.
+    Drop { id: u64 },
+}
+
+#[derive(Subcommand)]
 enum DkimCommand {
     /// Make an ed25519 key for DOMAIN and print the DNS record to publish.
     Gen {
@@ -385,6 +409,13 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 "catchall_separator": catchall_separator,
                 "localpart_case_sensitive": localpart_case_sensitive,
                 "report_only": report_only}),
+        },
+        AdminCommand::Queue { command } => match command {
+            QueueCommand::List { .. } => json!({"cmd": "queue_list"}),
+            QueueCommand::Retry { id } => json!({"cmd": "queue_retry", "id": id}),
+            QueueCommand::Hold { id } => json!({"cmd": "queue_hold", "id": id, "hold": true}),
+            QueueCommand::Release { id } => json!({"cmd": "queue_hold", "id": id, "hold": false}),
+            QueueCommand::Drop { id } => json!({"cmd": "queue_drop", "id": id}),
         },
         AdminCommand::Dkim { command } => match command {
             DkimCommand::Gen { domain, selector } => {
@@ -521,6 +552,34 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                     field("username"),
                     field("account"),
                     field("result")
+                );
+            }
+        }
+        AdminCommand::Queue {
+            command: QueueCommand::List { json: false },
+        } => {
+            for m in result.as_array().cloned().unwrap_or_default() {
+                let rcpts: Vec<String> = m["recipients"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| r.as_str().unwrap_or("-").to_string())
+                    .collect();
+                println!(
+                    "{} {} from=<{}> to={} attempts={} next={}{} last={:?}",
+                    m["id"],
+                    m["domain"].as_str().unwrap_or("-"),
+                    m["sender"].as_str().unwrap_or(""),
+                    rcpts.join(","),
+                    m["attempts"],
+                    m["next_attempt"].as_str().unwrap_or("-"),
+                    if m["hold"].as_bool() == Some(true) {
+                        " held"
+                    } else {
+                        ""
+                    },
+                    m["last_error"].as_str().unwrap_or("")
                 );
             }
         }

@@ -81,6 +81,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         smtp_limit_loopback: config.smtp_limit_loopback,
         dns: config.dns.clone(),
         local_zone: localserve,
+        queue_remote_port: config.queue_remote_port,
         imap_progress_interval: config.imap_progress_interval,
     };
     let has_http = !http.http.is_empty() || !l.https.is_empty();

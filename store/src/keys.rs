@@ -88,6 +88,12 @@ pub(crate) const LOGIN_ATTEMPT: u8 = 0x20;
 /// 7.2): unix microseconds, then a sequence number, oldest first.
 pub(crate) const DMARC_EVALUATION: u8 = 0x21;
 
+/// Queued messages, followed by the queue id.
+pub(crate) const QUEUE: u8 = 0x22;
+/// The queue's due index: next attempt (unix seconds, as an offset
+/// binary i64), then the queue id; no value.
+pub(crate) const QUEUE_DUE: u8 = 0x23;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 
@@ -118,6 +124,22 @@ pub(crate) fn dmarc_evaluation(micros: u64, seq: u32) -> Vec<u8> {
         DMARC_EVALUATION,
         &[&micros.to_be_bytes(), &seq.to_be_bytes()],
     )
+}
+
+pub(crate) fn queue(id: crate::QueueId) -> Vec<u8> {
+    key(QUEUE, &[&id.0.to_be_bytes()])
+}
+
+/// Signed seconds sort as unsigned once the sign bit is flipped.
+pub(crate) fn queue_due(at: i64, id: crate::QueueId) -> Vec<u8> {
+    let t = (at as u64) ^ (1 << 63);
+    key(QUEUE_DUE, &[&t.to_be_bytes(), &id.0.to_be_bytes()])
+}
+
+/// The queue id of a due-index key.
+pub(crate) fn queue_due_id(k: &[u8]) -> Option<crate::QueueId> {
+    let id: [u8; 8] = k.get(9..17)?.try_into().ok()?;
+    Some(crate::QueueId(u64::from_be_bytes(id)))
 }
 
 pub(crate) fn domain(name: &str) -> Vec<u8> {

@@ -25,6 +25,7 @@ mod consistency;
 mod error;
 mod files;
 mod keys;
+mod queue;
 mod records;
 mod secrets;
 
@@ -40,6 +41,7 @@ use serde::Serialize;
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
+pub use queue::{QueueId, QueuedMessage, QueuedRecipient};
 pub use records::{
     AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DmarcEvaluation,
     DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,

@@ -418,7 +418,7 @@ impl SmtpState {
             Some(tx) if tx.body == Some(BodyType::BinaryMime) => {
                 Err(Reply::bad_sequence("BODY=BINARYMIME needs BDAT, not DATA"))
             }
-            Some(tx) if tx.recipients.is_empty() => {
+            Some(tx) if tx.recipients.is_empty() && tx.remote.is_empty() => {
                 Err(Reply::new(554, Some((5, 5, 1)), "No valid recipients"))
             }
             Some(tx) => tx.open_file(&self.services.store).await,
@@ -451,7 +451,7 @@ impl SmtpState {
         let max = self.services.max_message_size;
         let refusal = match &mut self.tx {
             None => Some(Reply::bad_sequence("MAIL first")),
-            Some(tx) if tx.recipients.is_empty() => {
+            Some(tx) if tx.recipients.is_empty() && tx.remote.is_empty() => {
                 Some(Reply::new(554, Some((5, 5, 1)), "No valid recipients"))
             }
             Some(tx) if tx.received.saturating_add(size) > max => Some(Reply::message_too_large()),

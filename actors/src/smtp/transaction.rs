@@ -32,6 +32,10 @@ pub struct Transaction {
     pub recipients: Vec<(String, String)>,
     /// Accepted RCPT commands, for RCPTMAX.
     pub rcpts: usize,
+    /// Submission: recipients at other domains, for the outgoing queue.
+    pub remote: Vec<String>,
+    /// RFC 8689: the message must travel over TLS only.
+    requiretls: bool,
     /// (address in lower case, account) pairs in `recipients`.
     reached: std::collections::HashSet<(String, String)>,
     /// RFC 1870: the size the client declared with MAIL, if any.
@@ -373,6 +377,42 @@ impl Transaction {
         let mut delivered = 0;
         let mut failures = Vec::new();
         let mut staged = Some(staged);
+        // Submission: recipients at other domains go to the outgoing queue,
+        // durably, before anything else is answered.
+        if !self.remote.is_empty() {
+            let Some(original) = staged.take() else {
+                return local_error();
+            };
+            let store = session.services.store.clone();
+            let keep_original = !accounts.is_empty();
+            let copied = blocking(move || {
+                let copy = if keep_original {
+                    Some(store.stage_copy(&original)?)
+                } else {
+                    None
+                };
+                Ok::<_, roost_store::StoreError>(match copy {
+                    Some(c) => (Some(original), c),
+                    None => (None, original),
+                })
+            })
+            .await;
+            let Ok((rest, for_queue)) = copied else {
+                return local_error();
+            };
+            staged = rest;
+            let prefix = format!(
+                "{}{dkim}",
+                session.received_line(&[], "", now, self.smtputf8)
+            );
+            if let Err(e) = self
+                .queue(session, for_queue, prefix.into_bytes(), now)
+                .await
+            {
+                warn!(error = %e, "queueing failed");
+                return local_error();
+            }
+        }
         for (i, account) in accounts.iter().enumerate() {
             // The last account takes the staged file itself; the others get
             // a hard-linked copy of it.
@@ -488,7 +528,71 @@ impl Transaction {
             recipients = self.recipients.len(),
             delivered, "message delivered"
         );
-        Reply::new(250, Some((2, 0, 0)), "OK, message delivered")
+        if self.remote.is_empty() {
+            Reply::new(250, Some((2, 0, 0)), "OK, message delivered")
+        } else {
+            Reply::new(250, Some((2, 0, 0)), "OK, queued for delivery")
+        }
+    }
+}
+
+impl Transaction {
+    /// Queues the message once per destination domain of its remote
+    /// recipients (durable when this returns) and wakes the queue.
+    async fn queue(
+        &self,
+        session: &SmtpState,
+        staged: roost_store::StagedFile,
+        prefix: Vec<u8>,
+        now: i64,
+    ) -> Result<(), String> {
+        let mut by_domain: Vec<roost_store::QueuedMessage> = Vec::new();
+        for address in &self.remote {
+            let domain = address
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d)
+                .to_ascii_lowercase();
+            let recipient = roost_store::QueuedRecipient {
+                address: address.clone(),
+                last_error: None,
+            };
+            match by_domain.iter_mut().find(|m| m.domain == domain) {
+                Some(m) => m.recipients.push(recipient),
+                None => by_domain.push(roost_store::QueuedMessage {
+                    id: roost_store::QueueId(0),
+                    created: now,
+                    account: session.authenticated.clone(),
+                    sender: match &self.from {
+                        ReversePath::Mailbox(a) => a.to_string(),
+                        ReversePath::Null => String::new(),
+                    },
+                    domain,
+                    recipients: vec![recipient],
+                    file: roost_store::FileId(0),
+                    header_prefix: prefix.clone(),
+                    smtputf8: self.smtputf8,
+                    eight_bit: matches!(
+                        self.body,
+                        Some(BodyType::EightBitMime | BodyType::BinaryMime)
+                    ),
+                    requiretls: self.requiretls,
+                    attempts: 0,
+                    next_attempt: now,
+                    last_error: None,
+                    hold: false,
+                    delay_notified: false,
+                }),
+            }
+        }
+        let store = session.services.store.clone();
+        let queued = blocking(move || store.queue_add(staged, by_domain))
+            .await
+            .map_err(|e| e.to_string())?;
+        for m in &queued {
+            info!(id = %m.id, domain = %m.domain, recipients = m.recipients.len(), "queued");
+        }
+        crate::queue::kick();
+        Ok(())
     }
 }
 
@@ -810,6 +914,8 @@ impl SmtpState {
             from,
             recipients: Vec::new(),
             rcpts: 0,
+            remote: Vec::new(),
+            requiretls: params.requiretls,
             reached: Default::default(),
             declared_size: params.size,
             body: params.body,
@@ -878,13 +984,18 @@ impl SmtpState {
             declared: tx.declared_size.unwrap_or(0),
             authenticated: self.authenticated.clone(),
         };
-        let (reply, accounts) = match blocking(move || Ok::<_, String>(lookup.run())).await {
+        let (reply, accounts, remote) = match blocking(move || Ok::<_, String>(lookup.run())).await
+        {
             Ok(r) => r,
-            Err(_) => (local_error(), Vec::new()),
+            Err(_) => (local_error(), Vec::new(), false),
         };
         if reply.is_positive() {
             if let Some(tx) = &mut self.tx {
                 tx.rcpts += 1;
+                let lower = address.to_lowercase();
+                if remote && !tx.remote.iter().any(|r| r.to_lowercase() == lower) {
+                    tx.remote.push(address.clone());
+                }
                 for account in accounts {
                     if tx.reached.insert((address.to_lowercase(), account.clone())) {
                         tx.recipients.push((address.clone(), account));
@@ -991,8 +1102,15 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// The reply, and the accounts reached when it is positive.
-    fn run(self) -> (Reply, Vec<String>) {
+    /// The reply, the accounts reached when it is positive, and whether
+    /// the address is someone else's to deliver (the outgoing queue's).
+    fn run(self) -> (Reply, Vec<String>, bool) {
+        let (reply, accounts) = self.resolve();
+        let remote = reply.is_positive() && accounts.is_empty();
+        (reply, accounts, remote)
+    }
+
+    fn resolve(self) -> (Reply, Vec<String>) {
         let store = &self.store;
         let resolved = match store.resolve_recipient(&self.address) {
             Ok(Some(r)) => Some(r),
@@ -1022,14 +1140,9 @@ impl Lookup {
             },
             // A report-only domain's other addresses are hosted elsewhere:
             // submitted mail for them goes out like any remote mail.
-            None if self.authenticated.is_some() && self.report_only() => (
-                Reply::new(
-                    451,
-                    Some((4, 4, 0)),
-                    "Delivery to other domains is not available yet (no outgoing queue)",
-                ),
-                Vec::new(),
-            ),
+            None if self.authenticated.is_some() && self.report_only() => {
+                (Reply::recipient_ok(), Vec::new())
+            }
             None if store.has_domain(&self.domain).unwrap_or(false) => (
                 Reply::new(
                     550,
@@ -1038,14 +1151,8 @@ impl Lookup {
                 ),
                 Vec::new(),
             ),
-            None if self.authenticated.is_some() => (
-                Reply::new(
-                    451,
-                    Some((4, 4, 0)),
-                    "Delivery to other domains is not available yet (no outgoing queue)",
-                ),
-                Vec::new(),
-            ),
+            // Submission: the outgoing queue takes it.
+            None if self.authenticated.is_some() => (Reply::recipient_ok(), Vec::new()),
             None => (
                 Reply::new(
                     550,

@@ -8,6 +8,7 @@ pub mod date;
 pub mod decode;
 pub mod dkim;
 pub mod dkim_verify;
+pub mod dsn;
 pub mod header;
 pub mod mime;
 pub mod summary;

@@ -4,6 +4,7 @@
 //! The session state machine (what is allowed when) lives in `roost-actors`;
 //! this module only turns bytes into commands and replies into bytes.
 
+pub mod client;
 pub mod command;
 pub mod conn;
 pub mod dmarc;

@@ -1,0 +1,178 @@
+//! The outgoing queue's records: one per message and destination domain,
+//! with its recipients there, its own message file (hard links of one
+//! staged file when a message goes to several domains) and the time of
+//! its next attempt. A due index (time, id) lets the scheduler find what
+//! is due without reading every record.
+
+use crate::files::{self, Placer};
+use crate::records::FileId;
+use crate::{encode, keys, MessageReader, Result, StagedFile, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// A queued message's id, unique in the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QueueId(pub u64);
+
+impl std::fmt::Display for QueueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One recipient of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRecipient {
+    /// The address as given in RCPT TO.
+    pub address: String,
+    /// The last temporary failure for this recipient, if any.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// A message waiting to go to one destination domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    pub id: QueueId,
+    /// Unix seconds.
+    pub created: i64,
+    /// The account that submitted it, if one did (DSNs go to it).
+    pub account: Option<String>,
+    /// The reverse-path; empty for the null sender (a DSN, which never
+    /// gets a DSN back).
+    pub sender: String,
+    /// The destination domain, lower case.
+    pub domain: String,
+    pub recipients: Vec<QueuedRecipient>,
+    pub file: FileId,
+    /// Lines roost added (Received, DKIM-Signature), sent before the file.
+    pub header_prefix: Vec<u8>,
+    /// RFC 6531: the message needs SMTPUTF8 at the next hop.
+    #[serde(default)]
+    pub smtputf8: bool,
+    /// RFC 6152: the message has 8-bit content (BODY=8BITMIME).
+    #[serde(default)]
+    pub eight_bit: bool,
+    /// RFC 8689: the message must travel over TLS only.
+    #[serde(default)]
+    pub requiretls: bool,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Unix seconds of the next attempt.
+    pub next_attempt: i64,
+    /// What the last attempt said, for `queue list`.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Held: not tried until released.
+    #[serde(default)]
+    pub hold: bool,
+    /// A delay DSN went out already.
+    #[serde(default)]
+    pub delay_notified: bool,
+}
+
+impl Store {
+    /// Queues one message for each destination domain: `staged` is placed
+    /// once and hard-linked for the others, the records written and
+    /// flushed; the message is durable when this returns. Ids and file ids
+    /// are filled in here; the records are returned as stored.
+    pub fn queue_add(
+        &self,
+        staged: StagedFile,
+        mut messages: Vec<QueuedMessage>,
+    ) -> Result<Vec<QueuedMessage>> {
+        if messages.is_empty() {
+            return Ok(messages);
+        }
+        for m in &mut messages {
+            m.id = QueueId(self.inner.db.generate_id()?.saturating_add(1));
+            m.file = self.next_file_id()?;
+        }
+        let mut placer = Placer::new(&self.inner.msg_dir);
+        let placed = placer.place(staged, messages[0].file).and_then(|()| {
+            messages[1..]
+                .iter()
+                .try_for_each(|m| placer.link(messages[0].file, m.file))
+        });
+        let synced = placed.and_then(|()| placer.sync_dirs());
+        if let Err(e) = synced {
+            placer.undo();
+            return Err(e);
+        }
+        let mut batch = sled::Batch::default();
+        for m in &messages {
+            batch.insert(keys::queue(m.id), encode(m)?);
+            batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
+        }
+        if let Err(e) = self.inner.db.apply_batch(batch) {
+            placer.undo();
+            return Err(e.into());
+        }
+        self.flush()?;
+        Ok(messages)
+    }
+
+    /// The queued message `id`.
+    pub fn queued(&self, id: QueueId) -> Result<Option<QueuedMessage>> {
+        self.get(&keys::queue(id))
+    }
+
+    /// Every queued message, oldest id first.
+    pub fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
+        self.scan(&[keys::QUEUE])
+    }
+
+    /// Queued messages due at `now` (held ones left out), soonest first, at
+    /// most `limit`.
+    pub fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueuedMessage>> {
+        let mut out = Vec::new();
+        let end = keys::queue_due(now.saturating_add(1), QueueId(0));
+        for k in self.inner.db.range(vec![keys::QUEUE_DUE]..end).keys() {
+            let k = k?;
+            let Some(id) = keys::queue_due_id(&k) else {
+                continue;
+            };
+            if let Some(m) = self.queued(id)? {
+                if !m.hold {
+                    out.push(m);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a queued message's new state (recipients left, attempts,
+    /// next attempt, hold), moving its due entry; flushed.
+    pub fn queue_update(&self, m: &QueuedMessage) -> Result<()> {
+        let old: QueuedMessage = self
+            .get(&keys::queue(m.id))?
+            .ok_or_else(|| StoreError::NotFound(format!("queued message {}", m.id)))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(keys::queue_due(old.next_attempt, old.id));
+        batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
+        batch.insert(keys::queue(m.id), encode(m)?);
+        self.apply_and_flush(batch)
+    }
+
+    /// Removes a queued message (delivered, failed or dropped) and its file.
+    pub fn queue_remove(&self, id: QueueId) -> Result<()> {
+        let Some(m) = self.get::<QueuedMessage>(&keys::queue(id))? else {
+            return Err(StoreError::NotFound(format!("queued message {id}")));
+        };
+        let mut batch = sled::Batch::default();
+        batch.remove(keys::queue_due(m.next_attempt, m.id));
+        batch.remove(keys::queue(m.id));
+        self.apply_and_flush(batch)?;
+        if let Err(e) = files::remove_if_present(&self.message_path(m.file)) {
+            tracing::warn!(error = %e, file = m.file.0, "could not remove a queued message's file");
+        }
+        Ok(())
+    }
+
+    /// The queued message as it goes out: its prefix, then its file.
+    pub fn queue_open(&self, m: &QueuedMessage) -> Result<MessageReader> {
+        MessageReader::open(m.header_prefix.clone(), self.message_path(m.file))
+    }
+}
