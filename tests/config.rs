@@ -998,6 +998,8 @@ fn the_queue_delivers_retries_and_returns_failures() {
         &[
             "--mx-host=remote.example,mx.remote.example,10",
             "--host-record=mx.remote.example,127.0.0.1",
+            // No MX: the domain is its own mail host.
+            "--host-record=implicit.example,127.0.0.1",
             "--local=/example/",
         ],
     );
@@ -1124,4 +1126,44 @@ fn the_queue_delivers_retries_and_returns_failures() {
     assert!(status[1].starts_with("Arrival-Date: "), "{r}");
     let r = i.cmd("FETCH 2 BODY.PEEK[3]");
     assert!(r.contains("\r\nSubject: lost\r\n"), "{r}");
+
+    // A domain without MX records takes mail at its own address; a domain
+    // that does not exist fails at once.
+    admin_ok(&b_data, &["domain", "add", "implicit.example"]);
+    admin_ok(
+        &b_data,
+        &[
+            "account",
+            "add",
+            "carol@implicit.example",
+            "--password",
+            "carolsecret1",
+        ],
+    );
+    assert_eq!(
+        submit(&mut sub, &["carol@implicit.example"], "implicit"),
+        queued
+    );
+    eventually("delivery without MX", || {
+        (subjects_of(b_imap, "carol@implicit.example", "carolsecret1", "INBOX") == ["implicit"])
+            .then_some(())
+    });
+    assert_eq!(submit(&mut sub, &["x@nodomain.example"], "nowhere"), queued);
+    eventually("the second DSN", || {
+        (alice("INBOX").len() == 3).then_some(())
+    });
+    let mut i = Imap::connect(a_imap);
+    i.cmd("LOGIN alice@local.example alicesecret1");
+    i.cmd("EXAMINE INBOX");
+    let r = i.cmd("FETCH 3 BODY.PEEK[2]");
+    let status: Vec<&str> = r.lines().skip(4).take(4).collect();
+    assert_eq!(
+        status,
+        [
+            "Final-Recipient: rfc822; x@nodomain.example",
+            "Action: failed",
+            "Status: 5.1.2",
+            "Diagnostic-Code: smtp; 550 5.1.2 no such domain: nodomain.example",
+        ]
+    );
 }

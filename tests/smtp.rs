@@ -1118,6 +1118,14 @@ fn localserve_keeps_queued_mail_on_the_machine() {
     assert_eq!(server.admin_ok(&["queue", "list"]), listed);
     let id = id.to_string();
     let id = id.as_str();
+    // Held: listed as such, never tried; released: due again.
+    assert_eq!(
+        server.admin_ok(&["queue", "hold", id]),
+        format!("{{\n  \"hold\": true,\n  \"id\": {id}\n}}\n")
+    );
+    assert!(server.admin_ok(&["queue", "list"]).contains(" held last="));
+    server.admin_ok(&["queue", "release", id]);
+    assert!(!server.admin_ok(&["queue", "list"]).contains(" held"));
     assert_eq!(
         server.admin_ok(&["queue", "drop", id]),
         format!("{{\n  \"dropped\": true,\n  \"id\": {id}\n}}\n")

@@ -38,6 +38,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Queued messages `queue list` shows unless asked for another number.
+pub const DEFAULT_QUEUE_LIST: usize = 1000;
 /// Login attempts `loginattempts` (and DMARC evaluations
 /// `dmarcevaluations`) lists unless asked for another number.
 pub const DEFAULT_LOGIN_ATTEMPTS: usize = 100;
@@ -187,7 +189,10 @@ pub enum Request {
         mailbox: String,
         uid: u32,
     },
-    QueueList,
+    QueueList {
+        #[serde(default)]
+        limit: Option<usize>,
+    },
     QueueRetry {
         id: u64,
     },
@@ -765,8 +770,9 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .map_err(|e| e.to_string())?;
             Ok(json!({"account": account, "name": name}))
         }
-        Request::QueueList => {
-            let list = blocking(move || store.queue_list()).await?;
+        Request::QueueList { limit } => {
+            let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
+            let list = blocking(move || store.queue_list_first(limit)).await?;
             Ok(json!(list
                 .iter()
                 .map(|m| json!({
@@ -783,29 +789,25 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .collect::<Vec<_>>()))
         }
         Request::QueueRetry { id } => {
-            let m = blocking(move || {
-                let mut m = queued(&store, id)?;
-                m.next_attempt = crate::time::now_unix();
-                m.hold = false;
-                store.queue_update(&m)?;
-                Ok::<_, roost_store::StoreError>(m)
+            blocking(move || {
+                queue_change(&store, id, |m| {
+                    // One in a worker's hands now gets its outcome there.
+                    if !m.in_flight {
+                        m.next_attempt = crate::time::now_unix();
+                    }
+                    m.hold = false;
+                })
             })
             .await?;
             crate::queue::kick();
-            Ok(json!({"id": m.id.0, "next_attempt": "now"}))
+            Ok(json!({"id": id, "next_attempt": "now"}))
         }
         Request::QueueHold { id, hold } => {
-            let m = blocking(move || {
-                let mut m = queued(&store, id)?;
-                m.hold = hold;
-                store.queue_update(&m)?;
-                Ok::<_, roost_store::StoreError>(m)
-            })
-            .await?;
+            blocking(move || queue_change(&store, id, |m| m.hold = hold)).await?;
             if !hold {
                 crate::queue::kick();
             }
-            Ok(json!({"id": m.id.0, "hold": m.hold}))
+            Ok(json!({"id": id, "hold": hold}))
         }
         Request::QueueDrop { id } => {
             blocking(move || store.queue_remove(roost_store::QueueId(id))).await?;
@@ -931,10 +933,17 @@ async fn account_name(store: &Store, name: String) -> Result<String, String> {
         .map_err(|name| format!("no account named {name}"))
 }
 
-/// The queued message `id`, or an error naming it.
-fn queued(store: &Store, id: u64) -> Result<roost_store::QueuedMessage, roost_store::StoreError> {
+/// Changes the queued message `id`, or says there is none.
+fn queue_change(
+    store: &Store,
+    id: u64,
+    change: impl FnOnce(&mut roost_store::QueuedMessage),
+) -> Result<(), roost_store::StoreError> {
     store
-        .queued(roost_store::QueueId(id))?
+        .queue_change(roost_store::QueueId(id), |m| {
+            change(m);
+            (roost_store::QueueChange::Write, ())
+        })?
         .ok_or_else(|| roost_store::StoreError::NotFound(format!("queued message {id}")))
 }
 

@@ -26,6 +26,19 @@ pub enum DnsSettings {
     Servers(Vec<SocketAddr>),
 }
 
+/// What a domain's MX records say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxAnswer {
+    /// Mail servers, most preferred first.
+    Hosts(Vec<String>),
+    /// No MX: the domain is its own mail host (implicit MX).
+    NoMx,
+    /// RFC 7505: the domain takes no mail.
+    Null,
+    /// NXDOMAIN.
+    NoDomain,
+}
+
 #[derive(Clone, Default)]
 pub struct Dns {
     resolver: Option<Arc<TokioResolver>>,
@@ -88,15 +101,47 @@ impl Dns {
         }
     }
 
-    /// Whether `domain` publishes a null MX (RFC 7505: one MX record
-    /// whose exchange is the root), saying it takes no mail.
-    pub async fn mx_is_null(&self, domain: &str) -> bool {
-        let (Some(resolver), Some(name)) = (self.resolver.as_ref(), fqdn(domain)) else {
-            return false;
+    /// Where mail for `domain` goes (RFC 5321 5.1): its MX hosts by
+    /// preference, a null MX (RFC 7505), no MX (the domain itself is the
+    /// host), or no such domain.
+    pub async fn mail_exchangers(&self, domain: &str) -> Result<MxAnswer, DnsFailure> {
+        if let Some(zone) = self.local.as_ref().filter(|z| z.covers(domain)) {
+            let hosts = zone.mx(domain);
+            return Ok(if hosts.is_empty() {
+                MxAnswer::NoMx
+            } else {
+                MxAnswer::Hosts(hosts)
+            });
+        }
+        let resolver = self.resolver.as_ref().ok_or(DnsFailure)?;
+        let Some(name) = fqdn(domain) else {
+            return Ok(MxAnswer::NoDomain);
         };
-        match classify(tokio::time::timeout(DNS_TIMEOUT, resolver.mx_lookup(name)).await) {
-            Ok(Some(l)) => l.iter().any(|mx| mx.exchange().is_root()),
-            _ => false,
+        match tokio::time::timeout(DNS_TIMEOUT, resolver.mx_lookup(name)).await {
+            Err(_) => Err(DnsFailure),
+            Ok(Err(e)) if e.is_nx_domain() => Ok(MxAnswer::NoDomain),
+            Ok(Err(e)) if e.is_no_records_found() => Ok(MxAnswer::NoMx),
+            Ok(Err(_)) => Err(DnsFailure),
+            Ok(Ok(l)) => {
+                let mut hosts: Vec<(u16, String)> = Vec::new();
+                let mut null = false;
+                for mx in l.iter() {
+                    if mx.exchange().is_root() {
+                        null = true;
+                        continue;
+                    }
+                    let host = mx.exchange().to_utf8();
+                    hosts.push((
+                        mx.preference(),
+                        host.trim_end_matches('.').to_ascii_lowercase(),
+                    ));
+                }
+                if null && hosts.is_empty() {
+                    return Ok(MxAnswer::Null);
+                }
+                hosts.sort();
+                Ok(MxAnswer::Hosts(hosts.into_iter().map(|(_, h)| h).collect()))
+            }
         }
     }
 

@@ -278,6 +278,9 @@ enum QueueCommand {
     /// Queued messages: id, destination domain, sender, recipients,
     /// attempts, next attempt, last error, held.
     List {
+        /// How many, oldest first (default 1000).
+        #[arg(long)]
+        limit: Option<usize>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -411,7 +414,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 "report_only": report_only}),
         },
         AdminCommand::Queue { command } => match command {
-            QueueCommand::List { .. } => json!({"cmd": "queue_list"}),
+            QueueCommand::List { limit, .. } => json!({"cmd": "queue_list", "limit": limit}),
             QueueCommand::Retry { id } => json!({"cmd": "queue_retry", "id": id}),
             QueueCommand::Hold { id } => json!({"cmd": "queue_hold", "id": id, "hold": true}),
             QueueCommand::Release { id } => json!({"cmd": "queue_hold", "id": id, "hold": false}),
@@ -556,7 +559,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             }
         }
         AdminCommand::Queue {
-            command: QueueCommand::List { json: false },
+            command: QueueCommand::List { json: false, .. },
         } => {
             for m in result.as_array().cloned().unwrap_or_default() {
                 let rcpts: Vec<String> = m["recipients"]

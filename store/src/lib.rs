@@ -41,7 +41,7 @@ use serde::Serialize;
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
-pub use queue::{QueueId, QueuedMessage, QueuedRecipient};
+pub use queue::{QueueChange, QueueId, QueuedMessage, QueuedRecipient};
 pub use records::{
     AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DmarcEvaluation,
     DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
@@ -157,6 +157,8 @@ struct Inner {
     tmp_seq: AtomicU64,
     /// Numbers DMARC evaluations apart within a microsecond.
     dmarc_seq: std::sync::atomic::AtomicU32,
+    /// Serializes changes of queued messages (read, change, write).
+    queue_lock: Mutex<()>,
     counters: Arc<Counters>,
     /// sled's data file, fsynced after each flush (see [`Store::flush`]).
     index_file: PathBuf,
@@ -218,6 +220,7 @@ impl Store {
                 admin: Mutex::new(()),
                 tmp_seq: AtomicU64::new(0),
                 dmarc_seq: Default::default(),
+                queue_lock: Mutex::new(()),
                 counters: Arc::new(Counters::default()),
                 index_file: index_dir.join("db"),
                 gate: FlushGate::default(),

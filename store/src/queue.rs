@@ -52,6 +52,10 @@ pub struct QueuedMessage {
     /// RFC 6152: the message has 8-bit content (BODY=8BITMIME).
     #[serde(default)]
     pub eight_bit: bool,
+    /// RFC 3030 3: the message is binary (BODY=BINARYMIME); it goes out
+    /// only with BDAT.
+    #[serde(default)]
+    pub binary: bool,
     /// RFC 8689: the message must travel over TLS only.
     #[serde(default)]
     pub requiretls: bool,
@@ -68,6 +72,22 @@ pub struct QueuedMessage {
     /// A delay DSN went out already.
     #[serde(default)]
     pub delay_notified: bool,
+    /// A delivery worker has it (its due entry is pushed past the
+    /// worker's deadline); cleared when the worker writes the outcome,
+    /// and at start, after a crash of the whole process.
+    #[serde(default)]
+    pub in_flight: bool,
+}
+
+/// What [`Store::queue_change`] does with the record its closure saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueChange {
+    /// Leave it as stored.
+    Keep,
+    /// Write the changed record.
+    Write,
+    /// Remove it and its file.
+    Remove,
 }
 
 impl Store {
@@ -121,8 +141,19 @@ impl Store {
         self.scan(&[keys::QUEUE])
     }
 
-    /// Queued messages due at `now` (held ones left out), soonest first, at
-    /// most `limit`.
+    /// The first `limit` queued messages, oldest id first.
+    pub fn queue_list_first(&self, limit: usize) -> Result<Vec<QueuedMessage>> {
+        self.inner
+            .db
+            .scan_prefix([keys::QUEUE])
+            .values()
+            .take(limit)
+            .map(|v| Ok(rmp_serde::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// Queued messages due at `now`, soonest first, at most `limit`. Held
+    /// messages have no due entry, so they cost nothing here.
     pub fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueuedMessage>> {
         let mut out = Vec::new();
         let end = keys::queue_due(now.saturating_add(1), QueueId(0));
@@ -132,7 +163,7 @@ impl Store {
                 continue;
             };
             if let Some(m) = self.queued(id)? {
-                if !m.hold {
+                if !m.hold && m.next_attempt <= now {
                     out.push(m);
                     if out.len() >= limit {
                         break;
@@ -143,32 +174,80 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a queued message's new state (recipients left, attempts,
-    /// next attempt, hold), moving its due entry; flushed.
-    pub fn queue_update(&self, m: &QueuedMessage) -> Result<()> {
-        let old: QueuedMessage = self
-            .get(&keys::queue(m.id))?
-            .ok_or_else(|| StoreError::NotFound(format!("queued message {}", m.id)))?;
+    /// Changes a queued message under the queue's lock, so writers (the
+    /// delivery workers, the admin) never undo each other: `change` gets
+    /// the stored record and says what to do with it. The due entry
+    /// follows the record (none while held); a removed message's file
+    /// goes too. Flushed. `Ok(None)` when there is no such message.
+    pub fn queue_change<T>(
+        &self,
+        id: QueueId,
+        change: impl FnOnce(&mut QueuedMessage) -> (QueueChange, T),
+    ) -> Result<Option<T>> {
+        let _guard = self
+            .inner
+            .queue_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(old) = self.get::<QueuedMessage>(&keys::queue(id))? else {
+            return Ok(None);
+        };
+        let mut m = old.clone();
+        let (what, answer) = change(&mut m);
         let mut batch = sled::Batch::default();
         batch.remove(keys::queue_due(old.next_attempt, old.id));
-        batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
-        batch.insert(keys::queue(m.id), encode(m)?);
-        self.apply_and_flush(batch)
+        match what {
+            QueueChange::Keep => return Ok(Some(answer)),
+            QueueChange::Write => {
+                if !m.hold {
+                    batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
+                }
+                batch.insert(keys::queue(m.id), encode(&m)?);
+                self.apply_and_flush(batch)?;
+            }
+            QueueChange::Remove => {
+                batch.remove(keys::queue(m.id));
+                self.apply_and_flush(batch)?;
+                if let Err(e) = files::remove_if_present(&self.message_path(m.file)) {
+                    tracing::warn!(error = %e, file = m.file.0, "could not remove a queued message's file");
+                }
+            }
+        }
+        Ok(Some(answer))
+    }
+
+    /// Writes a queued message as given (tests and tools; the server goes
+    /// through [`Store::queue_change`]).
+    pub fn queue_update(&self, m: &QueuedMessage) -> Result<()> {
+        let new = m.clone();
+        self.queue_change(m.id, move |stored| {
+            *stored = new;
+            (QueueChange::Write, ())
+        })?
+        .ok_or_else(|| StoreError::NotFound(format!("queued message {}", m.id)))
     }
 
     /// Removes a queued message (delivered, failed or dropped) and its file.
     pub fn queue_remove(&self, id: QueueId) -> Result<()> {
-        let Some(m) = self.get::<QueuedMessage>(&keys::queue(id))? else {
-            return Err(StoreError::NotFound(format!("queued message {id}")));
-        };
-        let mut batch = sled::Batch::default();
-        batch.remove(keys::queue_due(m.next_attempt, m.id));
-        batch.remove(keys::queue(m.id));
-        self.apply_and_flush(batch)?;
-        if let Err(e) = files::remove_if_present(&self.message_path(m.file)) {
-            tracing::warn!(error = %e, file = m.file.0, "could not remove a queued message's file");
+        self.queue_change(id, |_| (QueueChange::Remove, ()))?
+            .ok_or_else(|| StoreError::NotFound(format!("queued message {id}")))
+    }
+
+    /// At start: messages a delivery worker had when the process ended are
+    /// due again now. Returns how many.
+    pub fn queue_release_leases(&self, now: i64) -> Result<usize> {
+        let mut released = 0;
+        for m in self.queue_list()? {
+            if m.in_flight {
+                self.queue_change(m.id, |stored| {
+                    stored.in_flight = false;
+                    stored.next_attempt = now;
+                    (QueueChange::Write, ())
+                })?;
+                released += 1;
+            }
         }
-        Ok(())
+        Ok(released)
     }
 
     /// The queued message as it goes out: its prefix, then its file.

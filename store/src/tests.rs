@@ -1107,3 +1107,99 @@ fn dmarc_evaluations_are_kept_newest_first_and_bounded() {
     assert_eq!(ok(store.prune_dmarc_evaluations(10)), kept - 10);
     assert_eq!(count(&store), 10);
 }
+
+fn queued_message(domain: &str, next_attempt: i64) -> QueuedMessage {
+    QueuedMessage {
+        id: QueueId(0),
+        created: 0,
+        account: None,
+        sender: "a@local.example".into(),
+        domain: domain.into(),
+        recipients: vec![QueuedRecipient {
+            address: format!("b@{domain}"),
+            last_error: None,
+        }],
+        file: FileId(0),
+        header_prefix: b"Received: x\r\n".to_vec(),
+        smtputf8: false,
+        eight_bit: false,
+        binary: false,
+        requiretls: false,
+        attempts: 0,
+        next_attempt,
+        last_error: None,
+        hold: false,
+        delay_notified: false,
+        in_flight: false,
+    }
+}
+
+/// The queue: one file per domain (hard links of one staged file), due
+/// soonest first (negative times too), at most `limit`; a held message
+/// has no due entry; changes go through one lock; removal takes the file;
+/// leases of a stopped process are released.
+#[test]
+fn queued_messages_are_due_held_changed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let staged = ok(store.stage_bytes(b"Subject: q\r\n\r\nbody\r\n"));
+    let added = ok(store.queue_add(
+        staged,
+        vec![
+            queued_message("b.example", 20),
+            queued_message("a.example", -5),
+            queued_message("c.example", 10),
+        ],
+    ));
+    assert_eq!(added.len(), 3);
+    assert_ne!(added[0].file, added[1].file);
+    let reader = ok(store.queue_open(&added[1]));
+    assert_eq!(
+        ok(reader.read_all()),
+        b"Received: x\r\nSubject: q\r\n\r\nbody\r\n"
+    );
+    let due = |now: i64, limit: usize| -> Vec<String> {
+        ok(store.queue_due(now, limit))
+            .into_iter()
+            .map(|m| m.domain)
+            .collect()
+    };
+    assert_eq!(due(15, 10), ["a.example", "c.example"]);
+    assert_eq!(due(20, 10), ["a.example", "c.example", "b.example"]);
+    // The limit, at the edge and one under.
+    assert_eq!(due(20, 3).len(), 3);
+    assert_eq!(due(20, 2), ["a.example", "c.example"]);
+    // Held: no longer due; released: due again.
+    let c = added[2].id;
+    ok(store.queue_change(c, |m| {
+        m.hold = true;
+        (QueueChange::Write, ())
+    }));
+    assert_eq!(due(20, 10), ["a.example", "b.example"]);
+    ok(store.queue_change(c, |m| {
+        m.hold = false;
+        (QueueChange::Write, ())
+    }));
+    assert_eq!(due(20, 10), ["a.example", "c.example", "b.example"]);
+    // Leased to a worker, then the process stops: due again at start.
+    ok(store.queue_change(c, |m| {
+        m.in_flight = true;
+        m.next_attempt = 5000;
+        (QueueChange::Write, ())
+    }));
+    assert_eq!(due(20, 10), ["a.example", "b.example"]);
+    assert_eq!(ok(store.queue_release_leases(7)), 1);
+    assert_eq!(due(7, 10), ["a.example", "c.example"]);
+    // Removed with its file; the others' files stay.
+    let path = store.message_path(added[0].file);
+    assert!(path.exists());
+    ok(store.queue_remove(added[0].id));
+    assert!(!path.exists());
+    assert!(store.message_path(added[1].file).exists());
+    assert_eq!(ok(store.queue_list()).len(), 2);
+    assert!(store.queue_remove(added[0].id).is_err());
+    assert_eq!(
+        ok(store.queue_change(added[0].id, |_| (QueueChange::Keep, ()))),
+        None
+    );
+}

@@ -5,11 +5,11 @@
 
 use super::{dsn, now, QueueSettings, DELAY_DSN_AFTER, RETRY_SCHEDULE};
 use crate::client::AccountClient;
-use crate::dns::Dns;
+use crate::dns::{Dns, MxAnswer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::smtp::client::{dot_stuff, ReplyReader, ServerReply};
 use roost_protocols::smtp::spf::AuthDns;
-use roost_store::QueuedMessage;
+use roost_store::{QueueChange, QueuedMessage};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,13 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 pub const FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Mail servers tried per domain, at most.
 pub const MAX_HOSTS: usize = 10;
+/// Addresses tried per mail server, at most.
+pub const MAX_ADDRESSES_PER_HOST: usize = 4;
+/// How long a TLS handshake may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one worker may take for all its messages; what is left then
+/// is tried again later.
+pub const WORKER_DEADLINE: Duration = Duration::from_secs(1800);
 
 pub struct WorkerArgs {
     pub settings: Arc<QueueSettings>,
@@ -76,28 +83,32 @@ pub enum Outcome {
     Permanent(String, Option<String>),
 }
 
-/// Where a domain's mail goes: its MX hosts by preference, or the domain
-/// itself (RFC 5321 5.1 implicit MX). `Err(true)` is permanent (a null
-/// MX, RFC 7505; no such domain), `Err(false)` temporary.
+/// Where a domain's mail goes (RFC 5321 5.1): an address literal's
+/// address, its MX hosts, or the domain itself without MX. `Err(true)`
+/// is permanent (a null MX, RFC 7505; no such domain), `Err(false)`
+/// temporary.
 async fn mail_hosts(dns: &Dns, domain: &str) -> Result<Vec<String>, (bool, String)> {
-    let mx = dns
-        .mx(domain)
-        .await
-        .map_err(|_| (false, format!("MX lookup of {domain} failed")))?;
-    if !mx.is_empty() {
-        return Ok(mx.into_iter().take(MAX_HOSTS).collect());
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        let ip = literal.strip_prefix("IPv6:").unwrap_or(literal);
+        return match ip.parse::<IpAddr>() {
+            Ok(ip) => Ok(vec![ip.to_string()]),
+            Err(_) => Err((true, format!("550 5.1.2 {domain} is no address"))),
+        };
     }
-    if dns.mx_is_null(domain).await {
-        return Err((
+    match dns.mail_exchangers(domain).await {
+        Ok(MxAnswer::Hosts(h)) => Ok(h.into_iter().take(MAX_HOSTS).collect()),
+        Ok(MxAnswer::NoMx) => Ok(vec![domain.to_string()]),
+        Ok(MxAnswer::Null) => Err((
             true,
-            format!("{domain} accepts no mail (null MX, RFC 7505)"),
-        ));
+            format!("556 5.1.10 {domain} accepts no mail (null MX, RFC 7505)"),
+        )),
+        Ok(MxAnswer::NoDomain) => Err((true, format!("550 5.1.2 no such domain: {domain}"))),
+        Err(_) => Err((false, format!("MX lookup of {domain} failed"))),
     }
-    Ok(vec![domain.to_string()])
 }
 
 /// The addresses of a host, IPv6 first (RFC 5321 5.1 leaves the order to
-/// the client; the first answer wins).
+/// the client), at most [`MAX_ADDRESSES_PER_HOST`].
 async fn addresses(dns: &Dns, host: &str) -> Vec<IpAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return vec![ip];
@@ -116,8 +127,38 @@ async fn addresses(dns: &Dns, host: &str) -> Vec<IpAddr> {
             .into_iter()
             .map(IpAddr::V4),
     );
+    out.truncate(MAX_ADDRESSES_PER_HOST);
     out
 }
+
+/// A connection to the first of `hosts` that answers; the reason when
+/// none does. A host that is this server is skipped (RFC 5321 5.1: mail
+/// must not loop back here).
+async fn connect(s: &QueueSettings, hosts: &[String]) -> Result<(Session, String), String> {
+    let mut last = "no mail server could be reached".to_string();
+    let mut all_self = !hosts.is_empty();
+    for host in hosts {
+        if host.eq_ignore_ascii_case(&s.hostname) {
+            continue;
+        }
+        all_self = false;
+        for ip in addresses(&s.dns, host).await {
+            match Session::open(s, SocketAddr::new(ip, s.remote_port), host).await {
+                Ok(session) => return Ok((session, host.clone())),
+                Err(e) => last = format!("{host} [{ip}]: {e}"),
+            }
+        }
+    }
+    if all_self {
+        return Err(format!(
+            "{LOOP_PREFIX}the mail servers of this domain are this server"
+        ));
+    }
+    Err(last)
+}
+
+/// The reason a connection attempt gives when the MX points back here.
+const LOOP_PREFIX: &str = "554 5.4.6 ";
 
 async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMessage>) {
     if s.localserve {
@@ -127,56 +168,79 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
         }
         return;
     }
-    let hosts = match mail_hosts(&s.dns, domain).await {
-        Ok(h) => h,
-        Err((permanent, why)) => {
-            for m in messages {
-                let o = if permanent {
-                    Outcome::Permanent(why.clone(), None)
-                } else {
-                    Outcome::Temporary(why.clone())
-                };
-                let outcomes = vec![o; m.recipients.len()];
-                finish(s, m, outcomes, None).await;
-            }
-            return;
+    let deadline = tokio::time::Instant::now() + WORKER_DEADLINE;
+    let hosts = mail_hosts(&s.dns, domain).await;
+    let mut session: Option<(Session, String)> = None;
+    let mut unreachable: Option<String> = None;
+    for m in messages {
+        let all = |o: Outcome| vec![o; m.recipients.len()];
+        // RFC 8689 4.2.1: a REQUIRETLS message needs a validated MX
+        // (DNSSEC or MTA-STS) and a validated certificate; roost does
+        // neither yet, so it may not send one (5.7.30).
+        if m.requiretls {
+            let why = "550 5.7.30 REQUIRETLS needs an MX and certificate validated by \
+                       MTA-STS or DANE, which this server does not do yet";
+            finish(
+                s,
+                m.clone(),
+                all(Outcome::Permanent(why.into(), None)),
+                None,
+            )
+            .await;
+            continue;
         }
-    };
-    let mut pending = messages;
-    let mut last_error = format!("no mail server of {domain} could be reached");
-    'hosts: for host in &hosts {
-        for ip in addresses(&s.dns, host).await {
-            let addr = SocketAddr::new(ip, s.remote_port);
-            let mut session = match Session::open(s, addr, host, true).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last_error = format!("{host} [{ip}]: {e}");
-                    continue;
-                }
-            };
-            while let Some(m) = pending.first() {
-                match session.send(s, m).await {
-                    Ok(outcomes) => {
-                        let m = pending.remove(0);
-                        finish(s, m, outcomes, Some(host)).await;
-                    }
-                    Err(e) => {
-                        // The connection broke: the rest go to the next
-                        // server.
-                        last_error = format!("{host} [{ip}]: {e}");
-                        break;
-                    }
-                }
+        let hosts = match &hosts {
+            Ok(h) => h,
+            Err((true, why)) => {
+                finish(
+                    s,
+                    m.clone(),
+                    all(Outcome::Permanent(why.clone(), None)),
+                    None,
+                )
+                .await;
+                continue;
             }
-            session.quit().await;
-            if pending.is_empty() {
-                break 'hosts;
+            Err((false, why)) => {
+                finish(s, m.clone(), all(Outcome::Temporary(why.clone())), None).await;
+                continue;
+            }
+        };
+        if tokio::time::Instant::now() >= deadline {
+            let why = "delivery ran out of time; tried again later".to_string();
+            finish(s, m.clone(), all(Outcome::Temporary(why)), None).await;
+            continue;
+        }
+        if session.is_none() && unreachable.is_none() {
+            match connect(s, hosts).await {
+                Ok(c) => session = Some(c),
+                Err(why) => unreachable = Some(why),
+            }
+        }
+        let Some((open, host)) = session.as_mut() else {
+            let why = unreachable.clone().unwrap_or_default();
+            let o = if why.starts_with(LOOP_PREFIX) {
+                Outcome::Permanent(why, None)
+            } else {
+                Outcome::Temporary(why)
+            };
+            finish(s, m.clone(), all(o), None).await;
+            continue;
+        };
+        let host = host.clone();
+        match open.send(s, &m).await {
+            Ok(outcomes) => finish(s, m, outcomes, Some(&host)).await,
+            Err(e) => {
+                // The connection is in an unknown state: this message is
+                // tried again later, the next one on a new connection.
+                session = None;
+                let why = format!("{host}: {e}");
+                finish(s, m.clone(), all(Outcome::Temporary(why)), None).await;
             }
         }
     }
-    for m in pending {
-        let outcomes = vec![Outcome::Temporary(last_error.clone()); m.recipients.len()];
-        finish(s, m, outcomes, None).await;
+    if let Some((open, _)) = session {
+        open.quit().await;
     }
 }
 
@@ -216,13 +280,17 @@ async fn deliver_to_sender(s: &QueueSettings, m: &QueuedMessage) -> Result<(), S
     };
     let store = s.store.clone();
     let file = store.message_path(m.file);
-    let staged = crate::task::blocking(move || {
+    let prefix = [
+        format!("Return-Path: <{}>\r\n", m.sender).into_bytes(),
+        m.header_prefix.clone(),
+    ]
+    .concat();
+    let message = crate::task::blocking(move || {
         let bytes = std::fs::read(&file).map_err(|e| e.to_string())?;
-        store.stage_bytes(&bytes).map_err(|e| e.to_string())
+        let staged = store.stage_bytes(&bytes).map_err(|e| e.to_string())?;
+        dsn::new_message(staged, prefix)
     })
     .await?;
-    let prefix = format!("Return-Path: <{}>\r\n", m.sender).into_bytes();
-    let message = dsn::new_message(staged, [prefix, m.header_prefix.clone()].concat())?;
     AccountClient::new(&account)
         .deliver(vec![message])
         .await
@@ -232,7 +300,7 @@ async fn deliver_to_sender(s: &QueueSettings, m: &QueuedMessage) -> Result<(), S
 
 /// Writes what came of an attempt: delivered recipients go, failed ones
 /// go with a DSN, the rest wait for the next attempt (or fail with the
-/// last one).
+/// last one). An admin's hold or drop meanwhile is kept.
 async fn finish(
     s: &QueueSettings,
     mut m: QueuedMessage,
@@ -257,10 +325,9 @@ async fn finish(
         }
     }
     m.recipients = kept;
-    let t = now();
     if !m.recipients.is_empty() {
         let reason = temp_reason.unwrap_or_default();
-        if !reschedule(&mut m, &reason, t) {
+        if !reschedule(&mut m, &reason, now()) {
             // The last attempt: the rest fail too.
             let why = format!("gave up after {} attempts: {reason}", m.attempts);
             failed.extend(
@@ -291,11 +358,16 @@ async fn finish(
     }
     let store = s.store.clone();
     let written = crate::task::blocking(move || {
-        if m.recipients.is_empty() {
-            store.queue_remove(m.id)
-        } else {
-            store.queue_update(&m)
-        }
+        store.queue_change(m.id, move |stored| {
+            if m.recipients.is_empty() {
+                return (QueueChange::Remove, ());
+            }
+            // Held by the admin meanwhile: stays held.
+            m.hold = stored.hold;
+            m.in_flight = false;
+            *stored = m;
+            (QueueChange::Write, ())
+        })
     })
     .await;
     if let Err(e) = written {
@@ -303,8 +375,9 @@ async fn finish(
     }
 }
 
-/// Counts a failed attempt and sets the next one from
-/// [`RETRY_SCHEDULE`]; false when there is none left.
+/// Counts a failed attempt and sets the next one: the wait after the
+/// n-th failed attempt is `RETRY_SCHEDULE[n]` (the first attempt is at
+/// once, `RETRY_SCHEDULE[0]`); false when there is none left.
 pub fn reschedule(m: &mut QueuedMessage, reason: &str, now: i64) -> bool {
     m.attempts += 1;
     m.last_error = Some(reason.to_string());
@@ -325,24 +398,22 @@ struct Session {
     io: Box<dyn Io>,
     reader: ReplyReader,
     ehlo: ServerReply,
-    tls: bool,
+}
+
+/// Whether a reply is a success (2xx; RFC 5321 4.2.1: 3xx only after
+/// DATA).
+fn success(r: &ServerReply) -> bool {
+    r.code / 100 == 2
 }
 
 impl Session {
-    /// Connects, reads the greeting, says EHLO and, when offered and
-    /// `starttls`, upgrades to TLS and says EHLO again. A failed TLS
-    /// handshake is tried once more without TLS (opportunistic TLS, RFC
-    /// 3207 leaves it to the client).
-    async fn open(
-        s: &QueueSettings,
-        addr: SocketAddr,
-        host: &str,
-        starttls: bool,
-    ) -> Result<Session, String> {
-        match Session::open_once(s, addr, host, starttls).await {
-            Err(e) if starttls && e.starts_with("TLS") => {
-                Box::pin(Session::open_once(s, addr, host, false)).await
-            }
+    /// Connects, reads the greeting, says EHLO (HELO when EHLO is not
+    /// known) and, when offered, upgrades to TLS and says EHLO again. A
+    /// failed TLS handshake is tried once more without TLS (opportunistic
+    /// TLS, RFC 3207 leaves it to the client).
+    async fn open(s: &QueueSettings, addr: SocketAddr, host: &str) -> Result<Session, String> {
+        match Session::open_once(s, addr, host, true).await {
+            Err(e) if e.starts_with("TLS") => Session::open_once(s, addr, host, false).await,
             other => other,
         }
     }
@@ -364,7 +435,6 @@ impl Session {
                 code: 0,
                 lines: Vec::new(),
             },
-            tls: false,
         };
         let greeting = session.reply(REPLY_TIMEOUT).await?;
         if greeting.code != 220 {
@@ -382,29 +452,42 @@ impl Session {
         Ok(session)
     }
 
+    /// EHLO, or HELO when the server does not know EHLO (RFC 5321 3.2).
     async fn hello(&mut self, hostname: &str) -> Result<ServerReply, String> {
         self.write(format!("EHLO {hostname}\r\n").as_bytes())
             .await?;
         let r = self.reply(REPLY_TIMEOUT).await?;
-        if r.code != 250 {
-            return Err(format!("EHLO: {}", r.text()));
+        if r.code == 250 {
+            return Ok(r);
         }
-        Ok(r)
+        if matches!(r.code, 500 | 502) {
+            self.write(format!("HELO {hostname}\r\n").as_bytes())
+                .await?;
+            let r = self.reply(REPLY_TIMEOUT).await?;
+            if r.code == 250 {
+                // No keywords: no extensions.
+                return Ok(ServerReply {
+                    code: 250,
+                    lines: r.lines.into_iter().take(1).collect(),
+                });
+            }
+            return Err(format!("HELO: {}", r.text()));
+        }
+        Err(format!("EHLO: {}", r.text()))
     }
 
     async fn upgrade(self, host: &str) -> Result<Session, String> {
         let connector = tokio_rustls::TlsConnector::from(opportunistic_tls());
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|_| format!("TLS: {host} is no server name"))?;
-        let tls = connector
-            .connect(name, self.io)
+        let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connector.connect(name, self.io))
             .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS handshake: {e}"))?;
         Ok(Session {
             io: Box::new(tls),
             reader: ReplyReader::new(),
             ehlo: self.ehlo,
-            tls: true,
         })
     }
 
@@ -433,36 +516,75 @@ impl Session {
         }
     }
 
-    /// One message: MAIL, the RCPTs (pipelined when offered), DATA. The
-    /// outcome of each recipient; `Err` when the connection failed.
+    /// One message: its recipients in transactions of at most the
+    /// server's RCPTMAX (RFC 9422); recipients a server put off with 452
+    /// while taking others go again at once in a new transaction (RFC
+    /// 5321 4.5.3.1.10). The outcome of each recipient; `Err` when the
+    /// connection is no longer usable.
     async fn send(&mut self, s: &QueueSettings, m: &QueuedMessage) -> Result<Vec<Outcome>, String> {
-        if m.requiretls && !self.tls {
-            let why = "REQUIRETLS: the server offers no TLS".to_string();
-            return Ok(vec![Outcome::Temporary(why); m.recipients.len()]);
+        let all = |o: Outcome| vec![o; m.recipients.len()];
+        if m.smtputf8 && !self.ehlo.offers("SMTPUTF8") {
+            let why = "553 5.6.7 the server does not take SMTPUTF8 mail".to_string();
+            return Ok(all(Outcome::Permanent(why, None)));
         }
+        let binary = m.binary && !(self.ehlo.offers("BINARYMIME") && self.ehlo.offers("CHUNKING"));
+        if binary || (m.eight_bit && !self.ehlo.offers("8BITMIME")) {
+            // RFC 6152 3, RFC 3030 3: 8-bit or binary content only where
+            // the server says it takes it; roost does not convert.
+            let why = "554 5.6.3 the server does not take this message's 8-bit or binary content"
+                .to_string();
+            return Ok(all(Outcome::Permanent(why, None)));
+        }
+        let most = self
+            .ehlo
+            .limit("RCPTMAX")
+            .filter(|n| *n > 0)
+            .unwrap_or(m.recipients.len().max(1));
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; m.recipients.len()];
+        let mut todo: Vec<usize> = (0..m.recipients.len()).collect();
+        while !todo.is_empty() {
+            let batch: Vec<usize> = todo.drain(..most.min(todo.len())).collect();
+            let results = self.transaction(s, m, &batch).await?;
+            let some_taken = results.iter().any(|o| matches!(o, Outcome::Delivered));
+            for (i, o) in batch.into_iter().zip(results) {
+                match o {
+                    Outcome::Temporary(why) if some_taken && why.starts_with("452") => todo.push(i),
+                    o => outcomes[i] = Some(o),
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Temporary("not tried".into())))
+            .collect())
+    }
+
+    /// One transaction: MAIL, the RCPTs of `batch` (pipelined when
+    /// offered, RFC 2920), DATA or BDAT.
+    async fn transaction(
+        &mut self,
+        s: &QueueSettings,
+        m: &QueuedMessage,
+        batch: &[usize],
+    ) -> Result<Vec<Outcome>, String> {
         let mut mail = format!("MAIL FROM:<{}>", m.sender);
-        if m.smtputf8 && self.ehlo.offers("SMTPUTF8") {
+        if m.smtputf8 {
             mail.push_str(" SMTPUTF8");
-        } else if m.smtputf8 {
-            let why = "550 5.6.7 the server does not offer SMTPUTF8".to_string();
-            return Ok(vec![Outcome::Permanent(why, None); m.recipients.len()]);
         }
-        if m.eight_bit && self.ehlo.offers("8BITMIME") {
+        if m.binary {
+            mail.push_str(" BODY=BINARYMIME");
+        } else if m.eight_bit {
             mail.push_str(" BODY=8BITMIME");
         }
-        if m.requiretls {
-            mail.push_str(" REQUIRETLS");
-        }
-        let pipelining = self.ehlo.offers("PIPELINING");
         let mut commands = vec![format!("{mail}\r\n")];
         commands.extend(
-            m.recipients
+            batch
                 .iter()
-                .map(|r| format!("RCPT TO:<{}>\r\n", r.address)),
+                .map(|&i| format!("RCPT TO:<{}>\r\n", m.recipients[i].address)),
         );
         let mut replies = Vec::new();
-        if pipelining {
-            // RFC 2920: the envelope in one write, then its replies.
+        if self.ehlo.offers("PIPELINING") {
+            // The envelope in one write, then its replies, one per command.
             self.write(commands.concat().as_bytes()).await?;
             for _ in &commands {
                 replies.push(self.reply(REPLY_TIMEOUT).await?);
@@ -471,44 +593,46 @@ impl Session {
             for c in &commands {
                 self.write(c.as_bytes()).await?;
                 let r = self.reply(REPLY_TIMEOUT).await?;
-                let stop = c.starts_with("MAIL") && !r.is_positive();
+                let stop = c.starts_with("MAIL") && !success(&r);
                 replies.push(r);
                 if stop {
                     break;
                 }
             }
         }
-        let mail_reply = &replies[0];
-        if !mail_reply.is_positive() {
-            let o = refusal(mail_reply);
-            self.write(b"RSET\r\n").await?;
-            self.reply(REPLY_TIMEOUT).await?;
-            return Ok(vec![o; m.recipients.len()]);
+        if !success(&replies[0]) {
+            let o = refusal(&replies[0]);
+            self.reset().await?;
+            return Ok(vec![o; batch.len()]);
         }
         let mut outcomes: Vec<Option<Outcome>> = replies[1..]
             .iter()
-            .map(|r| (!r.is_positive()).then(|| refusal(r)))
+            .map(|r| (!success(r)).then(|| refusal(r)))
             .collect();
         if outcomes.iter().all(Option::is_some) {
-            self.write(b"RSET\r\n").await?;
-            self.reply(REPLY_TIMEOUT).await?;
+            self.reset().await?;
             return Ok(outcomes.into_iter().flatten().collect());
         }
-        self.write(b"DATA\r\n").await?;
-        let r = self.reply(REPLY_TIMEOUT).await?;
-        if r.code != 354 {
-            let o = refusal(&r);
-            return Ok(outcomes
-                .into_iter()
-                .map(|x| x.unwrap_or_else(|| o.clone()))
-                .collect());
-        }
-        self.send_content(s, m).await?;
-        let r = self.reply(FINAL_REPLY_TIMEOUT).await?;
-        let data = if r.is_positive() {
+        let data = if m.binary {
+            self.send_chunk(s, m).await?
+        } else {
+            self.write(b"DATA\r\n").await?;
+            let r = self.reply(REPLY_TIMEOUT).await?;
+            if r.code != 354 {
+                let o = refusal(&r);
+                self.reset().await?;
+                return Ok(outcomes
+                    .into_iter()
+                    .map(|x| x.unwrap_or_else(|| o.clone()))
+                    .collect());
+            }
+            self.send_content(s, m).await?;
+            self.reply(FINAL_REPLY_TIMEOUT).await?
+        };
+        let data = if success(&data) {
             Outcome::Delivered
         } else {
-            refusal(&r)
+            refusal(&data)
         };
         for o in &mut outcomes {
             o.get_or_insert_with(|| data.clone());
@@ -516,39 +640,77 @@ impl Session {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// The message, dot-stuffed, read from the store a piece at a time,
-    /// then the end marker.
-    async fn send_content(&mut self, s: &QueueSettings, m: &QueuedMessage) -> Result<(), String> {
+    /// RSET after a transaction that went nowhere.
+    async fn reset(&mut self) -> Result<(), String> {
+        self.write(b"RSET\r\n").await?;
+        let r = self.reply(REPLY_TIMEOUT).await?;
+        if success(&r) {
+            Ok(())
+        } else {
+            Err(format!("RSET: {}", r.text()))
+        }
+    }
+
+    /// The message, read from the store a piece at a time.
+    async fn pieces(
+        s: &QueueSettings,
+        m: &QueuedMessage,
+    ) -> Result<(Arc<roost_store::MessageReader>, u64), String> {
         let store = s.store.clone();
         let m2 = m.clone();
         let reader = crate::task::blocking(move || store.queue_open(&m2))
             .await
             .map_err(|e| format!("cannot read the queued message: {e}"))?;
-        let reader = Arc::new(reader);
         let len = reader.len();
+        Ok((Arc::new(reader), len))
+    }
+
+    async fn piece(reader: &Arc<roost_store::MessageReader>, at: u64) -> Result<Vec<u8>, String> {
+        let r = reader.clone();
+        crate::task::blocking(move || r.read_at(at, 64 * 1024))
+            .await
+            .map_err(|e| format!("cannot read the queued message: {e}"))
+    }
+
+    /// The message dot-stuffed for DATA, then the end marker on a line
+    /// of its own (RFC 5321 4.5.2).
+    async fn send_content(&mut self, s: &QueueSettings, m: &QueuedMessage) -> Result<(), String> {
+        let (reader, len) = Session::pieces(s, m).await?;
         let mut at = 0u64;
         let mut line_start = true;
-        let mut last = Vec::new();
+        let mut tail = Tail::default();
         while at < len {
-            let r = reader.clone();
-            let piece = crate::task::blocking(move || r.read_at(at, 64 * 1024))
-                .await
-                .map_err(|e| format!("cannot read the queued message: {e}"))?;
+            let piece = Session::piece(&reader, at).await?;
             if piece.is_empty() {
                 break;
             }
             at += piece.len() as u64;
-            last = piece[piece.len().saturating_sub(2)..].to_vec();
+            tail.push(&piece);
             let stuffed = dot_stuff(&piece, &mut line_start);
             self.write(&stuffed).await?;
         }
-        // The end marker starts a line of its own.
-        let end: &[u8] = if last.ends_with(b"\r\n") || len == 0 {
-            b".\r\n"
-        } else {
-            b"\r\n.\r\n"
-        };
-        self.write(end).await
+        self.write(tail.end_marker()).await
+    }
+
+    /// A binary message as one BDAT LAST chunk (RFC 3030 2); its reply.
+    async fn send_chunk(
+        &mut self,
+        s: &QueueSettings,
+        m: &QueuedMessage,
+    ) -> Result<ServerReply, String> {
+        let (reader, len) = Session::pieces(s, m).await?;
+        self.write(format!("BDAT {len} LAST\r\n").as_bytes())
+            .await?;
+        let mut at = 0u64;
+        while at < len {
+            let piece = Session::piece(&reader, at).await?;
+            if piece.is_empty() {
+                return Err("the queued message is shorter than it was".into());
+            }
+            at += piece.len() as u64;
+            self.write(&piece).await?;
+        }
+        self.reply(FINAL_REPLY_TIMEOUT).await
     }
 
     async fn quit(mut self) {
@@ -558,9 +720,35 @@ impl Session {
     }
 }
 
-/// A refusing reply as an outcome.
+/// The last two bytes of a message sent in pieces, for its end marker.
+#[derive(Default)]
+struct Tail([u8; 2], usize);
+
+impl Tail {
+    fn push(&mut self, piece: &[u8]) {
+        for &b in piece.iter().rev().take(2).collect::<Vec<_>>().iter().rev() {
+            self.0 = [self.0[1], *b];
+            self.1 += 1;
+        }
+    }
+
+    /// ".\r\n" after a final CRLF (or nothing at all); the missing line
+    /// end first otherwise (a final bare CR gets its LF).
+    fn end_marker(&self) -> &'static [u8] {
+        match (self.1, self.0) {
+            (0, _) => b".\r\n",
+            (_, [b'\r', b'\n']) => b".\r\n",
+            (_, [_, b'\r']) => b"\n.\r\n",
+            _ => b"\r\n.\r\n",
+        }
+    }
+}
+
+/// A refusing reply as an outcome: 5xx is final, except the replies that
+/// say the two sides misunderstood each other (500-504), which are tried
+/// again; 4xx is tried again.
 fn refusal(r: &ServerReply) -> Outcome {
-    if r.is_permanent() {
+    if r.is_permanent() && !(500..=504).contains(&r.code) {
         Outcome::Permanent(r.text(), None)
     } else {
         Outcome::Temporary(r.text())
@@ -642,5 +830,45 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 5321 4.5.2: the end marker on a line of its own, whatever the
+    /// message's last bytes and however it was cut into pieces.
+    #[test]
+    fn end_markers_after_any_last_bytes() {
+        let marker = |pieces: &[&[u8]]| {
+            let mut t = Tail::default();
+            for p in pieces {
+                t.push(p);
+            }
+            t.end_marker()
+        };
+        assert_eq!(marker(&[]), b".\r\n");
+        assert_eq!(marker(&[b"a\r\n"]), b".\r\n");
+        assert_eq!(marker(&[b"a\r", b"\n"]), b".\r\n");
+        assert_eq!(marker(&[b"abc", b"\n"]), b"\r\n.\r\n");
+        assert_eq!(marker(&[b"no end"]), b"\r\n.\r\n");
+        assert_eq!(marker(&[b"bare\r"]), b"\n.\r\n");
+        assert_eq!(marker(&[b"x"]), b"\r\n.\r\n");
+    }
+
+    /// Replies that end a recipient for good, and those tried again.
+    #[test]
+    fn refusals_that_are_final_and_those_that_are_not() {
+        let r = |code: u16| ServerReply {
+            code,
+            lines: vec!["text".into()],
+        };
+        assert!(matches!(refusal(&r(550)), Outcome::Permanent(..)));
+        assert!(matches!(refusal(&r(554)), Outcome::Permanent(..)));
+        for code in [421, 451, 452, 500, 501, 502, 503, 504] {
+            assert!(matches!(refusal(&r(code)), Outcome::Temporary(_)), "{code}");
+        }
+        assert!(success(&r(250)) && !success(&r(354)) && !success(&r(450)));
     }
 }

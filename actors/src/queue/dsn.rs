@@ -47,68 +47,98 @@ pub async fn send(
     if m.sender.is_empty() || recipients.is_empty() {
         return;
     }
-    let (store, file) = (s.store.clone(), s.store.message_path(m.file));
+    // RFC 8689 5: the header of a REQUIRETLS message stays out of a DSN
+    // that may travel without TLS.
+    let file = s.store.message_path(m.file);
+    let requiretls = m.requiretls;
     let original = crate::task::blocking(move || {
-        let _ = &store;
+        if requiretls {
+            return Ok(Vec::new());
+        }
         let mut head = Vec::new();
         use std::io::Read;
         std::fs::File::open(&file)
             .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
             .map_err(|e| e.to_string())?;
-        let end = header_end(&head);
-        head.truncate(end);
+        head.truncate(header_end(&head));
         Ok::<_, String>(head)
     })
     .await
     .unwrap_or_default();
-    let t = now();
-    let dsn = Dsn {
-        reporting_mta: s.hostname.clone(),
-        date: crate::time::rfc5322_date(t),
-        arrival_date: crate::time::rfc5322_date(m.created),
-        to: m.sender.clone(),
-        message_id: format!("dsn.{}.{}@{}", m.id, t, s.hostname),
-        recipients: recipients
-            .iter()
-            .map(|(address, why, mta)| {
-                let code: u16 = why.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-                let enhanced = why
-                    .get(4..)
-                    .and_then(|rest| rest.split(' ').next())
-                    .filter(|e| e.split('.').count() == 3 && e.starts_with(['4', '5']));
-                let status = match kind {
-                    Kind::Failed if code >= 500 => status_of(code, enhanced),
-                    Kind::Failed => "5.4.7".to_string(),
-                    Kind::Delayed => status_of(code.clamp(400, 499), enhanced),
-                };
-                DsnRecipient {
-                    address: address.clone(),
-                    action: match kind {
-                        Kind::Failed => Action::Failed,
-                        Kind::Delayed => Action::Delayed,
-                    },
-                    status,
-                    diagnostic: Some(why.clone()),
-                    remote_mta: mta.clone(),
-                }
-            })
-            .collect(),
+    let report = Report {
+        store: &s.store,
+        hostname: &s.hostname,
+        sender: &m.sender,
+        about: m.id.to_string(),
+        arrival: m.created,
         original_header: original,
-        boundary: format!("dsn-{}-{}", m.id, t),
     };
-    if let Err(e) = deliver(s, &m.sender, dsn.build(), m.id).await {
-        warn!(id = %m.id, error = %e, "cannot send a DSN");
+    report.send(recipients, kind).await;
+}
+
+/// What a DSN is about, wherever it comes from (the queue, or a local
+/// delivery that failed after the rest of the message was queued).
+pub struct Report<'a> {
+    pub store: &'a roost_store::Store,
+    pub hostname: &'a str,
+    /// The original message's sender, who gets the DSN.
+    pub sender: &'a str,
+    /// A word that makes the DSN's Message-ID unique (the queue id).
+    pub about: String,
+    pub arrival: i64,
+    pub original_header: Vec<u8>,
+}
+
+impl Report<'_> {
+    pub async fn send(self, recipients: &[(String, String, Option<String>)], kind: Kind) {
+        if self.sender.is_empty() || recipients.is_empty() {
+            return;
+        }
+        let t = now();
+        let dsn = Dsn {
+            reporting_mta: self.hostname.to_string(),
+            date: crate::time::rfc5322_date(t),
+            arrival_date: crate::time::rfc5322_date(self.arrival),
+            to: self.sender.to_string(),
+            message_id: format!("dsn.{}.{}@{}", self.about, t, self.hostname),
+            recipients: recipients
+                .iter()
+                .map(|(address, why, mta)| {
+                    let code: u16 = why.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+                    let enhanced = why
+                        .get(4..)
+                        .and_then(|rest| rest.split(' ').next())
+                        .filter(|e| e.split('.').count() == 3 && e.starts_with(['4', '5']));
+                    let status = match kind {
+                        Kind::Failed if code >= 500 => status_of(code, enhanced),
+                        Kind::Failed => "5.4.7".to_string(),
+                        Kind::Delayed => status_of(code.clamp(400, 499), enhanced),
+                    };
+                    DsnRecipient {
+                        address: address.clone(),
+                        action: match kind {
+                            Kind::Failed => Action::Failed,
+                            Kind::Delayed => Action::Delayed,
+                        },
+                        status,
+                        diagnostic: Some(why.clone()),
+                        remote_mta: mta.clone(),
+                    }
+                })
+                .collect(),
+            original_header: self.original_header,
+            boundary: format!("dsn-{}-{}", self.about, t),
+        };
+        if let Err(e) = deliver(self.store, self.sender, dsn.build()).await {
+            warn!(about = %self.about, error = %e, "cannot send a DSN");
+        }
     }
 }
 
 /// Delivers a DSN to `to`: into a local account, or into the queue.
-async fn deliver(
-    s: &QueueSettings,
-    to: &str,
-    bytes: Vec<u8>,
-    about: QueueId,
-) -> Result<(), String> {
-    let store = s.store.clone();
+async fn deliver(store: &roost_store::Store, to: &str, bytes: Vec<u8>) -> Result<(), String> {
+    let queue_store = store.clone();
+    let store = store.clone();
     let to_owned = to.to_string();
     let (local, staged) = crate::task::blocking(move || {
         let local = match store.resolve_recipient(&to_owned) {
@@ -148,6 +178,8 @@ async fn deliver(
                 header_prefix: Vec::new(),
                 smtputf8: !to.is_ascii(),
                 eight_bit: true,
+                binary: false,
+                in_flight: false,
                 requiretls: false,
                 attempts: 0,
                 next_attempt: now(),
@@ -155,10 +187,9 @@ async fn deliver(
                 hold: false,
                 delay_notified: false,
             };
-            let store = s.store.clone();
-            crate::task::blocking(move || store.queue_add(staged, vec![queued]))
+            crate::task::blocking(move || queue_store.queue_add(staged, vec![queued]))
                 .await
-                .map_err(|e| format!("cannot queue a DSN about {about}: {e}"))?;
+                .map_err(|e| format!("cannot queue a DSN: {e}"))?;
             super::kick();
             Ok(())
         }

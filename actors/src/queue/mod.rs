@@ -14,7 +14,7 @@ pub mod dsn;
 
 use crate::dns::Dns;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use roost_store::{QueueId, QueuedMessage, Store};
+use roost_store::{QueueChange, QueueId, QueuedMessage, Store};
 use roost_supervisor::{ActorKind, Registry};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,9 +23,12 @@ use tracing::{info, warn};
 
 /// The registered name of the scheduler.
 pub const QUEUE_ACTOR: &str = "queue";
-/// Seconds to wait after each failed attempt: the first retry comes at
-/// once, then 7.5 minutes, 15, 30, 1 hour, 2, 4, 8 and 16; after the last
-/// the message fails (about 32 hours in all).
+/// The retry schedule: the first attempt is at once (`[0]`); after the
+/// n-th failed attempt the next waits `[n]` seconds: 7.5 minutes, 15, 30,
+/// 1 hour, 2, 4, 8 and 16 (the schedule); after the ninth failed
+/// attempt the message fails (about 32 hours in all). RFC 5321 4.5.4.1
+/// suggests longer (30 minutes apart, 4-5 days); a configurable schedule
+/// is still to come.
 pub const RETRY_SCHEDULE: [i64; 9] = [0, 450, 900, 1800, 3600, 7200, 14400, 28800, 57600];
 /// After this many failed attempts the sender hears that the message is
 /// delayed (RFC 3464 "delayed"), once.
@@ -36,6 +39,9 @@ pub const MAX_DOMAINS_IN_FLIGHT: usize = 20;
 pub const DUE_BATCH: usize = 1000;
 /// How often the scheduler looks for due messages when nothing wakes it.
 pub const SCHEDULER_TICK: Duration = Duration::from_secs(1);
+/// While a worker has a message, its due entry is this far ahead (past
+/// the worker's deadline), so the scheduler does not pick it again.
+pub const LEASE: i64 = delivery::WORKER_DEADLINE.as_secs() as i64 + 600;
 
 /// What the queue needs to deliver.
 #[derive(Clone)]
@@ -82,6 +88,15 @@ impl Actor for Scheduler {
         myself: ActorRef<QueueMsg>,
         settings: QueueSettings,
     ) -> Result<SchedulerState, ActorProcessingErr> {
+        // Messages a worker had when the process ended are due again.
+        let store = settings.store.clone();
+        let released = crate::task::blocking(move || store.queue_release_leases(now())).await?;
+        if released > 0 {
+            info!(
+                released,
+                "queued messages in flight at the last stop are due again"
+            );
+        }
         myself.send_interval(SCHEDULER_TICK, || QueueMsg::Kick);
         Ok(SchedulerState {
             settings: Arc::new(settings),
@@ -115,17 +130,7 @@ impl Actor for Scheduler {
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some((domain, ids)) = state.in_flight.remove(&cell.get_id()) {
                     warn!(%domain, error = %err, "a delivery worker crashed; its messages wait for their next attempt");
-                    let store = state.settings.store.clone();
-                    let _ = crate::task::blocking(move || {
-                        for id in ids {
-                            if let Some(mut m) = store.queued(id)? {
-                                delivery::reschedule(&mut m, "delivery worker crashed", now());
-                                store.queue_update(&m)?;
-                            }
-                        }
-                        Ok::<_, roost_store::StoreError>(())
-                    })
-                    .await;
+                    state.crashed(ids).await;
                 }
             }
             _ => {}
@@ -135,6 +140,39 @@ impl Actor for Scheduler {
 }
 
 impl SchedulerState {
+    /// A crashed worker's messages: counted as a failed attempt each,
+    /// and failed with a DSN when that was the last.
+    async fn crashed(&self, ids: Vec<QueueId>) {
+        for id in ids {
+            let store = self.settings.store.clone();
+            let failed = crate::task::blocking(move || {
+                store.queue_change(id, |m| {
+                    m.in_flight = false;
+                    let more = delivery::reschedule(m, "delivery worker crashed", now());
+                    let snapshot = m.clone();
+                    if more {
+                        (QueueChange::Write, None)
+                    } else {
+                        (QueueChange::Remove, Some(snapshot))
+                    }
+                })
+            })
+            .await;
+            if let Ok(Some(Some(m))) = failed {
+                let why = format!(
+                    "gave up after {} attempts: delivery worker crashed",
+                    m.attempts
+                );
+                let rcpts: Vec<_> = m
+                    .recipients
+                    .iter()
+                    .map(|r| (r.address.clone(), why.clone(), None))
+                    .collect();
+                dsn::send(&self.settings, &m, &rcpts, dsn::Kind::Failed).await;
+            }
+        }
+    }
+
     /// Starts a worker for each domain with due messages and none in
     /// flight, up to [`MAX_DOMAINS_IN_FLIGHT`].
     async fn start_due(&mut self, myself: &ActorRef<QueueMsg>) {
@@ -149,21 +187,28 @@ impl SchedulerState {
                 return;
             }
         };
-        let mut by_domain: Vec<(String, Vec<QueuedMessage>)> = Vec::new();
-        for m in due {
-            if self.in_flight.values().any(|(d, _)| *d == m.domain) {
+        let busy: Vec<String> = self.in_flight.values().map(|(d, _)| d.clone()).collect();
+        let room = MAX_DOMAINS_IN_FLIGHT - self.in_flight.len();
+        for (domain, messages) in group_by_domain(due, &busy, room) {
+            let ids: Vec<QueueId> = messages.iter().map(|m| m.id).collect();
+            // Leased to the worker: out of the due range until it is done.
+            let store = self.settings.store.clone();
+            let lease = ids.clone();
+            let leased = crate::task::blocking(move || {
+                for id in lease {
+                    store.queue_change(id, |m| {
+                        m.in_flight = true;
+                        m.next_attempt = now() + LEASE;
+                        (QueueChange::Write, ())
+                    })?;
+                }
+                Ok::<_, roost_store::StoreError>(())
+            })
+            .await;
+            if let Err(e) = leased {
+                warn!(%domain, error = %e, "cannot lease queued messages");
                 continue;
             }
-            match by_domain.iter_mut().find(|(d, _)| *d == m.domain) {
-                Some((_, list)) => list.push(m),
-                None => by_domain.push((m.domain.clone(), vec![m])),
-            }
-        }
-        for (domain, messages) in by_domain {
-            if self.in_flight.len() >= MAX_DOMAINS_IN_FLIGHT {
-                break;
-            }
-            let ids: Vec<QueueId> = messages.iter().map(|m| m.id).collect();
             let name = format!("delivery:{domain}");
             let args = delivery::WorkerArgs {
                 settings: self.settings.clone(),
@@ -188,6 +233,103 @@ impl SchedulerState {
     }
 }
 
+/// Due messages by destination domain, in the order they came, leaving
+/// out domains a worker is busy with, for at most `room` domains.
+fn group_by_domain(
+    due: Vec<QueuedMessage>,
+    busy: &[String],
+    room: usize,
+) -> Vec<(String, Vec<QueuedMessage>)> {
+    let mut groups: Vec<(String, Vec<QueuedMessage>)> = Vec::new();
+    for m in due {
+        if busy.contains(&m.domain) {
+            continue;
+        }
+        if let Some(i) = groups.iter().position(|(d, _)| *d == m.domain) {
+            groups[i].1.push(m);
+        } else if groups.len() < room {
+            groups.push((m.domain.clone(), vec![m]));
+        }
+    }
+    groups
+}
+
 pub(crate) fn now() -> i64 {
     crate::time::now_unix()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_store::{FileId, QueuedRecipient};
+
+    pub(crate) fn queued(id: u64, domain: &str) -> QueuedMessage {
+        QueuedMessage {
+            id: QueueId(id),
+            created: 0,
+            account: None,
+            sender: "a@local.example".into(),
+            domain: domain.into(),
+            recipients: vec![QueuedRecipient {
+                address: format!("b@{domain}"),
+                last_error: None,
+            }],
+            file: FileId(id),
+            header_prefix: Vec::new(),
+            smtputf8: false,
+            eight_bit: false,
+            binary: false,
+            requiretls: false,
+            attempts: 0,
+            next_attempt: 0,
+            last_error: None,
+            hold: false,
+            delay_notified: false,
+            in_flight: false,
+        }
+    }
+
+    /// MAX_DOMAINS_IN_FLIGHT workers at most: 20 domains start, the 21st
+    /// waits; busy domains are left out; one domain's messages go to one
+    /// worker.
+    #[test]
+    fn due_messages_group_by_domain_up_to_the_room_left() {
+        let due = |n: usize| -> Vec<QueuedMessage> {
+            (0..n)
+                .map(|i| queued(i as u64, &format!("d{i}.example")))
+                .collect()
+        };
+        assert_eq!(
+            group_by_domain(due(20), &[], MAX_DOMAINS_IN_FLIGHT).len(),
+            20
+        );
+        assert_eq!(
+            group_by_domain(due(21), &[], MAX_DOMAINS_IN_FLIGHT).len(),
+            20
+        );
+        let mixed = vec![
+            queued(1, "a.example"),
+            queued(2, "b.example"),
+            queued(3, "a.example"),
+        ];
+        let groups = group_by_domain(mixed, &["b.example".to_string()], 5);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].0, "a.example");
+        let ids: Vec<u64> = groups[0].1.iter().map(|m| m.id.0).collect();
+        assert_eq!(ids, [1, 3]);
+    }
+
+    /// The n-th failed attempt waits RETRY_SCHEDULE[n]; after the last
+    /// step there is no next attempt.
+    #[test]
+    fn the_retry_schedule_and_its_end() {
+        let mut m = queued(1, "a.example");
+        for (n, wait) in RETRY_SCHEDULE.iter().enumerate().skip(1) {
+            assert!(delivery::reschedule(&mut m, "451 later", 1000));
+            assert_eq!((m.attempts as usize, m.next_attempt), (n, 1000 + wait));
+        }
+        assert!(!delivery::reschedule(&mut m, "451 later", 1000));
+        assert_eq!(m.attempts as usize, RETRY_SCHEDULE.len());
+        assert_eq!(m.last_error.as_deref(), Some("451 later"));
+    }
 }

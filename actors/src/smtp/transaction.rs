@@ -439,7 +439,7 @@ impl Transaction {
                 }
             };
             let Some(file) = file else {
-                failures.push((format!("{account}: staging failed"), false));
+                failures.push((account.to_string(), "staging failed".to_string(), false));
                 continue;
             };
             // RFC 5321 4.4: the final delivery records the envelope sender.
@@ -482,7 +482,7 @@ impl Transaction {
                         e,
                         crate::client::ClientError::Account(AccountError::OverQuota { .. })
                     );
-                    failures.push((format!("{account}: {e}"), full));
+                    failures.push((account.to_string(), e.to_string(), full));
                 }
             }
         }
@@ -505,6 +505,38 @@ impl Transaction {
             })
             .await;
         }
+        if !failures.is_empty() && !self.remote.is_empty() {
+            // The message is queued for the other recipients already: a
+            // 4xx would make the client send it again to them. The local
+            // recipients that could not take it get a DSN instead.
+            warn!(
+                ?failures,
+                delivered, "delivery failed for some accounts; DSN sent"
+            );
+            let failed: Vec<(String, String, Option<String>)> = failures
+                .iter()
+                .flat_map(|(account, why, full)| {
+                    let code = if *full { "552 5.2.2 " } else { "451 4.3.0 " };
+                    self.recipients
+                        .iter()
+                        .filter(move |(_, a)| a == account)
+                        .map(move |(address, _)| (address.clone(), format!("{code}{why}"), None))
+                })
+                .collect();
+            let report = crate::queue::dsn::Report {
+                store: &session.services.store,
+                hostname: &session.services.hostname,
+                sender: &match &self.from {
+                    ReversePath::Mailbox(a) => a.to_string(),
+                    ReversePath::Null => String::new(),
+                },
+                about: format!("local.{now}"),
+                arrival: now,
+                original_header: self.head[..header_end(&self.head)].to_vec(),
+            };
+            report.send(&failed, crate::queue::dsn::Kind::Failed).await;
+            return Reply::new(250, Some((2, 0, 0)), "OK, queued for delivery");
+        }
         if !failures.is_empty() {
             // SMTP has one reply for all recipients. When nobody got the
             // message and every account was full, that is final (RFC 5321
@@ -515,7 +547,7 @@ impl Transaction {
             // already, so this is the rare case; the outgoing queue's DSNs
             // will end it).
             warn!(?failures, delivered, "delivery failed for some accounts");
-            let over_quota = |f: &(String, bool)| f.1;
+            let over_quota = |f: &(String, String, bool)| f.2;
             return if delivered == 0 && failures.iter().all(over_quota) {
                 Reply::new(552, Some((5, 2, 2)), "Mailbox full")
             } else if failures.iter().any(over_quota) {
@@ -571,10 +603,9 @@ impl Transaction {
                     file: roost_store::FileId(0),
                     header_prefix: prefix.clone(),
                     smtputf8: self.smtputf8,
-                    eight_bit: matches!(
-                        self.body,
-                        Some(BodyType::EightBitMime | BodyType::BinaryMime)
-                    ),
+                    eight_bit: self.body == Some(BodyType::EightBitMime),
+                    binary: self.body == Some(BodyType::BinaryMime),
+                    in_flight: false,
                     requiretls: self.requiretls,
                     attempts: 0,
                     next_attempt: now,
@@ -992,8 +1023,14 @@ impl SmtpState {
         if reply.is_positive() {
             if let Some(tx) = &mut self.tx {
                 tx.rcpts += 1;
-                let lower = address.to_lowercase();
-                if remote && !tx.remote.iter().any(|r| r.to_lowercase() == lower) {
+                // RFC 5321 2.4: a remote local part may mean something by
+                // its case; only the domain is compared without it.
+                let same = |r: &String| {
+                    let (rl, rd) = r.rsplit_once('@').unwrap_or((r, ""));
+                    let (al, ad) = address.rsplit_once('@').unwrap_or((&address, ""));
+                    rl == al && rd.eq_ignore_ascii_case(ad)
+                };
+                if remote && !tx.remote.iter().any(same) {
                     tx.remote.push(address.clone());
                 }
                 for account in accounts {

@@ -61,13 +61,22 @@ pub fn status_of(code: u16, enhanced: Option<&str>) -> String {
 }
 
 /// An address type and address for Final-Recipient (RFC 3464 2.3.2; RFC
-/// 6533 for non-ASCII addresses).
+/// 6533 3 for non-ASCII addresses, in a message/global-delivery-status).
 fn address_field(address: &str) -> String {
     if address.is_ascii() {
         format!("rfc822; {address}")
     } else {
         format!("utf-8; {address}")
     }
+}
+
+/// Whether `s` is an SMTP reply: three digits, then a space or nothing.
+fn is_smtp_reply(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 3
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && matches!(b[0], b'2'..=b'5')
+        && b.get(3).is_none_or(|c| *c == b' ')
 }
 
 /// Text that goes into a field: one line, printable.
@@ -81,6 +90,16 @@ impl Dsn {
     /// The whole message, CRLF line ends.
     pub fn build(&self) -> Vec<u8> {
         let failed = self.recipients.iter().any(|r| r.action == Action::Failed);
+        // RFC 6533: non-ASCII addresses or header fields travel in the
+        // "global" report types.
+        let global = !self.to.is_ascii()
+            || self.recipients.iter().any(|r| !r.address.is_ascii())
+            || !self.original_header.is_ascii();
+        let (status_type, headers_type) = if global {
+            ("message/global-delivery-status", "message/global-headers")
+        } else {
+            ("message/delivery-status", "text/rfc822-headers")
+        };
         let subject = if failed {
             "Undelivered mail returned to sender"
         } else {
@@ -127,7 +146,7 @@ impl Dsn {
         }
         m.push_str(&format!(
             "\r\n--{b}\r\n\
-             Content-Type: message/delivery-status\r\n\
+             Content-Type: {status_type}\r\n\
              \r\n\
              Reporting-MTA: dns; {mta}\r\n\
              Arrival-Date: {arrival}\r\n",
@@ -144,12 +163,13 @@ impl Dsn {
             if let Some(mta) = &r.remote_mta {
                 m.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta)));
             }
-            if let Some(d) = &r.diagnostic {
+            // RFC 3464 2.3.6: the smtp type is for a server's reply.
+            if let Some(d) = r.diagnostic.as_ref().filter(|d| is_smtp_reply(d)) {
                 m.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(d)));
             }
         }
         m.push_str(&format!(
-            "\r\n--{b}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            "\r\n--{b}\r\nContent-Type: {headers_type}\r\n\r\n"
         ));
         let mut out = m.into_bytes();
         let header = &self.original_header;
@@ -227,6 +247,16 @@ mod tests {
              --b1--\r\n"
         );
         assert_eq!(status_of(451, None), "4.0.0");
+        // A reason that is no server's reply has no Diagnostic-Code; a
+        // non-ASCII recipient makes the report global (RFC 6533).
+        let mut other = dsn.clone();
+        other.recipients[0].address = "b\u{f6}b@remote.example".into();
+        other.recipients[0].diagnostic = Some("MX lookup of remote.example failed".into());
+        let text = String::from_utf8(other.build()).unwrap();
+        assert!(text.contains("Content-Type: message/global-delivery-status\r\n"));
+        assert!(text.contains("Content-Type: message/global-headers\r\n"));
+        assert!(text.contains("Final-Recipient: utf-8; b\u{f6}b@remote.example\r\n"));
+        assert!(!text.contains("Diagnostic-Code"));
         assert_eq!(status_of(554, None), "5.0.0");
     }
 }

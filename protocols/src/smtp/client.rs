@@ -100,12 +100,13 @@ impl ReplyReader {
     pub fn next_reply(&mut self) -> Result<Option<ServerReply>, String> {
         loop {
             let Some(nl) = self.buf.iter().position(|&b| b == b'\n') else {
-                if self.buf.len() > MAX_REPLY_LINE {
+                if self.buf.len() >= MAX_REPLY_LINE {
                     return Err("reply line too long".into());
                 }
                 return Ok(None);
             };
-            if nl > MAX_REPLY_LINE {
+            // A line with its CRLF is at most MAX_REPLY_LINE octets.
+            if nl + 1 > MAX_REPLY_LINE {
                 return Err("reply line too long".into());
             }
             let line: Vec<u8> = self.buf.drain(..=nl).collect();
@@ -210,8 +211,15 @@ mod tests {
         let at = format!("250 {}\r\n", "a".repeat(MAX_REPLY_LINE - 6));
         assert_eq!(at.len(), MAX_REPLY_LINE);
         assert!(read(at.as_bytes()).is_ok());
-        let past = format!("250 {}\r\n", "a".repeat(MAX_REPLY_LINE - 4));
+        let past = format!("250 {}\r\n", "a".repeat(MAX_REPLY_LINE - 5));
+        assert_eq!(past.len(), MAX_REPLY_LINE + 1);
         assert_eq!(read(past.as_bytes()), Err("reply line too long".into()));
+        // In pieces: an unfinished line as long as a whole one is too long.
+        let mut r = ReplyReader::new();
+        r.feed(&at.as_bytes()[..MAX_REPLY_LINE - 1]);
+        assert_eq!(r.next_reply(), Ok(None));
+        r.feed(b"a");
+        assert_eq!(r.next_reply(), Err("reply line too long".into()));
         let lines = |n: usize| {
             let mut s = "250-x\r\n".repeat(n - 1);
             s.push_str("250 x\r\n");
