@@ -19,6 +19,7 @@ const EHLO_COMMON: &str = "250-localhost greets client.example.org\n\
      250-SMTPUTF8\n\
      250-CHUNKING\n\
      250-BINARYMIME\n\
+     250-DSN\n\
      250-LIMITS RCPTMAX=100\n";
 
 fn ehlo(server: &Server) -> Smtp {
@@ -1131,4 +1132,109 @@ fn localserve_keeps_queued_mail_on_the_machine() {
         format!("{{\n  \"dropped\": true,\n  \"id\": {id}\n}}\n")
     );
     assert_eq!(server.admin_ok(&["queue", "list"]), "");
+}
+
+/// DSN (RFC 3461): NOTIFY=SUCCESS on a local delivery brings a
+/// "delivered" report with the sender's ENVID and the ORCPT; through the
+/// queue (localserve's servers send no reports), a "relayed" one;
+/// NOTIFY=NEVER silences a failure report; RET=FULL returns the whole
+/// message.
+#[test]
+fn dsn_parameters_are_carried_and_honoured() {
+    let server = Server::start();
+    let mut mx = ehlo(&server);
+    envelope_with(
+        &mut mx,
+        &format!("MAIL FROM:<{ACCOUNT}> RET=HDRS ENVID=QQ314159"),
+        &format!("RCPT TO:<{ACCOUNT}> NOTIFY=SUCCESS ORCPT=rfc822;Original@example.org"),
+    );
+    assert_eq!(
+        data(&mut mx, b"Subject: with dsn\r\n\r\nhi\r\n"),
+        "250 2.0.0 OK, message delivered"
+    );
+    assert_eq!(
+        subjects(&server, ACCOUNT, PASSWORD),
+        ["with dsn", "Successful mail delivery report"]
+    );
+    let part = |n: usize, section: &str| {
+        let mut imap = Imap::login(server.port(IMAP));
+        imap.cmd("EXAMINE INBOX");
+        imap.cmd(&format!("FETCH {n} BODY.PEEK[{section}]"))
+    };
+    let r = part(2, "2");
+    let lines: Vec<&str> = r.lines().skip(1).take(10).collect();
+    assert_eq!(lines[0], "Original-Envelope-Id: QQ314159");
+    assert_eq!(lines[1], "Reporting-MTA: dns; localhost");
+    assert!(lines[2].starts_with("Arrival-Date: "), "{r}");
+    assert_eq!(
+        lines[3..],
+        [
+            "",
+            "Original-Recipient: rfc822;Original@example.org",
+            "Final-Recipient: rfc822; roost@localhost",
+            "Action: delivered",
+            "Status: 2.0.0",
+            "Diagnostic-Code: smtp; 250 2.0.0 delivered",
+            ")",
+        ]
+    );
+
+    let mut sub = submission(&server, ROOST_PLAIN);
+    let mut queue = |mail: &str, rcpt: &str, subject: &str| {
+        envelope_with(&mut sub, mail, rcpt);
+        assert_eq!(
+            data(
+                &mut sub,
+                format!("From: {ACCOUNT}\r\nSubject: {subject}\r\n\r\nfull body\r\n").as_bytes()
+            ),
+            "250 2.0.0 OK, queued for delivery"
+        );
+        eventually("an empty queue", || {
+            server.admin_ok(&["queue", "list"]).is_empty().then_some(())
+        });
+    };
+    let from = format!("MAIL FROM:<{ACCOUNT}>");
+    queue(
+        &from,
+        "RCPT TO:<permerror@elsewhere.example> NOTIFY=NEVER",
+        "silent",
+    );
+    queue(
+        &from,
+        "RCPT TO:<250@elsewhere.example> NOTIFY=SUCCESS",
+        "relayed",
+    );
+    eventually("the relayed report", || {
+        (subjects(&server, ACCOUNT, PASSWORD).len() == 3).then_some(())
+    });
+    let r = part(3, "2");
+    assert!(r.contains("\r\nAction: relayed\r\n"), "{r}");
+    queue(
+        &format!("{from} RET=FULL"),
+        "RCPT TO:<permerror@elsewhere.example>",
+        "returned",
+    );
+    eventually("the failure report", || {
+        (subjects(&server, ACCOUNT, PASSWORD).len() == 4).then_some(())
+    });
+    assert_eq!(
+        subjects(&server, ACCOUNT, PASSWORD),
+        [
+            "with dsn",
+            "Successful mail delivery report",
+            "Successful mail delivery report",
+            "Undelivered mail returned to sender",
+        ]
+    );
+    let r = part(4, "3");
+    assert!(
+        r.ends_with("Subject: returned\r\n\r\nfull body\r\n)\r\na3 OK FETCH completed\r\n"),
+        "{r}"
+    );
+}
+
+/// MAIL and RCPT with parameters, each answered as expected.
+fn envelope_with(smtp: &mut Smtp, mail: &str, rcpt: &str) {
+    assert_eq!(smtp.cmd(mail), "250 2.1.0 Sender OK");
+    assert_eq!(smtp.cmd(rcpt), "250 2.1.5 Recipient OK");
 }

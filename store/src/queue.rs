@@ -7,6 +7,7 @@
 use crate::files::{self, Placer};
 use crate::records::FileId;
 use crate::{encode, keys, MessageReader, Result, StagedFile, Store, StoreError};
+use roost_protocols::smtp::{Notify, Ret};
 use serde::{Deserialize, Serialize};
 
 /// A queued message's id, unique in the data directory.
@@ -27,6 +28,12 @@ pub struct QueuedRecipient {
     /// The last temporary failure for this recipient, if any.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// RFC 3461 NOTIFY, when the sender gave it.
+    #[serde(default)]
+    pub notify: Option<Notify>,
+    /// RFC 3461 ORCPT, `addr-type;address`.
+    #[serde(default)]
+    pub orcpt: Option<String>,
 }
 
 /// A message waiting to go to one destination domain.
@@ -72,6 +79,11 @@ pub struct QueuedMessage {
     /// A delay DSN went out already.
     #[serde(default)]
     pub delay_notified: bool,
+    /// RFC 3461 RET and ENVID, when the sender gave them.
+    #[serde(default)]
+    pub ret: Option<Ret>,
+    #[serde(default)]
+    pub envid: Option<String>,
     /// A delivery worker has it (its due entry is pushed past the
     /// worker's deadline); cleared when the worker writes the outcome,
     /// and at start, after a crash of the whole process.

@@ -1118,6 +1118,8 @@ fn queued_message(domain: &str, next_attempt: i64) -> QueuedMessage {
         recipients: vec![QueuedRecipient {
             address: format!("b@{domain}"),
             last_error: None,
+            notify: None,
+            orcpt: None,
         }],
         file: FileId(0),
         header_prefix: b"Received: x\r\n".to_vec(),
@@ -1131,6 +1133,8 @@ fn queued_message(domain: &str, next_attempt: i64) -> QueuedMessage {
         hold: false,
         delay_notified: false,
         in_flight: false,
+        ret: None,
+        envid: None,
     }
 }
 

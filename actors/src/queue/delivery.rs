@@ -8,7 +8,9 @@ use crate::client::AccountClient;
 use crate::dns::{Dns, MxAnswer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::smtp::client::{dot_stuff, ReplyReader, ServerReply};
+use roost_protocols::smtp::command::xtext_encode;
 use roost_protocols::smtp::spf::AuthDns;
+use roost_protocols::smtp::Ret;
 use roost_store::{QueueChange, QueuedMessage};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -164,7 +166,8 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
     if s.localserve {
         for m in messages {
             let outcomes = simulate(s, &m).await;
-            finish(s, m, outcomes, None).await;
+            // The simulated servers send no DSNs of their own.
+            finish(s, m, outcomes, None, true).await;
         }
         return;
     }
@@ -185,6 +188,7 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
                 m.clone(),
                 all(Outcome::Permanent(why.into(), None)),
                 None,
+                false,
             )
             .await;
             continue;
@@ -197,18 +201,26 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
                     m.clone(),
                     all(Outcome::Permanent(why.clone(), None)),
                     None,
+                    false,
                 )
                 .await;
                 continue;
             }
             Err((false, why)) => {
-                finish(s, m.clone(), all(Outcome::Temporary(why.clone())), None).await;
+                finish(
+                    s,
+                    m.clone(),
+                    all(Outcome::Temporary(why.clone())),
+                    None,
+                    false,
+                )
+                .await;
                 continue;
             }
         };
         if tokio::time::Instant::now() >= deadline {
             let why = "delivery ran out of time; tried again later".to_string();
-            finish(s, m.clone(), all(Outcome::Temporary(why)), None).await;
+            finish(s, m.clone(), all(Outcome::Temporary(why)), None, false).await;
             continue;
         }
         if session.is_none() && unreachable.is_none() {
@@ -224,18 +236,21 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
             } else {
                 Outcome::Temporary(why)
             };
-            finish(s, m.clone(), all(o), None).await;
+            finish(s, m.clone(), all(o), None, false).await;
             continue;
         };
         let host = host.clone();
         match open.send(s, &m).await {
-            Ok(outcomes) => finish(s, m, outcomes, Some(&host)).await,
+            Ok(outcomes) => {
+                let relay_reports = !open.ehlo.offers("DSN");
+                finish(s, m, outcomes, Some(&host), relay_reports).await
+            }
             Err(e) => {
                 // The connection is in an unknown state: this message is
                 // tried again later, the next one on a new connection.
                 session = None;
                 let why = format!("{host}: {e}");
-                finish(s, m.clone(), all(Outcome::Temporary(why)), None).await;
+                finish(s, m.clone(), all(Outcome::Temporary(why)), None, false).await;
             }
         }
     }
@@ -298,24 +313,38 @@ async fn deliver_to_sender(s: &QueueSettings, m: &QueuedMessage) -> Result<(), S
         .map_err(|e| e.to_string())
 }
 
-/// Writes what came of an attempt: delivered recipients go, failed ones
-/// go with a DSN, the rest wait for the next attempt (or fail with the
-/// last one). An admin's hold or drop meanwhile is kept.
+/// Writes what came of an attempt: delivered recipients go (with a
+/// "relayed" DSN for NOTIFY=SUCCESS when `relay_reports`: the server
+/// sends none itself), failed ones go with a DSN, the rest wait for the
+/// next attempt (or fail with the last one). An admin's hold or drop
+/// meanwhile is kept.
 async fn finish(
     s: &QueueSettings,
     mut m: QueuedMessage,
     outcomes: Vec<Outcome>,
     host: Option<&str>,
+    relay_reports: bool,
 ) {
     let mut failed = Vec::new();
+    let mut relayed = Vec::new();
     let mut kept = Vec::new();
     let mut temp_reason = None;
     for (mut r, o) in m.recipients.drain(..).zip(outcomes) {
         match o {
-            Outcome::Delivered => info!(id = %m.id, rcpt = %r.address, "delivered"),
+            Outcome::Delivered => {
+                info!(id = %m.id, rcpt = %r.address, "delivered");
+                if relay_reports {
+                    relayed.push(dsn::Entry::of(
+                        &r,
+                        "250 2.0.0 relayed".into(),
+                        host.map(str::to_string),
+                    ));
+                }
+            }
             Outcome::Permanent(why, mta) => {
                 info!(id = %m.id, rcpt = %r.address, %why, "failed");
-                failed.push((r.address, why, mta.or(host.map(str::to_string))));
+                let mta = mta.or(host.map(str::to_string));
+                failed.push(dsn::Entry::of(&r, why, mta));
             }
             Outcome::Temporary(why) => {
                 r.last_error = Some(why.clone());
@@ -333,25 +362,22 @@ async fn finish(
             failed.extend(
                 m.recipients
                     .drain(..)
-                    .map(|r| (r.address, why.clone(), None)),
+                    .map(|r| dsn::Entry::of(&r, why.clone(), None)),
             );
         }
     }
     if !failed.is_empty() {
         dsn::send(s, &m, &failed, dsn::Kind::Failed).await;
     }
+    if !relayed.is_empty() {
+        dsn::send(s, &m, &relayed, dsn::Kind::Relayed).await;
+    }
     let delay_due = !m.recipients.is_empty() && m.attempts >= DELAY_DSN_AFTER && !m.delay_notified;
     if delay_due {
-        let delayed: Vec<(String, String, Option<String>)> = m
+        let delayed: Vec<dsn::Entry> = m
             .recipients
             .iter()
-            .map(|r| {
-                (
-                    r.address.clone(),
-                    r.last_error.clone().unwrap_or_default(),
-                    None,
-                )
-            })
+            .map(|r| dsn::Entry::of(r, r.last_error.clone().unwrap_or_default(), None))
             .collect();
         dsn::send(s, &m, &delayed, dsn::Kind::Delayed).await;
         m.delay_notified = true;
@@ -576,12 +602,34 @@ impl Session {
         } else if m.eight_bit {
             mail.push_str(" BODY=8BITMIME");
         }
+        // RFC 3461 5.2: the DSN parameters go on where the server takes
+        // them.
+        let dsn = self.ehlo.offers("DSN");
+        if dsn {
+            match m.ret {
+                Some(Ret::Full) => mail.push_str(" RET=FULL"),
+                Some(Ret::Hdrs) => mail.push_str(" RET=HDRS"),
+                None => {}
+            }
+            if let Some(e) = &m.envid {
+                mail.push_str(&format!(" ENVID={}", xtext_encode(e)));
+            }
+        }
         let mut commands = vec![format!("{mail}\r\n")];
-        commands.extend(
-            batch
-                .iter()
-                .map(|&i| format!("RCPT TO:<{}>\r\n", m.recipients[i].address)),
-        );
+        commands.extend(batch.iter().map(|&i| {
+            let r = &m.recipients[i];
+            let mut line = format!("RCPT TO:<{}>", r.address);
+            if dsn {
+                if let Some(n) = r.notify {
+                    line.push_str(&format!(" NOTIFY={}", n.to_param()));
+                }
+                if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
+                    line.push_str(&format!(" ORCPT={kind};{}", xtext_encode(addr)));
+                }
+            }
+            line.push_str("\r\n");
+            line
+        }));
         let mut replies = Vec::new();
         if self.ehlo.offers("PIPELINING") {
             // The envelope in one write, then its replies, one per command.

@@ -17,7 +17,42 @@ use tracing::warn;
 pub enum Kind {
     Failed,
     Delayed,
+    /// NOTIFY=SUCCESS: delivered here.
+    Delivered,
+    /// NOTIFY=SUCCESS: handed to a server that sends no DSNs.
+    Relayed,
 }
+
+/// One recipient a DSN reports on.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub address: String,
+    /// What happened: a server's reply, or roost's reason.
+    pub why: String,
+    /// The server that said it.
+    pub mta: Option<String>,
+    /// RFC 3461 ORCPT.
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY, when given.
+    pub notify: Option<roost_protocols::smtp::Notify>,
+}
+
+impl Entry {
+    /// An entry for a queued recipient.
+    pub fn of(r: &QueuedRecipient, why: String, mta: Option<String>) -> Entry {
+        Entry {
+            address: r.address.clone(),
+            why,
+            mta,
+            orcpt: r.orcpt.clone(),
+            notify: r.notify,
+        }
+    }
+}
+
+/// The largest message a RET=FULL DSN returns whole; larger ones come
+/// back as their header.
+pub const MAX_RETURNED: u64 = 1024 * 1024;
 
 /// A staged message ready for an account actor.
 pub fn new_message(staged: StagedFile, header_prefix: Vec<u8>) -> Result<NewMessage, String> {
@@ -36,100 +71,132 @@ pub fn new_message(staged: StagedFile, header_prefix: Vec<u8>) -> Result<NewMess
     })
 }
 
-/// Sends the sender of `m` a DSN for `recipients`: (address, what
-/// happened, the server that said it).
-pub async fn send(
-    s: &QueueSettings,
-    m: &QueuedMessage,
-    recipients: &[(String, String, Option<String>)],
-    kind: Kind,
-) {
-    if m.sender.is_empty() || recipients.is_empty() {
+/// Sends the sender of `m` a DSN for `recipients`, those whose NOTIFY
+/// asks for this kind (RFC 3461 4.1: without NOTIFY, failures and
+/// delays).
+pub async fn send(s: &QueueSettings, m: &QueuedMessage, recipients: &[Entry], kind: Kind) {
+    let wanted: Vec<Entry> = recipients
+        .iter()
+        .filter(|e| match (&kind, e.notify) {
+            (Kind::Failed | Kind::Delayed, None) => true,
+            (Kind::Failed, Some(n)) => n.failure,
+            (Kind::Delayed, Some(n)) => n.delay,
+            (Kind::Delivered | Kind::Relayed, n) => n.is_some_and(|n| n.success),
+        })
+        .cloned()
+        .collect();
+    if m.sender.is_empty() || wanted.is_empty() {
         return;
     }
     // RFC 8689 5: the header of a REQUIRETLS message stays out of a DSN
-    // that may travel without TLS.
+    // that may travel without TLS. RFC 3461 4.3: RET=FULL returns the
+    // whole message on failure (up to MAX_RETURNED).
     let file = s.store.message_path(m.file);
     let requiretls = m.requiretls;
+    let full = matches!(kind, Kind::Failed) && m.ret == Some(roost_protocols::smtp::Ret::Full);
     let original = crate::task::blocking(move || {
         if requiretls {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
-        let mut head = Vec::new();
+        let size = std::fs::metadata(&file)
+            .map(|m| m.len())
+            .unwrap_or(u64::MAX);
+        let mut bytes = Vec::new();
         use std::io::Read;
+        let limit = if full && size <= MAX_RETURNED {
+            MAX_RETURNED
+        } else {
+            64 * 1024
+        };
         std::fs::File::open(&file)
-            .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
             .map_err(|e| e.to_string())?;
-        head.truncate(header_end(&head));
-        Ok::<_, String>(head)
+        if full && size <= MAX_RETURNED {
+            let head = bytes[..header_end(&bytes)].to_vec();
+            return Ok((head, Some(bytes)));
+        }
+        bytes.truncate(header_end(&bytes));
+        Ok::<_, String>((bytes, None))
     })
     .await
     .unwrap_or_default();
     let report = Report {
         store: &s.store,
         hostname: &s.hostname,
-        sender: &m.sender,
+        sender: m.sender.clone(),
         about: m.id.to_string(),
         arrival: m.created,
-        original_header: original,
+        original_header: original.0,
+        envid: m.envid.clone(),
+        whole: original.1,
     };
-    report.send(recipients, kind).await;
+    report.send(&wanted, kind).await;
 }
 
 /// What a DSN is about, wherever it comes from (the queue, or a local
-/// delivery that failed after the rest of the message was queued).
+/// delivery).
 pub struct Report<'a> {
     pub store: &'a roost_store::Store,
     pub hostname: &'a str,
     /// The original message's sender, who gets the DSN.
-    pub sender: &'a str,
+    pub sender: String,
     /// A word that makes the DSN's Message-ID unique (the queue id).
     pub about: String,
     pub arrival: i64,
     pub original_header: Vec<u8>,
+    /// RFC 3461 ENVID.
+    pub envid: Option<String>,
+    /// The whole original message, for RET=FULL.
+    pub whole: Option<Vec<u8>>,
 }
 
 impl Report<'_> {
-    pub async fn send(self, recipients: &[(String, String, Option<String>)], kind: Kind) {
+    pub async fn send(self, recipients: &[Entry], kind: Kind) {
         if self.sender.is_empty() || recipients.is_empty() {
             return;
         }
         let t = now();
+        let whole = self.whole.is_some();
         let dsn = Dsn {
             reporting_mta: self.hostname.to_string(),
             date: crate::time::rfc5322_date(t),
             arrival_date: crate::time::rfc5322_date(self.arrival),
-            to: self.sender.to_string(),
+            to: self.sender.clone(),
             message_id: format!("dsn.{}.{}@{}", self.about, t, self.hostname),
+            envid: self.envid.clone(),
             recipients: recipients
                 .iter()
-                .map(|(address, why, mta)| {
+                .map(|e| {
+                    let why = &e.why;
                     let code: u16 = why.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
                     let enhanced = why
                         .get(4..)
                         .and_then(|rest| rest.split(' ').next())
-                        .filter(|e| e.split('.').count() == 3 && e.starts_with(['4', '5']));
-                    let status = match kind {
-                        Kind::Failed if code >= 500 => status_of(code, enhanced),
-                        Kind::Failed => "5.4.7".to_string(),
-                        Kind::Delayed => status_of(code.clamp(400, 499), enhanced),
+                        .filter(|e| e.split('.').count() == 3 && e.starts_with(['2', '4', '5']));
+                    let (action, status) = match kind {
+                        Kind::Failed if code >= 500 => (Action::Failed, status_of(code, enhanced)),
+                        Kind::Failed => (Action::Failed, "5.4.7".to_string()),
+                        Kind::Delayed => {
+                            (Action::Delayed, status_of(code.clamp(400, 499), enhanced))
+                        }
+                        Kind::Delivered => (Action::Delivered, "2.0.0".to_string()),
+                        Kind::Relayed => (Action::Relayed, "2.0.0".to_string()),
                     };
                     DsnRecipient {
-                        address: address.clone(),
-                        action: match kind {
-                            Kind::Failed => Action::Failed,
-                            Kind::Delayed => Action::Delayed,
-                        },
+                        address: e.address.clone(),
+                        action,
                         status,
                         diagnostic: Some(why.clone()),
-                        remote_mta: mta.clone(),
+                        remote_mta: e.mta.clone(),
+                        original_recipient: e.orcpt.clone(),
                     }
                 })
                 .collect(),
-            original_header: self.original_header,
+            original_header: self.whole.unwrap_or(self.original_header),
+            whole,
             boundary: format!("dsn-{}-{}", self.about, t),
         };
-        if let Err(e) = deliver(self.store, self.sender, dsn.build()).await {
+        if let Err(e) = deliver(self.store, &self.sender, dsn.build()).await {
             warn!(about = %self.about, error = %e, "cannot send a DSN");
         }
     }
@@ -173,6 +240,8 @@ async fn deliver(store: &roost_store::Store, to: &str, bytes: Vec<u8>) -> Result
                 recipients: vec![QueuedRecipient {
                     address: to.to_string(),
                     last_error: None,
+                    notify: None,
+                    orcpt: None,
                 }],
                 file: roost_store::FileId(0),
                 header_prefix: Vec::new(),
@@ -180,6 +249,8 @@ async fn deliver(store: &roost_store::Store, to: &str, bytes: Vec<u8>) -> Result
                 eight_bit: true,
                 binary: false,
                 in_flight: false,
+                ret: None,
+                envid: None,
                 requiretls: false,
                 attempts: 0,
                 next_attempt: now(),

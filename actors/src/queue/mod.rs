@@ -166,7 +166,7 @@ impl SchedulerState {
                 let rcpts: Vec<_> = m
                     .recipients
                     .iter()
-                    .map(|r| (r.address.clone(), why.clone(), None))
+                    .map(|r| dsn::Entry::of(r, why.clone(), None))
                     .collect();
                 dsn::send(&self.settings, &m, &rcpts, dsn::Kind::Failed).await;
             }
@@ -273,6 +273,8 @@ mod tests {
             recipients: vec![QueuedRecipient {
                 address: format!("b@{domain}"),
                 last_error: None,
+                notify: None,
+                orcpt: None,
             }],
             file: FileId(id),
             header_prefix: Vec::new(),
@@ -286,6 +288,8 @@ mod tests {
             hold: false,
             delay_notified: false,
             in_flight: false,
+            ret: None,
+            envid: None,
         }
     }
 

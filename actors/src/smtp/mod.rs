@@ -332,6 +332,8 @@ impl SmtpState {
             "SMTPUTF8".to_string(),
             "CHUNKING".to_string(),
             "BINARYMIME".to_string(),
+            // RFC 3461.
+            "DSN".to_string(),
             // RFC 9422 4.2.
             format!("LIMITS RCPTMAX={MAX_RECIPIENTS}"),
         ];

@@ -12,7 +12,9 @@ use roost_protocols::message::dkim::BodyHasher;
 use roost_protocols::message::dkim_verify::{signatures, Canon, Signature};
 use roost_protocols::message::header::{fields, header_end, MAX_HEADER_FIELDS};
 use roost_protocols::message::thread::ThreadKeys;
-use roost_protocols::smtp::command::{BodyType, ForwardPath, MailParams, Param, ReversePath};
+use roost_protocols::smtp::command::{
+    BodyType, ForwardPath, MailParams, Notify, Param, RcptParams, ReversePath,
+};
 use roost_protocols::smtp::conn::DataOutcome;
 use roost_protocols::smtp::reply::Reply;
 use roost_store::{canonical_address, AliasRecord, Resolved, StagedWriter, Store};
@@ -36,6 +38,11 @@ pub struct Transaction {
     pub remote: Vec<String>,
     /// RFC 8689: the message must travel over TLS only.
     requiretls: bool,
+    /// RFC 3461: RET and ENVID from MAIL; NOTIFY and ORCPT per accepted
+    /// recipient address.
+    ret: Option<roost_protocols::smtp::Ret>,
+    envid: Option<String>,
+    dsn: Vec<(String, Option<Notify>, Option<String>)>,
     /// (address in lower case, account) pairs in `recipients`.
     reached: std::collections::HashSet<(String, String)>,
     /// RFC 1870: the size the client declared with MAIL, if any.
@@ -375,6 +382,7 @@ impl Transaction {
             _ => String::new(),
         };
         let mut delivered = 0;
+        let mut delivered_to: Vec<String> = Vec::new();
         let mut failures = Vec::new();
         let mut staged = Some(staged);
         // Submission: recipients at other domains go to the outgoing queue,
@@ -469,6 +477,7 @@ impl Transaction {
             match AccountClient::new(account).deliver(vec![message]).await {
                 Ok(_) => {
                     delivered += 1;
+                    delivered_to.push(account.to_string());
                     // Filed outside the intro mailbox: its author is known
                     // from now on (written once, not for every message).
                     if let (Some(r), Some(a)) = (routes.get(i), &author) {
@@ -513,28 +522,26 @@ impl Transaction {
                 ?failures,
                 delivered, "delivery failed for some accounts; DSN sent"
             );
-            let failed: Vec<(String, String, Option<String>)> = failures
-                .iter()
-                .flat_map(|(account, why, full)| {
-                    let code = if *full { "552 5.2.2 " } else { "451 4.3.0 " };
-                    self.recipients
-                        .iter()
-                        .filter(move |(_, a)| a == account)
-                        .map(move |(address, _)| (address.clone(), format!("{code}{why}"), None))
-                })
-                .collect();
-            let report = crate::queue::dsn::Report {
-                store: &session.services.store,
-                hostname: &session.services.hostname,
-                sender: &match &self.from {
-                    ReversePath::Mailbox(a) => a.to_string(),
-                    ReversePath::Null => String::new(),
-                },
-                about: format!("local.{now}"),
-                arrival: now,
-                original_header: self.head[..header_end(&self.head)].to_vec(),
-            };
-            report.send(&failed, crate::queue::dsn::Kind::Failed).await;
+            let mut failed: Vec<crate::queue::dsn::Entry> = Vec::new();
+            for (account, why, full) in &failures {
+                let code = if *full { "552 5.2.2 " } else { "451 4.3.0 " };
+                for (address, a) in &self.recipients {
+                    let (notify, orcpt) = self.dsn_of(address);
+                    if a == account && notify.is_none_or(|n| n.failure) {
+                        failed.push(crate::queue::dsn::Entry {
+                            address: address.clone(),
+                            why: format!("{code}{why}"),
+                            mta: None,
+                            orcpt,
+                            notify,
+                        });
+                    }
+                }
+            }
+            self.report(session, now)
+                .send(&failed, crate::queue::dsn::Kind::Failed)
+                .await;
+            self.success_reports(session, &delivered_to, now).await;
             return Reply::new(250, Some((2, 0, 0)), "OK, queued for delivery");
         }
         if !failures.is_empty() {
@@ -560,6 +567,7 @@ impl Transaction {
             recipients = self.recipients.len(),
             delivered, "message delivered"
         );
+        self.success_reports(session, &delivered_to, now).await;
         if self.remote.is_empty() {
             Reply::new(250, Some((2, 0, 0)), "OK, message delivered")
         } else {
@@ -569,6 +577,60 @@ impl Transaction {
 }
 
 impl Transaction {
+    /// NOTIFY and ORCPT given for `address`.
+    fn dsn_of(&self, address: &str) -> (Option<Notify>, Option<String>) {
+        self.dsn
+            .iter()
+            .find(|(a, ..)| a == address)
+            .map(|(_, n, o)| (*n, o.clone()))
+            .unwrap_or_default()
+    }
+
+    /// RFC 3461 5.2.2: a "delivered" DSN for the local recipients that
+    /// asked for one with NOTIFY=SUCCESS (never for the null sender).
+    async fn success_reports(&self, session: &SmtpState, delivered: &[String], now: i64) {
+        let rcpts: Vec<crate::queue::dsn::Entry> = self
+            .recipients
+            .iter()
+            .filter(|(_, account)| delivered.contains(account))
+            .filter_map(|(address, _)| {
+                let (notify, orcpt) = self.dsn_of(address);
+                notify
+                    .filter(|n| n.success)
+                    .map(|_| crate::queue::dsn::Entry {
+                        address: address.clone(),
+                        why: "250 2.0.0 delivered".into(),
+                        mta: None,
+                        orcpt,
+                        notify,
+                    })
+            })
+            .collect();
+        if rcpts.is_empty() {
+            return;
+        }
+        self.report(session, now)
+            .send(&rcpts, crate::queue::dsn::Kind::Delivered)
+            .await;
+    }
+
+    /// A DSN about this transaction's message.
+    fn report<'a>(&'a self, session: &'a SmtpState, now: i64) -> crate::queue::dsn::Report<'a> {
+        crate::queue::dsn::Report {
+            store: &session.services.store,
+            hostname: &session.services.hostname,
+            sender: match &self.from {
+                ReversePath::Mailbox(a) => a.to_string(),
+                ReversePath::Null => String::new(),
+            },
+            about: format!("local.{now}"),
+            arrival: now,
+            original_header: self.head[..header_end(&self.head)].to_vec(),
+            envid: self.envid.clone(),
+            whole: None,
+        }
+    }
+
     /// Queues the message once per destination domain of its remote
     /// recipients (durable when this returns) and wakes the queue.
     async fn queue(
@@ -584,9 +646,12 @@ impl Transaction {
                 .rsplit_once('@')
                 .map_or("", |(_, d)| d)
                 .to_ascii_lowercase();
+            let (notify, orcpt) = self.dsn_of(address);
             let recipient = roost_store::QueuedRecipient {
                 address: address.clone(),
                 last_error: None,
+                notify,
+                orcpt,
             };
             match by_domain.iter_mut().find(|m| m.domain == domain) {
                 Some(m) => m.recipients.push(recipient),
@@ -606,6 +671,8 @@ impl Transaction {
                     eight_bit: self.body == Some(BodyType::EightBitMime),
                     binary: self.body == Some(BodyType::BinaryMime),
                     in_flight: false,
+                    ret: self.ret,
+                    envid: self.envid.clone(),
                     requiretls: self.requiretls,
                     attempts: 0,
                     next_attempt: now,
@@ -947,6 +1014,9 @@ impl SmtpState {
             rcpts: 0,
             remote: Vec::new(),
             requiretls: params.requiretls,
+            ret: params.ret,
+            envid: params.envid.clone(),
+            dsn: Vec::new(),
             reached: Default::default(),
             declared_size: params.size,
             body: params.body,
@@ -977,7 +1047,18 @@ impl SmtpState {
         let Some(tx) = &self.tx else {
             return self.bad_command(Reply::bad_sequence("MAIL first"));
         };
-        if let Some(p) = params.first() {
+        // RFC 5321 4.1.1.11 with 2.2.1: extension parameters exist only
+        // after EHLO offered them.
+        if !self.esmtp && !params.is_empty() {
+            return self.bad_command(Reply::parameter_not_recognized(
+                "RCPT parameters need EHLO, not HELO",
+            ));
+        }
+        let rcpt_params = match RcptParams::from_params(params) {
+            Ok(p) => p,
+            Err(e) => return self.bad_command(e.0),
+        };
+        if let Some(p) = rcpt_params.other.first() {
             return self.bad_command(Reply::parameter_not_recognized(format!(
                 "Parameter {} is not supported",
                 p.keyword
@@ -1023,6 +1104,13 @@ impl SmtpState {
         if reply.is_positive() {
             if let Some(tx) = &mut self.tx {
                 tx.rcpts += 1;
+                if !tx.dsn.iter().any(|(a, ..)| *a == address) {
+                    tx.dsn.push((
+                        address.clone(),
+                        rcpt_params.notify,
+                        rcpt_params.orcpt.clone(),
+                    ));
+                }
                 // RFC 5321 2.4: a remote local part may mean something by
                 // its case; only the domain is compared without it.
                 let same = |r: &String| {

@@ -9,6 +9,10 @@
 pub enum Action {
     Failed,
     Delayed,
+    /// Delivered into the recipient's mailbox (asked for with NOTIFY=SUCCESS).
+    Delivered,
+    /// Handed to a server that sends no DSNs itself (RFC 3461 5.2.2).
+    Relayed,
 }
 
 impl Action {
@@ -16,6 +20,8 @@ impl Action {
         match self {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         }
     }
 }
@@ -30,6 +36,8 @@ pub struct DsnRecipient {
     /// The remote server's reply, when one answered.
     pub diagnostic: Option<String>,
     pub remote_mta: Option<String>,
+    /// RFC 3461 ORCPT as given, `addr-type;address` (Original-Recipient).
+    pub original_recipient: Option<String>,
 }
 
 /// A DSN to build.
@@ -44,8 +52,12 @@ pub struct Dsn {
     pub to: String,
     pub message_id: String,
     pub recipients: Vec<DsnRecipient>,
-    /// The original message's header section.
+    /// RFC 3461 ENVID (Original-Envelope-Id).
+    pub envid: Option<String>,
+    /// The original message's header section, or the whole message when
+    /// `whole` (RET=FULL).
     pub original_header: Vec<u8>,
+    pub whole: bool,
     /// A MIME boundary not found in the original header.
     pub boundary: String,
 }
@@ -90,20 +102,24 @@ impl Dsn {
     /// The whole message, CRLF line ends.
     pub fn build(&self) -> Vec<u8> {
         let failed = self.recipients.iter().any(|r| r.action == Action::Failed);
+        let delayed = self.recipients.iter().any(|r| r.action == Action::Delayed);
         // RFC 6533: non-ASCII addresses or header fields travel in the
         // "global" report types.
         let global = !self.to.is_ascii()
             || self.recipients.iter().any(|r| !r.address.is_ascii())
             || !self.original_header.is_ascii();
-        let (status_type, headers_type) = if global {
-            ("message/global-delivery-status", "message/global-headers")
-        } else {
-            ("message/delivery-status", "text/rfc822-headers")
+        let (status_type, headers_type) = match (global, self.whole) {
+            (true, true) => ("message/global-delivery-status", "message/global"),
+            (true, false) => ("message/global-delivery-status", "message/global-headers"),
+            (false, true) => ("message/delivery-status", "message/rfc822"),
+            (false, false) => ("message/delivery-status", "text/rfc822-headers"),
         };
         let subject = if failed {
             "Undelivered mail returned to sender"
-        } else {
+        } else if delayed {
             "Delayed mail (still being retried)"
+        } else {
+            "Successful mail delivery report"
         };
         let b = &self.boundary;
         let mut m = String::new();
@@ -131,10 +147,15 @@ impl Dsn {
         ));
         if failed {
             m.push_str("Your message could not be delivered to these recipients:\r\n\r\n");
-        } else {
+        } else if delayed {
             m.push_str(
                 "Your message has not been delivered to these recipients yet.\r\n\
                  Delivery is being retried; you need not send it again.\r\n\r\n",
+            );
+        } else {
+            m.push_str(
+                "Your message was delivered to these recipients (or handed on\r\n\
+                 to a server that sends no reports):\r\n\r\n",
             );
         }
         for r in &self.recipients {
@@ -148,14 +169,23 @@ impl Dsn {
             "\r\n--{b}\r\n\
              Content-Type: {status_type}\r\n\
              \r\n\
-             Reporting-MTA: dns; {mta}\r\n\
+             {envid}Reporting-MTA: dns; {mta}\r\n\
              Arrival-Date: {arrival}\r\n",
+            envid = self
+                .envid
+                .as_ref()
+                .map(|e| format!("Original-Envelope-Id: {}\r\n", one_line(e)))
+                .unwrap_or_default(),
             mta = self.reporting_mta,
             arrival = self.arrival_date,
         ));
         for r in &self.recipients {
+            m.push_str("\r\n");
+            if let Some(o) = &r.original_recipient {
+                m.push_str(&format!("Original-Recipient: {}\r\n", one_line(o)));
+            }
             m.push_str(&format!(
-                "\r\nFinal-Recipient: {}\r\nAction: {}\r\nStatus: {}\r\n",
+                "Final-Recipient: {}\r\nAction: {}\r\nStatus: {}\r\n",
                 address_field(&one_line(&r.address)),
                 r.action.as_str(),
                 r.status
@@ -200,7 +230,10 @@ mod tests {
                 status: status_of(550, Some("5.1.1")),
                 diagnostic: Some("550 5.1.1 No such user".into()),
                 remote_mta: Some("mx.remote.example".into()),
+                original_recipient: None,
             }],
+            envid: None,
+            whole: false,
             original_header: b"From: alice@example.org\r\nSubject: hi\r\n".to_vec(),
             boundary: "b1".into(),
         };

@@ -126,9 +126,165 @@ pub struct MailParams {
     pub smtputf8: bool,
     /// RFC 8689 4.1.
     pub requiretls: bool,
+    /// RFC 3461 4.3: what a failure DSN returns.
+    pub ret: Option<Ret>,
+    /// RFC 3461 4.4: the sender's envelope id, decoded.
+    pub envid: Option<String>,
     /// Parameters not known here, in order; the session answers 555 if it
     /// did not advertise them (RFC 5321 4.1.1.11).
     pub other: Vec<Param>,
+}
+
+/// RFC 3461 4.4: ENVID's xtext is at most 100 characters.
+pub const MAX_ENVID: usize = 100;
+/// RFC 3461 4.2: ORCPT's value is at most 500 characters.
+pub const MAX_ORCPT: usize = 500;
+
+/// RFC 3461 4.3 RET: the whole message or its header in a failure DSN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Ret {
+    Full,
+    Hdrs,
+}
+
+/// RFC 3461 4.1 NOTIFY: which DSNs the sender wants for a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Notify {
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    /// NEVER: no DSN at all.
+    pub fn never(&self) -> bool {
+        !(self.success || self.failure || self.delay)
+    }
+
+    /// The parameter as sent on: `NEVER` or a comma list.
+    pub fn to_param(self) -> String {
+        let mut words = Vec::new();
+        for (on, word) in [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ] {
+            if on {
+                words.push(word);
+            }
+        }
+        if words.is_empty() {
+            "NEVER".into()
+        } else {
+            words.join(",")
+        }
+    }
+}
+
+/// The RCPT parameters roost knows (RFC 3461 4.1, 4.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptParams {
+    pub notify: Option<Notify>,
+    /// `addr-type;address`, the address decoded from xtext.
+    pub orcpt: Option<String>,
+    pub other: Vec<Param>,
+}
+
+impl RcptParams {
+    /// Reads NOTIFY and ORCPT; a malformed or repeated one is 501 5.5.4.
+    pub fn from_params(params: &[Param]) -> Result<RcptParams, ReplyError> {
+        let mut out = RcptParams::default();
+        for p in params {
+            match (p.keyword.as_str(), p.value.as_deref()) {
+                ("NOTIFY", Some(v)) if out.notify.is_none() => {
+                    out.notify =
+                        Some(parse_notify(v).ok_or_else(|| invalid("Invalid NOTIFY parameter"))?)
+                }
+                ("ORCPT", Some(v)) if out.orcpt.is_none() && v.len() <= MAX_ORCPT => {
+                    let (kind, addr) = v
+                        .split_once(';')
+                        .ok_or_else(|| invalid("Invalid ORCPT parameter"))?;
+                    let addr =
+                        xtext_decode(addr).ok_or_else(|| invalid("Invalid ORCPT parameter"))?;
+                    let atom = !kind.is_empty()
+                        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                    if !atom || addr.is_empty() {
+                        return Err(invalid("Invalid ORCPT parameter"));
+                    }
+                    out.orcpt = Some(format!("{kind};{addr}"));
+                }
+                ("NOTIFY" | "ORCPT", _) => {
+                    return Err(invalid(format!(
+                        "Invalid or repeated {} parameter",
+                        p.keyword
+                    )))
+                }
+                _ => out.other.push(p.clone()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// RFC 3461 4.1: `NEVER`, or one or more of SUCCESS, FAILURE, DELAY.
+fn parse_notify(v: &str) -> Option<Notify> {
+    let v = v.to_ascii_uppercase();
+    if v == "NEVER" {
+        return Some(Notify::default());
+    }
+    let mut n = Notify::default();
+    for word in v.split(',') {
+        match word {
+            "SUCCESS" => n.success = true,
+            "FAILURE" => n.failure = true,
+            "DELAY" => n.delay = true,
+            _ => return None,
+        }
+    }
+    Some(n)
+}
+
+/// RFC 3461 4: xtext, `+XX` for each octet outside `!`..`~` and for `+`
+/// and `=`; `None` for text that is not xtext or not UTF-8.
+pub fn xtext_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                let hex = s.get(i + 1..i + 3)?;
+                if !hex
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+                {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'=' => return None,
+            c @ b'!'..=b'~' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The xtext form of `s` (RFC 3461 4).
+pub fn xtext_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
 }
 
 impl MailParams {
@@ -140,6 +296,23 @@ impl MailParams {
         let mut seen_requiretls = false;
         for p in params {
             match (p.keyword.as_str(), p.value.as_deref()) {
+                ("RET", Some(v)) if out.ret.is_none() => {
+                    out.ret = Some(match v.to_ascii_uppercase().as_str() {
+                        "FULL" => Ret::Full,
+                        "HDRS" => Ret::Hdrs,
+                        _ => return Err(invalid("Invalid RET parameter")),
+                    })
+                }
+                ("ENVID", Some(v)) if out.envid.is_none() && v.len() <= MAX_ENVID => {
+                    out.envid =
+                        Some(xtext_decode(v).ok_or_else(|| invalid("Invalid ENVID parameter"))?)
+                }
+                ("RET" | "ENVID", _) => {
+                    return Err(invalid(format!(
+                        "Invalid or repeated {} parameter",
+                        p.keyword
+                    )))
+                }
                 ("SIZE", v) if out.size.is_none() => out.size = Some(parse_size(v)?),
                 ("BODY", v) if out.body.is_none() => out.body = Some(parse_body(v)?),
                 ("SMTPUTF8", None) if !seen_smtputf8 => {
@@ -932,5 +1105,81 @@ mod tests {
                 let _ = MailParams::from_params(&params);
             }
         }
+    }
+
+    fn param(keyword: &str, value: Option<&str>) -> Param {
+        Param {
+            keyword: keyword.into(),
+            value: value.map(str::to_string),
+        }
+    }
+
+    /// RFC 3461 4.3 and 4.4: RET and ENVID (xtext, at most 100).
+    #[test]
+    fn mail_dsn_parameters() {
+        let p = MailParams::from_params(&[
+            param("RET", Some("hdrs")),
+            param("ENVID", Some("QQ+2B314159")),
+        ])
+        .unwrap();
+        assert_eq!(
+            (p.ret, p.envid.as_deref()),
+            (Some(Ret::Hdrs), Some("QQ+314159"))
+        );
+        let envid = |n: usize| MailParams::from_params(&[param("ENVID", Some(&"e".repeat(n)))]);
+        assert!(envid(MAX_ENVID).is_ok());
+        assert!(envid(MAX_ENVID + 1).is_err());
+        for bad in [
+            vec![param("RET", Some("ALL"))],
+            vec![param("RET", None)],
+            vec![param("RET", Some("FULL")), param("RET", Some("HDRS"))],
+            vec![param("ENVID", Some("a=b"))],
+            vec![param("ENVID", Some("a+zz"))],
+        ] {
+            assert!(MailParams::from_params(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// RFC 3461 4.1 and 4.2: NOTIFY and ORCPT (at most 500).
+    #[test]
+    fn rcpt_dsn_parameters() {
+        let p = RcptParams::from_params(&[
+            param("NOTIFY", Some("success,Delay")),
+            param("ORCPT", Some("rfc822;Bob+2Bx@example.org")),
+        ])
+        .unwrap();
+        let n = p.notify.unwrap();
+        assert!(n.success && n.delay && !n.failure && !n.never());
+        assert_eq!(n.to_param(), "SUCCESS,DELAY");
+        assert_eq!(p.orcpt.as_deref(), Some("rfc822;Bob+x@example.org"));
+        let never = RcptParams::from_params(&[param("NOTIFY", Some("NEVER"))]).unwrap();
+        assert!(never.notify.unwrap().never());
+        assert_eq!(never.notify.unwrap().to_param(), "NEVER");
+        let orcpt = |n: usize| {
+            let v = format!("rfc822;{}", "a".repeat(n - 7));
+            RcptParams::from_params(&[param("ORCPT", Some(&v))])
+        };
+        assert!(orcpt(MAX_ORCPT).is_ok());
+        assert!(orcpt(MAX_ORCPT + 1).is_err());
+        for bad in [
+            vec![param("NOTIFY", Some("NEVER,SUCCESS"))],
+            vec![param("NOTIFY", Some("SOMETIMES"))],
+            vec![param("NOTIFY", None)],
+            vec![param("ORCPT", Some("noaddrtype"))],
+            vec![param("ORCPT", Some("rfc822;"))],
+            vec![
+                param("NOTIFY", Some("SUCCESS")),
+                param("NOTIFY", Some("FAILURE")),
+            ],
+        ] {
+            assert!(RcptParams::from_params(&bad).is_err(), "{bad:?}");
+        }
+        let other = RcptParams::from_params(&[param("XFOO", None)]).unwrap();
+        assert_eq!(other.other.len(), 1);
+        assert_eq!(xtext_encode("a+b=c d\u{e9}"), "a+2Bb+3Dc+20d+C3+A9");
+        assert_eq!(
+            xtext_decode("a+2Bb+3Dc+20d+C3+A9").as_deref(),
+            Some("a+b=c d\u{e9}")
+        );
     }
 }

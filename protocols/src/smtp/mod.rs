@@ -12,7 +12,8 @@ pub mod reply;
 pub mod spf;
 
 pub use command::{
-    parse_command, Address, BodyType, Command, ForwardPath, MailParams, Param, ReversePath,
+    parse_command, Address, BodyType, Command, ForwardPath, MailParams, Notify, Param, RcptParams,
+    Ret, ReversePath,
 };
 pub use conn::{DataOutcome, Event, SmtpReader, MAX_COMMAND_LINE};
 pub use reply::{EnhancedCode, Reply, ReplyError};
