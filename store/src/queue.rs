@@ -196,6 +196,38 @@ impl Store {
         id: QueueId,
         change: impl FnOnce(&mut QueuedMessage) -> (QueueChange, T),
     ) -> Result<Option<T>> {
+        self.change_queued(id, change, true)
+    }
+
+    /// As [`Store::queue_change`], without a flush of its own: for what a
+    /// crash may lose at the cost of a repeat (an attempt's outcome, a
+    /// lease), never for what a client was promised. The next flush (of
+    /// any caller, or sled's own within half a second) makes it durable.
+    /// A delivered message whose removal is lost this way comes back
+    /// without its file; [`Store::queue_file_gone`] tells the worker so.
+    pub fn queue_change_lazily<T>(
+        &self,
+        id: QueueId,
+        change: impl FnOnce(&mut QueuedMessage) -> (QueueChange, T),
+    ) -> Result<Option<T>> {
+        self.change_queued(id, change, false)
+    }
+
+    /// Whether a queued message's file is gone: its removal was applied
+    /// and then lost in a crash, so it was delivered (or failed) already.
+    pub fn queue_file_gone(&self, m: &QueuedMessage) -> bool {
+        matches!(
+            std::fs::metadata(self.message_path(m.file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        )
+    }
+
+    fn change_queued<T>(
+        &self,
+        id: QueueId,
+        change: impl FnOnce(&mut QueuedMessage) -> (QueueChange, T),
+        flush: bool,
+    ) -> Result<Option<T>> {
         let _guard = self
             .inner
             .queue_lock
@@ -215,17 +247,25 @@ impl Store {
                     batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
                 }
                 batch.insert(keys::queue(m.id), encode(&m)?);
-                self.apply_and_flush(batch)?;
+                self.apply(batch, flush)?;
             }
             QueueChange::Remove => {
                 batch.remove(keys::queue(m.id));
-                self.apply_and_flush(batch)?;
+                self.apply(batch, flush)?;
                 if let Err(e) = files::remove_if_present(&self.message_path(m.file)) {
                     tracing::warn!(error = %e, file = m.file.0, "could not remove a queued message's file");
                 }
             }
         }
         Ok(Some(answer))
+    }
+
+    fn apply(&self, batch: sled::Batch, flush: bool) -> Result<()> {
+        if flush {
+            self.apply_and_flush(batch)
+        } else {
+            Ok(self.inner.db.apply_batch(batch)?)
+        }
     }
 
     /// Writes a queued message as given (tests and tools; the server goes
@@ -251,13 +291,16 @@ impl Store {
         let mut released = 0;
         for m in self.queue_list()? {
             if m.in_flight {
-                self.queue_change(m.id, |stored| {
+                self.queue_change_lazily(m.id, |stored| {
                     stored.in_flight = false;
                     stored.next_attempt = now;
                     (QueueChange::Write, ())
                 })?;
                 released += 1;
             }
+        }
+        if released > 0 {
+            self.flush()?;
         }
         Ok(released)
     }

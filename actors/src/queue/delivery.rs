@@ -177,6 +177,16 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
     let mut unreachable: Option<String> = None;
     for m in messages {
         let all = |o: Outcome| vec![o; m.recipients.len()];
+        // Delivered before a crash that lost only the record's removal.
+        let (store, probe) = (s.store.clone(), m.clone());
+        let gone = crate::task::blocking(move || Ok::<_, String>(store.queue_file_gone(&probe)))
+            .await
+            .unwrap_or(false);
+        if gone {
+            let (store, id) = (s.store.clone(), m.id);
+            let _ = crate::task::blocking(move || store.queue_remove(id)).await;
+            continue;
+        }
         // RFC 8689 4.2.1: a REQUIRETLS message needs a validated MX
         // (DNSSEC or MTA-STS) and a validated certificate; roost does
         // neither yet, so it may not send one (5.7.30).
@@ -384,7 +394,9 @@ async fn finish(
     }
     let store = s.store.clone();
     let written = crate::task::blocking(move || {
-        store.queue_change(m.id, move |stored| {
+        // An outcome lost in a crash means a repeat: another attempt, or
+        // (for a remote 250 not yet recorded) a duplicate, never a loss.
+        store.queue_change_lazily(m.id, move |stored| {
             if m.recipients.is_empty() {
                 return (QueueChange::Remove, ());
             }
@@ -454,6 +466,9 @@ impl Session {
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| format!("connect: {e}"))?;
+        // Commands and replies are small and answered one by one: without
+        // this, Nagle's algorithm and delayed ACKs hold each for ~40 ms.
+        let _ = tcp.set_nodelay(true);
         let mut session = Session {
             io: Box::new(tcp),
             reader: ReplyReader::new(),

@@ -146,7 +146,7 @@ impl SchedulerState {
         for id in ids {
             let store = self.settings.store.clone();
             let failed = crate::task::blocking(move || {
-                store.queue_change(id, |m| {
+                store.queue_change_lazily(id, |m| {
                     m.in_flight = false;
                     let more = delivery::reschedule(m, "delivery worker crashed", now());
                     let snapshot = m.clone();
@@ -196,7 +196,7 @@ impl SchedulerState {
             let lease = ids.clone();
             let leased = crate::task::blocking(move || {
                 for id in lease {
-                    store.queue_change(id, |m| {
+                    store.queue_change_lazily(id, |m| {
                         m.in_flight = true;
                         m.next_attempt = now() + LEASE;
                         (QueueChange::Write, ())
