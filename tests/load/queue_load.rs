@@ -16,10 +16,10 @@
 #[path = "server.rs"]
 mod server;
 
-use server::{rss_kib, roost_binary};
+use server::{roost_binary, rss_kib};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,10 @@ fn parse_args() -> Result<Load, String> {
         size: 1024,
         kept: 100_000,
     };
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it
@@ -174,7 +177,13 @@ fn run(load: &Load) -> Result<(), String> {
     admin(
         &binary,
         &data,
-        &["account", "add", "u@bench.test", "--password", "benchsecret1"],
+        &[
+            "account",
+            "add",
+            "u@bench.test",
+            "--password",
+            "benchsecret1",
+        ],
     )?;
     let pid = roost.0.id();
     println!(
@@ -227,7 +236,8 @@ fn run(load: &Load) -> Result<(), String> {
 /// Submits `n` messages over `sessions` connections, each its own thread.
 fn submit(port: u16, n: usize, sessions: usize, size: usize) -> Result<(), String> {
     let body: String = "x".repeat(70) + "\r\n";
-    let mut message = String::from("From: u@bench.test\r\nTo: someone@[127.0.0.1]\r\nSubject: load\r\n\r\n");
+    let mut message =
+        String::from("From: u@bench.test\r\nTo: someone@[127.0.0.1]\r\nSubject: load\r\n\r\n");
     while message.len() < size {
         message.push_str(&body);
     }
@@ -293,7 +303,7 @@ fn session(port: u16, count: usize, message: &str) -> Result<(), String> {
 }
 
 /// Waits until the queue lists nothing.
-fn wait_empty(binary: &PathBuf, data: &Path) -> Result<(), String> {
+fn wait_empty(binary: &Path, data: &Path) -> Result<(), String> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if admin(binary, data, &["queue", "list", "--limit", "1"])?.is_empty() {
