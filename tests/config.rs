@@ -1167,3 +1167,108 @@ fn the_queue_delivers_retries_and_returns_failures() {
         ]
     );
 }
+
+#[path = "common/postfix.rs"]
+mod postfix;
+
+/// A real Postfix from Debian as the receiving server: roost's queue
+/// finds it by MX (dnsmasq), talks SMTP to it (pipelined envelope, 8-bit
+/// body) and Postfix takes both messages (its log says `status=sent`;
+/// its discard transport drops them afterwards). roost's queue is empty
+/// after.
+#[test]
+fn the_queue_delivers_to_a_real_postfix() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let relay = postfix::Postfix::start(
+        port,
+        "relay_domains = remote.example\n\
+         relay_transport = discard\n\
+         default_transport = discard\n\
+         smtpd_helo_required = yes\n",
+    )
+    .unwrap_or_else(|e| {
+        panic!("Postfix: {e}; .ci/run installs it (apt-get install postfix) and runs as root")
+    });
+    let dns = Dnsmasq::start_with(
+        &[],
+        &[
+            "--mx-host=remote.example,mx.remote.example,10",
+            "--host-record=mx.remote.example,127.0.0.1",
+            "--local=/example/",
+        ],
+    );
+    let offset = fresh_offset();
+    let (a_sub, a_imap) = (SUBMISSION + offset, IMAP + offset);
+    let sender = serve_config(
+        &format!(
+            "hostname = \"a.test\"\n\
+             [listen]\nsubmission = [\"127.0.0.1:{a_sub}\"]\nimap = [\"127.0.0.1:{a_imap}\"]\n\
+             [dns]\nservers = [\"127.0.0.1:{}\"]\n\
+             [queue]\nremote_port = {port}\n",
+            dns.port
+        ),
+        a_imap,
+    );
+    let a_data = sender.dir.path().join("data");
+    admin_ok(&a_data, &["domain", "add", "local.example"]);
+    admin_ok(
+        &a_data,
+        &[
+            "account",
+            "add",
+            "alice@local.example",
+            "--password",
+            "alicesecret1",
+        ],
+    );
+    let mut sub = Smtp::connect(a_sub);
+    sub.cmd("EHLO client.example.org");
+    assert_eq!(
+        sub.cmd("AUTH PLAIN AGFsaWNlQGxvY2FsLmV4YW1wbGUAYWxpY2VzZWNyZXQx"),
+        "235 2.7.0 Authentication successful"
+    );
+    for (to, subject) in [
+        ("bob@remote.example", "one"),
+        ("carol@remote.example", "två"),
+    ] {
+        assert_eq!(
+            sub.cmd("MAIL FROM:<alice@local.example> BODY=8BITMIME"),
+            "250 2.1.0 Sender OK"
+        );
+        assert_eq!(
+            sub.cmd(&format!("RCPT TO:<{to}>")),
+            "250 2.1.5 Recipient OK"
+        );
+        assert_eq!(
+            sub.cmd("DATA"),
+            "354 Start mail input; end with <CRLF>.<CRLF>"
+        );
+        sub.send_raw(
+            format!(
+                "From: alice@local.example\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nHello\r\n.\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(sub.reply(), "250 2.0.0 OK, queued for delivery");
+    }
+    let log = eventually("Postfix taking both messages", || {
+        let log = relay.log();
+        (log.matches("status=sent").count() >= 2).then_some(log)
+    });
+    for to in ["bob@remote.example", "carol@remote.example"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("to=<{to}>")) && l.contains("status=sent")),
+            "{log}"
+        );
+    }
+    assert!(log.contains("from=<alice@local.example>"), "{log}");
+    eventually("an empty queue", || {
+        admin_ok(&a_data, &["queue", "list"])
+            .is_empty()
+            .then_some(())
+    });
+}
