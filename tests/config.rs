@@ -971,6 +971,60 @@ fn subjects_of(imap: u16, user: &str, password: &str, mailbox: &str) -> Vec<Stri
         .collect()
 }
 
+/// dnsmasq with an MX record for remote.example (mx.remote.example, at
+/// 127.0.0.1), NXDOMAIN for other names under example, and `more`.
+fn mx_dns(more: &[&str]) -> Dnsmasq {
+    let mut options = vec![
+        "--mx-host=remote.example,mx.remote.example,10",
+        "--host-record=mx.remote.example,127.0.0.1",
+        "--local=/example/",
+    ];
+    options.extend_from_slice(more);
+    Dnsmasq::start_with(&[], &options)
+}
+
+/// A sending roost (a.test) with submission and IMAP listeners, DNS from
+/// `dns_port`, its queue delivering to `remote_port`, and the account
+/// alice@local.example; with its submission and IMAP ports.
+fn queue_sender(dns_port: u16, remote_port: u16) -> (Served, u16, u16) {
+    let offset = fresh_offset();
+    let (sub, imap) = (SUBMISSION + offset, IMAP + offset);
+    let sender = serve_config(
+        &format!(
+            "hostname = \"a.test\"\n\
+             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n\
+             [dns]\nservers = [\"127.0.0.1:{dns_port}\"]\n\
+             [queue]\nremote_port = {remote_port}\n"
+        ),
+        imap,
+    );
+    let data = sender.dir.path().join("data");
+    admin_ok(&data, &["domain", "add", "local.example"]);
+    admin_ok(
+        &data,
+        &[
+            "account",
+            "add",
+            "alice@local.example",
+            "--password",
+            "alicesecret1",
+        ],
+    );
+    (sender, sub, imap)
+}
+
+/// A submission session logged in as alice@local.example.
+fn alice_on(port: u16) -> Smtp {
+    let mut sub = Smtp::connect(port);
+    sub.cmd("EHLO client.example.org");
+    // "\0alice@local.example\0alicesecret1"
+    assert_eq!(
+        sub.cmd("AUTH PLAIN AGFsaWNlQGxvY2FsLmV4YW1wbGUAYWxpY2VzZWNyZXQx"),
+        "235 2.7.0 Authentication successful"
+    );
+    sub
+}
+
 /// The outgoing queue between two roost servers on loopback, with MX
 /// records from dnsmasq: mail submitted for another domain is queued
 /// (durably, before the 250), delivered to that domain's MX, retried
@@ -993,48 +1047,11 @@ fn the_queue_delivers_retries_and_returns_failures() {
             "bobsecret1",
         ],
     );
-    let dns = Dnsmasq::start_with(
-        &[],
-        &[
-            "--mx-host=remote.example,mx.remote.example,10",
-            "--host-record=mx.remote.example,127.0.0.1",
-            // No MX: the domain is its own mail host.
-            "--host-record=implicit.example,127.0.0.1",
-            "--local=/example/",
-        ],
-    );
-    let offset = fresh_offset();
-    let (a_smtp, a_sub, a_imap) = (SMTP + offset, SUBMISSION + offset, IMAP + offset);
-    let sender = serve_config(
-        &format!(
-            "hostname = \"a.test\"\n\
-             [listen]\nsmtp = [\"127.0.0.1:{a_smtp}\"]\nsubmission = [\"127.0.0.1:{a_sub}\"]\n\
-             imap = [\"127.0.0.1:{a_imap}\"]\n\
-             [dns]\nservers = [\"127.0.0.1:{}\"]\n\
-             [queue]\nremote_port = {b_smtp}\n",
-            dns.port
-        ),
-        a_imap,
-    );
+    // No MX for implicit.example: the domain is its own mail host.
+    let dns = mx_dns(&["--host-record=implicit.example,127.0.0.1"]);
+    let (sender, a_sub, a_imap) = queue_sender(dns.port, b_smtp);
     let a_data = sender.dir.path().join("data");
-    admin_ok(&a_data, &["domain", "add", "local.example"]);
-    admin_ok(
-        &a_data,
-        &[
-            "account",
-            "add",
-            "alice@local.example",
-            "--password",
-            "alicesecret1",
-        ],
-    );
-    let mut sub = Smtp::connect(a_sub);
-    sub.cmd("EHLO client.example.org");
-    // "\0alice@local.example\0alicesecret1"
-    assert_eq!(
-        sub.cmd("AUTH PLAIN AGFsaWNlQGxvY2FsLmV4YW1wbGUAYWxpY2VzZWNyZXQx"),
-        "235 2.7.0 Authentication successful"
-    );
+    let mut sub = alice_on(a_sub);
     let submit = |sub: &mut Smtp, to: &[&str], subject: &str| {
         let m = format!("From: alice@local.example\r\nSubject: {subject}\r\n\r\nHello\r\n.dot\r\n");
         sub.send_mail("alice@local.example", to, m.as_bytes())
@@ -1192,44 +1209,10 @@ fn the_queue_delivers_to_a_real_postfix() {
     .unwrap_or_else(|e| {
         panic!("Postfix: {e}; .ci/run installs it (apt-get install postfix) and runs as root")
     });
-    let dns = Dnsmasq::start_with(
-        &[],
-        &[
-            "--mx-host=remote.example,mx.remote.example,10",
-            "--host-record=mx.remote.example,127.0.0.1",
-            "--local=/example/",
-        ],
-    );
-    let offset = fresh_offset();
-    let (a_sub, a_imap) = (SUBMISSION + offset, IMAP + offset);
-    let sender = serve_config(
-        &format!(
-            "hostname = \"a.test\"\n\
-             [listen]\nsubmission = [\"127.0.0.1:{a_sub}\"]\nimap = [\"127.0.0.1:{a_imap}\"]\n\
-             [dns]\nservers = [\"127.0.0.1:{}\"]\n\
-             [queue]\nremote_port = {port}\n",
-            dns.port
-        ),
-        a_imap,
-    );
+    let dns = mx_dns(&[]);
+    let (sender, a_sub, _) = queue_sender(dns.port, port);
     let a_data = sender.dir.path().join("data");
-    admin_ok(&a_data, &["domain", "add", "local.example"]);
-    admin_ok(
-        &a_data,
-        &[
-            "account",
-            "add",
-            "alice@local.example",
-            "--password",
-            "alicesecret1",
-        ],
-    );
-    let mut sub = Smtp::connect(a_sub);
-    sub.cmd("EHLO client.example.org");
-    assert_eq!(
-        sub.cmd("AUTH PLAIN AGFsaWNlQGxvY2FsLmV4YW1wbGUAYWxpY2VzZWNyZXQx"),
-        "235 2.7.0 Authentication successful"
-    );
+    let mut sub = alice_on(a_sub);
     for (to, subject) in [
         ("bob@remote.example", "one"),
         ("carol@remote.example", "två"),

@@ -16,11 +16,11 @@
 #[path = "server.rs"]
 mod server;
 
-use server::{roost_binary, rss_kib};
+use server::{free_port, roost_binary, rss_kib, wait_for_port, Killed};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
@@ -34,15 +34,6 @@ struct Load {
     sessions: usize,
     size: usize,
     kept: usize,
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn main() {
@@ -85,22 +76,6 @@ fn parse_args() -> Result<Load, String> {
         }
     }
     Ok(load)
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn wait_for_port(port: u16) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("nothing listens on port {port}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
 }
 
 fn sink(port: u16) -> Result<Killed, String> {

@@ -26,10 +26,9 @@ mod postfix;
 mod server;
 
 use postfix::{is_root, Postfix};
-use server::{roost_binary, Server};
-use std::net::{TcpListener, TcpStream};
+use server::{free_port, roost_binary, wait_for_port, Killed, Server};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SMTP_SOURCE: &str = "/usr/sbin/smtp-source";
@@ -103,22 +102,6 @@ fn parse_args() -> Result<Load, String> {
     Ok(load)
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn wait_for_port(port: u16) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("nothing listens on port {port}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
 /// Runs smtp-source against `port`; the rate in messages per second.
 fn source(load: &Load, port: u16, to: &str) -> Result<(f64, f64), String> {
     let start = Instant::now();
@@ -171,16 +154,6 @@ fn report(name: &str, r: Result<(f64, f64), String>, note: &str) -> Option<f64> 
             println!("| {name} | - | - | {e} |");
             None
         }
-    }
-}
-
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
