@@ -1172,7 +1172,7 @@ fn dsn_parameters_are_carried_and_honoured() {
         imap.cmd(&format!("FETCH {n} BODY.PEEK[{section}]"))
     };
     let r = part(2, "2");
-    let lines: Vec<&str> = r.lines().skip(1).take(10).collect();
+    let lines: Vec<&str> = r.lines().skip(1).take(9).collect();
     assert_eq!(lines[0], "Original-Envelope-Id: QQ314159");
     assert_eq!(lines[1], "Reporting-MTA: dns; localhost");
     assert!(lines[2].starts_with("Arrival-Date: "), "{r}");
@@ -1184,7 +1184,6 @@ fn dsn_parameters_are_carried_and_honoured() {
             "Final-Recipient: rfc822; roost@localhost",
             "Action: delivered",
             "Status: 2.0.0",
-            "Diagnostic-Code: smtp; 250 2.0.0 delivered",
             ")",
         ]
     );

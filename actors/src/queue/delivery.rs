@@ -165,6 +165,9 @@ const LOOP_PREFIX: &str = "554 5.4.6 ";
 async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMessage>) {
     if s.localserve {
         for m in messages {
+            if already_done(s, &m).await {
+                continue;
+            }
             let outcomes = simulate(s, &m).await;
             // The simulated servers send no DSNs of their own.
             finish(s, m, outcomes, None, true).await;
@@ -177,14 +180,7 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
     let mut unreachable: Option<String> = None;
     for m in messages {
         let all = |o: Outcome| vec![o; m.recipients.len()];
-        // Delivered before a crash that lost only the record's removal.
-        let (store, probe) = (s.store.clone(), m.clone());
-        let gone = crate::task::blocking(move || Ok::<_, String>(store.queue_file_gone(&probe)))
-            .await
-            .unwrap_or(false);
-        if gone {
-            let (store, id) = (s.store.clone(), m.id);
-            let _ = crate::task::blocking(move || store.queue_remove(id)).await;
+        if already_done(s, &m).await {
             continue;
         }
         // RFC 8689 4.2.1: a REQUIRETLS message needs a validated MX
@@ -267,6 +263,21 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
     if let Some((open, _)) = session {
         open.quit().await;
     }
+}
+
+/// A message whose file is gone was finished before a crash that lost
+/// only its record's removal: the record goes now.
+async fn already_done(s: &QueueSettings, m: &QueuedMessage) -> bool {
+    let (store, probe) = (s.store.clone(), m.clone());
+    let gone = crate::task::blocking(move || Ok::<_, String>(store.queue_file_gone(&probe)))
+        .await
+        .unwrap_or(false);
+    if gone {
+        warn!(id = %m.id, "a queued message without its file: finished before a crash; removed");
+        let (store, id) = (s.store.clone(), m.id);
+        let _ = crate::task::blocking(move || store.queue_remove(id)).await;
+    }
+    gone
 }
 
 /// localserve: nothing leaves the machine. A recipient whose local part

@@ -93,7 +93,12 @@ pub async fn send(s: &QueueSettings, m: &QueuedMessage, recipients: &[Entry], ki
     // whole message on failure (up to MAX_RETURNED).
     let file = s.store.message_path(m.file);
     let requiretls = m.requiretls;
-    let full = matches!(kind, Kind::Failed) && m.ret == Some(roost_protocols::smtp::Ret::Full);
+    // A binary message cannot travel inside a DSN sent with DATA: its
+    // header only (RFC 3030 3).
+    let full = matches!(kind, Kind::Failed)
+        && m.ret == Some(roost_protocols::smtp::Ret::Full)
+        && !m.binary;
+    let prefix = m.header_prefix.clone();
     let original = crate::task::blocking(move || {
         if requiretls {
             return Ok((Vec::new(), None));
@@ -113,7 +118,8 @@ pub async fn send(s: &QueueSettings, m: &QueuedMessage, recipients: &[Entry], ki
             .map_err(|e| e.to_string())?;
         if full && size <= MAX_RETURNED {
             let head = bytes[..header_end(&bytes)].to_vec();
-            return Ok((head, Some(bytes)));
+            // As it was sent: roost's own lines above the sender's.
+            return Ok((head, Some([prefix, bytes].concat())));
         }
         bytes.truncate(header_end(&bytes));
         Ok::<_, String>((bytes, None))
@@ -186,7 +192,9 @@ impl Report<'_> {
                         address: e.address.clone(),
                         action,
                         status,
-                        diagnostic: Some(why.clone()),
+                        // Only a server's reply is a Diagnostic-Code.
+                        diagnostic: matches!(kind, Kind::Failed | Kind::Delayed)
+                            .then(|| why.clone()),
                         remote_mta: e.mta.clone(),
                         original_recipient: e.orcpt.clone(),
                     }
@@ -194,7 +202,8 @@ impl Report<'_> {
                 .collect(),
             original_header: self.whole.unwrap_or(self.original_header),
             whole,
-            boundary: format!("dsn-{}-{}", self.about, t),
+            // Random, so the returned message cannot end the part early.
+            boundary: format!("dsn-{}-{}", self.about, random_hex()),
         };
         if let Err(e) = deliver(self.store, &self.sender, dsn.build()).await {
             warn!(about = %self.about, error = %e, "cannot send a DSN");
@@ -265,4 +274,12 @@ async fn deliver(store: &roost_store::Store, to: &str, bytes: Vec<u8>) -> Result
             Ok(())
         }
     }
+}
+
+/// 24 random hex digits (getrandom, through ring).
+fn random_hex() -> String {
+    use ring::rand::SecureRandom;
+    let mut buf = [0u8; 12];
+    let _ = ring::rand::SystemRandom::new().fill(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -147,13 +147,17 @@ impl SchedulerState {
             let store = self.settings.store.clone();
             let failed = crate::task::blocking(move || {
                 store.queue_change_lazily(id, |m| {
+                    // Finished by the worker before it crashed: as written.
+                    if !m.in_flight {
+                        return (QueueChange::Keep, None);
+                    }
                     m.in_flight = false;
-                    let more = delivery::reschedule(m, "delivery worker crashed", now());
-                    let snapshot = m.clone();
-                    if more {
+                    if delivery::reschedule(m, "delivery worker crashed", now()) {
                         (QueueChange::Write, None)
                     } else {
-                        (QueueChange::Remove, Some(snapshot))
+                        // The last attempt: the DSN first (it reads the
+                        // file), then the removal.
+                        (QueueChange::Keep, Some(m.clone()))
                     }
                 })
             })
@@ -169,6 +173,8 @@ impl SchedulerState {
                     .map(|r| dsn::Entry::of(r, why.clone(), None))
                     .collect();
                 dsn::send(&self.settings, &m, &rcpts, dsn::Kind::Failed).await;
+                let (store, id) = (self.settings.store.clone(), m.id);
+                let _ = crate::task::blocking(move || store.queue_remove(id)).await;
             }
         }
     }

@@ -589,10 +589,13 @@ impl Transaction {
     /// RFC 3461 5.2.2: a "delivered" DSN for the local recipients that
     /// asked for one with NOTIFY=SUCCESS (never for the null sender).
     async fn success_reports(&self, session: &SmtpState, delivered: &[String], now: i64) {
+        let mut seen = std::collections::HashSet::new();
         let rcpts: Vec<crate::queue::dsn::Entry> = self
             .recipients
             .iter()
             .filter(|(_, account)| delivered.contains(account))
+            // One report per RCPT address, also for an alias's members.
+            .filter(|(address, _)| seen.insert(address.clone()))
             .filter_map(|(address, _)| {
                 let (notify, orcpt) = self.dsn_of(address);
                 notify

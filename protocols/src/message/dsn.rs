@@ -106,7 +106,11 @@ impl Dsn {
         // RFC 6533: non-ASCII addresses or header fields travel in the
         // "global" report types.
         let global = !self.to.is_ascii()
-            || self.recipients.iter().any(|r| !r.address.is_ascii())
+            || self.envid.as_ref().is_some_and(|e| !e.is_ascii())
+            || self.recipients.iter().any(|r| {
+                !r.address.is_ascii()
+                    || r.original_recipient.as_ref().is_some_and(|o| !o.is_ascii())
+            })
             || !self.original_header.is_ascii();
         let (status_type, headers_type) = match (global, self.whole) {
             (true, true) => ("message/global-delivery-status", "message/global"),

@@ -204,8 +204,9 @@ impl RcptParams {
                     let (kind, addr) = v
                         .split_once(';')
                         .ok_or_else(|| invalid("Invalid ORCPT parameter"))?;
-                    let addr =
-                        xtext_decode(addr).ok_or_else(|| invalid("Invalid ORCPT parameter"))?;
+                    let addr = xtext_decode(addr)
+                        .filter(|a| !a.chars().any(char::is_control))
+                        .ok_or_else(|| invalid("Invalid ORCPT parameter"))?;
                     let atom = !kind.is_empty()
                         && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
                     if !atom || addr.is_empty() {
@@ -304,8 +305,11 @@ impl MailParams {
                     })
                 }
                 ("ENVID", Some(v)) if out.envid.is_none() && v.len() <= MAX_ENVID => {
-                    out.envid =
-                        Some(xtext_decode(v).ok_or_else(|| invalid("Invalid ENVID parameter"))?)
+                    out.envid = Some(
+                        xtext_decode(v)
+                            .filter(|e| !e.chars().any(char::is_control))
+                            .ok_or_else(|| invalid("Invalid ENVID parameter"))?,
+                    )
                 }
                 ("RET" | "ENVID", _) => {
                     return Err(invalid(format!(
@@ -1135,6 +1139,7 @@ mod tests {
             vec![param("RET", Some("FULL")), param("RET", Some("HDRS"))],
             vec![param("ENVID", Some("a=b"))],
             vec![param("ENVID", Some("a+zz"))],
+            vec![param("ENVID", Some("a+0D+0Ab"))],
         ] {
             assert!(MailParams::from_params(&bad).is_err(), "{bad:?}");
         }
@@ -1167,6 +1172,7 @@ mod tests {
             vec![param("NOTIFY", None)],
             vec![param("ORCPT", Some("noaddrtype"))],
             vec![param("ORCPT", Some("rfc822;"))],
+            vec![param("ORCPT", Some("rfc822;a+0Ab@example.org"))],
             vec![
                 param("NOTIFY", Some("SUCCESS")),
                 param("NOTIFY", Some("FAILURE")),

@@ -21,8 +21,10 @@
 use super::command::{parse_command, Command};
 use super::reply::Reply;
 
-/// RFC 5321 4.5.3.1.4: a command line is at most 512 octets, CRLF included.
-pub const MAX_COMMAND_LINE: usize = 512;
+/// RFC 5321 4.5.3.1.4: a command line is at most 512 octets, CRLF
+/// included; RFC 3461 4 adds up to 500 for RCPT's NOTIFY and ORCPT (and
+/// 100 for MAIL's RET and ENVID), so roost reads lines of up to 1012.
+pub const MAX_COMMAND_LINE: usize = 512 + 500;
 
 /// RFC 4954 4: the longest line answering a 334 challenge a server must
 /// take, CRLF included (12288 octets): SASL responses are not commands.
