@@ -83,8 +83,9 @@ struct Ran {
 }
 
 impl Ran {
+    /// The client's output; FUTURERELEASE's moving date shown as `<date>`.
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
+        mask_release(&String::from_utf8_lossy(&self.stdout))
     }
 
     /// Fails unless the client exited 0.
@@ -268,6 +269,7 @@ ehlo 250 CHUNKING
 ehlo 250 BINARYMIME
 ehlo 250 DSN
 ehlo 250 LIMITS RCPTMAX=100
+ehlo 250 FUTURERELEASE 2592000 <date>
 ehlo 250 AUTH SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN
 ehlo 250 STARTTLS
 ";

@@ -331,9 +331,10 @@ fn data(smtp: &mut Smtp, message: &[u8]) -> String {
 fn submission(server: &Server, plain: &str) -> Smtp {
     let mut smtp = Smtp::connect(server.port(SUBMISSION));
     assert_eq!(
-        smtp.cmd("EHLO client.example.org"),
+        mask_release(&smtp.cmd("EHLO client.example.org")),
         format!(
-            "{EHLO_COMMON}250-AUTH SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN\n250 STARTTLS"
+            "{EHLO_COMMON}250-FUTURERELEASE 2592000 <date>\n\
+             250-AUTH SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN\n250 STARTTLS"
         )
     );
     assert_eq!(
@@ -1246,4 +1247,71 @@ fn dsn_parameters_are_carried_and_honoured() {
 fn envelope_with(smtp: &mut Smtp, mail: &str, rcpt: &str) {
     assert_eq!(smtp.cmd(mail), "250 2.1.0 Sender OK");
     assert_eq!(smtp.cmd(rcpt), "250 2.1.5 Recipient OK");
+}
+
+/// FUTURERELEASE (RFC 4865) on submission: a held message waits in the
+/// queue for every recipient, local ones too, and arrives when released;
+/// at most MAX_FUTURE_RELEASE (30 days) ahead, the edge taken and one
+/// second past refused; HOLDFOR and HOLDUNTIL exclude each other; the MX
+/// port does not offer it.
+#[test]
+fn futurerelease_holds_submitted_mail_until_its_time() {
+    let server = Server::start();
+    let mut sub = submission(&server, ROOST_PLAIN);
+    envelope_with(
+        &mut sub,
+        &format!("MAIL FROM:<{ACCOUNT}> HOLDFOR=2"),
+        &format!("RCPT TO:<{ACCOUNT}>"),
+    );
+    assert_eq!(
+        sub.cmd("RCPT TO:<someone@elsewhere.example>"),
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        data(
+            &mut sub,
+            format!("From: {ACCOUNT}\r\nSubject: held\r\n\r\nlater\r\n").as_bytes()
+        ),
+        "250 2.0.0 OK, queued for delivery"
+    );
+    // Held: nothing delivered yet, both copies in the queue.
+    assert_eq!(subjects(&server, ACCOUNT, PASSWORD), Vec::<String>::new());
+    let listed = server.admin_ok(&["queue", "list"]);
+    let domains: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(domains, ["elsewhere.example", "localhost"], "{listed}");
+    // Released: the local copy and localserve's copy of the remote one.
+    eventually("the released message", || {
+        (subjects(&server, ACCOUNT, PASSWORD) == ["held", "held"]).then_some(())
+    });
+    assert_eq!(server.admin_ok(&["queue", "list"]), "");
+
+    let mail = |sub: &mut Smtp, params: &str| sub.cmd(&format!("MAIL FROM:<{ACCOUNT}> {params}"));
+    assert_eq!(mail(&mut sub, "HOLDFOR=2592000"), "250 2.1.0 Sender OK");
+    assert_eq!(sub.cmd("RSET"), "250 2.0.0 OK");
+    assert_eq!(
+        mail(&mut sub, "HOLDFOR=2592001"),
+        "501 5.5.4 FUTURERELEASE is at most 2592000 seconds ahead"
+    );
+    assert_eq!(
+        mail(&mut sub, "HOLDFOR=5 HOLDUNTIL=2030-01-01T00:00:00Z"),
+        "501 5.5.4 Invalid or repeated FUTURERELEASE parameter (HOLDFOR or HOLDUNTIL, once)"
+    );
+    assert_eq!(
+        mail(&mut sub, "HOLDUNTIL=tomorrow"),
+        "501 5.5.4 Invalid HOLDUNTIL parameter"
+    );
+    // A time already past: released at once.
+    assert_eq!(
+        mail(&mut sub, "HOLDUNTIL=2020-01-01T00:00:00Z"),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(sub.cmd("RSET"), "250 2.0.0 OK");
+    let mut mx = ehlo(&server);
+    assert_eq!(
+        mx.cmd("MAIL FROM:<a@example.org> HOLDFOR=5"),
+        "555 5.5.4 FUTURERELEASE is offered on submission only"
+    );
 }

@@ -213,6 +213,24 @@ impl Drop for Server {
 }
 
 /// Polls `f` until it returns Some, or fails the test after [`WAIT`].
+/// FUTURERELEASE's EHLO keyword ends with the latest release time, which
+/// moves with the clock (RFC 4865 3): `<date>` stands for it, so a whole
+/// EHLO reply can be compared.
+pub fn mask_release(s: &str) -> String {
+    const KEY: &str = "FUTURERELEASE 2592000 ";
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(KEY) {
+        out.push_str(&rest[..i + KEY.len()]);
+        rest = &rest[i + KEY.len()..];
+        let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+        out.push_str("<date>");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
     loop {

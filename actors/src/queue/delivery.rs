@@ -11,7 +11,7 @@ use roost_protocols::smtp::client::{dot_stuff, ReplyReader, ServerReply};
 use roost_protocols::smtp::command::xtext_encode;
 use roost_protocols::smtp::spf::AuthDns;
 use roost_protocols::smtp::Ret;
-use roost_store::{QueueChange, QueuedMessage};
+use roost_store::{QueueChange, QueuedMessage, Resolved};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +163,24 @@ async fn connect(s: &QueueSettings, hosts: &[String]) -> Result<(Session, String
 const LOOP_PREFIX: &str = "554 5.4.6 ";
 
 async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMessage>) {
+    // Held messages (FUTURERELEASE) for this server's own domains are
+    // delivered here, not sent anywhere.
+    let (store, d) = (s.store.clone(), domain.to_string());
+    let local = crate::task::blocking(move || store.domain(&d))
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|d| !d.report_only);
+    if local {
+        for m in messages {
+            if already_done(s, &m).await {
+                continue;
+            }
+            let outcomes = deliver_here(s, &m).await;
+            finish(s, m, outcomes, None, false).await;
+        }
+        return;
+    }
     if s.localserve {
         for m in messages {
             if already_done(s, &m).await {
@@ -309,11 +327,50 @@ async fn simulate(s: &QueueSettings, m: &QueuedMessage) -> Vec<Outcome> {
     out
 }
 
-/// localserve: the message goes to the submitter's INBOX.
-async fn deliver_to_sender(s: &QueueSettings, m: &QueuedMessage) -> Result<(), String> {
-    let Some(account) = m.account.clone() else {
-        return Err("no account to deliver to".into());
-    };
+/// A queued message's recipients at this server's own domains: each
+/// account the address reaches (an alias's members) gets it in its INBOX.
+async fn deliver_here(s: &QueueSettings, m: &QueuedMessage) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for r in &m.recipients {
+        let (store, address) = (s.store.clone(), r.address.clone());
+        let accounts = crate::task::blocking(move || {
+            Ok::<_, String>(match store.resolve_recipient(&address) {
+                Ok(Some(Resolved::Account(a))) => Some(vec![a.name]),
+                Ok(Some(Resolved::Alias(alias))) => Some(
+                    alias
+                        .members
+                        .iter()
+                        .filter_map(|member| store.account_by_address(member).ok().flatten())
+                        .map(|a| a.name)
+                        .collect(),
+                ),
+                Ok(None) => None,
+                Err(e) => return Err(e.to_string()),
+            })
+        })
+        .await;
+        let o = match accounts {
+            Err(e) => Outcome::Temporary(e),
+            Ok(None) => {
+                Outcome::Permanent(format!("550 5.1.1 No such user here: {}", r.address), None)
+            }
+            Ok(Some(names)) => {
+                let mut result = Outcome::Delivered;
+                for account in names {
+                    if let Err(e) = deliver_copy(s, m, &account).await {
+                        result = Outcome::Temporary(e);
+                    }
+                }
+                result
+            }
+        };
+        out.push(o);
+    }
+    out
+}
+
+/// One copy of a queued message into `account`'s INBOX.
+async fn deliver_copy(s: &QueueSettings, m: &QueuedMessage, account: &str) -> Result<(), String> {
     let store = s.store.clone();
     let file = store.message_path(m.file);
     let prefix = [
@@ -327,11 +384,19 @@ async fn deliver_to_sender(s: &QueueSettings, m: &QueuedMessage) -> Result<(), S
         dsn::new_message(staged, prefix)
     })
     .await?;
-    AccountClient::new(&account)
+    AccountClient::new(account)
         .deliver(vec![message])
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// localserve: the message goes to the submitter's INBOX.
+async fn deliver_to_sender(s: &QueueSettings, m: &QueuedMessage) -> Result<(), String> {
+    let Some(account) = m.account.clone() else {
+        return Err("no account to deliver to".into());
+    };
+    deliver_copy(s, m, &account).await
 }
 
 /// Writes what came of an attempt: delivered recipients go (with a

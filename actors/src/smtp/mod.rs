@@ -37,6 +37,8 @@ pub const MAX_BAD_COMMANDS: u32 = 20;
 pub const MAX_CONNECTIONS_PER_IP: usize = 20;
 /// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
 pub const MAX_RECIPIENTS: usize = 100;
+/// RFC 4865: the longest a submitted message may be held (30 days).
+pub const MAX_FUTURE_RELEASE: i64 = 30 * 86_400;
 
 pub struct SmtpSession;
 
@@ -337,6 +339,13 @@ impl SmtpState {
             // RFC 9422 4.2.
             format!("LIMITS RCPTMAX={MAX_RECIPIENTS}"),
         ];
+        // RFC 4865 3: submission holds messages for later release.
+        if self.protocol.is_submission() {
+            let until = roost_protocols::message::date::rfc3339(
+                crate::time::now_unix() + MAX_FUTURE_RELEASE,
+            );
+            lines.push(format!("FUTURERELEASE {MAX_FUTURE_RELEASE} {until}"));
+        }
         // RFC 8689 4.1: offered once the connection is in TLS.
         if self.peer.tls {
             lines.push("REQUIRETLS".to_string());

@@ -38,6 +38,8 @@ pub struct Transaction {
     pub remote: Vec<String>,
     /// RFC 8689: the message must travel over TLS only.
     requiretls: bool,
+    /// RFC 4865: when a held message is released (unix seconds).
+    release: Option<i64>,
     /// RFC 3461: RET and ENVID from MAIL; NOTIFY and ORCPT per accepted
     /// recipient address.
     ret: Option<roost_protocols::smtp::Ret>,
@@ -331,6 +333,15 @@ impl Transaction {
             return local_error();
         };
         let keys = ThreadKeys::from_header(&self.head[..header_end(&self.head)]);
+        // RFC 4865: a held message goes to the queue for every recipient,
+        // local ones too, and is delivered when it is released.
+        if self.release.is_some() {
+            for (address, _) in std::mem::take(&mut self.recipients) {
+                if !self.remote.contains(&address) {
+                    self.remote.push(address);
+                }
+            }
+        }
         let mut accounts: Vec<&str> = Vec::new();
         for (_, account) in &self.recipients {
             if !accounts.contains(&account.as_str()) {
@@ -678,7 +689,7 @@ impl Transaction {
                     envid: self.envid.clone(),
                     requiretls: self.requiretls,
                     attempts: 0,
-                    next_attempt: now,
+                    next_attempt: self.release.unwrap_or(now),
                     last_error: None,
                     hold: false,
                     delay_notified: false,
@@ -989,6 +1000,30 @@ impl SmtpState {
                 return self.reply(reply);
             }
         }
+        // RFC 4865: FUTURERELEASE, on submission only, at most
+        // MAX_FUTURE_RELEASE ahead; a time already past releases at once.
+        let now = crate::time::now_unix();
+        let release = match (params.hold_for, params.hold_until) {
+            (None, None) => None,
+            _ if !self.protocol.is_submission() => {
+                return self.bad_command(Reply::parameter_not_recognized(
+                    "FUTURERELEASE is offered on submission only",
+                ))
+            }
+            (Some(secs), _) => Some(now.saturating_add(secs as i64)),
+            (None, Some(at)) => Some(at),
+        };
+        if release.is_some_and(|at| at > now + super::MAX_FUTURE_RELEASE) {
+            return self.bad_command(Reply::new(
+                501,
+                Some((5, 5, 4)),
+                format!(
+                    "FUTURERELEASE is at most {} seconds ahead",
+                    super::MAX_FUTURE_RELEASE
+                ),
+            ));
+        }
+        let release = release.filter(|at| *at > now);
         // RFC 1870 6: a declared size over the limit is refused at once.
         if params
             .size
@@ -1017,6 +1052,7 @@ impl SmtpState {
             rcpts: 0,
             remote: Vec::new(),
             requiretls: params.requiretls,
+            release,
             ret: params.ret,
             envid: params.envid.clone(),
             dsn: Vec::new(),

@@ -130,6 +130,10 @@ pub struct MailParams {
     pub ret: Option<Ret>,
     /// RFC 3461 4.4: the sender's envelope id, decoded.
     pub envid: Option<String>,
+    /// RFC 4865 FUTURERELEASE: hold for this many seconds (HOLDFOR) or
+    /// until this time (HOLDUNTIL, unix seconds).
+    pub hold_for: Option<u64>,
+    pub hold_until: Option<i64>,
     /// Parameters not known here, in order; the session answers 555 if it
     /// did not advertise them (RFC 5321 4.1.1.11).
     pub other: Vec<Param>,
@@ -310,6 +314,26 @@ impl MailParams {
                             .filter(|e| !e.chars().any(char::is_control))
                             .ok_or_else(|| invalid("Invalid ENVID parameter"))?,
                     )
+                }
+                ("HOLDFOR", Some(v))
+                    if out.hold_for.is_none()
+                        && out.hold_until.is_none()
+                        && !v.is_empty()
+                        && v.len() <= 9
+                        && v.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    out.hold_for = v.parse().ok();
+                }
+                ("HOLDUNTIL", Some(v)) if out.hold_for.is_none() && out.hold_until.is_none() => {
+                    out.hold_until = Some(
+                        crate::message::date::parse_rfc3339(v)
+                            .ok_or_else(|| invalid("Invalid HOLDUNTIL parameter"))?,
+                    )
+                }
+                ("HOLDFOR" | "HOLDUNTIL", _) => {
+                    return Err(invalid(
+                        "Invalid or repeated FUTURERELEASE parameter (HOLDFOR or HOLDUNTIL, once)",
+                    ))
                 }
                 ("RET" | "ENVID", _) => {
                     return Err(invalid(format!(
@@ -1143,6 +1167,23 @@ mod tests {
         ] {
             assert!(MailParams::from_params(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// RFC 4865: HOLDFOR (up to 9 digits) or HOLDUNTIL (RFC 3339), once.
+    #[test]
+    fn futurerelease_parameters() {
+        let p = MailParams::from_params(&[param("HOLDFOR", Some("999999999"))]).unwrap();
+        assert_eq!(p.hold_for, Some(999_999_999));
+        assert!(MailParams::from_params(&[param("HOLDFOR", Some("1000000000"))]).is_err());
+        assert!(MailParams::from_params(&[param("HOLDFOR", Some("-1"))]).is_err());
+        let p =
+            MailParams::from_params(&[param("HOLDUNTIL", Some("2026-12-02T00:00:00Z"))]).unwrap();
+        assert_eq!(p.hold_until, Some(1_796_169_600));
+        assert!(MailParams::from_params(&[
+            param("HOLDUNTIL", Some("2026-12-02T00:00:00Z")),
+            param("HOLDFOR", Some("5")),
+        ])
+        .is_err());
     }
 
     /// RFC 3461 4.1 and 4.2: NOTIFY and ORCPT (at most 500).
