@@ -1219,9 +1219,11 @@ fn dsn_parameters_are_carried_and_honoured() {
     });
     let r = part(3, "2");
     assert!(r.contains("\r\nAction: relayed\r\n"), "{r}");
+    // (Another domain: the first failure put permerror@elsewhere.example
+    // on the account's suppression list.)
     queue(
         &format!("{from} RET=FULL"),
-        "RCPT TO:<permerror@elsewhere.example>",
+        "RCPT TO:<permerror@another.example>",
         "returned",
     );
     eventually("the failure report", || {
@@ -1313,5 +1315,52 @@ fn futurerelease_holds_submitted_mail_until_its_time() {
     assert_eq!(
         mx.cmd("MAIL FROM:<a@example.org> HOLDFOR=5"),
         "555 5.5.4 FUTURERELEASE is offered on submission only"
+    );
+}
+
+/// The suppression list: an address a server refused for good goes on the
+/// sending account's list, and the account's next submission to it fails
+/// at RCPT; the admin lists, removes and adds addresses.
+#[test]
+fn hard_failures_go_on_the_suppression_list() {
+    let server = Server::start();
+    let mut sub = submission(&server, ROOST_PLAIN);
+    envelope_with(
+        &mut sub,
+        &format!("MAIL FROM:<{ACCOUNT}>"),
+        "RCPT TO:<permerror@elsewhere.example>",
+    );
+    assert_eq!(
+        data(
+            &mut sub,
+            format!("From: {ACCOUNT}\r\nSubject: bounces\r\n\r\nhi\r\n").as_bytes()
+        ),
+        "250 2.0.0 OK, queued for delivery"
+    );
+    eventually("the DSN", || {
+        (subjects(&server, ACCOUNT, PASSWORD).len() == 1).then_some(())
+    });
+    assert_eq!(
+        sub.cmd(&format!("MAIL FROM:<{ACCOUNT}>")),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        sub.cmd("RCPT TO:<PermError@elsewhere.example>"),
+        "550 5.1.1 PermError@elsewhere.example is on your suppression list: 550 5.0.0 simulated permanent error"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&server.admin_ok(&["suppression", "list", ACCOUNT])).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert_eq!(listed[0]["address"], "permerror@elsewhere.example");
+    assert_eq!(listed[0]["reason"], "550 5.0.0 simulated permanent error");
+    server.admin_ok(&["suppression", "rm", ACCOUNT, "permerror@elsewhere.example"]);
+    assert_eq!(
+        sub.cmd("RCPT TO:<permerror@elsewhere.example>"),
+        "250 2.1.5 Recipient OK"
+    );
+    server.admin_ok(&["suppression", "add", ACCOUNT, "nobody@elsewhere.example"]);
+    assert_eq!(
+        sub.cmd("RCPT TO:<nobody@elsewhere.example>"),
+        "550 5.1.1 nobody@elsewhere.example is on your suppression list: added by the admin"
     );
 }

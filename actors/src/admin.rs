@@ -189,6 +189,17 @@ pub enum Request {
         mailbox: String,
         uid: u32,
     },
+    SuppressionList {
+        account: String,
+    },
+    SuppressionAdd {
+        account: String,
+        address: String,
+    },
+    SuppressionRm {
+        account: String,
+        address: String,
+    },
     QueueList {
         #[serde(default)]
         limit: Option<usize>,
@@ -770,6 +781,42 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .map_err(|e| e.to_string())?;
             Ok(json!({"account": account, "name": name}))
         }
+        Request::SuppressionList { account } => {
+            let list = blocking(move || {
+                let a = account_id(&store, &account)?;
+                store.suppressions(a)
+            })
+            .await?;
+            Ok(json!(list
+                .iter()
+                .map(|s| json!({"address": s.address, "since": utc_time(u64::try_from(s.since).unwrap_or(0) * 1_000_000), "reason": s.reason}))
+                .collect::<Vec<_>>()))
+        }
+        Request::SuppressionAdd { account, address } => {
+            let shown = address.clone();
+            blocking(move || {
+                let a = account_id(&store, &account)?;
+                store.suppress(
+                    a,
+                    &roost_store::Suppression {
+                        address,
+                        since: crate::time::now_unix(),
+                        reason: "added by the admin".into(),
+                    },
+                )
+            })
+            .await?;
+            Ok(json!({"address": shown, "suppressed": true}))
+        }
+        Request::SuppressionRm { account, address } => {
+            let shown = address.clone();
+            let was = blocking(move || {
+                let a = account_id(&store, &account)?;
+                store.unsuppress(a, &address)
+            })
+            .await?;
+            Ok(json!({"address": shown, "suppressed": false, "was": was}))
+        }
         Request::QueueList { limit } => {
             let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
             let list = blocking(move || store.queue_list_first(limit)).await?;
@@ -931,6 +978,17 @@ async fn account_name(store: &Store, name: String) -> Result<String, String> {
     blocking(move || s.account(&name).map(|r| r.map(|r| r.name).ok_or(name)))
         .await?
         .map_err(|name| format!("no account named {name}"))
+}
+
+/// The id of the account named `name`, or an error naming it.
+fn account_id(
+    store: &Store,
+    name: &str,
+) -> Result<roost_store::AccountId, roost_store::StoreError> {
+    store
+        .account(name)?
+        .map(|a| a.id)
+        .ok_or_else(|| roost_store::StoreError::NotFound(format!("account {name}")))
 }
 
 /// Changes the queued message `id`, or says there is none.

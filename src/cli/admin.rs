@@ -42,6 +42,12 @@ enum AdminCommand {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// An account's suppression list: addresses its mail no longer goes
+    /// to (they bounced for good, or were put there).
+    Suppression {
+        #[command(subcommand)]
+        command: SuppressionCommand,
+    },
     /// The outgoing queue: what waits to go out, and steering it.
     Queue {
         #[command(subcommand)]
@@ -274,6 +280,16 @@ enum DomainCommand {
 }
 
 #[derive(Subcommand)]
+enum SuppressionCommand {
+    /// The account's suppressed addresses, with since when and why.
+    List { account: String },
+    /// Suppress an address for the account.
+    Add { account: String, address: String },
+    /// Take an address off the account's list.
+    Rm { account: String, address: String },
+}
+
+#[derive(Subcommand)]
 enum QueueCommand {
     /// Queued messages: id, destination domain, sender, recipients,
     /// attempts, next attempt, last error, held.
@@ -412,6 +428,17 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 "catchall_separator": catchall_separator,
                 "localpart_case_sensitive": localpart_case_sensitive,
                 "report_only": report_only}),
+        },
+        AdminCommand::Suppression { command } => match command {
+            SuppressionCommand::List { account } => {
+                json!({"cmd": "suppression_list", "account": account})
+            }
+            SuppressionCommand::Add { account, address } => {
+                json!({"cmd": "suppression_add", "account": account, "address": address})
+            }
+            SuppressionCommand::Rm { account, address } => {
+                json!({"cmd": "suppression_rm", "account": account, "address": address})
+            }
         },
         AdminCommand::Queue { command } => match command {
             QueueCommand::List { limit, .. } => json!({"cmd": "queue_list", "limit": limit}),

@@ -47,11 +47,16 @@ pub(crate) const KNOWN: u8 = 0x09;
 /// A domain's DKIM keys: the lower-case domain; the value is the list.
 pub(crate) const DKIM: u8 = 0x0a;
 
+/// An account's suppression list: account, canonical address; the value
+/// is the suppression record.
+pub(crate) const SUPPRESSED: u8 = 0x0b;
+
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 13] = [
+pub(crate) const PER_ACCOUNT: [u8; 14] = [
     RULES,
     INTRO,
     KNOWN,
+    SUPPRESSED,
     METADATA,
     MAILBOX,
     MESSAGE,
@@ -173,6 +178,10 @@ pub(crate) fn intro(a: AccountId) -> Vec<u8> {
 
 pub(crate) fn known(a: AccountId, address: &str) -> Vec<u8> {
     key(KNOWN, &[&a.0.to_be_bytes(), address.as_bytes()])
+}
+
+pub(crate) fn suppressed(a: AccountId, address: &str) -> Vec<u8> {
+    key(SUPPRESSED, &[&a.0.to_be_bytes(), address.as_bytes()])
 }
 
 pub(crate) fn account_prefix(kind: u8, a: AccountId) -> Vec<u8> {

@@ -45,7 +45,7 @@ pub use queue::{QueueChange, QueueId, QueuedMessage, QueuedRecipient};
 pub use records::{
     AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DmarcEvaluation,
     DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
-    Record, RecordKey, SpecialUse, ThreadId, ThreadRef, TlsPublicKey, Tombstone,
+    Record, RecordKey, SpecialUse, Suppression, ThreadId, ThreadRef, TlsPublicKey, Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -851,6 +851,62 @@ impl Store {
         }
         self.inner.db.apply_batch(batch)?;
         Ok(())
+    }
+
+    // ---- suppression lists ----
+
+    /// Whether `address` is on `account`'s suppression list.
+    pub fn suppressed(&self, account: AccountId, address: &str) -> Result<Option<Suppression>> {
+        match keys::normalize_address(address) {
+            Some(n) => self.get(&keys::suppressed(account, &n)),
+            None => Ok(None),
+        }
+    }
+
+    /// Puts `address` on `account`'s suppression list (again, with the
+    /// new reason), at most [`Suppression::MAX_PER_ACCOUNT`] addresses.
+    pub fn suppress(&self, account: AccountId, s: &Suppression) -> Result<()> {
+        self.suppress_within(account, s, Suppression::MAX_PER_ACCOUNT)
+    }
+
+    fn suppress_within(&self, account: AccountId, s: &Suppression, most: usize) -> Result<()> {
+        let n = keys::normalize_address(&s.address)
+            .ok_or_else(|| StoreError::Invalid(format!("{:?} is no address", s.address)))?;
+        let key = keys::suppressed(account, &n);
+        let held = || {
+            self.inner
+                .db
+                .scan_prefix(keys::account_prefix(keys::SUPPRESSED, account))
+                .keys()
+                .count()
+        };
+        if !self.inner.db.contains_key(&key)? && held() >= most {
+            return Err(StoreError::Invalid(format!(
+                "the suppression list holds at most {most} addresses"
+            )));
+        }
+        self.inner.db.insert(key, encode(s)?)?;
+        self.flush()
+    }
+
+    /// Takes `address` off `account`'s suppression list; false when it
+    /// was not on it.
+    pub fn unsuppress(&self, account: AccountId, address: &str) -> Result<bool> {
+        let Some(n) = keys::normalize_address(address) else {
+            return Ok(false);
+        };
+        let was = self
+            .inner
+            .db
+            .remove(keys::suppressed(account, &n))?
+            .is_some();
+        self.flush()?;
+        Ok(was)
+    }
+
+    /// `account`'s suppression list, by address.
+    pub fn suppressions(&self, account: AccountId) -> Result<Vec<Suppression>> {
+        self.scan(&keys::account_prefix(keys::SUPPRESSED, account))
     }
 
     // ---- aliases and recipients ----

@@ -391,6 +391,22 @@ impl LoginAttempt {
     pub const MAX_USERNAME: usize = 256;
 }
 
+/// An address an account's mail no longer goes to: it failed for good
+/// (or the admin put it there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub address: String,
+    /// Unix seconds.
+    pub since: i64,
+    /// The failure that put it there, or "added by the admin".
+    pub reason: String,
+}
+
+impl Suppression {
+    /// Addresses one account's suppression list holds at most.
+    pub const MAX_PER_ACCOUNT: usize = 10_000;
+}
+
 /// One DMARC evaluation of an incoming message (RFC 7489 7.2.1.1's row):
 /// what the aggregate report for the policy domain will say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

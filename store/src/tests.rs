@@ -1207,3 +1207,30 @@ fn queued_messages_are_due_held_changed_and_removed() {
         None
     );
 }
+
+/// Suppression lists: per account, addresses without case, a limit
+/// (checked here at 3: taken at the edge, refused one past, a repeat of
+/// a listed address always taken), removal.
+#[test]
+fn suppression_lists_hold_addresses_up_to_a_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (a, b) = (AccountId(7), AccountId(8));
+    let s = |address: &str| Suppression {
+        address: address.into(),
+        since: 1,
+        reason: "550 5.1.1 no".into(),
+    };
+    for i in 0..3 {
+        ok(store.suppress_within(a, &s(&format!("u{i}@x.example")), 3));
+    }
+    assert!(store.suppress_within(a, &s("u3@x.example"), 3).is_err());
+    ok(store.suppress_within(a, &s("U1@x.example"), 3));
+    ok(store.suppress_within(b, &s("u3@x.example"), 3));
+    assert!(ok(store.suppressed(a, "U0@X.example")).is_some());
+    assert!(ok(store.suppressed(b, "u0@x.example")).is_none());
+    assert!(ok(store.unsuppress(a, "u0@x.example")));
+    assert!(!ok(store.unsuppress(a, "u0@x.example")));
+    assert_eq!(ok(store.suppressions(a)).len(), 2);
+    assert!(store.suppress(a, &s("not an address")).is_err());
+}

@@ -453,6 +453,7 @@ async fn finish(
         }
     }
     if !failed.is_empty() {
+        suppress_hard_failures(s, &m, &failed).await;
         dsn::send(s, &m, &failed, dsn::Kind::Failed).await;
     }
     if !relayed.is_empty() {
@@ -486,6 +487,41 @@ async fn finish(
     .await;
     if let Err(e) = written {
         warn!(error = %e, "cannot write a queued message's state");
+    }
+}
+
+/// Addresses a server refused for good (5xx) go on the submitting
+/// account's suppression list: its later submissions to them fail at
+/// once instead of bouncing again.
+async fn suppress_hard_failures(s: &QueueSettings, m: &QueuedMessage, failed: &[dsn::Entry]) {
+    let Some(account) = m.account.clone() else {
+        return;
+    };
+    let hard: Vec<roost_store::Suppression> = failed
+        .iter()
+        .filter(|e| e.why.starts_with('5'))
+        .map(|e| roost_store::Suppression {
+            address: e.address.clone(),
+            since: now(),
+            reason: e.why.clone(),
+        })
+        .collect();
+    if hard.is_empty() {
+        return;
+    }
+    let store = s.store.clone();
+    let done = crate::task::blocking(move || {
+        let Some(a) = store.account(&account)? else {
+            return Ok(());
+        };
+        for h in &hard {
+            store.suppress(a.id, h)?;
+        }
+        Ok::<_, roost_store::StoreError>(())
+    })
+    .await;
+    if let Err(e) = done {
+        warn!(error = %e, "cannot add to a suppression list");
     }
 }
 

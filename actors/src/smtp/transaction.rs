@@ -1315,8 +1315,19 @@ impl Lookup {
                 ),
                 Vec::new(),
             ),
-            // Submission: the outgoing queue takes it.
-            None if self.authenticated.is_some() => (Reply::recipient_ok(), Vec::new()),
+            // Submission: the outgoing queue takes it, unless it bounced
+            // for good before (the account's suppression list).
+            None if self.authenticated.is_some() => match self.suppression() {
+                Some(reason) => (
+                    Reply::new(
+                        550,
+                        Some((5, 1, 1)),
+                        format!("{address} is on your suppression list: {reason}"),
+                    ),
+                    Vec::new(),
+                ),
+                None => (Reply::recipient_ok(), Vec::new()),
+            },
             None => (
                 Reply::new(
                     550,
@@ -1326,6 +1337,14 @@ impl Lookup {
                 Vec::new(),
             ),
         }
+    }
+
+    /// Why the logged-in account's suppression list holds this address.
+    fn suppression(&self) -> Option<String> {
+        let name = self.authenticated.as_ref()?;
+        let account = self.store.account(name).ok()??;
+        let s = self.store.suppressed(account.id, &self.address).ok()??;
+        Some(s.reason)
     }
 
     fn report_only(&self) -> bool {
