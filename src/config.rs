@@ -33,6 +33,8 @@ pub struct Config {
     pub smtp_limit_loopback: bool,
     /// `[queue] remote_port`: where remote mail servers listen (25).
     pub queue_remote_port: u16,
+    /// `[queue] retry_after`: seconds to wait after each failed attempt.
+    pub queue_retry_after: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -100,6 +102,9 @@ struct QueueSection {
     /// The port of remote mail servers (default 25; another only for
     /// tests and special setups).
     remote_port: Option<u16>,
+    /// Seconds to wait after each failed delivery attempt; after the last
+    /// the message fails with a DSN.
+    retry_after: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +251,7 @@ impl Config {
             smtp_max_connections_per_ip: roost_actors::smtp::MAX_CONNECTIONS_PER_IP,
             smtp_limit_loopback: false,
             queue_remote_port: 25,
+            queue_retry_after: roost_actors::queue::RETRY_AFTER.to_vec(),
         }
     }
 
@@ -339,12 +345,31 @@ impl Config {
             .as_ref()
             .and_then(|s| s.limit_loopback)
             .unwrap_or(false);
-        let queue_remote_port = file.queue.and_then(|q| q.remote_port).unwrap_or(25);
+        let queue_remote_port = file
+            .queue
+            .as_ref()
+            .and_then(|q| q.remote_port)
+            .unwrap_or(25);
+        let queue_retry_after = file
+            .queue
+            .as_ref()
+            .and_then(|q| q.retry_after.clone())
+            .unwrap_or_else(|| roost_actors::queue::RETRY_AFTER.to_vec());
+        if queue_retry_after.is_empty()
+            || queue_retry_after.len() > roost_actors::queue::MAX_RETRY_STEPS
+            || queue_retry_after.iter().any(|w| *w < 1)
+        {
+            bail!(
+                "key `queue.retry_after`: 1 to {} waits in seconds, each at least 1",
+                roost_actors::queue::MAX_RETRY_STEPS
+            );
+        }
         if queue_remote_port == 0 {
             bail!("key `queue.remote_port`: must be a port from 1 to 65535");
         }
         Ok(Config {
             queue_remote_port,
+            queue_retry_after,
             imap_progress_interval,
             smtp_max_connections_per_ip,
             smtp_limit_loopback,
@@ -417,6 +442,26 @@ mod tests {
         assert!(e.contains("max_message_size"), "{e}");
         let e = Config::parse("hostname = \"h\"\n").unwrap_err().to_string();
         assert!(e.contains("data_dir"), "{e}");
+    }
+
+    /// `[queue] retry_after`: 1 to MAX_RETRY_STEPS waits, each at least 1.
+    #[test]
+    fn retry_schedules_at_the_edges() {
+        let with = |list: &str| {
+            Config::parse(&format!(
+                "data_dir = \"/x\"\nhostname = \"h\"\n[queue]\nretry_after = [{list}]\n"
+            ))
+        };
+        let most = roost_actors::queue::MAX_RETRY_STEPS;
+        let steps = |n: usize| vec!["60"; n].join(", ");
+        assert_eq!(with("1").unwrap().queue_retry_after, [1]);
+        assert_eq!(with(&steps(most)).unwrap().queue_retry_after.len(), most);
+        for bad in [String::new(), steps(most + 1), "60, 0".into()] {
+            let e = with(&bad).unwrap_err().to_string();
+            assert!(e.contains("queue.retry_after"), "{e}");
+        }
+        let default = Config::parse("data_dir = \"/x\"\nhostname = \"h\"\n").unwrap();
+        assert_eq!(default.queue_retry_after, roost_actors::queue::RETRY_AFTER);
     }
 
     #[test]

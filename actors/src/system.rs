@@ -55,6 +55,8 @@ pub struct Settings {
     pub local_zone: bool,
     /// The port the outgoing queue connects to on remote servers (25).
     pub queue_remote_port: u16,
+    /// Seconds to wait after each failed delivery attempt.
+    pub queue_retry_after: Vec<i64>,
     /// RFC 9585: how often a long IMAP command reports progress.
     pub imap_progress_interval: Duration,
 }
@@ -292,6 +294,7 @@ pub async fn start(
         hostname: settings.hostname.clone(),
         remote_port: settings.queue_remote_port,
         localserve: settings.local_zone,
+        retry_after: Arc::new(settings.queue_retry_after.clone()),
     };
     let queue_spec = ChildSpec::new(
         crate::queue::QUEUE_ACTOR,

@@ -82,6 +82,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         dns: config.dns.clone(),
         local_zone: localserve,
         queue_remote_port: config.queue_remote_port,
+        queue_retry_after: config.queue_retry_after.clone(),
         imap_progress_interval: config.imap_progress_interval,
     };
     let has_http = !http.http.is_empty() || !l.https.is_empty();

@@ -3,7 +3,7 @@
 //! (STARTTLS when offered, opportunistically; recipients pipelined when
 //! PIPELINING is offered), and writes what came of each message.
 
-use super::{dsn, now, QueueSettings, DELAY_DSN_AFTER, RETRY_SCHEDULE};
+use super::{dsn, now, QueueSettings, DELAY_DSN_AFTER};
 use crate::client::AccountClient;
 use crate::dns::{Dns, MxAnswer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -442,7 +442,7 @@ async fn finish(
     m.recipients = kept;
     if !m.recipients.is_empty() {
         let reason = temp_reason.unwrap_or_default();
-        if !reschedule(&mut m, &reason, now()) {
+        if !reschedule(&mut m, &reason, now(), &s.retry_after) {
             // The last attempt: the rest fail too.
             let why = format!("gave up after {} attempts: {reason}", m.attempts);
             failed.extend(
@@ -525,13 +525,13 @@ async fn suppress_hard_failures(s: &QueueSettings, m: &QueuedMessage, failed: &[
     }
 }
 
-/// Counts a failed attempt and sets the next one: the wait after the
-/// n-th failed attempt is `RETRY_SCHEDULE[n]` (the first attempt is at
-/// once, `RETRY_SCHEDULE[0]`); false when there is none left.
-pub fn reschedule(m: &mut QueuedMessage, reason: &str, now: i64) -> bool {
+/// Counts a failed attempt and sets the next one: after the n-th failed
+/// attempt the next waits `schedule[n - 1]` seconds; false when there is
+/// none left.
+pub fn reschedule(m: &mut QueuedMessage, reason: &str, now: i64, schedule: &[i64]) -> bool {
     m.attempts += 1;
     m.last_error = Some(reason.to_string());
-    match RETRY_SCHEDULE.get(m.attempts as usize) {
+    match schedule.get(m.attempts as usize - 1) {
         Some(wait) => {
             m.next_attempt = now + wait;
             true

@@ -23,13 +23,15 @@ use tracing::{info, warn};
 
 /// The registered name of the scheduler.
 pub const QUEUE_ACTOR: &str = "queue";
-/// The retry schedule: the first attempt is at once (`[0]`); after the
-/// n-th failed attempt the next waits `[n]` seconds: 7.5 minutes, 15, 30,
-/// 1 hour, 2, 4, 8 and 16 (the schedule); after the ninth failed
-/// attempt the message fails (about 32 hours in all). RFC 5321 4.5.4.1
-/// suggests longer (30 minutes apart, 4-5 days); a configurable schedule
-/// is still to come.
-pub const RETRY_SCHEDULE: [i64; 9] = [0, 450, 900, 1800, 3600, 7200, 14400, 28800, 57600];
+/// The default retry schedule (`[queue] retry_after` sets another): the
+/// first attempt is at once; after the n-th failed attempt the next waits
+/// `[n - 1]` seconds: 7.5 minutes, 15, 30, 1 hour, 2, 4, 8 and 16; after
+/// the last the message fails (about 32 hours in all). RFC 5321 4.5.4.1
+/// suggests longer (30 minutes apart, 4-5 days); administrators who want
+/// that configure it.
+pub const RETRY_AFTER: [i64; 8] = [450, 900, 1800, 3600, 7200, 14400, 28800, 57600];
+/// The most steps a configured schedule may have.
+pub const MAX_RETRY_STEPS: usize = 32;
 /// After this many failed attempts the sender hears that the message is
 /// delayed (RFC 3464 "delayed"), once.
 pub const DELAY_DSN_AFTER: u32 = 5;
@@ -55,6 +57,8 @@ pub struct QueueSettings {
     pub remote_port: u16,
     /// localserve: nothing leaves the machine (see `delivery::simulate`).
     pub localserve: bool,
+    /// Seconds to wait after each failed attempt (see [`RETRY_AFTER`]).
+    pub retry_after: Arc<Vec<i64>>,
 }
 
 /// Wakes the scheduler at once (a message was queued or released).
@@ -145,6 +149,7 @@ impl SchedulerState {
     async fn crashed(&self, ids: Vec<QueueId>) {
         for id in ids {
             let store = self.settings.store.clone();
+            let schedule = self.settings.retry_after.clone();
             let failed = crate::task::blocking(move || {
                 store.queue_change_lazily(id, |m| {
                     // Finished by the worker before it crashed: as written.
@@ -152,7 +157,7 @@ impl SchedulerState {
                         return (QueueChange::Keep, None);
                     }
                     m.in_flight = false;
-                    if delivery::reschedule(m, "delivery worker crashed", now()) {
+                    if delivery::reschedule(m, "delivery worker crashed", now(), &schedule) {
                         (QueueChange::Write, None)
                     } else {
                         // The last attempt: the DSN first (it reads the
@@ -329,17 +334,31 @@ mod tests {
         assert_eq!(ids, [1, 3]);
     }
 
-    /// The n-th failed attempt waits RETRY_SCHEDULE[n]; after the last
-    /// step there is no next attempt.
+    /// The n-th failed attempt waits `schedule[n - 1]`; after the last
+    /// step there is no next attempt (the default, and a configured one).
     #[test]
     fn the_retry_schedule_and_its_end() {
         let mut m = queued(1, "a.example");
-        for (n, wait) in RETRY_SCHEDULE.iter().enumerate().skip(1) {
-            assert!(delivery::reschedule(&mut m, "451 later", 1000));
-            assert_eq!((m.attempts as usize, m.next_attempt), (n, 1000 + wait));
+        for (n, wait) in RETRY_AFTER.iter().enumerate() {
+            assert!(delivery::reschedule(
+                &mut m,
+                "451 later",
+                1000,
+                &RETRY_AFTER
+            ));
+            assert_eq!((m.attempts as usize, m.next_attempt), (n + 1, 1000 + wait));
         }
-        assert!(!delivery::reschedule(&mut m, "451 later", 1000));
-        assert_eq!(m.attempts as usize, RETRY_SCHEDULE.len());
-        assert_eq!(m.last_error.as_deref(), Some("451 later"));
+        assert!(!delivery::reschedule(
+            &mut m,
+            "451 later",
+            1000,
+            &RETRY_AFTER
+        ));
+        assert_eq!(m.attempts as usize, RETRY_AFTER.len() + 1);
+        let mut m = queued(2, "a.example");
+        assert!(delivery::reschedule(&mut m, "451", 0, &[60]));
+        assert_eq!(m.next_attempt, 60);
+        assert!(!delivery::reschedule(&mut m, "451", 0, &[60]));
+        assert_eq!(m.last_error.as_deref(), Some("451"));
     }
 }
