@@ -79,30 +79,12 @@ fn serve(extra: &str, smtp: u16, imap: u16) -> Served {
 }
 
 fn serve_with_dns(extra: &str, smtp: u16, imap: u16, dns: &str) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = write_config(
-        dir.path(),
+    serve_config(
         &format!(
-            "data_dir = \"{}\"\nhostname = \"mx.test\"\n{extra}\n[listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nimap = [\"127.0.0.1:{imap}\"]\n{dns}",
-            data.display()
+            "hostname = \"mx.test\"\n{extra}\n[listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nimap = [\"127.0.0.1:{imap}\"]\n{dns}"
         ),
-    );
-    let child = Command::new(binary())
-        .args(["serve", "-c"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(("127.0.0.1", imap)).is_err()
-        || !data.join("roost.sock").exists()
-    {
-        assert!(Instant::now() < deadline, "roost serve did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Served { child, dir }
+        imap,
+    )
 }
 
 #[test]

@@ -16,7 +16,7 @@
 #[path = "server.rs"]
 mod server;
 
-use server::{free_port, roost_binary, rss_kib, wait_for_port, Killed};
+use server::{free_port, roost_binary, rss_kib, start_sink, wait_for_port, Killed};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -76,24 +76,6 @@ fn parse_args() -> Result<Load, String> {
         }
     }
     Ok(load)
-}
-
-fn sink(port: u16) -> Result<Killed, String> {
-    let mut cmd = Command::new(SMTP_SINK);
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } == 0 {
-        cmd.args(["-u", "nobody"]);
-    }
-    let child = cmd
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("256")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("smtp-sink: {e}"))?;
-    let sink = Killed(child);
-    wait_for_port(port)?;
-    Ok(sink)
 }
 
 fn admin(binary: &Path, data: &Path, args: &[&str]) -> Result<String, String> {
@@ -167,7 +149,7 @@ fn run(load: &Load) -> Result<(), String> {
     );
 
     // Delivery: the sink takes everything.
-    let sink = sink(sink_port)?;
+    let sink = start_sink(sink_port)?;
     let start = Instant::now();
     submit(submission, load.messages, load.sessions, load.size)?;
     let submitted = start.elapsed().as_secs_f64();

@@ -218,3 +218,23 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// Postfix's smtp-sink on 127.0.0.1:`port` (as nobody when root), ready.
+pub fn start_sink(port: u16) -> Result<Killed, String> {
+    let mut cmd = std::process::Command::new("/usr/sbin/smtp-sink");
+    let root = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")));
+    if root {
+        cmd.args(["-u", "nobody"]);
+    }
+    let child = cmd
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("256")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("smtp-sink: {e}"))?;
+    let sink = Killed(child);
+    wait_for_port(port)?;
+    Ok(sink)
+}

@@ -25,14 +25,13 @@ mod postfix;
 #[path = "server.rs"]
 mod server;
 
-use postfix::{is_root, Postfix};
-use server::{free_port, roost_binary, wait_for_port, Killed, Server};
+use postfix::Postfix;
+use server::{free_port, roost_binary, start_sink, Server};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SMTP_SOURCE: &str = "/usr/sbin/smtp-source";
-const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 /// The longest any receiver may take for the whole load.
 const DEADLINE: Duration = Duration::from_secs(600);
 
@@ -160,19 +159,7 @@ fn report(name: &str, r: Result<(f64, f64), String>, note: &str) -> Option<f64> 
 fn measure_sink(load: &Load) -> Option<f64> {
     let run = || -> Result<(f64, f64), String> {
         let port = free_port()?;
-        let mut cmd = Command::new(SMTP_SINK);
-        if is_root() {
-            cmd.args(["-u", "nobody"]);
-        }
-        let child = cmd
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("256")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("smtp-sink: {e}"))?;
-        let _sink = Killed(child);
-        wait_for_port(port)?;
+        let _sink = start_sink(port)?;
         source(load, port, "sink@example.org")
     };
     report("smtp-sink", run(), "answers, stores nothing")
