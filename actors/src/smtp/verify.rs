@@ -10,7 +10,7 @@ use roost_protocols::message::dkim_verify::{
 };
 use roost_protocols::smtp::dmarc::{evaluate, Evaluation, Inputs, Verdict};
 use roost_protocols::smtp::spf::{
-    check_host, valid_domain, AuthDns, Query, SpfResult, MAX_PTR_NAMES,
+    check_host, comment_text, valid_domain, AuthDns, Query, SpfResult, MAX_PTR_NAMES,
 };
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
@@ -49,10 +49,7 @@ impl Outcome {
         let mut s = format!("dkim={}", self.result);
         if let Some(r) = &self.reason {
             // A comment (RFC 8601 2.2) of plain text only.
-            let r: String = r
-                .chars()
-                .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\') || *c == ' ')
-                .collect();
+            let r = comment_text(r);
             s.push_str(&format!(" ({r})"));
         }
         if let Some(d) = &self.domain {
@@ -392,7 +389,7 @@ pub fn authentication_results(hostname: &str, r: &Results) -> String {
             property(&e.ip.to_string())
         );
         if let Some(n) = &e.iprev.name {
-            iprev.push_str(&format!(" ({})", comment(n)));
+            iprev.push_str(&format!(" ({})", comment_text(n)));
         }
         parts.push(iprev);
         // A null sender has no MAIL FROM identity: its SPF result is the
@@ -427,13 +424,6 @@ pub fn authentication_results(hostname: &str, r: &Results) -> String {
     }
     s.push_str("\r\n");
     s
-}
-
-/// A comment's text: printable, without parentheses or backslashes.
-fn comment(s: &str) -> String {
-    s.chars()
-        .filter(|c| (c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\')) || *c == ' ')
-        .collect()
 }
 
 /// A property value (RFC 8601 2.2 pvalue): a domain name, or an address
@@ -561,7 +551,7 @@ pub async fn verify_arc(
 ) -> String {
     let sets = match chain {
         Chain::None => return "none".into(),
-        Chain::Broken(why) => return format!("fail ({})", comment(&why)),
+        Chain::Broken(why) => return format!("fail ({})", comment_text(&why)),
         Chain::Sets(sets) => sets,
     };
     let Some(newest) = sets.last() else {
@@ -584,7 +574,7 @@ pub async fn verify_arc(
             return format!(
                 "fail (message signature {}: {})",
                 newest.instance,
-                comment(&why)
+                comment_text(&why)
             );
         }
     }

@@ -805,15 +805,17 @@ pub fn received_spf(
     format!(
         "Received-SPF: {} ({}) client-ip={};\r\n\tenvelope-from=\"{}\"; helo={}; identity={identity};\r\n",
         result.as_str(),
-        sanitize_comment(&comment),
+        comment_text(&comment),
         quote_if_needed(&ip.to_string()),
         envelope.replace(['"', '\\', '\r', '\n'], ""),
         quote_if_needed(&q.helo),
     )
 }
 
-/// A comment holds printable text without parentheses or backslashes.
-fn sanitize_comment(s: &str) -> String {
+/// A header comment's text (RFC 5322 3.2.2 ctext, as Received-SPF and
+/// Authentication-Results write it): printable ASCII and spaces, without
+/// parentheses or backslashes.
+pub fn comment_text(s: &str) -> String {
     s.chars()
         .filter(|c| (c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\')) || *c == ' ')
         .collect()
