@@ -35,6 +35,11 @@ pub struct Config {
     pub queue_remote_port: u16,
     /// `[queue] retry_after`: seconds to wait after each failed attempt.
     pub queue_retry_after: Vec<i64>,
+    /// `[queue] keep_retired`: seconds messages that left the queue are
+    /// kept, with their attempts (0: none).
+    pub queue_keep_retired: i64,
+    /// `[transports.NAME]` and `[[queue.routes]]`.
+    pub queue_transports: roost_actors::queue::transport::Transports,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,6 +99,152 @@ struct File {
     imap: Option<ImapSection>,
     smtp: Option<SmtpSection>,
     queue: Option<QueueSection>,
+    #[serde(default)]
+    transports: std::collections::BTreeMap<String, TransportSection>,
+}
+
+/// A `[transports.NAME]` table: a smarthost, or a fail transport.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportSection {
+    /// `host:port` of a server that delivers onwards.
+    smarthost: Option<String>,
+    /// `implicit` (TLS from the first byte), `starttls` (required) or
+    /// `none`; default `starttls`, or `implicit` for port 465.
+    tls: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    /// A file holding the password (its first line).
+    password_file: Option<PathBuf>,
+    /// PEM certificates of the authorities the smarthost's certificate
+    /// is checked against (default: the system's,
+    /// /etc/ssl/certs/ca-certificates.crt).
+    ca_file: Option<PathBuf>,
+    /// A fail transport's reply, e.g. `550 5.7.1 no mail to this domain`.
+    fail: Option<String>,
+}
+
+/// A `[[queue.routes]]` entry: the messages it matches take `transport`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteSection {
+    account: Option<String>,
+    sender_domain: Option<String>,
+    recipient_domain: Option<String>,
+    transport: String,
+}
+
+/// The system's certificate authorities (Debian's ca-certificates).
+const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn transports(
+    sections: &std::collections::BTreeMap<String, TransportSection>,
+    routes: &[RouteSection],
+) -> Result<roost_actors::queue::transport::Transports> {
+    use roost_actors::queue::transport::{
+        fail_reply, Route, Smarthost, SmarthostTls, Transport, Transports, DIRECT,
+    };
+    let mut out = Transports::default();
+    for (name, t) in sections {
+        let key = format!("transports.{name}");
+        if name == DIRECT {
+            bail!("key `{key}`: `direct` is built in");
+        }
+        let transport = match (&t.smarthost, &t.fail) {
+            (Some(_), Some(_)) | (None, None) => {
+                bail!("key `{key}`: give either `smarthost` or `fail`")
+            }
+            (None, Some(reply)) => {
+                if t.tls.is_some() || t.username.is_some() || t.ca_file.is_some() {
+                    bail!("key `{key}`: a fail transport takes only `fail`");
+                }
+                Transport::Fail(fail_reply(reply).ok_or_else(|| {
+                    anyhow!("key `{key}.fail`: a 4xx or 5xx reply code, then text")
+                })?)
+            }
+            (Some(target), None) => {
+                let (host, port) = target
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+                    .filter(|(h, p)| !h.is_empty() && *p > 0)
+                    .ok_or_else(|| anyhow!("key `{key}.smarthost`: `host:port`"))?;
+                let tls = match t.tls.as_deref() {
+                    None if port == 465 => SmarthostTls::Implicit,
+                    None | Some("starttls") => SmarthostTls::StartTls,
+                    Some("implicit") => SmarthostTls::Implicit,
+                    Some("none") => SmarthostTls::Plain,
+                    Some(other) => {
+                        bail!("key `{key}.tls`: `implicit`, `starttls` or `none`, not {other:?}")
+                    }
+                };
+                let password = match (&t.password, &t.password_file) {
+                    (Some(_), Some(_)) => {
+                        bail!("key `{key}`: give `password` or `password_file`, not both")
+                    }
+                    (Some(p), None) => Some(p.clone()),
+                    (None, Some(f)) => Some(
+                        std::fs::read_to_string(f)
+                            .with_context(|| format!("key `{key}.password_file`: {}", f.display()))?
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
+                    (None, None) => None,
+                };
+                let auth = match (&t.username, password) {
+                    (Some(u), Some(p)) => Some((u.clone(), p)),
+                    (None, None) => None,
+                    _ => bail!("key `{key}`: `username` and a password go together"),
+                };
+                let mut roots = rustls::RootCertStore::empty();
+                if tls != SmarthostTls::Plain {
+                    let file = t
+                        .ca_file
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_FILE));
+                    let pem = std::fs::read(&file)
+                        .with_context(|| format!("key `{key}.ca_file`: {}", file.display()))?;
+                    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                        let cert = cert.with_context(|| format!("{}", file.display()))?;
+                        roots
+                            .add(cert)
+                            .with_context(|| format!("{}", file.display()))?;
+                    }
+                    if roots.is_empty() {
+                        bail!("key `{key}.ca_file`: no certificates in {}", file.display());
+                    }
+                }
+                Transport::Smarthost(std::sync::Arc::new(Smarthost {
+                    host: host.to_ascii_lowercase(),
+                    port,
+                    tls,
+                    auth,
+                    roots: std::sync::Arc::new(roots),
+                }))
+            }
+        };
+        out.named.insert(name.clone(), transport);
+    }
+    for (i, r) in routes.iter().enumerate() {
+        if r.transport != DIRECT && !out.named.contains_key(&r.transport) {
+            bail!(
+                "key `queue.routes[{i}].transport`: no transport {:?}",
+                r.transport
+            );
+        }
+        let lower = |d: &Option<String>| d.as_ref().map(|d| d.to_ascii_lowercase());
+        out.routes.push(Route {
+            when: roost_store::QueueFilter {
+                account: r.account.clone(),
+                sender_domain: lower(&r.sender_domain),
+                recipient_domain: lower(&r.recipient_domain),
+                ..Default::default()
+            },
+            transport: r.transport.clone(),
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +256,12 @@ struct QueueSection {
     /// Seconds to wait after each failed delivery attempt; after the last
     /// the message fails with a DSN.
     retry_after: Option<Vec<i64>>,
+    /// Seconds messages that left the queue are kept (default 7 days; 0
+    /// keeps none).
+    keep_retired: Option<i64>,
+    /// Which transport messages take, first match first.
+    #[serde(default)]
+    routes: Vec<RouteSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +409,8 @@ impl Config {
             smtp_limit_loopback: false,
             queue_remote_port: 25,
             queue_retry_after: roost_actors::queue::RETRY_AFTER.to_vec(),
+            queue_keep_retired: roost_store::KEEP_RETIRED,
+            queue_transports: Default::default(),
         }
     }
 
@@ -367,7 +526,22 @@ impl Config {
         if queue_remote_port == 0 {
             bail!("key `queue.remote_port`: must be a port from 1 to 65535");
         }
+        let queue_keep_retired = file
+            .queue
+            .as_ref()
+            .and_then(|q| q.keep_retired)
+            .unwrap_or(roost_store::KEEP_RETIRED);
+        if queue_keep_retired < 0 {
+            bail!("key `queue.keep_retired`: seconds, 0 or more");
+        }
+        let no_routes = Vec::new();
+        let queue_transports = transports(
+            &file.transports,
+            file.queue.as_ref().map_or(&no_routes, |q| &q.routes),
+        )?;
         Ok(Config {
+            queue_keep_retired,
+            queue_transports,
             queue_remote_port,
             queue_retry_after,
             imap_progress_interval,
@@ -442,6 +616,71 @@ mod tests {
         assert!(e.contains("max_message_size"), "{e}");
         let e = Config::parse("hostname = \"h\"\n").unwrap_err().to_string();
         assert!(e.contains("data_dir"), "{e}");
+    }
+
+    /// Transports and routes: each mistake named by its key; a good
+    /// smarthost and fail transport, and routes to them in order.
+    #[test]
+    fn transports_and_routes() {
+        let with = |body: &str| {
+            Config::parse(&format!("data_dir = \"/x\"\nhostname = \"h\"\n{body}"))
+                .map_err(|e| e.to_string())
+        };
+        let cases = [
+            ("[transports.direct]\nfail = \"550 x\"\n", "key `transports.direct`: `direct` is built in"),
+            ("[transports.t]\n", "key `transports.t`: give either `smarthost` or `fail`"),
+            ("[transports.t]\nfail = \"250 fine\"\n", "key `transports.t.fail`: a 4xx or 5xx reply code, then text"),
+            ("[transports.t]\nfail = \"550 x\"\ntls = \"none\"\n", "key `transports.t`: a fail transport takes only `fail`"),
+            ("[transports.t]\nsmarthost = \"relay.example\"\n", "key `transports.t.smarthost`: `host:port`"),
+            ("[transports.t]\nsmarthost = \"relay.example:587\"\ntls = \"maybe\"\n", "key `transports.t.tls`: `implicit`, `starttls` or `none`, not \"maybe\""),
+            ("[transports.t]\nsmarthost = \"relay.example:25\"\ntls = \"none\"\nusername = \"u\"\n", "key `transports.t`: `username` and a password go together"),
+            ("[transports.t]\nsmarthost = \"relay.example:587\"\nca_file = \"/nonexistent.pem\"\n", "key `transports.t.ca_file`: /nonexistent.pem"),
+            ("[[queue.routes]]\ntransport = \"relay\"\n", "key `queue.routes[0].transport`: no transport \"relay\""),
+            ("[queue]\nkeep_retired = -1\n", "key `queue.keep_retired`: seconds, 0 or more"),
+        ];
+        for (body, expected) in cases {
+            let e = with(body).unwrap_err();
+            assert!(e.starts_with(expected), "{body}: {e}");
+        }
+        let c = with(
+            "[transports.relay]\nsmarthost = \"Relay.example:465\"\nusername = \"u\"\npassword = \"p\"\n\
+             [transports.nope]\nfail = \"550 5.7.1 not there\"\n\
+             [[queue.routes]]\nrecipient_domain = \"Blocked.example\"\ntransport = \"nope\"\n\
+             [[queue.routes]]\naccount = \"mjl\"\ntransport = \"relay\"\n",
+        )
+        .unwrap();
+        let t = &c.queue_transports;
+        assert_eq!(t.names(), ["direct", "nope", "relay"]);
+        let Some(roost_actors::queue::transport::Transport::Smarthost(sh)) = t.named.get("relay")
+        else {
+            panic!("relay is no smarthost");
+        };
+        assert_eq!((sh.host.as_str(), sh.port), ("relay.example", 465));
+        assert_eq!(
+            sh.tls,
+            roost_actors::queue::transport::SmarthostTls::Implicit
+        );
+        assert_eq!(sh.auth, Some(("u".to_string(), "p".to_string())));
+        assert!(!sh.roots.is_empty());
+        let routes: Vec<(Option<&str>, Option<&str>, &str)> = t
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.when.recipient_domain.as_deref(),
+                    r.when.account.as_deref(),
+                    r.transport.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                (Some("blocked.example"), None, "nope"),
+                (None, Some("mjl"), "relay")
+            ]
+        );
+        assert_eq!(c.queue_keep_retired, roost_store::KEEP_RETIRED);
     }
 
     /// `[queue] retry_after`: 1 to MAX_RETRY_STEPS waits, each at least 1.

@@ -1237,3 +1237,124 @@ fn the_queue_delivers_to_a_real_postfix() {
             .then_some(())
     });
 }
+
+/// Transports: routes send mail through a smarthost (a localserve roost's
+/// submission port: STARTTLS, its certificate checked against the
+/// configured CA file, AUTH PLAIN) or refuse it with a fail transport's
+/// reply (a DSN to the sender); a smarthost that refuses the login keeps
+/// the message queued with the reason. Retired messages record the
+/// smarthost.
+#[test]
+fn transports_relay_through_a_smarthost_or_refuse() {
+    let relay = Server::start();
+    relay.admin_ok(&["domain", "add", "local.example"]);
+    relay.admin_ok(&[
+        "account",
+        "add",
+        "alice@local.example",
+        "--password",
+        "relaysecret1",
+    ]);
+    let relay_sub = relay.port(SUBMISSION);
+    let cert = relay.dir.join("localserve-cert.pem");
+    let offset = fresh_offset();
+    let (sub, imap) = (SUBMISSION + offset, IMAP + offset);
+    let sender = serve_config(
+        &format!(
+            "hostname = \"a.test\"\n\
+             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n\
+             {NO_DNS}\
+             [transports.relay]\nsmarthost = \"localhost:{relay_sub}\"\n\
+             username = \"alice@local.example\"\npassword = \"relaysecret1\"\n\
+             ca_file = \"{cert}\"\n\
+             [transports.badlogin]\nsmarthost = \"localhost:{relay_sub}\"\n\
+             username = \"alice@local.example\"\npassword = \"wrong-password\"\n\
+             ca_file = \"{cert}\"\n\
+             [transports.nope]\nfail = \"550 5.7.1 no mail to blocked.example\"\n\
+             [[queue.routes]]\nrecipient_domain = \"blocked.example\"\ntransport = \"nope\"\n\
+             [[queue.routes]]\nrecipient_domain = \"badlogin.example\"\ntransport = \"badlogin\"\n\
+             [[queue.routes]]\naccount = \"alice@local.example\"\ntransport = \"relay\"\n",
+            cert = cert.display()
+        ),
+        imap,
+    );
+    let data = sender.dir.path().join("data");
+    admin_ok(&data, &["domain", "add", "local.example"]);
+    admin_ok(
+        &data,
+        &[
+            "account",
+            "add",
+            "alice@local.example",
+            "--password",
+            "alicesecret1",
+        ],
+    );
+    let mut alice = alice_on(sub);
+    let submit = |sub: &mut Smtp, to: &str, subject: &str| {
+        let m = format!("From: alice@local.example\r\nSubject: {subject}\r\n\r\nHello\r\n");
+        sub.send_mail("alice@local.example", &[to], m.as_bytes())
+    };
+    let queued = "250 2.0.0 OK, queued for delivery";
+    assert_eq!(
+        submit(&mut alice, "someone@elsewhere.example", "relayed"),
+        queued
+    );
+    // The smarthost (localserve) delivers it to the submitting account.
+    eventually("the relayed message at the smarthost", || {
+        (subjects_of(
+            relay.port(IMAP),
+            "alice@local.example",
+            "relaysecret1",
+            "INBOX",
+        ) == ["relayed"])
+        .then_some(())
+    });
+    assert_eq!(submit(&mut alice, "x@blocked.example", "refused"), queued);
+    let mine = || subjects_of(imap, "alice@local.example", "alicesecret1", "INBOX");
+    eventually("the fail transport's DSN", || {
+        (mine() == ["Undelivered mail returned to sender"]).then_some(())
+    });
+    let mut c = Imap::connect(imap);
+    c.cmd("LOGIN alice@local.example alicesecret1");
+    c.cmd("EXAMINE INBOX");
+    let dsn = c.cmd("FETCH 1 BODY.PEEK[TEXT]");
+    assert!(
+        dsn.contains("Diagnostic-Code: smtp; 550 5.7.1 no mail to blocked.example"),
+        "{dsn}"
+    );
+    assert_eq!(submit(&mut alice, "y@badlogin.example", "kept"), queued);
+    let listed = eventually("the refused login's message", || {
+        let l = admin_ok(&data, &["queue", "list", "--to-domain", "badlogin.example"]);
+        l.contains("attempts=1").then_some(l)
+    });
+    assert!(
+        listed.ends_with(&format!(
+            " last=\"localhost:{relay_sub}: AUTH: 535 5.7.8 Authentication credentials invalid\"\n"
+        )),
+        "{listed}"
+    );
+    let retired: serde_json::Value =
+        serde_json::from_str(&admin_ok(&data, &["queue", "retired"])).unwrap();
+    let rows: Vec<String> = retired
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} | {}",
+                r["domain"].as_str().unwrap(),
+                r["recipients"][0]["result"].as_str().unwrap(),
+                r["recipients"][0]["detail"].as_str().unwrap(),
+                r["attempts"][0]["host"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "blocked.example failed 550 5.7.1 no mail to blocked.example | -",
+            "elsewhere.example delivered delivered to localhost | localhost",
+        ]
+    );
+}

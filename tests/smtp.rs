@@ -1133,16 +1133,183 @@ fn localserve_keeps_queued_mail_on_the_machine() {
     // Held: listed as such, never tried; released: due again.
     assert_eq!(
         server.admin_ok(&["queue", "hold", id]),
-        format!("{{\n  \"hold\": true,\n  \"id\": {id}\n}}\n")
+        "{\n  \"hold\": true,\n  \"messages\": 1\n}\n"
     );
     assert!(server.admin_ok(&["queue", "list"]).contains(" held last="));
     server.admin_ok(&["queue", "release", id]);
     assert!(!server.admin_ok(&["queue", "list"]).contains(" held"));
     assert_eq!(
         server.admin_ok(&["queue", "drop", id]),
-        format!("{{\n  \"dropped\": true,\n  \"id\": {id}\n}}\n")
+        "{\n  \"dropped\": true,\n  \"messages\": 1\n}\n"
     );
     assert_eq!(server.admin_ok(&["queue", "list"]), "");
+}
+
+/// The admin steers the queue by choosing messages (ids, account,
+/// sender and destination domain, held or not): a hold rule holds what
+/// it matches as it is queued; release, schedule, transport, fail (a DSN
+/// to the sender) and drop work on the chosen set, and an empty choice
+/// needs `--all`. Messages that left the queue are kept with every
+/// attempt and what became of each recipient.
+#[test]
+fn the_admin_steers_chosen_queued_messages() {
+    let server = Server::start();
+    let mut sub = submission(&server, ROOST_PLAIN);
+    let mut send = |to: &str, subject: &str| {
+        let m = format!("From: {ACCOUNT}\r\nSubject: {subject}\r\n\r\nhi\r\n");
+        assert_eq!(
+            sub.send_mail(ACCOUNT, &[to], m.as_bytes()),
+            "250 2.0.0 OK, queued for delivery"
+        );
+    };
+    let rule = server.admin_ok(&["queue", "holdrule", "add", "--to-domain", "Held.example"]);
+    let rule: serde_json::Value = serde_json::from_str(&rule).unwrap();
+    let rule_id = rule["rule"]["id"].as_u64().unwrap().to_string();
+    assert_eq!(
+        rule,
+        serde_json::json!({"held": 0, "rule": {"id": rule["rule"]["id"], "account": null,
+            "sender_domain": null, "recipient_domain": "held.example"}})
+    );
+    send("someone@held.example", "held back");
+    send("451@later.example", "deferred");
+    let listed = eventually("the deferred message's first attempt", || {
+        let l = server.admin_ok(&["queue", "list", "--to-domain", "later.example"]);
+        l.contains("attempts=1").then_some(l)
+    });
+    let deferred = listed.split(' ').next().unwrap().to_string();
+    let held = server.admin_ok(&["queue", "list", "--held"]);
+    let held_id = held.split(' ').next().unwrap().to_string();
+    assert!(
+        held.starts_with(&format!(
+            "{held_id} held.example from=<{ACCOUNT}> to=someone@held.example attempts=0 next="
+        )) && held.ends_with(" held last=\"\"\n"),
+        "{held}"
+    );
+    assert_eq!(
+        server.admin_ok(&["queue", "list", "--account", ACCOUNT, "--not-held"]),
+        listed
+    );
+    assert_eq!(
+        server.admin_ok(&["queue", "list", "--account", "nobody@localhost"]),
+        ""
+    );
+    // Nothing chosen: refused, unless --all.
+    let out = server.admin(&["queue", "drop"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "roost: no messages chosen: give ids or options, or --all for every message\n"
+    );
+    let out = server.admin(&["queue", "hold", "--to-domain", "none.example"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "roost: no queued message matches\n"
+    );
+    let out = server.admin(&["queue", "transport", &deferred, "--name", "elsewhere"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "roost: no transport \"elsewhere\"; configured: direct\n"
+    );
+    assert_eq!(
+        server.admin_ok(&["queue", "transport", &deferred, "--name", "direct"]),
+        "{\n  \"messages\": 1,\n  \"transport\": \"direct\"\n}\n"
+    );
+    assert!(server
+        .admin_ok(&["queue", "list", &deferred])
+        .contains(" transport=direct last="));
+    // Scheduled an hour on; all of them held, then released.
+    let scheduled = server.admin_ok(&["queue", "schedule", &deferred, "--in", "1h"]);
+    assert!(
+        scheduled.starts_with("{\n  \"messages\": 1,\n  \"next_attempt\": \""),
+        "{scheduled}"
+    );
+    assert_eq!(
+        server.admin_ok(&["queue", "hold", "--all"]),
+        "{\n  \"hold\": true,\n  \"messages\": 2\n}\n"
+    );
+    assert_eq!(
+        server.admin_ok(&["queue", "release", "--to-domain", "held.example"]),
+        "{\n  \"hold\": false,\n  \"messages\": 1\n}\n"
+    );
+    // localserve delivers the released one to the sender's INBOX.
+    eventually("the released message", || {
+        (subjects(&server, ACCOUNT, PASSWORD) == ["held back"]).then_some(())
+    });
+    // Failed by the admin: the sender gets a DSN saying so.
+    assert_eq!(
+        server.admin_ok(&["queue", "fail", "--from-domain", "LOCALHOST"]),
+        "{\n  \"in_flight\": 0,\n  \"messages\": 1\n}\n"
+    );
+    eventually("the DSN", || {
+        (subjects(&server, ACCOUNT, PASSWORD)
+            == ["held back", "Undelivered mail returned to sender"])
+        .then_some(())
+    });
+    assert_eq!(server.admin_ok(&["queue", "list"]), "");
+    // The retired messages, newest first, with their attempts.
+    let retired: serde_json::Value =
+        serde_json::from_str(&server.admin_ok(&["queue", "retired", "--account", ACCOUNT]))
+            .unwrap();
+    let summary: Vec<(String, String, String, String)> = retired
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["sender"] == ACCOUNT)
+        .map(|r| {
+            let rcpt = &r["recipients"][0];
+            let attempts: Vec<&str> = r["attempts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["result"].as_str().unwrap())
+                .collect();
+            (
+                r["id"].to_string(),
+                rcpt["address"].as_str().unwrap().to_string(),
+                format!(
+                    "{} {}",
+                    rcpt["result"].as_str().unwrap(),
+                    rcpt["detail"].as_str().unwrap()
+                ),
+                attempts.join("|"),
+            )
+        })
+        .collect();
+    let row = |id: &str, to: &str, result: &str, attempts: &str| {
+        (
+            id.to_string(),
+            to.to_string(),
+            result.to_string(),
+            attempts.to_string(),
+        )
+    };
+    assert_eq!(
+        summary,
+        [
+            row(
+                &deferred,
+                "451@later.example",
+                "failed failed by the admin",
+                "451 simulated"
+            ),
+            row(
+                &held_id,
+                "someone@held.example",
+                "delivered delivered",
+                "delivered"
+            ),
+        ]
+    );
+    assert_eq!(
+        server.admin_ok(&["queue", "holdrule", "rm", &rule_id]),
+        format!("{{\n  \"id\": {rule_id},\n  \"removed\": true\n}}\n")
+    );
+    assert_eq!(server.admin_ok(&["queue", "holdrule", "list"]), "[]\n");
+    let out = server.admin(&["queue", "holdrule", "rm", &rule_id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("roost: no hold rule {rule_id}\n")
+    );
 }
 
 /// DSN (RFC 3461): NOTIFY=SUCCESS on a local delivery brings a

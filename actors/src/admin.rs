@@ -15,7 +15,7 @@ use crate::task::blocking;
 use crate::task::TaskGuard;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::precis::{check_new_password, normalize_username};
-use roost_store::{PasswordSecrets, Store, TlsPublicKey};
+use roost_store::{PasswordSecrets, QueueFilter, Store, TlsPublicKey};
 use roost_supervisor::{
     fail_child, start_child, terminate_child, ActorKind, Registry, SupervisorMsg,
 };
@@ -201,17 +201,65 @@ pub enum Request {
         address: String,
     },
     QueueList {
+        #[serde(flatten)]
+        filter: QueueFilter,
         #[serde(default)]
         limit: Option<usize>,
     },
-    QueueRetry {
-        id: u64,
+    /// Sets the next attempt `in_secs` from now (0: now), releasing held
+    /// messages.
+    QueueSchedule {
+        #[serde(flatten)]
+        filter: QueueFilter,
+        #[serde(default)]
+        all: bool,
+        #[serde(default)]
+        in_secs: i64,
     },
     QueueHold {
-        id: u64,
+        #[serde(flatten)]
+        filter: QueueFilter,
+        #[serde(default)]
+        all: bool,
         hold: bool,
     },
+    QueueTransport {
+        #[serde(flatten)]
+        filter: QueueFilter,
+        #[serde(default)]
+        all: bool,
+        /// `None`: the configured routes choose again.
+        transport: Option<String>,
+    },
+    /// Fails the chosen messages now, with a DSN to each sender.
+    QueueFail {
+        #[serde(flatten)]
+        filter: QueueFilter,
+        #[serde(default)]
+        all: bool,
+    },
     QueueDrop {
+        #[serde(flatten)]
+        filter: QueueFilter,
+        #[serde(default)]
+        all: bool,
+    },
+    QueueRetired {
+        #[serde(default)]
+        account: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    HoldRuleList,
+    HoldRuleAdd {
+        #[serde(default)]
+        account: Option<String>,
+        #[serde(default)]
+        sender_domain: Option<String>,
+        #[serde(default)]
+        recipient_domain: Option<String>,
+    },
+    HoldRuleRm {
         id: u64,
     },
     TlsKeyAdd {
@@ -249,6 +297,8 @@ pub struct AdminContext {
     pub specs: AccountSpecs,
     /// What IMAP sessions started here (`imapserve`) work with.
     pub imap: crate::listener::Services,
+    /// The names of the queue's transports, for `queue transport`.
+    pub transports: Vec<String>,
 }
 
 pub struct AdminActor;
@@ -817,48 +867,106 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             .await?;
             Ok(json!({"address": shown, "suppressed": false, "was": was}))
         }
-        Request::QueueList { limit } => {
+        Request::QueueList { filter, limit } => {
             let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
-            let list = blocking(move || store.queue_list_first(limit)).await?;
-            Ok(json!(list
-                .iter()
-                .map(|m| json!({
-                    "id": m.id.0,
-                    "domain": m.domain,
-                    "sender": m.sender,
-                    "account": m.account,
-                    "recipients": m.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(),
-                    "attempts": m.attempts,
-                    "next_attempt": utc_time(u64::try_from(m.next_attempt).unwrap_or(0) * 1_000_000),
-                    "last_error": m.last_error,
-                    "hold": m.hold,
-                }))
-                .collect::<Vec<_>>()))
+            let list = blocking(move || store.queue_select(&filter, limit)).await?;
+            Ok(json!(list.iter().map(queued_json).collect::<Vec<_>>()))
         }
-        Request::QueueRetry { id } => {
-            blocking(move || {
-                queue_change(&store, id, |m| {
-                    // One in a worker's hands now gets its outcome there.
-                    if !m.in_flight {
-                        m.next_attempt = crate::time::now_unix();
-                    }
-                    m.hold = false;
-                })
+        Request::QueueSchedule {
+            filter,
+            all,
+            in_secs,
+        } => {
+            let at = crate::time::now_unix().saturating_add(in_secs.max(0));
+            let n = change_chosen(&store, filter, all, move |m| {
+                // One in a worker's hands now gets its outcome there.
+                if !m.in_flight {
+                    m.next_attempt = at;
+                }
+                m.hold = false;
             })
             .await?;
             crate::queue::kick();
-            Ok(json!({"id": id, "next_attempt": "now"}))
+            Ok(
+                json!({"messages": n, "next_attempt": utc_time(u64::try_from(at).unwrap_or(0) * 1_000_000)}),
+            )
         }
-        Request::QueueHold { id, hold } => {
-            blocking(move || queue_change(&store, id, |m| m.hold = hold)).await?;
+        Request::QueueHold { filter, all, hold } => {
+            let n = change_chosen(&store, filter, all, move |m| m.hold = hold).await?;
             if !hold {
                 crate::queue::kick();
             }
-            Ok(json!({"id": id, "hold": hold}))
+            Ok(json!({"messages": n, "hold": hold}))
         }
-        Request::QueueDrop { id } => {
-            blocking(move || store.queue_remove(roost_store::QueueId(id))).await?;
-            Ok(json!({"id": id, "dropped": true}))
+        Request::QueueTransport {
+            filter,
+            all,
+            transport,
+        } => {
+            if let Some(t) = &transport {
+                if !ctx.transports.iter().any(|known| known == t) {
+                    return Err(format!(
+                        "no transport {t:?}; configured: {}",
+                        ctx.transports.join(", ")
+                    ));
+                }
+            }
+            let chosen = transport.clone();
+            let n =
+                change_chosen(&store, filter, all, move |m| m.transport = chosen.clone()).await?;
+            Ok(json!({"messages": n, "transport": transport}))
+        }
+        Request::QueueFail { filter, all } => {
+            let ids = chosen_ids(&store, filter, all).await?;
+            let (failed, busy) = crate::queue::fail(ids, "failed by the admin".into()).await?;
+            Ok(json!({"messages": failed, "in_flight": busy}))
+        }
+        Request::QueueDrop { filter, all } => {
+            let ids = chosen_ids(&store, filter, all).await?;
+            let n = blocking(move || {
+                let mut n = 0;
+                for id in ids {
+                    match store.queue_remove(id) {
+                        Ok(()) => n += 1,
+                        Err(roost_store::StoreError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(n)
+            })
+            .await?;
+            Ok(json!({"messages": n, "dropped": true}))
+        }
+        Request::QueueRetired { account, limit } => {
+            let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
+            let list = blocking(move || store.retired(account.as_deref(), limit)).await?;
+            Ok(json!(list.iter().map(retired_json).collect::<Vec<_>>()))
+        }
+        Request::HoldRuleList => {
+            let rules = blocking(move || store.hold_rules()).await?;
+            Ok(json!(rules))
+        }
+        Request::HoldRuleAdd {
+            account,
+            sender_domain,
+            recipient_domain,
+        } => {
+            let lower = |d: Option<String>| d.map(|d| d.to_ascii_lowercase());
+            let rule = roost_store::HoldRule {
+                id: 0,
+                account,
+                sender_domain: lower(sender_domain),
+                recipient_domain: lower(recipient_domain),
+            };
+            let (rule, held) = blocking(move || store.hold_rule_add(rule)).await?;
+            Ok(json!({"rule": rule, "held": held}))
+        }
+        Request::HoldRuleRm { id } => {
+            let was = blocking(move || store.hold_rule_rm(id)).await?;
+            if !was {
+                return Err(format!("no hold rule {id}"));
+            }
+            Ok(json!({"id": id, "removed": true}))
         }
         Request::MessageInfo {
             account,
@@ -991,18 +1099,88 @@ fn account_id(
         .ok_or_else(|| roost_store::StoreError::NotFound(format!("account {name}")))
 }
 
-/// Changes the queued message `id`, or says there is none.
-fn queue_change(
+/// Unix seconds as the admin reads them.
+fn unix_time(secs: i64) -> String {
+    utc_time(u64::try_from(secs).unwrap_or(0) * 1_000_000)
+}
+
+fn queued_json(m: &roost_store::QueuedMessage) -> Value {
+    json!({
+        "id": m.id.0,
+        "domain": m.domain,
+        "sender": m.sender,
+        "account": m.account,
+        "recipients": m.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(),
+        "attempts": m.attempts,
+        "next_attempt": unix_time(m.next_attempt),
+        "last_error": m.last_error,
+        "hold": m.hold,
+        "transport": m.transport,
+    })
+}
+
+fn retired_json(r: &roost_store::RetiredMessage) -> Value {
+    json!({
+        "id": r.id.0,
+        "created": unix_time(r.created),
+        "retired": unix_time(r.retired),
+        "account": r.account,
+        "sender": r.sender,
+        "domain": r.domain,
+        "transport": r.transport,
+        "recipients": r.recipients.iter().map(|f| json!({
+            "address": f.address,
+            "result": f.how.as_str(),
+            "at": unix_time(f.at),
+            "detail": f.detail,
+        })).collect::<Vec<_>>(),
+        "attempts": r.attempts.iter().map(|a| json!({
+            "at": unix_time(a.at),
+            "host": a.host,
+            "result": a.result,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The ids of the queued messages `filter` chooses. An operation on
+/// every message needs `all`, so a forgotten option cannot drop a queue.
+async fn chosen_ids(
     store: &Store,
-    id: u64,
-    change: impl FnOnce(&mut roost_store::QueuedMessage),
-) -> Result<(), roost_store::StoreError> {
-    store
-        .queue_change(roost_store::QueueId(id), |m| {
-            change(m);
-            (roost_store::QueueChange::Write, ())
-        })?
-        .ok_or_else(|| roost_store::StoreError::NotFound(format!("queued message {id}")))
+    filter: QueueFilter,
+    all: bool,
+) -> Result<Vec<roost_store::QueueId>, String> {
+    if filter.is_empty() && !all {
+        return Err("no messages chosen: give ids or options, or --all for every message".into());
+    }
+    let store = store.clone();
+    let chosen = blocking(move || store.queue_select(&filter, usize::MAX)).await?;
+    if chosen.is_empty() {
+        return Err("no queued message matches".into());
+    }
+    Ok(chosen.into_iter().map(|m| m.id).collect())
+}
+
+/// Changes each queued message `filter` chooses; how many.
+async fn change_chosen(
+    store: &Store,
+    filter: QueueFilter,
+    all: bool,
+    change: impl Fn(&mut roost_store::QueuedMessage) + Send + 'static,
+) -> Result<usize, String> {
+    let ids = chosen_ids(store, filter, all).await?;
+    let store = store.clone();
+    blocking(move || {
+        let mut n = 0;
+        for id in ids {
+            let changed = store.queue_change(id, |m| {
+                change(m);
+                (roost_store::QueueChange::Write, ())
+            })?;
+            n += usize::from(changed.is_some());
+        }
+        Ok::<_, roost_store::StoreError>(n)
+    })
+    .await
 }
 
 /// Stores a domain's new DKIM key and answers its DNS record.

@@ -57,6 +57,10 @@ pub struct Settings {
     pub queue_remote_port: u16,
     /// Seconds to wait after each failed delivery attempt.
     pub queue_retry_after: Vec<i64>,
+    /// The queue's transports and the routes to them.
+    pub queue_transports: crate::queue::transport::Transports,
+    /// Seconds messages that left the queue are kept (0: none).
+    pub queue_keep_retired: i64,
     /// RFC 9585: how often a long IMAP command reports progress.
     pub imap_progress_interval: Duration,
 }
@@ -179,9 +183,11 @@ pub async fn start(
         }
     };
     let specs = AccountSpecs::new(store.clone(), registry.clone(), hub.clone());
+    store.set_keep_retired(settings.queue_keep_retired);
     let admin_ctx_for = {
         let (store, registry, hub, specs) =
             (store.clone(), registry.clone(), hub.clone(), specs.clone());
+        let transport_names = settings.queue_transports.names();
         move |accounts: ActorRef<SupervisorMsg>, imap: Services| AdminContext {
             store: store.clone(),
             registry: registry.clone(),
@@ -189,6 +195,7 @@ pub async fn start(
             accounts,
             specs: specs.clone(),
             imap,
+            transports: transport_names.clone(),
         }
     };
 
@@ -295,6 +302,7 @@ pub async fn start(
         remote_port: settings.queue_remote_port,
         localserve: settings.local_zone,
         retry_after: Arc::new(settings.queue_retry_after.clone()),
+        transports: Arc::new(settings.queue_transports.clone()),
     };
     let queue_spec = ChildSpec::new(
         crate::queue::QUEUE_ACTOR,

@@ -289,11 +289,54 @@ enum SuppressionCommand {
     Rm { account: String, address: String },
 }
 
+/// Which queued messages a `queue` command works on: each option given
+/// narrows the choice.
+#[derive(clap::Args, Default)]
+struct QueueChoice {
+    /// These messages (by id).
+    ids: Vec<u64>,
+    /// Messages the account submitted.
+    #[arg(long)]
+    account: Option<String>,
+    /// Messages whose sender is at this domain.
+    #[arg(long = "from-domain")]
+    sender_domain: Option<String>,
+    /// Messages going to this domain.
+    #[arg(long = "to-domain")]
+    recipient_domain: Option<String>,
+    /// Held messages only.
+    #[arg(long, conflicts_with = "not_held")]
+    held: bool,
+    /// Messages not held only.
+    #[arg(long)]
+    not_held: bool,
+    /// Every message (needed when no other choice is given).
+    #[arg(long)]
+    all: bool,
+}
+
+impl QueueChoice {
+    /// The request fields for the admin socket.
+    fn fields(&self, cmd: &str) -> serde_json::Value {
+        json!({
+            "cmd": cmd,
+            "ids": self.ids,
+            "account": self.account,
+            "sender_domain": self.sender_domain,
+            "recipient_domain": self.recipient_domain,
+            "held": if self.held { Some(true) } else if self.not_held { Some(false) } else { None },
+            "all": self.all,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum QueueCommand {
     /// Queued messages: id, destination domain, sender, recipients,
-    /// attempts, next attempt, last error, held.
+    /// attempts, next attempt, held, transport, last error.
     List {
+        #[command(flatten)]
+        choice: QueueChoice,
         /// How many, oldest first (default 1000).
         #[arg(long)]
         limit: Option<usize>,
@@ -301,14 +344,102 @@ enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Try a message again now.
-    Retry { id: u64 },
-    /// Keep a message from being tried until it is released.
-    Hold { id: u64 },
-    /// Release a held message.
-    Release { id: u64 },
-    /// Remove a message from the queue without a DSN.
-    Drop { id: u64 },
+    /// Try messages again now (held ones are released).
+    Retry {
+        #[command(flatten)]
+        choice: QueueChoice,
+    },
+    /// Set the next attempt of messages, e.g. `--in 30m` (s, m, h, d);
+    /// held ones are released.
+    Schedule {
+        #[command(flatten)]
+        choice: QueueChoice,
+        #[arg(long = "in", value_parser = parse_duration)]
+        after: i64,
+    },
+    /// Keep messages from being tried until they are released.
+    Hold {
+        #[command(flatten)]
+        choice: QueueChoice,
+    },
+    /// Release held messages.
+    Release {
+        #[command(flatten)]
+        choice: QueueChoice,
+    },
+    /// Send messages by another transport (`direct`, or one configured
+    /// under [transports]); `--routes` lets the configured routes choose
+    /// again.
+    Transport {
+        #[command(flatten)]
+        choice: QueueChoice,
+        #[arg(long, required_unless_present = "routes")]
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        routes: bool,
+    },
+    /// Fail messages now: each sender gets a failure DSN.
+    Fail {
+        #[command(flatten)]
+        choice: QueueChoice,
+    },
+    /// Remove messages from the queue without a DSN.
+    Drop {
+        #[command(flatten)]
+        choice: QueueChoice,
+    },
+    /// Messages that left the queue (delivered, failed, dropped), newest
+    /// first, with every attempt.
+    Retired {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Hold rules: messages queued that match one are held.
+    Holdrule {
+        #[command(subcommand)]
+        command: HoldRuleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HoldRuleCommand {
+    List,
+    /// Add a rule; options left out match anything (none: every message).
+    /// Queued messages it matches are held at once.
+    Add {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long = "from-domain")]
+        sender_domain: Option<String>,
+        #[arg(long = "to-domain")]
+        recipient_domain: Option<String>,
+    },
+    /// Remove a rule; messages it held stay held until released.
+    Rm {
+        id: u64,
+    },
+}
+
+/// `90s`, `15m`, `2h`, `1d`, or plain seconds.
+fn parse_duration(s: &str) -> Result<i64, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: a number, then s, m, h or d"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: a number, then s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{s:?}: too long"))
 }
 
 #[derive(Subcommand)]
@@ -441,11 +572,42 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             }
         },
         AdminCommand::Queue { command } => match command {
-            QueueCommand::List { limit, .. } => json!({"cmd": "queue_list", "limit": limit}),
-            QueueCommand::Retry { id } => json!({"cmd": "queue_retry", "id": id}),
-            QueueCommand::Hold { id } => json!({"cmd": "queue_hold", "id": id, "hold": true}),
-            QueueCommand::Release { id } => json!({"cmd": "queue_hold", "id": id, "hold": false}),
-            QueueCommand::Drop { id } => json!({"cmd": "queue_drop", "id": id}),
+            QueueCommand::List { choice, limit, .. } => {
+                let mut v = choice.fields("queue_list");
+                v["limit"] = json!(limit);
+                v
+            }
+            QueueCommand::Retry { choice } => choice.fields("queue_schedule"),
+            QueueCommand::Schedule { choice, after } => {
+                let mut v = choice.fields("queue_schedule");
+                v["in_secs"] = json!(after);
+                v
+            }
+            QueueCommand::Hold { choice } | QueueCommand::Release { choice } => {
+                let mut v = choice.fields("queue_hold");
+                v["hold"] = json!(matches!(command, QueueCommand::Hold { .. }));
+                v
+            }
+            QueueCommand::Transport { choice, name, .. } => {
+                let mut v = choice.fields("queue_transport");
+                v["transport"] = json!(name);
+                v
+            }
+            QueueCommand::Fail { choice } => choice.fields("queue_fail"),
+            QueueCommand::Drop { choice } => choice.fields("queue_drop"),
+            QueueCommand::Retired { account, limit } => {
+                json!({"cmd": "queue_retired", "account": account, "limit": limit})
+            }
+            QueueCommand::Holdrule { command } => match command {
+                HoldRuleCommand::List => json!({"cmd": "hold_rule_list"}),
+                HoldRuleCommand::Add {
+                    account,
+                    sender_domain,
+                    recipient_domain,
+                } => json!({"cmd": "hold_rule_add", "account": account,
+                    "sender_domain": sender_domain, "recipient_domain": recipient_domain}),
+                HoldRuleCommand::Rm { id } => json!({"cmd": "hold_rule_rm", "id": id}),
+            },
         },
         AdminCommand::Dkim { command } => match command {
             DkimCommand::Gen { domain, selector } => {
@@ -597,7 +759,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                     .map(|r| r.as_str().unwrap_or("-").to_string())
                     .collect();
                 println!(
-                    "{} {} from=<{}> to={} attempts={} next={}{} last={:?}",
+                    "{} {} from=<{}> to={} attempts={} next={}{}{} last={:?}",
                     m["id"],
                     m["domain"].as_str().unwrap_or("-"),
                     m["sender"].as_str().unwrap_or(""),
@@ -609,6 +771,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                     } else {
                         ""
                     },
+                    m["transport"]
+                        .as_str()
+                        .map_or(String::new(), |t| format!(" transport={t}")),
                     m["last_error"].as_str().unwrap_or("")
                 );
             }

@@ -83,6 +83,8 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         local_zone: localserve,
         queue_remote_port: config.queue_remote_port,
         queue_retry_after: config.queue_retry_after.clone(),
+        queue_keep_retired: config.queue_keep_retired,
+        queue_transports: config.queue_transports.clone(),
         imap_progress_interval: config.imap_progress_interval,
     };
     let has_http = !http.http.is_empty() || !l.https.is_empty();

@@ -99,6 +99,12 @@ pub(crate) const QUEUE: u8 = 0x22;
 /// binary i64), then the queue id; no value.
 pub(crate) const QUEUE_DUE: u8 = 0x23;
 
+/// Hold rules of the queue, followed by the rule's id.
+pub(crate) const HOLD_RULE: u8 = 0x24;
+/// Messages that left the queue: when (unix seconds, offset binary),
+/// then the queue id, so a scan runs oldest first.
+pub(crate) const RETIRED: u8 = 0x25;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 
@@ -139,6 +145,15 @@ pub(crate) fn queue(id: crate::QueueId) -> Vec<u8> {
 pub(crate) fn queue_due(at: i64, id: crate::QueueId) -> Vec<u8> {
     let t = (at as u64) ^ (1 << 63);
     key(QUEUE_DUE, &[&t.to_be_bytes(), &id.0.to_be_bytes()])
+}
+
+pub(crate) fn hold_rule(id: u64) -> Vec<u8> {
+    key(HOLD_RULE, &[&id.to_be_bytes()])
+}
+
+pub(crate) fn retired(at: i64, id: crate::QueueId) -> Vec<u8> {
+    let t = (at as u64) ^ (1 << 63);
+    key(RETIRED, &[&t.to_be_bytes(), &id.0.to_be_bytes()])
 }
 
 /// The queue id of a due-index key.

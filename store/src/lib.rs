@@ -41,7 +41,10 @@ use serde::Serialize;
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
-pub use queue::{QueueChange, QueueId, QueuedMessage, QueuedRecipient};
+pub use queue::{
+    finish_waiting, Attempt, Finished, FinishedAs, HoldRule, QueueChange, QueueFilter, QueueId,
+    QueuedMessage, QueuedRecipient, RetiredMessage, KEEP_RETIRED, MAX_ATTEMPT_LOG,
+};
 pub use records::{
     AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DmarcEvaluation,
     DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
@@ -159,6 +162,8 @@ struct Inner {
     dmarc_seq: std::sync::atomic::AtomicU32,
     /// Serializes changes of queued messages (read, change, write).
     queue_lock: Mutex<()>,
+    /// Seconds messages that left the queue are kept (0: none).
+    keep_retired: std::sync::atomic::AtomicI64,
     counters: Arc<Counters>,
     /// sled's data file, fsynced after each flush (see [`Store::flush`]).
     index_file: PathBuf,
@@ -221,6 +226,7 @@ impl Store {
                 tmp_seq: AtomicU64::new(0),
                 dmarc_seq: Default::default(),
                 queue_lock: Mutex::new(()),
+                keep_retired: std::sync::atomic::AtomicI64::new(queue::KEEP_RETIRED),
                 counters: Arc::new(Counters::default()),
                 index_file: index_dir.join("db"),
                 gate: FlushGate::default(),

@@ -89,6 +89,164 @@ pub struct QueuedMessage {
     /// and at start, after a crash of the whole process.
     #[serde(default)]
     pub in_flight: bool,
+    /// The transport the admin chose for it; `None`: the configured
+    /// routes choose.
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// Every attempt so far, oldest first (at most [`MAX_ATTEMPT_LOG`]:
+    /// the newest are kept).
+    #[serde(default)]
+    pub attempt_log: Vec<Attempt>,
+    /// Recipients finished while others wait: what became of each.
+    #[serde(default)]
+    pub done: Vec<Finished>,
+}
+
+/// How long messages that left the queue are kept unless configured
+/// (`[queue] keep_retired`): 7 days.
+pub const KEEP_RETIRED: i64 = 7 * 86_400;
+
+/// Attempts kept in a queued message's log.
+pub const MAX_ATTEMPT_LOG: usize = 64;
+
+/// One attempt at delivering a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Unix seconds.
+    pub at: i64,
+    /// The server tried, when one was reached.
+    pub host: Option<String>,
+    /// What it came to: the reply, or why there was none.
+    pub result: String,
+}
+
+/// How a recipient left the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FinishedAs {
+    Delivered,
+    Failed,
+    Dropped,
+}
+
+impl FinishedAs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishedAs::Delivered => "delivered",
+            FinishedAs::Failed => "failed",
+            FinishedAs::Dropped => "dropped",
+        }
+    }
+}
+
+/// What became of one recipient of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    pub address: String,
+    /// Unix seconds.
+    pub at: i64,
+    pub how: FinishedAs,
+    /// The server's reply, or the reason.
+    pub detail: String,
+}
+
+impl QueuedMessage {
+    /// Adds an attempt to the log, keeping the newest [`MAX_ATTEMPT_LOG`].
+    pub fn log_attempt(&mut self, a: Attempt) {
+        if self.attempt_log.len() >= MAX_ATTEMPT_LOG {
+            self.attempt_log.remove(0);
+        }
+        self.attempt_log.push(a);
+    }
+
+    /// The domain of the reverse-path, lower case; empty for the null
+    /// sender.
+    pub fn sender_domain(&self) -> String {
+        self.sender
+            .rsplit_once('@')
+            .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
+    }
+}
+
+/// A message that left the queue (delivered, failed or dropped), with
+/// what became of each recipient and every attempt; kept for the time
+/// configured (`[queue] keep_retired`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredMessage {
+    pub id: QueueId,
+    /// Unix seconds: queued, and left the queue.
+    pub created: i64,
+    pub retired: i64,
+    pub account: Option<String>,
+    pub sender: String,
+    pub domain: String,
+    pub transport: Option<String>,
+    pub recipients: Vec<Finished>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// A hold rule: messages queued from then on that match it are held
+/// until the admin releases them. A field left out matches anything; a
+/// rule with none holds every message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRule {
+    pub id: u64,
+    /// The submitting account.
+    pub account: Option<String>,
+    /// The domain of the reverse-path.
+    pub sender_domain: Option<String>,
+    /// The destination domain.
+    pub recipient_domain: Option<String>,
+}
+
+impl HoldRule {
+    /// Hold rules kept at most.
+    pub const MAX: usize = 100;
+
+    pub fn matches(&self, m: &QueuedMessage) -> bool {
+        let same = |want: &Option<String>, have: &str| {
+            want.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(have))
+        };
+        same(&self.account, m.account.as_deref().unwrap_or(""))
+            && same(&self.sender_domain, &m.sender_domain())
+            && same(&self.recipient_domain, &m.domain)
+    }
+}
+
+/// A choice of queued messages for the admin's operations: each field
+/// given narrows it; none given chooses every message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueFilter {
+    /// These messages only (empty: any).
+    #[serde(default)]
+    pub ids: Vec<u64>,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub sender_domain: Option<String>,
+    #[serde(default)]
+    pub recipient_domain: Option<String>,
+    /// Held ones, or those not held.
+    #[serde(default)]
+    pub held: Option<bool>,
+}
+
+impl QueueFilter {
+    /// Whether it chooses every message.
+    pub fn is_empty(&self) -> bool {
+        *self == QueueFilter::default()
+    }
+
+    pub fn matches(&self, m: &QueuedMessage) -> bool {
+        let rule = HoldRule {
+            id: 0,
+            account: self.account.clone(),
+            sender_domain: self.sender_domain.clone(),
+            recipient_domain: self.recipient_domain.clone(),
+        };
+        (self.ids.is_empty() || self.ids.contains(&m.id.0))
+            && self.held.is_none_or(|h| h == m.hold)
+            && rule.matches(m)
+    }
 }
 
 /// What [`Store::queue_change`] does with the record its closure saw.
@@ -115,9 +273,13 @@ impl Store {
         if messages.is_empty() {
             return Ok(messages);
         }
+        let rules = self.hold_rules()?;
         for m in &mut messages {
             m.id = QueueId(self.inner.db.generate_id()?.saturating_add(1));
             m.file = self.next_file_id()?;
+            if rules.iter().any(|r| r.matches(m)) {
+                m.hold = true;
+            }
         }
         let mut placer = Placer::new(&self.inner.msg_dir);
         let placed = placer.place(staged, messages[0].file).and_then(|()| {
@@ -133,7 +295,9 @@ impl Store {
         let mut batch = sled::Batch::default();
         for m in &messages {
             batch.insert(keys::queue(m.id), encode(m)?);
-            batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
+            if !m.hold {
+                batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
+            }
         }
         if let Err(e) = self.inner.db.apply_batch(batch) {
             placer.undo();
@@ -251,6 +415,10 @@ impl Store {
             }
             QueueChange::Remove => {
                 batch.remove(keys::queue(m.id));
+                if self.keep_retired() {
+                    let retired = retire(m.clone(), crate::records::now_unix());
+                    batch.insert(keys::retired(retired.retired, m.id), encode(&retired)?);
+                }
                 self.apply(batch, flush)?;
                 if let Err(e) = files::remove_if_present(&self.message_path(m.file)) {
                     tracing::warn!(error = %e, file = m.file.0, "could not remove a queued message's file");
@@ -279,10 +447,148 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("queued message {}", m.id)))
     }
 
-    /// Removes a queued message (delivered, failed or dropped) and its file.
+    /// Removes a queued message and its file; recipients still waiting
+    /// are retired as dropped.
     pub fn queue_remove(&self, id: QueueId) -> Result<()> {
-        self.queue_change(id, |_| (QueueChange::Remove, ()))?
-            .ok_or_else(|| StoreError::NotFound(format!("queued message {id}")))
+        self.queue_retire(id, FinishedAs::Dropped, "removed from the queue")
+    }
+
+    /// Removes a queued message and its file; recipients still waiting
+    /// are retired `how`, for `why`.
+    pub fn queue_retire(&self, id: QueueId, how: FinishedAs, why: &str) -> Result<()> {
+        self.queue_change(id, |m| {
+            finish_waiting(m, how, why, crate::records::now_unix());
+            (QueueChange::Remove, ())
+        })?
+        .ok_or_else(|| StoreError::NotFound(format!("queued message {id}")))
+    }
+
+    /// The queued messages `filter` chooses, oldest id first, at most
+    /// `limit`.
+    pub fn queue_select(&self, filter: &QueueFilter, limit: usize) -> Result<Vec<QueuedMessage>> {
+        let mut out = Vec::new();
+        if !filter.ids.is_empty() {
+            let mut ids = filter.ids.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                if out.len() >= limit {
+                    break;
+                }
+                if let Some(m) = self.queued(QueueId(id))? {
+                    if filter.matches(&m) {
+                        out.push(m);
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        for v in self.inner.db.scan_prefix([keys::QUEUE]).values() {
+            if out.len() >= limit {
+                break;
+            }
+            let m: QueuedMessage = rmp_serde::from_slice(&v?)?;
+            if filter.matches(&m) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- hold rules ----
+
+    /// The hold rules, oldest first.
+    pub fn hold_rules(&self) -> Result<Vec<HoldRule>> {
+        self.scan(&[keys::HOLD_RULE])
+    }
+
+    /// Adds a hold rule (at most [`HoldRule::MAX`]) and holds the queued
+    /// messages it matches now. The rule as stored, and how many
+    /// messages it held.
+    pub fn hold_rule_add(&self, mut rule: HoldRule) -> Result<(HoldRule, usize)> {
+        if self.hold_rules()?.len() >= HoldRule::MAX {
+            return Err(StoreError::Invalid(format!(
+                "at most {} hold rules",
+                HoldRule::MAX
+            )));
+        }
+        rule.id = self.inner.db.generate_id()?.saturating_add(1);
+        self.inner
+            .db
+            .insert(keys::hold_rule(rule.id), encode(&rule)?)?;
+        let mut held = 0;
+        for m in self.queue_list()? {
+            if !m.hold && rule.matches(&m) {
+                self.queue_change_lazily(m.id, |stored| {
+                    stored.hold = true;
+                    (QueueChange::Write, ())
+                })?;
+                held += 1;
+            }
+        }
+        self.flush()?;
+        Ok((rule, held))
+    }
+
+    /// Removes a hold rule; false when there was none. Messages it held
+    /// stay held until released.
+    pub fn hold_rule_rm(&self, id: u64) -> Result<bool> {
+        let was = self.inner.db.remove(keys::hold_rule(id))?.is_some();
+        self.flush()?;
+        Ok(was)
+    }
+
+    // ---- retired messages ----
+
+    /// Whether messages leaving the queue are kept (`[queue]
+    /// keep_retired` above zero).
+    fn keep_retired(&self) -> bool {
+        self.inner
+            .keep_retired
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    }
+
+    /// How long messages that left the queue are kept, in seconds; 0
+    /// keeps none.
+    pub fn set_keep_retired(&self, seconds: i64) {
+        self.inner
+            .keep_retired
+            .store(seconds.max(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Removes retired messages older than the configured time at `now`;
+    /// how many.
+    pub fn prune_retired(&self, now: i64) -> Result<usize> {
+        let keep = self
+            .inner
+            .keep_retired
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let end = keys::retired(now.saturating_sub(keep), QueueId(0));
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in self.inner.db.range(vec![keys::RETIRED]..end).keys() {
+            batch.remove(k?);
+            n += 1;
+        }
+        self.inner.db.apply_batch(batch)?;
+        Ok(n)
+    }
+
+    /// The newest retired messages `account` sent (any account's when
+    /// `None`), newest first, at most `limit`.
+    pub fn retired(&self, account: Option<&str>, limit: usize) -> Result<Vec<RetiredMessage>> {
+        let mut out = Vec::new();
+        for v in self.inner.db.scan_prefix([keys::RETIRED]).values().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let r: RetiredMessage = rmp_serde::from_slice(&v?)?;
+            if account.is_none_or(|a| r.account.as_deref() == Some(a)) {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// At start: messages a delivery worker had when the process ended are
@@ -308,5 +614,38 @@ impl Store {
     /// The queued message as it goes out: its prefix, then its file.
     pub fn queue_open(&self, m: &QueuedMessage) -> Result<MessageReader> {
         MessageReader::open(m.header_prefix.clone(), self.message_path(m.file))
+    }
+}
+
+/// Recipients still waiting finish `how`, for `why`.
+pub fn finish_waiting(m: &mut QueuedMessage, how: FinishedAs, why: &str, now: i64) {
+    let waiting: Vec<QueuedRecipient> = m.recipients.drain(..).collect();
+    m.done.extend(waiting.into_iter().map(|r| Finished {
+        address: r.address,
+        at: now,
+        how,
+        detail: why.to_string(),
+    }));
+}
+
+/// A removed message as it is kept.
+fn retire(m: QueuedMessage, now: i64) -> RetiredMessage {
+    let mut recipients = m.done;
+    recipients.extend(m.recipients.into_iter().map(|r| Finished {
+        address: r.address,
+        at: now,
+        how: FinishedAs::Dropped,
+        detail: "removed from the queue".into(),
+    }));
+    RetiredMessage {
+        id: m.id,
+        created: m.created,
+        retired: now,
+        account: m.account,
+        sender: m.sender,
+        domain: m.domain,
+        transport: m.transport,
+        recipients,
+        attempts: m.attempt_log,
     }
 }

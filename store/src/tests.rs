@@ -1132,6 +1132,9 @@ fn queued_message(domain: &str, next_attempt: i64) -> QueuedMessage {
         last_error: None,
         hold: false,
         delay_notified: false,
+        transport: None,
+        attempt_log: Vec::new(),
+        done: Vec::new(),
         in_flight: false,
         ret: None,
         envid: None,
@@ -1206,6 +1209,113 @@ fn queued_messages_are_due_held_changed_and_removed() {
         ok(store.queue_change(added[0].id, |_| (QueueChange::Keep, ()))),
         None
     );
+}
+
+/// Hold rules: a rule holds what it matches as it is queued (and what
+/// is queued already when it is added), none of its fields matching
+/// anything; at most HoldRule::MAX rules (taken at the edge, refused one
+/// past). Removed messages are kept as retired, with their attempts and
+/// outcomes, until their time is up.
+#[test]
+fn hold_rules_filters_and_retired_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let queue = |domains: &[&str]| {
+        let staged = ok(store.stage_bytes(b"Subject: q\r\n\r\nbody\r\n"));
+        ok(store.queue_add(
+            staged,
+            domains.iter().map(|d| queued_message(d, 0)).collect(),
+        ))
+    };
+    let first = queue(&["a.example", "b.example"]);
+    let (rule, held) = ok(store.hold_rule_add(HoldRule {
+        recipient_domain: Some("b.example".into()),
+        ..Default::default()
+    }));
+    assert_eq!(held, 1);
+    assert!(ok(store.queued(first[1].id)).unwrap().hold);
+    assert!(!ok(store.queued(first[0].id)).unwrap().hold);
+    let later = queue(&["b.example", "c.example"]);
+    assert!(later[0].hold && !later[1].hold);
+    let domains_of = |f: QueueFilter| -> Vec<String> {
+        ok(store.queue_select(&f, usize::MAX))
+            .into_iter()
+            .map(|m| m.domain)
+            .collect()
+    };
+    assert_eq!(
+        domains_of(QueueFilter {
+            held: Some(true),
+            ..Default::default()
+        }),
+        ["b.example", "b.example"]
+    );
+    assert_eq!(
+        domains_of(QueueFilter {
+            ids: vec![later[1].id.0, first[0].id.0, 999_999],
+            ..Default::default()
+        }),
+        ["a.example", "c.example"]
+    );
+    assert_eq!(
+        domains_of(QueueFilter {
+            sender_domain: Some("LOCAL.example".into()),
+            recipient_domain: Some("c.example".into()),
+            ..Default::default()
+        }),
+        ["c.example"]
+    );
+    assert!(ok(store.hold_rule_rm(rule.id)));
+    assert!(!ok(store.hold_rule_rm(rule.id)));
+    // Up to the limit, not one past.
+    for _ in 0..HoldRule::MAX {
+        ok(store.hold_rule_add(HoldRule {
+            account: Some("nobody".into()),
+            ..Default::default()
+        }));
+    }
+    assert!(store.hold_rule_add(HoldRule::default()).is_err());
+    assert_eq!(ok(store.hold_rules()).len(), HoldRule::MAX);
+    // Retired: delivered here, dropped there; pruned once their time is up.
+    ok(store.queue_change(first[0].id, |m| {
+        m.log_attempt(Attempt {
+            at: 5,
+            host: Some("mx.a.example".into()),
+            result: "delivered".into(),
+        });
+        finish_waiting(m, FinishedAs::Delivered, "delivered to mx.a.example", 5);
+        (QueueChange::Remove, ())
+    }));
+    ok(store.queue_remove(first[1].id));
+    let retired = ok(store.retired(None, 10));
+    assert_eq!(retired.len(), 2);
+    assert_eq!(retired[0].domain, "b.example");
+    assert_eq!(retired[0].recipients[0].how, FinishedAs::Dropped);
+    assert_eq!(retired[1].recipients[0].how, FinishedAs::Delivered);
+    assert_eq!(retired[1].attempts[0].host.as_deref(), Some("mx.a.example"));
+    assert_eq!(ok(store.retired(Some("someone"), 10)).len(), 0);
+    let now = crate::records::now_unix();
+    assert_eq!(ok(store.prune_retired(now)), 0);
+    assert_eq!(ok(store.prune_retired(now + KEEP_RETIRED + 1)), 2);
+    // Not kept at all when so configured.
+    store.set_keep_retired(0);
+    ok(store.queue_remove(later[0].id));
+    assert_eq!(ok(store.retired(None, 10)).len(), 0);
+}
+
+/// A queued message's attempt log keeps the newest MAX_ATTEMPT_LOG.
+#[test]
+fn attempt_logs_keep_the_newest() {
+    let mut m = queued_message("a.example", 0);
+    for at in 0..=MAX_ATTEMPT_LOG as i64 {
+        m.log_attempt(Attempt {
+            at,
+            host: None,
+            result: String::new(),
+        });
+    }
+    assert_eq!(m.attempt_log.len(), MAX_ATTEMPT_LOG);
+    assert_eq!(m.attempt_log[0].at, 1);
 }
 
 /// Suppression lists: per account, addresses without case, a limit

@@ -3,6 +3,7 @@
 //! (STARTTLS when offered, opportunistically; recipients pipelined when
 //! PIPELINING is offered), and writes what came of each message.
 
+use super::transport::{Smarthost, SmarthostTls, Transport};
 use super::{dsn, now, QueueSettings, DELAY_DSN_AFTER};
 use crate::client::AccountClient;
 use crate::dns::{Dns, MxAnswer};
@@ -11,7 +12,9 @@ use roost_protocols::smtp::client::{dot_stuff, ReplyReader, ServerReply};
 use roost_protocols::smtp::command::xtext_encode;
 use roost_protocols::smtp::spf::AuthDns;
 use roost_protocols::smtp::Ret;
-use roost_store::{QueueChange, QueuedMessage, Resolved};
+use roost_store::{
+    Attempt, Finished, FinishedAs, QueueChange, QueuedMessage, QueuedRecipient, Resolved,
+};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +41,7 @@ pub const WORKER_DEADLINE: Duration = Duration::from_secs(1800);
 pub struct WorkerArgs {
     pub settings: Arc<QueueSettings>,
     pub domain: String,
+    pub transport: Transport,
     pub messages: Vec<QueuedMessage>,
 }
 
@@ -68,7 +72,7 @@ impl Actor for Worker {
         state: &mut Option<WorkerArgs>,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(args) = state.take() {
-            deliver_domain(&args.settings, &args.domain, args.messages).await;
+            deliver_domain(&args.settings, &args.domain, &args.transport, args.messages).await;
         }
         myself.stop(None);
         Ok(())
@@ -162,7 +166,12 @@ async fn connect(s: &QueueSettings, hosts: &[String]) -> Result<(Session, String
 /// The reason a connection attempt gives when the MX points back here.
 const LOOP_PREFIX: &str = "554 5.4.6 ";
 
-async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMessage>) {
+async fn deliver_domain(
+    s: &QueueSettings,
+    domain: &str,
+    transport: &Transport,
+    messages: Vec<QueuedMessage>,
+) {
     // Held messages (FUTURERELEASE) for this server's own domains are
     // delivered here, not sent anywhere.
     let (store, d) = (s.store.clone(), domain.to_string());
@@ -192,8 +201,29 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
         }
         return;
     }
+    let smarthost = match transport {
+        Transport::Direct => None,
+        Transport::Smarthost(sh) => Some(sh.clone()),
+        Transport::Fail(reply) => {
+            let o = if reply.starts_with('4') {
+                Outcome::Temporary(reply.clone())
+            } else {
+                Outcome::Permanent(reply.clone(), None)
+            };
+            for m in messages {
+                if !already_done(s, &m).await {
+                    let all = vec![o.clone(); m.recipients.len()];
+                    finish(s, m, all, None, false).await;
+                }
+            }
+            return;
+        }
+    };
     let deadline = tokio::time::Instant::now() + WORKER_DEADLINE;
-    let hosts = mail_hosts(&s.dns, domain).await;
+    let hosts = match &smarthost {
+        Some(sh) => Ok(vec![sh.host.clone()]),
+        None => mail_hosts(&s.dns, domain).await,
+    };
     let mut session: Option<(Session, String)> = None;
     let mut unreachable: Option<String> = None;
     for m in messages {
@@ -203,8 +233,10 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
         }
         // RFC 8689 4.2.1: a REQUIRETLS message needs a validated MX
         // (DNSSEC or MTA-STS) and a validated certificate; roost does
-        // neither yet, so it may not send one (5.7.30).
-        if m.requiretls {
+        // neither yet for MX hosts, so it may not send one there (5.7.30).
+        // A smarthost is configured, not looked up, and its certificate
+        // is checked: it gets the message if it offers REQUIRETLS.
+        if m.requiretls && smarthost.is_none() {
             let why = "550 5.7.30 REQUIRETLS needs an MX and certificate validated by \
                        MTA-STS or DANE, which this server does not do yet";
             finish(
@@ -248,7 +280,14 @@ async fn deliver_domain(s: &QueueSettings, domain: &str, messages: Vec<QueuedMes
             continue;
         }
         if session.is_none() && unreachable.is_none() {
-            match connect(s, hosts).await {
+            let connected = match &smarthost {
+                Some(sh) => Session::open_smarthost(s, sh)
+                    .await
+                    .map(|session| (session, sh.host.clone()))
+                    .map_err(|e| format!("{}:{}: {e}", sh.host, sh.port)),
+                None => connect(s, hosts).await,
+            };
+            match connected {
                 Ok(c) => session = Some(c),
                 Err(why) => unreachable = Some(why),
             }
@@ -415,10 +454,21 @@ async fn finish(
     let mut relayed = Vec::new();
     let mut kept = Vec::new();
     let mut temp_reason = None;
+    let mut perm_reason = None;
+    let at = now();
+    let finished = |r: &QueuedRecipient, how, detail: String| Finished {
+        address: r.address.clone(),
+        at,
+        how,
+        detail,
+    };
+    let mut done = Vec::new();
     for (mut r, o) in m.recipients.drain(..).zip(outcomes) {
         match o {
             Outcome::Delivered => {
                 info!(id = %m.id, rcpt = %r.address, "delivered");
+                let to = host.map_or("delivered".to_string(), |h| format!("delivered to {h}"));
+                done.push(finished(&r, FinishedAs::Delivered, to));
                 if relay_reports {
                     relayed.push(dsn::Entry::of(
                         &r,
@@ -429,6 +479,8 @@ async fn finish(
             }
             Outcome::Permanent(why, mta) => {
                 info!(id = %m.id, rcpt = %r.address, %why, "failed");
+                done.push(finished(&r, FinishedAs::Failed, why.clone()));
+                perm_reason.get_or_insert_with(|| why.clone());
                 let mta = mta.or(host.map(str::to_string));
                 failed.push(dsn::Entry::of(&r, why, mta));
             }
@@ -440,18 +492,26 @@ async fn finish(
         }
     }
     m.recipients = kept;
+    m.log_attempt(Attempt {
+        at,
+        host: host.map(str::to_string),
+        result: temp_reason
+            .clone()
+            .or(perm_reason)
+            .unwrap_or_else(|| "delivered".into()),
+    });
     if !m.recipients.is_empty() {
         let reason = temp_reason.unwrap_or_default();
         if !reschedule(&mut m, &reason, now(), &s.retry_after) {
             // The last attempt: the rest fail too.
             let why = format!("gave up after {} attempts: {reason}", m.attempts);
-            failed.extend(
-                m.recipients
-                    .drain(..)
-                    .map(|r| dsn::Entry::of(&r, why.clone(), None)),
-            );
+            for r in m.recipients.drain(..) {
+                failed.push(dsn::Entry::of(&r, why.clone(), None));
+                done.push(finished(&r, FinishedAs::Failed, why.clone()));
+            }
         }
     }
+    m.done.extend(done);
     if !failed.is_empty() {
         suppress_hard_failures(s, &m, &failed).await;
         dsn::send(s, &m, &failed, dsn::Kind::Failed).await;
@@ -475,6 +535,8 @@ async fn finish(
         // (for a remote 250 not yet recorded) a duplicate, never a loss.
         store.queue_change_lazily(m.id, move |stored| {
             if m.recipients.is_empty() {
+                // Retired as it ends: with its attempts and outcomes.
+                *stored = m;
                 return (QueueChange::Remove, ());
             }
             // Held by the admin meanwhile: stays held.
@@ -548,6 +610,9 @@ struct Session {
     io: Box<dyn Io>,
     reader: ReplyReader,
     ehlo: ServerReply,
+    /// The connection is TLS with a certificate checked against trusted
+    /// roots (a smarthost's), not just opportunistic.
+    verified_tls: bool,
 }
 
 /// Whether a reply is a success (2xx; RFC 5321 4.2.1: 3xx only after
@@ -581,28 +646,112 @@ impl Session {
         // Commands and replies are small and answered one by one: without
         // this, Nagle's algorithm and delayed ACKs hold each for ~40 ms.
         let _ = tcp.set_nodelay(true);
-        let mut session = Session {
-            io: Box::new(tcp),
+        let mut session = Session::over(Box::new(tcp));
+        session.greeting_and_hello(s).await?;
+        if starttls && session.ehlo.offers("STARTTLS") {
+            session.write(b"STARTTLS\r\n").await?;
+            let r = session.reply(REPLY_TIMEOUT).await?;
+            if r.code == 220 {
+                session = session.upgrade(host, opportunistic_tls(), false).await?;
+                session.ehlo = session.hello(&s.hostname).await?;
+            }
+        }
+        Ok(session)
+    }
+
+    fn over(io: Box<dyn Io>) -> Session {
+        Session {
+            io,
             reader: ReplyReader::new(),
             ehlo: ServerReply {
                 code: 0,
                 lines: Vec::new(),
             },
-        };
-        let greeting = session.reply(REPLY_TIMEOUT).await?;
+            verified_tls: false,
+        }
+    }
+
+    async fn greeting_and_hello(&mut self, s: &QueueSettings) -> Result<(), String> {
+        let greeting = self.reply(REPLY_TIMEOUT).await?;
         if greeting.code != 220 {
             return Err(format!("greeting: {}", greeting.text()));
         }
-        session.ehlo = session.hello(&s.hostname).await?;
-        if starttls && session.ehlo.offers("STARTTLS") {
-            session.write(b"STARTTLS\r\n").await?;
-            let r = session.reply(REPLY_TIMEOUT).await?;
-            if r.code == 220 {
-                session = session.upgrade(host).await?;
-                session.ehlo = session.hello(&s.hostname).await?;
+        self.ehlo = self.hello(&s.hostname).await?;
+        Ok(())
+    }
+
+    /// A session with a smarthost: TLS as configured (its certificate
+    /// checked; STARTTLS required when configured, never skipped), then
+    /// AUTH PLAIN (RFC 4954, RFC 4616) when credentials are configured.
+    async fn open_smarthost(s: &QueueSettings, sh: &Smarthost) -> Result<Session, String> {
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::lookup_host((sh.host.as_str(), sh.port)),
+        )
+        .await
+        .map_err(|_| "name lookup timed out".to_string())?
+        .map_err(|e| format!("name lookup: {e}"))?
+        .take(MAX_ADDRESSES_PER_HOST)
+        .collect();
+        let mut last = "no address".to_string();
+        let mut tcp = None;
+        for addr in addrs {
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
+            {
+                Ok(Ok(t)) => {
+                    tcp = Some(t);
+                    break;
+                }
+                Ok(Err(e)) => last = format!("connect: {e}"),
+                Err(_) => last = "connect timed out".into(),
             }
         }
+        let tcp = tcp.ok_or(last)?;
+        let _ = tcp.set_nodelay(true);
+        let config = verified_tls(&sh.roots);
+        let mut session = Session::over(Box::new(tcp));
+        if sh.tls == SmarthostTls::Implicit {
+            session = session.upgrade(&sh.host, config.clone(), true).await?;
+        }
+        session.greeting_and_hello(s).await?;
+        if sh.tls == SmarthostTls::StartTls {
+            if !session.ehlo.offers("STARTTLS") {
+                return Err("the smarthost offers no STARTTLS".into());
+            }
+            session.write(b"STARTTLS\r\n").await?;
+            let r = session.reply(REPLY_TIMEOUT).await?;
+            if r.code != 220 {
+                return Err(format!("STARTTLS: {}", r.text()));
+            }
+            session = session.upgrade(&sh.host, config, true).await?;
+            session.ehlo = session.hello(&s.hostname).await?;
+        }
+        if let Some((user, password)) = &sh.auth {
+            session.authenticate(user, password).await?;
+        }
         Ok(session)
+    }
+
+    /// AUTH PLAIN with an initial response (RFC 4954 4, RFC 4616 2).
+    async fn authenticate(&mut self, user: &str, password: &str) -> Result<(), String> {
+        use base64::Engine as _;
+        let offers_plain = self.ehlo.lines.iter().any(|l| {
+            let mut words = l.split_ascii_whitespace();
+            words.next().is_some_and(|w| w.eq_ignore_ascii_case("AUTH"))
+                && words.any(|w| w.eq_ignore_ascii_case("PLAIN"))
+        });
+        if !offers_plain {
+            return Err("the smarthost does not offer AUTH PLAIN".into());
+        }
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.write(format!("AUTH PLAIN {token}\r\n").as_bytes())
+            .await?;
+        let r = self.reply(REPLY_TIMEOUT).await?;
+        if r.code != 235 {
+            return Err(format!("AUTH: {}", r.text()));
+        }
+        Ok(())
     }
 
     /// EHLO, or HELO when the server does not know EHLO (RFC 5321 3.2).
@@ -629,8 +778,13 @@ impl Session {
         Err(format!("EHLO: {}", r.text()))
     }
 
-    async fn upgrade(self, host: &str) -> Result<Session, String> {
-        let connector = tokio_rustls::TlsConnector::from(opportunistic_tls());
+    async fn upgrade(
+        self,
+        host: &str,
+        config: Arc<rustls::ClientConfig>,
+        verified: bool,
+    ) -> Result<Session, String> {
+        let connector = tokio_rustls::TlsConnector::from(config);
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|_| format!("TLS: {host} is no server name"))?;
         let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connector.connect(name, self.io))
@@ -641,6 +795,7 @@ impl Session {
             io: Box::new(tls),
             reader: ReplyReader::new(),
             ehlo: self.ehlo,
+            verified_tls: verified,
         })
     }
 
@@ -723,6 +878,16 @@ impl Session {
         let mut mail = format!("MAIL FROM:<{}>", m.sender);
         if m.smtputf8 {
             mail.push_str(" SMTPUTF8");
+        }
+        if m.requiretls {
+            // RFC 8689 4.2.1: only over a checked TLS connection to a
+            // server that offers it.
+            if !(self.verified_tls && self.ehlo.offers("REQUIRETLS")) {
+                let why = "550 5.7.30 REQUIRETLS: the smarthost's connection is not \
+                           checked TLS or it does not offer REQUIRETLS";
+                return Ok(vec![Outcome::Permanent(why.into(), None); batch.len()]);
+            }
+            mail.push_str(" REQUIRETLS");
         }
         if m.binary {
             mail.push_str(" BODY=BINARYMIME");
@@ -927,6 +1092,28 @@ fn refusal(r: &ServerReply) -> Outcome {
         Outcome::Permanent(r.text(), None)
     } else {
         Outcome::Temporary(r.text())
+    }
+}
+
+/// TLS to a smarthost: its certificate checked against `roots` and the
+/// configured name.
+fn verified_tls(roots: &Arc<rustls::RootCertStore>) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => Arc::new(
+            b.with_root_certificates(roots.clone())
+                .with_no_client_auth(),
+        ),
+        Err(e) => {
+            warn!(error = %e, "no TLS client configuration");
+            Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        }
     }
 }
 

@@ -266,6 +266,9 @@ async fn deliver(store: &roost_store::Store, to: &str, bytes: Vec<u8>) -> Result
                 last_error: None,
                 hold: false,
                 delay_notified: false,
+                transport: None,
+                attempt_log: Vec::new(),
+                done: Vec::new(),
             };
             crate::task::blocking(move || queue_store.queue_add(staged, vec![queued]))
                 .await

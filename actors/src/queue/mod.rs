@@ -11,10 +11,11 @@
 
 pub mod delivery;
 pub mod dsn;
+pub mod transport;
 
 use crate::dns::Dns;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use roost_store::{QueueChange, QueueId, QueuedMessage, Store};
+use roost_store::{FinishedAs, QueueChange, QueueId, QueuedMessage, Store};
 use roost_supervisor::{ActorKind, Registry};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub const MAX_DOMAINS_IN_FLIGHT: usize = 20;
 pub const DUE_BATCH: usize = 1000;
 /// How often the scheduler looks for due messages when nothing wakes it.
 pub const SCHEDULER_TICK: Duration = Duration::from_secs(1);
+/// How often retired messages past their time are removed (seconds).
+pub const RETIRED_PRUNE_EVERY: i64 = 60;
 /// While a worker has a message, its due entry is this far ahead (past
 /// the worker's deadline), so the scheduler does not pick it again.
 pub const LEASE: i64 = delivery::WORKER_DEADLINE.as_secs() as i64 + 600;
@@ -59,6 +62,8 @@ pub struct QueueSettings {
     pub localserve: bool,
     /// Seconds to wait after each failed attempt (see [`RETRY_AFTER`]).
     pub retry_after: Arc<Vec<i64>>,
+    /// The configured transports and the routes to them.
+    pub transports: Arc<transport::Transports>,
 }
 
 /// Wakes the scheduler at once (a message was queued or released).
@@ -69,17 +74,32 @@ pub fn kick() {
     }
 }
 
+/// Fails the queued messages `ids` now, each with a failure DSN to its
+/// sender (`why` in it). How many failed, and how many were left alone
+/// because a delivery worker has them.
+pub async fn fail(ids: Vec<QueueId>, why: String) -> Result<(usize, usize), String> {
+    let Some(cell) = ractor::registry::where_is(QUEUE_ACTOR) else {
+        return Err("the queue is not running".into());
+    };
+    let queue: ActorRef<QueueMsg> = cell.into();
+    ractor::call!(queue, QueueMsg::Fail, ids, why).map_err(|e| e.to_string())
+}
+
 pub enum QueueMsg {
     /// Look for due messages now.
     Kick,
+    /// See [`fail`].
+    Fail(Vec<QueueId>, String, ractor::RpcReplyPort<(usize, usize)>),
 }
 
 pub struct Scheduler;
 
 pub struct SchedulerState {
     settings: Arc<QueueSettings>,
-    /// Workers in flight: their domain and messages.
+    /// Workers in flight: their lane (see [`lane`]) and messages.
     in_flight: HashMap<ractor::ActorId, (String, Vec<QueueId>)>,
+    /// Unix seconds of the last pruning of retired messages.
+    pruned: i64,
 }
 
 impl Actor for Scheduler {
@@ -105,6 +125,7 @@ impl Actor for Scheduler {
         Ok(SchedulerState {
             settings: Arc::new(settings),
             in_flight: HashMap::new(),
+            pruned: 0,
         })
     }
 
@@ -115,7 +136,21 @@ impl Actor for Scheduler {
         state: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            QueueMsg::Kick => state.start_due(&myself).await,
+            QueueMsg::Kick => {
+                state.prune_retired().await;
+                state.start_due(&myself).await
+            }
+            QueueMsg::Fail(ids, why, reply) => {
+                let (mut failed, mut busy) = (0, 0);
+                for id in ids {
+                    match state.fail_now(id, &why).await {
+                        Some(true) => failed += 1,
+                        Some(false) => busy += 1,
+                        None => {}
+                    }
+                }
+                let _ = reply.send((failed, busy));
+            }
         }
         Ok(())
     }
@@ -172,15 +207,55 @@ impl SchedulerState {
                     "gave up after {} attempts: delivery worker crashed",
                     m.attempts
                 );
-                let rcpts: Vec<_> = m
-                    .recipients
-                    .iter()
-                    .map(|r| dsn::Entry::of(r, why.clone(), None))
-                    .collect();
-                dsn::send(&self.settings, &m, &rcpts, dsn::Kind::Failed).await;
-                let (store, id) = (self.settings.store.clone(), m.id);
-                let _ = crate::task::blocking(move || store.queue_remove(id)).await;
+                self.fail_with_dsn(m, why).await;
             }
+        }
+    }
+
+    /// The admin fails a message now: `Some(true)` done, `Some(false)`
+    /// a worker has it, `None` no such message.
+    async fn fail_now(&self, id: QueueId, why: &str) -> Option<bool> {
+        let store = self.settings.store.clone();
+        let found = crate::task::blocking(move || {
+            store.queue_change(id, |m| {
+                (QueueChange::Keep, (!m.in_flight).then(|| m.clone()))
+            })
+        })
+        .await
+        .ok()
+        .flatten()?;
+        let Some(m) = found else {
+            return Some(false);
+        };
+        self.fail_with_dsn(m, why.to_string()).await;
+        Some(true)
+    }
+
+    /// A failure DSN for every waiting recipient, then the message
+    /// leaves the queue.
+    async fn fail_with_dsn(&self, m: QueuedMessage, why: String) {
+        let rcpts: Vec<_> = m
+            .recipients
+            .iter()
+            .map(|r| dsn::Entry::of(r, why.clone(), None))
+            .collect();
+        dsn::send(&self.settings, &m, &rcpts, dsn::Kind::Failed).await;
+        let (store, id) = (self.settings.store.clone(), m.id);
+        let _ =
+            crate::task::blocking(move || store.queue_retire(id, FinishedAs::Failed, &why)).await;
+    }
+
+    /// Retired messages past their time go, once every
+    /// [`RETIRED_PRUNE_EVERY`] seconds.
+    async fn prune_retired(&mut self) {
+        let now = now();
+        if now - self.pruned < RETIRED_PRUNE_EVERY {
+            return;
+        }
+        self.pruned = now;
+        let store = self.settings.store.clone();
+        if let Err(e) = crate::task::blocking(move || store.prune_retired(now)).await {
+            warn!(error = %e, "cannot prune retired queue messages");
         }
     }
 
@@ -200,7 +275,13 @@ impl SchedulerState {
         };
         let busy: Vec<String> = self.in_flight.values().map(|(d, _)| d.clone()).collect();
         let room = MAX_DOMAINS_IN_FLIGHT - self.in_flight.len();
-        for (domain, messages) in group_by_domain(due, &busy, room) {
+        let transports = self.settings.transports.clone();
+        let lanes = group_by_lane(due, &busy, room, |m| {
+            let name = transports.name_for(m);
+            (lane(&m.domain, &name), name)
+        });
+        for (key, transport, messages) in lanes {
+            let domain = messages[0].domain.clone();
             let ids: Vec<QueueId> = messages.iter().map(|m| m.id).collect();
             // Leased to the worker: out of the due range until it is done.
             let store = self.settings.store.clone();
@@ -220,10 +301,11 @@ impl SchedulerState {
                 warn!(%domain, error = %e, "cannot lease queued messages");
                 continue;
             }
-            let name = format!("delivery:{domain}");
+            let name = format!("delivery:{key}");
             let args = delivery::WorkerArgs {
                 settings: self.settings.clone(),
                 domain: domain.clone(),
+                transport: self.settings.transports.get(&transport),
                 messages,
             };
             match Actor::spawn_linked(None, delivery::Worker, args, myself.get_cell()).await {
@@ -235,8 +317,8 @@ impl SchedulerState {
                         Some(&myself.get_cell()),
                         0,
                     );
-                    info!(%domain, messages = ids.len(), "delivery started");
-                    self.in_flight.insert(worker.get_id(), (domain, ids));
+                    info!(%domain, %transport, messages = ids.len(), "delivery started");
+                    self.in_flight.insert(worker.get_id(), (key, ids));
                 }
                 Err(e) => warn!(%domain, error = %e, "cannot start a delivery worker"),
             }
@@ -244,22 +326,36 @@ impl SchedulerState {
     }
 }
 
-/// Due messages by destination domain, in the order they came, leaving
-/// out domains a worker is busy with, for at most `room` domains.
-fn group_by_domain(
+/// A worker's lane: its destination domain, and the transport when it
+/// is not `direct` (`example.org via relay`).
+fn lane(domain: &str, transport: &str) -> String {
+    if transport == transport::DIRECT {
+        domain.to_string()
+    } else {
+        format!("{domain} via {transport}")
+    }
+}
+
+/// Due messages by lane (destination domain and transport, from
+/// `lane_of`: the lane and the transport's name), in the order they
+/// came, leaving out lanes a worker is busy with, for at most `room`
+/// lanes.
+fn group_by_lane(
     due: Vec<QueuedMessage>,
     busy: &[String],
     room: usize,
-) -> Vec<(String, Vec<QueuedMessage>)> {
-    let mut groups: Vec<(String, Vec<QueuedMessage>)> = Vec::new();
+    lane_of: impl Fn(&QueuedMessage) -> (String, String),
+) -> Vec<(String, String, Vec<QueuedMessage>)> {
+    let mut groups: Vec<(String, String, Vec<QueuedMessage>)> = Vec::new();
     for m in due {
-        if busy.contains(&m.domain) {
+        let (key, transport) = lane_of(&m);
+        if busy.contains(&key) {
             continue;
         }
-        if let Some(i) = groups.iter().position(|(d, _)| *d == m.domain) {
-            groups[i].1.push(m);
+        if let Some(i) = groups.iter().position(|(k, ..)| *k == key) {
+            groups[i].2.push(m);
         } else if groups.len() < room {
-            groups.push((m.domain.clone(), vec![m]));
+            groups.push((key, transport, vec![m]));
         }
     }
     groups
@@ -270,7 +366,7 @@ pub(crate) fn now() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use roost_store::{FileId, QueuedRecipient};
 
@@ -298,28 +394,32 @@ mod tests {
             last_error: None,
             hold: false,
             delay_notified: false,
+            transport: None,
+            attempt_log: Vec::new(),
+            done: Vec::new(),
             in_flight: false,
             ret: None,
             envid: None,
         }
     }
 
-    /// MAX_DOMAINS_IN_FLIGHT workers at most: 20 domains start, the 21st
-    /// waits; busy domains are left out; one domain's messages go to one
-    /// worker.
+    /// MAX_DOMAINS_IN_FLIGHT workers at most: 20 lanes start, the 21st
+    /// waits; busy lanes are left out; one lane's messages go to one
+    /// worker; one domain by two transports is two lanes.
     #[test]
-    fn due_messages_group_by_domain_up_to_the_room_left() {
+    fn due_messages_group_by_lane_up_to_the_room_left() {
+        let direct = |m: &QueuedMessage| (m.domain.clone(), "direct".to_string());
         let due = |n: usize| -> Vec<QueuedMessage> {
             (0..n)
                 .map(|i| queued(i as u64, &format!("d{i}.example")))
                 .collect()
         };
         assert_eq!(
-            group_by_domain(due(20), &[], MAX_DOMAINS_IN_FLIGHT).len(),
+            group_by_lane(due(20), &[], MAX_DOMAINS_IN_FLIGHT, direct).len(),
             20
         );
         assert_eq!(
-            group_by_domain(due(21), &[], MAX_DOMAINS_IN_FLIGHT).len(),
+            group_by_lane(due(21), &[], MAX_DOMAINS_IN_FLIGHT, direct).len(),
             20
         );
         let mixed = vec![
@@ -327,11 +427,26 @@ mod tests {
             queued(2, "b.example"),
             queued(3, "a.example"),
         ];
-        let groups = group_by_domain(mixed, &["b.example".to_string()], 5);
+        let groups = group_by_lane(mixed, &["b.example".to_string()], 5, direct);
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].0, "a.example");
-        let ids: Vec<u64> = groups[0].1.iter().map(|m| m.id.0).collect();
+        let ids: Vec<u64> = groups[0].2.iter().map(|m| m.id.0).collect();
         assert_eq!(ids, [1, 3]);
+        let mut relayed = queued(4, "a.example");
+        relayed.transport = Some("relay".into());
+        let by_transport = |m: &QueuedMessage| {
+            let t = m.transport.clone().unwrap_or("direct".into());
+            (lane(&m.domain, &t), t)
+        };
+        let groups = group_by_lane(vec![queued(1, "a.example"), relayed], &[], 5, by_transport);
+        let lanes: Vec<(&str, &str)> = groups
+            .iter()
+            .map(|(k, t, _)| (k.as_str(), t.as_str()))
+            .collect();
+        assert_eq!(
+            lanes,
+            [("a.example", "direct"), ("a.example via relay", "relay")]
+        );
     }
 
     /// The n-th failed attempt waits `schedule[n - 1]`; after the last

@@ -693,6 +693,9 @@ impl Transaction {
                     last_error: None,
                     hold: false,
                     delay_notified: false,
+                    transport: None,
+                    attempt_log: Vec::new(),
+                    done: Vec::new(),
                 }),
             }
         }
