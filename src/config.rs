@@ -40,6 +40,11 @@ pub struct Config {
     pub queue_keep_retired: i64,
     /// `[transports.NAME]` and `[[queue.routes]]`.
     pub queue_transports: roost_actors::queue::transport::Transports,
+    /// `[webhooks] retry_after`: seconds to wait after each failed call.
+    pub webhook_retry_after: Vec<i64>,
+    /// `[webhooks] ca_file`, read: the authorities `https://` webhook
+    /// URLs are checked against.
+    pub webhook_roots: std::sync::Arc<rustls::RootCertStore>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -101,6 +106,49 @@ struct File {
     queue: Option<QueueSection>,
     #[serde(default)]
     transports: std::collections::BTreeMap<String, TransportSection>,
+    webhooks: Option<WebhooksSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhooksSection {
+    /// Seconds to wait after each failed call; after the last it is given
+    /// up.
+    retry_after: Option<Vec<i64>>,
+    /// PEM certificates of the authorities `https://` URLs are checked
+    /// against (default: the system's).
+    ca_file: Option<PathBuf>,
+}
+
+/// The certificates in a PEM file, as trusted roots.
+fn load_roots(file: &Path, key: &str) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(file).with_context(|| format!("key `{key}`: {}", file.display()))?;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.with_context(|| format!("{}", file.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("{}", file.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("key `{key}`: no certificates in {}", file.display());
+    }
+    Ok(roots)
+}
+
+/// A retry schedule: 1 to MAX_RETRY_STEPS waits of at least a second.
+fn retry_schedule(list: Option<Vec<i64>>, default: &[i64], key: &str) -> Result<Vec<i64>> {
+    let list = list.unwrap_or_else(|| default.to_vec());
+    if list.is_empty()
+        || list.len() > roost_actors::queue::MAX_RETRY_STEPS
+        || list.iter().any(|w| *w < 1)
+    {
+        bail!(
+            "key `{key}`: 1 to {} waits in seconds, each at least 1",
+            roost_actors::queue::MAX_RETRY_STEPS
+        );
+    }
+    Ok(list)
 }
 
 /// A `[transports.NAME]` table: a smarthost, or a fail transport.
@@ -136,6 +184,15 @@ struct RouteSection {
 
 /// The system's certificate authorities (Debian's ca-certificates).
 const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The system's authorities; none when the system has no bundle (then
+/// `https://` webhook calls fail, each with the TLS error in its log).
+fn system_roots() -> rustls::RootCertStore {
+    load_roots(Path::new(SYSTEM_CA_FILE), "webhooks.ca_file").unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no certificate authorities for https webhooks");
+        rustls::RootCertStore::empty()
+    })
+}
 
 fn transports(
     sections: &std::collections::BTreeMap<String, TransportSection>,
@@ -197,24 +254,15 @@ fn transports(
                     (None, None) => None,
                     _ => bail!("key `{key}`: `username` and a password go together"),
                 };
-                let mut roots = rustls::RootCertStore::empty();
-                if tls != SmarthostTls::Plain {
+                let roots = if tls == SmarthostTls::Plain {
+                    rustls::RootCertStore::empty()
+                } else {
                     let file = t
                         .ca_file
                         .clone()
                         .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_FILE));
-                    let pem = std::fs::read(&file)
-                        .with_context(|| format!("key `{key}.ca_file`: {}", file.display()))?;
-                    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                        let cert = cert.with_context(|| format!("{}", file.display()))?;
-                        roots
-                            .add(cert)
-                            .with_context(|| format!("{}", file.display()))?;
-                    }
-                    if roots.is_empty() {
-                        bail!("key `{key}.ca_file`: no certificates in {}", file.display());
-                    }
-                }
+                    load_roots(&file, &format!("{key}.ca_file"))?
+                };
                 Transport::Smarthost(std::sync::Arc::new(Smarthost {
                     host: host.to_ascii_lowercase(),
                     port,
@@ -411,6 +459,8 @@ impl Config {
             queue_retry_after: roost_actors::queue::RETRY_AFTER.to_vec(),
             queue_keep_retired: roost_store::KEEP_RETIRED,
             queue_transports: Default::default(),
+            webhook_retry_after: roost_actors::queue::webhooks::RETRY_AFTER.to_vec(),
+            webhook_roots: std::sync::Arc::new(system_roots()),
         }
     }
 
@@ -509,20 +559,20 @@ impl Config {
             .as_ref()
             .and_then(|q| q.remote_port)
             .unwrap_or(25);
-        let queue_retry_after = file
-            .queue
-            .as_ref()
-            .and_then(|q| q.retry_after.clone())
-            .unwrap_or_else(|| roost_actors::queue::RETRY_AFTER.to_vec());
-        if queue_retry_after.is_empty()
-            || queue_retry_after.len() > roost_actors::queue::MAX_RETRY_STEPS
-            || queue_retry_after.iter().any(|w| *w < 1)
-        {
-            bail!(
-                "key `queue.retry_after`: 1 to {} waits in seconds, each at least 1",
-                roost_actors::queue::MAX_RETRY_STEPS
-            );
-        }
+        let queue_retry_after = retry_schedule(
+            file.queue.as_ref().and_then(|q| q.retry_after.clone()),
+            &roost_actors::queue::RETRY_AFTER,
+            "queue.retry_after",
+        )?;
+        let webhook_retry_after = retry_schedule(
+            file.webhooks.as_ref().and_then(|w| w.retry_after.clone()),
+            &roost_actors::queue::webhooks::RETRY_AFTER,
+            "webhooks.retry_after",
+        )?;
+        let webhook_roots = match file.webhooks.as_ref().and_then(|w| w.ca_file.clone()) {
+            Some(f) => load_roots(&f, "webhooks.ca_file")?,
+            None => system_roots(),
+        };
         if queue_remote_port == 0 {
             bail!("key `queue.remote_port`: must be a port from 1 to 65535");
         }
@@ -540,6 +590,8 @@ impl Config {
             file.queue.as_ref().map_or(&no_routes, |q| &q.routes),
         )?;
         Ok(Config {
+            webhook_retry_after,
+            webhook_roots: std::sync::Arc::new(webhook_roots),
             queue_keep_retired,
             queue_transports,
             queue_remote_port,

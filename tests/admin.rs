@@ -34,6 +34,7 @@ fn tree_lists_the_actor_tree_as_text_and_json() {
             "connections",
             "logins",
             "queue",
+            "webhooks",
             "listeners",
             "http",
             "admin"

@@ -1358,3 +1358,275 @@ fn transports_relay_through_a_smarthost_or_refuse() {
         ]
     );
 }
+
+/// A webhook receiver on loopback: each request's head lines and JSON
+/// body, in order; the first request is answered 503, the rest 200.
+fn webhook_receiver() -> (
+    u16,
+    std::sync::mpsc::Receiver<(Vec<String>, serde_json::Value)>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_string();
+                if line.is_empty() {
+                    break;
+                }
+                head.push(line);
+            }
+            let len: usize = head
+                .iter()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let status = if n == 0 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            if tx.send((head, body)).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Webhooks: an account's events reach its URL as JSON with the
+/// configured Authorization header and the message's extra data:
+/// delivered (through a smarthost), failed (a fail transport's 550),
+/// suppressed (a later submission to that address), delayed (after the
+/// fifth attempt), canceled (dropped by the admin) and incoming. A call
+/// answered 503 is made again; the history keeps both attempts.
+#[test]
+fn webhooks_carry_every_event_with_the_extra_data() {
+    let relay = Server::start();
+    relay.admin_ok(&["domain", "add", "local.example"]);
+    relay.admin_ok(&[
+        "account",
+        "add",
+        "alice@local.example",
+        "--password",
+        "relaysecret1",
+    ]);
+    let (hook_port, calls) = webhook_receiver();
+    let offset = fresh_offset();
+    let (sub, imap) = (SUBMISSION + offset, IMAP + offset);
+    let sender = serve_config(
+        &format!(
+            "hostname = \"a.test\"\n\
+             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n\
+             {NO_DNS}\
+             [webhooks]\nretry_after = [1, 1, 1]\n\
+             [transports.relay]\nsmarthost = \"localhost:{relay_sub}\"\n\
+             username = \"alice@local.example\"\npassword = \"relaysecret1\"\n\
+             ca_file = \"{cert}\"\n\
+             [transports.bounce]\nfail = \"550 5.1.1 no such user there\"\n\
+             [transports.later]\nfail = \"451 4.4.1 try again later\"\n\
+             [queue]\nretry_after = [1, 1, 1, 1, 1, 3600]\n\
+             [[queue.routes]]\nrecipient_domain = \"bounce.example\"\ntransport = \"bounce\"\n\
+             [[queue.routes]]\nrecipient_domain = \"later.example\"\ntransport = \"later\"\n\
+             [[queue.routes]]\ntransport = \"relay\"\n",
+            relay_sub = relay.port(SUBMISSION),
+            cert = relay.dir.join("localserve-cert.pem").display()
+        ),
+        imap,
+    );
+    let data = sender.dir.path().join("data");
+    admin_ok(&data, &["domain", "add", "local.example"]);
+    admin_ok(
+        &data,
+        &[
+            "account",
+            "add",
+            "alice@local.example",
+            "--password",
+            "alicesecret1",
+        ],
+    );
+    let url = format!("http://127.0.0.1:{hook_port}/hook?k=1");
+    assert_eq!(
+        admin_ok(
+            &data,
+            &[
+                "webhook",
+                "set",
+                "alice@local.example",
+                &url,
+                "--authorization",
+                "Bearer s3cret"
+            ]
+        ),
+        format!(
+            "{{\n  \"account\": \"alice@local.example\",\n  \"authorization\": true,\n  \"url\": \"{url}\"\n}}\n"
+        )
+    );
+    let mut alice = alice_on(sub);
+    let submit = |sub: &mut Smtp, to: &str, subject: &str| {
+        let m = format!(
+            "From: alice@local.example\r\nSubject: {subject}\r\nX-Roost-Extra-Campaign: c-{subject}\r\n\r\nHello\r\n"
+        );
+        sub.send_mail("alice@local.example", &[to], m.as_bytes())
+    };
+    let next = || {
+        calls
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a webhook call")
+    };
+    // The head, with the call's id and the body's length masked.
+    let masked = |head: &[String]| -> Vec<String> {
+        let mut h: Vec<String> = head
+            .iter()
+            .map(|l| {
+                if l.starts_with("x-roost-call: ") {
+                    "x-roost-call: N".to_string()
+                } else if l.starts_with("content-length: ") {
+                    "content-length: N".to_string()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect();
+        h[1..].sort();
+        h
+    };
+    let summary = |body: &serde_json::Value| -> String {
+        let field = |k: &str| body[k].as_str().unwrap_or("-").to_string();
+        format!(
+            "{} {} to={} reply={} extra={}",
+            field("event"),
+            field("account"),
+            body["to"],
+            field("reply"),
+            body["extra"]
+        )
+    };
+    let queued = "250 2.0.0 OK, queued for delivery";
+    assert_eq!(submit(&mut alice, "x@elsewhere.example", "relayed"), queued);
+    let (head, body) = next();
+    assert_eq!(
+        masked(&head),
+        [
+            "POST /hook?k=1 HTTP/1.1",
+            "authorization: Bearer s3cret",
+            "content-length: N",
+            "content-type: application/json",
+            &format!("host: 127.0.0.1:{hook_port}"),
+            "user-agent: roost",
+            "x-roost-call: N",
+            "x-roost-event: delivered",
+        ]
+    );
+    let delivered = "delivered alice@local.example to=\"x@elsewhere.example\" reply=- \
+                     extra={\"campaign\":\"c-relayed\"}";
+    assert_eq!(summary(&body), delivered);
+    assert_eq!(body["host"], "localhost");
+    assert_eq!(body["from"], "alice@local.example");
+    assert_eq!(body["version"], 1);
+    assert!(body["time"].as_str().unwrap().ends_with('Z'), "{body}");
+    // Answered 503 the first time: made again a second later.
+    let (_, again) = next();
+    assert_eq!(again, body);
+
+    assert_eq!(submit(&mut alice, "y@bounce.example", "bounced"), queued);
+    assert_eq!(
+        summary(&next().1),
+        "failed alice@local.example to=\"y@bounce.example\" reply=550 5.1.1 no such user there \
+         extra={\"campaign\":\"c-bounced\"}"
+    );
+    assert_eq!(
+        alice.cmd("MAIL FROM:<alice@local.example>"),
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        alice.cmd("RCPT TO:<y@bounce.example>"),
+        "550 5.1.1 y@bounce.example is on your suppression list: 550 5.1.1 no such user there"
+    );
+    assert_eq!(alice.cmd("RSET"), "250 2.0.0 OK");
+    let suppressed = next().1;
+    assert_eq!(
+        (
+            &suppressed["event"],
+            &suppressed["to"],
+            &suppressed["reason"]
+        ),
+        (
+            &serde_json::json!("suppressed"),
+            &serde_json::json!("y@bounce.example"),
+            &serde_json::json!("550 5.1.1 no such user there")
+        )
+    );
+    assert_eq!(submit(&mut alice, "z@later.example", "late"), queued);
+    assert_eq!(
+        summary(&next().1),
+        "delayed alice@local.example to=\"z@later.example\" reply=451 4.4.1 try again later \
+         extra={\"campaign\":\"c-late\"}"
+    );
+    admin_ok(&data, &["queue", "drop", "--to-domain", "later.example"]);
+    assert_eq!(
+        summary(&next().1),
+        "canceled alice@local.example to=\"z@later.example\" \
+         reply=removed from the queue by the admin extra={\"campaign\":\"c-late\"}"
+    );
+    assert_eq!(
+        submit(&mut alice, "alice@local.example", "to myself"),
+        "250 2.0.0 OK, message delivered"
+    );
+    let incoming = next().1;
+    assert_eq!(
+        (
+            &incoming["event"],
+            &incoming["to"],
+            &incoming["subject"],
+            &incoming["extra"]
+        ),
+        (
+            &serde_json::json!("incoming"),
+            &serde_json::json!(["alice@local.example"]),
+            &serde_json::json!("to myself"),
+            &serde_json::json!({"campaign": "c-to myself"})
+        )
+    );
+    // The history: six calls, the first with its two attempts.
+    let history = eventually("six calls in the history", || {
+        let h: serde_json::Value = serde_json::from_str(&admin_ok(
+            &data,
+            &["webhook", "history", "--account", "alice@local.example"],
+        ))
+        .unwrap();
+        (h.as_array().unwrap().len() == 6).then_some(h)
+    });
+    let first = history.as_array().unwrap().last().unwrap();
+    let results: Vec<&str> = first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (
+            first["event"].as_str(),
+            results,
+            first["delivered"].as_bool()
+        ),
+        (Some("delivered"), vec!["HTTP 503", "HTTP 200"], Some(true))
+    );
+    assert_eq!(admin_ok(&data, &["webhook", "pending"]), "[]\n");
+}

@@ -11,8 +11,10 @@ use crate::account::actor_name as account_actor_name;
 use crate::account::{AccountMsg, AccountSpecs, TlsKeyChange};
 use crate::client::AccountClient;
 use crate::events::EventHub;
+use crate::queue::webhooks;
 use crate::task::blocking;
 use crate::task::TaskGuard;
+use crate::time::{rfc3339, utc_time};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::precis::{check_new_password, normalize_username};
 use roost_store::{PasswordSecrets, QueueFilter, Store, TlsPublicKey};
@@ -43,20 +45,6 @@ pub const DEFAULT_QUEUE_LIST: usize = 1000;
 /// Login attempts `loginattempts` (and DMARC evaluations
 /// `dmarcevaluations`) lists unless asked for another number.
 pub const DEFAULT_LOGIN_ATTEMPTS: usize = 100;
-
-/// `2026-12-01T18:20:00.123456Z` from unix microseconds.
-fn utc_time(us: u64) -> String {
-    let secs = (us / 1_000_000) as i64;
-    let (y, m, d) = roost_protocols::message::date::civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60,
-        us % 1_000_000
-    )
-}
 
 /// Longest login-disabled message, in bytes: it goes into one IMAP or
 /// SMTP reply line (RFC 5321 4.5.3.1.5 allows 512 octets a line).
@@ -245,6 +233,28 @@ pub enum Request {
         all: bool,
     },
     QueueRetired {
+        #[serde(default)]
+        account: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    WebhookSet {
+        account: String,
+        url: String,
+        #[serde(default)]
+        authorization: Option<String>,
+    },
+    WebhookRm {
+        account: String,
+    },
+    WebhookShow {
+        account: String,
+    },
+    WebhookPending {
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    WebhookHistory {
         #[serde(default)]
         account: Option<String>,
         #[serde(default)]
@@ -839,7 +849,9 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             .await?;
             Ok(json!(list
                 .iter()
-                .map(|s| json!({"address": s.address, "since": utc_time(u64::try_from(s.since).unwrap_or(0) * 1_000_000), "reason": s.reason}))
+                .map(
+                    |s| json!({"address": s.address, "since": rfc3339(s.since), "reason": s.reason})
+                )
                 .collect::<Vec<_>>()))
         }
         Request::SuppressionAdd { account, address } => {
@@ -887,9 +899,7 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             })
             .await?;
             crate::queue::kick();
-            Ok(
-                json!({"messages": n, "next_attempt": utc_time(u64::try_from(at).unwrap_or(0) * 1_000_000)}),
-            )
+            Ok(json!({"messages": n, "next_attempt": rfc3339(at)}))
         }
         Request::QueueHold { filter, all, hold } => {
             let n = change_chosen(&store, filter, all, move |m| m.hold = hold).await?;
@@ -926,8 +936,20 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             let n = blocking(move || {
                 let mut n = 0;
                 for id in ids {
+                    let Some(m) = store.queued(id)? else {
+                        continue;
+                    };
                     match store.queue_remove(id) {
-                        Ok(()) => n += 1,
+                        Ok(()) => {
+                            n += 1;
+                            if let Some(account) = m.account.as_deref() {
+                                for r in &m.recipients {
+                                    let why = "removed from the queue by the admin";
+                                    let event = webhooks::about(&m, &r.address, Some(why), None);
+                                    webhooks::emit(&store, account, "canceled", event);
+                                }
+                            }
+                        }
                         Err(roost_store::StoreError::NotFound(_)) => {}
                         Err(e) => return Err(e),
                     }
@@ -941,6 +963,60 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
             let list = blocking(move || store.retired(account.as_deref(), limit)).await?;
             Ok(json!(list.iter().map(retired_json).collect::<Vec<_>>()))
+        }
+        Request::WebhookSet {
+            account,
+            url,
+            authorization,
+        } => {
+            webhooks::check_url(&url)?;
+            if authorization.as_ref().is_some_and(|a| {
+                a.len() > roost_store::WebhookConfig::MAX_LEN || a.contains(['\r', '\n'])
+            }) {
+                return Err(format!(
+                    "the authorization header must be one line of at most {} bytes",
+                    roost_store::WebhookConfig::MAX_LEN
+                ));
+            }
+            let config = roost_store::WebhookConfig { url, authorization };
+            let shown = json!({"account": account, "url": config.url, "authorization": config.authorization.is_some()});
+            blocking(move || {
+                let a = account_id(&store, &account)?;
+                store.set_webhook(a, Some(&config))
+            })
+            .await?;
+            Ok(shown)
+        }
+        Request::WebhookRm { account } => {
+            let shown = account.clone();
+            blocking(move || {
+                let a = account_id(&store, &account)?;
+                store.set_webhook(a, None)
+            })
+            .await?;
+            Ok(json!({"account": shown, "url": null}))
+        }
+        Request::WebhookShow { account } => {
+            let shown = account.clone();
+            let config = blocking(move || {
+                let a = account_id(&store, &account)?;
+                store.webhook_config(a)
+            })
+            .await?;
+            Ok(
+                json!({"account": shown, "url": config.as_ref().map(|c| &c.url),
+                "authorization": config.is_some_and(|c| c.authorization.is_some())}),
+            )
+        }
+        Request::WebhookPending { limit } => {
+            let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
+            let calls = blocking(move || store.webhooks_pending(limit)).await?;
+            Ok(json!(calls.iter().map(call_json).collect::<Vec<_>>()))
+        }
+        Request::WebhookHistory { account, limit } => {
+            let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
+            let calls = blocking(move || store.webhook_history(account.as_deref(), limit)).await?;
+            Ok(json!(calls.iter().map(call_json).collect::<Vec<_>>()))
         }
         Request::HoldRuleList => {
             let rules = blocking(move || store.hold_rules()).await?;
@@ -1099,11 +1175,6 @@ fn account_id(
         .ok_or_else(|| roost_store::StoreError::NotFound(format!("account {name}")))
 }
 
-/// Unix seconds as the admin reads them.
-fn unix_time(secs: i64) -> String {
-    utc_time(u64::try_from(secs).unwrap_or(0) * 1_000_000)
-}
-
 fn queued_json(m: &roost_store::QueuedMessage) -> Value {
     json!({
         "id": m.id.0,
@@ -1112,18 +1183,34 @@ fn queued_json(m: &roost_store::QueuedMessage) -> Value {
         "account": m.account,
         "recipients": m.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(),
         "attempts": m.attempts,
-        "next_attempt": unix_time(m.next_attempt),
+        "next_attempt": rfc3339(m.next_attempt),
         "last_error": m.last_error,
         "hold": m.hold,
         "transport": m.transport,
     })
 }
 
+/// A webhook call as the admin sees it (without its authorization).
+fn call_json(c: &roost_store::WebhookCall) -> Value {
+    json!({
+        "id": c.id,
+        "account": c.account,
+        "event": c.event,
+        "url": c.url,
+        "created": rfc3339(c.created),
+        "attempts": c.attempts,
+        "next_attempt": rfc3339(c.next_attempt),
+        "delivered": c.delivered,
+        "payload": serde_json::from_str::<Value>(&c.payload).unwrap_or(Value::Null),
+        "results": c.attempt_log.iter().map(|a| json!({"at": rfc3339(a.at), "result": a.result})).collect::<Vec<_>>(),
+    })
+}
+
 fn retired_json(r: &roost_store::RetiredMessage) -> Value {
     json!({
         "id": r.id.0,
-        "created": unix_time(r.created),
-        "retired": unix_time(r.retired),
+        "created": rfc3339(r.created),
+        "retired": rfc3339(r.retired),
         "account": r.account,
         "sender": r.sender,
         "domain": r.domain,
@@ -1131,11 +1218,11 @@ fn retired_json(r: &roost_store::RetiredMessage) -> Value {
         "recipients": r.recipients.iter().map(|f| json!({
             "address": f.address,
             "result": f.how.as_str(),
-            "at": unix_time(f.at),
+            "at": rfc3339(f.at),
             "detail": f.detail,
         })).collect::<Vec<_>>(),
         "attempts": r.attempts.iter().map(|a| json!({
-            "at": unix_time(a.at),
+            "at": rfc3339(a.at),
             "host": a.host,
             "result": a.result,
         })).collect::<Vec<_>>(),

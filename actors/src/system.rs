@@ -61,6 +61,10 @@ pub struct Settings {
     pub queue_transports: crate::queue::transport::Transports,
     /// Seconds messages that left the queue are kept (0: none).
     pub queue_keep_retired: i64,
+    /// Seconds to wait after each failed webhook call.
+    pub webhook_retry_after: Vec<i64>,
+    /// Certificate authorities for `https://` webhook URLs.
+    pub webhook_roots: Arc<rustls::RootCertStore>,
     /// RFC 9585: how often a long IMAP command reports progress.
     pub imap_progress_interval: Duration,
 }
@@ -323,6 +327,30 @@ pub async fn start(
         },
     );
 
+    let webhook_settings = crate::queue::webhooks::WebhookSettings {
+        store: store.clone(),
+        retry_after: Arc::new(settings.webhook_retry_after.clone()),
+        roots: settings.webhook_roots.clone(),
+    };
+    let webhooks_spec = ChildSpec::new(
+        crate::queue::webhooks::WEBHOOKS_ACTOR,
+        ActorKind::Queue,
+        Restart::Permanent,
+        move |sup| {
+            let settings = webhook_settings.clone();
+            async move {
+                let (r, _) = ractor::Actor::spawn_linked(
+                    Some(crate::queue::webhooks::WEBHOOKS_ACTOR.into()),
+                    crate::queue::webhooks::Webhooks,
+                    settings,
+                    sup,
+                )
+                .await?;
+                Ok(r.get_cell())
+            }
+        },
+    );
+
     let mut root = SupervisorArgs::new("root", registry.clone())
         .intensity(5, Duration::from_secs(30))
         .backoff(Duration::from_millis(100), Duration::from_secs(5))
@@ -330,6 +358,7 @@ pub async fn start(
         .child(connections_spec)
         .child(logins_spec)
         .child(queue_spec)
+        .child(webhooks_spec)
         .child(listeners_spec);
     for c in extra(shared.clone()) {
         root = root.child(c);

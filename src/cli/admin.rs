@@ -53,6 +53,13 @@ enum AdminCommand {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Webhooks: an account's URL for events about its mail (delivered,
+    /// relayed, delayed, failed, suppressed, canceled, incoming), and the
+    /// calls made.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// DKIM keys that sign mail submitted from a domain.
     Dkim {
         #[command(subcommand)]
@@ -404,6 +411,37 @@ enum QueueCommand {
 }
 
 #[derive(Subcommand)]
+enum WebhookCommand {
+    /// Send ACCOUNT's events to URL (http:// or https://), with this
+    /// Authorization header value when given.
+    Set {
+        account: String,
+        url: String,
+        #[arg(long)]
+        authorization: Option<String>,
+    },
+    /// No more events for ACCOUNT.
+    Rm {
+        account: String,
+    },
+    Show {
+        account: String,
+    },
+    /// Calls waiting to be made (or made again).
+    Pending {
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Calls made or given up, newest first, with every attempt.
+    History {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
 enum HoldRuleCommand {
     List,
     /// Add a rule; options left out match anything (none: every message).
@@ -608,6 +646,20 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                     "sender_domain": sender_domain, "recipient_domain": recipient_domain}),
                 HoldRuleCommand::Rm { id } => json!({"cmd": "hold_rule_rm", "id": id}),
             },
+        },
+        AdminCommand::Webhook { command } => match command {
+            WebhookCommand::Set {
+                account,
+                url,
+                authorization,
+            } => json!({"cmd": "webhook_set", "account": account, "url": url,
+                "authorization": authorization}),
+            WebhookCommand::Rm { account } => json!({"cmd": "webhook_rm", "account": account}),
+            WebhookCommand::Show { account } => json!({"cmd": "webhook_show", "account": account}),
+            WebhookCommand::Pending { limit } => json!({"cmd": "webhook_pending", "limit": limit}),
+            WebhookCommand::History { account, limit } => {
+                json!({"cmd": "webhook_history", "account": account, "limit": limit})
+            }
         },
         AdminCommand::Dkim { command } => match command {
             DkimCommand::Gen { domain, selector } => {

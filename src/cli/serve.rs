@@ -85,6 +85,8 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         queue_retry_after: config.queue_retry_after.clone(),
         queue_keep_retired: config.queue_keep_retired,
         queue_transports: config.queue_transports.clone(),
+        webhook_retry_after: config.webhook_retry_after.clone(),
+        webhook_roots: config.webhook_roots.clone(),
         imap_progress_interval: config.imap_progress_interval,
     };
     let has_http = !http.http.is_empty() || !l.https.is_empty();

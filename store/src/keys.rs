@@ -52,8 +52,9 @@ pub(crate) const DKIM: u8 = 0x0a;
 pub(crate) const SUPPRESSED: u8 = 0x0b;
 
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 14] = [
+pub(crate) const PER_ACCOUNT: [u8; 15] = [
     RULES,
+    WEBHOOK_CONFIG,
     INTRO,
     KNOWN,
     SUPPRESSED,
@@ -105,6 +106,15 @@ pub(crate) const HOLD_RULE: u8 = 0x24;
 /// then the queue id, so a scan runs oldest first.
 pub(crate) const RETIRED: u8 = 0x25;
 
+/// Webhook calls waiting to be made, followed by the call's id.
+pub(crate) const WEBHOOK: u8 = 0x26;
+/// Their due index: next attempt (offset binary), then the id; no value.
+pub(crate) const WEBHOOK_DUE: u8 = 0x27;
+/// Webhook calls made or given up: when, then the id, oldest first.
+pub(crate) const WEBHOOK_DONE: u8 = 0x28;
+/// An account's webhook: account; the value is its configuration.
+pub(crate) const WEBHOOK_CONFIG: u8 = 0x29;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 
@@ -141,10 +151,29 @@ pub(crate) fn queue(id: crate::QueueId) -> Vec<u8> {
     key(QUEUE, &[&id.0.to_be_bytes()])
 }
 
-/// Signed seconds sort as unsigned once the sign bit is flipped.
-pub(crate) fn queue_due(at: i64, id: crate::QueueId) -> Vec<u8> {
+/// `kind`, then seconds (offset binary: signed seconds sort as unsigned
+/// once the sign bit is flipped), then an id: the shape of every
+/// time-ordered index.
+pub(crate) fn timed(kind: u8, at: i64, id: u64) -> Vec<u8> {
     let t = (at as u64) ^ (1 << 63);
-    key(QUEUE_DUE, &[&t.to_be_bytes(), &id.0.to_be_bytes()])
+    key(kind, &[&t.to_be_bytes(), &id.to_be_bytes()])
+}
+
+/// The id of a [`timed`] key.
+pub(crate) fn timed_id(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.get(9..17)?.try_into().ok()?))
+}
+
+pub(crate) fn queue_due(at: i64, id: crate::QueueId) -> Vec<u8> {
+    timed(QUEUE_DUE, at, id.0)
+}
+
+pub(crate) fn webhook(id: u64) -> Vec<u8> {
+    key(WEBHOOK, &[&id.to_be_bytes()])
+}
+
+pub(crate) fn webhook_config(a: AccountId) -> Vec<u8> {
+    account_prefix(WEBHOOK_CONFIG, a)
 }
 
 pub(crate) fn hold_rule(id: u64) -> Vec<u8> {
@@ -152,14 +181,12 @@ pub(crate) fn hold_rule(id: u64) -> Vec<u8> {
 }
 
 pub(crate) fn retired(at: i64, id: crate::QueueId) -> Vec<u8> {
-    let t = (at as u64) ^ (1 << 63);
-    key(RETIRED, &[&t.to_be_bytes(), &id.0.to_be_bytes()])
+    timed(RETIRED, at, id.0)
 }
 
 /// The queue id of a due-index key.
 pub(crate) fn queue_due_id(k: &[u8]) -> Option<crate::QueueId> {
-    let id: [u8; 8] = k.get(9..17)?.try_into().ok()?;
-    Some(crate::QueueId(u64::from_be_bytes(id)))
+    timed_id(k).map(crate::QueueId)
 }
 
 pub(crate) fn domain(name: &str) -> Vec<u8> {

@@ -28,6 +28,7 @@ mod keys;
 mod queue;
 mod records;
 mod secrets;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,7 @@ pub use records::{
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
+pub use webhooks::{WebhookCall, WebhookChange, WebhookConfig};
 
 use files::Placer;
 use records::{now_unix, FileRef};
@@ -164,6 +166,8 @@ struct Inner {
     queue_lock: Mutex<()>,
     /// Seconds messages that left the queue are kept (0: none).
     keep_retired: std::sync::atomic::AtomicI64,
+    /// Some account has a webhook (so events are worth building).
+    has_webhooks: std::sync::atomic::AtomicBool,
     counters: Arc<Counters>,
     /// sled's data file, fsynced after each flush (see [`Store::flush`]).
     index_file: PathBuf,
@@ -227,6 +231,7 @@ impl Store {
                 dmarc_seq: Default::default(),
                 queue_lock: Mutex::new(()),
                 keep_retired: std::sync::atomic::AtomicI64::new(queue::KEEP_RETIRED),
+                has_webhooks: Default::default(),
                 counters: Arc::new(Counters::default()),
                 index_file: index_dir.join("db"),
                 gate: FlushGate::default(),
@@ -234,6 +239,7 @@ impl Store {
         };
         store.add_message_states()?;
         store.fold_address_keys()?;
+        store.note_webhooks()?;
         Ok(store)
     }
 
@@ -1211,6 +1217,7 @@ impl Store {
             batch.remove(keys::tls_key(&TlsPublicKey::fingerprint(&k.spki)));
         }
         self.apply_and_flush(batch)?;
+        self.note_webhooks()?;
         // The index no longer refers to the files; a crash here leaves only
         // orphans, never a record without its file.
         self.remove_files(&files);

@@ -100,6 +100,10 @@ pub struct QueuedMessage {
     /// Recipients finished while others wait: what became of each.
     #[serde(default)]
     pub done: Vec<Finished>,
+    /// The message's extra data (`X-Roost-Extra-*` at submission), for
+    /// the webhook events about it.
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
 }
 
 /// How long messages that left the queue are kept unless configured
@@ -543,10 +547,13 @@ impl Store {
     /// Whether messages leaving the queue are kept (`[queue]
     /// keep_retired` above zero).
     fn keep_retired(&self) -> bool {
+        self.keep_retired_secs() > 0
+    }
+
+    pub(crate) fn keep_retired_secs(&self) -> i64 {
         self.inner
             .keep_retired
             .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
     }
 
     /// How long messages that left the queue are kept, in seconds; 0
@@ -560,14 +567,16 @@ impl Store {
     /// Removes retired messages older than the configured time at `now`;
     /// how many.
     pub fn prune_retired(&self, now: i64) -> Result<usize> {
-        let keep = self
-            .inner
-            .keep_retired
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let end = keys::retired(now.saturating_sub(keep), QueueId(0));
+        self.prune_timed(keys::RETIRED, now)
+    }
+
+    /// Removes entries of the time-ordered index `kind` older than the
+    /// kept time at `now`; how many.
+    pub(crate) fn prune_timed(&self, kind: u8, now: i64) -> Result<usize> {
+        let end = keys::timed(kind, now.saturating_sub(self.keep_retired_secs()), 0);
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in self.inner.db.range(vec![keys::RETIRED]..end).keys() {
+        for k in self.inner.db.range(vec![kind]..end).keys() {
             batch.remove(k?);
             n += 1;
         }

@@ -1135,6 +1135,7 @@ fn queued_message(domain: &str, next_attempt: i64) -> QueuedMessage {
         transport: None,
         attempt_log: Vec::new(),
         done: Vec::new(),
+        extra: Vec::new(),
         in_flight: false,
         ret: None,
         envid: None,
@@ -1301,6 +1302,61 @@ fn hold_rules_filters_and_retired_messages() {
     store.set_keep_retired(0);
     ok(store.queue_remove(later[0].id));
     assert_eq!(ok(store.retired(None, 10)).len(), 0);
+}
+
+/// Webhooks: an account's URL; events queue only for an account with
+/// one, due at once; a retry moves the due time; done calls go into the
+/// history (newest first), pruned with the retired messages; the account's
+/// removal takes its webhook.
+#[test]
+fn webhook_calls_queue_retry_and_retire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let account = ok(store.create_account("hook@example.org", "pw", None));
+    assert!(!store.has_webhooks());
+    assert_eq!(
+        ok(store.webhook_add("hook@example.org", "delivered", "{}".into(), 10)),
+        None
+    );
+    let config = WebhookConfig {
+        url: "http://127.0.0.1:1/hook".into(),
+        authorization: None,
+    };
+    ok(store.set_webhook(account.id, Some(&config)));
+    assert!(store.has_webhooks());
+    let a = ok(store.webhook_add("hook@example.org", "delivered", "{}".into(), 10)).unwrap();
+    let b = ok(store.webhook_add("hook@example.org", "failed", "{}".into(), 12)).unwrap();
+    let due = |now| -> Vec<u64> {
+        ok(store.webhooks_due(now, 10))
+            .iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    assert_eq!(due(11), [a]);
+    assert_eq!(due(12), [a, b]);
+    assert!(ok(store.webhook_change(a, |c| {
+        c.next_attempt = 20;
+        WebhookChange::Retry
+    })));
+    assert_eq!(due(12), [b]);
+    assert!(ok(store.webhook_change(b, |c| {
+        c.delivered = true;
+        WebhookChange::Done
+    })));
+    assert!(!ok(store.webhook_change(b, |_| WebhookChange::Done)));
+    assert_eq!(due(30), [a]);
+    let history = ok(store.webhook_history(Some("hook@example.org"), 10));
+    assert_eq!(history.len(), 1);
+    assert!(history[0].delivered && history[0].event == "failed");
+    assert_eq!(
+        ok(store.webhook_history(Some("other@example.org"), 10)).len(),
+        0
+    );
+    let now = crate::records::now_unix();
+    assert_eq!(ok(store.prune_webhook_history(now + KEEP_RETIRED + 1)), 1);
+    ok(store.delete_account("hook@example.org"));
+    assert!(!store.has_webhooks());
+    assert_eq!(ok(store.webhook_config(account.id)), None);
 }
 
 /// A queued message's attempt log keeps the newest MAX_ATTEMPT_LOG.

@@ -4,7 +4,7 @@
 //! PIPELINING is offered), and writes what came of each message.
 
 use super::transport::{Smarthost, SmarthostTls, Transport};
-use super::{dsn, now, QueueSettings, DELAY_DSN_AFTER};
+use super::{dsn, now, webhooks, QueueSettings, DELAY_DSN_AFTER};
 use crate::client::AccountClient;
 use crate::dns::{Dns, MxAnswer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -463,10 +463,18 @@ async fn finish(
         detail,
     };
     let mut done = Vec::new();
-    for (mut r, o) in m.recipients.drain(..).zip(outcomes) {
+    let mut events = Vec::new();
+    let delivered = if relay_reports {
+        "relayed"
+    } else {
+        "delivered"
+    };
+    let recipients: Vec<QueuedRecipient> = m.recipients.drain(..).collect();
+    for (mut r, o) in recipients.into_iter().zip(outcomes) {
         match o {
             Outcome::Delivered => {
                 info!(id = %m.id, rcpt = %r.address, "delivered");
+                events.push((delivered, webhooks::about(&m, &r.address, None, host)));
                 let to = host.map_or("delivered".to_string(), |h| format!("delivered to {h}"));
                 done.push(finished(&r, FinishedAs::Delivered, to));
                 if relay_reports {
@@ -481,6 +489,8 @@ async fn finish(
                 info!(id = %m.id, rcpt = %r.address, %why, "failed");
                 done.push(finished(&r, FinishedAs::Failed, why.clone()));
                 perm_reason.get_or_insert_with(|| why.clone());
+                let event = webhooks::about(&m, &r.address, Some(&why), mta.as_deref().or(host));
+                events.push(("failed", event));
                 let mta = mta.or(host.map(str::to_string));
                 failed.push(dsn::Entry::of(&r, why, mta));
             }
@@ -505,7 +515,8 @@ async fn finish(
         if !reschedule(&mut m, &reason, now(), &s.retry_after) {
             // The last attempt: the rest fail too.
             let why = format!("gave up after {} attempts: {reason}", m.attempts);
-            for r in m.recipients.drain(..) {
+            for r in std::mem::take(&mut m.recipients) {
+                events.push(("failed", webhooks::about(&m, &r.address, Some(&why), None)));
                 failed.push(dsn::Entry::of(&r, why.clone(), None));
                 done.push(finished(&r, FinishedAs::Failed, why.clone()));
             }
@@ -528,7 +539,12 @@ async fn finish(
             .collect();
         dsn::send(s, &m, &delayed, dsn::Kind::Delayed).await;
         m.delay_notified = true;
+        for r in &m.recipients {
+            let event = webhooks::about(&m, &r.address, r.last_error.as_deref(), None);
+            events.push(("delayed", event));
+        }
     }
+    webhooks::emit_all(&s.store, m.account.as_deref(), events).await;
     let store = s.store.clone();
     let written = crate::task::blocking(move || {
         // An outcome lost in a crash means a repeat: another attempt, or

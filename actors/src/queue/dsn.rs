@@ -269,6 +269,7 @@ async fn deliver(store: &roost_store::Store, to: &str, bytes: Vec<u8>) -> Result
                 transport: None,
                 attempt_log: Vec::new(),
                 done: Vec::new(),
+                extra: Vec::new(),
             };
             crate::task::blocking(move || queue_store.queue_add(staged, vec![queued]))
                 .await

@@ -12,6 +12,7 @@
 pub mod delivery;
 pub mod dsn;
 pub mod transport;
+pub mod webhooks;
 
 use crate::dns::Dns;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -240,6 +241,12 @@ impl SchedulerState {
             .map(|r| dsn::Entry::of(r, why.clone(), None))
             .collect();
         dsn::send(&self.settings, &m, &rcpts, dsn::Kind::Failed).await;
+        let events = m
+            .recipients
+            .iter()
+            .map(|r| ("failed", webhooks::about(&m, &r.address, Some(&why), None)))
+            .collect();
+        webhooks::emit_all(&self.settings.store, m.account.as_deref(), events).await;
         let (store, id) = (self.settings.store.clone(), m.id);
         let _ =
             crate::task::blocking(move || store.queue_retire(id, FinishedAs::Failed, &why)).await;
@@ -397,6 +404,7 @@ pub(crate) mod tests {
             transport: None,
             attempt_log: Vec::new(),
             done: Vec::new(),
+            extra: Vec::new(),
             in_flight: false,
             ret: None,
             envid: None,

@@ -489,6 +489,10 @@ impl Transaction {
                 Ok(_) => {
                     delivered += 1;
                     delivered_to.push(account.to_string());
+                    if session.services.store.has_webhooks() {
+                        self.incoming_event(&session.services.store, account, &keys, junk)
+                            .await;
+                    }
                     // Filed outside the intro mailbox: its author is known
                     // from now on (written once, not for every message).
                     if let (Some(r), Some(a)) = (routes.get(i), &author) {
@@ -696,6 +700,7 @@ impl Transaction {
                     transport: None,
                     attempt_log: Vec::new(),
                     done: Vec::new(),
+                    extra: self.extra.clone(),
                 }),
             }
         }
@@ -713,6 +718,29 @@ impl Transaction {
 
 /// The most X-Roost-Extra fields one submitted message may carry.
 pub const MAX_EXTRA_FIELDS: usize = 20;
+impl Transaction {
+    /// The `incoming` webhook event of a message delivered to `account`.
+    async fn incoming_event(&self, store: &Store, account: &str, keys: &ThreadKeys, junk: bool) {
+        let event = serde_json::json!({
+            "from": match &self.from {
+                ReversePath::Null => String::new(),
+                ReversePath::Mailbox(a) => a.to_string(),
+            },
+            "to": self.recipients.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>(),
+            "subject": keys.subject,
+            "message_id": keys.message_id,
+            "junk": junk,
+            "extra": crate::queue::webhooks::extra_json(&self.extra),
+        });
+        let (store, account) = (store.clone(), account.to_string());
+        let _ = blocking(move || {
+            crate::queue::webhooks::emit(&store, &account, "incoming", event);
+            Ok::<_, String>(())
+        })
+        .await;
+    }
+}
+
 /// The most bytes of extra data (keys and values) one message may carry.
 pub const MAX_EXTRA_BYTES: usize = 4096;
 /// The field name prefix whose fields become the message's extra data.
@@ -1321,14 +1349,20 @@ impl Lookup {
             // Submission: the outgoing queue takes it, unless it bounced
             // for good before (the account's suppression list).
             None if self.authenticated.is_some() => match self.suppression() {
-                Some(reason) => (
-                    Reply::new(
-                        550,
-                        Some((5, 1, 1)),
-                        format!("{address} is on your suppression list: {reason}"),
-                    ),
-                    Vec::new(),
-                ),
+                Some(reason) => {
+                    if let Some(account) = &self.authenticated {
+                        let event = serde_json::json!({"to": address, "reason": reason});
+                        crate::queue::webhooks::emit(store, account, "suppressed", event);
+                    }
+                    (
+                        Reply::new(
+                            550,
+                            Some((5, 1, 1)),
+                            format!("{address} is on your suppression list: {reason}"),
+                        ),
+                        Vec::new(),
+                    )
+                }
                 None => (Reply::recipient_ok(), Vec::new()),
             },
             None => (
