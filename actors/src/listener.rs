@@ -305,8 +305,8 @@ async fn start_session(
 }
 
 /// Starts the session of one connection under the `connections`
-/// supervisor. `preauth` starts an IMAP session logged in to that
-/// account (`roost admin imapserve`).
+/// supervisor. `preauth` starts an IMAP or submission session logged in
+/// to that account (`roost admin imapserve`, the web API's Send).
 pub async fn start_connection(
     stream: BoxStream,
     peer: Peer,
@@ -347,6 +347,7 @@ pub async fn start_connection(
                     protocol,
                     services,
                     guard,
+                    preauth: preauth.map(|(name, _)| name),
                 };
                 SmtpSession::spawn_linked(None, SmtpSession, args, sup)
                     .await?

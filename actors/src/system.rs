@@ -76,6 +76,9 @@ pub struct Shared {
     pub registry: Registry,
     pub hub: EventHub,
     pub shutdown: watch::Receiver<bool>,
+    /// What an in-process submission session works with (the web API's
+    /// Send); `None` while the connections supervisor is not running.
+    pub submission: Arc<dyn Fn() -> Option<Services> + Send + Sync>,
 }
 
 /// The running server.
@@ -127,13 +130,6 @@ pub async fn start(
     let registry = Registry::new();
     let hub = EventHub::new();
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let shared = Shared {
-        store: store.clone(),
-        registry: registry.clone(),
-        hub: hub.clone(),
-        shutdown: shutdown.clone(),
-    };
-
     let accounts = store
         .accounts()
         .map_err(|e| format!("cannot read accounts: {e}"))?;
@@ -261,6 +257,17 @@ pub async fn start(
     });
 
     let socket = settings.data_dir.join(SOCKET_NAME);
+    let submission_services = services_for.clone();
+    let shared = Shared {
+        store: store.clone(),
+        registry: registry.clone(),
+        hub: hub.clone(),
+        shutdown: shutdown.clone(),
+        submission: Arc::new(move || {
+            let connections = lookup_supervisor("connections").ok()?;
+            Some(submission_services(connections, Protocol::Submission))
+        }),
+    };
     let admin_services = services_for.clone();
     let admin_spec = ChildSpec::new("admin", ActorKind::Admin, Restart::Permanent, move |sup| {
         let (socket, admin_ctx_for) = (socket.clone(), admin_ctx_for.clone());

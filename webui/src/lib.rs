@@ -7,6 +7,7 @@
 //! plain HTTP and over HTTPS.
 #![forbid(unsafe_code)]
 
+mod api;
 mod sse;
 
 use axum::extract::ConnectInfo;
@@ -150,6 +151,11 @@ pub fn router(shared: Shared) -> Router {
         .route("/", get(index))
         .route("/api/health", get(health))
         .route("/events", get(events))
+        .route(
+            "/api/v0/{method}",
+            axum::routing::post(api::call)
+                .layer(axum::extract::DefaultBodyLimit::max(api::MAX_REQUEST)),
+        )
         .with_state(shared)
 }
 
@@ -169,27 +175,9 @@ async fn events(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((user, password)) = basic_credentials(&headers) else {
-        return unauthorized();
-    };
-    let ctx = LoginContext {
-        remote: peer,
-        protocol: "http",
-    };
-    let account = match verify_password(&shared.store, &ctx, "BASIC", &user, &password).await {
+    let account = match login(&shared, peer, &headers).await {
         Ok(a) => a,
-        // The administrator's message, as IMAP and SMTP show it.
-        Err(AuthError::Disabled(why)) => {
-            return (StatusCode::FORBIDDEN, format!("Login disabled: {why}\n")).into_response()
-        }
-        Err(AuthError::Throttled) => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed logins from your address, try again later\n",
-            )
-                .into_response()
-        }
-        Err(_) => return unauthorized(),
+        Err(LoginRefused(r)) => return r,
     };
     let (feed, stream) = mpsc::channel(sse::SSE_BUFFER);
     let Some(connections) = ractor::registry::where_is("connections") else {
@@ -213,6 +201,40 @@ async fn events(
     Sse::new(ReceiverStream::new(stream))
         .keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE))
         .into_response()
+}
+
+/// Why a request's credentials were not taken: the response to send.
+pub(crate) struct LoginRefused(Response);
+
+/// The account HTTP Basic credentials name, checked as IMAP and SMTP
+/// logins are (throttling, disabled logins).
+pub(crate) async fn login(
+    shared: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<String, LoginRefused> {
+    let Some((user, password)) = basic_credentials(headers) else {
+        return Err(LoginRefused(unauthorized()));
+    };
+    let ctx = LoginContext {
+        remote: peer,
+        protocol: "http",
+    };
+    match verify_password(&shared.store, &ctx, "BASIC", &user, &password).await {
+        Ok(a) => Ok(a),
+        // The administrator's message, as IMAP and SMTP show it.
+        Err(AuthError::Disabled(why)) => Err(LoginRefused(
+            (StatusCode::FORBIDDEN, format!("Login disabled: {why}\n")).into_response(),
+        )),
+        Err(AuthError::Throttled) => Err(LoginRefused(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed logins from your address, try again later\n",
+            )
+                .into_response(),
+        )),
+        Err(_) => Err(LoginRefused(unauthorized())),
+    }
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {

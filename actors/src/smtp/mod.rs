@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod dkim;
+pub mod inproc;
 mod transaction;
 mod verify;
 
@@ -48,6 +49,9 @@ pub struct SmtpArgs {
     pub protocol: Protocol,
     pub services: Services,
     pub guard: crate::conn::ConnGuard,
+    /// Submission logged in to this account from the start (the web
+    /// API's Send, see [`inproc`]).
+    pub preauth: Option<String>,
 }
 
 pub enum SmtpMsg {
@@ -120,7 +124,7 @@ impl Actor for SmtpSession {
             helo: None,
             rdns,
             esmtp: false,
-            authenticated: None,
+            authenticated: args.preauth.filter(|_| args.protocol.is_submission()),
             auth_step: None,
             key_account: None,
             auth_failures: 0,

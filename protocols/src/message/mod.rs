@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod arc;
+pub mod compose;
 pub mod date;
 pub mod decode;
 pub mod dkim;
