@@ -124,12 +124,11 @@ struct WebhooksSection {
 fn load_roots(file: &Path, key: &str) -> Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(file).with_context(|| format!("key `{key}`: {}", file.display()))?;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.with_context(|| format!("{}", file.display()))?;
-        roots
-            .add(cert)
-            .with_context(|| format!("{}", file.display()))?;
-    }
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .with_context(|| format!("key `{key}`: {}", file.display()))?;
+    // A bundle may hold a certificate rustls cannot use; the rest serve.
+    roots.add_parsable_certificates(certs);
     if roots.is_empty() {
         bail!("key `{key}`: no certificates in {}", file.display());
     }
@@ -170,6 +169,9 @@ struct TransportSection {
     ca_file: Option<PathBuf>,
     /// A fail transport's reply, e.g. `550 5.7.1 no mail to this domain`.
     fail: Option<String>,
+    /// Send the password with `tls = "none"` (RFC 4616 6: PLAIN belongs
+    /// on an encrypted connection; only for a trusted network).
+    insecure_auth: Option<bool>,
 }
 
 /// A `[[queue.routes]]` entry: the messages it matches take `transport`.
@@ -212,7 +214,13 @@ fn transports(
                 bail!("key `{key}`: give either `smarthost` or `fail`")
             }
             (None, Some(reply)) => {
-                if t.tls.is_some() || t.username.is_some() || t.ca_file.is_some() {
+                if t.tls.is_some()
+                    || t.username.is_some()
+                    || t.password.is_some()
+                    || t.password_file.is_some()
+                    || t.ca_file.is_some()
+                    || t.insecure_auth.is_some()
+                {
                     bail!("key `{key}`: a fail transport takes only `fail`");
                 }
                 Transport::Fail(fail_reply(reply).ok_or_else(|| {
@@ -254,6 +262,15 @@ fn transports(
                     (None, None) => None,
                     _ => bail!("key `{key}`: `username` and a password go together"),
                 };
+                if tls == SmarthostTls::Plain && auth.is_some() && t.insecure_auth != Some(true) {
+                    bail!(
+                        "key `{key}`: a password over `tls = \"none\"` goes in the clear; \
+                         set `insecure_auth = true` to allow it"
+                    );
+                }
+                if tls == SmarthostTls::Plain && t.ca_file.is_some() {
+                    bail!("key `{key}.ca_file`: no TLS with `tls = \"none\"`");
+                }
                 let roots = if tls == SmarthostTls::Plain {
                     rustls::RootCertStore::empty()
                 } else {
@@ -686,6 +703,8 @@ mod tests {
             ("[transports.t]\nsmarthost = \"relay.example\"\n", "key `transports.t.smarthost`: `host:port`"),
             ("[transports.t]\nsmarthost = \"relay.example:587\"\ntls = \"maybe\"\n", "key `transports.t.tls`: `implicit`, `starttls` or `none`, not \"maybe\""),
             ("[transports.t]\nsmarthost = \"relay.example:25\"\ntls = \"none\"\nusername = \"u\"\n", "key `transports.t`: `username` and a password go together"),
+            ("[transports.t]\nsmarthost = \"relay.example:25\"\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\n", "key `transports.t`: a password over `tls = \"none\"` goes in the clear; set `insecure_auth = true` to allow it"),
+            ("[transports.t]\nfail = \"550 x\"\npassword = \"p\"\n", "key `transports.t`: a fail transport takes only `fail`"),
             ("[transports.t]\nsmarthost = \"relay.example:587\"\nca_file = \"/nonexistent.pem\"\n", "key `transports.t.ca_file`: /nonexistent.pem"),
             ("[[queue.routes]]\ntransport = \"relay\"\n", "key `queue.routes[0].transport`: no transport \"relay\""),
             ("[queue]\nkeep_retired = -1\n", "key `queue.keep_retired`: seconds, 0 or more"),

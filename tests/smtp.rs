@@ -1138,9 +1138,14 @@ fn localserve_keeps_queued_mail_on_the_machine() {
     assert!(server.admin_ok(&["queue", "list"]).contains(" held last="));
     server.admin_ok(&["queue", "release", id]);
     assert!(!server.admin_ok(&["queue", "list"]).contains(" held"));
+    // Released, it is tried again; one a worker has is not dropped.
+    let dropped = eventually("the drop", || {
+        let out = server.admin_ok(&["queue", "drop", id]);
+        (!out.contains("\"in_flight\": 1")).then_some(out)
+    });
     assert_eq!(
-        server.admin_ok(&["queue", "drop", id]),
-        "{\n  \"dropped\": true,\n  \"messages\": 1\n}\n"
+        dropped,
+        "{\n  \"dropped\": true,\n  \"in_flight\": 0,\n  \"messages\": 1\n}\n"
     );
     assert_eq!(server.admin_ok(&["queue", "list"]), "");
 }
@@ -1218,6 +1223,16 @@ fn the_admin_steers_chosen_queued_messages() {
         .admin_ok(&["queue", "list", &deferred])
         .contains(" transport=direct last="));
     // Scheduled an hour on; all of them held, then released.
+    let out = server.admin(&["queue", "schedule", &deferred, "--in", "367d"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "roost: a message is scheduled 0 to 31622400 seconds (a year) ahead\n"
+    );
+    let scheduled = server.admin_ok(&["queue", "schedule", &deferred, "--in", "366d"]);
+    assert!(
+        scheduled.starts_with("{\n  \"messages\": 1,\n  \"next_attempt\": \"2027-"),
+        "{scheduled}"
+    );
     let scheduled = server.admin_ok(&["queue", "schedule", &deferred, "--in", "1h"]);
     assert!(
         scheduled.starts_with("{\n  \"messages\": 1,\n  \"next_attempt\": \""),
@@ -1237,7 +1252,14 @@ fn the_admin_steers_chosen_queued_messages() {
     });
     // Failed by the admin: the sender gets a DSN saying so.
     assert_eq!(
-        server.admin_ok(&["queue", "fail", "--from-domain", "LOCALHOST"]),
+        server.admin_ok(&[
+            "queue",
+            "fail",
+            "--from-domain",
+            "LOCALHOST",
+            "--to-domain",
+            "later.example"
+        ]),
         "{\n  \"in_flight\": 0,\n  \"messages\": 1\n}\n"
     );
     eventually("the DSN", || {

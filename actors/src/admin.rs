@@ -40,6 +40,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The most queued messages one admin operation works on (the first,
+/// oldest first); the admin repeats it for more.
+pub const MAX_CHOSEN: usize = 10_000;
+/// How far ahead `queue schedule` may put a message: a year.
+pub const MAX_SCHEDULE: i64 = 366 * 86_400;
 /// Queued messages `queue list` shows unless asked for another number.
 pub const DEFAULT_QUEUE_LIST: usize = 1000;
 /// Login attempts `loginattempts` (and DMARC evaluations
@@ -889,7 +894,12 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
             all,
             in_secs,
         } => {
-            let at = crate::time::now_unix().saturating_add(in_secs.max(0));
+            if !(0..=MAX_SCHEDULE).contains(&in_secs) {
+                return Err(format!(
+                    "a message is scheduled 0 to {MAX_SCHEDULE} seconds (a year) ahead"
+                ));
+            }
+            let at = crate::time::now_unix().saturating_add(in_secs);
             let n = change_chosen(&store, filter, all, move |m| {
                 // One in a worker's hands now gets its outcome there.
                 if !m.in_flight {
@@ -933,31 +943,39 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
         }
         Request::QueueDrop { filter, all } => {
             let ids = chosen_ids(&store, filter, all).await?;
-            let n = blocking(move || {
-                let mut n = 0;
+            // One a delivery worker has is left to it (as `fail` does):
+            // it may be on its way already.
+            let (n, busy) = blocking(move || {
+                let (mut n, mut busy) = (0, 0);
+                let why = "removed from the queue by the admin";
                 for id in ids {
-                    let Some(m) = store.queued(id)? else {
-                        continue;
-                    };
-                    match store.queue_remove(id) {
-                        Ok(()) => {
+                    let dropped = store.queue_change(id, |m| {
+                        if m.in_flight {
+                            return (roost_store::QueueChange::Keep, None);
+                        }
+                        let before = m.clone();
+                        let now = crate::time::now_unix();
+                        roost_store::finish_waiting(m, roost_store::FinishedAs::Dropped, why, now);
+                        (roost_store::QueueChange::Remove, Some(before))
+                    })?;
+                    match dropped {
+                        Some(Some(m)) => {
                             n += 1;
                             if let Some(account) = m.account.as_deref() {
                                 for r in &m.recipients {
-                                    let why = "removed from the queue by the admin";
                                     let event = webhooks::about(&m, &r.address, Some(why), None);
                                     webhooks::emit(&store, account, "canceled", event);
                                 }
                             }
                         }
-                        Err(roost_store::StoreError::NotFound(_)) => {}
-                        Err(e) => return Err(e),
+                        Some(None) => busy += 1,
+                        None => {}
                     }
                 }
-                Ok(n)
+                Ok::<_, roost_store::StoreError>((n, busy))
             })
             .await?;
-            Ok(json!({"messages": n, "dropped": true}))
+            Ok(json!({"messages": n, "dropped": true, "in_flight": busy}))
         }
         Request::QueueRetired { account, limit } => {
             let limit = limit.unwrap_or(DEFAULT_QUEUE_LIST);
@@ -1240,14 +1258,15 @@ async fn chosen_ids(
         return Err("no messages chosen: give ids or options, or --all for every message".into());
     }
     let store = store.clone();
-    let chosen = blocking(move || store.queue_select(&filter, usize::MAX)).await?;
+    let chosen = blocking(move || store.queue_select(&filter, MAX_CHOSEN)).await?;
     if chosen.is_empty() {
         return Err("no queued message matches".into());
     }
     Ok(chosen.into_iter().map(|m| m.id).collect())
 }
 
-/// Changes each queued message `filter` chooses; how many.
+/// Changes each queued message `filter` chooses, written lazily and
+/// flushed once; how many.
 async fn change_chosen(
     store: &Store,
     filter: QueueFilter,
@@ -1259,12 +1278,13 @@ async fn change_chosen(
     blocking(move || {
         let mut n = 0;
         for id in ids {
-            let changed = store.queue_change(id, |m| {
+            let changed = store.queue_change_lazily(id, |m| {
                 change(m);
                 (roost_store::QueueChange::Write, ())
             })?;
             n += usize::from(changed.is_some());
         }
+        store.flush()?;
         Ok::<_, roost_store::StoreError>(n)
     })
     .await

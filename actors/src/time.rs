@@ -28,5 +28,5 @@ pub fn utc_time(us: u64) -> String {
 
 /// As [`utc_time`], from unix seconds.
 pub fn rfc3339(secs: i64) -> String {
-    utc_time(u64::try_from(secs).unwrap_or(0) * 1_000_000)
+    utc_time(u64::try_from(secs).unwrap_or(0).saturating_mul(1_000_000))
 }

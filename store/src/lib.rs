@@ -53,7 +53,7 @@ pub use records::{
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
-pub use webhooks::{WebhookCall, WebhookChange, WebhookConfig};
+pub use webhooks::{WebhookCall, WebhookChange, WebhookConfig, MAX_PENDING_CALLS};
 
 use files::Placer;
 use records::{now_unix, FileRef};
@@ -168,6 +168,8 @@ struct Inner {
     keep_retired: std::sync::atomic::AtomicI64,
     /// Some account has a webhook (so events are worth building).
     has_webhooks: std::sync::atomic::AtomicBool,
+    /// Webhook calls waiting (see `MAX_PENDING_CALLS`).
+    webhooks_pending: std::sync::atomic::AtomicUsize,
     counters: Arc<Counters>,
     /// sled's data file, fsynced after each flush (see [`Store::flush`]).
     index_file: PathBuf,
@@ -232,6 +234,7 @@ impl Store {
                 queue_lock: Mutex::new(()),
                 keep_retired: std::sync::atomic::AtomicI64::new(queue::KEEP_RETIRED),
                 has_webhooks: Default::default(),
+                webhooks_pending: Default::default(),
                 counters: Arc::new(Counters::default()),
                 index_file: index_dir.join("db"),
                 gate: FlushGate::default(),

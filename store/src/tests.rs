@@ -1345,6 +1345,12 @@ fn webhook_calls_queue_retry_and_retire() {
     })));
     assert!(!ok(store.webhook_change(b, |_| WebhookChange::Done)));
     assert_eq!(due(30), [a]);
+    // The bound on waiting calls (checked here at 2): one waits, so one
+    // more is taken and the next refused.
+    assert!(ok(store.webhook_add_within("hook@example.org", "x", "{}".into(), 40, 2)).is_some());
+    assert!(store
+        .webhook_add_within("hook@example.org", "x", "{}".into(), 40, 2)
+        .is_err());
     let history = ok(store.webhook_history(Some("hook@example.org"), 10));
     assert_eq!(history.len(), 1);
     assert!(history[0].delivered && history[0].event == "failed");

@@ -24,6 +24,10 @@ impl WebhookConfig {
     pub const MAX_LEN: usize = 2048;
 }
 
+/// Calls waiting at most, over all accounts: past it (a receiver down
+/// for long under much mail) new events are dropped, and logged.
+pub const MAX_PENDING_CALLS: usize = 100_000;
+
 /// One event for an account's webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookCall {
@@ -89,6 +93,10 @@ impl Store {
             .transpose()?
             .is_some();
         self.inner.has_webhooks.store(any, Ordering::Relaxed);
+        let pending = self.inner.db.scan_prefix([keys::WEBHOOK]).keys().count();
+        self.inner
+            .webhooks_pending
+            .store(pending, Ordering::Relaxed);
         Ok(())
     }
 
@@ -96,10 +104,9 @@ impl Store {
         self.get(&keys::webhook_config(account))
     }
 
-    /// Queues an event for `account`'s webhook, due at `now`; `None` when
-    /// the account has none. Not flushed on its own: the event reports
-    /// a change written the same way, and the next flush (any caller's,
-    /// or sled's own within half a second) takes both.
+    /// Queues an event for `account`'s webhook, due at `now`, flushed;
+    /// `None` when the account has none. Refused past
+    /// [`MAX_PENDING_CALLS`].
     pub fn webhook_add(
         &self,
         account: &str,
@@ -107,12 +114,28 @@ impl Store {
         payload: String,
         now: i64,
     ) -> Result<Option<u64>> {
+        self.webhook_add_within(account, event, payload, now, MAX_PENDING_CALLS)
+    }
+
+    pub(crate) fn webhook_add_within(
+        &self,
+        account: &str,
+        event: &str,
+        payload: String,
+        now: i64,
+        most: usize,
+    ) -> Result<Option<u64>> {
         let Some(a) = self.account(account)? else {
             return Ok(None);
         };
         let Some(config) = self.webhook_config(a.id)? else {
             return Ok(None);
         };
+        if self.inner.webhooks_pending.load(Ordering::Relaxed) >= most {
+            return Err(crate::StoreError::Invalid(format!(
+                "{most} webhook calls wait already"
+            )));
+        }
         let call = WebhookCall {
             id: self.inner.db.generate_id()?.saturating_add(1),
             account: account.to_string(),
@@ -129,7 +152,8 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.insert(keys::webhook(call.id), encode(&call)?);
         batch.insert(keys::timed(keys::WEBHOOK_DUE, now, call.id), &[][..]);
-        self.inner.db.apply_batch(batch)?;
+        self.apply_and_flush(batch)?;
+        self.inner.webhooks_pending.fetch_add(1, Ordering::Relaxed);
         Ok(Some(call.id))
     }
 
@@ -192,6 +216,7 @@ impl Store {
                 batch.insert(keys::webhook(id), encode(&call)?);
             }
             WebhookChange::Done => {
+                self.inner.webhooks_pending.fetch_sub(1, Ordering::Relaxed);
                 batch.remove(keys::webhook(id));
                 if self.keep_retired_secs() > 0 {
                     let at = call.attempt_log.last().map_or(call.created, |a| a.at);

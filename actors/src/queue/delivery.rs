@@ -87,6 +87,10 @@ pub enum Outcome {
     Temporary(String),
     /// Give up; the reply (or reason), and the server that gave it.
     Permanent(String, Option<String>),
+    /// Refused by this server's own configuration (a fail transport):
+    /// given up like [`Outcome::Permanent`], but the address is not
+    /// suppressed, since no server said it is bad.
+    Configured(String),
 }
 
 /// Where a domain's mail goes (RFC 5321 5.1): an address literal's
@@ -208,7 +212,7 @@ async fn deliver_domain(
             let o = if reply.starts_with('4') {
                 Outcome::Temporary(reply.clone())
             } else {
-                Outcome::Permanent(reply.clone(), None)
+                Outcome::Configured(reply.clone())
             };
             for m in messages {
                 if !already_done(s, &m).await {
@@ -470,7 +474,15 @@ async fn finish(
         "delivered"
     };
     let recipients: Vec<QueuedRecipient> = m.recipients.drain(..).collect();
+    let mut configured = Vec::new();
     for (mut r, o) in recipients.into_iter().zip(outcomes) {
+        let o = match o {
+            Outcome::Configured(why) => {
+                configured.push(r.address.clone());
+                Outcome::Permanent(why, None)
+            }
+            o => o,
+        };
         match o {
             Outcome::Delivered => {
                 info!(id = %m.id, rcpt = %r.address, "delivered");
@@ -499,6 +511,7 @@ async fn finish(
                 temp_reason = Some(why);
                 kept.push(r);
             }
+            Outcome::Configured(_) => {}
         }
     }
     m.recipients = kept;
@@ -524,7 +537,12 @@ async fn finish(
     }
     m.done.extend(done);
     if !failed.is_empty() {
-        suppress_hard_failures(s, &m, &failed).await;
+        let hard: Vec<dsn::Entry> = failed
+            .iter()
+            .filter(|e| !configured.contains(&e.address))
+            .cloned()
+            .collect();
+        suppress_hard_failures(s, &m, &hard).await;
         dsn::send(s, &m, &failed, dsn::Kind::Failed).await;
     }
     if !relayed.is_empty() {
@@ -555,8 +573,9 @@ async fn finish(
                 *stored = m;
                 return (QueueChange::Remove, ());
             }
-            // Held by the admin meanwhile: stays held.
+            // Held, or sent another way, by the admin meanwhile: stays so.
             m.hold = stored.hold;
+            m.transport = stored.transport.clone();
             m.in_flight = false;
             *stored = m;
             (QueueChange::Write, ())

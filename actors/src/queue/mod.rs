@@ -291,23 +291,37 @@ impl SchedulerState {
             let domain = messages[0].domain.clone();
             let ids: Vec<QueueId> = messages.iter().map(|m| m.id).collect();
             // Leased to the worker: out of the due range until it is done.
+            // Only what is still due as stored: the admin may have held,
+            // rescheduled or dropped a message since the due list was
+            // read. The worker gets the records as leased.
             let store = self.settings.store.clone();
             let lease = ids.clone();
             let leased = crate::task::blocking(move || {
+                let at = now();
+                let mut leased = Vec::new();
                 for id in lease {
-                    store.queue_change_lazily(id, |m| {
+                    let taken = store.queue_change_lazily(id, |m| {
+                        if m.hold || m.in_flight || m.next_attempt > at {
+                            return (QueueChange::Keep, None);
+                        }
                         m.in_flight = true;
-                        m.next_attempt = now() + LEASE;
-                        (QueueChange::Write, ())
+                        m.next_attempt = at + LEASE;
+                        (QueueChange::Write, Some(m.clone()))
                     })?;
+                    leased.extend(taken.flatten());
                 }
-                Ok::<_, roost_store::StoreError>(())
+                Ok::<_, roost_store::StoreError>(leased)
             })
             .await;
-            if let Err(e) = leased {
-                warn!(%domain, error = %e, "cannot lease queued messages");
-                continue;
-            }
+            let messages = match leased {
+                Ok(m) if !m.is_empty() => m,
+                Ok(_) => continue,
+                Err(e) => {
+                    warn!(%domain, error = %e, "cannot lease queued messages");
+                    continue;
+                }
+            };
+            let ids: Vec<QueueId> = messages.iter().map(|m| m.id).collect();
             let name = format!("delivery:{key}");
             let args = delivery::WorkerArgs {
                 settings: self.settings.clone(),

@@ -36,6 +36,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TICK: Duration = Duration::from_secs(1);
 /// The most of an answer's body read (and dropped).
 pub const MAX_ANSWER_BODY: usize = 64 * 1024;
+/// Why a call is given up at once.
+const GONE: &str = "the account has no webhook any more";
 /// Every how many seconds the history is pruned.
 const PRUNE_EVERY: i64 = 60;
 
@@ -204,11 +206,27 @@ impl WebhookState {
     }
 }
 
-/// One attempt at a call, and its outcome written.
-async fn make_call(s: &WebhookSettings, call: WebhookCall) {
-    let result = tokio::time::timeout(CALL_TIMEOUT, post(s, &call))
-        .await
-        .unwrap_or_else(|_| Err("no answer in time".into()));
+/// One attempt at a call, and its outcome written. The account's
+/// webhook as it is now: changed since the event, the call goes to the
+/// new URL; removed (or the account gone), the call is given up.
+async fn make_call(s: &WebhookSettings, mut call: WebhookCall) {
+    let (store, account) = (s.store.clone(), call.account.clone());
+    let current = blocking(move || match store.account(&account)? {
+        Some(a) => store.webhook_config(a.id),
+        None => Ok(None),
+    })
+    .await;
+    let result = match current {
+        Ok(Some(config)) => {
+            call.url = config.url;
+            call.authorization = config.authorization;
+            tokio::time::timeout(CALL_TIMEOUT, post(s, &call))
+                .await
+                .unwrap_or_else(|_| Err("no answer in time".into()))
+        }
+        Ok(None) => Err(GONE.into()),
+        Err(e) => Err(format!("cannot read the webhook: {e}")),
+    };
     let now = crate::time::now_unix();
     let (taken, why) = match result {
         Ok(status) if (200..300).contains(&status) => (true, format!("HTTP {status}")),
@@ -232,6 +250,9 @@ async fn make_call(s: &WebhookSettings, call: WebhookCall) {
             });
             if taken {
                 c.delivered = true;
+                return WebhookChange::Done;
+            }
+            if c.attempt_log.last().is_some_and(|a| a.result == GONE) {
                 return WebhookChange::Done;
             }
             match schedule.get(c.attempts as usize - 1) {
@@ -339,6 +360,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
         ));
     }
     let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("credentials go in --authorization, not in the URL".into());
+    }
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(()),
         _ => Err("the URL must be http:// or https:// with a host".into()),
@@ -353,7 +377,13 @@ mod tests {
     fn webhook_urls_are_http_or_https_with_a_host_and_not_too_long() {
         assert_eq!(check_url("http://127.0.0.1:8080/hook"), Ok(()));
         assert_eq!(check_url("https://hooks.example/x?y=1"), Ok(()));
-        for bad in ["ftp://x.example/", "hooks.example/x", "http://", "/path"] {
+        for bad in [
+            "ftp://x.example/",
+            "hooks.example/x",
+            "http://",
+            "/path",
+            "http://user:pass@h.example/",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
         let most = roost_store::WebhookConfig::MAX_LEN;

@@ -726,7 +726,14 @@ impl Transaction {
                 ReversePath::Null => String::new(),
                 ReversePath::Mailbox(a) => a.to_string(),
             },
-            "to": self.recipients.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>(),
+            // Only this account's own addresses: the other recipients
+            // (Bcc among them) are not its business.
+            "to": self
+                .recipients
+                .iter()
+                .filter(|(_, owner)| owner == account)
+                .map(|(a, _)| a.to_string())
+                .collect::<Vec<_>>(),
             "subject": keys.subject,
             "message_id": keys.message_id,
             "junk": junk,
