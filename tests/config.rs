@@ -969,14 +969,21 @@ fn mx_dns(more: &[&str]) -> Dnsmasq {
 /// `dns_port`, its queue delivering to `remote_port`, and the account
 /// alice@local.example; with its submission and IMAP ports.
 fn queue_sender(dns_port: u16, remote_port: u16) -> (Served, u16, u16) {
+    sender_with(&format!(
+        "[dns]\nservers = [\"127.0.0.1:{dns_port}\"]\n[queue]\nremote_port = {remote_port}\n"
+    ))
+}
+
+/// A sending roost (a.test) with submission and IMAP listeners, `more`
+/// configuration, and the account alice@local.example; with its
+/// submission and IMAP ports.
+fn sender_with(more: &str) -> (Served, u16, u16) {
     let offset = fresh_offset();
     let (sub, imap) = (SUBMISSION + offset, IMAP + offset);
     let sender = serve_config(
         &format!(
             "hostname = \"a.test\"\n\
-             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n\
-             [dns]\nservers = [\"127.0.0.1:{dns_port}\"]\n\
-             [queue]\nremote_port = {remote_port}\n"
+             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n{more}"
         ),
         imap,
     );
@@ -993,6 +1000,28 @@ fn queue_sender(dns_port: u16, remote_port: u16) -> (Served, u16, u16) {
         ],
     );
     (sender, sub, imap)
+}
+
+/// A localserve roost as a smarthost, with alice@local.example (password
+/// relaysecret1); the config lines of a transport to it (without its
+/// name's table header): host, port, login, CA file.
+fn smarthost() -> (Server, String) {
+    let relay = Server::start();
+    relay.admin_ok(&["domain", "add", "local.example"]);
+    relay.admin_ok(&[
+        "account",
+        "add",
+        "alice@local.example",
+        "--password",
+        "relaysecret1",
+    ]);
+    let lines = format!(
+        "smarthost = \"localhost:{}\"\nusername = \"alice@local.example\"\n\
+         password = \"relaysecret1\"\nca_file = \"{}\"\n",
+        relay.port(SUBMISSION),
+        relay.dir.join("localserve-cert.pem").display()
+    );
+    (relay, lines)
 }
 
 /// A submission session logged in as alice@local.example.
@@ -1246,50 +1275,19 @@ fn the_queue_delivers_to_a_real_postfix() {
 /// smarthost.
 #[test]
 fn transports_relay_through_a_smarthost_or_refuse() {
-    let relay = Server::start();
-    relay.admin_ok(&["domain", "add", "local.example"]);
-    relay.admin_ok(&[
-        "account",
-        "add",
-        "alice@local.example",
-        "--password",
-        "relaysecret1",
-    ]);
+    let (relay, relay_lines) = smarthost();
     let relay_sub = relay.port(SUBMISSION);
-    let cert = relay.dir.join("localserve-cert.pem");
-    let offset = fresh_offset();
-    let (sub, imap) = (SUBMISSION + offset, IMAP + offset);
-    let sender = serve_config(
-        &format!(
-            "hostname = \"a.test\"\n\
-             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n\
-             {NO_DNS}\
-             [transports.relay]\nsmarthost = \"localhost:{relay_sub}\"\n\
-             username = \"alice@local.example\"\npassword = \"relaysecret1\"\n\
-             ca_file = \"{cert}\"\n\
-             [transports.badlogin]\nsmarthost = \"localhost:{relay_sub}\"\n\
-             username = \"alice@local.example\"\npassword = \"wrong-password\"\n\
-             ca_file = \"{cert}\"\n\
-             [transports.nope]\nfail = \"550 5.7.1 no mail to blocked.example\"\n\
-             [[queue.routes]]\nrecipient_domain = \"blocked.example\"\ntransport = \"nope\"\n\
-             [[queue.routes]]\nrecipient_domain = \"badlogin.example\"\ntransport = \"badlogin\"\n\
-             [[queue.routes]]\naccount = \"alice@local.example\"\ntransport = \"relay\"\n",
-            cert = cert.display()
-        ),
-        imap,
-    );
+    let badlogin = relay_lines.replace("relaysecret1", "wrong-password");
+    let (sender, sub, imap) = sender_with(&format!(
+        "{NO_DNS}\
+         [transports.relay]\n{relay_lines}\
+         [transports.badlogin]\n{badlogin}\
+         [transports.nope]\nfail = \"550 5.7.1 no mail to blocked.example\"\n\
+         [[queue.routes]]\nrecipient_domain = \"blocked.example\"\ntransport = \"nope\"\n\
+         [[queue.routes]]\nrecipient_domain = \"badlogin.example\"\ntransport = \"badlogin\"\n\
+         [[queue.routes]]\naccount = \"alice@local.example\"\ntransport = \"relay\"\n"
+    ));
     let data = sender.dir.path().join("data");
-    admin_ok(&data, &["domain", "add", "local.example"]);
-    admin_ok(
-        &data,
-        &[
-            "account",
-            "add",
-            "alice@local.example",
-            "--password",
-            "alicesecret1",
-        ],
-    );
     let mut alice = alice_on(sub);
     let submit = |sub: &mut Smtp, to: &str, subject: &str| {
         let m = format!("From: alice@local.example\r\nSubject: {subject}\r\n\r\nHello\r\n");
@@ -1417,50 +1415,20 @@ fn webhook_receiver() -> (
 /// answered 503 is made again; the history keeps both attempts.
 #[test]
 fn webhooks_carry_every_event_with_the_extra_data() {
-    let relay = Server::start();
-    relay.admin_ok(&["domain", "add", "local.example"]);
-    relay.admin_ok(&[
-        "account",
-        "add",
-        "alice@local.example",
-        "--password",
-        "relaysecret1",
-    ]);
+    let (_relay, relay_lines) = smarthost();
     let (hook_port, calls) = webhook_receiver();
-    let offset = fresh_offset();
-    let (sub, imap) = (SUBMISSION + offset, IMAP + offset);
-    let sender = serve_config(
-        &format!(
-            "hostname = \"a.test\"\n\
-             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n\
-             {NO_DNS}\
-             [webhooks]\nretry_after = [1, 1, 1]\n\
-             [transports.relay]\nsmarthost = \"localhost:{relay_sub}\"\n\
-             username = \"alice@local.example\"\npassword = \"relaysecret1\"\n\
-             ca_file = \"{cert}\"\n\
-             [transports.bounce]\nfail = \"550 5.1.1 no such user there\"\n\
-             [transports.later]\nfail = \"451 4.4.1 try again later\"\n\
-             [queue]\nretry_after = [1, 1, 1, 1, 3600]\n\
-             [[queue.routes]]\nrecipient_domain = \"bounce.example\"\ntransport = \"bounce\"\n\
-             [[queue.routes]]\nrecipient_domain = \"later.example\"\ntransport = \"later\"\n\
-             [[queue.routes]]\ntransport = \"relay\"\n",
-            relay_sub = relay.port(SUBMISSION),
-            cert = relay.dir.join("localserve-cert.pem").display()
-        ),
-        imap,
-    );
+    let (sender, sub, _) = sender_with(&format!(
+        "{NO_DNS}\
+         [webhooks]\nretry_after = [1, 1, 1]\n\
+         [transports.relay]\n{relay_lines}\
+         [transports.bounce]\nfail = \"550 5.1.1 no such user there\"\n\
+         [transports.later]\nfail = \"451 4.4.1 try again later\"\n\
+         [queue]\nretry_after = [1, 1, 1, 1, 3600]\n\
+         [[queue.routes]]\nrecipient_domain = \"bounce.example\"\ntransport = \"bounce\"\n\
+         [[queue.routes]]\nrecipient_domain = \"later.example\"\ntransport = \"later\"\n\
+         [[queue.routes]]\ntransport = \"relay\"\n"
+    ));
     let data = sender.dir.path().join("data");
-    admin_ok(&data, &["domain", "add", "local.example"]);
-    admin_ok(
-        &data,
-        &[
-            "account",
-            "add",
-            "alice@local.example",
-            "--password",
-            "alicesecret1",
-        ],
-    );
     let url = format!("http://127.0.0.1:{hook_port}/hook?k=1");
     assert_eq!(
         admin_ok(

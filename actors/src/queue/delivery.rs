@@ -842,21 +842,7 @@ impl Session {
     }
 
     async fn reply(&mut self, limit: Duration) -> Result<ServerReply, String> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(r) = self.reader.next_reply()? {
-                return Ok(r);
-            }
-            let n = tokio::time::timeout_at(deadline, self.io.read(&mut buf))
-                .await
-                .map_err(|_| "no reply in time".to_string())?
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("connection closed".into());
-            }
-            self.reader.feed(&buf[..n]);
-        }
+        read_reply(&mut self.io, &mut self.reader, limit).await
     }
 
     /// One message: its recipients in transactions of at most the
@@ -1092,6 +1078,29 @@ impl Session {
         if self.write(b"QUIT\r\n").await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.reply(REPLY_TIMEOUT)).await;
         }
+    }
+}
+
+/// The next reply a server sends on `io`, within `limit`.
+pub(crate) async fn read_reply(
+    io: &mut (impl AsyncRead + Unpin),
+    reader: &mut ReplyReader,
+    limit: Duration,
+) -> Result<ServerReply, String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(r) = reader.next_reply()? {
+            return Ok(r);
+        }
+        let n = tokio::time::timeout_at(deadline, io.read(&mut buf))
+            .await
+            .map_err(|_| "no reply in time".to_string())?
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        reader.feed(&buf[..n]);
     }
 }
 

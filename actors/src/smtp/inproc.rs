@@ -9,7 +9,7 @@ use crate::listener::{start_connection, Protocol, Services};
 use roost_protocols::smtp::client::{ReplyReader, ServerReply};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncWriteExt, DuplexStream};
 
 /// How long the session may take for each reply.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -138,21 +138,9 @@ impl Client {
     }
 
     async fn reply(&mut self) -> Result<ServerReply, String> {
-        let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(r) = self.reader.next_reply()? {
-                return Ok(r);
-            }
-            let n = tokio::time::timeout_at(deadline, self.io.read(&mut buf))
-                .await
-                .map_err(|_| "submission: no reply in time".to_string())?
-                .map_err(|e| format!("submission: {e}"))?;
-            if n == 0 {
-                return Err("submission: the session ended".into());
-            }
-            self.reader.feed(&buf[..n]);
-        }
+        crate::queue::delivery::read_reply(&mut self.io, &mut self.reader, REPLY_TIMEOUT)
+            .await
+            .map_err(|e| format!("submission: {e}"))
     }
 
     async fn expect(&mut self, code: u16) -> Result<(), String> {
