@@ -1139,9 +1139,9 @@ fn refusal(r: &ServerReply) -> Outcome {
     }
 }
 
-/// TLS to a smarthost: its certificate checked against `roots` and the
-/// configured name.
-fn verified_tls(roots: &Arc<rustls::RootCertStore>) -> Arc<rustls::ClientConfig> {
+/// TLS to a smarthost or a webhook: the certificate checked against
+/// `roots` and the configured name.
+pub(crate) fn verified_tls(roots: &Arc<rustls::RootCertStore>) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     match rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -1150,15 +1150,18 @@ fn verified_tls(roots: &Arc<rustls::RootCertStore>) -> Arc<rustls::ClientConfig>
             b.with_root_certificates(roots.clone())
                 .with_no_client_auth(),
         ),
-        Err(e) => {
-            warn!(error = %e, "no TLS client configuration");
-            Arc::new(
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            )
-        }
+        Err(e) => no_tls(e),
     }
+}
+
+/// A configuration that trusts nothing, when rustls has none to give.
+fn no_tls(e: rustls::Error) -> Arc<rustls::ClientConfig> {
+    warn!(error = %e, "no TLS client configuration");
+    Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    )
 }
 
 /// TLS as SMTP between servers uses it without MTA-STS or DANE: the
@@ -1176,17 +1179,7 @@ fn opportunistic_tls() -> Arc<rustls::ClientConfig> {
                         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
                         .with_no_client_auth()
                 });
-            match config {
-                Ok(c) => Arc::new(c),
-                Err(e) => {
-                    warn!(error = %e, "no TLS client configuration");
-                    Arc::new(
-                        rustls::ClientConfig::builder()
-                            .with_root_certificates(rustls::RootCertStore::empty())
-                            .with_no_client_auth(),
-                    )
-                }
-            }
+            config.map_or_else(no_tls, Arc::new)
         })
         .clone()
 }

@@ -295,16 +295,10 @@ async fn post(s: &WebhookSettings, call: &WebhookCall) -> Result<u16, String> {
         .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if https {
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(s.roots.clone())
-        .with_no_client_auth();
+        let config = super::delivery::verified_tls(&s.roots);
         let name = rustls::pki_types::ServerName::try_from(bare.clone())
             .map_err(|_| format!("{host} is no server name"))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
