@@ -42,6 +42,9 @@ pub struct Config {
     pub queue_transports: roost_actors::queue::transport::Transports,
     /// `[webhooks] retry_after`: seconds to wait after each failed call.
     pub webhook_retry_after: Vec<i64>,
+    /// `[reports] dmarc_interval`: how often DMARC aggregate reports go
+    /// out.
+    pub dmarc_report_interval: Duration,
     /// `[webhooks] ca_file`, read: the authorities `https://` webhook
     /// URLs are checked against.
     pub webhook_roots: std::sync::Arc<rustls::RootCertStore>,
@@ -107,6 +110,14 @@ struct File {
     #[serde(default)]
     transports: std::collections::BTreeMap<String, TransportSection>,
     webhooks: Option<WebhooksSection>,
+    reports: Option<ReportsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportsSection {
+    /// Seconds between DMARC aggregate reports (default 3600).
+    dmarc_interval: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -477,6 +488,7 @@ impl Config {
             queue_keep_retired: roost_store::KEEP_RETIRED,
             queue_transports: Default::default(),
             webhook_retry_after: roost_actors::queue::webhooks::RETRY_AFTER.to_vec(),
+            dmarc_report_interval: roost_actors::reports::DMARC_INTERVAL,
             webhook_roots: std::sync::Arc::new(system_roots()),
         }
     }
@@ -606,7 +618,13 @@ impl Config {
             &file.transports,
             file.queue.as_ref().map_or(&no_routes, |q| &q.routes),
         )?;
+        let dmarc_report_interval = match file.reports.and_then(|r| r.dmarc_interval) {
+            None => roost_actors::reports::DMARC_INTERVAL,
+            Some(0) => bail!("key `reports.dmarc_interval`: seconds, at least 1"),
+            Some(n) => Duration::from_secs(n),
+        };
         Ok(Config {
+            dmarc_report_interval,
             webhook_retry_after,
             webhook_roots: std::sync::Arc::new(webhook_roots),
             queue_keep_retired,

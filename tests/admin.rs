@@ -35,6 +35,7 @@ fn tree_lists_the_actor_tree_as_text_and_json() {
             "logins",
             "queue",
             "webhooks",
+            "dmarc-reports",
             "listeners",
             "http",
             "admin"

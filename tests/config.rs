@@ -358,11 +358,12 @@ fn long_searches_report_their_progress() {
 }
 
 /// dnsmasq from Debian on loopback, answering the TXT records given
-/// (cut into strings of at most 255 octets, RFC 1035 3.3.14; dnsmasq takes
-/// them comma-separated, unquoted), killed when dropped.
+/// (cut into strings of at most 255 octets, RFC 1035 3.3.14), killed
+/// when dropped.
 struct Dnsmasq {
     child: std::process::Child,
     port: u16,
+    _conf: tempfile::TempDir,
 }
 
 impl Dnsmasq {
@@ -380,6 +381,7 @@ impl Dnsmasq {
             "dnsmasq is missing; .ci/run installs it (apt-get install dnsmasq-base)"
         );
         for _ in 0..10 {
+            let conf_dir = tempfile::tempdir().unwrap();
             let port = std::net::UdpSocket::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
@@ -400,20 +402,32 @@ impl Dnsmasq {
             .arg("--local=/example.org/")
             .arg(format!("--port={port}"))
             .args(options);
-            for (name, record) in txt {
-                let parts: Vec<String> = record
-                    .as_bytes()
-                    .chunks(250)
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
-                    .collect();
-                cmd.arg(format!("--txt-record={name},{}", parts.join(",")));
-            }
+            // In a configuration file, where dnsmasq reads quoted
+            // strings (on its command line it splits them at commas).
+            let conf = conf_dir.path().join(format!("txt-{port}.conf"));
+            let lines: String = txt
+                .iter()
+                .map(|(name, record)| {
+                    let parts: Vec<String> = record
+                        .as_bytes()
+                        .chunks(250)
+                        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+                        .collect();
+                    format!("txt-record={name},{}\n", parts.join(","))
+                })
+                .collect();
+            std::fs::write(&conf, lines).unwrap();
+            cmd.arg(format!("--conf-file={}", conf.display()));
             let child = cmd
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("dnsmasq");
-            let mut dns = Dnsmasq { child, port };
+            let mut dns = Dnsmasq {
+                child,
+                port,
+                _conf: conf_dir,
+            };
             if dns.answers() {
                 return dns;
             }
@@ -1612,4 +1626,122 @@ fn webhooks_carry_every_event_with_the_extra_data() {
         (Some("delivered"), vec!["HTTP 503", "HTTP 200"], Some(true))
     );
     assert_eq!(admin_ok(&data, &["webhook", "pending"]), "[]\n");
+}
+
+/// DMARC aggregate reports (RFC 7489 7.2): mail from a.example is
+/// evaluated on one roost; its report scheduler (every 2 s here) sends a
+/// gzipped XML report to each `rua` address through its queue, to the
+/// other roost (a.example's MX): to the policy domain's own address, to
+/// an outside address that publishes its `_report._dmarc` record, and
+/// not to one that does not (RFC 7489 7.1).
+#[test]
+fn dmarc_aggregate_reports_reach_the_rua_addresses() {
+    use std::io::Read as _;
+    let dns = Dnsmasq::start_with(
+        &[
+            ("a.example", "v=spf1 ip4:127.0.0.1 -all"),
+            (
+                "_dmarc.a.example",
+                "v=DMARC1; p=none; rua=mailto:dmarc@a.example,mailto:r@third.example,mailto:x@elsewhere.example",
+            ),
+            ("a.example._report._dmarc.third.example", "v=DMARC1"),
+        ],
+        &[
+            "--mx-host=a.example,mx.a.example,10",
+            "--mx-host=third.example,mx.a.example,10",
+            "--mx-host=elsewhere.example,mx.a.example,10",
+            "--host-record=mx.a.example,127.0.0.1",
+            "--local=/example/",
+        ],
+    );
+    let offset = fresh_offset();
+    let (a_smtp, a_imap) = (SMTP + offset, IMAP + offset);
+    let receiver = serve_with_dns("", a_smtp, a_imap, NO_DNS);
+    let a_data = receiver.dir.path().join("data");
+    for (domain, account) in [
+        ("a.example", "dmarc@a.example"),
+        ("third.example", "r@third.example"),
+        ("elsewhere.example", "x@elsewhere.example"),
+    ] {
+        admin_ok(&a_data, &["domain", "add", domain]);
+        admin_ok(
+            &a_data,
+            &["account", "add", account, "--password", "reportsecret1"],
+        );
+    }
+    let (evaluator, smtp, _) = serve_with_account(&format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {a_smtp}\n[reports]\ndmarc_interval = 2\n",
+        dns.port
+    ));
+    let mut c = Smtp::connect(smtp);
+    c.cmd("EHLO client.a.example");
+    let m = "From: a@a.example\r\nTo: roost@localhost\r\nSubject: evaluated\r\n\r\nHi\r\n";
+    assert_eq!(
+        c.send_mail("a@a.example", &["roost@localhost"], m.as_bytes()),
+        "250 2.0.0 OK, message delivered"
+    );
+    let report_of = |account: &str| {
+        eventually("a report", || {
+            let s = subjects_of(a_imap, account, "reportsecret1", "INBOX");
+            (!s.is_empty()).then_some(s)
+        })
+    };
+    assert_eq!(report_of("dmarc@a.example").len(), 1);
+    let mut i = Imap::connect(a_imap);
+    i.cmd("LOGIN dmarc@a.example reportsecret1");
+    i.cmd("EXAMINE INBOX");
+    // The subject, unfolded.
+    let fetched = i
+        .cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+        .replace("\r\n ", " ");
+    let subject = fetched
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or_else(|| panic!("{fetched}"));
+    let id = subject
+        .strip_prefix("Report Domain: a.example Submitter: mx.test Report-ID: <")
+        .and_then(|s| s.strip_suffix(".a.example>"))
+        .unwrap_or_else(|| panic!("{subject}"));
+    let end: i64 = id.parse().unwrap();
+    assert_eq!(report_of("r@third.example").len(), 1);
+    // The report as attached: gzipped XML, named as RFC 7489 7.2.1.1 says.
+    let head = i.cmd("FETCH 1 BODY.PEEK[2.MIME]");
+    assert!(
+        head.contains("Content-Type: application/gzip\r\n"),
+        "{head}"
+    );
+    // receiver!policy-domain!begin!end.xml.gz; the period is one interval
+    // or a little more (ticks drift against whole seconds).
+    let begin: i64 = head
+        .split_once("filename=\"mx.test!a.example!")
+        .and_then(|(_, rest)| rest.split_once(&format!("!{end}.xml.gz\"")))
+        .and_then(|(b, _)| b.parse().ok())
+        .unwrap_or_else(|| panic!("{head}"));
+    assert!((1..=4).contains(&(end - begin)), "{begin} {end}");
+    let gz = i.cmd_bytes("FETCH 1 BINARY.PEEK[2]");
+    let start = gz.iter().position(|&b| b == b'}').unwrap() + 3;
+    let end_of = gz.len() - gz.iter().rev().position(|&b| b == b')').unwrap() - 1;
+    let mut xml = String::new();
+    flate2::read::GzDecoder::new(&gz[start..end_of])
+        .read_to_string(&mut xml)
+        .unwrap();
+    assert_eq!(
+        xml,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <report_metadata>\n\
+             \x20   <org_name>mx.test</org_name>\n    <email>postmaster@mx.test</email>\n\
+             \x20   <report_id>{end}.a.example</report_id>\n    <date_range>\n      <begin>{begin}</begin>\n      <end>{end}</end>\n    </date_range>\n\
+             \x20 </report_metadata>\n  <policy_published>\n    <domain>a.example</domain>\n    <adkim>r</adkim>\n    <aspf>r</aspf>\n\
+             \x20   <p>none</p>\n    <sp>none</sp>\n    <pct>100</pct>\n  </policy_published>\n\
+             \x20 <record>\n    <row>\n      <source_ip>127.0.0.1</source_ip>\n      <count>1</count>\n\
+             \x20     <policy_evaluated>\n        <disposition>none</disposition>\n        <dkim>fail</dkim>\n        <spf>pass</spf>\n      </policy_evaluated>\n\
+             \x20   </row>\n    <identifiers>\n      <header_from>a.example</header_from>\n    </identifiers>\n\
+             \x20   <auth_results>\n      <spf>\n        <domain>a.example</domain>\n        <result>pass</result>\n      </spf>\n    </auth_results>\n  </record>\n\
+             </feedback>\n"
+        )
+    );
+    // Nothing for the address that does not take a.example's reports.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(subjects_of(a_imap, "x@elsewhere.example", "reportsecret1", "INBOX").is_empty());
+    drop(evaluator);
 }

@@ -20,6 +20,7 @@ pub mod listener;
 pub mod logins;
 pub mod mailbox;
 pub mod queue;
+pub mod reports;
 pub mod smtp;
 pub mod summaries;
 pub mod system;

@@ -63,6 +63,8 @@ pub struct Settings {
     pub queue_keep_retired: i64,
     /// Seconds to wait after each failed webhook call.
     pub webhook_retry_after: Vec<i64>,
+    /// How often DMARC aggregate reports go out.
+    pub dmarc_report_interval: Duration,
     /// Certificate authorities for `https://` webhook URLs.
     pub webhook_roots: Arc<rustls::RootCertStore>,
     /// RFC 9585: how often a long IMAP command reports progress.
@@ -307,7 +309,7 @@ pub async fn start(
 
     let queue_settings = crate::queue::QueueSettings {
         store: store.clone(),
-        dns: queue_dns,
+        dns: queue_dns.clone(),
         registry: registry.clone(),
         hostname: settings.hostname.clone(),
         remote_port: settings.queue_remote_port,
@@ -358,6 +360,31 @@ pub async fn start(
         },
     );
 
+    let report_settings = crate::reports::ReportSettings {
+        store: store.clone(),
+        dns: queue_dns,
+        hostname: settings.hostname.clone(),
+        dmarc_interval: settings.dmarc_report_interval,
+    };
+    let reports_spec = ChildSpec::new(
+        crate::reports::DMARC_REPORTER,
+        ActorKind::Other,
+        Restart::Permanent,
+        move |sup| {
+            let settings = report_settings.clone();
+            async move {
+                let (r, _) = ractor::Actor::spawn_linked(
+                    Some(crate::reports::DMARC_REPORTER.into()),
+                    crate::reports::DmarcReporter,
+                    settings,
+                    sup,
+                )
+                .await?;
+                Ok(r.get_cell())
+            }
+        },
+    );
+
     let mut root = SupervisorArgs::new("root", registry.clone())
         .intensity(5, Duration::from_secs(30))
         .backoff(Duration::from_millis(100), Duration::from_secs(5))
@@ -366,6 +393,7 @@ pub async fn start(
         .child(logins_spec)
         .child(queue_spec)
         .child(webhooks_spec)
+        .child(reports_spec)
         .child(listeners_spec);
     for c in extra(shared.clone()) {
         root = root.child(c);

@@ -6,6 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use roost_protocols::message::dmarc_report;
 use roost_protocols::smtp::dmarc::{self, Inputs, Verdict};
 use roost_protocols::smtp::spf::{self, AuthDns, DnsFailure, Query, SpfResult, MAX_DNS_TERMS};
 use std::cell::Cell;
@@ -69,7 +70,14 @@ fuzz_target!(|data: &[u8]| {
     // The first TXT lookup, then at most one per counted term.
     assert!(dns.lookups.load(Ordering::Relaxed) <= MAX_DNS_TERMS + 1);
     let _ = result == SpfResult::Pass;
-    let _ = dmarc::parse_record(&text);
+    if let Ok(record) = dmarc::parse_record(&text) {
+        // Report addresses, as the DMARC report scheduler reads them.
+        for uri in &record.rua {
+            if let Some((address, _)) = dmarc_report::mailto(uri) {
+                assert!(address.contains('@'));
+            }
+        }
+    }
     let inputs = Inputs {
         author: "a.b.c.d.e.f.g.h.i.example.com".into(),
         spf: SpfResult::Pass,

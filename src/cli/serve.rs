@@ -86,6 +86,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         queue_keep_retired: config.queue_keep_retired,
         queue_transports: config.queue_transports.clone(),
         webhook_retry_after: config.webhook_retry_after.clone(),
+        dmarc_report_interval: config.dmarc_report_interval,
         webhook_roots: config.webhook_roots.clone(),
         imap_progress_interval: config.imap_progress_interval,
     };

@@ -202,6 +202,8 @@ struct GateState {
 const UID_VALIDITY_FLOOR: &[u8] = b"uid_validity_floor";
 /// Set once every message has its compact state record.
 const MESSAGE_STATES_ADDED: &[u8] = b"message_states_added";
+/// Up to when DMARC evaluations were reported (unix microseconds).
+const DMARC_REPORTED_UNTIL: &[u8] = b"dmarc_reported_until";
 /// Set once the address index is in its case-folded form.
 const ADDRESS_KEYS_FOLDED: &[u8] = b"address_keys_folded";
 
@@ -557,6 +559,42 @@ impl Store {
         }
         self.inner.db.apply_batch(batch)?;
         Ok(excess)
+    }
+
+    /// The DMARC evaluations from `from_us` up to (not including) `to_us`,
+    /// oldest first.
+    pub fn dmarc_evaluations_between(
+        &self,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<DmarcEvaluation>> {
+        self.inner
+            .db
+            .range(keys::dmarc_evaluation(from_us, 0)..keys::dmarc_evaluation(to_us, 0))
+            .values()
+            .map(|v| Ok(rmp_serde::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// Up to when (unix microseconds) DMARC evaluations were reported; 0
+    /// before the first report.
+    pub fn dmarc_reported_until(&self) -> Result<u64> {
+        Ok(match self.inner.db.get(keys::meta(DMARC_REPORTED_UNTIL))? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Codec("a time is not 8 bytes".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// Records that evaluations up to `us` were reported; flushed.
+    pub fn set_dmarc_reported_until(&self, us: u64) -> Result<()> {
+        self.inner
+            .db
+            .insert(keys::meta(DMARC_REPORTED_UNTIL), &us.to_be_bytes()[..])?;
+        self.flush()
     }
 
     /// The newest `limit` DMARC evaluations, newest first.

@@ -212,7 +212,11 @@ impl Report<'_> {
 }
 
 /// Delivers a DSN to `to`: into a local account, or into the queue.
-async fn deliver(store: &roost_store::Store, to: &str, bytes: Vec<u8>) -> Result<(), String> {
+pub(crate) async fn deliver(
+    store: &roost_store::Store,
+    to: &str,
+    bytes: Vec<u8>,
+) -> Result<(), String> {
     let queue_store = store.clone();
     let store = store.clone();
     let to_owned = to.to_string();

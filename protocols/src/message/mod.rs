@@ -9,6 +9,7 @@ pub mod date;
 pub mod decode;
 pub mod dkim;
 pub mod dkim_verify;
+pub mod dmarc_report;
 pub mod dsn;
 pub mod header;
 pub mod mime;
