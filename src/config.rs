@@ -45,6 +45,8 @@ pub struct Config {
     /// `[reports] dmarc_interval`: how often DMARC aggregate reports go
     /// out.
     pub dmarc_report_interval: Duration,
+    /// `[reports] tls_interval`: how often TLS reports go out.
+    pub tls_report_interval: Duration,
     /// `[webhooks] ca_file`, read: the authorities `https://` webhook
     /// URLs are checked against.
     pub webhook_roots: std::sync::Arc<rustls::RootCertStore>,
@@ -118,6 +120,8 @@ struct File {
 struct ReportsSection {
     /// Seconds between DMARC aggregate reports (default 3600).
     dmarc_interval: Option<u64>,
+    /// Seconds between TLS reports (default 86400).
+    tls_interval: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -489,6 +493,7 @@ impl Config {
             queue_transports: Default::default(),
             webhook_retry_after: roost_actors::queue::webhooks::RETRY_AFTER.to_vec(),
             dmarc_report_interval: roost_actors::reports::DMARC_INTERVAL,
+            tls_report_interval: roost_actors::reports::TLS_INTERVAL,
             webhook_roots: std::sync::Arc::new(system_roots()),
         }
     }
@@ -618,13 +623,25 @@ impl Config {
             &file.transports,
             file.queue.as_ref().map_or(&no_routes, |q| &q.routes),
         )?;
-        let dmarc_report_interval = match file.reports.and_then(|r| r.dmarc_interval) {
-            None => roost_actors::reports::DMARC_INTERVAL,
-            Some(0) => bail!("key `reports.dmarc_interval`: seconds, at least 1"),
-            Some(n) => Duration::from_secs(n),
+        let interval = |given: Option<u64>, default: Duration, key: &str| match given {
+            None => Ok(default),
+            Some(0) => Err(anyhow!("key `reports.{key}`: seconds, at least 1")),
+            Some(n) => Ok(Duration::from_secs(n)),
         };
+        let reports = file.reports.as_ref();
+        let dmarc_report_interval = interval(
+            reports.and_then(|r| r.dmarc_interval),
+            roost_actors::reports::DMARC_INTERVAL,
+            "dmarc_interval",
+        )?;
+        let tls_report_interval = interval(
+            reports.and_then(|r| r.tls_interval),
+            roost_actors::reports::TLS_INTERVAL,
+            "tls_interval",
+        )?;
         Ok(Config {
             dmarc_report_interval,
+            tls_report_interval,
             webhook_retry_after,
             webhook_roots: std::sync::Arc::new(webhook_roots),
             queue_keep_retired,

@@ -36,6 +36,7 @@ fn tree_lists_the_actor_tree_as_text_and_json() {
             "queue",
             "webhooks",
             "dmarc-reports",
+            "tls-reports",
             "listeners",
             "http",
             "admin"

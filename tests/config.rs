@@ -1745,3 +1745,102 @@ fn dmarc_aggregate_reports_reach_the_rua_addresses() {
     assert!(subjects_of(a_imap, "x@elsewhere.example", "reportsecret1", "INBOX").is_empty());
     drop(evaluator);
 }
+
+/// TLS reports (RFC 8460): the queue keeps how each session's TLS went;
+/// a recipient domain that publishes `_smtp._tls` gets a gzipped JSON
+/// report (in a multipart/report of type tlsrpt) at its mailto address,
+/// here saying its MX offered no STARTTLS.
+#[test]
+fn tls_reports_reach_the_recipient_domain() {
+    use std::io::Read as _;
+    let offset = fresh_offset();
+    let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
+    let receiver = serve_with_dns("", b_smtp, b_imap, NO_DNS);
+    let b_data = receiver.dir.path().join("data");
+    admin_ok(&b_data, &["domain", "add", "remote.example"]);
+    for account in ["bob@remote.example", "tls@remote.example"] {
+        admin_ok(
+            &b_data,
+            &["account", "add", account, "--password", "remotesecret1"],
+        );
+    }
+    let dns = Dnsmasq::start_with(
+        &[(
+            "_smtp._tls.remote.example",
+            "v=TLSRPTv1; rua=mailto:tls@remote.example",
+        )],
+        &[
+            "--mx-host=remote.example,mx.remote.example,10",
+            "--host-record=mx.remote.example,127.0.0.1",
+            "--local=/example/",
+        ],
+    );
+    let (_sender, sub, _) = sender_with(&format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {b_smtp}\n[reports]\ntls_interval = 2\n",
+        dns.port
+    ));
+    let mut alice = alice_on(sub);
+    let m = "From: alice@local.example\r\nSubject: over no TLS\r\n\r\nHello\r\n";
+    assert_eq!(
+        alice.send_mail("alice@local.example", &["bob@remote.example"], m.as_bytes()),
+        "250 2.0.0 OK, queued for delivery"
+    );
+    eventually("the report", || {
+        (!subjects_of(b_imap, "tls@remote.example", "remotesecret1", "INBOX").is_empty())
+            .then_some(())
+    });
+    let mut i = Imap::connect(b_imap);
+    i.cmd("LOGIN tls@remote.example remotesecret1");
+    i.cmd("EXAMINE INBOX");
+    let head = i.cmd("FETCH 1 BODY.PEEK[HEADER]").replace("\r\n ", " ");
+    for line in [
+        "From: TLS report <postmaster@a.test>",
+        "TLS-Report-Domain: remote.example",
+        "TLS-Report-Submitter: a.test",
+    ] {
+        assert!(head.contains(&format!("{line}\r\n")), "{line} in {head}");
+    }
+    assert!(
+        head.contains("Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary="),
+        "{head}"
+    );
+    let part = i.cmd("FETCH 1 BODY.PEEK[2.MIME]");
+    assert!(
+        part.contains("Content-Type: application/tlsrpt+gzip\r\n"),
+        "{part}"
+    );
+    let gz = i.cmd_bytes("FETCH 1 BINARY.PEEK[2]");
+    let start = gz.iter().position(|&b| b == b'}').unwrap() + 3;
+    let end = gz.len() - gz.iter().rev().position(|&b| b == b')').unwrap() - 1;
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&gz[start..end])
+        .read_to_string(&mut json)
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let id = report["report-id"].as_str().unwrap();
+    assert!(id.ends_with(".remote.example"), "{id}");
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "organization-name": "a.test",
+            "date-range": report["date-range"],
+            "contact-info": "postmaster@a.test",
+            "report-id": id,
+            "policies": [{
+                "policy": {"policy-type": "no-policy-found", "policy-domain": "remote.example"},
+                "summary": {"total-successful-session-count": 0, "total-failure-session-count": 1},
+                "failure-details": [{
+                    "result-type": "starttls-not-supported",
+                    "sending-mta-ip": "127.0.0.1",
+                    "receiving-mx-hostname": "mx.remote.example",
+                    "receiving-ip": "127.0.0.1",
+                    "failed-session-count": 1,
+                }],
+            }],
+        })
+    );
+    assert!(report["date-range"]["end-datetime"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+}

@@ -1,11 +1,17 @@
-//! The report schedulers (house plan: `reports` → `dmarc`): DMARC
-//! aggregate reports (RFC 7489 7.2) made from the evaluations of incoming
-//! mail the store keeps, once an interval (an hour by default), one per
-//! policy domain, to each `rua` address the domain published. An address
-//! outside the policy domain's own tree is sent a report only when it
-//! says it takes them (7.1, the `_report._dmarc` record). Reports go out
-//! from the null sender, as DSNs do, through the queue (or straight into
-//! a local account).
+//! The report schedulers (house plan: `reports` → `dmarc`, `tlsrpt`):
+//!
+//! - DMARC aggregate reports (RFC 7489 7.2) made from the evaluations of
+//!   incoming mail the store keeps, once an interval (an hour by
+//!   default), one per policy domain, to each `rua` address the domain
+//!   published. An address outside the policy domain's own tree is sent a
+//!   report only when it says it takes them (7.1, the `_report._dmarc`
+//!   record).
+//! - TLS reports (RFC 8460) made from the outcomes of outgoing sessions'
+//!   TLS, once a day by default, one per recipient domain that publishes
+//!   a `_smtp._tls` record, to its `mailto:` addresses.
+//!
+//! Reports go out from the null sender, as DSNs do, through the queue (or
+//! straight into a local account).
 
 use crate::dns::Dns;
 use crate::task::blocking;
@@ -13,7 +19,8 @@ use flate2::write::GzEncoder;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::message::compose::{compose, Attachment, Draft};
 use roost_protocols::message::dmarc_report::{aggregate_xml, mailto, Metadata, Published, Row};
-use roost_store::{DmarcEvaluation, Store};
+use roost_protocols::smtp::tlsrpt;
+use roost_store::{DmarcEvaluation, ReportData, Store, TlsResult};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
@@ -21,9 +28,14 @@ use tracing::{info, warn};
 
 /// The registered name of the DMARC report scheduler.
 pub const DMARC_REPORTER: &str = "dmarc-reports";
+/// The registered name of the TLS report scheduler.
+pub const TLS_REPORTER: &str = "tls-reports";
 /// How often aggregate reports go out unless configured
 /// (`[reports] dmarc_interval`): an hour.
 pub const DMARC_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often TLS reports go out unless configured (`[reports]
+/// tls_interval`): a day (RFC 8460 4.1).
+pub const TLS_INTERVAL: Duration = Duration::from_secs(86_400);
 
 /// What the report scheduler needs.
 #[derive(Clone)]
@@ -33,55 +45,209 @@ pub struct ReportSettings {
     /// This server's name: the reporting organisation.
     pub hostname: String,
     pub dmarc_interval: Duration,
+    pub tls_interval: Duration,
 }
 
-pub struct DmarcReporter;
+/// A report scheduler: DMARC or TLS reports, by its argument.
+pub struct Reporter;
 
 pub enum ReportMsg {
     Tick,
 }
 
-impl Actor for DmarcReporter {
+impl Actor for Reporter {
     type Msg = ReportMsg;
-    type State = ReportSettings;
-    type Arguments = ReportSettings;
+    type State = (ReportSettings, ReportData);
+    type Arguments = (ReportSettings, ReportData);
 
     async fn pre_start(
         &self,
         myself: ActorRef<ReportMsg>,
-        settings: ReportSettings,
-    ) -> Result<ReportSettings, ActorProcessingErr> {
-        myself.send_interval(settings.dmarc_interval, || ReportMsg::Tick);
-        Ok(settings)
+        (settings, kind): (ReportSettings, ReportData),
+    ) -> Result<(ReportSettings, ReportData), ActorProcessingErr> {
+        let every = match kind {
+            ReportData::Dmarc => settings.dmarc_interval,
+            ReportData::Tls => settings.tls_interval,
+        };
+        myself.send_interval(every, || ReportMsg::Tick);
+        Ok((settings, kind))
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<ReportMsg>,
         _msg: ReportMsg,
-        s: &mut ReportSettings,
+        (s, kind): &mut (ReportSettings, ReportData),
     ) -> Result<(), ActorProcessingErr> {
         let now_us = crate::time::now_unix().max(0) as u64 * 1_000_000;
-        if let Err(e) = report_dmarc(s, now_us).await {
-            warn!(error = %e, "DMARC aggregate reports");
+        let done = match kind {
+            ReportData::Dmarc => report_dmarc(s, now_us).await,
+            ReportData::Tls => report_tls(s, now_us).await,
+        };
+        if let Err(e) = done {
+            warn!(error = %e, ?kind, "reports");
         }
         Ok(())
     }
 }
 
-/// Reports the evaluations since the last report, up to `now_us`.
-async fn report_dmarc(s: &ReportSettings, now_us: u64) -> Result<(), String> {
+/// The period since the last report of `kind` (the first covers one
+/// interval) and its records.
+async fn period<T: serde::de::DeserializeOwned + Send + 'static>(
+    s: &ReportSettings,
+    kind: ReportData,
+    interval: Duration,
+    now_us: u64,
+) -> Result<(u64, Vec<T>), String> {
     let store = s.store.clone();
-    let interval_us = s.dmarc_interval.as_micros() as u64;
-    let (from_us, evaluations) = blocking(move || {
-        // The first report covers one interval.
-        let from = match store.dmarc_reported_until()? {
+    let interval_us = interval.as_micros() as u64;
+    blocking(move || {
+        let from = match store.reported_until(kind)? {
             0 => now_us.saturating_sub(interval_us),
             at => at,
         };
-        Ok::<_, roost_store::StoreError>((from, store.dmarc_evaluations_between(from, now_us)?))
+        Ok::<_, roost_store::StoreError>((
+            from,
+            store.report_data_between::<T>(kind, from, now_us)?,
+        ))
     })
-    .await?;
+    .await
+}
+
+fn gzip(bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&bytes)?;
+    e.finish()
+}
+
+/// TLS reports (RFC 8460 4): per recipient domain with a TLSRPT record,
+/// the sessions' outcomes since the last report, as gzipped JSON.
+async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
+    let (from_us, results) =
+        period::<TlsResult>(s, ReportData::Tls, s.tls_interval, now_us).await?;
+    let mut by_domain: BTreeMap<String, Vec<TlsResult>> = BTreeMap::new();
+    for r in results {
+        by_domain.entry(r.domain.clone()).or_default().push(r);
+    }
+    let (begin, end) = ((from_us / 1_000_000) as i64, (now_us / 1_000_000) as i64);
+    for (domain, results) in by_domain {
+        let rua = match s.dns.txt(&format!("_smtp._tls.{domain}")).await {
+            Ok(Some(txt)) => match tlsrpt::parse_record(&txt) {
+                Ok(rua) => rua,
+                Err(_) => continue,
+            },
+            _ => continue,
+        };
+        let report_id = format!("{end}.{domain}");
+        let json = tls_report_json(&s.hostname, &report_id, begin, end, &domain, &results);
+        let gz = blocking(move || gzip(json.into_bytes())).await?;
+        for uri in &rua {
+            let Some((to, _)) = mailto(uri) else {
+                info!(%domain, %uri, "TLS report URI is not mailto; skipped");
+                continue;
+            };
+            let bytes = compose(&Draft {
+                from: format!("postmaster@{}", s.hostname),
+                from_name: Some("TLS report".into()),
+                to: vec![to.clone()],
+                subject: format!(
+                    "Report Domain: {domain} Submitter: {} Report-ID: <{report_id}>",
+                    s.hostname
+                ),
+                text: Some(format!(
+                    "This is an SMTP TLS report (RFC 8460) for {domain} from {}, covering \
+                     unix time {begin} to {end}.\n",
+                    s.hostname
+                )),
+                headers: vec![
+                    ("TLS-Report-Domain".into(), domain.clone()),
+                    ("TLS-Report-Submitter".into(), s.hostname.clone()),
+                ],
+                report_type: Some("tlsrpt".into()),
+                attachments: vec![Attachment {
+                    filename: format!("{}!{domain}!{begin}!{end}.json.gz", s.hostname),
+                    content_type: "application/tlsrpt+gzip".into(),
+                    data: gz.clone(),
+                }],
+                date: crate::time::rfc5322_date(end),
+                message_id: format!("tlsrpt.{report_id}@{}", s.hostname),
+                ..Draft::default()
+            })?;
+            crate::queue::dsn::deliver(&s.store, &to, bytes).await?;
+            info!(%domain, %to, sessions = results.len(), "TLS report sent");
+        }
+    }
+    let store = s.store.clone();
+    blocking(move || store.set_reported_until(ReportData::Tls, now_us)).await
+}
+
+/// One policy's sessions: successful, failed, and the failures counted
+/// by (result type, sending address, MX host, receiving address).
+type Sessions = (u64, u64, BTreeMap<(String, String, String, String), u64>);
+
+/// RFC 8460 4.4: the report's JSON, sessions counted per policy and per
+/// failure (result type, sending and receiving address, MX host).
+fn tls_report_json(
+    hostname: &str,
+    report_id: &str,
+    begin: i64,
+    end: i64,
+    domain: &str,
+    results: &[TlsResult],
+) -> String {
+    let mut policies: BTreeMap<&str, Sessions> = BTreeMap::new();
+    for r in results {
+        let entry = policies.entry(r.policy_type.as_str()).or_default();
+        match &r.failure {
+            None => entry.0 += 1,
+            Some(kind) => {
+                entry.1 += 1;
+                let key = (
+                    kind.clone(),
+                    r.sending_ip.clone(),
+                    r.mx_host.clone(),
+                    r.receiving_ip.clone(),
+                );
+                *entry.2.entry(key).or_default() += 1;
+            }
+        }
+    }
+    let policies: Vec<serde_json::Value> = policies
+        .into_iter()
+        .map(|(policy_type, (ok, failed, details))| {
+            serde_json::json!({
+                "policy": {"policy-type": policy_type, "policy-domain": domain},
+                "summary": {
+                    "total-successful-session-count": ok,
+                    "total-failure-session-count": failed,
+                },
+                "failure-details": details.into_iter().map(|((kind, from, mx, to), n)| serde_json::json!({
+                    "result-type": kind,
+                    "sending-mta-ip": from,
+                    "receiving-mx-hostname": mx,
+                    "receiving-ip": to,
+                    "failed-session-count": n,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "organization-name": hostname,
+        "date-range": {
+            "start-datetime": crate::time::rfc3339(begin),
+            "end-datetime": crate::time::rfc3339(end),
+        },
+        "contact-info": format!("postmaster@{hostname}"),
+        "report-id": report_id,
+        "policies": policies,
+    })
+    .to_string()
+}
+
+/// Reports the evaluations since the last report, up to `now_us`.
+async fn report_dmarc(s: &ReportSettings, now_us: u64) -> Result<(), String> {
+    let (from_us, evaluations) =
+        period::<DmarcEvaluation>(s, ReportData::Dmarc, s.dmarc_interval, now_us).await?;
     let mut by_domain: BTreeMap<String, Vec<DmarcEvaluation>> = BTreeMap::new();
     for e in evaluations {
         by_domain
@@ -109,12 +275,7 @@ async fn report_dmarc(s: &ReportSettings, now_us: u64) -> Result<(), String> {
         let published = Published::from_tags(&domain, &last.published);
         let rows: Vec<Row> = evaluations.iter().map(row).collect();
         let xml = aggregate_xml(&meta, &published, &rows);
-        let gz = blocking(move || {
-            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(xml.as_bytes())?;
-            e.finish()
-        })
-        .await?;
+        let gz = blocking(move || gzip(xml.into_bytes())).await?;
         for uri in &last.rua {
             let Some((to, limit)) = mailto(uri) else {
                 info!(%domain, %uri, "rua is not a mailto address; skipped");
@@ -134,7 +295,7 @@ async fn report_dmarc(s: &ReportSettings, now_us: u64) -> Result<(), String> {
         }
     }
     let store = s.store.clone();
-    blocking(move || store.set_dmarc_reported_until(now_us)).await
+    blocking(move || store.set_reported_until(ReportData::Dmarc, now_us)).await
 }
 
 fn row(e: &DmarcEvaluation) -> Row {

@@ -65,6 +65,8 @@ pub struct Settings {
     pub webhook_retry_after: Vec<i64>,
     /// How often DMARC aggregate reports go out.
     pub dmarc_report_interval: Duration,
+    /// How often TLS reports go out.
+    pub tls_report_interval: Duration,
     /// Certificate authorities for `https://` webhook URLs.
     pub webhook_roots: Arc<rustls::RootCertStore>,
     /// RFC 9585: how often a long IMAP command reports progress.
@@ -365,25 +367,29 @@ pub async fn start(
         dns: queue_dns,
         hostname: settings.hostname.clone(),
         dmarc_interval: settings.dmarc_report_interval,
+        tls_interval: settings.tls_report_interval,
     };
-    let reports_spec = ChildSpec::new(
-        crate::reports::DMARC_REPORTER,
-        ActorKind::Other,
-        Restart::Permanent,
-        move |sup| {
+    let reporter = |name: &'static str, kind: roost_store::ReportData| {
+        let report_settings = report_settings.clone();
+        ChildSpec::new(name, ActorKind::Other, Restart::Permanent, move |sup| {
             let settings = report_settings.clone();
             async move {
                 let (r, _) = ractor::Actor::spawn_linked(
-                    Some(crate::reports::DMARC_REPORTER.into()),
-                    crate::reports::DmarcReporter,
-                    settings,
+                    Some(name.into()),
+                    crate::reports::Reporter,
+                    (settings, kind),
                     sup,
                 )
                 .await?;
                 Ok(r.get_cell())
             }
-        },
+        })
+    };
+    let dmarc_reports = reporter(
+        crate::reports::DMARC_REPORTER,
+        roost_store::ReportData::Dmarc,
     );
+    let tls_reports = reporter(crate::reports::TLS_REPORTER, roost_store::ReportData::Tls);
 
     let mut root = SupervisorArgs::new("root", registry.clone())
         .intensity(5, Duration::from_secs(30))
@@ -393,7 +399,8 @@ pub async fn start(
         .child(logins_spec)
         .child(queue_spec)
         .child(webhooks_spec)
-        .child(reports_spec)
+        .child(dmarc_reports)
+        .child(tls_reports)
         .child(listeners_spec);
     for c in extra(shared.clone()) {
         root = root.child(c);

@@ -35,6 +35,8 @@ fuzz_target!(|data: &[u8]| {
         extra: vec![(get(9), get(10))],
         date: "Tue, 1 Dec 2026 10:00:00 +0000".into(),
         message_id: "m@example.org".into(),
+        headers: vec![(get(11), get(12))],
+        report_type: fields.get(13).map(|s| s.to_string()),
     };
     let Ok(m) = compose(&draft) else {
         return;

@@ -8,6 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use roost_protocols::message::dmarc_report;
 use roost_protocols::smtp::dmarc::{self, Inputs, Verdict};
+use roost_protocols::smtp::tlsrpt;
 use roost_protocols::smtp::spf::{self, AuthDns, DnsFailure, Query, SpfResult, MAX_DNS_TERMS};
 use std::cell::Cell;
 use std::future::Future;
@@ -70,6 +71,11 @@ fuzz_target!(|data: &[u8]| {
     // The first TXT lookup, then at most one per counted term.
     assert!(dns.lookups.load(Ordering::Relaxed) <= MAX_DNS_TERMS + 1);
     let _ = result == SpfResult::Pass;
+    // TLS reporting records (RFC 8460), read as the TLS report scheduler
+    // reads them.
+    if let Ok(rua) = tlsrpt::parse_record(&text) {
+        assert!(!rua.is_empty() && rua.len() <= tlsrpt::MAX_RUA);
+    }
     if let Ok(record) = dmarc::parse_record(&text) {
         // Report addresses, as the DMARC report scheduler reads them.
         for uri in &record.rua {

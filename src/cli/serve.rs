@@ -87,6 +87,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         queue_transports: config.queue_transports.clone(),
         webhook_retry_after: config.webhook_retry_after.clone(),
         dmarc_report_interval: config.dmarc_report_interval,
+        tls_report_interval: config.tls_report_interval,
         webhook_roots: config.webhook_roots.clone(),
         imap_progress_interval: config.imap_progress_interval,
     };

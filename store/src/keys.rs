@@ -106,6 +106,10 @@ pub(crate) const HOLD_RULE: u8 = 0x24;
 /// then the queue id, so a scan runs oldest first.
 pub(crate) const RETIRED: u8 = 0x25;
 
+/// Outcomes of outgoing TLS sessions, for TLS reports (RFC 8460):
+/// unix microseconds, then a sequence number, oldest first.
+pub(crate) const TLS_RESULT: u8 = 0x2a;
+
 /// Webhook calls waiting to be made, followed by the call's id.
 pub(crate) const WEBHOOK: u8 = 0x26;
 /// Their due index: next attempt (offset binary), then the id; no value.
@@ -140,11 +144,10 @@ pub(crate) fn login_attempt(micros: u64, seq: u32) -> Vec<u8> {
     key(LOGIN_ATTEMPT, &[&micros.to_be_bytes(), &seq.to_be_bytes()])
 }
 
-pub(crate) fn dmarc_evaluation(micros: u64, seq: u32) -> Vec<u8> {
-    key(
-        DMARC_EVALUATION,
-        &[&micros.to_be_bytes(), &seq.to_be_bytes()],
-    )
+/// A record kept for reports (DMARC evaluations, TLS results): kind,
+/// unix microseconds, a sequence number, so a scan runs oldest first.
+pub(crate) fn report_data(kind: u8, micros: u64, seq: u32) -> Vec<u8> {
+    key(kind, &[&micros.to_be_bytes(), &seq.to_be_bytes()])
 }
 
 pub(crate) fn queue(id: crate::QueueId) -> Vec<u8> {

@@ -49,7 +49,8 @@ pub use queue::{
 pub use records::{
     AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DmarcEvaluation,
     DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
-    Record, RecordKey, SpecialUse, Suppression, ThreadId, ThreadRef, TlsPublicKey, Tombstone,
+    Record, RecordKey, ReportData, SpecialUse, Suppression, ThreadId, ThreadRef, TlsPublicKey,
+    TlsResult, Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -202,8 +203,6 @@ struct GateState {
 const UID_VALIDITY_FLOOR: &[u8] = b"uid_validity_floor";
 /// Set once every message has its compact state record.
 const MESSAGE_STATES_ADDED: &[u8] = b"message_states_added";
-/// Up to when DMARC evaluations were reported (unix microseconds).
-const DMARC_REPORTED_UNTIL: &[u8] = b"dmarc_reported_until";
 /// Set once the address index is in its case-folded form.
 const ADDRESS_KEYS_FOLDED: &[u8] = b"address_keys_folded";
 
@@ -524,76 +523,80 @@ impl Store {
         Ok(())
     }
 
-    /// Records a DMARC evaluation; every [`DMARC_PRUNE_EVERY`]th one also
-    /// removes those past [`DmarcEvaluation::MAX_KEPT`]. Not flushed on its
-    /// own, like login attempts.
+    /// Records a DMARC evaluation; every [`DMARC_PRUNE_EVERY`]th record
+    /// of its kind also removes those past [`DmarcEvaluation::MAX_KEPT`].
+    /// Not flushed on its own, like login attempts.
     pub fn add_dmarc_evaluation(&self, e: &DmarcEvaluation) -> Result<()> {
+        self.add_report_data(ReportData::Dmarc, e.time_us, e)
+    }
+
+    /// Records the outcome of one outgoing TLS session, as
+    /// [`Store::add_dmarc_evaluation`] does.
+    pub fn add_tls_result(&self, r: &TlsResult) -> Result<()> {
+        self.add_report_data(ReportData::Tls, r.time_us, r)
+    }
+
+    fn add_report_data<T: Serialize>(&self, kind: ReportData, time_us: u64, r: &T) -> Result<()> {
         let seq = self.inner.dmarc_seq.fetch_add(1, Ordering::Relaxed);
         self.inner
             .db
-            .insert(keys::dmarc_evaluation(e.time_us, seq), encode(e)?)?;
+            .insert(keys::report_data(kind.key(), time_us, seq), encode(r)?)?;
         if seq % DMARC_PRUNE_EVERY == DMARC_PRUNE_EVERY - 1 {
-            self.prune_dmarc_evaluations(DmarcEvaluation::MAX_KEPT)?;
+            self.prune_report_data(kind, kind.max_kept())?;
         }
         Ok(())
     }
 
-    /// Removes the oldest evaluations beyond the newest `keep`.
-    pub fn prune_dmarc_evaluations(&self, keep: usize) -> Result<usize> {
-        let total = self
-            .inner
-            .db
-            .scan_prefix([keys::DMARC_EVALUATION])
-            .keys()
-            .count();
+    /// Removes the oldest records of `kind` beyond the newest `keep`.
+    pub fn prune_report_data(&self, kind: ReportData, keep: usize) -> Result<usize> {
+        let total = self.inner.db.scan_prefix([kind.key()]).keys().count();
         let excess = total.saturating_sub(keep);
         let mut batch = sled::Batch::default();
-        for k in self
-            .inner
-            .db
-            .scan_prefix([keys::DMARC_EVALUATION])
-            .keys()
-            .take(excess)
-        {
+        for k in self.inner.db.scan_prefix([kind.key()]).keys().take(excess) {
             batch.remove(k?);
         }
         self.inner.db.apply_batch(batch)?;
         Ok(excess)
     }
 
-    /// The DMARC evaluations from `from_us` up to (not including) `to_us`,
-    /// oldest first.
-    pub fn dmarc_evaluations_between(
+    /// The records of `kind` from `from_us` up to (not including)
+    /// `to_us`, oldest first.
+    pub fn report_data_between<T: DeserializeOwned>(
         &self,
+        kind: ReportData,
         from_us: u64,
         to_us: u64,
-    ) -> Result<Vec<DmarcEvaluation>> {
+    ) -> Result<Vec<T>> {
+        let from = keys::report_data(kind.key(), from_us, 0);
+        let to = keys::report_data(kind.key(), to_us, 0);
         self.inner
             .db
-            .range(keys::dmarc_evaluation(from_us, 0)..keys::dmarc_evaluation(to_us, 0))
+            .range(from..to)
             .values()
             .map(|v| Ok(rmp_serde::from_slice(&v?)?))
             .collect()
     }
 
-    /// Up to when (unix microseconds) DMARC evaluations were reported; 0
+    /// Up to when (unix microseconds) records of `kind` were reported; 0
     /// before the first report.
-    pub fn dmarc_reported_until(&self) -> Result<u64> {
-        Ok(match self.inner.db.get(keys::meta(DMARC_REPORTED_UNTIL))? {
-            Some(v) => u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Codec("a time is not 8 bytes".into()))?,
-            ),
-            None => 0,
-        })
+    pub fn reported_until(&self, kind: ReportData) -> Result<u64> {
+        Ok(
+            match self.inner.db.get(keys::meta(kind.reported_until()))? {
+                Some(v) => u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Codec("a time is not 8 bytes".into()))?,
+                ),
+                None => 0,
+            },
+        )
     }
 
-    /// Records that evaluations up to `us` were reported; flushed.
-    pub fn set_dmarc_reported_until(&self, us: u64) -> Result<()> {
+    /// Records that records of `kind` up to `us` were reported; flushed.
+    pub fn set_reported_until(&self, kind: ReportData, us: u64) -> Result<()> {
         self.inner
             .db
-            .insert(keys::meta(DMARC_REPORTED_UNTIL), &us.to_be_bytes()[..])?;
+            .insert(keys::meta(kind.reported_until()), &us.to_be_bytes()[..])?;
         self.flush()
     }
 

@@ -440,6 +440,62 @@ impl DmarcEvaluation {
     pub const MAX_KEPT: usize = 100_000;
 }
 
+/// The outcome of one outgoing SMTP session's TLS, for TLS reports
+/// (RFC 8460).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsResult {
+    /// Unix microseconds.
+    pub time_us: u64,
+    /// The recipient domain (the policy domain).
+    pub domain: String,
+    /// RFC 8460 4.3: `sts`, `tlsa` or `no-policy-found`.
+    pub policy_type: String,
+    pub mx_host: String,
+    pub receiving_ip: String,
+    pub sending_ip: String,
+    /// `None` for a session with TLS; else the RFC 8460 4.3 result type
+    /// (`starttls-not-supported`, `validation-failure`, ...).
+    pub failure: Option<String>,
+}
+
+impl TlsResult {
+    /// How many are kept; past that the oldest go.
+    pub const MAX_KEPT: usize = 100_000;
+}
+
+/// Which records kept for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportData {
+    /// DMARC evaluations of incoming mail.
+    Dmarc,
+    /// TLS outcomes of outgoing sessions.
+    Tls,
+}
+
+impl ReportData {
+    pub(crate) fn key(self) -> u8 {
+        match self {
+            ReportData::Dmarc => crate::keys::DMARC_EVALUATION,
+            ReportData::Tls => crate::keys::TLS_RESULT,
+        }
+    }
+
+    pub(crate) fn max_kept(self) -> usize {
+        match self {
+            ReportData::Dmarc => DmarcEvaluation::MAX_KEPT,
+            ReportData::Tls => TlsResult::MAX_KEPT,
+        }
+    }
+
+    /// The meta key of the time up to which this kind was reported.
+    pub(crate) fn reported_until(self) -> &'static [u8] {
+        match self {
+            ReportData::Dmarc => b"dmarc_reported_until",
+            ReportData::Tls => b"tls_reported_until",
+        }
+    }
+}
+
 /// A record to write in a [`Commit`](crate::Commit).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {

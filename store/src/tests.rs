@@ -1104,7 +1104,10 @@ fn dmarc_evaluations_are_kept_newest_first_and_bounded() {
     assert_eq!(count(&store), kept);
     let oldest = ok(store.dmarc_evaluations(usize::MAX)).pop().unwrap();
     assert_eq!(oldest.header_from, format!("d{every}.example"));
-    assert_eq!(ok(store.prune_dmarc_evaluations(10)), kept - 10);
+    assert_eq!(
+        ok(store.prune_report_data(ReportData::Dmarc, 10)),
+        kept - 10
+    );
     assert_eq!(count(&store), 10);
 }
 

@@ -454,6 +454,7 @@ async fn send(
         extra,
         date: roost_actors::time::rfc5322_date(roost_actors::time::now_unix()),
         message_id: message_id.clone(),
+        ..Draft::default()
     };
     let bytes = compose(&draft).map_err(bad)?;
     let rcpts: Vec<String> = a.to.into_iter().chain(a.cc).chain(a.bcc).collect();

@@ -144,7 +144,11 @@ async fn addresses(dns: &Dns, host: &str) -> Vec<IpAddr> {
 /// A connection to the first of `hosts` that answers; the reason when
 /// none does. A host that is this server is skipped (RFC 5321 5.1: mail
 /// must not loop back here).
-async fn connect(s: &QueueSettings, hosts: &[String]) -> Result<(Session, String), String> {
+async fn connect(
+    s: &QueueSettings,
+    domain: &str,
+    hosts: &[String],
+) -> Result<(Session, String), String> {
     let mut last = "no mail server could be reached".to_string();
     let mut all_self = !hosts.is_empty();
     for host in hosts {
@@ -154,7 +158,10 @@ async fn connect(s: &QueueSettings, hosts: &[String]) -> Result<(Session, String
         all_self = false;
         for ip in addresses(&s.dns, host).await {
             match Session::open(s, SocketAddr::new(ip, s.remote_port), host).await {
-                Ok(session) => return Ok((session, host.clone())),
+                Ok(session) => {
+                    record_tls(s, domain, host, session.tls_failure, session.ends).await;
+                    return Ok((session, host.clone()));
+                }
                 Err(e) => last = format!("{host} [{ip}]: {e}"),
             }
         }
@@ -165,6 +172,32 @@ async fn connect(s: &QueueSettings, hosts: &[String]) -> Result<(Session, String
         ));
     }
     Err(last)
+}
+
+/// Keeps how a session to one of `domain`'s MX hosts went with TLS, for
+/// the TLS reports (RFC 8460; without MTA-STS or DANE the policy type is
+/// `no-policy-found`).
+async fn record_tls(
+    s: &QueueSettings,
+    domain: &str,
+    host: &str,
+    failure: Option<&'static str>,
+    ends: (Option<SocketAddr>, Option<SocketAddr>),
+) {
+    let ip = |a: Option<SocketAddr>| a.map_or(String::new(), |a| a.ip().to_string());
+    let result = roost_store::TlsResult {
+        time_us: now().max(0) as u64 * 1_000_000,
+        domain: domain.to_string(),
+        policy_type: "no-policy-found".into(),
+        mx_host: host.to_string(),
+        receiving_ip: ip(ends.1),
+        sending_ip: ip(ends.0),
+        failure: failure.map(str::to_string),
+    };
+    let store = s.store.clone();
+    if let Err(e) = crate::task::blocking(move || store.add_tls_result(&result)).await {
+        warn!(error = %e, "cannot record a TLS result");
+    }
 }
 
 /// The reason a connection attempt gives when the MX points back here.
@@ -289,7 +322,7 @@ async fn deliver_domain(
                     .await
                     .map(|session| (session, sh.host.clone()))
                     .map_err(|e| format!("{}:{}: {e}", sh.host, sh.port)),
-                None => connect(s, hosts).await,
+                None => connect(s, domain, hosts).await,
             };
             match connected {
                 Ok(c) => session = Some(c),
@@ -648,6 +681,11 @@ struct Session {
     /// The connection is TLS with a certificate checked against trusted
     /// roots (a smarthost's), not just opportunistic.
     verified_tls: bool,
+    /// Why the session has no TLS, as RFC 8460 4.3 names it; `None`
+    /// with TLS.
+    tls_failure: Option<&'static str>,
+    /// This side's and the server's addresses.
+    ends: (Option<SocketAddr>, Option<SocketAddr>),
 }
 
 /// Whether a reply is a success (2xx; RFC 5321 4.2.1: 3xx only after
@@ -663,7 +701,11 @@ impl Session {
     /// TLS, RFC 3207 leaves it to the client).
     async fn open(s: &QueueSettings, addr: SocketAddr, host: &str) -> Result<Session, String> {
         match Session::open_once(s, addr, host, true).await {
-            Err(e) if e.starts_with("TLS") => Session::open_once(s, addr, host, false).await,
+            Err(e) if e.starts_with("TLS") => {
+                let mut plain = Session::open_once(s, addr, host, false).await?;
+                plain.tls_failure = Some("validation-failure");
+                Ok(plain)
+            }
             other => other,
         }
     }
@@ -681,14 +723,18 @@ impl Session {
         // Commands and replies are small and answered one by one: without
         // this, Nagle's algorithm and delayed ACKs hold each for ~40 ms.
         let _ = tcp.set_nodelay(true);
+        let ends = (tcp.local_addr().ok(), Some(addr));
         let mut session = Session::over(Box::new(tcp));
+        session.ends = ends;
         session.greeting_and_hello(s).await?;
+        session.tls_failure = Some("starttls-not-supported");
         if starttls && session.ehlo.offers("STARTTLS") {
             session.write(b"STARTTLS\r\n").await?;
             let r = session.reply(REPLY_TIMEOUT).await?;
             if r.code == 220 {
                 session = session.upgrade(host, opportunistic_tls(), false).await?;
                 session.ehlo = session.hello(&s.hostname).await?;
+                session.tls_failure = None;
             }
         }
         Ok(session)
@@ -703,6 +749,8 @@ impl Session {
                 lines: Vec::new(),
             },
             verified_tls: false,
+            tls_failure: None,
+            ends: (None, None),
         }
     }
 
@@ -831,6 +879,8 @@ impl Session {
             reader: ReplyReader::new(),
             ehlo: self.ehlo,
             verified_tls: verified,
+            tls_failure: None,
+            ends: self.ends,
         })
     }
 

@@ -29,6 +29,11 @@ pub struct Draft {
     /// `X-Roost-Extra-<key>` fields (submission takes them out and keeps
     /// them as the message's extra data).
     pub extra: Vec<(String, String)>,
+    /// Further header fields (name, one-line ASCII value), as they are.
+    pub headers: Vec<(String, String)>,
+    /// With attachments: a multipart/report of this report type (RFC
+    /// 6522) instead of multipart/mixed.
+    pub report_type: Option<String>,
     /// RFC 5322 date-time.
     pub date: String,
     /// Without angle brackets.
@@ -72,6 +77,9 @@ pub fn compose(d: &Draft) -> Result<Vec<u8>, String> {
     for (k, v) in &d.extra {
         field(&mut out, &format!("X-Roost-Extra-{k}"), v);
     }
+    for (k, v) in &d.headers {
+        field(&mut out, k, v);
+    }
     field(&mut out, "MIME-Version", "1.0");
     let seed = d.message_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
@@ -93,7 +101,14 @@ pub fn compose(d: &Draft) -> Result<Vec<u8>, String> {
     } else {
         let mut parts = vec![body];
         parts.extend(d.attachments.iter().map(attachment_part));
-        multipart("mixed", &boundary(0), &parts)
+        match &d.report_type {
+            Some(t) => multipart(
+                &format!("report; report-type=\"{t}\""),
+                &boundary(0),
+                &parts,
+            ),
+            None => multipart("mixed", &boundary(0), &parts),
+        }
     };
     out.push_str(&body);
     Ok(out.into_bytes())
@@ -134,6 +149,23 @@ fn check(d: &Draft) -> Result<(), String> {
                 "extra data {k:?}: a key of letters, digits, - and _, an ASCII one-line value, \
                  within one header line"
             ));
+        }
+    }
+    for (k, v) in &d.headers {
+        let name_ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if !name_ok || !one_line(v) || !v.is_ascii() || k.len() + 2 + v.len() > MAX_LINE {
+            return Err(format!(
+                "header field {k:?}: a name and a one-line ASCII value"
+            ));
+        }
+    }
+    if let Some(t) = &d.report_type {
+        if t.is_empty()
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        {
+            return Err(format!("{t:?} is not a report type"));
         }
     }
     for a in &d.attachments {

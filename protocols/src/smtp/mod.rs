@@ -10,6 +10,7 @@ pub mod conn;
 pub mod dmarc;
 pub mod reply;
 pub mod spf;
+pub mod tlsrpt;
 
 pub use command::{
     parse_command, Address, BodyType, Command, ForwardPath, MailParams, Notify, Param, RcptParams,
