@@ -934,9 +934,15 @@ fn serve_config(body: &str, imap: u16) -> Served {
         dir.path(),
         &format!("data_dir = \"{}\"\n{body}", data.display()),
     );
+    let child = spawn_serve(&config, &data, imap);
+    Served { child, dir }
+}
+
+/// `roost serve -c config`, once it answers on `imap` and its admin socket.
+fn spawn_serve(config: &std::path::Path, data: &std::path::Path, imap: u16) -> std::process::Child {
     let child = Command::new(binary())
         .args(["serve", "-c"])
-        .arg(&config)
+        .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -948,7 +954,18 @@ fn serve_config(body: &str, imap: u16) -> Served {
         assert!(Instant::now() < deadline, "roost serve did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Served { child, dir }
+    child
+}
+
+impl Served {
+    /// Kills the server with SIGKILL (nothing of it runs on) and starts
+    /// it again on the same configuration and data.
+    fn kill9_and_restart(&mut self, imap: u16) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let config = self.dir.path().join("roost.toml");
+        self.child = spawn_serve(&config, &self.dir.path().join("data"), imap);
+    }
 }
 
 /// The subjects in `mailbox` of `user`, in order.
@@ -1785,6 +1802,183 @@ fn tls_reports_reach_the_recipient_domain() {
         alice.send_mail("alice@local.example", &["bob@remote.example"], m.as_bytes()),
         "250 2.0.0 OK, queued for delivery"
     );
+    let report = tls_report(b_imap);
+    let id = report["report-id"].as_str().unwrap();
+    assert!(id.ends_with(".remote.example"), "{id}");
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "organization-name": "a.test",
+            "date-range": report["date-range"],
+            "contact-info": "postmaster@a.test",
+            "report-id": id,
+            "policies": [{
+                "policy": {"policy-type": "no-policy-found", "policy-domain": "remote.example"},
+                "summary": {"total-successful-session-count": 0, "total-failure-session-count": 1},
+                "failure-details": [{
+                    "result-type": "starttls-not-supported",
+                    "sending-mta-ip": "127.0.0.1",
+                    "receiving-mx-hostname": "mx.remote.example",
+                    "receiving-ip": "127.0.0.1",
+                    "failed-session-count": 1,
+                }],
+            }],
+        })
+    );
+    assert!(report["date-range"]["end-datetime"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+}
+
+/// A slow receiving server on loopback: it takes every message, waiting
+/// `delay` before each `250` to the data (so deliveries are in flight
+/// when the sender is killed), and keeps each message's subject.
+fn slow_receiver(delay: Duration) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let _ = w.write_all(b"220 slow.example ESMTP\r\n");
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 slow.example\r\n",
+                        "DATA" => {
+                            let _ = w.write_all(b"354 go on\r\n");
+                            let mut subject = String::new();
+                            loop {
+                                let mut l = String::new();
+                                if r.read_line(&mut l).unwrap_or(0) == 0 || l == ".\r\n" {
+                                    break;
+                                }
+                                if let Some(s) = l.strip_prefix("Subject: ") {
+                                    subject = s.trim_end().to_string();
+                                }
+                            }
+                            std::thread::sleep(delay);
+                            kept.lock().unwrap().push(subject);
+                            b"250 2.0.0 taken\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = w.write_all(b"221 bye\r\n");
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    if w.write_all(reply).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// Kill -9 of the sender, repeated, while its queue delivers: after the
+/// restarts every message acknowledged to the submitter is delivered,
+/// none lost; a message delivered twice is one whose remote `250` came
+/// before the kill let its outcome be written (counted and printed).
+#[test]
+fn queued_mail_survives_repeated_kill_9_during_delivery() {
+    const MESSAGES: usize = 40;
+    const KILLS: usize = 4;
+    let (port, got) = slow_receiver(Duration::from_millis(100));
+    let dns = mx_dns(&[]);
+    let (mut sender, sub, imap) = sender_with(&format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {port}\nretry_after = [1, 1, 1, 1, 1, 1, 1, 1]\n",
+        dns.port
+    ));
+    let data = sender.dir.path().join("data");
+    let mut alice = alice_on(sub);
+    for n in 0..MESSAGES {
+        let m = format!("From: alice@local.example\r\nSubject: m{n}\r\n\r\nHello\r\n");
+        assert_eq!(
+            alice.send_mail("alice@local.example", &["bob@remote.example"], m.as_bytes()),
+            "250 2.0.0 OK, queued for delivery"
+        );
+    }
+    drop(alice);
+    let mut rng = XorShift(0x5eed_1234);
+    for kill in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(300 + rng.next() % 600));
+        let delivered = got.lock().unwrap().len();
+        // The first kill comes while the queue is still delivering.
+        assert!(kill > 0 || delivered < MESSAGES, "{delivered}");
+        sender.kill9_and_restart(imap);
+    }
+    eventually("an empty queue", || {
+        admin_ok(&data, &["queue", "list"]).is_empty().then_some(())
+    });
+    let got = got.lock().unwrap().clone();
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    let want: Vec<String> = {
+        let mut w: Vec<String> = (0..MESSAGES).map(|n| format!("m{n}")).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(unique, want, "every message delivered");
+    let duplicates = got.len() - unique.len();
+    eprintln!("{KILLS} kills during delivery: {} deliveries of {MESSAGES} messages, {duplicates} delivered twice", got.len());
+    assert!(duplicates <= MESSAGES, "{duplicates}");
+}
+
+/// A receiving roost for remote.example (bob, and tls for its TLS
+/// reports; `tls` is its `[tls]` section or nothing), dnsmasq with its MX
+/// and TLSRPT record, and a sending roost that reports TLS every 2 s and
+/// has sent bob one message with `subject`. The receiver's IMAP port.
+fn tls_report_setup(tls: &str, subject: &str) -> (Served, u16, Dnsmasq, Served) {
+    let offset = fresh_offset();
+    let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
+    let receiver = serve_with_dns(tls, b_smtp, b_imap, NO_DNS);
+    let b_data = receiver.dir.path().join("data");
+    admin_ok(&b_data, &["domain", "add", "remote.example"]);
+    for account in ["bob@remote.example", "tls@remote.example"] {
+        admin_ok(
+            &b_data,
+            &["account", "add", account, "--password", "remotesecret1"],
+        );
+    }
+    let dns = Dnsmasq::start_with(
+        &[(
+            "_smtp._tls.remote.example",
+            "v=TLSRPTv1; rua=mailto:tls@remote.example",
+        )],
+        &[
+            "--mx-host=remote.example,mx.remote.example,10",
+            "--host-record=mx.remote.example,127.0.0.1",
+            "--local=/example/",
+        ],
+    );
+    let (sender, sub, _) = sender_with(&format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {b_smtp}\n[reports]\ntls_interval = 2\n",
+        dns.port
+    ));
+    let mut alice = alice_on(sub);
+    let m = format!("From: alice@local.example\r\nSubject: {subject}\r\n\r\nHello\r\n");
+    assert_eq!(
+        alice.send_mail("alice@local.example", &["bob@remote.example"], m.as_bytes()),
+        "250 2.0.0 OK, queued for delivery"
+    );
+    (receiver, b_imap, dns, sender)
+}
+
+/// The first TLS report tls@remote.example got: its head checked, its
+/// JSON.
+fn tls_report(b_imap: u16) -> serde_json::Value {
+    use std::io::Read as _;
     eventually("the report", || {
         (!subjects_of(b_imap, "tls@remote.example", "remotesecret1", "INBOX").is_empty())
             .then_some(())
@@ -1816,31 +2010,66 @@ fn tls_reports_reach_the_recipient_domain() {
     flate2::read::GzDecoder::new(&gz[start..end])
         .read_to_string(&mut json)
         .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let id = report["report-id"].as_str().unwrap();
-    assert!(id.ends_with(".remote.example"), "{id}");
-    assert_eq!(
-        report,
-        serde_json::json!({
-            "organization-name": "a.test",
-            "date-range": report["date-range"],
-            "contact-info": "postmaster@a.test",
-            "report-id": id,
-            "policies": [{
-                "policy": {"policy-type": "no-policy-found", "policy-domain": "remote.example"},
-                "summary": {"total-successful-session-count": 0, "total-failure-session-count": 1},
-                "failure-details": [{
-                    "result-type": "starttls-not-supported",
-                    "sending-mta-ip": "127.0.0.1",
-                    "receiving-mx-hostname": "mx.remote.example",
-                    "receiving-ip": "127.0.0.1",
-                    "failed-session-count": 1,
-                }],
-            }],
-        })
+    serde_json::from_str(&json).unwrap()
+}
+
+/// TLS between two servers: the receiving roost has a certificate, the
+/// queue says STARTTLS (opportunistically), the receiver records the
+/// message as having come over TLS (ESMTPS), and the TLS report counts
+/// one successful session.
+#[test]
+fn the_queue_delivers_over_starttls_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=mx.remote.example",
+            "-addext",
+            "subjectAltName=DNS:mx.remote.example",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
     );
-    assert!(report["date-range"]["end-datetime"]
-        .as_str()
-        .unwrap()
-        .ends_with('Z'));
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let (_receiver, b_imap, _dns, _sender) = tls_report_setup(&tls, "over TLS");
+    let report = tls_report(b_imap);
+    assert_eq!(
+        report["policies"],
+        serde_json::json!([{
+            "policy": {"policy-type": "no-policy-found", "policy-domain": "remote.example"},
+            "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0},
+            "failure-details": [],
+        }])
+    );
+    let mut i = Imap::connect(b_imap);
+    i.cmd("LOGIN bob@remote.example remotesecret1");
+    i.cmd("EXAMINE INBOX");
+    let received = i
+        .cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (RECEIVED)]")
+        .replace("\r\n\t", " ");
+    assert!(received.contains(" with ESMTPS "), "{received}");
 }
