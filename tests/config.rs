@@ -1769,7 +1769,6 @@ fn dmarc_aggregate_reports_reach_the_rua_addresses() {
 /// here saying its MX offered no STARTTLS.
 #[test]
 fn tls_reports_reach_the_recipient_domain() {
-    use std::io::Read as _;
     let offset = fresh_offset();
     let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
     let receiver = serve_with_dns("", b_smtp, b_imap, NO_DNS);
