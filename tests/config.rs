@@ -1769,38 +1769,7 @@ fn dmarc_aggregate_reports_reach_the_rua_addresses() {
 /// here saying its MX offered no STARTTLS.
 #[test]
 fn tls_reports_reach_the_recipient_domain() {
-    let offset = fresh_offset();
-    let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
-    let receiver = serve_with_dns("", b_smtp, b_imap, NO_DNS);
-    let b_data = receiver.dir.path().join("data");
-    admin_ok(&b_data, &["domain", "add", "remote.example"]);
-    for account in ["bob@remote.example", "tls@remote.example"] {
-        admin_ok(
-            &b_data,
-            &["account", "add", account, "--password", "remotesecret1"],
-        );
-    }
-    let dns = Dnsmasq::start_with(
-        &[(
-            "_smtp._tls.remote.example",
-            "v=TLSRPTv1; rua=mailto:tls@remote.example",
-        )],
-        &[
-            "--mx-host=remote.example,mx.remote.example,10",
-            "--host-record=mx.remote.example,127.0.0.1",
-            "--local=/example/",
-        ],
-    );
-    let (_sender, sub, _) = sender_with(&format!(
-        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {b_smtp}\n[reports]\ntls_interval = 2\n",
-        dns.port
-    ));
-    let mut alice = alice_on(sub);
-    let m = "From: alice@local.example\r\nSubject: over no TLS\r\n\r\nHello\r\n";
-    assert_eq!(
-        alice.send_mail("alice@local.example", &["bob@remote.example"], m.as_bytes()),
-        "250 2.0.0 OK, queued for delivery"
-    );
+    let (_receiver, b_imap, _dns, _sender) = tls_report_setup("", "over no TLS");
     let report = tls_report(b_imap);
     let id = report["report-id"].as_str().unwrap();
     assert!(id.ends_with(".remote.example"), "{id}");
