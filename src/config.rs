@@ -40,6 +40,11 @@ pub struct Config {
     pub queue_keep_retired: i64,
     /// `[transports.NAME]` and `[[queue.routes]]`.
     pub queue_transports: roost_actors::queue::transport::Transports,
+    /// `[queue] ca_file`, read: the authorities MX certificates are
+    /// checked against under MTA-STS.
+    pub queue_mx_roots: std::sync::Arc<rustls::RootCertStore>,
+    /// `[queue] mta_sts_port`: the HTTPS port of policy servers (443).
+    pub queue_mta_sts_port: u16,
     /// `[webhooks] retry_after`: seconds to wait after each failed call.
     pub webhook_retry_after: Vec<i64>,
     /// `[reports] dmarc_interval`: how often DMARC aggregate reports go
@@ -342,6 +347,12 @@ struct QueueSection {
     /// Which transport messages take, first match first.
     #[serde(default)]
     routes: Vec<RouteSection>,
+    /// PEM certificates of the authorities MX hosts' certificates are
+    /// checked against where MTA-STS asks (default: the system's).
+    ca_file: Option<PathBuf>,
+    /// The HTTPS port of MTA-STS policy servers (443; another only for
+    /// tests).
+    mta_sts_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -491,6 +502,8 @@ impl Config {
             queue_retry_after: roost_actors::queue::RETRY_AFTER.to_vec(),
             queue_keep_retired: roost_store::KEEP_RETIRED,
             queue_transports: Default::default(),
+            queue_mx_roots: std::sync::Arc::new(system_roots()),
+            queue_mta_sts_port: 443,
             webhook_retry_after: roost_actors::queue::webhooks::RETRY_AFTER.to_vec(),
             dmarc_report_interval: roost_actors::reports::DMARC_INTERVAL,
             tls_report_interval: roost_actors::reports::TLS_INTERVAL,
@@ -639,7 +652,18 @@ impl Config {
             roost_actors::reports::TLS_INTERVAL,
             "tls_interval",
         )?;
+        let queue_mx_roots = match file.queue.as_ref().and_then(|q| q.ca_file.clone()) {
+            Some(f) => load_roots(&f, "queue.ca_file")?,
+            None => system_roots(),
+        };
+        let queue_mta_sts_port = file
+            .queue
+            .as_ref()
+            .and_then(|q| q.mta_sts_port)
+            .unwrap_or(443);
         Ok(Config {
+            queue_mx_roots: std::sync::Arc::new(queue_mx_roots),
+            queue_mta_sts_port,
             dmarc_report_interval,
             tls_report_interval,
             webhook_retry_after,

@@ -2041,3 +2041,230 @@ fn the_queue_delivers_over_starttls_and_reports_it() {
         .replace("\r\n\t", " ");
     assert!(received.contains(" with ESMTPS "), "{received}");
 }
+
+/// Runs openssl with `args`; it must succeed.
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test certificate authority in `dir` (ca.pem, ca.key), and a
+/// certificate it signs for `names` (`<stem>.pem`, `<stem>.key`).
+fn ca_signed(dir: &std::path::Path, stem: &str, names: &[&str]) -> (String, String) {
+    let p = |f: &str| dir.join(f).display().to_string();
+    if !dir.join("ca.pem").exists() {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=roost test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ]);
+    }
+    let san = names
+        .iter()
+        .map(|n| format!("DNS:{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(
+        dir.join(format!("{stem}.ext")),
+        format!("subjectAltName={san}\n"),
+    )
+    .unwrap();
+    let (cert, key, csr) = (
+        p(&format!("{stem}.pem")),
+        p(&format!("{stem}.key")),
+        p(&format!("{stem}.csr")),
+    );
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        &format!("/CN={}", names[0]),
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p(&format!("{stem}.ext")),
+        "-out",
+        &cert,
+    ]);
+    (cert, key)
+}
+
+/// `openssl s_server -WWW`: HTTPS on loopback serving `dir`'s files,
+/// killed when dropped.
+struct HttpsFiles(std::process::Child, u16);
+
+impl HttpsFiles {
+    fn start(dir: &std::path::Path, cert: &str, key: &str) -> HttpsFiles {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", cert, "-key", key])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s_server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        HttpsFiles(child, port)
+    }
+}
+
+impl Drop for HttpsFiles {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// MTA-STS (RFC 8461): remote.example publishes an enforced policy
+/// (fetched over HTTPS, its certificate checked against the configured
+/// CA) naming its MX, which has a certificate from that CA: the queue
+/// delivers over checked TLS and the TLS report names the `sts` policy.
+/// other.example's policy names no MX it has: its mail waits, with the
+/// reason.
+#[test]
+fn mta_sts_policies_are_fetched_and_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mx_cert, mx_key) = ca_signed(dir.path(), "mx", &["mx.remote.example", "mx.other.example"]);
+    let (sts_cert, sts_key) = ca_signed(
+        dir.path(),
+        "sts",
+        &["mta-sts.remote.example", "mta-sts.other.example"],
+    );
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(www.join(".well-known")).unwrap();
+    std::fs::write(
+        www.join(".well-known/mta-sts.txt"),
+        "version: STSv1\r\nmode: enforce\r\nmx: mx.remote.example\r\nmax_age: 86400\r\n",
+    )
+    .unwrap();
+    let policy_server = HttpsFiles::start(&www, &sts_cert, &sts_key);
+    let offset = fresh_offset();
+    let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
+    let tls = format!("[tls]\ncert = \"{mx_cert}\"\nkey = \"{mx_key}\"\n");
+    let receiver = serve_with_dns(&tls, b_smtp, b_imap, NO_DNS);
+    let b_data = receiver.dir.path().join("data");
+    for domain in ["remote.example", "other.example"] {
+        admin_ok(&b_data, &["domain", "add", domain]);
+    }
+    for account in [
+        "bob@remote.example",
+        "tls@remote.example",
+        "carol@other.example",
+    ] {
+        admin_ok(
+            &b_data,
+            &["account", "add", account, "--password", "remotesecret1"],
+        );
+    }
+    let dns = Dnsmasq::start_with(
+        &[
+            ("_mta-sts.remote.example", "v=STSv1; id=2026a"),
+            ("_mta-sts.other.example", "v=STSv1; id=1"),
+            (
+                "_smtp._tls.remote.example",
+                "v=TLSRPTv1; rua=mailto:tls@remote.example",
+            ),
+        ],
+        &[
+            "--mx-host=remote.example,mx.remote.example,10",
+            "--mx-host=other.example,mx.other.example,10",
+            "--host-record=mx.remote.example,127.0.0.1",
+            "--host-record=mx.other.example,127.0.0.1",
+            "--host-record=mta-sts.remote.example,127.0.0.1",
+            "--host-record=mta-sts.other.example,127.0.0.1",
+            "--local=/example/",
+        ],
+    );
+    let (sender, sub, _) = sender_with(&format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {b_smtp}\nca_file = \"{}\"\nmta_sts_port = {}\n[reports]\ntls_interval = 2\n",
+        dns.port,
+        dir.path().join("ca.pem").display(),
+        policy_server.1
+    ));
+    let a_data = sender.dir.path().join("data");
+    let mut alice = alice_on(sub);
+    for to in ["bob@remote.example", "carol@other.example"] {
+        let m = format!("From: alice@local.example\r\nSubject: to {to}\r\n\r\nHello\r\n");
+        assert_eq!(
+            alice.send_mail("alice@local.example", &[to], m.as_bytes()),
+            "250 2.0.0 OK, queued for delivery"
+        );
+    }
+    eventually("delivery under the policy", || {
+        (subjects_of(b_imap, "bob@remote.example", "remotesecret1", "INBOX")
+            == ["to bob@remote.example"])
+        .then_some(())
+    });
+    let waiting = eventually("the refused domain's message", || {
+        let l = admin_ok(&a_data, &["queue", "list", "--to-domain", "other.example"]);
+        l.contains("attempts=1").then_some(l)
+    });
+    assert!(
+        waiting.ends_with(" last=\"MTA-STS: no MX host of other.example matches its policy\"\n"),
+        "{waiting}"
+    );
+    assert!(subjects_of(b_imap, "carol@other.example", "remotesecret1", "INBOX").is_empty());
+    let report = tls_report(b_imap);
+    assert_eq!(
+        report["policies"],
+        serde_json::json!([{
+            "policy": {
+                "policy-type": "sts",
+                "policy-string": ["version: STSv1", "mode: enforce", "mx: mx.remote.example", "max_age: 86400"],
+                "mx-host": ["mx.remote.example"],
+                "policy-domain": "remote.example",
+            },
+            "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0},
+            "failure-details": [],
+        }])
+    );
+}

@@ -15,6 +15,7 @@ pub mod client;
 pub mod conn;
 pub mod dns;
 pub mod events;
+pub mod http_client;
 pub mod imap;
 pub mod listener;
 pub mod logins;

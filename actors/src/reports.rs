@@ -195,9 +195,10 @@ fn tls_report_json(
     domain: &str,
     results: &[TlsResult],
 ) -> String {
-    let mut policies: BTreeMap<&str, Sessions> = BTreeMap::new();
+    let mut policies: BTreeMap<(&str, &[String]), Sessions> = BTreeMap::new();
     for r in results {
-        let entry = policies.entry(r.policy_type.as_str()).or_default();
+        let policy = (r.policy_type.as_str(), r.policy_string.as_slice());
+        let entry = policies.entry(policy).or_default();
         match &r.failure {
             None => entry.0 += 1,
             Some(kind) => {
@@ -214,9 +215,17 @@ fn tls_report_json(
     }
     let policies: Vec<serde_json::Value> = policies
         .into_iter()
-        .map(|(policy_type, (ok, failed, details))| {
+        .map(|((policy_type, lines), (ok, failed, details))| {
+            let mut policy = serde_json::json!({"policy-type": policy_type});
+            if !lines.is_empty() {
+                // RFC 8460 4.4: the policy's text, and its MX patterns.
+                policy["policy-string"] = serde_json::json!(lines);
+                let mx: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("mx: ")).collect();
+                policy["mx-host"] = serde_json::json!(mx);
+            }
+            policy["policy-domain"] = serde_json::json!(domain);
             serde_json::json!({
-                "policy": {"policy-type": policy_type, "policy-domain": domain},
+                "policy": policy,
                 "summary": {
                     "total-successful-session-count": ok,
                     "total-failure-session-count": failed,

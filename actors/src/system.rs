@@ -57,6 +57,11 @@ pub struct Settings {
     pub queue_remote_port: u16,
     /// Seconds to wait after each failed delivery attempt.
     pub queue_retry_after: Vec<i64>,
+    /// The authorities MX certificates are checked against under
+    /// MTA-STS, and MTA-STS policy servers' are.
+    pub queue_mx_roots: Arc<rustls::RootCertStore>,
+    /// The HTTPS port of MTA-STS policy servers (443).
+    pub queue_mta_sts_port: u16,
     /// The queue's transports and the routes to them.
     pub queue_transports: crate::queue::transport::Transports,
     /// Seconds messages that left the queue are kept (0: none).
@@ -318,6 +323,8 @@ pub async fn start(
         localserve: settings.local_zone,
         retry_after: Arc::new(settings.queue_retry_after.clone()),
         transports: Arc::new(settings.queue_transports.clone()),
+        mx_roots: settings.queue_mx_roots.clone(),
+        mta_sts_port: settings.queue_mta_sts_port,
     };
     let queue_spec = ChildSpec::new(
         crate::queue::QUEUE_ACTOR,

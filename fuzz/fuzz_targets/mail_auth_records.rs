@@ -8,7 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use roost_protocols::message::dmarc_report;
 use roost_protocols::smtp::dmarc::{self, Inputs, Verdict};
-use roost_protocols::smtp::tlsrpt;
+use roost_protocols::smtp::{mta_sts, tlsrpt};
 use roost_protocols::smtp::spf::{self, AuthDns, DnsFailure, Query, SpfResult, MAX_DNS_TERMS};
 use std::cell::Cell;
 use std::future::Future;
@@ -73,6 +73,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = result == SpfResult::Pass;
     // TLS reporting records (RFC 8460), read as the TLS report scheduler
     // reads them.
+    // MTA-STS records and policy files (RFC 8461), and MX matching.
+    if let Ok(id) = mta_sts::parse_record(&text) {
+        assert!(!id.is_empty() && id.len() <= 32);
+    }
+    if let Ok(policy) = mta_sts::Policy::parse(&text) {
+        assert!(policy.mx.len() <= mta_sts::MAX_MX_PATTERNS);
+        for line in text.lines().take(4) {
+            let _ = policy.matches(line);
+        }
+    }
     if let Ok(rua) = tlsrpt::parse_record(&text) {
         assert!(!rua.is_empty() && rua.len() <= tlsrpt::MAX_RUA);
     }

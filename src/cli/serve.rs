@@ -85,6 +85,8 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         queue_retry_after: config.queue_retry_after.clone(),
         queue_keep_retired: config.queue_keep_retired,
         queue_transports: config.queue_transports.clone(),
+        queue_mx_roots: config.queue_mx_roots.clone(),
+        queue_mta_sts_port: config.queue_mta_sts_port,
         webhook_retry_after: config.webhook_retry_after.clone(),
         dmarc_report_interval: config.dmarc_report_interval,
         tls_report_interval: config.tls_report_interval,

@@ -110,6 +110,9 @@ pub(crate) const RETIRED: u8 = 0x25;
 /// unix microseconds, then a sequence number, oldest first.
 pub(crate) const TLS_RESULT: u8 = 0x2a;
 
+/// MTA-STS policies of destination domains (RFC 8461 5), by domain.
+pub(crate) const MTA_STS: u8 = 0x2b;
+
 /// Webhook calls waiting to be made, followed by the call's id.
 pub(crate) const WEBHOOK: u8 = 0x26;
 /// Their due index: next attempt (offset binary), then the id; no value.
@@ -169,6 +172,10 @@ pub(crate) fn timed_id(k: &[u8]) -> Option<u64> {
 
 pub(crate) fn queue_due(at: i64, id: crate::QueueId) -> Vec<u8> {
     timed(QUEUE_DUE, at, id.0)
+}
+
+pub(crate) fn mta_sts(domain: &str) -> Vec<u8> {
+    key(MTA_STS, &[domain.as_bytes()])
 }
 
 pub(crate) fn webhook(id: u64) -> Vec<u8> {

@@ -47,10 +47,10 @@ pub use queue::{
     QueuedMessage, QueuedRecipient, RetiredMessage, KEEP_RETIRED, MAX_ATTEMPT_LOG,
 };
 pub use records::{
-    AccountId, AccountRecord, AliasRecord, DeliveryRule, DkimAlgorithm, DkimKey, DmarcEvaluation,
-    DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord, MessageRecord,
-    Record, RecordKey, ReportData, SpecialUse, Suppression, ThreadId, ThreadRef, TlsPublicKey,
-    TlsResult, Tombstone,
+    AccountId, AccountRecord, AliasRecord, CachedPolicy, DeliveryRule, DkimAlgorithm, DkimKey,
+    DmarcEvaluation, DomainRecord, FileId, LoginAttempt, MailboxCounts, MailboxId, MailboxRecord,
+    MessageRecord, Record, RecordKey, ReportData, SpecialUse, Suppression, ThreadId, ThreadRef,
+    TlsPublicKey, TlsResult, Tombstone,
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
@@ -520,6 +520,20 @@ impl Store {
             batch.insert(keys::login_attempt(a.time_us, *seq), encode(a)?);
         }
         self.inner.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The MTA-STS policy kept for `domain`, expired or not.
+    pub fn mta_sts_policy(&self, domain: &str) -> Result<Option<CachedPolicy>> {
+        self.get(&keys::mta_sts(&domain.to_ascii_lowercase()))
+    }
+
+    /// Keeps `domain`'s MTA-STS policy; not flushed on its own (a lost
+    /// one is fetched again).
+    pub fn set_mta_sts_policy(&self, domain: &str, p: &CachedPolicy) -> Result<()> {
+        self.inner
+            .db
+            .insert(keys::mta_sts(&domain.to_ascii_lowercase()), encode(p)?)?;
         Ok(())
     }
 

@@ -450,6 +450,9 @@ pub struct TlsResult {
     pub domain: String,
     /// RFC 8460 4.3: `sts`, `tlsa` or `no-policy-found`.
     pub policy_type: String,
+    /// The policy's lines (RFC 8460 `policy-string`), for `sts`.
+    #[serde(default)]
+    pub policy_string: Vec<String>,
     pub mx_host: String,
     pub receiving_ip: String,
     pub sending_ip: String,
@@ -461,6 +464,17 @@ pub struct TlsResult {
 impl TlsResult {
     /// How many are kept; past that the oldest go.
     pub const MAX_KEPT: usize = 100_000;
+}
+
+/// A destination domain's MTA-STS policy as fetched (RFC 8461 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedPolicy {
+    /// The `id` of the `_mta-sts` record it was fetched for.
+    pub id: String,
+    pub policy: roost_protocols::smtp::mta_sts::Policy,
+    /// Unix seconds: fetched, and usable until.
+    pub fetched: i64,
+    pub expires: i64,
 }
 
 /// Which records kept for reports.

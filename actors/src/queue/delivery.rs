@@ -10,6 +10,7 @@ use crate::dns::{Dns, MxAnswer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::smtp::client::{dot_stuff, ReplyReader, ServerReply};
 use roost_protocols::smtp::command::xtext_encode;
+use roost_protocols::smtp::mta_sts::{Mode, Policy};
 use roost_protocols::smtp::spf::AuthDns;
 use roost_protocols::smtp::Ret;
 use roost_store::{
@@ -119,7 +120,7 @@ async fn mail_hosts(dns: &Dns, domain: &str) -> Result<Vec<String>, (bool, Strin
 
 /// The addresses of a host, IPv6 first (RFC 5321 5.1 leaves the order to
 /// the client), at most [`MAX_ADDRESSES_PER_HOST`].
-async fn addresses(dns: &Dns, host: &str) -> Vec<IpAddr> {
+pub(crate) async fn addresses(dns: &Dns, host: &str) -> Vec<IpAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return vec![ip];
     }
@@ -148,7 +149,9 @@ async fn connect(
     s: &QueueSettings,
     domain: &str,
     hosts: &[String],
+    sts: Option<&Policy>,
 ) -> Result<(Session, String), String> {
+    let enforce = sts.is_some_and(|p| p.mode == Mode::Enforce);
     let mut last = "no mail server could be reached".to_string();
     let mut all_self = !hosts.is_empty();
     for host in hosts {
@@ -157,12 +160,19 @@ async fn connect(
         }
         all_self = false;
         for ip in addresses(&s.dns, host).await {
-            match Session::open(s, SocketAddr::new(ip, s.remote_port), host).await {
+            let addr = SocketAddr::new(ip, s.remote_port);
+            match Session::open(s, addr, host, enforce.then_some(&s.mx_roots)).await {
                 Ok(session) => {
-                    record_tls(s, domain, host, session.tls_failure, session.ends).await;
+                    let tls = (session.tls_failure, session.ends);
+                    record_tls(s, domain, host, sts, tls).await;
                     return Ok((session, host.clone()));
                 }
-                Err(e) => last = format!("{host} [{ip}]: {e}"),
+                Err(e) => {
+                    if let Some(kind) = enforce.then(|| tls_failure_kind(&e)).flatten() {
+                        record_tls(s, domain, host, sts, (Some(kind), (None, Some(addr)))).await;
+                    }
+                    last = format!("{host} [{ip}]: {e}");
+                }
             }
         }
     }
@@ -181,14 +191,25 @@ async fn record_tls(
     s: &QueueSettings,
     domain: &str,
     host: &str,
-    failure: Option<&'static str>,
-    ends: (Option<SocketAddr>, Option<SocketAddr>),
+    sts: Option<&Policy>,
+    (failure, ends): (
+        Option<&'static str>,
+        (Option<SocketAddr>, Option<SocketAddr>),
+    ),
 ) {
     let ip = |a: Option<SocketAddr>| a.map_or(String::new(), |a| a.ip().to_string());
     let result = roost_store::TlsResult {
         time_us: now().max(0) as u64 * 1_000_000,
         domain: domain.to_string(),
-        policy_type: "no-policy-found".into(),
+        policy_type: match sts {
+            Some(p) if p.mode != Mode::None => "sts",
+            _ => "no-policy-found",
+        }
+        .into(),
+        policy_string: sts
+            .filter(|p| p.mode != Mode::None)
+            .map(Policy::lines)
+            .unwrap_or_default(),
         mx_host: host.to_string(),
         receiving_ip: ip(ends.1),
         sending_ip: ip(ends.0),
@@ -197,6 +218,25 @@ async fn record_tls(
     let store = s.store.clone();
     if let Err(e) = crate::task::blocking(move || store.add_tls_result(&result)).await {
         warn!(error = %e, "cannot record a TLS result");
+    }
+}
+
+/// RFC 8460 4.3's result type for a connection that failed under an
+/// enforced policy, read from its error; `None` for failures that are
+/// not about TLS (the host did not answer).
+fn tls_failure_kind(error: &str) -> Option<&'static str> {
+    if error.contains("STARTTLS is not offered") {
+        Some("starttls-not-supported")
+    } else if !error.starts_with("TLS") {
+        None
+    } else if error.contains("NotValidForName") {
+        Some("certificate-host-mismatch")
+    } else if error.contains("Expired") {
+        Some("certificate-expired")
+    } else if error.contains("UnknownIssuer") {
+        Some("certificate-not-trusted")
+    } else {
+        Some("validation-failure")
     }
 }
 
@@ -261,6 +301,27 @@ async fn deliver_domain(
         Some(sh) => Ok(vec![sh.host.clone()]),
         None => mail_hosts(&s.dns, domain).await,
     };
+    // RFC 8461 4.1, 5: under an enforced MTA-STS policy only the MX hosts
+    // it names are used, over TLS with a checked certificate.
+    let sts = match &smarthost {
+        None => super::mta_sts::policy_for(s, domain).await,
+        Some(_) => None,
+    };
+    let enforce = sts.as_ref().filter(|p| p.mode == Mode::Enforce);
+    let hosts = match (hosts, enforce) {
+        (Ok(h), Some(p)) => {
+            let matching: Vec<String> = h.into_iter().filter(|h| p.matches(h)).collect();
+            if matching.is_empty() {
+                Err((
+                    false,
+                    format!("MTA-STS: no MX host of {domain} matches its policy"),
+                ))
+            } else {
+                Ok(matching)
+            }
+        }
+        (h, _) => h,
+    };
     let mut session: Option<(Session, String)> = None;
     let mut unreachable: Option<String> = None;
     for m in messages {
@@ -273,9 +334,9 @@ async fn deliver_domain(
         // neither yet for MX hosts, so it may not send one there (5.7.30).
         // A smarthost is configured, not looked up, and its certificate
         // is checked: it gets the message if it offers REQUIRETLS.
-        if m.requiretls && smarthost.is_none() {
+        if m.requiretls && smarthost.is_none() && enforce.is_none() {
             let why = "550 5.7.30 REQUIRETLS needs an MX and certificate validated by \
-                       MTA-STS or DANE, which this server does not do yet";
+                       MTA-STS or DANE, and the destination has no enforced MTA-STS policy";
             finish(
                 s,
                 m.clone(),
@@ -322,7 +383,7 @@ async fn deliver_domain(
                     .await
                     .map(|session| (session, sh.host.clone()))
                     .map_err(|e| format!("{}:{}: {e}", sh.host, sh.port)),
-                None => connect(s, domain, hosts).await,
+                None => connect(s, domain, hosts, sts.as_ref()).await,
             };
             match connected {
                 Ok(c) => session = Some(c),
@@ -699,10 +760,28 @@ impl Session {
     /// known) and, when offered, upgrades to TLS and says EHLO again. A
     /// failed TLS handshake is tried once more without TLS (opportunistic
     /// TLS, RFC 3207 leaves it to the client).
-    async fn open(s: &QueueSettings, addr: SocketAddr, host: &str) -> Result<Session, String> {
-        match Session::open_once(s, addr, host, true).await {
+    /// Under an enforced MTA-STS policy (`validate`), STARTTLS is
+    /// required and the certificate checked against those roots and the
+    /// MX host's name; nothing falls back to plain text.
+    async fn open(
+        s: &QueueSettings,
+        addr: SocketAddr,
+        host: &str,
+        validate: Option<&Arc<rustls::RootCertStore>>,
+    ) -> Result<Session, String> {
+        if let Some(roots) = validate {
+            let session = Session::open_once(s, addr, host, Some(verified_tls(roots))).await?;
+            if session.tls_failure.is_some() {
+                return Err("STARTTLS is not offered (MTA-STS requires TLS)".into());
+            }
+            return Ok(Session {
+                verified_tls: true,
+                ..session
+            });
+        }
+        match Session::open_once(s, addr, host, Some(opportunistic_tls())).await {
             Err(e) if e.starts_with("TLS") => {
-                let mut plain = Session::open_once(s, addr, host, false).await?;
+                let mut plain = Session::open_once(s, addr, host, None).await?;
                 plain.tls_failure = Some("validation-failure");
                 Ok(plain)
             }
@@ -714,7 +793,7 @@ impl Session {
         s: &QueueSettings,
         addr: SocketAddr,
         host: &str,
-        starttls: bool,
+        starttls: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Session, String> {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
             .await
@@ -728,11 +807,11 @@ impl Session {
         session.ends = ends;
         session.greeting_and_hello(s).await?;
         session.tls_failure = Some("starttls-not-supported");
-        if starttls && session.ehlo.offers("STARTTLS") {
+        if let Some(config) = starttls.filter(|_| session.ehlo.offers("STARTTLS")) {
             session.write(b"STARTTLS\r\n").await?;
             let r = session.reply(REPLY_TIMEOUT).await?;
             if r.code == 220 {
-                session = session.upgrade(host, opportunistic_tls(), false).await?;
+                session = session.upgrade(host, config, false).await?;
                 session.ehlo = session.hello(&s.hostname).await?;
                 session.tls_failure = None;
             }

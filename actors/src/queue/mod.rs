@@ -11,6 +11,7 @@
 
 pub mod delivery;
 pub mod dsn;
+pub mod mta_sts;
 pub mod transport;
 pub mod webhooks;
 
@@ -65,6 +66,11 @@ pub struct QueueSettings {
     pub retry_after: Arc<Vec<i64>>,
     /// The configured transports and the routes to them.
     pub transports: Arc<transport::Transports>,
+    /// The authorities MX certificates and MTA-STS policy servers are
+    /// checked against where a policy asks (RFC 8461).
+    pub mx_roots: Arc<rustls::RootCertStore>,
+    /// The HTTPS port of MTA-STS policy servers (443; another in tests).
+    pub mta_sts_port: u16,
 }
 
 /// Wakes the scheduler at once (a message was queued or released).

@@ -13,8 +13,6 @@
 //! (`X-Roost-Extra-*` fields at submission).
 
 use crate::task::{blocking, TaskGuard};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_store::{Attempt, QueuedMessage, Store, WebhookCall, WebhookChange};
 use serde_json::{json, Value};
@@ -270,9 +268,6 @@ async fn make_call(s: &WebhookSettings, mut call: WebhookCall) {
     }
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
 /// POSTs the call's JSON; the answer's status.
 async fn post(s: &WebhookSettings, call: &WebhookCall) -> Result<u16, String> {
     let uri: hyper::Uri = call
@@ -285,63 +280,33 @@ async fn post(s: &WebhookSettings, call: &WebhookCall) -> Result<u16, String> {
         _ => return Err(format!("not an http(s) URL: {}", call.url)),
     };
     let host = uri.host().ok_or("a URL without a host")?.to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let bare = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
-        .await
-        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let io: Box<dyn Io> = if https {
-        let config = super::delivery::verified_tls(&s.roots);
-        let name = rustls::pki_types::ServerName::try_from(bare.clone())
-            .map_err(|_| format!("{host} is no server name"))?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
+    let target = crate::http_client::Target {
+        host: &host,
+        port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        tls: https.then_some(&s.roots),
+        address: None,
     };
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-            .await
-            .map_err(|e| format!("HTTP: {e}"))?;
-    let _conn = TaskGuard::spawn(async move {
-        let _ = conn.await;
-    });
     let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = hyper::Request::post(path)
         .header(hyper::header::HOST, authority)
         .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::USER_AGENT, "roost")
         .header("X-Roost-Event", call.event.as_str())
         .header("X-Roost-Call", call.id.to_string());
     if let Some(auth) = &call.authorization {
         request = request.header(hyper::header::AUTHORIZATION, auth.as_str());
     }
-    let request = request
-        .body(Full::new(Bytes::from(call.payload.clone())))
-        .map_err(|e| format!("HTTP request: {e}"))?;
-    let answer = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let status = answer.status().as_u16();
-    // The body is read (up to a bound) so the connection ends cleanly.
-    let mut body = answer.into_body();
-    let mut read = 0usize;
-    while read < MAX_ANSWER_BODY {
-        match body.frame().await {
-            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
-            _ => break,
-        }
-    }
-    Ok(status)
+    // The answer's body is read (up to a bound) so the connection ends
+    // cleanly.
+    let answer = crate::http_client::request(
+        &target,
+        request,
+        call.payload.clone().into_bytes(),
+        MAX_ANSWER_BODY,
+        false,
+    )
+    .await?;
+    Ok(answer.status)
 }
 
 /// Whether `url` is one roost can call: `http` or `https` with a host,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod command;
 pub mod conn;
 pub mod dmarc;
+pub mod mta_sts;
 pub mod reply;
 pub mod spf;
 pub mod tlsrpt;

@@ -1,0 +1,96 @@
+//! MTA-STS for the queue (RFC 8461): the policy of a destination domain,
+//! from the store's cache while its record's id is the same and its
+//! `max_age` lasts, else fetched over HTTPS (the certificate checked,
+//! no redirects, at most `MAX_POLICY_BYTES`) and kept.
+
+use super::QueueSettings;
+use crate::task::blocking;
+use roost_protocols::smtp::mta_sts::{parse_record, Policy, MAX_POLICY_BYTES};
+use roost_store::CachedPolicy;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// How long a policy fetch may take (RFC 8461 3.3 suggests a minute at
+/// most).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The policy that applies to mail for `domain` now, if any (RFC 8461
+/// 5.1): a cached one that is still valid when the record is gone or
+/// unchanged or the fetch fails; a fresh one when the record's id
+/// changed or nothing is cached.
+pub async fn policy_for(s: &QueueSettings, domain: &str) -> Option<Policy> {
+    let now = super::now();
+    let (store, d) = (s.store.clone(), domain.to_string());
+    let cached = blocking(move || store.mta_sts_policy(&d))
+        .await
+        .ok()
+        .flatten()
+        .filter(|c| c.expires > now);
+    let id = match s.dns.txt(&format!("_mta-sts.{domain}")).await {
+        Ok(Some(txt)) => parse_record(&txt).ok(),
+        _ => None,
+    };
+    let Some(id) = id else {
+        return cached.map(|c| c.policy);
+    };
+    if let Some(c) = cached.as_ref().filter(|c| c.id == id) {
+        return Some(c.policy.clone());
+    }
+    match fetch(s, domain).await {
+        Ok(policy) => {
+            info!(%domain, %id, mode = ?policy.mode, "MTA-STS policy fetched");
+            let kept = CachedPolicy {
+                id,
+                policy: policy.clone(),
+                fetched: now,
+                expires: now.saturating_add(policy.max_age as i64),
+            };
+            let (store, d) = (s.store.clone(), domain.to_string());
+            if let Err(e) = blocking(move || store.set_mta_sts_policy(&d, &kept)).await {
+                warn!(%domain, error = %e, "cannot keep an MTA-STS policy");
+            }
+            Some(policy)
+        }
+        Err(e) => {
+            warn!(%domain, error = %e, "MTA-STS policy fetch failed");
+            cached.map(|c| c.policy)
+        }
+    }
+}
+
+/// `https://mta-sts.<domain>/.well-known/mta-sts.txt` (RFC 8461 3.3).
+async fn fetch(s: &QueueSettings, domain: &str) -> Result<Policy, String> {
+    let host = format!("mta-sts.{domain}");
+    let address = super::delivery::addresses(&s.dns, &host)
+        .await
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let target = crate::http_client::Target {
+        host: &host,
+        port: s.mta_sts_port,
+        tls: Some(&s.mx_roots),
+        address: Some(address),
+    };
+    let request =
+        hyper::Request::get("/.well-known/mta-sts.txt").header(hyper::header::HOST, &host);
+    let answer = tokio::time::timeout(
+        FETCH_TIMEOUT,
+        crate::http_client::request(&target, request, Vec::new(), MAX_POLICY_BYTES, true),
+    )
+    .await
+    .map_err(|_| "the policy fetch timed out".to_string())??;
+    // 3.3: only a 200 counts (no redirects); the type is text/plain.
+    if answer.status != 200 {
+        return Err(format!("HTTP {}", answer.status));
+    }
+    if !answer
+        .content_type
+        .to_ascii_lowercase()
+        .starts_with("text/plain")
+    {
+        return Err(format!("Content-Type {:?}", answer.content_type));
+    }
+    let text = String::from_utf8(answer.body).map_err(|_| "the policy is not UTF-8".to_string())?;
+    Policy::parse(&text)
+}
