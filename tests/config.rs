@@ -1745,11 +1745,11 @@ fn dmarc_aggregate_reports_reach_the_rua_addresses() {
     assert_eq!(
         xml,
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <report_metadata>\n\
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <version>1.0</version>\n  <report_metadata>\n\
              \x20   <org_name>mx.test</org_name>\n    <email>postmaster@mx.test</email>\n\
              \x20   <report_id>{end}.a.example</report_id>\n    <date_range>\n      <begin>{begin}</begin>\n      <end>{end}</end>\n    </date_range>\n\
              \x20 </report_metadata>\n  <policy_published>\n    <domain>a.example</domain>\n    <adkim>r</adkim>\n    <aspf>r</aspf>\n\
-             \x20   <p>none</p>\n    <sp>none</sp>\n    <pct>100</pct>\n  </policy_published>\n\
+             \x20   <p>none</p>\n    <sp>none</sp>\n    <pct>100</pct>\n    <fo>0</fo>\n  </policy_published>\n\
              \x20 <record>\n    <row>\n      <source_ip>127.0.0.1</source_ip>\n      <count>1</count>\n\
              \x20     <policy_evaluated>\n        <disposition>none</disposition>\n        <dkim>fail</dkim>\n        <spf>pass</spf>\n      </policy_evaluated>\n\
              \x20   </row>\n    <identifiers>\n      <header_from>a.example</header_from>\n    </identifiers>\n\
@@ -1773,11 +1773,18 @@ fn tls_reports_reach_the_recipient_domain() {
     let report = tls_report(b_imap);
     let id = report["report-id"].as_str().unwrap();
     assert!(id.ends_with(".remote.example"), "{id}");
+    // RFC 3339 UTC times, the start before the end.
+    let (start, end) = (
+        report["date-range"]["start-datetime"].as_str().unwrap(),
+        report["date-range"]["end-datetime"].as_str().unwrap(),
+    );
+    let utc = |t: &str| t.len() == 27 && t.ends_with('Z') && t.as_bytes()[10] == b'T';
+    assert!(utc(start) && utc(end) && start < end, "{start} {end}");
     assert_eq!(
         report,
         serde_json::json!({
             "organization-name": "a.test",
-            "date-range": report["date-range"],
+            "date-range": {"start-datetime": start, "end-datetime": end},
             "contact-info": "postmaster@a.test",
             "report-id": id,
             "policies": [{
@@ -1793,10 +1800,6 @@ fn tls_reports_reach_the_recipient_domain() {
             }],
         })
     );
-    assert!(report["date-range"]["end-datetime"]
-        .as_str()
-        .unwrap()
-        .ends_with('Z'));
 }
 
 /// A slow receiving server on loopback: it takes every message, waiting

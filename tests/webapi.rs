@@ -17,6 +17,28 @@ fn call(
     method: &str,
     body: &str,
 ) -> (String, String, Vec<u8>) {
+    let (status, head, body) = call_as(port, auth, method, "application/json", body);
+    let content_type = header(&head, "content-type");
+    (status, content_type, body)
+}
+
+/// A header field's value in a response head ("" without it).
+fn header(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// One call with the given Content-Type: the status line, the head and
+/// the body.
+fn call_as(
+    port: u16,
+    auth: Option<(&str, &str)>,
+    method: &str,
+    content_type: &str,
+    body: &str,
+) -> (String, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
@@ -26,7 +48,7 @@ fn call(
     });
     write!(
         s,
-        "POST /api/v0/{method} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\n\
+        "POST /api/v0/{method} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -39,12 +61,7 @@ fn call(
         .expect("a head");
     let head = String::from_utf8_lossy(&all[..split]).to_string();
     let status = head.lines().next().unwrap_or("").to_string();
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))
-        .unwrap_or("")
-        .to_string();
-    (status, content_type, all[split + 4..].to_vec())
+    (status, head, all[split + 4..].to_vec())
 }
 
 /// A call as the account, with its JSON answer.
@@ -151,6 +168,25 @@ fn the_web_api_sends_reads_and_manages_mail() {
             "HTTP/1.1 200 OK".into(),
             "text/plain".into(),
             b"attached\r\n".to_vec()
+        )
+    );
+    let (_, head, _) = call_as(
+        port,
+        Some((ACCOUNT, PASSWORD)),
+        "MessagePartGet",
+        "application/json",
+        &json!({"mailbox": "INBOX", "uid": 1, "part": "2"}).to_string(),
+    );
+    assert_eq!(
+        (
+            header(&head, "content-disposition"),
+            header(&head, "x-content-type-options"),
+            header(&head, "content-security-policy")
+        ),
+        (
+            "attachment".to_string(),
+            "nosniff".to_string(),
+            "sandbox; default-src 'none'".to_string()
         )
     );
     let (status, _, body) = part("3");
@@ -283,6 +319,72 @@ fn the_web_api_sends_reads_and_manages_mail() {
         (
             "HTTP/1.1 400 Bad Request".into(),
             json!({"error": "\"no-at-sign\" is not an address"})
+        )
+    );
+    // Not JSON: refused before anything else (another site's form
+    // cannot call the API with the browser's credentials).
+    let (status, _, _) = call_as(
+        port,
+        Some((ACCOUNT, PASSWORD)),
+        "SuppressionList",
+        "text/plain",
+        "{}",
+    );
+    assert_eq!(status, "HTTP/1.1 415 Unsupported Media Type");
+    // Bodies past the method's limit: refused (the limit and one past).
+    let padded = |n: usize| format!("{{\"address\": \"{}@x.example\"}}", "a".repeat(n));
+    let edge = padded(0).len();
+    let (status, _, _) = call(
+        port,
+        Some((ACCOUNT, PASSWORD)),
+        "SuppressionPresent",
+        &padded(65536 - edge),
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let (status, _, _) = call(
+        port,
+        Some((ACCOUNT, PASSWORD)),
+        "SuppressionPresent",
+        &padded(65537 - edge),
+    );
+    assert_eq!(status, "HTTP/1.1 413 Payload Too Large");
+    // Bcc: delivered, named nowhere in the message; checked like To.
+    server.admin_ok(&[
+        "account",
+        "add",
+        "bcc@localhost",
+        "--password",
+        "bccsecret1",
+    ]);
+    let (status, sent) = api(
+        &server,
+        "Send",
+        json!({"to": [ACCOUNT], "bcc": ["bcc@localhost"], "subject": "blind", "text": "x"}),
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK", "{sent}");
+    let mut imap = Imap::connect(server.port(IMAP));
+    assert!(imap.cmd("LOGIN bcc@localhost bccsecret1").contains(" OK "));
+    imap.cmd("EXAMINE INBOX");
+    let head = imap.cmd("FETCH 1 BODY.PEEK[HEADER]");
+    assert!(head.contains("\r\nSubject: blind\r\n"), "{head}");
+    // Only the recipient's own trace line names it; no header does.
+    assert!(head.contains("\r\nTo: roost@localhost\r\n"), "{head}");
+    let named: Vec<&str> = head
+        .lines()
+        .filter(|l| l.contains("bcc@localhost"))
+        .collect();
+    assert_eq!(named.len(), 1, "{head}");
+    assert!(named[0].starts_with("\tfor <bcc@localhost>; "), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("\r\nbcc:"), "{head}");
+    assert_eq!(
+        api(
+            &server,
+            "Send",
+            json!({"to": [ACCOUNT], "bcc": ["x@y>\r\nRSET"], "text": "x"})
+        ),
+        (
+            "HTTP/1.1 400 Bad Request".into(),
+            json!({"error": "\"x@y>\\r\\nRSET\" is not an address"})
         )
     );
     server.assert_consistent(ACCOUNT);

@@ -101,6 +101,14 @@ impl Dns {
         }
     }
 
+    /// Every TXT record at `name`, each one's strings joined; empty when
+    /// there is none, `Err` when the lookup failed.
+    pub async fn txt_records(&self, name: &str) -> Result<Vec<String>, String> {
+        AuthDns::txt(self, name)
+            .await
+            .map_err(|DnsFailure| "DNS lookup failed".to_string())
+    }
+
     /// Where mail for `domain` goes (RFC 5321 5.1): its MX hosts by
     /// preference, a null MX (RFC 7505), no MX (the domain itself is the
     /// host), or no such domain.

@@ -131,12 +131,18 @@ async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
     }
     let (begin, end) = ((from_us / 1_000_000) as i64, (now_us / 1_000_000) as i64);
     for (domain, results) in by_domain {
-        let rua = match s.dns.txt(&format!("_smtp._tls.{domain}")).await {
-            Ok(Some(txt)) => match tlsrpt::parse_record(&txt) {
-                Ok(rua) => rua,
-                Err(_) => continue,
-            },
-            _ => continue,
+        // RFC 8460 3: exactly one record of this version, or none.
+        let records = s.dns.txt_records(&format!("_smtp._tls.{domain}")).await;
+        let ours: Vec<String> = records
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.starts_with("v=TLSRPTv1"))
+            .collect();
+        let [record] = ours.as_slice() else {
+            continue;
+        };
+        let Ok(rua) = tlsrpt::parse_record(record) else {
+            continue;
         };
         let report_id = format!("{end}.{domain}");
         let json = tls_report_json(&s.hostname, &report_id, begin, end, &domain, &results);
@@ -173,7 +179,7 @@ async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
                 message_id: format!("tlsrpt.{report_id}@{}", s.hostname),
                 ..Draft::default()
             })?;
-            crate::queue::dsn::deliver(&s.store, &to, bytes).await?;
+            send_signed(s, &to, bytes).await?;
             info!(%domain, %to, sessions = results.len(), "TLS report sent");
         }
     }
@@ -299,12 +305,27 @@ async fn report_dmarc(s: &ReportSettings, now_us: u64) -> Result<(), String> {
                 continue;
             }
             let bytes = report_message(s, &domain, &report_id, begin, end, &to, gz.clone())?;
-            crate::queue::dsn::deliver(&s.store, &to, bytes).await?;
+            send_signed(s, &to, bytes).await?;
             info!(%domain, %to, rows = rows.len(), "DMARC aggregate report sent");
         }
     }
     let store = s.store.clone();
     blocking(move || store.set_reported_until(ReportData::Dmarc, now_us)).await
+}
+
+/// Sends a report, signed with the DKIM keys of this server's name (RFC
+/// 8460 5.3 asks for a signature; RFC 7489 7.2.1.1 for aligned
+/// authentication), from the null sender.
+async fn send_signed(s: &ReportSettings, to: &str, bytes: Vec<u8>) -> Result<(), String> {
+    let (store, hostname) = (s.store.clone(), s.hostname.clone());
+    let signed = blocking(move || {
+        let keys = store.dkim_keys(&hostname)?;
+        let now = crate::time::now_unix();
+        let signature = crate::smtp::dkim::sign_message(&keys, &bytes, &hostname, now);
+        Ok::<_, roost_store::StoreError>([signature.into_bytes(), bytes].concat())
+    })
+    .await?;
+    crate::queue::dsn::deliver(&s.store, to, signed).await
 }
 
 fn row(e: &DmarcEvaluation) -> Row {
@@ -330,12 +351,16 @@ async fn takes_reports_for(dns: &Dns, domain: &str, to: &str) -> bool {
         return false;
     };
     let to_domain = to_domain.to_ascii_lowercase();
-    let within = |a: &str, b: &str| a == b || a.ends_with(&format!(".{b}"));
-    if within(&to_domain, domain) || within(domain, &to_domain) {
+    // Only the policy domain's own tree is trusted without asking: a
+    // parent may be a public suffix (roost carries no suffix list).
+    if to_domain == domain || to_domain.ends_with(&format!(".{domain}")) {
         return true;
     }
     let name = format!("{domain}._report._dmarc.{to_domain}");
-    matches!(dns.txt(&name).await, Ok(Some(t)) if t.trim_start().starts_with("v=DMARC1"))
+    matches!(
+        dns.txt_records(&name).await,
+        Ok(records) if records.iter().any(|t| t.trim_start().starts_with("v=DMARC1"))
+    )
 }
 
 /// The report's message (7.2.1.1): its subject, a short note, and the

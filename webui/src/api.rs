@@ -5,7 +5,6 @@
 //! The methods are listed in the README ("The web API").
 
 use crate::{login, LoginRefused};
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,16 +14,18 @@ use roost_actors::account::FlagAction;
 use roost_actors::client::AccountClient;
 use roost_actors::system::Shared;
 use roost_protocols::imap::types::{Flag, Flags, Uid};
-use roost_protocols::message::compose::{compose, Attachment, Draft};
+use roost_protocols::message::compose::{compose, is_address, Attachment, Draft, MAX_RECIPIENTS};
 use roost_protocols::message::decode::TransferEncoding;
 use roost_store::{AccountId, MailboxRecord, MessageRecord, Store, Suppression};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
-/// The largest request body taken: a message at the server's largest
-/// size, base64 in JSON, fits.
+/// The largest request body `Send` takes: a message at the server's
+/// largest size, base64 in JSON, fits. Read only after the login.
 pub const MAX_REQUEST: usize = 96 * 1024 * 1024;
+/// The largest request body the other methods take.
+pub const MAX_SMALL_REQUEST: usize = 64 * 1024;
 
 /// An API error: its status and text.
 pub struct ApiError(StatusCode, String);
@@ -53,19 +54,50 @@ pub async fn call(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(method): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    // JSON only: a browser cannot send it across sites without asking
+    // first (CORS), so another site's form cannot call the API with the
+    // credentials the browser remembers.
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/json".into(),
+        )
+        .into_response();
+    }
     let account = match login(&shared, peer, &headers).await {
         Ok(a) => a,
         Err(LoginRefused(r)) => return r,
     };
-    let args: Value = if body.is_empty() {
-        json!({})
+    // The body is read only now, after the login, up to the method's
+    // limit.
+    let limit = if method == "Send" {
+        MAX_REQUEST
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => return bad(format!("the body is not JSON: {e}")).into_response(),
-        }
+        MAX_SMALL_REQUEST
+    };
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        let why = format!("the body is larger than {limit} bytes");
+        return ApiError(StatusCode::PAYLOAD_TOO_LARGE, why).into_response();
+    };
+    let parsed = if body.is_empty() {
+        Ok(json!({}))
+    } else {
+        tokio::task::spawn_blocking(move || {
+            serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+    };
+    let args = match parsed {
+        Ok(v) => v,
+        Err(e) => return bad(format!("the body is not JSON: {e}")).into_response(),
     };
     match dispatch(&shared, &account, peer, &method, args).await {
         Ok(r) => r,
@@ -139,7 +171,15 @@ async fn dispatch(
         "MessageRawGet" => {
             let ((_, m), _) = message(&store, account, args(v)?).await?;
             let bytes = run(move || Ok(store.open_message(&m)?.read_all()?)).await?;
-            Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "message/rfc822"),
+                    (header::CONTENT_DISPOSITION, "attachment"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                bytes,
+            )
+                .into_response())
         }
         "MessagePartGet" => {
             #[derive(Deserialize)]
@@ -178,15 +218,27 @@ async fn dispatch(
             })?;
             let start = m.header_prefix.len() as u64 + p.body_start;
             let len = p.end.saturating_sub(p.body_start) as usize;
-            let data = run(move || Ok(store.open_message(&m)?.read_at(start, len)?)).await?;
+            let data =
+                run(move || Ok(encoding.decode(&store.open_message(&m)?.read_at(start, len)?)))
+                    .await?;
             let content_type = format!(
                 "{}/{}",
                 String::from_utf8_lossy(&p.media_type).to_ascii_lowercase(),
                 String::from_utf8_lossy(&p.media_subtype).to_ascii_lowercase()
             );
+            // A message's content is someone else's: a download, never
+            // sniffed, never run here.
             Ok((
-                [(header::CONTENT_TYPE, content_type)],
-                encoding.decode(&data),
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CONTENT_DISPOSITION, "attachment".into()),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "sandbox; default-src 'none'".into(),
+                    ),
+                ],
+                data,
             )
                 .into_response())
         }
@@ -423,16 +475,13 @@ async fn send(
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
     let message_id = format!("{id}@{domain}");
-    let mut attachments = Vec::new();
-    for at in a.attachments {
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(at.data.as_bytes())
-            .map_err(|e| bad(format!("attachment {:?}: not base64: {e}", at.filename)))?;
-        attachments.push(Attachment {
-            filename: at.filename,
-            content_type: at.content_type,
-            data,
-        });
+    // Bcc recipients are checked as To and Cc are (the composer sees
+    // those), within the same limit.
+    if a.to.len() + a.cc.len() + a.bcc.len() > MAX_RECIPIENTS {
+        return Err(bad(format!("at most {MAX_RECIPIENTS} recipients")));
+    }
+    if let Some(b) = a.bcc.iter().find(|b| !is_address(b)) {
+        return Err(bad(format!("{b:?} is not an address")));
     }
     let extra = a
         .extra
@@ -442,7 +491,7 @@ async fn send(
             other => Err(bad(format!("extra {k:?}: a string, not {other}"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let draft = Draft {
+    let mut draft = Draft {
         from: from.clone(),
         from_name: a.from_name,
         to: a.to.clone(),
@@ -450,13 +499,27 @@ async fn send(
         subject: a.subject,
         text: a.text,
         html: a.html,
-        attachments,
         extra,
         date: roost_actors::time::rfc5322_date(roost_actors::time::now_unix()),
         message_id: message_id.clone(),
         ..Draft::default()
     };
-    let bytes = compose(&draft).map_err(bad)?;
+    // Decoding and composing are CPU work on up to MAX_REQUEST bytes.
+    let attachments = a.attachments;
+    let bytes = run(move || {
+        for at in attachments {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(at.data.as_bytes())
+                .map_err(|e| bad(format!("attachment {:?}: not base64: {e}", at.filename)))?;
+            draft.attachments.push(Attachment {
+                filename: at.filename,
+                content_type: at.content_type,
+                data,
+            });
+        }
+        compose(&draft).map_err(bad)
+    })
+    .await?;
     let rcpts: Vec<String> = a.to.into_iter().chain(a.cc).chain(a.bcc).collect();
     if rcpts.is_empty() {
         return Err(bad("no recipients"));

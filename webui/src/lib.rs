@@ -151,11 +151,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/", get(index))
         .route("/api/health", get(health))
         .route("/events", get(events))
-        .route(
-            "/api/v0/{method}",
-            axum::routing::post(api::call)
-                .layer(axum::extract::DefaultBodyLimit::max(api::MAX_REQUEST)),
-        )
+        .route("/api/v0/{method}", axum::routing::post(api::call))
         .with_state(shared)
 }
 

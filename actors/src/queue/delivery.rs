@@ -229,11 +229,11 @@ fn tls_failure_kind(error: &str) -> Option<&'static str> {
         Some("starttls-not-supported")
     } else if !error.starts_with("TLS") {
         None
-    } else if error.contains("NotValidForName") {
+    } else if error.contains("NotValidForName") || error.contains("not valid for name") {
         Some("certificate-host-mismatch")
-    } else if error.contains("Expired") {
+    } else if error.contains("Expired") || error.contains("certificate expired") {
         Some("certificate-expired")
-    } else if error.contains("UnknownIssuer") {
+    } else if error.contains("UnknownIssuer") || error.contains("unknown issuer") {
         Some("certificate-not-trusted")
     } else {
         Some("validation-failure")
@@ -1033,9 +1033,11 @@ impl Session {
             // RFC 8689 4.2.1: only over a checked TLS connection to a
             // server that offers it.
             if !(self.verified_tls && self.ehlo.offers("REQUIRETLS")) {
-                let why = "550 5.7.30 REQUIRETLS: the smarthost's connection is not \
-                           checked TLS or it does not offer REQUIRETLS";
-                return Ok(vec![Outcome::Permanent(why.into(), None); batch.len()]);
+                // Tried again later (another MX may offer it); after the
+                // last attempt it fails.
+                let why = "450 4.7.30 REQUIRETLS: the server's connection is not checked \
+                           TLS or it does not offer REQUIRETLS";
+                return Ok(vec![Outcome::Temporary(why.into()); batch.len()]);
             }
             mail.push_str(" REQUIRETLS");
         }

@@ -26,8 +26,15 @@ pub async fn policy_for(s: &QueueSettings, domain: &str) -> Option<Policy> {
         .ok()
         .flatten()
         .filter(|c| c.expires > now);
-    let id = match s.dns.txt(&format!("_mta-sts.{domain}")).await {
-        Ok(Some(txt)) => parse_record(&txt).ok(),
+    // RFC 8461 3.1: exactly one record that starts with v=STSv1.
+    let records = s.dns.txt_records(&format!("_mta-sts.{domain}")).await;
+    let ours: Vec<String> = records
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.starts_with("v=STSv1"))
+        .collect();
+    let id = match ours.as_slice() {
+        [record] => parse_record(record).ok(),
         _ => None,
     };
     let Some(id) = id else {

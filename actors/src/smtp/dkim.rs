@@ -80,6 +80,18 @@ fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
     der(0x30, &body)
 }
 
+/// DKIM-Signature fields for a whole message roost made itself (a
+/// report), with `domain`'s keys; empty when it has none.
+pub fn sign_message(keys: &[DkimKey], message: &[u8], domain: &str, now: i64) -> String {
+    if keys.is_empty() {
+        return String::new();
+    }
+    let end = roost_protocols::message::header::header_end(message);
+    let mut hasher = roost_protocols::message::dkim::BodyHasher::new();
+    hasher.update(&message[end..]);
+    sign(keys, &message[..end], &hasher.finish(), domain, now)
+}
+
 /// DKIM-Signature fields, one per key, for a message of `domain` with
 /// this header section and body hash. A key that cannot sign is skipped.
 pub fn sign(keys: &[DkimKey], header: &[u8], body_hash: &str, domain: &str, now: i64) -> String {

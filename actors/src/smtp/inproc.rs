@@ -38,6 +38,12 @@ pub async fn submit(
     to: &[String],
     message: &[u8],
 ) -> Result<Submitted, String> {
+    // Nothing that could end a command line or a path.
+    let unsafe_path =
+        |a: &str| a.contains(['\r', '\n', '<', '>']) || a.chars().any(char::is_control);
+    if unsafe_path(from) || to.iter().any(|t| unsafe_path(t)) {
+        return Err("an address with a line break or angle bracket".into());
+    }
     let (ours, theirs) = tokio::io::duplex(PIPE);
     let guard = ConnCounter::default()
         .try_acquire(1)

@@ -114,15 +114,19 @@ pub fn compose(d: &Draft) -> Result<Vec<u8>, String> {
     Ok(out.into_bytes())
 }
 
+/// Whether `a` is an address roost puts into a header or an SMTP
+/// command: `local@domain`, at most [`MAX_ADDRESS`] bytes, without white
+/// space, controls or the characters that end or separate addresses.
+pub fn is_address(a: &str) -> bool {
+    a.len() <= MAX_ADDRESS
+        && a.split_once('@')
+            .is_some_and(|(l, dom)| !l.is_empty() && !dom.is_empty())
+        && !a.contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+}
+
 fn check(d: &Draft) -> Result<(), String> {
-    let address_ok = |a: &str| {
-        a.len() <= MAX_ADDRESS
-            && a.split_once('@')
-                .is_some_and(|(l, dom)| !l.is_empty() && !dom.is_empty())
-            && !a.contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
-    };
     for a in std::iter::once(&d.from).chain(&d.to).chain(&d.cc) {
-        if !address_ok(a) {
+        if !is_address(a) {
             return Err(format!("{a:?} is not an address"));
         }
     }
@@ -132,7 +136,9 @@ fn check(d: &Draft) -> Result<(), String> {
     if d.attachments.len() > MAX_ATTACHMENTS {
         return Err(format!("at most {MAX_ATTACHMENTS} attachments"));
     }
-    let one_line = |s: &str| s.len() <= MAX_FIELD && !s.contains(['\r', '\n']);
+    // RFC 5322 2.2: visible characters and spaces (and tabs) only.
+    let one_line =
+        |s: &str| s.len() <= MAX_FIELD && !s.chars().any(|c| c.is_control() && c != '\t');
     let texts = [d.subject.as_str(), d.from_name.as_deref().unwrap_or("")];
     if !texts.iter().all(|t| one_line(t)) {
         return Err(format!(
@@ -184,6 +190,11 @@ fn check(d: &Draft) -> Result<(), String> {
             && t.split_once('/').is_some_and(|(a, b)| token(a) && token(b));
         if !t.is_empty() && !well_formed {
             return Err(format!("{t:?} is not a content type (type/subtype)"));
+        }
+        // RFC 2045 6.4: composite types are never base64.
+        let top = t.split('/').next().unwrap_or("").to_ascii_lowercase();
+        if top == "multipart" || top == "message" {
+            return Err(format!("{t:?}: an attachment cannot be a composite type"));
         }
     }
     Ok(())
@@ -493,6 +504,20 @@ mod tests {
         let mut d = draft();
         d.extra = vec![("bad key".into(), "v".into())];
         assert!(compose(&d).is_err());
+        // Controls in a subject; composite types as attachments.
+        let mut d = draft();
+        d.subject = "a\u{7}b".into();
+        assert!(compose(&d).is_err());
+        for composite in ["message/rfc822", "multipart/mixed"] {
+            let mut d = draft();
+            d.attachments = vec![Attachment {
+                filename: "m".into(),
+                content_type: composite.into(),
+                data: vec![],
+            }];
+            assert!(compose(&d).is_err(), "{composite}");
+        }
+        assert!(is_address("a@b.example") && !is_address("a@b>\r\nRSET"));
         let mut d = draft();
         d.attachments = vec![Attachment {
             filename: "a".into(),

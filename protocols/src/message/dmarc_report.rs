@@ -11,6 +11,8 @@ pub struct Published {
     pub p: String,
     pub sp: String,
     pub pct: u8,
+    /// Failure reporting options (`fo`, default `0`).
+    pub fo: String,
 }
 
 impl Published {
@@ -29,6 +31,7 @@ impl Published {
             aspf: get("aspf").unwrap_or_else(|| "r".into()),
             sp: get("sp").unwrap_or_else(|| p.clone()),
             pct: get("pct").and_then(|v| v.parse().ok()).unwrap_or(100),
+            fo: get("fo").unwrap_or_else(|| "0".into()),
             p,
         }
     }
@@ -73,7 +76,9 @@ pub fn aggregate_xml(meta: &Metadata, published: &Published, rows: &[Row]) -> St
             _ => counted.push((r, 1)),
         }
     }
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n");
+    let mut x = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <version>1.0</version>\n",
+    );
     x.push_str("  <report_metadata>\n");
     x.push_str(&format!(
         "    <org_name>{}</org_name>\n",
@@ -100,8 +105,9 @@ pub fn aggregate_xml(meta: &Metadata, published: &Published, rows: &[Row]) -> St
         x.push_str(&format!("    <{tag}>{}</{tag}>\n", escape(value)));
     }
     x.push_str(&format!(
-        "    <pct>{}</pct>\n  </policy_published>\n",
-        p.pct
+        "    <pct>{}</pct>\n    <fo>{}</fo>\n  </policy_published>\n",
+        p.pct,
+        escape(&p.fo)
     ));
     for (r, n) in counted {
         x.push_str("  <record>\n    <row>\n");
@@ -248,11 +254,11 @@ mod tests {
             )
         };
         let want = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <report_metadata>\n\
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <version>1.0</version>\n  <report_metadata>\n\
              \x20   <org_name>mx.example.net</org_name>\n    <email>postmaster@mx.example.net</email>\n\
              \x20   <report_id>r&lt;1&gt;</report_id>\n    <date_range>\n      <begin>1000</begin>\n      <end>4600</end>\n    </date_range>\n\
              \x20 </report_metadata>\n  <policy_published>\n    <domain>example.org</domain>\n    <adkim>r</adkim>\n    <aspf>s</aspf>\n\
-             \x20   <p>reject</p>\n    <sp>reject</sp>\n    <pct>50</pct>\n  </policy_published>\n{}{}</feedback>\n",
+             \x20   <p>reject</p>\n    <sp>reject</sp>\n    <pct>50</pct>\n    <fo>0</fo>\n  </policy_published>\n{}{}</feedback>\n",
             record("192.0.2.1", 2, "pass"),
             record("192.0.2.2", 1, "fail")
         );
