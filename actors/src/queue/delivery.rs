@@ -161,7 +161,12 @@ async fn connect(
         all_self = false;
         for ip in addresses(&s.dns, host).await {
             let addr = SocketAddr::new(ip, s.remote_port);
-            match Session::open(s, addr, host, enforce.then_some(&s.mx_roots)).await {
+            let checks = match sts.map(|p| p.mode) {
+                Some(Mode::Enforce) => Checks::Enforce(&s.mx_roots),
+                Some(Mode::Testing) => Checks::Testing(&s.mx_roots),
+                _ => Checks::None,
+            };
+            match Session::open(s, addr, host, checks).await {
                 Ok(session) => {
                     let tls = (session.tls_failure, session.ends);
                     record_tls(s, domain, host, sts, tls).await;
@@ -731,6 +736,17 @@ pub fn reschedule(m: &mut QueuedMessage, reason: &str, now: i64, schedule: &[i64
     }
 }
 
+/// What a session to an MX host must show of its TLS (RFC 8461).
+#[derive(Clone, Copy)]
+enum Checks<'a> {
+    /// No policy: opportunistic TLS.
+    None,
+    /// A testing policy: checked, failures reported, delivered anyway.
+    Testing(&'a Arc<rustls::RootCertStore>),
+    /// An enforced policy: checked TLS or nothing.
+    Enforce(&'a Arc<rustls::RootCertStore>),
+}
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -767,17 +783,41 @@ impl Session {
         s: &QueueSettings,
         addr: SocketAddr,
         host: &str,
-        validate: Option<&Arc<rustls::RootCertStore>>,
+        checks: Checks<'_>,
     ) -> Result<Session, String> {
-        if let Some(roots) = validate {
-            let session = Session::open_once(s, addr, host, Some(verified_tls(roots))).await?;
-            if session.tls_failure.is_some() {
-                return Err("STARTTLS is not offered (MTA-STS requires TLS)".into());
+        match checks {
+            Checks::Enforce(roots) => {
+                let session = Session::open_once(s, addr, host, Some(verified_tls(roots))).await?;
+                if session.tls_failure.is_some() {
+                    return Err("STARTTLS is not offered (MTA-STS requires TLS)".into());
+                }
+                return Ok(Session {
+                    verified_tls: true,
+                    ..session
+                });
             }
-            return Ok(Session {
-                verified_tls: true,
-                ..session
-            });
+            // RFC 8461 5: a testing policy is checked as an enforced one,
+            // its failures reported, and the mail delivered anyway.
+            Checks::Testing(roots) => {
+                match Session::open_once(s, addr, host, Some(verified_tls(roots))).await {
+                    Ok(session) if session.tls_failure.is_none() => {
+                        return Ok(Session {
+                            verified_tls: true,
+                            ..session
+                        })
+                    }
+                    Ok(session) => return Ok(session),
+                    Err(e) if e.starts_with("TLS") => {
+                        let kind = tls_failure_kind(&e);
+                        let mut session =
+                            Box::pin(Session::open(s, addr, host, Checks::None)).await?;
+                        session.tls_failure = kind.or(session.tls_failure);
+                        return Ok(session);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Checks::None => {}
         }
         match Session::open_once(s, addr, host, Some(opportunistic_tls())).await {
             Err(e) if e.starts_with("TLS") => {

@@ -13,6 +13,32 @@ use tracing::{info, warn};
 /// How long a policy fetch may take (RFC 8461 3.3 suggests a minute at
 /// most).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a failed fetch, the same domain's policy is not fetched again
+/// for this long (RFC 8461 3.3: at least five minutes per record id).
+pub const FETCH_BACKOFF: i64 = 300;
+/// Domains whose failed fetch is remembered, at most (the memory is
+/// emptied when full).
+pub const MAX_BACKOFF_ENTRIES: usize = 10_000;
+
+/// Domains whose last fetch failed, and until when not to try again.
+fn backoff() -> &'static std::sync::Mutex<std::collections::HashMap<String, i64>> {
+    static B: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, i64>>> =
+        std::sync::OnceLock::new();
+    B.get_or_init(Default::default)
+}
+
+fn backing_off(domain: &str, now: i64) -> bool {
+    let b = backoff().lock().unwrap_or_else(|e| e.into_inner());
+    b.get(domain).is_some_and(|until| *until > now)
+}
+
+fn back_off(domain: &str, now: i64) {
+    let mut b = backoff().lock().unwrap_or_else(|e| e.into_inner());
+    if b.len() >= MAX_BACKOFF_ENTRIES {
+        b.clear();
+    }
+    b.insert(domain.to_string(), now + FETCH_BACKOFF);
+}
 
 /// The policy that applies to mail for `domain` now, if any (RFC 8461
 /// 5.1): a cached one that is still valid when the record is gone or
@@ -41,8 +67,28 @@ pub async fn policy_for(s: &QueueSettings, domain: &str) -> Option<Policy> {
         return cached.map(|c| c.policy);
     };
     if let Some(c) = cached.as_ref().filter(|c| c.id == id) {
+        // RFC 8461 10.2: refreshed in the background past half its life,
+        // so it never lapses while mail flows.
+        if now > c.fetched + (c.expires - c.fetched) / 2 && !backing_off(domain, now) {
+            let (s, domain, id) = (s.clone(), domain.to_string(), id.clone());
+            tokio::spawn(async move {
+                refresh(&s, &domain, id, now).await;
+            });
+        }
         return Some(c.policy.clone());
     }
+    if backing_off(domain, now) {
+        return cached.map(|c| c.policy);
+    }
+    match refresh(s, domain, id, now).await {
+        Some(policy) => Some(policy),
+        None => cached.map(|c| c.policy),
+    }
+}
+
+/// Fetches `domain`'s policy for record `id` and keeps it; `None` (and a
+/// back-off) when the fetch fails.
+async fn refresh(s: &QueueSettings, domain: &str, id: String, now: i64) -> Option<Policy> {
     match fetch(s, domain).await {
         Ok(policy) => {
             info!(%domain, %id, mode = ?policy.mode, "MTA-STS policy fetched");
@@ -59,8 +105,9 @@ pub async fn policy_for(s: &QueueSettings, domain: &str) -> Option<Policy> {
             Some(policy)
         }
         Err(e) => {
-            warn!(%domain, error = %e, "MTA-STS policy fetch failed");
-            cached.map(|c| c.policy)
+            warn!(%domain, error = %e, "MTA-STS policy fetch failed; not tried again for 5 minutes");
+            back_off(domain, now);
+            None
         }
     }
 }
@@ -100,4 +147,23 @@ async fn fetch(s: &QueueSettings, domain: &str) -> Result<Policy, String> {
     }
     let text = String::from_utf8(answer.body).map_err(|_| "the policy is not UTF-8".to_string())?;
     Policy::parse(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed fetch holds the domain back for FETCH_BACKOFF seconds:
+    /// at the edge still, one past not; the memory is bounded.
+    #[test]
+    fn failed_fetches_back_off_for_five_minutes() {
+        back_off("backoff.example", 1000);
+        assert!(backing_off("backoff.example", 1000 + FETCH_BACKOFF - 1));
+        assert!(!backing_off("backoff.example", 1000 + FETCH_BACKOFF));
+        assert!(!backing_off("other-backoff.example", 1000));
+        for i in 0..MAX_BACKOFF_ENTRIES + 1 {
+            back_off(&format!("d{i}.backoff.example"), 1000);
+        }
+        assert!(backoff().lock().unwrap().len() <= MAX_BACKOFF_ENTRIES);
+    }
 }
