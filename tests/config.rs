@@ -2256,6 +2256,25 @@ fn mta_sts_policies_are_fetched_and_enforced() {
         "{waiting}"
     );
     assert!(subjects_of(b_imap, "carol@other.example", "remotesecret1", "INBOX").is_empty());
+    // RFC 8689 5: a message that says TLS-Required: No is delivered
+    // without the policy (its own lane; the other one still waits).
+    let m = "From: alice@local.example\r\nTLS-Required: No\r\nSubject: tls optional\r\n\r\nHi\r\n";
+    assert_eq!(
+        alice.send_mail(
+            "alice@local.example",
+            &["carol@other.example"],
+            m.as_bytes()
+        ),
+        "250 2.0.0 OK, queued for delivery"
+    );
+    eventually("the TLS-optional message", || {
+        (subjects_of(b_imap, "carol@other.example", "remotesecret1", "INBOX") == ["tls optional"])
+            .then_some(())
+    });
+    assert!(
+        admin_ok(&a_data, &["queue", "list", "--to-domain", "other.example"])
+            .contains(" to=carol@other.example attempts=")
+    );
     let report = tls_report(b_imap);
     assert_eq!(
         report["policies"],

@@ -104,6 +104,10 @@ pub struct QueuedMessage {
     /// the webhook events about it.
     #[serde(default)]
     pub extra: Vec<(String, String)>,
+    /// RFC 8689 5: the message says `TLS-Required: No`: policies that
+    /// require TLS (MTA-STS) are not applied to it.
+    #[serde(default)]
+    pub tls_optional: bool,
 }
 
 /// How long messages that left the queue are kept unless configured

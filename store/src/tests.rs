@@ -1139,6 +1139,7 @@ fn queued_message(domain: &str, next_attempt: i64) -> QueuedMessage {
         attempt_log: Vec::new(),
         done: Vec::new(),
         extra: Vec::new(),
+        tls_optional: false,
         in_flight: false,
         ret: None,
         envid: None,

@@ -41,6 +41,8 @@ pub const WORKER_DEADLINE: Duration = Duration::from_secs(1800);
 
 pub struct WorkerArgs {
     pub settings: Arc<QueueSettings>,
+    /// The messages say `TLS-Required: No` (RFC 8689 5): no MTA-STS.
+    pub tls_optional: bool,
     pub domain: String,
     pub transport: Transport,
     pub messages: Vec<QueuedMessage>,
@@ -73,7 +75,15 @@ impl Actor for Worker {
         state: &mut Option<WorkerArgs>,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(args) = state.take() {
-            deliver_domain(&args.settings, &args.domain, &args.transport, args.messages).await;
+            let policies = !args.tls_optional;
+            deliver_domain(
+                &args.settings,
+                &args.domain,
+                &args.transport,
+                policies,
+                args.messages,
+            )
+            .await;
         }
         myself.stop(None);
         Ok(())
@@ -252,6 +262,7 @@ async fn deliver_domain(
     s: &QueueSettings,
     domain: &str,
     transport: &Transport,
+    policies: bool,
     messages: Vec<QueuedMessage>,
 ) {
     // Held messages (FUTURERELEASE) for this server's own domains are
@@ -309,8 +320,8 @@ async fn deliver_domain(
     // RFC 8461 4.1, 5: under an enforced MTA-STS policy only the MX hosts
     // it names are used, over TLS with a checked certificate.
     let sts = match &smarthost {
-        None => super::mta_sts::policy_for(s, domain).await,
-        Some(_) => None,
+        None if policies => super::mta_sts::policy_for(s, domain).await,
+        _ => None,
     };
     let enforce = sts.as_ref().filter(|p| p.mode == Mode::Enforce);
     let hosts = match (hosts, enforce) {

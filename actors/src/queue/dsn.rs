@@ -274,6 +274,7 @@ pub(crate) async fn deliver(
                 attempt_log: Vec::new(),
                 done: Vec::new(),
                 extra: Vec::new(),
+                tls_optional: false,
             };
             crate::task::blocking(move || queue_store.queue_add(staged, vec![queued]))
                 .await

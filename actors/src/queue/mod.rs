@@ -291,7 +291,14 @@ impl SchedulerState {
         let transports = self.settings.transports.clone();
         let lanes = group_by_lane(due, &busy, room, |m| {
             let name = transports.name_for(m);
-            (lane(&m.domain, &name), name)
+            // Mail that says TLS-Required: No goes in a lane of its own,
+            // where no MTA-STS policy applies.
+            let suffix = if m.tls_optional {
+                " (TLS optional)"
+            } else {
+                ""
+            };
+            (format!("{}{suffix}", lane(&m.domain, &name)), name)
         });
         for (key, transport, messages) in lanes {
             let domain = messages[0].domain.clone();
@@ -331,6 +338,7 @@ impl SchedulerState {
             let name = format!("delivery:{key}");
             let args = delivery::WorkerArgs {
                 settings: self.settings.clone(),
+                tls_optional: messages[0].tls_optional,
                 domain: domain.clone(),
                 transport: self.settings.transports.get(&transport),
                 messages,
@@ -425,6 +433,7 @@ pub(crate) mod tests {
             attempt_log: Vec::new(),
             done: Vec::new(),
             extra: Vec::new(),
+            tls_optional: false,
             in_flight: false,
             ret: None,
             envid: None,

@@ -701,6 +701,8 @@ impl Transaction {
                     attempt_log: Vec::new(),
                     done: Vec::new(),
                     extra: self.extra.clone(),
+                    // RFC 8689 5: REQUIRETLS wins over the field.
+                    tls_optional: !self.requiretls && self.tls_required_no(),
                 }),
             }
         }
@@ -719,6 +721,16 @@ impl Transaction {
 /// The most X-Roost-Extra fields one submitted message may carry.
 pub const MAX_EXTRA_FIELDS: usize = 20;
 impl Transaction {
+    /// RFC 8689 5: the header has `TLS-Required: No`.
+    fn tls_required_no(&self) -> bool {
+        fields(&self.head[..header_end(&self.head)])
+            .iter()
+            .any(|f| {
+                f.name.eq_ignore_ascii_case(b"TLS-Required")
+                    && f.value.trim_ascii().eq_ignore_ascii_case(b"No")
+            })
+    }
+
     /// The `incoming` webhook event of a message delivered to `account`.
     async fn incoming_event(&self, store: &Store, account: &str, keys: &ThreadKeys, junk: bool) {
         let event = serde_json::json!({
