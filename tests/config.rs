@@ -1991,41 +1991,8 @@ fn tls_report(b_imap: u16) -> serde_json::Value {
 #[test]
 fn the_queue_delivers_over_starttls_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=mx.remote.example",
-            "-addext",
-            "subjectAltName=DNS:mx.remote.example",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let tls = format!(
-        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        cert.display(),
-        key.display()
-    );
+    let (cert, key) = ca_signed(dir.path(), "mx", &["mx.remote.example"]);
+    let tls = format!("[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n");
     let (_receiver, b_imap, _dns, _sender) = tls_report_setup(&tls, "over TLS");
     let report = tls_report(b_imap);
     assert_eq!(
