@@ -1911,6 +1911,22 @@ fn queued_mail_survives_repeated_kill_9_during_delivery() {
 /// and TLSRPT record, and a sending roost that reports TLS every 2 s and
 /// has sent bob one message with `subject`. The receiver's IMAP port.
 fn tls_report_setup(tls: &str, subject: &str) -> (Served, u16, Dnsmasq, Served) {
+    tls_report_setup_with(
+        tls,
+        subject,
+        "v=TLSRPTv1; rua=mailto:tls@remote.example",
+        "",
+    )
+}
+
+/// As [`tls_report_setup`], with the TLSRPT record given and `more`
+/// `[queue]` keys for the sender.
+fn tls_report_setup_with(
+    tls: &str,
+    subject: &str,
+    record: &str,
+    more: &str,
+) -> (Served, u16, Dnsmasq, Served) {
     let offset = fresh_offset();
     let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
     let receiver = serve_with_dns(tls, b_smtp, b_imap, NO_DNS);
@@ -1923,10 +1939,7 @@ fn tls_report_setup(tls: &str, subject: &str) -> (Served, u16, Dnsmasq, Served) 
         );
     }
     let dns = Dnsmasq::start_with(
-        &[(
-            "_smtp._tls.remote.example",
-            "v=TLSRPTv1; rua=mailto:tls@remote.example",
-        )],
+        &[("_smtp._tls.remote.example", record)],
         &[
             "--mx-host=remote.example,mx.remote.example,10",
             "--host-record=mx.remote.example,127.0.0.1",
@@ -1934,7 +1947,7 @@ fn tls_report_setup(tls: &str, subject: &str) -> (Served, u16, Dnsmasq, Served) 
         ],
     );
     let (sender, sub, _) = sender_with(&format!(
-        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {b_smtp}\n[reports]\ntls_interval = 2\n",
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n[queue]\nremote_port = {b_smtp}\n{more}[reports]\ntls_interval = 2\n",
         dns.port
     ));
     let mut alice = alice_on(sub);
@@ -2255,5 +2268,72 @@ fn mta_sts_policies_are_fetched_and_enforced() {
             "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0},
             "failure-details": [],
         }])
+    );
+}
+
+/// RFC 8460 5.4: a TLS report URI that is https gets the gzipped JSON
+/// POSTed as application/tlsrpt+gzip, the receiver's certificate checked
+/// against the configured authorities (a Python HTTPS server here).
+#[test]
+fn tls_reports_are_posted_to_https_uris() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca_signed(dir.path(), "https", &["localhost"]);
+    let posted = dir.path().join("posted");
+    let script = "import http.server, os, ssl, sys\n\
+        out, cert, key = sys.argv[1:4]\n\
+        class H(http.server.BaseHTTPRequestHandler):\n\
+        \x20   def do_POST(self):\n\
+        \x20       body = self.rfile.read(int(self.headers['Content-Length']))\n\
+        \x20       head = (self.path + ' ' + self.headers['Content-Type'] + '\\n').encode()\n\
+        \x20       open(out + '.tmp', 'wb').write(head + body)\n\
+        \x20       os.rename(out + '.tmp', out)\n\
+        \x20       self.send_response(200)\n\
+        \x20       self.send_header('Content-Length', '0')\n\
+        \x20       self.end_headers()\n\
+        \x20   def log_message(self, *a):\n\
+        \x20       pass\n\
+        srv = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+        ctx.load_cert_chain(cert, key)\n\
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+        print(srv.server_address[1], flush=True)\n\
+        srv.serve_forever()\n";
+    let mut server = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&posted)
+        .args([&cert, &key])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("{line:?}"));
+    let record = format!("v=TLSRPTv1; rua=https://localhost:{port}/tlsrpt");
+    let ca = format!("ca_file = \"{}\"\n", dir.path().join("ca.pem").display());
+    let (_receiver, _, _dns, _sender) = tls_report_setup_with("", "posted report", &record, &ca);
+    let got = eventually("the posted report", || std::fs::read(&posted).ok());
+    let _ = server.kill();
+    let _ = server.wait();
+    let split = got.iter().position(|&b| b == b'\n').unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got[..split]),
+        "/tlsrpt application/tlsrpt+gzip"
+    );
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&got[split + 1..])
+        .read_to_string(&mut json)
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        report["policies"][0]["policy"],
+        serde_json::json!({"policy-type": "no-policy-found", "policy-domain": "remote.example"})
+    );
+    assert_eq!(
+        report["policies"][0]["summary"],
+        serde_json::json!({"total-successful-session-count": 0, "total-failure-session-count": 1})
     );
 }

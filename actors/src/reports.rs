@@ -46,6 +46,8 @@ pub struct ReportSettings {
     pub hostname: String,
     pub dmarc_interval: Duration,
     pub tls_interval: Duration,
+    /// The authorities `https:` report URIs are checked against.
+    pub roots: std::sync::Arc<rustls::RootCertStore>,
 }
 
 /// A report scheduler: DMARC or TLS reports, by its argument.
@@ -148,8 +150,15 @@ async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
         let json = tls_report_json(&s.hostname, &report_id, begin, end, &domain, &results);
         let gz = blocking(move || gzip(json.into_bytes())).await?;
         for uri in &rua {
+            if uri.starts_with("https://") {
+                match post_report(s, uri, &gz).await {
+                    Ok(()) => info!(%domain, %uri, sessions = results.len(), "TLS report posted"),
+                    Err(e) => warn!(%domain, %uri, error = %e, "TLS report not posted"),
+                }
+                continue;
+            }
             let Some((to, _)) = mailto(uri) else {
-                info!(%domain, %uri, "TLS report URI is not mailto; skipped");
+                info!(%domain, %uri, "TLS report URI is neither mailto nor https; skipped");
                 continue;
             };
             let bytes = compose(&Draft {
@@ -186,6 +195,37 @@ async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
     let store = s.store.clone();
     blocking(move || store.set_reported_until(ReportData::Tls, now_us)).await
 }
+
+/// RFC 8460 5.4: the gzipped report POSTed to an `https:` URI, the
+/// server's certificate checked; a 2xx answer is done.
+async fn post_report(s: &ReportSettings, uri: &str, gz: &[u8]) -> Result<(), String> {
+    let parsed: hyper::Uri = uri.parse().map_err(|e| format!("bad URI: {e}"))?;
+    let host = parsed.host().ok_or("a URI without a host")?.to_string();
+    let target = crate::http_client::Target {
+        host: &host,
+        port: parsed.port_u16().unwrap_or(443),
+        tls: Some(&s.roots),
+        address: None,
+    };
+    let authority = parsed.authority().map_or(host.clone(), |a| a.to_string());
+    let request = hyper::Request::post(parsed.path_and_query().map_or("/", |p| p.as_str()))
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, "application/tlsrpt+gzip");
+    let answer = tokio::time::timeout(
+        POST_TIMEOUT,
+        crate::http_client::request(&target, request, gz.to_vec(), 64 * 1024, false),
+    )
+    .await
+    .map_err(|_| "no answer in time".to_string())??;
+    if (200..300).contains(&answer.status) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", answer.status))
+    }
+}
+
+/// How long posting a report may take.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One policy's sessions: successful, failed, and the failures counted
 /// by (result type, sending address, MX host, receiving address).

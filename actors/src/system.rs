@@ -375,6 +375,7 @@ pub async fn start(
         hostname: settings.hostname.clone(),
         dmarc_interval: settings.dmarc_report_interval,
         tls_interval: settings.tls_report_interval,
+        roots: settings.queue_mx_roots.clone(),
     };
     let reporter = |name: &'static str, kind: roost_store::ReportData| {
         let report_settings = report_settings.clone();
