@@ -1962,13 +1962,17 @@ fn tls_report_setup_with(
 /// The first TLS report tls@remote.example got: its head checked, its
 /// JSON.
 fn tls_report(b_imap: u16) -> serde_json::Value {
+    tls_report_of(b_imap, "tls@remote.example")
+}
+
+/// The first TLS report `account` (password remotesecret1) got.
+fn tls_report_of(b_imap: u16, account: &str) -> serde_json::Value {
     use std::io::Read as _;
     eventually("the report", || {
-        (!subjects_of(b_imap, "tls@remote.example", "remotesecret1", "INBOX").is_empty())
-            .then_some(())
+        (!subjects_of(b_imap, account, "remotesecret1", "INBOX").is_empty()).then_some(())
     });
     let mut i = Imap::connect(b_imap);
-    i.cmd("LOGIN tls@remote.example remotesecret1");
+    i.cmd(&format!("LOGIN {account} remotesecret1"));
     i.cmd("EXAMINE INBOX");
     let head = i.cmd("FETCH 1 BODY.PEEK[HEADER]").replace("\r\n ", " ");
     for line in [
@@ -2180,7 +2184,7 @@ fn mta_sts_policies_are_fetched_and_enforced() {
     }
     for account in [
         "bob@remote.example",
-        "tls@remote.example",
+        "tls@other.example",
         "carol@other.example",
     ] {
         admin_ok(
@@ -2192,9 +2196,12 @@ fn mta_sts_policies_are_fetched_and_enforced() {
         &[
             ("_mta-sts.remote.example", "v=STSv1; id=2026a"),
             ("_mta-sts.other.example", "v=STSv1; id=1"),
+            // The report goes to other.example, whose policy its MX
+            // does not match: reports go out despite TLS policies (RFC
+            // 8460 5.3).
             (
                 "_smtp._tls.remote.example",
-                "v=TLSRPTv1; rua=mailto:tls@remote.example",
+                "v=TLSRPTv1; rua=mailto:tls@other.example",
             ),
         ],
         &[
@@ -2255,7 +2262,7 @@ fn mta_sts_policies_are_fetched_and_enforced() {
         admin_ok(&a_data, &["queue", "list", "--to-domain", "other.example"])
             .contains(" to=carol@other.example attempts=")
     );
-    let report = tls_report(b_imap);
+    let report = tls_report_of(b_imap, "tls@other.example");
     assert_eq!(
         report["policies"],
         serde_json::json!([{

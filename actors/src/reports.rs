@@ -365,7 +365,7 @@ async fn send_signed(s: &ReportSettings, to: &str, bytes: Vec<u8>) -> Result<(),
         Ok::<_, roost_store::StoreError>([signature.into_bytes(), bytes].concat())
     })
     .await?;
-    crate::queue::dsn::deliver(&s.store, to, signed).await
+    crate::queue::dsn::deliver(&s.store, to, signed, true).await
 }
 
 fn row(e: &DmarcEvaluation) -> Row {

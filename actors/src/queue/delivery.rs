@@ -160,6 +160,7 @@ async fn connect(
     domain: &str,
     hosts: &[String],
     sts: Option<&Policy>,
+    record: bool,
 ) -> Result<(Session, String), String> {
     let enforce = sts.is_some_and(|p| p.mode == Mode::Enforce);
     let mut last = "no mail server could be reached".to_string();
@@ -178,8 +179,12 @@ async fn connect(
             };
             match Session::open(s, addr, host, checks).await {
                 Ok(session) => {
-                    let tls = (session.tls_failure, session.ends);
-                    record_tls(s, domain, host, sts, tls).await;
+                    // Mail sent without policies (reports among it, RFC
+                    // 8460 5.3) is not counted in the next report.
+                    if record {
+                        let tls = (session.tls_failure, session.ends);
+                        record_tls(s, domain, host, sts, tls).await;
+                    }
                     return Ok((session, host.clone()));
                 }
                 Err(e) => {
@@ -399,7 +404,7 @@ async fn deliver_domain(
                     .await
                     .map(|session| (session, sh.host.clone()))
                     .map_err(|e| format!("{}:{}: {e}", sh.host, sh.port)),
-                None => connect(s, domain, hosts, sts.as_ref()).await,
+                None => connect(s, domain, hosts, sts.as_ref(), policies).await,
             };
             match connected {
                 Ok(c) => session = Some(c),

@@ -205,17 +205,20 @@ impl Report<'_> {
             // Random, so the returned message cannot end the part early.
             boundary: format!("dsn-{}-{}", self.about, random_hex()),
         };
-        if let Err(e) = deliver(self.store, &self.sender, dsn.build()).await {
+        if let Err(e) = deliver(self.store, &self.sender, dsn.build(), false).await {
             warn!(about = %self.about, error = %e, "cannot send a DSN");
         }
     }
 }
 
-/// Delivers a DSN to `to`: into a local account, or into the queue.
+/// Delivers a DSN (or a report) to `to`: into a local account, or into
+/// the queue; `tls_optional` queues it as `TLS-Required: No` mail (RFC
+/// 8460 5.3: reports go out despite TLS failures).
 pub(crate) async fn deliver(
     store: &roost_store::Store,
     to: &str,
     bytes: Vec<u8>,
+    tls_optional: bool,
 ) -> Result<(), String> {
     let queue_store = store.clone();
     let store = store.clone();
@@ -274,7 +277,7 @@ pub(crate) async fn deliver(
                 attempt_log: Vec::new(),
                 done: Vec::new(),
                 extra: Vec::new(),
-                tls_optional: false,
+                tls_optional,
             };
             crate::task::blocking(move || queue_store.queue_add(staged, vec![queued]))
                 .await
