@@ -769,8 +769,7 @@ mod tests {
             ("[queue]\nkeep_retired = -1\n", "key `queue.keep_retired`: seconds, 0 or more"),
         ];
         for (body, expected) in cases {
-            let e = with(body).unwrap_err();
-            assert!(e.starts_with(expected), "{body}: {e}");
+            assert_eq!(with(body).unwrap_err(), expected, "{body}");
         }
         let c = with(
             "[transports.relay]\nsmarthost = \"Relay.example:465\"\nusername = \"u\"\npassword = \"p\"\n\

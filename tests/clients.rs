@@ -2105,10 +2105,7 @@ mod postfix;
 #[test]
 fn postfix_relays_into_roost_over_starttls() {
     let server = start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let relay = postfix::Postfix::start(
         port,
         &format!(

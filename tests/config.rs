@@ -1237,10 +1237,7 @@ mod postfix;
 /// after.
 #[test]
 fn the_queue_delivers_to_a_real_postfix() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let relay = postfix::Postfix::start(
         port,
         "relay_domains = remote.example\n\
@@ -2121,11 +2118,7 @@ struct HttpsFiles(std::process::Child, u16);
 
 impl HttpsFiles {
     fn start(dir: &std::path::Path, cert: &str, key: &str) -> HttpsFiles {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new("openssl")
             .args(["s_server", "-quiet", "-WWW", "-accept"])
             .arg(format!("127.0.0.1:{port}"))

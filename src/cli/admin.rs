@@ -302,15 +302,8 @@ enum SuppressionCommand {
 struct QueueChoice {
     /// These messages (by id).
     ids: Vec<u64>,
-    /// Messages the account submitted.
-    #[arg(long)]
-    account: Option<String>,
-    /// Messages whose sender is at this domain.
-    #[arg(long = "from-domain")]
-    sender_domain: Option<String>,
-    /// Messages going to this domain.
-    #[arg(long = "to-domain")]
-    recipient_domain: Option<String>,
+    #[command(flatten)]
+    matching: MessageMatch,
     /// Held messages only.
     #[arg(long, conflicts_with = "not_held")]
     held: bool,
@@ -322,18 +315,47 @@ struct QueueChoice {
     all: bool,
 }
 
-impl QueueChoice {
+/// Account, sender domain and destination domain: what queue choices and
+/// hold rules match on (each left out matches anything).
+#[derive(clap::Args, Default)]
+struct MessageMatch {
+    /// Messages the account submitted.
+    #[arg(long)]
+    account: Option<String>,
+    /// Messages whose sender is at this domain.
+    #[arg(long = "from-domain")]
+    sender_domain: Option<String>,
+    /// Messages going to this domain.
+    #[arg(long = "to-domain")]
+    recipient_domain: Option<String>,
+}
+
+impl MessageMatch {
     /// The request fields for the admin socket.
     fn fields(&self, cmd: &str) -> serde_json::Value {
         json!({
             "cmd": cmd,
-            "ids": self.ids,
             "account": self.account,
             "sender_domain": self.sender_domain,
             "recipient_domain": self.recipient_domain,
-            "held": if self.held { Some(true) } else if self.not_held { Some(false) } else { None },
-            "all": self.all,
         })
+    }
+}
+
+impl QueueChoice {
+    /// The request fields for the admin socket.
+    fn fields(&self, cmd: &str) -> serde_json::Value {
+        let mut v = self.matching.fields(cmd);
+        v["ids"] = json!(self.ids);
+        v["held"] = json!(if self.held {
+            Some(true)
+        } else if self.not_held {
+            Some(false)
+        } else {
+            None
+        });
+        v["all"] = json!(self.all);
+        v
     }
 }
 
@@ -447,12 +469,8 @@ enum HoldRuleCommand {
     /// Add a rule; options left out match anything (none: every message).
     /// Queued messages it matches are held at once.
     Add {
-        #[arg(long)]
-        account: Option<String>,
-        #[arg(long = "from-domain")]
-        sender_domain: Option<String>,
-        #[arg(long = "to-domain")]
-        recipient_domain: Option<String>,
+        #[command(flatten)]
+        matching: MessageMatch,
     },
     /// Remove a rule; messages it held stay held until released.
     Rm {
@@ -638,12 +656,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             }
             QueueCommand::Holdrule { command } => match command {
                 HoldRuleCommand::List => json!({"cmd": "hold_rule_list"}),
-                HoldRuleCommand::Add {
-                    account,
-                    sender_domain,
-                    recipient_domain,
-                } => json!({"cmd": "hold_rule_add", "account": account,
-                    "sender_domain": sender_domain, "recipient_domain": recipient_domain}),
+                HoldRuleCommand::Add { matching } => matching.fields("hold_rule_add"),
                 HoldRuleCommand::Rm { id } => json!({"cmd": "hold_rule_rm", "id": id}),
             },
         },

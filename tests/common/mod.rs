@@ -36,6 +36,15 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 static NEXT: AtomicU16 = AtomicU16::new(0);
 
+/// A loopback port free at the moment (for servers the test does not
+/// start through roost: Postfix, openssl, Python).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A port offset no other server of this test run uses: offsets inside one
 /// process differ by less than the smallest gap between two base ports
 /// (55), processes are 1400 apart, and every port stays below 32768, where
