@@ -2337,3 +2337,295 @@ fn tls_reports_are_posted_to_https_uris() {
         serde_json::json!({"total-successful-session-count": 0, "total-failure-session-count": 1})
     );
 }
+
+/// A DSN that comes back to a message's unique envelope sender is matched
+/// to that message: its results become webhook events (`failed`,
+/// `expanded`; `unrecognized` for what is not a DSN), a permanent failure
+/// goes on the suppression list. DMARC and TLS reports sent to an account
+/// are read and kept, and listed by `roost admin incomingreports`.
+#[test]
+fn dsns_and_reports_that_come_back_are_matched_and_kept() {
+    use std::io::Write as _;
+    let (relay, relay_lines) = smarthost();
+    let (hook_port, calls) = webhook_receiver();
+    let offset = fresh_offset();
+    let (sub, imap, mx) = (SUBMISSION + offset, IMAP + offset, SMTP + offset);
+    let sender = serve_config(
+        &format!(
+            "hostname = \"a.test\"\n\
+             [listen]\nsubmission = [\"127.0.0.1:{sub}\"]\nimap = [\"127.0.0.1:{imap}\"]\n\
+             smtp = [\"127.0.0.1:{mx}\"]\n{NO_DNS}\
+             [webhooks]\nretry_after = [1, 1, 1]\n\
+             [transports.relay]\n{relay_lines}\
+             [[queue.routes]]\ntransport = \"relay\"\n"
+        ),
+        imap,
+    );
+    let data = sender.dir.path().join("data");
+    admin_ok(&data, &["domain", "add", "local.example"]);
+    admin_ok(
+        &data,
+        &[
+            "account",
+            "add",
+            "alice@local.example",
+            "--password",
+            "alicesecret1",
+        ],
+    );
+    admin_ok(
+        &data,
+        &[
+            "domain",
+            "set",
+            "local.example",
+            "--catchall-separator",
+            "+",
+        ],
+    );
+    assert_eq!(
+        admin_ok(
+            &data,
+            &["account", "unique-mail-from", "alice@local.example", "true"]
+        ),
+        "{\n  \"name\": \"alice@local.example\",\n  \"unique_mail_from\": true\n}\n"
+    );
+    let url = format!("http://127.0.0.1:{hook_port}/hook");
+    admin_ok(&data, &["webhook", "set", "alice@local.example", &url]);
+    let next = || {
+        calls
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a webhook call")
+            .1
+    };
+
+    let mut alice = alice_on(sub);
+    let message = "From: alice@local.example\r\nSubject: tracked\r\n\
+                   X-Roost-Extra-Campaign: c7\r\n\r\nHello\r\n";
+    assert_eq!(
+        alice.send_mail(
+            "alice@local.example",
+            &["x@elsewhere.example", "list@elsewhere.example"],
+            message.as_bytes()
+        ),
+        "250 2.0.0 OK, queued for delivery"
+    );
+    // Taken by the smarthost: `delivered` for each recipient (the first
+    // call answered 503, so made again), in any order.
+    let mut delivered: Vec<(String, String, u64)> = (0..3)
+        .map(|_| {
+            let e = next();
+            (
+                e["event"].as_str().unwrap_or("-").to_string(),
+                e["to"].as_str().unwrap_or("-").to_string(),
+                e["queue_id"].as_u64().expect("a queue id"),
+            )
+        })
+        .collect();
+    delivered.sort();
+    delivered.dedup();
+    let queue_id = delivered[0].2;
+    let to = |a: &str| ("delivered".to_string(), a.to_string(), queue_id);
+    assert_eq!(
+        delivered,
+        [to("list@elsewhere.example"), to("x@elsewhere.example")]
+    );
+    // The smarthost saw the message's own envelope sender.
+    let relay_imap = relay.port(IMAP);
+    let return_path = eventually("the message at the smarthost", || {
+        let mut c = Imap::connect(relay_imap);
+        c.cmd("LOGIN alice@local.example relaysecret1");
+        c.cmd("EXAMINE INBOX");
+        let all = c.fetch_all();
+        let body = String::from_utf8_lossy(&all.first()?.body).into_owned();
+        body.lines()
+            .find_map(|l| l.strip_prefix("Return-Path: <"))
+            .map(|l| l.trim_end_matches('>').to_string())
+    });
+    let prefix = format!("alice+dsn.{queue_id}.");
+    assert!(
+        return_path.starts_with(&prefix) && return_path.ends_with("@local.example"),
+        "{return_path}"
+    );
+    let mac = &return_path[prefix.len()..return_path.len() - "@local.example".len()];
+    assert_eq!(mac.len(), 16, "{return_path}");
+
+    // The DSN the next hop would send: one failure, one expansion.
+    let dsn = format!(
+        "From: MAILER-DAEMON@elsewhere.example\r\nTo: {return_path}\r\n\
+         Subject: Delivery Status Notification\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"rpt\"\r\n\r\n\
+         --rpt\r\nContent-Type: text/plain\r\n\r\nSome recipients failed.\r\n\
+         --rpt\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; mx.elsewhere.example\r\n\r\n\
+         Final-Recipient: rfc822; x@elsewhere.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+         Diagnostic-Code: smtp; 550 5.1.1 no such user\r\nRemote-MTA: dns; mx2.elsewhere.example\r\n\r\n\
+         Final-Recipient: rfc822; list@elsewhere.example\r\nAction: expanded\r\nStatus: 2.0.0\r\n\r\n\
+         --rpt\r\nContent-Type: text/rfc822-headers\r\n\r\nSubject: tracked\r\n\r\n--rpt--\r\n"
+    );
+    let mut remote = Smtp::connect(mx);
+    remote.cmd("EHLO mx.elsewhere.example");
+    assert_eq!(
+        remote.send_mail("", &[&return_path], dsn.as_bytes()),
+        "250 2.0.0 OK, message delivered"
+    );
+    let summary = |e: &serde_json::Value| {
+        format!(
+            "{} queue_id={} to={} status={} reply={} host={} dsn={} extra={}",
+            e["event"].as_str().unwrap_or("-"),
+            e["queue_id"],
+            e["to"].as_str().unwrap_or("-"),
+            e["status"].as_str().unwrap_or("-"),
+            e["reply"].as_str().unwrap_or("-"),
+            e["host"].as_str().unwrap_or("-"),
+            e["dsn"],
+            e["extra"]
+        )
+    };
+    assert_eq!(
+        summary(&next()),
+        format!(
+            "failed queue_id={queue_id} to=x@elsewhere.example status=5.1.1 \
+             reply=550 5.1.1 no such user host=mx2.elsewhere.example dsn=true \
+             extra={{\"campaign\":\"c7\"}}"
+        )
+    );
+    assert_eq!(
+        summary(&next()),
+        format!(
+            "expanded queue_id={queue_id} to=list@elsewhere.example status=2.0.0 \
+             reply=2.0.0 host=- dsn=true extra={{\"campaign\":\"c7\"}}"
+        )
+    );
+    // The failure is permanent: the address is suppressed.
+    let suppressed = admin_ok(&data, &["suppression", "list", "alice@local.example"]);
+    assert!(suppressed.contains("x@elsewhere.example"), "{suppressed}");
+    assert!(
+        !suppressed.contains("list@elsewhere.example"),
+        "{suppressed}"
+    );
+    // Mail to the address that is not a DSN: unrecognized, and still
+    // delivered (nothing is lost).
+    assert_eq!(
+        remote.send_mail(
+            "someone@elsewhere.example",
+            &[&return_path],
+            b"Subject: out of office\r\n\r\nAway.\r\n"
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
+    let e = next();
+    assert_eq!(
+        (
+            e["event"].as_str(),
+            e["queue_id"].as_u64(),
+            e["reason"].as_str()
+        ),
+        (
+            Some("unrecognized"),
+            Some(queue_id),
+            Some("not a DSN: not a multipart/report")
+        )
+    );
+    // A made-up MAC is no unique address: plain tagged mail, `incoming`.
+    let forged = format!("alice+dsn.{queue_id}.0000000000000000@local.example");
+    assert_eq!(
+        remote.send_mail("", &[&forged], dsn.as_bytes()),
+        "250 2.0.0 OK, message delivered"
+    );
+    let e = next();
+    assert_eq!(
+        (e["event"].as_str(), e["to"].clone()),
+        (Some("incoming"), serde_json::json!([forged]))
+    );
+
+    // Reports: a gzipped DMARC aggregate report and a TLS report.
+    let xml = "<?xml version=\"1.0\"?>\n<feedback><report_metadata>\
+        <org_name>elsewhere.example</org_name><email>dmarc@elsewhere.example</email>\
+        <report_id>r-77</report_id><date_range><begin>1700000000</begin>\
+        <end>1700086400</end></date_range></report_metadata>\
+        <policy_published><domain>local.example</domain><p>none</p></policy_published>\
+        <record><row><source_ip>192.0.2.9</source_ip><count>4</count>\
+        <policy_evaluated><disposition>none</disposition><dkim>pass</dkim>\
+        <spf>fail</spf></policy_evaluated></row><identifiers>\
+        <header_from>local.example</header_from></identifiers></record></feedback>";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(xml.as_bytes()).unwrap();
+    let gz = base64_lines(&gz.finish().unwrap());
+    let dmarc = format!(
+        "From: dmarc@elsewhere.example\r\nTo: alice@local.example\r\n\
+         Subject: Report Domain: local.example Submitter: elsewhere.example Report-ID: r-77\r\n\
+         Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+         --m\r\nContent-Type: text/plain\r\n\r\nA DMARC report.\r\n\
+         --m\r\nContent-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"elsewhere.example!local.example!1700000000!1700086400.xml.gz\"\r\n\r\n\
+         {gz}--m--\r\n"
+    );
+    assert_eq!(
+        remote.send_mail(
+            "dmarc@elsewhere.example",
+            &["alice@local.example"],
+            dmarc.as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
+    let json = r#"{"organization-name":"elsewhere.example","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},"contact-info":"tls@elsewhere.example","report-id":"t-9","policies":[{"policy":{"policy-type":"sts","policy-domain":"local.example"},"summary":{"total-successful-session-count":12,"total-failure-session-count":3},"failure-details":[{"result-type":"certificate-expired","failed-session-count":3}]}]}"#;
+    let tls = format!(
+        "From: tls@elsewhere.example\r\nTo: alice@local.example\r\n\
+         Subject: Report Domain: local.example Submitter: elsewhere.example Report-ID: <t-9>\r\n\
+         TLS-Report-Domain: local.example\r\nTLS-Report-Submitter: elsewhere.example\r\n\
+         Content-Type: multipart/report; report-type=tlsrpt; boundary=\"t\"\r\n\r\n\
+         --t\r\nContent-Type: text/plain\r\n\r\nA TLS report.\r\n\
+         --t\r\nContent-Type: application/tlsrpt+json\r\n\r\n{json}\r\n--t--\r\n"
+    );
+    assert_eq!(
+        remote.send_mail(
+            "tls@elsewhere.example",
+            &["alice@local.example"],
+            tls.as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
+    let listed = admin_ok(&data, &["incomingreports"]);
+    let listed: Vec<String> = listed
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            // The time each came in.
+            Some((t, rest)) if t.ends_with('Z') => format!("TIME {rest}"),
+            _ => l.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "TIME alice@local.example tls from=elsewhere.example id=t-9 \
+             begin=2026-12-01T00:00:00Z end=2026-12-01T23:59:59Z policies=1",
+            "  sts local.example successful=12 failed=3 certificate-expired=3",
+            "TIME alice@local.example dmarc from=elsewhere.example id=r-77 \
+             domain=local.example p=none begin=2023-11-14T22:13:20.000000Z \
+             end=2023-11-15T22:13:20.000000Z records=1",
+            "  192.0.2.9 count=4 disposition=none dkim=pass spf=fail header_from=local.example",
+        ]
+    );
+    // The reports are mail too: both in the INBOX with the rest.
+    assert_eq!(
+        subjects_of(imap, "alice@local.example", "alicesecret1", "INBOX"),
+        [
+            "Delivery Status Notification",
+            "out of office",
+            "Delivery Status Notification",
+            "Report Domain: local.example Submitter: elsewhere.example Report-ID: r-77",
+            "Report Domain: local.example Submitter: elsewhere.example Report-ID: <t-9>",
+        ]
+    );
+}
+
+/// Base64 in lines of 76, each ending in CRLF.
+fn base64_lines(data: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    b64.as_bytes()
+        .chunks(76)
+        .map(|c| format!("{}\r\n", String::from_utf8_lossy(c)))
+        .collect()
+}

@@ -16,6 +16,7 @@ use crate::task::blocking;
 use crate::task::TaskGuard;
 use crate::time::{rfc3339, utc_time};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use roost_protocols::message::inbound::Report;
 use roost_protocols::precis::{check_new_password, normalize_username};
 use roost_store::{PasswordSecrets, QueueFilter, Store, TlsPublicKey};
 use roost_supervisor::{
@@ -176,6 +177,13 @@ pub enum Request {
     },
     DmarcEvaluations {
         limit: Option<usize>,
+    },
+    IncomingReports {
+        limit: Option<usize>,
+    },
+    AccountUniqueMailFrom {
+        name: String,
+        on: bool,
     },
     MessageInfo {
         account: String,
@@ -1114,6 +1122,41 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                     "spf_result": e.spf_result,
                 }))
                 .collect::<Vec<_>>()))
+        }
+        Request::IncomingReports { limit } => {
+            let limit = limit
+                .unwrap_or(DEFAULT_LOGIN_ATTEMPTS)
+                .min(roost_store::MAX_INBOUND_REPORTS);
+            let reports = blocking(move || store.inbound_reports(limit)).await?;
+            Ok(json!(reports
+                .iter()
+                .map(|r| {
+                    let (kind, report) = match &r.report {
+                        Report::Dmarc(d) => {
+                            let mut v = json!(d);
+                            v["begin"] = json!(rfc3339(d.begin));
+                            v["end"] = json!(rfc3339(d.end));
+                            ("dmarc", v)
+                        }
+                        Report::Tls(t) => ("tls", json!(t)),
+                    };
+                    json!({
+                        "id": r.id,
+                        "received": rfc3339(r.received),
+                        "account": r.account,
+                        "from": r.from,
+                        "kind": kind,
+                        "report": report,
+                    })
+                })
+                .collect::<Vec<_>>()))
+        }
+        Request::AccountUniqueMailFrom { name, on } => {
+            AccountClient::new(&name)
+                .set_unique_mail_from(on)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"name": name, "unique_mail_from": on}))
         }
         Request::LoginAttempts { account, limit } => {
             let limit = limit

@@ -300,6 +300,12 @@ impl AccountClient {
             .await
     }
 
+    /// Queued messages go out with unique envelope senders, or not.
+    pub async fn set_unique_mail_from(&self, on: bool) -> Result<(), ClientError> {
+        self.call(|reply| AccountMsg::SetUniqueMailFrom { on, reply })
+            .await
+    }
+
     pub async fn set_password(&self, secrets: PasswordSecrets) -> Result<(), ClientError> {
         let secrets = Box::new(secrets);
         self.call(|reply| AccountMsg::SetPassword { secrets, reply })

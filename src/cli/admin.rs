@@ -129,6 +129,16 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// DMARC aggregate and TLS reports other servers sent to this
+    /// server's accounts, newest first, each with its rows.
+    Incomingreports {
+        /// How many (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +173,15 @@ enum AccountCommand {
     /// Allow the account's logins again.
     Enable {
         name: String,
+    },
+    /// Send each queued message with its own envelope sender
+    /// (`user+dsn.<id>.<mac>@domain`, the domain needs a catchall
+    /// separator), so DSNs that come back are matched to it and reported
+    /// to the account's webhook.
+    UniqueMailFrom {
+        name: String,
+        #[arg(action = clap::ArgAction::Set)]
+        on: bool,
     },
     /// Give the account another address; `@DOMAIN` makes it the domain's
     /// catchall destination (mail for addresses nothing else takes).
@@ -568,6 +587,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 json!({"cmd": "account_disable", "name": name, "message": message})
             }
             AccountCommand::Enable { name } => json!({"cmd": "account_enable", "name": name}),
+            AccountCommand::UniqueMailFrom { name, on } => {
+                json!({"cmd": "account_unique_mail_from", "name": name, "on": on})
+            }
             AccountCommand::AddressAdd { name, address } => {
                 json!({"cmd": "address_add", "name": name, "address": address})
             }
@@ -742,6 +764,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
             mailbox,
             uid,
         } => json!({"cmd": "message_info", "account": account, "mailbox": mailbox, "uid": uid}),
+        AdminCommand::Incomingreports { limit, .. } => {
+            json!({"cmd": "incoming_reports", "limit": limit})
+        }
         AdminCommand::Dmarcevaluations { limit, .. } => {
             json!({"cmd": "dmarc_evaluations", "limit": limit})
         }
@@ -841,6 +866,11 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                         .map_or(String::new(), |t| format!(" transport={t}")),
                     m["last_error"].as_str().unwrap_or("")
                 );
+            }
+        }
+        AdminCommand::Incomingreports { json: false, .. } => {
+            for r in result.as_array().cloned().unwrap_or_default() {
+                print_incoming_report(&r);
             }
         }
         AdminCommand::Dmarcevaluations { json: false, .. } => {
@@ -1020,6 +1050,73 @@ fn password_or_stdin(password: &Option<String>) -> Result<String> {
         bail!("no password given");
     }
     Ok(p)
+}
+
+/// One incoming report as text: a line about it, then a line per row.
+fn print_incoming_report(r: &Value) {
+    let rep = &r["report"];
+    let field = |v: &Value, k: &str| match &v[k] {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => "-".to_string(),
+    };
+    if r["kind"] == "dmarc" {
+        println!(
+            "{} {} dmarc from={} id={} domain={} p={} begin={} end={} records={}",
+            field(r, "received"),
+            field(r, "account"),
+            field(rep, "org_name"),
+            field(rep, "report_id"),
+            field(rep, "domain"),
+            field(rep, "policy"),
+            field(rep, "begin"),
+            field(rep, "end"),
+            field(rep, "total_records"),
+        );
+        for row in rep["records"].as_array().cloned().unwrap_or_default() {
+            println!(
+                "  {} count={} disposition={} dkim={} spf={} header_from={}",
+                field(&row, "source_ip"),
+                field(&row, "count"),
+                field(&row, "disposition"),
+                field(&row, "dkim"),
+                field(&row, "spf"),
+                field(&row, "header_from"),
+            );
+        }
+    } else {
+        println!(
+            "{} {} tls from={} id={} begin={} end={} policies={}",
+            field(r, "received"),
+            field(r, "account"),
+            field(rep, "org_name"),
+            field(rep, "report_id"),
+            field(rep, "begin"),
+            field(rep, "end"),
+            field(rep, "total_policies"),
+        );
+        for p in rep["policies"].as_array().cloned().unwrap_or_default() {
+            let failures: Vec<String> = p["failures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|f| format!("{}={}", f[0].as_str().unwrap_or("-"), f[1]))
+                .collect();
+            println!(
+                "  {} {} successful={} failed={}{}",
+                field(&p, "policy_type"),
+                field(&p, "policy_domain"),
+                field(&p, "successful"),
+                field(&p, "failed"),
+                if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", failures.join(" "))
+                }
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -122,8 +122,15 @@ pub(crate) const WEBHOOK_DONE: u8 = 0x28;
 /// An account's webhook: account; the value is its configuration.
 pub(crate) const WEBHOOK_CONFIG: u8 = 0x29;
 
+/// A retired message's time by its id: id; the value is the time.
+pub(crate) const RETIRED_ID: u8 = 0x2c;
+/// Reports that came in: when, then the id, oldest first.
+pub(crate) const INBOUND_REPORT: u8 = 0x2d;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
+/// The key of the MACs in per-message envelope senders.
+pub(crate) const BOUNCE_KEY: &[u8] = b"bounce_key";
 
 fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
     let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
@@ -192,6 +199,10 @@ pub(crate) fn hold_rule(id: u64) -> Vec<u8> {
 
 pub(crate) fn retired(at: i64, id: crate::QueueId) -> Vec<u8> {
     timed(RETIRED, at, id.0)
+}
+
+pub(crate) fn retired_id(id: crate::QueueId) -> Vec<u8> {
+    key(RETIRED_ID, &[&id.0.to_be_bytes()])
 }
 
 /// The queue id of a due-index key.

@@ -21,9 +21,11 @@
 //! either the old state or the new one, never a record without its file.
 #![forbid(unsafe_code)]
 
+mod bounce;
 mod consistency;
 mod error;
 mod files;
+mod inbound;
 mod keys;
 mod queue;
 mod records;
@@ -39,12 +41,14 @@ use roost_protocols::message::summary::Summary;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use bounce::MAC_HEX;
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
+pub use inbound::{InboundReport, MAX_INBOUND_REPORTS};
 pub use queue::{
     finish_waiting, Attempt, Finished, FinishedAs, HoldRule, QueueChange, QueueFilter, QueueId,
-    QueuedMessage, QueuedRecipient, RetiredMessage, KEEP_RETIRED, MAX_ATTEMPT_LOG,
+    QueuedMessage, QueuedRecipient, RetiredMessage, SentMessage, KEEP_RETIRED, MAX_ATTEMPT_LOG,
 };
 pub use records::{
     AccountId, AccountRecord, AliasRecord, CachedPolicy, DeliveryRule, DkimAlgorithm, DkimKey,
@@ -1198,6 +1202,7 @@ impl Store {
             disabled: None,
             tls_public_keys: Vec::new(),
             created: now,
+            unique_mail_from: false,
         };
         batch.insert(keys::account(id), encode(&account)?);
         batch.insert(addr_key, &id.0.to_be_bytes()[..]);

@@ -190,6 +190,39 @@ pub struct RetiredMessage {
     pub transport: Option<String>,
     pub recipients: Vec<Finished>,
     pub attempts: Vec<Attempt>,
+    /// The message's extra data, for events about it after it left.
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
+}
+
+/// A message this server sent: still queued, or retired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SentMessage {
+    Queued(QueuedMessage),
+    Retired(RetiredMessage),
+}
+
+impl SentMessage {
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            SentMessage::Queued(m) => m.account.as_deref(),
+            SentMessage::Retired(m) => m.account.as_deref(),
+        }
+    }
+
+    pub fn sender(&self) -> &str {
+        match self {
+            SentMessage::Queued(m) => &m.sender,
+            SentMessage::Retired(m) => &m.sender,
+        }
+    }
+
+    pub fn extra(&self) -> &[(String, String)] {
+        match self {
+            SentMessage::Queued(m) => &m.extra,
+            SentMessage::Retired(m) => &m.extra,
+        }
+    }
 }
 
 /// A hold rule: messages queued from then on that match it are held
@@ -426,6 +459,7 @@ impl Store {
                 if self.keep_retired() {
                     let retired = retire(m.clone(), crate::records::now_unix());
                     batch.insert(keys::retired(retired.retired, m.id), encode(&retired)?);
+                    batch.insert(keys::retired_id(m.id), &retired.retired.to_be_bytes()[..]);
                 }
                 self.apply(batch, flush)?;
                 if let Err(e) = files::remove_if_present(&self.message_path(m.file)) {
@@ -571,7 +605,41 @@ impl Store {
     /// Removes retired messages older than the configured time at `now`;
     /// how many.
     pub fn prune_retired(&self, now: i64) -> Result<usize> {
-        self.prune_timed(keys::RETIRED, now)
+        let end = keys::timed(
+            keys::RETIRED,
+            now.saturating_sub(self.keep_retired_secs()),
+            0,
+        );
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in self.inner.db.range(vec![keys::RETIRED]..end).keys() {
+            let k = k?;
+            if let Some(id) = keys::timed_id(&k) {
+                batch.remove(keys::retired_id(QueueId(id)));
+            }
+            batch.remove(k);
+            n += 1;
+        }
+        self.inner.db.apply_batch(batch)?;
+        Ok(n)
+    }
+
+    /// The message with queue id `id`, queued or retired (while its
+    /// record is kept).
+    pub fn sent_message(&self, id: QueueId) -> Result<Option<SentMessage>> {
+        if let Some(m) = self.queued(id)? {
+            return Ok(Some(SentMessage::Queued(m)));
+        }
+        let Some(at) = self.inner.db.get(keys::retired_id(id))? else {
+            return Ok(None);
+        };
+        let Ok(at) = <[u8; 8]>::try_from(&at[..]) else {
+            return Ok(None);
+        };
+        let at = i64::from_be_bytes(at);
+        Ok(self
+            .get::<RetiredMessage>(&keys::retired(at, id))?
+            .map(SentMessage::Retired))
     }
 
     /// Removes entries of the time-ordered index `kind` older than the
@@ -660,5 +728,6 @@ fn retire(m: QueuedMessage, now: i64) -> RetiredMessage {
         transport: m.transport,
         recipients,
         attempts: m.attempt_log,
+        extra: m.extra,
     }
 }

@@ -70,6 +70,11 @@ pub struct AccountRecord {
     pub tls_public_keys: Vec<TlsPublicKey>,
     /// Unix seconds.
     pub created: i64,
+    /// Each queued message goes out with its own envelope sender
+    /// (`user+dsn.<id>.<mac>@domain`), so DSNs that come back are matched
+    /// to it.
+    #[serde(default)]
+    pub unique_mail_from: bool,
 }
 
 /// RFC 6154 special-use attributes roost creates mailboxes with.

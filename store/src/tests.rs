@@ -1299,9 +1299,19 @@ fn hold_rules_filters_and_retired_messages() {
     assert_eq!(retired[1].recipients[0].how, FinishedAs::Delivered);
     assert_eq!(retired[1].attempts[0].host.as_deref(), Some("mx.a.example"));
     assert_eq!(ok(store.retired(Some("someone"), 10)).len(), 0);
+    // Found by id, queued or retired, until pruned.
+    assert!(matches!(
+        ok(store.sent_message(first[0].id)),
+        Some(SentMessage::Retired(r)) if r.domain == "a.example"
+    ));
+    assert!(matches!(
+        ok(store.sent_message(later[0].id)),
+        Some(SentMessage::Queued(m)) if m.id == later[0].id
+    ));
     let now = crate::records::now_unix();
     assert_eq!(ok(store.prune_retired(now)), 0);
     assert_eq!(ok(store.prune_retired(now + KEEP_RETIRED + 1)), 2);
+    assert_eq!(ok(store.sent_message(first[0].id)), None);
     // Not kept at all when so configured.
     store.set_keep_retired(0);
     ok(store.queue_remove(later[0].id));
@@ -1409,4 +1419,71 @@ fn suppression_lists_hold_addresses_up_to_a_limit() {
     assert!(!ok(store.unsuppress(a, "u0@x.example")));
     assert_eq!(ok(store.suppressions(a)).len(), 2);
     assert!(store.suppress(a, &s("not an address")).is_err());
+}
+
+#[test]
+fn unique_envelope_senders_name_their_message_and_nothing_else() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    ok(store.add_domain("a.example"));
+    ok(store.add_domain("plain.example"));
+    ok(store.set_domain_matching("a.example", Some("+-".into()), None, None));
+    // No separator: no unique address.
+    assert_eq!(
+        ok(store.bounce_address("bob@plain.example", QueueId(7))),
+        None
+    );
+    let address = ok(store.bounce_address("alice+old@a.example", QueueId(7))).unwrap();
+    let (local, domain) = address.split_once('@').unwrap();
+    assert_eq!(domain, "a.example");
+    let prefix = "alice+dsn.7.";
+    assert!(local.starts_with(prefix), "{address}");
+    assert_eq!(local.len(), prefix.len() + MAC_HEX);
+    assert_eq!(ok(store.bounce_id(&address)), Some(QueueId(7)));
+    // The same key after reopening; any case of the local part.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(
+        ok(store.bounce_id(&address.to_uppercase())),
+        Some(QueueId(7))
+    );
+    // Another id with this MAC, a changed MAC, an untagged address.
+    let forged = address.replace("dsn.7.", "dsn.8.");
+    assert_eq!(ok(store.bounce_id(&forged)), None);
+    let mut changed = address.clone();
+    let at = prefix.len();
+    let flipped = if &changed[at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    changed.replace_range(at..at + 1, flipped);
+    assert_eq!(ok(store.bounce_id(&changed)), None);
+    assert_eq!(ok(store.bounce_id("alice@a.example")), None);
+    assert_eq!(ok(store.bounce_id("alice+dsn.x.y@a.example")), None);
+    assert_eq!(ok(store.bounce_id("alice+dsn.7.0@nowhere.example")), None);
+}
+
+#[test]
+fn inbound_reports_keep_the_newest_up_to_the_limit() {
+    use roost_protocols::message::inbound::{Report, TlsReport};
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let report = |id: &str| {
+        Report::Tls(TlsReport {
+            report_id: id.into(),
+            ..Default::default()
+        })
+    };
+    let ids: Vec<String> = (0..4).map(|i| format!("r{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        ok(store.inbound_report_add_within("a@x", "r@y", report(id), 100 + i as i64, 3));
+    }
+    let kept: Vec<Report> = ok(store.inbound_reports(10))
+        .into_iter()
+        .map(|r| r.report)
+        .collect();
+    // At the limit three are kept; the fourth pushed the first out.
+    assert_eq!(kept, [report("r3"), report("r2"), report("r1")]);
+    assert_eq!(ok(store.inbound_reports(1))[0].account, "a@x");
 }

@@ -277,6 +277,11 @@ pub enum AccountMsg {
         why: Option<String>,
         reply: Reply<()>,
     },
+    /// Whether queued messages go out with unique envelope senders.
+    SetUniqueMailFrom {
+        on: bool,
+        reply: Reply<()>,
+    },
     Record(RpcReplyPort<AccountRecord>),
     /// RFC 9208: what the account holds and its limits.
     Usage(Reply<Usage>),
@@ -677,6 +682,11 @@ impl Actor for AccountActor {
             }
             AccountMsg::SetDisabled { why, reply } => {
                 state.record.disabled = why;
+                state.record_changed();
+                state.answer(reply, Ok(()));
+            }
+            AccountMsg::SetUniqueMailFrom { on, reply } => {
+                state.record.unique_mail_from = on;
                 state.record_changed();
                 state.answer(reply, Ok(()));
             }

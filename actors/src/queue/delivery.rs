@@ -1081,7 +1081,7 @@ impl Session {
         m: &QueuedMessage,
         batch: &[usize],
     ) -> Result<Vec<Outcome>, String> {
-        let mut mail = format!("MAIL FROM:<{}>", m.sender);
+        let mut mail = format!("MAIL FROM:<{}>", envelope_sender(s, m).await);
         if m.smtputf8 {
             mail.push_str(" SMTPUTF8");
         }
@@ -1416,6 +1416,29 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The reverse-path `m` goes out with: its sender, or, when its account
+/// asks for it, the unique address its DSNs are matched by
+/// ([`roost_store::Store::bounce_address`]).
+async fn envelope_sender(s: &QueueSettings, m: &QueuedMessage) -> String {
+    let Some(account) = m.account.clone().filter(|_| !m.sender.is_empty()) else {
+        return m.sender.clone();
+    };
+    let (store, sender, id) = (s.store.clone(), m.sender.clone(), m.id);
+    let unique = crate::task::blocking(move || match store.account(&account)? {
+        Some(a) if a.unique_mail_from => store.bounce_address(&sender, id),
+        _ => Ok(None),
+    })
+    .await;
+    match unique {
+        Ok(Some(address)) => address,
+        Ok(None) => m.sender.clone(),
+        Err(e) => {
+            warn!(id = %m.id, error = %e, "cannot make the unique envelope sender");
+            m.sender.clone()
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod dkim;
+mod inbound;
 pub mod inproc;
 mod transaction;
 mod verify;

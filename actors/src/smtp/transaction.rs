@@ -432,6 +432,15 @@ impl Transaction {
                 return local_error();
             }
         }
+        // A DSN about mail this server sent, or a report: read once, for
+        // every account that takes it.
+        let inbound = super::inbound::inspect(
+            &session.services.store,
+            &self.head[..header_end(&self.head)],
+            staged.as_ref(),
+            &self.recipients,
+        )
+        .await;
         for (i, account) in accounts.iter().enumerate() {
             // The last account takes the staged file itself; the others get
             // a hard-linked copy of it.
@@ -489,10 +498,24 @@ impl Transaction {
                 Ok(_) => {
                     delivered += 1;
                     delivered_to.push(account.to_string());
-                    if session.services.store.has_webhooks() {
+                    if session.services.store.has_webhooks()
+                        && !inbound.only_bounces(account, &self.recipients)
+                    {
                         self.incoming_event(&session.services.store, account, &keys, junk)
                             .await;
                     }
+                    let from = match &self.from {
+                        ReversePath::Null => String::new(),
+                        ReversePath::Mailbox(a) => a.to_string(),
+                    };
+                    super::inbound::delivered(
+                        &session.services.store,
+                        &inbound,
+                        account,
+                        &from,
+                        now,
+                    )
+                    .await;
                     // Filed outside the intro mailbox: its author is known
                     // from now on (written once, not for every message).
                     if let (Some(r), Some(a)) = (routes.get(i), &author) {

@@ -12,6 +12,7 @@ pub mod dkim_verify;
 pub mod dmarc_report;
 pub mod dsn;
 pub mod header;
+pub mod inbound;
 pub mod mime;
 pub mod summary;
 pub mod text;
