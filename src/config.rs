@@ -24,6 +24,8 @@ pub struct Config {
     pub log_json: bool,
     pub otlp_endpoint: Option<String>,
     pub dns: roost_actors::dns::DnsSettings,
+    /// `[dns] dnssec` and `trust_anchor`: DNSSEC validation, for DANE.
+    pub dnssec: roost_actors::dns::DnssecSettings,
     /// `[imap] progress_interval_ms`: how often, at most, a long SEARCH,
     /// SORT or THREAD reports its progress (RFC 9585 INPROGRESS).
     pub imap_progress_interval: std::time::Duration,
@@ -380,6 +382,13 @@ struct DnsSection {
     reverse_lookup: Option<bool>,
     /// Name servers as `ip:port`; the system's when absent.
     servers: Option<Vec<SocketAddr>>,
+    /// Validate answers with DNSSEC, so the queue can use DANE (RFC
+    /// 7672). Off by default: a resolver that strips DNSSEC records would
+    /// make every signed domain's mail wait.
+    dnssec: Option<bool>,
+    /// A file of DNSKEY records (presentation format) to trust instead of
+    /// the root zone's keys.
+    trust_anchor: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -495,6 +504,7 @@ impl Config {
             otlp_endpoint: None,
             // Every localserve client is on this machine.
             dns: roost_actors::dns::DnsSettings::Off,
+            dnssec: roost_actors::dns::DnssecSettings::Off,
             imap_progress_interval: roost_actors::imap::PROGRESS_INTERVAL,
             smtp_max_connections_per_ip: roost_actors::smtp::MAX_CONNECTIONS_PER_IP,
             smtp_limit_loopback: false,
@@ -568,6 +578,7 @@ impl Config {
             }
         };
         let otlp_endpoint = file.telemetry.and_then(|t| t.otlp_endpoint);
+        let dnssec = dnssec_settings(file.dns.as_ref())?;
         let dns = match file.dns {
             Some(DnsSection {
                 reverse_lookup: Some(false),
@@ -685,6 +696,7 @@ impl Config {
             log_json,
             otlp_endpoint,
             dns,
+            dnssec,
         })
     }
 }
@@ -708,6 +720,40 @@ fn describe(text: &str, e: serde_path_to_error::Error<toml::de::Error>) -> anyho
     } else {
         anyhow!("key `{path}`: {message}{place}")
     }
+}
+
+/// `[dns] dnssec` and `trust_anchor`: whether answers are validated, and
+/// from which keys.
+fn dnssec_settings(dns: Option<&DnsSection>) -> Result<roost_actors::dns::DnssecSettings> {
+    use roost_actors::dns::DnssecSettings;
+    let Some(dns) = dns else {
+        return Ok(DnssecSettings::Off);
+    };
+    // A trust anchor file is read whenever it is named: a mistake in it
+    // shows at start, also while validation is off.
+    let anchors = match &dns.trust_anchor {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("key `dns.trust_anchor`: cannot read {}", path.display())
+            })?;
+            let keys: Vec<(u8, Vec<u8>)> = text
+                .lines()
+                .filter_map(roost_protocols::smtp::dane::parse_dnskey)
+                .collect();
+            if keys.is_empty() {
+                bail!(
+                    "key `dns.trust_anchor`: {} holds no DNSKEY record",
+                    path.display()
+                );
+            }
+            Some(keys)
+        }
+    };
+    if dns.reverse_lookup == Some(false) || !dns.dnssec.unwrap_or(false) {
+        return Ok(DnssecSettings::Off);
+    }
+    Ok(anchors.map_or(DnssecSettings::Root, DnssecSettings::Anchors))
 }
 
 #[cfg(test)]

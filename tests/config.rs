@@ -35,6 +35,14 @@ fn config_errors_name_the_file_the_key_and_the_problem() {
             "data_dir = \"/tmp/x\"\nhostname = \"h\"\n[log]\nformat = \"xml\"\n",
             "key `log.format`: \"xml\" is not \"text\" or \"json\"",
         ),
+        (
+            "data_dir = \"/tmp/x\"\nhostname = \"h\"\n[dns]\ntrust_anchor = \"/nonexistent/k\"\n",
+            "key `dns.trust_anchor`: cannot read /nonexistent/k",
+        ),
+        (
+            "data_dir = \"/tmp/x\"\nhostname = \"h\"\n[dns]\ntrust_anchor = \"/etc/passwd\"\n",
+            "key `dns.trust_anchor`: /etc/passwd holds no DNSKEY record",
+        ),
     ];
     for (body, expected) in cases {
         let path = write_config(tmp.path(), body);
@@ -1306,9 +1314,26 @@ fn transports_relay_through_a_smarthost_or_refuse() {
     let (relay, relay_lines) = smarthost();
     let relay_sub = relay.port(SUBMISSION);
     let badlogin = relay_lines.replace("relaysecret1", "wrong-password");
+    // Implicit TLS on the submissions port (465), and a CA that did not
+    // sign the smarthost's certificate.
+    let implicit = relay_lines.replace(
+        &format!("localhost:{relay_sub}"),
+        &format!("localhost:{}\"\ntls = \"implicit", relay.port(SUBMISSIONS)),
+    );
+    let other_ca = tempfile::tempdir().unwrap();
+    ca_signed(other_ca.path(), "unused", &["unused.example"]);
+    let wrong_ca = relay_lines.replace(
+        &relay.dir.join("localserve-cert.pem").display().to_string(),
+        &other_ca.path().join("ca.pem").display().to_string(),
+    );
+    assert_ne!(wrong_ca, relay_lines);
     let (sender, sub, imap) = sender_with(&format!(
         "{NO_DNS}\
          [transports.relay]\n{relay_lines}\
+         [transports.implicit]\n{implicit}\
+         [transports.wrongca]\n{wrong_ca}\
+         [[queue.routes]]\nrecipient_domain = \"implicit.example\"\ntransport = \"implicit\"\n\
+         [[queue.routes]]\nrecipient_domain = \"wrongca.example\"\ntransport = \"wrongca\"\n\
          [transports.badlogin]\n{badlogin}\
          [transports.nope]\nfail = \"550 5.7.1 no mail to blocked.example\"\n\
          [[queue.routes]]\nrecipient_domain = \"blocked.example\"\ntransport = \"nope\"\n\
@@ -1336,6 +1361,28 @@ fn transports_relay_through_a_smarthost_or_refuse() {
         ) == ["relayed"])
         .then_some(())
     });
+    assert_eq!(submit(&mut alice, "i@implicit.example", "implicit"), queued);
+    eventually("the message relayed over implicit TLS", || {
+        let mut got = subjects_of(
+            relay.port(IMAP),
+            "alice@local.example",
+            "relaysecret1",
+            "INBOX",
+        );
+        got.sort();
+        (got == ["implicit", "relayed"]).then_some(())
+    });
+    assert_eq!(submit(&mut alice, "w@wrongca.example", "unchecked"), queued);
+    let listed = eventually("the message the wrong CA keeps", || {
+        let l = admin_ok(&data, &["queue", "list", "--to-domain", "wrongca.example"]);
+        l.contains("attempts=1").then_some(l)
+    });
+    assert!(
+        listed.ends_with(&format!(
+            " last=\"localhost:{relay_sub}: TLS handshake: invalid peer certificate: UnknownIssuer\"\n"
+        )),
+        "{listed}"
+    );
     assert_eq!(submit(&mut alice, "x@blocked.example", "refused"), queued);
     let mine = || subjects_of(imap, "alice@local.example", "alicesecret1", "INBOX");
     eventually("the fail transport's DSN", || {
@@ -1380,6 +1427,7 @@ fn transports_relay_through_a_smarthost_or_refuse() {
         rows,
         [
             "blocked.example failed 550 5.7.1 no mail to blocked.example | -",
+            "implicit.example delivered delivered to localhost | localhost",
             "elsewhere.example delivered delivered to localhost | localhost",
         ]
     );
@@ -1964,6 +2012,11 @@ fn tls_report(b_imap: u16) -> serde_json::Value {
 
 /// The first TLS report `account` (password remotesecret1) got.
 fn tls_report_of(b_imap: u16, account: &str) -> serde_json::Value {
+    tls_report_json_of(b_imap, account, "remote.example")
+}
+
+/// The first TLS report `account` got, about policy domain `domain`.
+fn tls_report_json_of(b_imap: u16, account: &str, domain: &str) -> serde_json::Value {
     use std::io::Read as _;
     eventually("the report", || {
         (!subjects_of(b_imap, account, "remotesecret1", "INBOX").is_empty()).then_some(())
@@ -1974,7 +2027,7 @@ fn tls_report_of(b_imap: u16, account: &str) -> serde_json::Value {
     let head = i.cmd("FETCH 1 BODY.PEEK[HEADER]").replace("\r\n ", " ");
     for line in [
         "From: TLS report <postmaster@a.test>",
-        "TLS-Report-Domain: remote.example",
+        &format!("TLS-Report-Domain: {domain}"),
         "TLS-Report-Submitter: a.test",
     ] {
         assert!(head.contains(&format!("{line}\r\n")), "{line} in {head}");
@@ -2280,38 +2333,7 @@ fn tls_reports_are_posted_to_https_uris() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = ca_signed(dir.path(), "https", &["localhost"]);
     let posted = dir.path().join("posted");
-    let script = "import http.server, os, ssl, sys\n\
-        out, cert, key = sys.argv[1:4]\n\
-        class H(http.server.BaseHTTPRequestHandler):\n\
-        \x20   def do_POST(self):\n\
-        \x20       body = self.rfile.read(int(self.headers['Content-Length']))\n\
-        \x20       head = (self.path + ' ' + self.headers['Content-Type'] + '\\n').encode()\n\
-        \x20       open(out + '.tmp', 'wb').write(head + body)\n\
-        \x20       os.rename(out + '.tmp', out)\n\
-        \x20       self.send_response(200)\n\
-        \x20       self.send_header('Content-Length', '0')\n\
-        \x20       self.end_headers()\n\
-        \x20   def log_message(self, *a):\n\
-        \x20       pass\n\
-        srv = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-        ctx.load_cert_chain(cert, key)\n\
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
-        print(srv.server_address[1], flush=True)\n\
-        srv.serve_forever()\n";
-    let mut server = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&posted)
-        .args([&cert, &key])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("{line:?}"));
+    let (mut server, port) = https_recorder(&posted, &cert, &key);
     let record = format!("v=TLSRPTv1; rua=https://localhost:{port}/tlsrpt");
     let ca = format!("ca_file = \"{}\"\n", dir.path().join("ca.pem").display());
     let (_receiver, _, _dns, _sender) = tls_report_setup_with("", "posted report", &record, &ca);
@@ -2335,6 +2357,94 @@ fn tls_reports_are_posted_to_https_uris() {
     assert_eq!(
         report["policies"][0]["summary"],
         serde_json::json!({"total-successful-session-count": 0, "total-failure-session-count": 1})
+    );
+}
+
+/// A Python HTTPS server on loopback with `cert` and `key`: the path,
+/// Content-Type and body of each POST written to `out` (the last one
+/// wins), answered 200. Its process and port.
+fn https_recorder(out: &std::path::Path, cert: &str, key: &str) -> (std::process::Child, u16) {
+    let script = "import http.server, os, ssl, sys\n\
+        out, cert, key = sys.argv[1:4]\n\
+        class H(http.server.BaseHTTPRequestHandler):\n\
+        \x20   def do_POST(self):\n\
+        \x20       body = self.rfile.read(int(self.headers['Content-Length']))\n\
+        \x20       head = (self.path + ' ' + self.headers['Content-Type'] + '\\n').encode()\n\
+        \x20       open(out + '.tmp', 'wb').write(head + body)\n\
+        \x20       os.rename(out + '.tmp', out)\n\
+        \x20       self.send_response(200)\n\
+        \x20       self.send_header('Content-Length', '0')\n\
+        \x20       self.end_headers()\n\
+        \x20   def log_message(self, *a):\n\
+        \x20       pass\n\
+        srv = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+        ctx.load_cert_chain(cert, key)\n\
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+        print(srv.server_address[1], flush=True)\n\
+        srv.serve_forever()\n";
+    let mut server = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(out)
+        .args([cert, key])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("{line:?}"));
+    (server, port)
+}
+
+/// Webhooks to an `https://` URL: the receiver's certificate is checked
+/// against `[webhooks] ca_file`, and the event arrives (here `incoming`,
+/// for a message alice sends herself).
+#[test]
+fn webhooks_go_to_https_receivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca_signed(dir.path(), "https", &["localhost"]);
+    let posted = dir.path().join("posted");
+    let (mut server, port) = https_recorder(&posted, &cert, &key);
+    let (sender, sub, _) = sender_with(&format!(
+        "{NO_DNS}[webhooks]\nca_file = \"{}\"\n",
+        dir.path().join("ca.pem").display()
+    ));
+    let data = sender.dir.path().join("data");
+    let url = format!("https://localhost:{port}/hook");
+    admin_ok(&data, &["webhook", "set", "alice@local.example", &url]);
+    let mut alice = alice_on(sub);
+    let m = "From: alice@local.example\r\nSubject: note to self\r\n\r\nHello\r\n";
+    assert_eq!(
+        alice.send_mail(
+            "alice@local.example",
+            &["alice@local.example"],
+            m.as_bytes()
+        ),
+        "250 2.0.0 OK, message delivered"
+    );
+    let got = eventually("the posted event", || std::fs::read(&posted).ok());
+    let _ = server.kill();
+    let _ = server.wait();
+    let split = got.iter().position(|&b| b == b'\n').unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got[..split]),
+        "/hook application/json"
+    );
+    let event: serde_json::Value = serde_json::from_slice(&got[split + 1..]).unwrap();
+    assert_eq!(
+        (
+            event["event"].as_str(),
+            event["subject"].as_str(),
+            event["to"].clone()
+        ),
+        (
+            Some("incoming"),
+            Some("note to self"),
+            serde_json::json!(["alice@local.example"])
+        )
     );
 }
 
@@ -2482,28 +2592,71 @@ fn dsns_and_reports_that_come_back_are_matched_and_kept() {
             e["extra"]
         )
     };
+    // Calls are made side by side: in any order.
+    let mut events = vec![summary(&next()), summary(&next())];
+    events.sort();
     assert_eq!(
-        summary(&next()),
-        format!(
-            "failed queue_id={queue_id} to=x@elsewhere.example status=5.1.1 \
-             reply=550 5.1.1 no such user host=mx2.elsewhere.example dsn=true \
-             extra={{\"campaign\":\"c7\"}}"
+        events,
+        [
+            format!(
+                "expanded queue_id={queue_id} to=list@elsewhere.example status=2.0.0 \
+                 reply=2.0.0 host=- dsn=true extra={{\"campaign\":\"c7\"}}"
+            ),
+            format!(
+                "failed queue_id={queue_id} to=x@elsewhere.example status=5.1.1 \
+                 reply=550 5.1.1 no such user host=mx2.elsewhere.example dsn=true \
+                 extra={{\"campaign\":\"c7\"}}"
+            ),
+        ]
+    );
+    // The failure is permanent: the address, and only it, is suppressed.
+    let suppressed: serde_json::Value = serde_json::from_str(&admin_ok(
+        &data,
+        &["suppression", "list", "alice@local.example"],
+    ))
+    .unwrap();
+    let addresses: Vec<&str> = suppressed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses, ["x@elsewhere.example"]);
+    // A DSN about an address the message never went to is not about it
+    // (nothing suppressed); one from a sender that is not null is no DSN.
+    let stranger = dsn
+        .replace("x@elsewhere.example", "victim@elsewhere.example")
+        .replace("list@elsewhere.example", "other@elsewhere.example");
+    assert_eq!(
+        remote.send_mail("", &[&return_path], stranger.as_bytes()),
+        "250 2.0.0 OK, message delivered"
+    );
+    let e = next();
+    assert_eq!(
+        (e["event"].as_str(), e["reason"].as_str()),
+        (
+            Some("unrecognized"),
+            Some("it names none of the message's recipients")
         )
     );
     assert_eq!(
-        summary(&next()),
-        format!(
-            "expanded queue_id={queue_id} to=list@elsewhere.example status=2.0.0 \
-             reply=2.0.0 host=- dsn=true extra={{\"campaign\":\"c7\"}}"
+        remote.send_mail("mailer@elsewhere.example", &[&return_path], dsn.as_bytes()),
+        "250 2.0.0 OK, message delivered"
+    );
+    let e = next();
+    assert_eq!(
+        (e["event"].as_str(), e["reason"].as_str()),
+        (
+            Some("unrecognized"),
+            Some("not a DSN: it comes from a reverse-path that is not null")
         )
     );
-    // The failure is permanent: the address is suppressed.
-    let suppressed = admin_ok(&data, &["suppression", "list", "alice@local.example"]);
-    assert!(suppressed.contains("x@elsewhere.example"), "{suppressed}");
-    assert!(
-        !suppressed.contains("list@elsewhere.example"),
-        "{suppressed}"
-    );
+    let suppressed: serde_json::Value = serde_json::from_str(&admin_ok(
+        &data,
+        &["suppression", "list", "alice@local.example"],
+    ))
+    .unwrap();
+    assert_eq!(suppressed.as_array().map(Vec::len), Some(1));
     // Mail to the address that is not a DSN: unrecognized, and still
     // delivered (nothing is lost).
     assert_eq!(
@@ -2612,6 +2765,8 @@ fn dsns_and_reports_that_come_back_are_matched_and_kept() {
         subjects_of(imap, "alice@local.example", "alicesecret1", "INBOX"),
         [
             "Delivery Status Notification",
+            "Delivery Status Notification",
+            "Delivery Status Notification",
             "out of office",
             "Delivery Status Notification",
             "Report Domain: local.example Submitter: elsewhere.example Report-ID: r-77",
@@ -2628,4 +2783,293 @@ fn base64_lines(data: &[u8]) -> String {
         .chunks(76)
         .map(|c| format!("{}\r\n", String::from_utf8_lossy(c)))
         .collect()
+}
+
+/// Knot DNS from Debian, authoritative for one zone it signs itself
+/// (DNSSEC, its default policy), on a free loopback port.
+struct Knot {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Knot {
+    fn start(zone: &str, records: &str) -> Knot {
+        assert!(
+            std::path::Path::new("/usr/sbin/knotd").exists(),
+            "knotd is missing; .ci/run installs it (apt-get install knot knot-dnsutils)"
+        );
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            let d = dir.path().display().to_string();
+            std::fs::create_dir_all(dir.path().join("db")).unwrap();
+            std::fs::write(
+                dir.path().join("knot.conf"),
+                format!(
+                    "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
+                     database:\n    storage: \"{d}/db\"\n\
+                     log:\n  - target: {d}/knot.log\n    any: info\n\
+                     template:\n  - id: default\n    storage: \"{d}\"\n    file: \"%s.zone\"\n\
+                     zone:\n  - domain: {zone}\n    dnssec-signing: on\n"
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.path().join(format!("{zone}.zone")),
+                format!(
+                    "$ORIGIN {zone}.\n$TTL 300\n\
+                     @ SOA ns.{zone}. admin.{zone}. 1 3600 600 86400 300\n\
+                     @ NS ns\nns A 127.0.0.1\n{records}"
+                ),
+            )
+            .unwrap();
+            let child = Command::new("/usr/sbin/knotd")
+                .arg("-c")
+                .arg(dir.path().join("knot.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("knotd");
+            let mut knot = Knot { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if !knot.dig(&["+short", "DNSKEY", zone]).trim().is_empty() {
+                    return knot;
+                }
+                if knot.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = knot.child.kill();
+        }
+        panic!("knotd did not start on any of 10 ports");
+    }
+
+    /// kdig's answer to `args`, asked of this server.
+    fn dig(&self, args: &[&str]) -> String {
+        let out = Command::new("kdig")
+            .arg("@127.0.0.1")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("kdig (apt-get install knot-dnsutils)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A trust anchor file for the zone: its DNSKEY records, all of them
+    /// (a zone below an anchor that is not the root needs every key
+    /// anchored: its parent has no DS records to vouch for the rest).
+    fn trust_anchor(&self, zone: &str) -> std::path::PathBuf {
+        let keys = self.dig(&["+noall", "+answer", "DNSKEY", zone]);
+        let ksk: String = keys
+            .lines()
+            .filter(|l| l.contains("DNSKEY"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(ksk.lines().count() >= 2, "no KSK and ZSK in {keys}");
+        let path = self.dir.path().join("anchor.keys");
+        std::fs::write(&path, ksk).unwrap();
+        path
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SHA-256 of a PEM certificate's SubjectPublicKeyInfo, in hex (a
+/// TLSA `3 1 1` record's data), or of its whole DER (`2 0 1`).
+fn tlsa_digest(pem: &str, whole: bool) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let der = if whole {
+        let text = std::fs::read_to_string(pem).unwrap();
+        let b64: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    } else {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-pubkey", "-in", pem])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// DANE (RFC 7672) between two roost servers, over a zone Knot signs:
+/// the sender validates the answers itself (trust anchor: the zone's
+/// key), and delivers to an MX host whose DANE-EE(3) or DANE-TA(2) record
+/// matches its certificate; to one whose only record is PKIX-EE
+/// (unusable), over TLS without checking; never to one whose record
+/// matches nothing, nor to one that offers no STARTTLS (the messages
+/// wait, with the reason). The TLS report
+/// for a DANE host names policy type `tlsa` and its records.
+#[test]
+fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
+    let certs = tempfile::tempdir().unwrap();
+    let hosts = [
+        "mx-ee.dane.test",
+        "mx-ta.dane.test",
+        "mx-bad.dane.test",
+        "mx-pkix.dane.test",
+    ];
+    let (cert, key) = ca_signed(certs.path(), "mx", &hosts);
+    // The chain the receiver sends: its certificate, then the CA (RFC
+    // 7672 3.1.2: a DANE-TA anchor is sent by the server).
+    let ca = certs.path().join("ca.pem").display().to_string();
+    let chain = certs.path().join("chain.pem");
+    std::fs::write(
+        &chain,
+        std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&ca).unwrap(),
+    )
+    .unwrap();
+    let ee = tlsa_digest(&cert, false);
+    let ta = tlsa_digest(&ca, true);
+    let knot = Knot::start(
+        "dane.test",
+        &format!(
+            "ee MX 10 mx-ee\nta MX 10 mx-ta\nbad MX 10 mx-bad\npkix MX 10 mx-pkix\n\
+             mx-ee A 127.0.0.1\nmx-ta A 127.0.0.1\nmx-bad A 127.0.0.1\nmx-pkix A 127.0.0.1\n\
+             _25._tcp.mx-ee TLSA 3 1 1 {ee}\n\
+             _25._tcp.mx-ta TLSA 2 0 1 {ta}\n\
+             _25._tcp.mx-bad TLSA 3 1 1 {}\n\
+             _25._tcp.mx-pkix TLSA 1 1 1 {ee}\n\
+             plain MX 10 mx-plain\nmx-plain A 127.0.0.2\n_25._tcp.mx-plain TLSA 3 1 1 {ee}\n\
+             _smtp._tls.mx-ee TXT \"v=TLSRPTv1; rua=mailto:tls@ee.dane.test\"\n",
+            "00".repeat(32)
+        ),
+    );
+    let anchor = knot.trust_anchor("dane.test");
+
+    let offset = fresh_offset();
+    let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
+    let tls = format!("[tls]\ncert = \"{}\"\nkey = \"{key}\"\n", chain.display());
+    let receiver = serve_with_dns(&tls, b_smtp, b_imap, NO_DNS);
+    let b_data = receiver.dir.path().join("data");
+    for domain in ["ee", "ta", "bad", "pkix"] {
+        admin_ok(&b_data, &["domain", "add", &format!("{domain}.dane.test")]);
+    }
+    for account in ["bob@ee.dane.test", "tls@ee.dane.test"] {
+        admin_ok(
+            &b_data,
+            &["account", "add", account, "--password", "remotesecret1"],
+        );
+    }
+    for other in [
+        "bob@ta.dane.test",
+        "bob@bad.dane.test",
+        "bob@pkix.dane.test",
+    ] {
+        admin_ok(
+            &b_data,
+            &["account", "address-add", "bob@ee.dane.test", other],
+        );
+    }
+    // A receiver without TLS on 127.0.0.2: DANE says TLS, it offers none.
+    let plain_imap = IMAP + fresh_offset();
+    let plain = serve_config(
+        &format!(
+            "hostname = \"plain.test\"\n\
+             [listen]\nsmtp = [\"127.0.0.2:{b_smtp}\"]\nimap = [\"127.0.0.1:{plain_imap}\"]\n{NO_DNS}"
+        ),
+        plain_imap,
+    );
+    admin_ok(
+        &plain.dir.path().join("data"),
+        &["domain", "add", "plain.dane.test"],
+    );
+    let (sender, sub, _) = sender_with(&format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\ndnssec = true\ntrust_anchor = \"{}\"\n\
+         [queue]\nremote_port = {b_smtp}\n[reports]\ntls_interval = 2\n",
+        knot.port,
+        anchor.display()
+    ));
+    let data = sender.dir.path().join("data");
+    let mut alice = alice_on(sub);
+    for domain in ["ee", "ta", "bad", "pkix", "plain"] {
+        let m = format!("From: alice@local.example\r\nSubject: to {domain}\r\n\r\nHello\r\n");
+        let to = format!("bob@{domain}.dane.test");
+        assert_eq!(
+            alice.send_mail("alice@local.example", &[&to], m.as_bytes()),
+            "250 2.0.0 OK, queued for delivery"
+        );
+    }
+    eventually("three messages delivered", || {
+        let mut got = subjects_of(b_imap, "bob@ee.dane.test", "remotesecret1", "INBOX");
+        got.sort();
+        (got == ["to ee", "to pkix", "to ta"]).then_some(())
+    });
+    // Each over TLS.
+    let mut i = Imap::connect(b_imap);
+    i.cmd("LOGIN bob@ee.dane.test remotesecret1");
+    i.cmd("EXAMINE INBOX");
+    for n in 1..=3 {
+        let received = i
+            .cmd(&format!("FETCH {n} BODY.PEEK[HEADER.FIELDS (RECEIVED)]"))
+            .replace("\r\n\t", " ");
+        assert!(received.contains(" with ESMTPS "), "{received}");
+    }
+    // The one whose record matches nothing waits, with the reason.
+    let waiting = eventually("the refused host's reason", || {
+        let list = admin_ok(&data, &["queue", "list", "--to-domain", "bad.dane.test"]);
+        list.contains("DANE").then_some(list)
+    });
+    assert!(
+        waiting.contains(
+            "mx-bad.dane.test [127.0.0.1]: TLS handshake: unexpected error: \
+             DANE: no TLSA record matches the server's certificate"
+        ),
+        "{waiting}"
+    );
+    // The one that offers no STARTTLS gets nothing in plain text.
+    let waiting = eventually("the plain host's reason", || {
+        let list = admin_ok(&data, &["queue", "list", "--to-domain", "plain.dane.test"]);
+        list.contains("STARTTLS").then_some(list)
+    });
+    assert!(
+        waiting.contains(
+            "mx-plain.dane.test [127.0.0.2]: STARTTLS is not offered (DANE requires TLS)"
+        ),
+        "{waiting}"
+    );
+    // The TLS report goes to the MX host's own TLSRPT address.
+    let report = tls_report_json_of(b_imap, "tls@ee.dane.test", "mx-ee.dane.test");
+    assert_eq!(
+        report["policies"],
+        serde_json::json!([{
+            "policy": {
+                "policy-type": "tlsa",
+                "policy-string": [format!("3 1 1 {}", ee.to_uppercase())],
+                "policy-domain": "mx-ee.dane.test",
+            },
+            "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0},
+            "failure-details": [],
+        }])
+    );
 }

@@ -1,7 +1,10 @@
 //! DNS for the sessions, through hickory-resolver. Today: the reverse name
 //! (PTR) of an SMTP client, written into the Received line it gets (RFC
 //! 5321 4.4: the "from" clause carries the name the address resolves to).
-//! The outgoing queue will add MX, MTA-STS and DANE lookups here.
+//! The outgoing queue's MX and address lookups, SPF and DMARC's TXT
+//! questions, and, with DNSSEC validation on, the validated answers DANE
+//! needs (RFC 7672 2.1.1: a security-aware resolver; hickory validates
+//! itself, from the root's trust anchors or configured ones).
 
 use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -39,47 +42,200 @@ pub enum MxAnswer {
     NoDomain,
 }
 
+/// Whether answers are checked with DNSSEC, for DANE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnssecSettings {
+    Off,
+    /// From the root zone's trust anchors, built into hickory.
+    Root,
+    /// From these DNSKEYs (algorithm, public key), e.g. a test zone's.
+    Anchors(Vec<(u8, Vec<u8>)>),
+}
+
+/// What DNSSEC says of an answer (RFC 4035 4.3). Bogus and indeterminate
+/// answers are lookup failures (RFC 7672 2.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    Secure,
+    Insecure,
+}
+
 #[derive(Clone, Default)]
 pub struct Dns {
     resolver: Option<Arc<TokioResolver>>,
+    /// The same servers, with every answer validated (DNSSEC on).
+    validating: Option<Arc<TokioResolver>>,
     /// Answers for names under localserve's own domains.
     local: Option<Arc<LocalZone>>,
 }
 
 impl Dns {
     pub fn new(settings: &DnsSettings) -> Dns {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = DNS_TIMEOUT;
-        opts.attempts = 1;
-        let builder = match settings {
-            DnsSettings::Off => return Dns::default(),
-            DnsSettings::System => match TokioResolver::builder_tokio() {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(error = %e, "no usable DNS configuration; reverse lookups are off");
-                    return Dns::default();
-                }
-            },
-            DnsSettings::Servers(servers) => {
-                opts.use_hosts_file = ResolveHosts::Never;
-                let mut group = NameServerConfigGroup::new();
-                for s in servers {
-                    group.merge(NameServerConfigGroup::from_ips_clear(
-                        &[s.ip()],
-                        s.port(),
-                        true,
-                    ));
-                }
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_parts(None, vec![], group),
-                    TokioConnectionProvider::default(),
-                )
-            }
+        let Some((builder, opts)) = builder(settings) else {
+            return Dns::default();
         };
         Dns {
             resolver: Some(Arc::new(builder.with_options(opts).build())),
+            validating: None,
             local: None,
         }
+    }
+
+    /// This resolver with DNSSEC validation for the lookups DANE makes.
+    pub fn with_dnssec(mut self, settings: &DnsSettings, dnssec: &DnssecSettings) -> Dns {
+        use hickory_resolver::proto::dnssec::{Algorithm, PublicKeyBuf, TrustAnchors};
+        let anchors = match dnssec {
+            DnssecSettings::Off => return self,
+            DnssecSettings::Root => TrustAnchors::default(),
+            DnssecSettings::Anchors(keys) => {
+                let mut anchors = TrustAnchors::empty();
+                for (algorithm, key) in keys {
+                    anchors.insert(&PublicKeyBuf::new(
+                        key.clone(),
+                        Algorithm::from_u8(*algorithm),
+                    ));
+                }
+                anchors
+            }
+        };
+        if let Some((builder, mut opts)) = builder(settings) {
+            opts.validate = true;
+            self.validating = Some(Arc::new(
+                builder
+                    .with_options(opts)
+                    .with_trust_anchor(Arc::new(anchors))
+                    .build(),
+            ));
+        }
+        self
+    }
+
+    /// Whether DNSSEC answers can be had (DANE is possible).
+    pub fn validates(&self) -> bool {
+        self.validating.is_some()
+    }
+
+    /// The records of `rtype` at `name`, validated: `Ok(None)` for none
+    /// (NXDOMAIN or no data, proven or in an unsigned zone), `Err` when
+    /// the lookup failed or an answer is bogus or indeterminate.
+    async fn validated(
+        &self,
+        name: &str,
+        rtype: hickory_resolver::proto::rr::RecordType,
+    ) -> Result<Option<(Vec<hickory_resolver::proto::rr::RData>, Security)>, DnsFailure> {
+        use hickory_resolver::proto::dnssec::Proof;
+        let resolver = self.validating.as_ref().ok_or(DnsFailure)?;
+        let Some(name) = fqdn(name) else {
+            return Ok(None);
+        };
+        let Some(lookup) =
+            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.lookup(name, rtype)).await)?
+        else {
+            return Ok(None);
+        };
+        let mut secure = true;
+        let mut out = Vec::new();
+        for r in lookup.dnssec_record_iter() {
+            match r.proof() {
+                Proof::Secure => {}
+                Proof::Insecure => secure = false,
+                Proof::Bogus | Proof::Indeterminate => return Err(DnsFailure),
+            }
+            let record = r
+                .require(Proof::Secure | Proof::Insecure)
+                .map_err(|_| DnsFailure)?;
+            if record.record_type() == rtype {
+                out.push(record.data().clone());
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        let security = if secure {
+            Security::Secure
+        } else {
+            Security::Insecure
+        };
+        Ok(Some((out, security)))
+    }
+
+    /// A domain's MX hosts, most preferred first, and whether DNSSEC
+    /// proved them (RFC 7672 2.2.1); `NoMx` with `Secure` when no MX
+    /// record exists (the domain itself is then looked at, 2.2.2).
+    pub async fn mx_dnssec(&self, domain: &str) -> Result<(MxAnswer, Security), DnsFailure> {
+        use hickory_resolver::proto::rr::{RData, RecordType};
+        let Some((records, security)) = self.validated(domain, RecordType::MX).await? else {
+            return Ok((MxAnswer::NoMx, Security::Secure));
+        };
+        let mut hosts: Vec<(u16, String)> = records
+            .iter()
+            .filter_map(|r| match r {
+                RData::MX(mx) if !mx.exchange().is_root() => Some((
+                    mx.preference(),
+                    mx.exchange()
+                        .to_utf8()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
+                )),
+                _ => None,
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Ok((MxAnswer::Null, security));
+        }
+        hosts.sort();
+        Ok((
+            MxAnswer::Hosts(hosts.into_iter().map(|(_, h)| h).collect()),
+            security,
+        ))
+    }
+
+    /// Whether a host's address records are proven (RFC 7672 2.2.2: TLSA
+    /// records are looked up only then); `None` when it has none.
+    pub async fn address_security(&self, host: &str) -> Result<Option<Security>, DnsFailure> {
+        use hickory_resolver::proto::rr::RecordType;
+        let v6 = self.validated(host, RecordType::AAAA).await?;
+        let v4 = self.validated(host, RecordType::A).await?;
+        Ok(match (v6, v4) {
+            (None, None) => None,
+            (a, b) => Some(
+                if a.iter()
+                    .chain(b.iter())
+                    .all(|(_, s)| *s == Security::Secure)
+                {
+                    Security::Secure
+                } else {
+                    Security::Insecure
+                },
+            ),
+        })
+    }
+
+    /// The TLSA records at `_<port>._tcp.<host>` (RFC 7672 2.2.3), with
+    /// their security; `None` when there are none.
+    pub async fn tlsa(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Option<(Vec<roost_protocols::smtp::dane::Tlsa>, Security)>, DnsFailure> {
+        use hickory_resolver::proto::rr::{RData, RecordType};
+        let name = format!("_{port}._tcp.{host}");
+        let Some((records, security)) = self.validated(&name, RecordType::TLSA).await? else {
+            return Ok(None);
+        };
+        let tlsa = records
+            .iter()
+            .filter_map(|r| match r {
+                RData::TLSA(t) => Some(roost_protocols::smtp::dane::Tlsa {
+                    usage: u8::from(t.cert_usage()),
+                    selector: u8::from(t.selector()),
+                    matching: u8::from(t.matching()),
+                    data: t.cert_data().to_vec(),
+                }),
+                _ => None,
+            })
+            .collect();
+        Ok(Some((tlsa, security)))
     }
 
     /// This resolver, answering names under the zone's domains itself.
@@ -178,6 +334,45 @@ impl Dns {
         let name = lookup.iter().next()?.to_utf8();
         Some(name.trim_end_matches('.').to_ascii_lowercase())
     }
+}
+
+/// A resolver builder and options for `settings`; `None` when lookups
+/// are off or the system has no usable configuration.
+fn builder(
+    settings: &DnsSettings,
+) -> Option<(
+    hickory_resolver::ResolverBuilder<TokioConnectionProvider>,
+    ResolverOpts,
+)> {
+    let mut opts = ResolverOpts::default();
+    opts.timeout = DNS_TIMEOUT;
+    opts.attempts = 1;
+    let builder = match settings {
+        DnsSettings::Off => return None,
+        DnsSettings::System => match TokioResolver::builder_tokio() {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "no usable DNS configuration; reverse lookups are off");
+                return None;
+            }
+        },
+        DnsSettings::Servers(servers) => {
+            opts.use_hosts_file = ResolveHosts::Never;
+            let mut group = NameServerConfigGroup::new();
+            for s in servers {
+                group.merge(NameServerConfigGroup::from_ips_clear(
+                    &[s.ip()],
+                    s.port(),
+                    true,
+                ));
+            }
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], group),
+                TokioConnectionProvider::default(),
+            )
+        }
+    };
+    Some((builder, opts))
 }
 
 /// A lookup's outcome: `Ok(None)` for no records or NXDOMAIN, `Err` for

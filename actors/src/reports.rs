@@ -264,10 +264,14 @@ fn tls_report_json(
         .map(|((policy_type, lines), (ok, failed, details))| {
             let mut policy = serde_json::json!({"policy-type": policy_type});
             if !lines.is_empty() {
-                // RFC 8460 4.4: the policy's text, and its MX patterns.
+                // RFC 8460 4.4: the policy's text (for DANE its TLSA
+                // records), and for MTA-STS its MX patterns.
                 policy["policy-string"] = serde_json::json!(lines);
-                let mx: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("mx: ")).collect();
-                policy["mx-host"] = serde_json::json!(mx);
+                if policy_type == "sts" {
+                    let mx: Vec<&str> =
+                        lines.iter().filter_map(|l| l.strip_prefix("mx: ")).collect();
+                    policy["mx-host"] = serde_json::json!(mx);
+                }
             }
             policy["policy-domain"] = serde_json::json!(domain);
             serde_json::json!({

@@ -49,6 +49,8 @@ pub struct Settings {
     /// exempt, so local tools and localserve are not throttled).
     pub smtp_limit_loopback: bool,
     pub dns: crate::dns::DnsSettings,
+    /// DNSSEC validation, for DANE.
+    pub dnssec: crate::dns::DnssecSettings,
     /// localserve: names under the local domains are answered from the
     /// store (SPF, DMARC, DKIM keys), not looked up, and queued mail never
     /// leaves the machine.
@@ -154,7 +156,7 @@ pub async fn start(
             }
         }
     }
-    let mut dns = crate::dns::Dns::new(&settings.dns);
+    let mut dns = crate::dns::Dns::new(&settings.dns).with_dnssec(&settings.dns, &settings.dnssec);
     if settings.local_zone {
         dns = dns.with_local_zone(local_zone(&store, &settings.hostname)?);
     }

@@ -1055,8 +1055,12 @@ fn password_or_stdin(password: &Option<String>) -> Result<String> {
 /// One incoming report as text: a line about it, then a line per row.
 fn print_incoming_report(r: &Value) {
     let rep = &r["report"];
+    // Strangers wrote these: no control characters reach the terminal.
     let field = |v: &Value, k: &str| match &v[k] {
-        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::String(s) if !s.is_empty() => s
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect(),
         Value::Number(n) => n.to_string(),
         _ => "-".to_string(),
     };

@@ -80,6 +80,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         smtp_max_connections_per_ip: config.smtp_max_connections_per_ip,
         smtp_limit_loopback: config.smtp_limit_loopback,
         dns: config.dns.clone(),
+        dnssec: config.dnssec.clone(),
         local_zone: localserve,
         queue_remote_port: config.queue_remote_port,
         queue_retry_after: config.queue_retry_after.clone(),

@@ -14,13 +14,17 @@ use sha2::Sha256;
 
 /// Hex digits of the MAC kept in the address: 64 bits.
 pub const MAC_HEX: usize = 16;
+/// RFC 5321 4.5.3.1.1: the longest local part.
+pub const MAX_LOCAL_PART: usize = 64;
 /// What starts the tag, after the separator.
 const TAG: &str = "dsn.";
 
 impl Store {
     /// The unique envelope sender of queued message `id` sent by `sender`:
-    /// `None` when the sender's domain has no catchall separator (the
-    /// address would not come back to the account).
+    /// `None` when the sender's domain has no catchall separator, when
+    /// the sender's local part holds a separator character or is quoted
+    /// (the tagged address would reach another account, or none), or
+    /// when it would be longer than RFC 5321 4.5.3.1.1's 64 octets.
     pub fn bounce_address(&self, sender: &str, id: QueueId) -> Result<Option<String>> {
         let Some((local, domain)) = sender.rsplit_once('@') else {
             return Ok(None);
@@ -31,13 +35,15 @@ impl Store {
         let Some(sep) = record.catchall_separator.chars().next() else {
             return Ok(None);
         };
-        // The account's own address, not one already tagged.
-        let local = local
-            .split(|c| record.catchall_separator.contains(c))
-            .next()
-            .unwrap_or(local);
+        if local.contains(|c| record.catchall_separator.contains(c) || c == '"') {
+            return Ok(None);
+        }
         let mac = self.bounce_mac(id)?;
-        Ok(Some(format!("{local}{sep}{TAG}{}.{mac}@{domain}", id.0)))
+        let tagged = format!("{local}{sep}{TAG}{}.{mac}", id.0);
+        if tagged.len() > MAX_LOCAL_PART {
+            return Ok(None);
+        }
+        Ok(Some(format!("{tagged}@{domain}")))
     }
 
     /// The queue id an address made by [`Store::bounce_address`] names,

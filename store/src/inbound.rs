@@ -7,7 +7,10 @@ use roost_protocols::message::inbound::Report;
 use serde::{Deserialize, Serialize};
 
 /// Reports kept at most; the oldest go first.
-pub const MAX_INBOUND_REPORTS: usize = 10_000;
+pub const MAX_INBOUND_REPORTS: usize = 1000;
+/// The largest report kept, encoded: with [`MAX_INBOUND_REPORTS`], what
+/// strangers' reports can take of the disk is bounded (256 MiB).
+pub const MAX_KEPT_REPORT_BYTES: usize = 256 * 1024;
 
 /// A report as kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +54,15 @@ impl Store {
             from: from.to_string(),
             report,
         };
+        let encoded = encode(&kept)?;
+        if encoded.len() > MAX_KEPT_REPORT_BYTES {
+            return Err(crate::StoreError::Invalid(format!(
+                "a report of {} bytes; at most {MAX_KEPT_REPORT_BYTES} are kept",
+                encoded.len()
+            )));
+        }
         let mut batch = sled::Batch::default();
-        batch.insert(keys::timed(keys::INBOUND_REPORT, now, id), encode(&kept)?);
+        batch.insert(keys::timed(keys::INBOUND_REPORT, now, id), encoded);
         let count = self
             .inner
             .db

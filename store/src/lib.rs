@@ -41,11 +41,11 @@ use roost_protocols::message::summary::Summary;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use bounce::MAC_HEX;
+pub use bounce::{MAC_HEX, MAX_LOCAL_PART};
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
-pub use inbound::{InboundReport, MAX_INBOUND_REPORTS};
+pub use inbound::{InboundReport, MAX_INBOUND_REPORTS, MAX_KEPT_REPORT_BYTES};
 pub use queue::{
     finish_waiting, Attempt, Finished, FinishedAs, HoldRule, QueueChange, QueueFilter, QueueId,
     QueuedMessage, QueuedRecipient, RetiredMessage, SentMessage, KEEP_RETIRED, MAX_ATTEMPT_LOG,

@@ -223,6 +223,18 @@ impl SentMessage {
             SentMessage::Retired(m) => &m.extra,
         }
     }
+
+    /// Whether `address` was one of its recipients (without case).
+    pub fn was_sent_to(&self, address: &str) -> bool {
+        let same = |a: &str| a.eq_ignore_ascii_case(address);
+        match self {
+            SentMessage::Queued(m) => {
+                m.recipients.iter().any(|r| same(&r.address))
+                    || m.done.iter().any(|r| same(&r.address))
+            }
+            SentMessage::Retired(m) => m.recipients.iter().any(|r| same(&r.address)),
+        }
+    }
 }
 
 /// A hold rule: messages queued from then on that match it are held

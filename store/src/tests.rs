@@ -1433,7 +1433,29 @@ fn unique_envelope_senders_name_their_message_and_nothing_else() {
         ok(store.bounce_address("bob@plain.example", QueueId(7))),
         None
     );
-    let address = ok(store.bounce_address("alice+old@a.example", QueueId(7))).unwrap();
+    // A local part with a separator in it (`john-doe` would go to
+    // `john`), or quoted: none either.
+    assert_eq!(
+        ok(store.bounce_address("john-doe@a.example", QueueId(7))),
+        None
+    );
+    assert_eq!(
+        ok(store.bounce_address("alice+old@a.example", QueueId(7))),
+        None
+    );
+    assert_eq!(
+        ok(store.bounce_address("\"a b\"@a.example", QueueId(7))),
+        None
+    );
+    // Up to 64 octets of local part, not one more: the tag and the MAC
+    // take "+dsn.7." and MAC_HEX after the sender's own local part.
+    let room = MAX_LOCAL_PART - "+dsn.7.".len() - MAC_HEX;
+    let edge = format!("{}@a.example", "l".repeat(room));
+    let tagged = ok(store.bounce_address(&edge, QueueId(7))).unwrap();
+    assert_eq!(tagged.split('@').next().unwrap().len(), MAX_LOCAL_PART);
+    let past = format!("{}@a.example", "l".repeat(room + 1));
+    assert_eq!(ok(store.bounce_address(&past, QueueId(7))), None);
+    let address = ok(store.bounce_address("alice@a.example", QueueId(7))).unwrap();
     let (local, domain) = address.split_once('@').unwrap();
     assert_eq!(domain, "a.example");
     let prefix = "alice+dsn.7.";
@@ -1486,4 +1508,26 @@ fn inbound_reports_keep_the_newest_up_to_the_limit() {
     // At the limit three are kept; the fourth pushed the first out.
     assert_eq!(kept, [report("r3"), report("r2"), report("r1")]);
     assert_eq!(ok(store.inbound_reports(1))[0].account, "a@x");
+    // The largest kept, and one byte more refused. Past 64 KiB a string
+    // is encoded as its bytes after a fixed header, so the report's id
+    // grows the encoding by exactly its own length; ids stay below 128
+    // (one byte) in this store.
+    let long = 70_000;
+    let overhead = encode(&InboundReport {
+        id: 1,
+        account: "a@x".into(),
+        received: 200,
+        from: "r@y".into(),
+        report: report(&"r".repeat(long)),
+    })
+    .unwrap()
+    .len()
+        - long;
+    let fits = "r".repeat(MAX_KEPT_REPORT_BYTES - overhead);
+    let at = |id: String| store.inbound_report_add("a@x", "r@y", report(&id), 200);
+    match at(fits.clone()) {
+        Ok(_) => {}
+        Err(e) => panic!("the largest report: {e}"),
+    }
+    assert!(matches!(at(fits + "r"), Err(StoreError::Invalid(_))));
 }

@@ -3,6 +3,7 @@
 //! (STARTTLS when offered, opportunistically; recipients pipelined when
 //! PIPELINING is offered), and writes what came of each message.
 
+use super::dane::HostTls;
 use super::transport::{Smarthost, SmarthostTls, Transport};
 use super::{dsn, now, webhooks, QueueSettings, DELAY_DSN_AFTER};
 use crate::client::AccountClient;
@@ -10,6 +11,7 @@ use crate::dns::{Dns, MxAnswer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use roost_protocols::smtp::client::{dot_stuff, ReplyReader, ServerReply};
 use roost_protocols::smtp::command::xtext_encode;
+use roost_protocols::smtp::dane::DanePolicy;
 use roost_protocols::smtp::mta_sts::{Mode, Policy};
 use roost_protocols::smtp::spf::AuthDns;
 use roost_protocols::smtp::Ret;
@@ -160,36 +162,61 @@ async fn connect(
     domain: &str,
     hosts: &[String],
     sts: Option<&Policy>,
+    dane: Option<&[HostTls]>,
     record: bool,
 ) -> Result<(Session, String), String> {
     let enforce = sts.is_some_and(|p| p.mode == Mode::Enforce);
     let mut last = "no mail server could be reached".to_string();
     let mut all_self = !hosts.is_empty();
-    for host in hosts {
+    for (i, host) in hosts.iter().enumerate() {
         if host.eq_ignore_ascii_case(&s.hostname) {
             continue;
         }
         all_self = false;
+        // RFC 7672: DANE, where the host publishes TLSA records, takes
+        // the place of MTA-STS's checks.
+        let host_dane = dane.and_then(|d| d.get(i));
+        let policy = match (host_dane, sts) {
+            (Some(HostTls::Unusable(why)), _) => {
+                if record {
+                    let failed = (Some("dnssec-invalid"), (None, None));
+                    record_tls(s, domain, host, TlsPolicy::Dnssec, failed).await;
+                }
+                last = why.clone();
+                continue;
+            }
+            (Some(HostTls::Required(p)), _) => TlsPolicy::Dane(p),
+            (_, Some(p)) => TlsPolicy::Sts(p),
+            (_, None) => TlsPolicy::None,
+        };
         for ip in addresses(&s.dns, host).await {
             let addr = SocketAddr::new(ip, s.remote_port);
-            let checks = match sts.map(|p| p.mode) {
-                Some(Mode::Enforce) => Checks::Enforce(&s.mx_roots),
-                Some(Mode::Testing) => Checks::Testing(&s.mx_roots),
+            let checks = match policy {
+                TlsPolicy::Dane(p) => Checks::Dane(
+                    super::dane::tls_config(p, host, domain),
+                    matches!(p, DanePolicy::Authenticate(_)),
+                ),
+                TlsPolicy::Sts(p) if p.mode == Mode::Enforce => Checks::Enforce(&s.mx_roots),
+                TlsPolicy::Sts(p) if p.mode == Mode::Testing => Checks::Testing(&s.mx_roots),
                 _ => Checks::None,
             };
+            let required = enforce || matches!(policy, TlsPolicy::Dane(_));
             match Session::open(s, addr, host, checks).await {
                 Ok(session) => {
                     // Mail sent without policies (reports among it, RFC
                     // 8460 5.3) is not counted in the next report.
                     if record {
                         let tls = (session.tls_failure, session.ends);
-                        record_tls(s, domain, host, sts, tls).await;
+                        record_tls(s, domain, host, policy, tls).await;
                     }
                     return Ok((session, host.clone()));
                 }
                 Err(e) => {
-                    if let Some(kind) = enforce.then(|| tls_failure_kind(&e)).flatten() {
-                        record_tls(s, domain, host, sts, (Some(kind), (None, Some(addr)))).await;
+                    if let Some(kind) = required.then(|| tls_failure_kind(&e)).flatten() {
+                        if record {
+                            let failed = (Some(kind), (None, Some(addr)));
+                            record_tls(s, domain, host, policy, failed).await;
+                        }
                     }
                     last = format!("{host} [{ip}]: {e}");
                 }
@@ -211,25 +238,26 @@ async fn record_tls(
     s: &QueueSettings,
     domain: &str,
     host: &str,
-    sts: Option<&Policy>,
+    policy: TlsPolicy<'_>,
     (failure, ends): (
         Option<&'static str>,
         (Option<SocketAddr>, Option<SocketAddr>),
     ),
 ) {
     let ip = |a: Option<SocketAddr>| a.map_or(String::new(), |a| a.ip().to_string());
+    let (policy_domain, policy_type, policy_string) = match policy {
+        TlsPolicy::Sts(p) if p.mode != Mode::None => (domain, "sts", p.lines()),
+        // RFC 8460 4.4: DANE's policy domain is the TLSA base domain, the
+        // MX host, whose own TLSRPT record gets the report.
+        TlsPolicy::Dane(p) => (host, "tlsa", p.lines()),
+        TlsPolicy::Dnssec => (host, "tlsa", Vec::new()),
+        _ => (domain, "no-policy-found", Vec::new()),
+    };
     let result = roost_store::TlsResult {
         time_us: now().max(0) as u64 * 1_000_000,
-        domain: domain.to_string(),
-        policy_type: match sts {
-            Some(p) if p.mode != Mode::None => "sts",
-            _ => "no-policy-found",
-        }
-        .into(),
-        policy_string: sts
-            .filter(|p| p.mode != Mode::None)
-            .map(Policy::lines)
-            .unwrap_or_default(),
+        domain: policy_domain.to_string(),
+        policy_type: policy_type.into(),
+        policy_string,
         mx_host: host.to_string(),
         receiving_ip: ip(ends.1),
         sending_ip: ip(ends.0),
@@ -241,6 +269,17 @@ async fn record_tls(
     }
 }
 
+/// The policy a session to an MX host was under, for the TLS reports.
+#[derive(Clone, Copy)]
+enum TlsPolicy<'a> {
+    None,
+    Sts(&'a Policy),
+    Dane(&'a DanePolicy),
+    /// The host's TLSA records could not be had (RFC 8460
+    /// `dnssec-invalid`).
+    Dnssec,
+}
+
 /// RFC 8460 4.3's result type for a connection that failed under an
 /// enforced policy, read from its error; `None` for failures that are
 /// not about TLS (the host did not answer).
@@ -249,6 +288,9 @@ fn tls_failure_kind(error: &str) -> Option<&'static str> {
         Some("starttls-not-supported")
     } else if !error.starts_with("TLS") {
         None
+    } else if error.contains("DANE: ") {
+        // RFC 8460 4.3.2.1: none of the TLSA records validated it.
+        Some("tlsa-invalid")
     } else if error.contains("NotValidForName") || error.contains("not valid for name") {
         Some("certificate-host-mismatch")
     } else if error.contains("Expired") || error.contains("certificate expired") {
@@ -322,6 +364,19 @@ async fn deliver_domain(
         Some(sh) => Ok(vec![sh.host.clone()]),
         None => mail_hosts(&s.dns, domain).await,
     };
+    // RFC 7672: where DNSSEC proves the MX RRset, its hosts, and DANE
+    // for those whose TLSA records it proves.
+    let (hosts, dane) = match (&hosts, &smarthost) {
+        (Ok(_), None) if policies => match super::dane::plan(s, domain, MAX_HOSTS).await {
+            Ok(Some(plan)) => {
+                let (h, tls): (Vec<String>, Vec<HostTls>) = plan.into_iter().unzip();
+                (Ok(h), Some(tls))
+            }
+            Ok(None) => (hosts, None),
+            Err(why) => (Err((false, why)), None),
+        },
+        _ => (hosts, None),
+    };
     // RFC 8461 4.1, 5: under an enforced MTA-STS policy only the MX hosts
     // it names are used, over TLS with a checked certificate.
     let sts = match &smarthost {
@@ -329,20 +384,31 @@ async fn deliver_domain(
         _ => None,
     };
     let enforce = sts.as_ref().filter(|p| p.mode == Mode::Enforce);
-    let hosts = match (hosts, enforce) {
+    let (hosts, dane) = match (hosts, enforce) {
         (Ok(h), Some(p)) => {
-            let matching: Vec<String> = h.into_iter().filter(|h| p.matches(h)).collect();
+            let mut tls = dane.map(|d| d.into_iter());
+            let matching: Vec<(String, Option<HostTls>)> = h
+                .into_iter()
+                .map(|h| {
+                    let t = tls.as_mut().and_then(|t| t.next());
+                    (h, t)
+                })
+                .filter(|(h, _)| p.matches(h))
+                .collect();
             if matching.is_empty() {
-                Err((
-                    false,
-                    format!("MTA-STS: no MX host of {domain} matches its policy"),
-                ))
+                let why = format!("MTA-STS: no MX host of {domain} matches its policy");
+                (Err((false, why)), None)
             } else {
-                Ok(matching)
+                let (h, t): (Vec<String>, Vec<Option<HostTls>>) = matching.into_iter().unzip();
+                (Ok(h), t.into_iter().collect::<Option<Vec<HostTls>>>())
             }
         }
-        (h, _) => h,
+        (h, _) => (h, dane),
     };
+    let dane_authenticates = dane.as_ref().is_some_and(|d| {
+        d.iter()
+            .any(|h| matches!(h, HostTls::Required(DanePolicy::Authenticate(_))))
+    });
     let mut session: Option<(Session, String)> = None;
     let mut unreachable: Option<String> = None;
     for m in messages {
@@ -351,13 +417,16 @@ async fn deliver_domain(
             continue;
         }
         // RFC 8689 4.2.1: a REQUIRETLS message needs a validated MX
-        // (DNSSEC or MTA-STS) and a validated certificate; roost does
-        // neither yet for MX hosts, so it may not send one there (5.7.30).
-        // A smarthost is configured, not looked up, and its certificate
-        // is checked: it gets the message if it offers REQUIRETLS.
-        if m.requiretls && smarthost.is_none() && enforce.is_none() {
+        // (DNSSEC or MTA-STS) and a validated certificate: an enforced
+        // MTA-STS policy or DANE-authenticated hosts; without either it
+        // fails (5.7.30). A smarthost is configured, not looked up, and
+        // its certificate is checked: it gets the message if it offers
+        // REQUIRETLS. The session itself must be checked TLS to a server
+        // that offers REQUIRETLS (see `transaction`).
+        if m.requiretls && smarthost.is_none() && enforce.is_none() && !dane_authenticates {
             let why = "550 5.7.30 REQUIRETLS needs an MX and certificate validated by \
-                       MTA-STS or DANE, and the destination has no enforced MTA-STS policy";
+                       MTA-STS or DANE, and the destination has neither an enforced \
+                       MTA-STS policy nor DANE";
             finish(
                 s,
                 m.clone(),
@@ -404,7 +473,7 @@ async fn deliver_domain(
                     .await
                     .map(|session| (session, sh.host.clone()))
                     .map_err(|e| format!("{}:{}: {e}", sh.host, sh.port)),
-                None => connect(s, domain, hosts, sts.as_ref(), policies).await,
+                None => connect(s, domain, hosts, sts.as_ref(), dane.as_deref(), policies).await,
             };
             match connected {
                 Ok(c) => session = Some(c),
@@ -753,7 +822,7 @@ pub fn reschedule(m: &mut QueuedMessage, reason: &str, now: i64, schedule: &[i64
 }
 
 /// What a session to an MX host must show of its TLS (RFC 8461).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Checks<'a> {
     /// No policy: opportunistic TLS.
     None,
@@ -761,6 +830,9 @@ enum Checks<'a> {
     Testing(&'a Arc<rustls::RootCertStore>),
     /// An enforced policy: checked TLS or nothing.
     Enforce(&'a Arc<rustls::RootCertStore>),
+    /// DANE (RFC 7672): TLS or nothing, with this configuration; whether
+    /// it authenticates the server.
+    Dane(Arc<rustls::ClientConfig>, bool),
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -802,6 +874,16 @@ impl Session {
         checks: Checks<'_>,
     ) -> Result<Session, String> {
         match checks {
+            Checks::Dane(config, authenticated) => {
+                let session = Session::open_once(s, addr, host, Some(config)).await?;
+                if session.tls_failure.is_some() {
+                    return Err("STARTTLS is not offered (DANE requires TLS)".into());
+                }
+                return Ok(Session {
+                    verified_tls: authenticated,
+                    ..session
+                });
+            }
             Checks::Enforce(roots) => {
                 let session = Session::open_once(s, addr, host, Some(verified_tls(roots))).await?;
                 if session.tls_failure.is_some() {
@@ -1342,7 +1424,7 @@ pub(crate) fn verified_tls(roots: &Arc<rustls::RootCertStore>) -> Arc<rustls::Cl
 }
 
 /// A configuration that trusts nothing, when rustls has none to give.
-fn no_tls(e: rustls::Error) -> Arc<rustls::ClientConfig> {
+pub(crate) fn no_tls(e: rustls::Error) -> Arc<rustls::ClientConfig> {
     warn!(error = %e, "no TLS client configuration");
     Arc::new(
         rustls::ClientConfig::builder()
@@ -1467,6 +1549,25 @@ mod tests {
     }
 
     /// Replies that end a recipient for good, and those tried again.
+    #[test]
+    fn tls_failures_are_named_as_rfc_8460_names_them() {
+        let cases = [
+            ("STARTTLS is not offered (DANE requires TLS)", Some("starttls-not-supported")),
+            (
+                "TLS handshake: unexpected error: DANE: no TLSA record matches the server's certificate",
+                Some("tlsa-invalid"),
+            ),
+            ("TLS handshake: invalid peer certificate: Expired", Some("certificate-expired")),
+            ("TLS handshake: invalid peer certificate: UnknownIssuer", Some("certificate-not-trusted")),
+            ("TLS handshake: invalid peer certificate: NotValidForName", Some("certificate-host-mismatch")),
+            ("TLS handshake: received fatal alert", Some("validation-failure")),
+            ("connect: Connection refused", None),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(tls_failure_kind(error), kind, "{error}");
+        }
+    }
+
     #[test]
     fn refusals_that_are_final_and_those_that_are_not() {
         let r = |code: u16| ServerReply {

@@ -9,6 +9,7 @@
 //! Queued messages live in the store (`roost_store::QueuedMessage`): a
 //! message acknowledged to a submitter is on disk before its `250`.
 
+pub mod dane;
 pub mod delivery;
 pub mod dsn;
 pub mod mta_sts;

@@ -103,6 +103,13 @@ pub async fn delivered(store: &Store, inbound: &Inbound, account: &str, from: &s
     if inbound.report.is_none() && mine.is_empty() {
         return;
     }
+    // One message names a queued message once, however many of its
+    // unique addresses it came to.
+    let mut seen = std::collections::HashSet::new();
+    let mine: Vec<(String, QueueId)> = mine
+        .into_iter()
+        .filter(|(_, id)| seen.insert(*id))
+        .collect();
     let (store, account, from) = (store.clone(), account.to_string(), from.to_string());
     let (report, dsn) = (inbound.report.clone(), inbound.dsn.clone());
     let done = blocking(move || {
@@ -115,6 +122,14 @@ pub async fn delivered(store: &Store, inbound: &Inbound, account: &str, from: &s
             None => {}
         }
         for (address, id) in mine {
+            let dsn = match (&dsn, from.is_empty()) {
+                // RFC 3464 2, RFC 5321 4.5.5: DSNs come from the null
+                // reverse-path; anything else is mail, not a report.
+                (Some(Ok(_)), false) => {
+                    Some(Err("it comes from a reverse-path that is not null".into()))
+                }
+                (d, _) => d.clone(),
+            };
             dsn_events(&store, &account, &address, id, dsn.as_ref(), now)?;
         }
         Ok::<_, roost_store::StoreError>(())
@@ -163,11 +178,30 @@ fn dsn_events(
         (None, Some(_)) => return Ok(()),
     };
     let mut hard = Vec::new();
-    for r in &dsn.recipients {
+    // RFC 3464 2.3.1, 2.3.2: Original-Recipient is the address this
+    // server sent to, Final-Recipient the one the reporting server
+    // delivered to (after forwarding); a result about neither of the
+    // message's recipients is not about this message.
+    let about: Vec<(&str, &roost_protocols::message::inbound::DsnResult)> = dsn
+        .recipients
+        .iter()
+        .filter_map(|r| {
+            [r.original.as_deref(), Some(r.recipient.as_str())]
+                .into_iter()
+                .flatten()
+                .find(|a| sent.was_sent_to(a))
+                .map(|a| (a, r))
+        })
+        .collect();
+    if about.is_empty() {
+        unrecognized("it names none of the message's recipients");
+        return Ok(());
+    }
+    for (address, r) in about {
         let reply = r.diagnostic.clone().unwrap_or_else(|| r.status.clone());
         if r.action == DsnAction::Failed && r.status.starts_with('5') {
             hard.push(Suppression {
-                address: r.recipient.clone(),
+                address: address.to_string(),
                 since: now,
                 reason: reply.clone(),
             });
@@ -178,7 +212,7 @@ fn dsn_events(
             json!({
                 "queue_id": id.0,
                 "from": sent.sender(),
-                "to": r.recipient,
+                "to": address,
                 "status": r.status,
                 "reply": reply,
                 "host": r.remote_mta,

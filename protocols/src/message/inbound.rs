@@ -29,7 +29,7 @@ pub const MAX_REPORT_BYTES: usize = 32 << 20;
 pub const MAX_XML_NODES: u32 = 2_000_000;
 /// The most rows (DMARC records, TLS policies) kept of one report; a
 /// report with more is kept with its first ones and their total count.
-pub const MAX_ROWS: usize = 10_000;
+pub const MAX_ROWS: usize = 1000;
 
 /// RFC 3464 2.3.3: what became of one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod command;
 pub mod conn;
+pub mod dane;
 pub mod dmarc;
 pub mod mta_sts;
 pub mod reply;
