@@ -2889,6 +2889,36 @@ impl Drop for Knot {
     }
 }
 
+/// Submits a message as alice over STARTTLS (certificate not checked)
+/// with python's smtplib, MAIL carrying REQUIRETLS; what it printed.
+fn submit_requiretls(port: u16, to: &str, subject: &str) -> String {
+    let script = "import smtplib, ssl, sys\n\
+        port, to, subject = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n\
+        ctx = ssl.create_default_context()\n\
+        ctx.check_hostname = False\n\
+        ctx.verify_mode = ssl.CERT_NONE\n\
+        s = smtplib.SMTP('127.0.0.1', port, timeout=30)\n\
+        s.ehlo('client.example.org')\n\
+        s.starttls(context=ctx)\n\
+        s.ehlo('client.example.org')\n\
+        s.login('alice@local.example', 'alicesecret1')\n\
+        msg = 'From: alice@local.example\\r\\nSubject: ' + subject + '\\r\\n\\r\\nHello\\r\\n'\n\
+        print('sent', s.sendmail('alice@local.example', [to], msg, mail_options=['REQUIRETLS']))\n\
+        s.quit()\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([&port.to_string(), to, subject])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The SHA-256 of a PEM certificate's SubjectPublicKeyInfo, in hex (a
 /// TLSA `3 1 1` record's data), or of its whole DER (`2 0 1`).
 fn tlsa_digest(pem: &str, whole: bool) -> String {
@@ -2928,7 +2958,8 @@ fn tlsa_digest(pem: &str, whole: bool) -> String {
 /// matches its certificate; to one whose only record is PKIX-EE
 /// (unusable), over TLS without checking; never to one whose record
 /// matches nothing, nor to one that offers no STARTTLS (the messages
-/// wait, with the reason). The TLS report
+/// wait, with the reason). REQUIRETLS mail goes to the authenticated
+/// host and fails, with a DSN, where DANE checks nothing. The TLS report
 /// for a DANE host names policy type `tlsa` and its records.
 #[test]
 fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
@@ -3004,9 +3035,12 @@ fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
         &plain.dir.path().join("data"),
         &["domain", "add", "plain.dane.test"],
     );
-    let (sender, sub, _) = sender_with(&format!(
+    // The sender takes submissions over STARTTLS too (REQUIRETLS).
+    let (a_cert, a_key) = ca_signed(certs.path(), "a", &["a.test"]);
+    let (sender, sub, a_imap) = sender_with(&format!(
         "[dns]\nservers = [\"127.0.0.1:{}\"]\ndnssec = true\ntrust_anchor = \"{}\"\n\
-         [queue]\nremote_port = {b_smtp}\n[reports]\ntls_interval = 2\n",
+         [queue]\nremote_port = {b_smtp}\n[reports]\ntls_interval = 2\n\
+         [tls]\ncert = \"{a_cert}\"\nkey = \"{a_key}\"\n",
         knot.port,
         anchor.display()
     ));
@@ -3071,5 +3105,41 @@ fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
             "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0},
             "failure-details": [],
         }])
+    );
+    // REQUIRETLS (RFC 8689 4.2.1): to a DANE-authenticated host it goes
+    // (with REQUIRETLS on MAIL); to one whose TLSA records are unusable
+    // (TLS, nothing checked) it does not, and the sender gets a DSN.
+    for (to, subject) in [
+        ("bob@ee.dane.test", "requiretls to ee"),
+        ("bob@pkix.dane.test", "requiretls to pkix"),
+    ] {
+        assert_eq!(submit_requiretls(sub, to, subject), "sent {}\n");
+    }
+    eventually("the REQUIRETLS message over DANE", || {
+        subjects_of(b_imap, "bob@ee.dane.test", "remotesecret1", "INBOX")
+            .contains(&"requiretls to ee".to_string())
+            .then_some(())
+    });
+    eventually("the REQUIRETLS failure's DSN", || {
+        (subjects_of(a_imap, "alice@local.example", "alicesecret1", "INBOX")
+            == ["Undelivered mail returned to sender"])
+        .then_some(())
+    });
+    let mut c = Imap::connect(a_imap);
+    c.cmd("LOGIN alice@local.example alicesecret1");
+    c.cmd("EXAMINE INBOX");
+    let dsn = c.cmd("FETCH 1 BODY.PEEK[TEXT]");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; bob@pkix.dane.test\r\n")
+            && dsn.contains(
+                "Diagnostic-Code: smtp; 550 5.7.30 REQUIRETLS needs an MX and certificate \
+                 validated by MTA-STS or DANE, and the destination has neither an enforced \
+                 MTA-STS policy nor DANE\r\n"
+            ),
+        "{dsn}"
+    );
+    assert!(
+        !subjects_of(b_imap, "bob@ee.dane.test", "remotesecret1", "INBOX")
+            .contains(&"requiretls to pkix".to_string())
     );
 }
