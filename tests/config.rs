@@ -1305,10 +1305,11 @@ fn the_queue_delivers_to_a_real_postfix() {
 
 /// Transports: routes send mail through a smarthost (a localserve roost's
 /// submission port: STARTTLS, its certificate checked against the
-/// configured CA file, AUTH PLAIN) or refuse it with a fail transport's
-/// reply (a DSN to the sender); a smarthost that refuses the login keeps
-/// the message queued with the reason. Retired messages record the
-/// smarthost.
+/// configured CA file, AUTH PLAIN; or implicit TLS on its 465 port; or
+/// plain SMTP to its MX port) or refuse it with a fail transport's reply
+/// (a DSN to the sender); a smarthost that refuses the login, or whose
+/// certificate the configured CA did not sign, keeps the message queued
+/// with the reason. Retired messages record the smarthost.
 #[test]
 fn transports_relay_through_a_smarthost_or_refuse() {
     let (relay, relay_lines) = smarthost();
@@ -1327,9 +1328,24 @@ fn transports_relay_through_a_smarthost_or_refuse() {
         &other_ca.path().join("ca.pem").display().to_string(),
     );
     assert_ne!(wrong_ca, relay_lines);
+    // Plain SMTP to the smarthost's MX port, no login, for a domain it
+    // takes mail for.
+    relay.admin_ok(&["domain", "add", "plainrelay.example"]);
+    relay.admin_ok(&[
+        "account",
+        "address-add",
+        "alice@local.example",
+        "p@plainrelay.example",
+    ]);
+    let plain = format!(
+        "smarthost = \"localhost:{}\"\ntls = \"none\"\n",
+        relay.port(SMTP)
+    );
     let (sender, sub, imap) = sender_with(&format!(
         "{NO_DNS}\
          [transports.relay]\n{relay_lines}\
+         [transports.plain]\n{plain}\
+         [[queue.routes]]\nrecipient_domain = \"plainrelay.example\"\ntransport = \"plain\"\n\
          [transports.implicit]\n{implicit}\
          [transports.wrongca]\n{wrong_ca}\
          [[queue.routes]]\nrecipient_domain = \"implicit.example\"\ntransport = \"implicit\"\n\
@@ -1371,6 +1387,17 @@ fn transports_relay_through_a_smarthost_or_refuse() {
         );
         got.sort();
         (got == ["implicit", "relayed"]).then_some(())
+    });
+    assert_eq!(submit(&mut alice, "p@plainrelay.example", "plain"), queued);
+    eventually("the message relayed over plain SMTP", || {
+        let mut got = subjects_of(
+            relay.port(IMAP),
+            "alice@local.example",
+            "relaysecret1",
+            "INBOX",
+        );
+        got.sort();
+        (got == ["implicit", "plain", "relayed"]).then_some(())
     });
     assert_eq!(submit(&mut alice, "w@wrongca.example", "unchecked"), queued);
     let listed = eventually("the message the wrong CA keeps", || {
@@ -1427,6 +1454,7 @@ fn transports_relay_through_a_smarthost_or_refuse() {
         rows,
         [
             "blocked.example failed 550 5.7.1 no mail to blocked.example | -",
+            "plainrelay.example delivered delivered to localhost | localhost",
             "implicit.example delivered delivered to localhost | localhost",
             "elsewhere.example delivered delivered to localhost | localhost",
         ]
