@@ -17,6 +17,9 @@ use tracing::warn;
 
 /// How long one lookup may take before roost goes on without its answer.
 pub const DNS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one validated lookup may take: it may first fetch and check
+/// the DNSKEY and DS records from the root down (cached afterwards).
+pub const DNSSEC_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where lookups go.
 #[derive(Debug, Clone)]
@@ -129,7 +132,7 @@ impl Dns {
             return Ok(None);
         };
         let Some(lookup) =
-            classify(tokio::time::timeout(DNS_TIMEOUT, resolver.lookup(name, rtype)).await)?
+            classify(tokio::time::timeout(DNSSEC_TIMEOUT, resolver.lookup(name, rtype)).await)?
         else {
             return Ok(None);
         };

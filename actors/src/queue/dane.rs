@@ -114,7 +114,7 @@ pub fn tls_config(policy: &DanePolicy, host: &str, domain: &str) -> Arc<rustls::
             DanePolicy::TlsOnly(_) => None,
         },
         names: vec![host.to_string(), domain.to_string()],
-        provider: provider.clone(),
+        signatures: super::delivery::AnyCertificate(provider.clone()),
     });
     match rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -134,7 +134,8 @@ struct DaneVerifier {
     records: Option<Vec<roost_protocols::smtp::dane::Tlsa>>,
     /// Reference identifiers for DANE-TA(2), in order (RFC 7672 3.2.2).
     names: Vec<String>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The handshake's signatures are checked as always.
+    signatures: super::delivery::AnyCertificate,
 }
 
 fn dane_error(why: &str) -> rustls::Error {
@@ -211,12 +212,7 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -225,17 +221,10 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
