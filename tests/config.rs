@@ -2807,8 +2807,12 @@ fn free_udp_and_tcp_port() -> Option<u16> {
         .then_some(port)
 }
 
-/// Knot DNS from Debian, authoritative for one zone it signs itself
-/// (DNSSEC, its default policy), on a free loopback port.
+/// Knot DNS from Debian on a free loopback port: a parent zone it signs
+/// (DNSSEC, its default policy), and child zones delegated from it,
+/// signed (with their DS records in the parent) or not. The parent's
+/// keys are the trust anchor, so a signed child is proven secure through
+/// its DS record and an unsigned one proven insecure (no DS), as under
+/// the root.
 struct Knot {
     child: std::process::Child,
     port: u16,
@@ -2816,7 +2820,8 @@ struct Knot {
 }
 
 impl Knot {
-    fn start(zone: &str, records: &str) -> Knot {
+    /// `children`: (name under `parent`, records, signed).
+    fn start(parent: &str, children: &[(&str, &str, bool)]) -> Knot {
         assert!(
             std::path::Path::new("/usr/sbin/knotd").exists(),
             "knotd is missing; .ci/run installs it (apt-get install knot knot-dnsutils)"
@@ -2828,6 +2833,17 @@ impl Knot {
             };
             let d = dir.path().display().to_string();
             std::fs::create_dir_all(dir.path().join("db")).unwrap();
+            let zones: String = std::iter::once((parent, true))
+                .chain(children.iter().map(|(name, _, signed)| (*name, *signed)))
+                .map(|(name, signed)| {
+                    let signing = if signed {
+                        "    dnssec-signing: on\n"
+                    } else {
+                        ""
+                    };
+                    format!("  - domain: {name}\n{signing}")
+                })
+                .collect();
             std::fs::write(
                 dir.path().join("knot.conf"),
                 format!(
@@ -2835,19 +2851,30 @@ impl Knot {
                      database:\n    storage: \"{d}/db\"\n\
                      log:\n  - target: {d}/knot.log\n    any: info\n\
                      template:\n  - id: default\n    storage: \"{d}\"\n    file: \"%s.zone\"\n\
-                     zone:\n  - domain: {zone}\n    dnssec-signing: on\n"
+                     zone:\n{zones}"
                 ),
             )
             .unwrap();
-            std::fs::write(
-                dir.path().join(format!("{zone}.zone")),
-                format!(
-                    "$ORIGIN {zone}.\n$TTL 300\n\
-                     @ SOA ns.{zone}. admin.{zone}. 1 3600 600 86400 300\n\
-                     @ NS ns\nns A 127.0.0.1\n{records}"
-                ),
-            )
-            .unwrap();
+            let zone_file = |zone: &str, records: &str| {
+                std::fs::write(
+                    dir.path().join(format!("{zone}.zone")),
+                    format!(
+                        "$ORIGIN {zone}.\n$TTL 300\n\
+                         @ SOA ns.{zone}. admin.{zone}. 1 3600 600 86400 300\n\
+                         @ NS ns\nns A 127.0.0.1\n{records}"
+                    ),
+                )
+                .unwrap();
+            };
+            // The parent delegates each child, with glue.
+            let delegations: String = children
+                .iter()
+                .map(|(name, _, _)| format!("{name}. NS ns.{name}.\nns.{name}. A 127.0.0.1\n"))
+                .collect();
+            zone_file(parent, &delegations);
+            for (name, records, _) in children {
+                zone_file(name, records);
+            }
             let child = Command::new("/usr/sbin/knotd")
                 .arg("-c")
                 .arg(dir.path().join("knot.conf"))
@@ -2856,19 +2883,71 @@ impl Knot {
                 .spawn()
                 .expect("knotd");
             let mut knot = Knot { child, port, dir };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if !knot.dig(&["+short", "DNSKEY", zone]).trim().is_empty() {
-                    return knot;
-                }
-                if knot.child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            if knot.answers(&["+short", "DNSKEY", parent]) {
+                knot.publish_ds(parent, children);
+                return knot;
             }
             let _ = knot.child.kill();
         }
         panic!("knotd did not start on any of 10 ports");
+    }
+
+    /// Whether a question gets an answer within 10 s (and knotd runs).
+    fn answers(&mut self, question: &[&str]) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !self.dig(question).trim().is_empty() {
+                return true;
+            }
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Puts the signed children's DS records (SHA-256) into the parent
+    /// zone, reloads it, and waits until they are served.
+    fn publish_ds(&mut self, parent: &str, children: &[(&str, &str, bool)]) {
+        let conf = self.dir.path().join("knot.conf");
+        let mut ds = String::new();
+        for (name, _, signed) in children {
+            if !signed {
+                continue;
+            }
+            assert!(
+                self.answers(&["+short", "DNSKEY", name]),
+                "{name} is not signed"
+            );
+            let out = Command::new("keymgr")
+                .arg("-c")
+                .arg(&conf)
+                .args([name, "ds"])
+                .output()
+                .expect("keymgr");
+            let text = String::from_utf8_lossy(&out.stdout);
+            ds.extend(
+                text.lines()
+                    .filter(|l| l.contains(" 13 2 "))
+                    .map(|l| format!("{l}\n")),
+            );
+        }
+        let file = self.dir.path().join(format!("{parent}.zone"));
+        let zone = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, zone + &ds).unwrap();
+        let reload = Command::new("knotc")
+            .arg("-c")
+            .arg(&conf)
+            .args(["zone-reload", parent])
+            .output()
+            .expect("knotc");
+        assert!(reload.status.success(), "{reload:?}");
+        for (name, _, signed) in children {
+            if *signed {
+                assert!(self.answers(&["+short", "DS", name]), "no DS for {name}");
+            }
+        }
     }
 
     /// kdig's answer to `args`, asked of this server.
@@ -2883,8 +2962,8 @@ impl Knot {
     }
 
     /// A trust anchor file for the zone: its DNSKEY records, all of them
-    /// (a zone below an anchor that is not the root needs every key
-    /// anchored: its parent has no DS records to vouch for the rest).
+    /// (a zone anchored below the root needs every key anchored: nothing
+    /// above it vouches for the rest).
     fn trust_anchor(&self, zone: &str) -> std::path::PathBuf {
         let keys = self.dig(&["+noall", "+answer", "DNSKEY", zone]);
         let ksk: String = keys
@@ -2969,9 +3048,12 @@ fn tlsa_digest(pem: &str, whole: bool) -> String {
         .collect()
 }
 
-/// DANE (RFC 7672) between two roost servers, over a zone Knot signs:
-/// the sender validates the answers itself (trust anchor: the zone's
-/// key), and delivers to an MX host whose DANE-EE(3) or DANE-TA(2) record
+/// DANE (RFC 7672) between two roost servers, over zones Knot serves: a
+/// signed parent (its keys the trust anchor), a signed child proven
+/// through its DS record, an unsigned child proven insecure (its TLSA
+/// record, matching nothing, does not count: delivered opportunistically).
+/// The sender validates the answers itself, and delivers to an MX host
+/// whose DANE-EE(3) or DANE-TA(2) record
 /// matches its certificate; to one whose only record is PKIX-EE
 /// (unusable), over TLS without checking; never to one whose record
 /// matches nothing, nor to one that offers no STARTTLS (the messages
@@ -2999,10 +3081,8 @@ fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
     .unwrap();
     let ee = tlsa_digest(&cert, false);
     let ta = tlsa_digest(&ca, true);
-    let knot = Knot::start(
-        "dane.test",
-        &format!(
-            "ee MX 10 mx-ee\nta MX 10 mx-ta\nbad MX 10 mx-bad\npkix MX 10 mx-pkix\n\
+    let dane_zone = format!(
+        "ee MX 10 mx-ee\nta MX 10 mx-ta\nbad MX 10 mx-bad\npkix MX 10 mx-pkix\n\
              mx-ee A 127.0.0.1\nmx-ta A 127.0.0.1\nmx-bad A 127.0.0.1\nmx-pkix A 127.0.0.1\n\
              _25._tcp.mx-ee TLSA 3 1 1 {ee}\n\
              _25._tcp.mx-ta TLSA 2 0 1 {ta}\n\
@@ -3010,18 +3090,36 @@ fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
              _25._tcp.mx-pkix TLSA 1 1 1 {ee}\n\
              plain MX 10 mx-plain\nmx-plain A 127.0.0.2\n_25._tcp.mx-plain TLSA 3 1 1 {ee}\n\
              _smtp._tls.mx-ee TXT \"v=TLSRPTv1; rua=mailto:tls@ee.dane.test\"\n",
-            "00".repeat(32)
-        ),
+        "00".repeat(32)
     );
-    let anchor = knot.trust_anchor("dane.test");
+    // An unsigned zone: its TLSA record (matching nothing) is not proven,
+    // so it does not count (RFC 7672 2.2.1, 2.2.2).
+    let unsigned_zone = format!(
+        "@ MX 10 mx\nmx A 127.0.0.1\n_25._tcp.mx TLSA 3 1 1 {}\n",
+        "00".repeat(32)
+    );
+    let knot = Knot::start(
+        "test",
+        &[
+            ("dane.test", &dane_zone, true),
+            ("insecure.test", &unsigned_zone, false),
+        ],
+    );
+    let anchor = knot.trust_anchor("test");
 
     let offset = fresh_offset();
     let (b_smtp, b_imap) = (SMTP + offset, IMAP + offset);
     let tls = format!("[tls]\ncert = \"{}\"\nkey = \"{key}\"\n", chain.display());
     let receiver = serve_with_dns(&tls, b_smtp, b_imap, NO_DNS);
     let b_data = receiver.dir.path().join("data");
-    for domain in ["ee", "ta", "bad", "pkix"] {
-        admin_ok(&b_data, &["domain", "add", &format!("{domain}.dane.test")]);
+    for domain in [
+        "ee.dane.test",
+        "ta.dane.test",
+        "bad.dane.test",
+        "pkix.dane.test",
+        "insecure.test",
+    ] {
+        admin_ok(&b_data, &["domain", "add", domain]);
     }
     for account in ["bob@ee.dane.test", "tls@ee.dane.test"] {
         admin_ok(
@@ -3033,6 +3131,7 @@ fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
         "bob@ta.dane.test",
         "bob@bad.dane.test",
         "bob@pkix.dane.test",
+        "bob@insecure.test",
     ] {
         admin_ok(
             &b_data,
@@ -3063,24 +3162,27 @@ fn dane_authenticates_mx_hosts_by_their_tlsa_records() {
     ));
     let data = sender.dir.path().join("data");
     let mut alice = alice_on(sub);
-    for domain in ["ee", "ta", "bad", "pkix", "plain"] {
+    for domain in ["ee", "ta", "bad", "pkix", "plain", "insecure"] {
         let m = format!("From: alice@local.example\r\nSubject: to {domain}\r\n\r\nHello\r\n");
-        let to = format!("bob@{domain}.dane.test");
+        let to = match domain {
+            "insecure" => "bob@insecure.test".to_string(),
+            _ => format!("bob@{domain}.dane.test"),
+        };
         assert_eq!(
             alice.send_mail("alice@local.example", &[&to], m.as_bytes()),
             "250 2.0.0 OK, queued for delivery"
         );
     }
-    eventually("three messages delivered", || {
+    eventually("four messages delivered", || {
         let mut got = subjects_of(b_imap, "bob@ee.dane.test", "remotesecret1", "INBOX");
         got.sort();
-        (got == ["to ee", "to pkix", "to ta"]).then_some(())
+        (got == ["to ee", "to insecure", "to pkix", "to ta"]).then_some(())
     });
     // Each over TLS.
     let mut i = Imap::connect(b_imap);
     i.cmd("LOGIN bob@ee.dane.test remotesecret1");
     i.cmd("EXAMINE INBOX");
-    for n in 1..=3 {
+    for n in 1..=4 {
         let received = i
             .cmd(&format!("FETCH {n} BODY.PEEK[HEADER.FIELDS (RECEIVED)]"))
             .replace("\r\n\t", " ");

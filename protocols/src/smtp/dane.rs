@@ -72,12 +72,28 @@ pub enum DanePolicy {
 
 impl DanePolicy {
     /// The policy of a secure, non-empty TLSA RRset; `None` for an empty
-    /// one.
+    /// one. RFC 7671 9 (digest algorithm agility): of the usable records
+    /// of one usage and selector, those with a digest weaker than the
+    /// strongest there (SHA-256 beside SHA-512) are set aside; whole data
+    /// (matching type 0) always counts.
     pub fn from_records(records: Vec<Tlsa>) -> Option<DanePolicy> {
         if records.is_empty() {
             return None;
         }
-        let usable: Vec<Tlsa> = records.iter().filter(|r| r.usable()).cloned().collect();
+        let usable: Vec<&Tlsa> = records.iter().filter(|r| r.usable()).collect();
+        let strongest = |r: &Tlsa| {
+            usable
+                .iter()
+                .filter(|o| o.usage == r.usage && o.selector == r.selector && o.matching != 0)
+                .map(|o| o.matching)
+                .max()
+                .unwrap_or(0)
+        };
+        let usable: Vec<Tlsa> = usable
+            .iter()
+            .filter(|r| r.matching == 0 || r.matching == strongest(r))
+            .map(|r| (*r).clone())
+            .collect();
         Some(if usable.is_empty() {
             DanePolicy::TlsOnly(records)
         } else {
@@ -179,6 +195,20 @@ mod tests {
         assert_eq!(
             DanePolicy::from_records(vec![pkix.clone()]),
             Some(DanePolicy::TlsOnly(vec![pkix]))
+        );
+        // A SHA-512 record sets aside the SHA-256 one of the same usage
+        // and selector, not another usage's, nor whole data.
+        let strong = tlsa(3, 1, 2, vec![0xcd; 64]);
+        let other_usage = tlsa(2, 1, 1, vec![0xef; 32]);
+        let whole = tlsa(3, 1, 0, vec![1, 2, 3]);
+        assert_eq!(
+            DanePolicy::from_records(vec![
+                good.clone(),
+                strong.clone(),
+                other_usage.clone(),
+                whole.clone()
+            ]),
+            Some(DanePolicy::Authenticate(vec![strong, other_usage, whole]))
         );
         assert_eq!(
             DanePolicy::Authenticate(vec![good]).lines(),
