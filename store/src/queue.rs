@@ -321,12 +321,26 @@ impl Store {
     pub fn queue_add(
         &self,
         staged: StagedFile,
-        mut messages: Vec<QueuedMessage>,
+        messages: Vec<QueuedMessage>,
     ) -> Result<Vec<QueuedMessage>> {
         if messages.is_empty() {
             return Ok(messages);
         }
         let rules = self.hold_rules()?;
+        self.queue_add_under(staged, messages, rules)
+    }
+
+    /// [`Store::queue_add`] with the hold rules as read before the
+    /// messages are written (`rules`). A rule added meanwhile is applied
+    /// after the write: either this second reading sees it, or the rule
+    /// was added after the write and its own scan of the queue holds the
+    /// messages; none escapes, and no lock is held across the fsyncs.
+    pub(crate) fn queue_add_under(
+        &self,
+        staged: StagedFile,
+        mut messages: Vec<QueuedMessage>,
+        rules: Vec<HoldRule>,
+    ) -> Result<Vec<QueuedMessage>> {
         for m in &mut messages {
             m.id = QueueId(self.inner.db.generate_id()?.saturating_add(1));
             m.file = self.next_file_id()?;
@@ -355,6 +369,20 @@ impl Store {
         if let Err(e) = self.inner.db.apply_batch(batch) {
             placer.undo();
             return Err(e.into());
+        }
+        let added: Vec<HoldRule> = self
+            .hold_rules()?
+            .into_iter()
+            .filter(|r| !rules.iter().any(|seen| seen.id == r.id))
+            .collect();
+        for m in &mut messages {
+            if !m.hold && added.iter().any(|r| r.matches(m)) {
+                self.queue_change_lazily(m.id, |stored| {
+                    stored.hold = true;
+                    (QueueChange::Write, ())
+                })?;
+                m.hold = true;
+            }
         }
         self.flush()?;
         Ok(messages)

@@ -1531,3 +1531,37 @@ fn inbound_reports_keep_the_newest_up_to_the_limit() {
     }
     assert!(matches!(at(fits + "r"), Err(StoreError::Invalid(_))));
 }
+
+/// A hold rule added while messages are being queued (after their rules
+/// were read, before their records are written) still holds them: the
+/// rules are read again once the records are in.
+#[test]
+fn a_hold_rule_added_during_queueing_holds_the_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (rule, held) = ok(store.hold_rule_add(HoldRule {
+        recipient_domain: Some("b.example".into()),
+        ..Default::default()
+    }));
+    assert_eq!(held, 0);
+    // Queued with the rules as read before the rule existed.
+    let staged = ok(store.stage_bytes(b"Subject: q\r\n\r\nbody\r\n"));
+    let added = ok(store.queue_add_under(
+        staged,
+        vec![
+            queued_message("a.example", 0),
+            queued_message("b.example", 0),
+        ],
+        Vec::new(),
+    ));
+    assert_eq!((added[0].hold, added[1].hold), (false, true));
+    assert!(!ok(store.queued(added[0].id)).unwrap().hold);
+    assert!(ok(store.queued(added[1].id)).unwrap().hold);
+    // Not due: only the unheld one is.
+    let due: Vec<String> = ok(store.queue_due(i64::MAX, 10))
+        .into_iter()
+        .map(|m| m.domain)
+        .collect();
+    assert_eq!(due, ["a.example"]);
+    assert!(ok(store.hold_rule_rm(rule.id)));
+}
