@@ -144,6 +144,9 @@ fn the_web_api_sends_reads_and_manages_mail() {
             &json!([])
         )
     );
+    // INBOX in any case (RFC 9051 5.1), as IMAP names it.
+    let lower = api(&server, "MessageGet", json!({"mailbox": "inbox", "uid": 1}));
+    assert_eq!(lower, (status.clone(), got.clone()));
     let part = |n: &str| {
         let mut a = at.clone();
         a["part"] = json!(n);

@@ -147,12 +147,18 @@ async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
             continue;
         };
         let report_id = format!("{end}.{domain}");
-        let json = tls_report_json(&s.hostname, &report_id, begin, end, &domain, &results);
-        let gz = blocking(move || gzip(json.into_bytes())).await?;
+        let sessions = results.len();
+        // Counting up to MAX_KEPT results and gzipping them: off the
+        // async workers.
+        let (hostname, id, d) = (s.hostname.clone(), report_id.clone(), domain.clone());
+        let gz = blocking(move || {
+            gzip(tls_report_json(&hostname, &id, begin, end, &d, &results).into_bytes())
+        })
+        .await?;
         for uri in &rua {
             if uri.starts_with("https://") {
                 match post_report(s, uri, &gz).await {
-                    Ok(()) => info!(%domain, %uri, sessions = results.len(), "TLS report posted"),
+                    Ok(()) => info!(%domain, %uri, sessions, "TLS report posted"),
                     Err(e) => warn!(%domain, %uri, error = %e, "TLS report not posted"),
                 }
                 continue;
@@ -161,7 +167,7 @@ async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
                 info!(%domain, %uri, "TLS report URI is neither mailto nor https; skipped");
                 continue;
             };
-            let bytes = compose(&Draft {
+            let message = compose(&Draft {
                 from: format!("postmaster@{}", s.hostname),
                 from_name: Some("TLS report".into()),
                 to: vec![to.clone()],
@@ -187,9 +193,13 @@ async fn report_tls(s: &ReportSettings, now_us: u64) -> Result<(), String> {
                 date: crate::time::rfc5322_date(end),
                 message_id: format!("tlsrpt.{report_id}@{}", s.hostname),
                 ..Draft::default()
-            })?;
-            send_signed(s, &to, bytes).await?;
-            info!(%domain, %to, sessions = results.len(), "TLS report sent");
+            });
+            // One address failing does not hold the others back, nor make
+            // the next run send this period again.
+            match async { send_signed(s, &to, message?).await }.await {
+                Ok(()) => info!(%domain, %to, sessions, "TLS report sent"),
+                Err(e) => warn!(%domain, %to, error = %e, "TLS report not sent"),
+            }
         }
     }
     let store = s.store.clone();
@@ -333,8 +343,11 @@ async fn report_dmarc(s: &ReportSettings, now_us: u64) -> Result<(), String> {
         };
         let published = Published::from_tags(&domain, &last.published);
         let rows: Vec<Row> = evaluations.iter().map(row).collect();
-        let xml = aggregate_xml(&meta, &published, &rows);
-        let gz = blocking(move || gzip(xml.into_bytes())).await?;
+        let count = rows.len();
+        // Rows of up to MAX_KEPT evaluations, sorted and gzipped: off the
+        // async workers.
+        let gz =
+            blocking(move || gzip(aggregate_xml(&meta, &published, &rows).into_bytes())).await?;
         for uri in &last.rua {
             let Some((to, limit)) = mailto(uri) else {
                 info!(%domain, %uri, "rua is not a mailto address; skipped");
@@ -348,9 +361,13 @@ async fn report_dmarc(s: &ReportSettings, now_us: u64) -> Result<(), String> {
                 info!(%domain, %to, "report address does not take reports for the domain (RFC 7489 7.1); skipped");
                 continue;
             }
-            let bytes = report_message(s, &domain, &report_id, begin, end, &to, gz.clone())?;
-            send_signed(s, &to, bytes).await?;
-            info!(%domain, %to, rows = rows.len(), "DMARC aggregate report sent");
+            let message = report_message(s, &domain, &report_id, begin, end, &to, gz.clone());
+            // One address failing does not hold the others back, nor make
+            // the next run send this period again.
+            match async { send_signed(s, &to, message?).await }.await {
+                Ok(()) => info!(%domain, %to, rows = count, "DMARC aggregate report sent"),
+                Err(e) => warn!(%domain, %to, error = %e, "DMARC aggregate report not sent"),
+            }
         }
     }
     let store = s.store.clone();

@@ -49,6 +49,9 @@ impl Store {
     /// The queue id an address made by [`Store::bounce_address`] names,
     /// its MAC checked; `None` for any other address.
     pub fn bounce_id(&self, address: &str) -> Result<Option<QueueId>> {
+        if !may_be_bounce_address(address) {
+            return Ok(None);
+        }
         let Some((local, domain)) = address.rsplit_once('@') else {
             return Ok(None);
         };
@@ -105,6 +108,14 @@ impl Store {
         self.inner.db.flush()?;
         Ok(v)
     }
+}
+
+/// Whether `address` may be one [`Store::bounce_address`] made: its local
+/// part holds the tag. Cheap, without the store: most mail is to other
+/// addresses, and needs no lookup at all.
+pub fn may_be_bounce_address(address: &str) -> bool {
+    let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
+    local.to_ascii_lowercase().contains(TAG)
 }
 
 /// Equal, in time that does not depend on where they differ.

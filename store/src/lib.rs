@@ -41,7 +41,7 @@ use roost_protocols::message::summary::Summary;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use bounce::{MAC_HEX, MAX_LOCAL_PART};
+pub use bounce::{may_be_bounce_address, MAC_HEX, MAX_LOCAL_PART};
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
 pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};

@@ -1462,6 +1462,8 @@ fn unique_envelope_senders_name_their_message_and_nothing_else() {
     assert!(local.starts_with(prefix), "{address}");
     assert_eq!(local.len(), prefix.len() + MAC_HEX);
     assert_eq!(ok(store.bounce_id(&address)), Some(QueueId(7)));
+    assert!(may_be_bounce_address(&address.to_uppercase()));
+    assert!(!may_be_bounce_address("alice+news@a.example"));
     // The same key after reopening; any case of the local part.
     drop(store);
     let store = open(&dir);

@@ -365,7 +365,7 @@ async fn message(store: &Store, account: &str, at: At) -> Result<Found, ApiError
         let mb = store
             .mailboxes(a)?
             .into_iter()
-            .find(|m| m.name == at.mailbox)
+            .find(|m| m.name == roost_actors::account::normalize_name(&at.mailbox))
             .ok_or_else(|| not_found(format!("no mailbox {}", at.mailbox)))?;
         let m = store
             .message(a, mb.id, Uid(at.uid))?

@@ -32,6 +32,12 @@ fn backing_off(domain: &str, now: i64) -> bool {
     b.get(domain).is_some_and(|until| *until > now)
 }
 
+/// Forgets a domain's back-off (its policy was fetched).
+fn clear_back_off(domain: &str) {
+    let mut b = backoff().lock().unwrap_or_else(|e| e.into_inner());
+    b.remove(domain);
+}
+
 fn back_off(domain: &str, now: i64) {
     let mut b = backoff().lock().unwrap_or_else(|e| e.into_inner());
     if b.len() >= MAX_BACKOFF_ENTRIES {
@@ -70,6 +76,9 @@ pub async fn policy_for(s: &QueueSettings, domain: &str) -> Option<Policy> {
         // RFC 8461 10.2: refreshed in the background past half its life,
         // so it never lapses while mail flows.
         if now > c.fetched + (c.expires - c.fetched) / 2 && !backing_off(domain, now) {
+            // Marked as backing off while it runs, so deliveries meanwhile
+            // start no second fetch; a successful one clears the mark.
+            back_off(domain, now);
             let (s, domain, id) = (s.clone(), domain.to_string(), id.clone());
             tokio::spawn(async move {
                 refresh(&s, &domain, id, now).await;
@@ -91,6 +100,7 @@ pub async fn policy_for(s: &QueueSettings, domain: &str) -> Option<Policy> {
 async fn refresh(s: &QueueSettings, domain: &str, id: String, now: i64) -> Option<Policy> {
     match fetch(s, domain).await {
         Ok(policy) => {
+            clear_back_off(domain);
             info!(%domain, %id, mode = ?policy.mode, "MTA-STS policy fetched");
             let kept = CachedPolicy {
                 id,
@@ -115,23 +125,32 @@ async fn refresh(s: &QueueSettings, domain: &str, id: String, now: i64) -> Optio
 /// `https://mta-sts.<domain>/.well-known/mta-sts.txt` (RFC 8461 3.3).
 async fn fetch(s: &QueueSettings, domain: &str) -> Result<Policy, String> {
     let host = format!("mta-sts.{domain}");
-    let address = super::delivery::addresses(&s.dns, &host)
-        .await
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let target = crate::http_client::Target {
-        host: &host,
-        port: s.mta_sts_port,
-        tls: Some(&s.mx_roots),
-        address: Some(address),
-    };
-    let request =
-        hyper::Request::get("/.well-known/mta-sts.txt").header(hyper::header::HOST, &host);
-    let answer = tokio::time::timeout(
-        FETCH_TIMEOUT,
-        crate::http_client::request(&target, request, Vec::new(), MAX_POLICY_BYTES, true),
-    )
+    let addresses = super::delivery::addresses(&s.dns, &host).await;
+    if addresses.is_empty() {
+        return Err(format!("{host} has no address"));
+    }
+    // Each address in turn (IPv6 first) until one answers, as delivery
+    // tries a host's addresses; all within FETCH_TIMEOUT.
+    let answer = tokio::time::timeout(FETCH_TIMEOUT, async {
+        let mut last = String::new();
+        for address in addresses {
+            let target = crate::http_client::Target {
+                host: &host,
+                port: s.mta_sts_port,
+                tls: Some(&s.mx_roots),
+                address: Some(address),
+            };
+            let request =
+                hyper::Request::get("/.well-known/mta-sts.txt").header(hyper::header::HOST, &host);
+            match crate::http_client::request(&target, request, Vec::new(), MAX_POLICY_BYTES, true)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(e) => last = format!("[{address}]: {e}"),
+            }
+        }
+        Err(last)
+    })
     .await
     .map_err(|_| "the policy fetch timed out".to_string())??;
     // 3.3: only a 200 counts (no redirects); the type is text/plain.

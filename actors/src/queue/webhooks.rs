@@ -214,6 +214,7 @@ async fn make_call(s: &WebhookSettings, mut call: WebhookCall) {
         None => Ok(None),
     })
     .await;
+    let gone = matches!(current, Ok(None));
     let result = match current {
         Ok(Some(config)) => {
             call.url = config.url;
@@ -238,8 +239,12 @@ async fn make_call(s: &WebhookSettings, mut call: WebhookCall) {
     }
     let store = s.store.clone();
     let schedule = s.retry_after.clone();
+    let (url, authorization) = (call.url, call.authorization);
     let written = blocking(move || {
         store.webhook_change(call.id, |c| {
+            // The history shows where the call went.
+            c.url = url;
+            c.authorization = authorization;
             c.attempts += 1;
             c.attempt_log.push(Attempt {
                 at: now,
@@ -250,7 +255,7 @@ async fn make_call(s: &WebhookSettings, mut call: WebhookCall) {
                 c.delivered = true;
                 return WebhookChange::Done;
             }
-            if c.attempt_log.last().is_some_and(|a| a.result == GONE) {
+            if gone {
                 return WebhookChange::Done;
             }
             match schedule.get(c.attempts as usize - 1) {

@@ -53,8 +53,17 @@ pub async fn inspect(
     let Some(staged) = staged else {
         return Inbound::default();
     };
+    // Most mail is neither: decided here, without a blocking task.
+    let report_like = looks_like_report(head);
+    let recipients: Vec<(String, String)> = recipients
+        .iter()
+        .filter(|(a, _)| roost_store::may_be_bounce_address(a))
+        .cloned()
+        .collect();
+    if recipients.is_empty() && !report_like {
+        return Inbound::default();
+    }
     let (store, path, size) = (store.clone(), staged.path().to_path_buf(), staged.size());
-    let (recipients, report_like) = (recipients.to_vec(), looks_like_report(head));
     let found = blocking(move || {
         let mut found = Inbound::default();
         for (address, account) in recipients {

@@ -87,8 +87,16 @@ pub async fn submit(
     } else {
         " SMTPUTF8"
     };
+    // The composer writes 7-bit content (RFC 2045); only raw UTF-8 (in
+    // addresses, RFC 6532) makes it 8-bit. Marked 8BITMIME otherwise, it
+    // could not go to a server that lacks the extension.
+    let body = if message.is_ascii() {
+        ""
+    } else {
+        " BODY=8BITMIME"
+    };
     c.send(&format!(
-        "MAIL FROM:<{from}> BODY=8BITMIME{utf8} SIZE={}\r\n",
+        "MAIL FROM:<{from}>{body}{utf8} SIZE={}\r\n",
         message.len()
     ))
     .await?;

@@ -334,18 +334,18 @@ pub fn quoted_printable(text: &str) -> String {
         for (i, &b) in bytes.iter().enumerate() {
             let last = i + 1 == bytes.len();
             let plain = (b == b' ' || b == b'\t') && !last || (33..=126).contains(&b) && b != b'=';
-            let piece = if plain {
-                (b as char).to_string()
-            } else {
-                format!("={b:02X}")
-            };
+            let len = if plain { 1 } else { 3 };
             // A soft break leaves room for the "=".
-            if width + piece.len() > 75 {
+            if width + len > 75 {
                 out.push_str("=\r\n");
                 width = 0;
             }
-            out.push_str(&piece);
-            width += piece.len();
+            if plain {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("={b:02X}"));
+            }
+            width += len;
         }
         if lines.peek().is_some() || !line.is_empty() {
             out.push_str("\r\n");

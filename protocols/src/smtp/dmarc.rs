@@ -137,7 +137,12 @@ pub fn parse_record(txt: &str) -> Result<Record, String> {
                 r.rua = value
                     .split(',')
                     .map(|u| u.trim().to_string())
-                    .filter(|u| u.starts_with("mailto:") && u.contains('@'))
+                    // RFC 3986 3.1: schemes are case-insensitive.
+                    .filter(|u| {
+                        u.get(..7)
+                            .is_some_and(|s| s.eq_ignore_ascii_case("mailto:"))
+                            && u.contains('@')
+                    })
                     .take(MAX_REPORT_ADDRESSES)
                     .collect()
             }

@@ -51,6 +51,13 @@ fn records_parse_as_section_6_3_says() {
         (lenient.p, lenient.pct, lenient.adkim, lenient.rua.len()),
         (Policy::Reject, 100, Alignment::Relaxed, 0)
     );
+    // The URI scheme in any case (RFC 3986 3.1).
+    assert_eq!(
+        parse_record("v=DMARC1; p=none; rua=MAILTO:r@example.com")
+            .unwrap()
+            .rua,
+        ["MAILTO:r@example.com"]
+    );
     // An invalid sp with a report address: p=none (6.6.3 step 6).
     let r = parse_record("v=DMARC1; p=reject; sp=bogus; rua=mailto:r@example.com").unwrap();
     assert_eq!((r.p, r.sp), (Policy::None, None));
