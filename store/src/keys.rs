@@ -30,6 +30,9 @@ pub(crate) const FILE: u8 = 0x13;
 pub(crate) const THREAD_MESSAGE_ID: u8 = 0x14;
 /// Base subject -> thread: account, subject bytes.
 pub(crate) const THREAD_SUBJECT: u8 = 0x15;
+/// The thread-index keys a message file wrote, so they can be counted
+/// down when it goes: account, file.
+pub(crate) const FILE_THREAD: u8 = 0x1b;
 
 /// METADATA entries (RFC 5464): account, mailbox (0 for the server's
 /// entries), entry name; the value is the raw value.
@@ -52,7 +55,7 @@ pub(crate) const DKIM: u8 = 0x0a;
 pub(crate) const SUPPRESSED: u8 = 0x0b;
 
 /// Every record type that belongs to one account, after its account record.
-pub(crate) const PER_ACCOUNT: [u8; 15] = [
+pub(crate) const PER_ACCOUNT: [u8; 16] = [
     RULES,
     WEBHOOK_CONFIG,
     INTRO,
@@ -66,6 +69,7 @@ pub(crate) const PER_ACCOUNT: [u8; 15] = [
     FILE,
     THREAD_MESSAGE_ID,
     THREAD_SUBJECT,
+    FILE_THREAD,
     VANISHED,
     VANISHED_FLOOR,
 ];
@@ -289,6 +293,10 @@ pub(crate) fn tombstone(a: AccountId, m: MailboxId, u: Uid) -> Vec<u8> {
 
 pub(crate) fn file(a: AccountId, f: FileId) -> Vec<u8> {
     key(FILE, &[&a.0.to_be_bytes(), &f.0.to_be_bytes()])
+}
+
+pub(crate) fn file_thread(a: AccountId, f: FileId) -> Vec<u8> {
+    key(FILE_THREAD, &[&a.0.to_be_bytes(), &f.0.to_be_bytes()])
 }
 
 pub(crate) fn thread_by_message_id(a: AccountId, message_id: &str) -> Vec<u8> {

@@ -30,6 +30,7 @@ mod keys;
 mod queue;
 mod records;
 mod secrets;
+mod threads;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -1789,6 +1790,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut index_removals = Vec::new();
         let mut index_inserts = Vec::new();
+        let mut threads = threads::ThreadChanges::new(&self.inner.db);
         for key in deletes {
             let k = match key {
                 RecordKey::Mailbox(a, m) => {
@@ -1810,8 +1812,14 @@ impl Store {
                     }
                     k
                 }
-                RecordKey::ThreadByMessageId(a, id) => keys::thread_by_message_id(*a, id),
-                RecordKey::ThreadBySubject(a, s) => keys::thread_by_subject(*a, s),
+                RecordKey::ThreadByMessageId(a, id) => {
+                    threads.delete(keys::thread_by_message_id(*a, id));
+                    continue;
+                }
+                RecordKey::ThreadBySubject(a, s) => {
+                    threads.delete(keys::thread_by_subject(*a, s));
+                    continue;
+                }
                 RecordKey::Metadata(a, m, e) => keys::metadata(*a, *m, e),
             };
             batch.remove(k);
@@ -1865,12 +1873,18 @@ impl Store {
                     account,
                     message_id,
                     r,
-                } => (keys::thread_by_message_id(*account, message_id), encode(r)?),
+                } => {
+                    threads.put(*account, threads::ThreadKey::MessageId(message_id), r)?;
+                    continue;
+                }
                 Record::ThreadBySubject {
                     account,
                     base_subject,
                     r,
-                } => (keys::thread_by_subject(*account, base_subject), encode(r)?),
+                } => {
+                    threads.put(*account, threads::ThreadKey::Subject(base_subject), r)?;
+                    continue;
+                }
                 Record::Summary { file, summary } => (keys::summary(*file), encode(&**summary)?),
                 Record::Metadata {
                     account,
@@ -1881,19 +1895,23 @@ impl Store {
             };
             batch.insert(k, v);
         }
-        // A linked file is the same bytes: its summary goes with it.
+        let kept: std::collections::HashMap<FileId, AccountId> = puts
+            .iter()
+            .filter_map(|r| match r {
+                Record::Message(m) => Some((m.file, m.account)),
+                _ => None,
+            })
+            .collect();
+        // A linked file is the same bytes: its summary and thread keys go
+        // with it.
         for (from, to) in links {
             if let Some(v) = self.inner.db.get(keys::summary(*from))? {
                 batch.insert(keys::summary(*to), v);
             }
+            if let Some(account) = kept.get(to) {
+                threads.link(*account, *from, *to)?;
+            }
         }
-        let kept: std::collections::HashSet<FileId> = puts
-            .iter()
-            .filter_map(|r| match r {
-                Record::Message(m) => Some(m.file),
-                _ => None,
-            })
-            .collect();
         for old in index_removals {
             // Only drop the index entry if it still names the old message.
             let k = keys::file(old.account, old.file);
@@ -1905,14 +1923,16 @@ impl Store {
                 batch.remove(k);
                 // The file goes; so does its summary, unless a put in
                 // this commit (a move) keeps the file.
-                if !kept.contains(&old.file) {
+                if !kept.contains_key(&old.file) {
                     batch.remove(keys::summary(old.file));
+                    threads.file_removed(old.account, old.file)?;
                 }
             }
         }
         for (k, v) in index_inserts {
             batch.insert(k, v);
         }
+        threads.write(&mut batch)?;
         Ok(batch)
     }
 }

@@ -611,6 +611,65 @@ fn link_remove_tombstones_and_threads() {
 }
 
 #[test]
+fn thread_entries_from_before_counting_are_kept() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let (mut d, msgs, _) = two_messages(&store);
+    let a = d.account.id;
+    let r = ThreadRef {
+        thread: ThreadId(msgs[0].file.0),
+        file: msgs[0].file,
+        muted: false,
+        collapsed: false,
+    };
+    // An entry as roost wrote it before the counts: no `refs`.
+    let legacy = keys::thread_by_message_id(a, "old@x");
+    ok(store
+        .inner
+        .db
+        .insert(&legacy, ok(encode(&r)))
+        .map_err(StoreError::from));
+    ok(store.commit(Commit {
+        puts: vec![
+            Record::ThreadByMessageId {
+                account: a,
+                message_id: "old@x".into(),
+                r,
+            },
+            Record::ThreadByMessageId {
+                account: a,
+                message_id: "new@x".into(),
+                r,
+            },
+        ],
+        ..Commit::default()
+    }));
+    // The message whose file carries both keys goes.
+    let mut inbox = d.inbox.clone();
+    inbox.counts.total -= 1;
+    inbox.counts.unseen -= 1;
+    inbox.counts.size -= msgs[0].size;
+    d.account.last_modseq = ModSeq(d.account.last_modseq.0 + 1);
+    inbox.highest_modseq = d.account.last_modseq;
+    ok(store.commit(Commit {
+        puts: vec![Record::Mailbox(inbox)],
+        deletes: vec![RecordKey::Message(a, d.inbox.id, msgs[0].uid)],
+        remove_files: vec![msgs[0].file],
+        ..Commit::default()
+    }));
+    assert_eq!(ok(store.thread_by_message_id(a, "old@x")), Some(r));
+    assert_eq!(ok(store.thread_by_message_id(a, "new@x")), None);
+    assert_eq!(
+        ok(store
+            .inner
+            .db
+            .get(keys::file_thread(a, msgs[0].file))
+            .map_err(StoreError::from)),
+        None
+    );
+}
+
+#[test]
 fn failed_commit_leaves_no_files() {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);

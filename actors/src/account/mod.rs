@@ -54,8 +54,8 @@ pub const MAILBOX_LINGER: std::time::Duration = std::time::Duration::from_secs(6
 /// Tombstones (expunged UIDs, for QRESYNC) a mailbox keeps. Past this the
 /// oldest are pruned down to [`KEEP_TOMBSTONES`], and the mailbox's
 /// vanished floor records the newest modseq pruned.
-pub const MAX_TOMBSTONES: u32 = 100_000;
-pub const KEEP_TOMBSTONES: u32 = 90_000;
+pub const MAX_TOMBSTONES: u32 = 1_000;
+pub const KEEP_TOMBSTONES: u32 = 900;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {

@@ -194,6 +194,82 @@ async fn replies_join_their_parents_thread() {
     assert_eq!(b.message_id.as_deref(), Some("b@x"));
 }
 
+/// Expunges `uids` of mailbox `name` (all \Deleted first).
+async fn expunge_uids(f: &Fixture, name: &str, uids: Vec<Uid>) {
+    let (_, mb) = mailbox_named(f, name);
+    ractor::call!(f.actor, |reply| AccountMsg::SetFlags {
+        mailbox: mb.id,
+        uids: uids.clone(),
+        action: FlagAction::Add,
+        flags: [Flag::Deleted].into_iter().collect(),
+        unchanged_since: None,
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let gone = ractor::call!(f.actor, |reply| AccountMsg::Expunge {
+        mailbox: mb.id,
+        uids: Some(uids.clone()),
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(gone, uids);
+}
+
+#[tokio::test]
+async fn thread_index_entries_go_with_the_last_message_that_carries_them() {
+    let f = fixture("threadgc@example.org", None).await;
+    deliver(&f, "Message-ID: <a@x>\r\nSubject: Re: plans\r\n")
+        .await
+        .unwrap();
+    // A second message with the same Message-ID and base subject.
+    deliver(&f, "Message-ID: <a@x>\r\nSubject: plans\r\n")
+        .await
+        .unwrap();
+    let (acct, inbox) = inbox(&f);
+    // The newest message with a key is where the key leads.
+    let second = f.store.messages(acct, inbox.id).unwrap()[1].clone();
+    ractor::call!(f.actor, |reply| AccountMsg::Copy {
+        from: inbox.id,
+        uids: vec![Uid(1)],
+        to: "Archive".into(),
+        remove: false,
+        reply
+    })
+    .unwrap()
+    .unwrap();
+    let present = |f: &Fixture| {
+        (
+            f.store.thread_by_message_id(acct, "a@x").unwrap().is_some(),
+            f.store.thread_by_subject(acct, "plans").unwrap().is_some(),
+        )
+    };
+    assert_eq!(present(&f), (true, true));
+    expunge_uids(&f, "INBOX", vec![Uid(1), Uid(2)]).await;
+    // The copy in Archive still carries both keys.
+    assert_eq!(present(&f), (true, true));
+    let r = f.store.thread_by_message_id(acct, "a@x").unwrap().unwrap();
+    assert_eq!(r.thread, second.thread_id);
+    // A reply to it still joins its thread.
+    deliver(
+        &f,
+        "Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nSubject: other\r\n",
+    )
+    .await
+    .unwrap();
+    let reply = f.store.messages(acct, inbox.id).unwrap()[0].clone();
+    assert_eq!(reply.thread_id, second.thread_id);
+    // The copy goes: nothing carries `a@x` or `plans` any more.
+    expunge_uids(&f, "Archive", vec![Uid(1)]).await;
+    assert_eq!(present(&f), (false, false));
+    assert!(f.store.thread_by_message_id(acct, "b@x").unwrap().is_some());
+    expunge_uids(&f, "INBOX", vec![Uid(3)]).await;
+    assert!(f.store.thread_by_message_id(acct, "b@x").unwrap().is_none());
+    assert!(f.store.thread_by_subject(acct, "other").unwrap().is_none());
+    assert!(f.store.check_consistency(&f.name).unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn quota_refuses_the_whole_call_and_stores_nothing() {
     let f = fixture("quota@example.org", Some(100)).await;
