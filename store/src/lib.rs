@@ -1732,7 +1732,16 @@ impl Store {
         // Encode first: a record that cannot be written should fail the
         // commit before any file moves.
         let mut batch = self.build_batch(&puts, &deletes, &link_files)?;
+        // Each prune reads the stored tombstones, not the batch: several
+        // of one mailbox in one commit (expunges from several sessions in
+        // one group commit) must be one prune of their sum, or the last
+        // would set the floor below tombstones an earlier one removed.
+        let mut prunes: std::collections::BTreeMap<(AccountId, MailboxId), usize> =
+            Default::default();
         for (a, m, n) in prune_tombstones {
+            *prunes.entry((a, m)).or_default() += n;
+        }
+        for ((a, m), n) in prunes {
             self.prune_tombstones(&mut batch, a, m, n)?;
         }
 
@@ -1791,6 +1800,14 @@ impl Store {
         let mut index_removals = Vec::new();
         let mut index_inserts = Vec::new();
         let mut threads = threads::ThreadChanges::new(&self.inner.db);
+        // The files this commit keeps a message record of.
+        let kept: std::collections::HashMap<FileId, AccountId> = puts
+            .iter()
+            .filter_map(|r| match r {
+                Record::Message(m) => Some((m.file, m.account)),
+                _ => None,
+            })
+            .collect();
         for key in deletes {
             let k = match key {
                 RecordKey::Mailbox(a, m) => {
@@ -1811,14 +1828,6 @@ impl Store {
                         batch.remove(keys::vanished(*a, *m, t.modseq, *u));
                     }
                     k
-                }
-                RecordKey::ThreadByMessageId(a, id) => {
-                    threads.delete(keys::thread_by_message_id(*a, id));
-                    continue;
-                }
-                RecordKey::ThreadBySubject(a, s) => {
-                    threads.delete(keys::thread_by_subject(*a, s));
-                    continue;
                 }
                 RecordKey::Metadata(a, m, e) => keys::metadata(*a, *m, e),
             };
@@ -1874,7 +1883,11 @@ impl Store {
                     message_id,
                     r,
                 } => {
-                    threads.put(*account, threads::ThreadKey::MessageId(message_id), r)?;
+                    // A message expunged in the commit that stores it
+                    // never carries its keys.
+                    if kept.contains_key(&r.file) {
+                        threads.put(*account, threads::ThreadKey::MessageId(message_id), r)?;
+                    }
                     continue;
                 }
                 Record::ThreadBySubject {
@@ -1882,7 +1895,9 @@ impl Store {
                     base_subject,
                     r,
                 } => {
-                    threads.put(*account, threads::ThreadKey::Subject(base_subject), r)?;
+                    if kept.contains_key(&r.file) {
+                        threads.put(*account, threads::ThreadKey::Subject(base_subject), r)?;
+                    }
                     continue;
                 }
                 Record::Summary { file, summary } => (keys::summary(*file), encode(&**summary)?),
@@ -1895,13 +1910,6 @@ impl Store {
             };
             batch.insert(k, v);
         }
-        let kept: std::collections::HashMap<FileId, AccountId> = puts
-            .iter()
-            .filter_map(|r| match r {
-                Record::Message(m) => Some((m.file, m.account)),
-                _ => None,
-            })
-            .collect();
         // A linked file is the same bytes: its summary and thread keys go
         // with it.
         for (from, to) in links {

@@ -555,8 +555,8 @@ pub enum RecordKey {
     Mailbox(AccountId, MailboxId),
     Message(AccountId, MailboxId, Uid),
     Tombstone(AccountId, MailboxId, Uid),
-    ThreadByMessageId(AccountId, String),
-    ThreadBySubject(AccountId, String),
+    // Thread-index entries have no key here: they go with the last
+    // message file that carries them (`threads.rs`).
     Metadata(AccountId, MailboxId, String),
 }
 

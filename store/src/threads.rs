@@ -95,11 +95,6 @@ impl<'a> ThreadChanges<'a> {
         Ok(f)
     }
 
-    /// An explicit delete of an entry.
-    pub(crate) fn delete(&mut self, key: Vec<u8>) {
-        self.entries.insert(key, None);
-    }
-
     /// A new message file `r.file` carries `which`: the entry now leads to
     /// `r`, counted once more.
     pub(crate) fn put(

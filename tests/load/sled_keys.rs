@@ -11,7 +11,8 @@
 //! - `growing`: a tombstone key per delete, never removed (as roost kept
 //!   them, up to 100,000 per mailbox).
 //! - `bounded`: a tombstone key per delete, the oldest removed past 100
-//!   per mailbox (as roost now prunes them, past `MAX_TOMBSTONES`).
+//!   per mailbox (roost now bounds them the same way, at
+//!   `MAX_TOMBSTONES`, 1,000; 100 here reaches the bound within seconds).
 //!
 //! Each flushes after every batch, as a commit does, with the store's
 //! cache size, and prints the process's resident memory and the size of

@@ -417,7 +417,7 @@ impl ImapState {
             .vanished_since(mailbox, uid_next, &known, q.modseq)
             .await?;
         if !vanished.is_empty() {
-            response::vanished(&mut self.out, true, &SeqSet::compact(vanished));
+            response::vanished(&mut self.out, true, &ranges_wire(&vanished));
         }
         let Some(sel) = &self.selected else {
             return Ok(());
@@ -438,17 +438,18 @@ impl ImapState {
         Ok(())
     }
 
-    /// The UIDs in `set` expunged after `since` (RFC 7162 3.2.5.1, 3.2.6).
-    /// Where tombstones that old were pruned, every UID of `set` below
-    /// `uid_next` that is not in the view is reported: clients ignore UIDs
-    /// they never had.
+    /// The UIDs in `set` expunged after `since` (RFC 7162 3.2.5.1, 3.2.6),
+    /// as ascending ranges. Where tombstones that old were pruned, every
+    /// UID of `set` below `uid_next` that is not in the view is reported
+    /// (RFC 7162 and RFC 5162 4.1 allow a server that forgets expunges to
+    /// answer so; clients ignore UIDs they never had).
     pub(super) async fn vanished_since(
         &self,
         mailbox: MailboxId,
         uid_next: Uid,
         set: &SeqSet,
         since: ModSeq,
-    ) -> Result<Vec<u32>, String> {
+    ) -> Result<Vec<(u32, u32)>, String> {
         let (Some(sel), Some((_, account))) = (&self.selected, self.account()) else {
             return Ok(Vec::new());
         };
@@ -457,42 +458,76 @@ impl ImapState {
             crate::task::blocking(move || store.vanished_since(account, mailbox, since)).await?;
         let max_uid = uid_next.0.saturating_sub(1);
         if since >= floor {
-            return Ok(uids
-                .into_iter()
-                .map(|u| u.0)
-                .filter(|&u| set.contains(u, max_uid))
-                .collect());
+            return Ok(runs(
+                uids.into_iter()
+                    .map(|u| u.0)
+                    .filter(|&u| set.contains(u, max_uid)),
+            ));
         }
         let present: Vec<u32> = sel.view.iter().map(|u| u.0).collect();
-        missing_uids(&present, &set.spans(max_uid), MAX_VANISHED_REPLAY)
-            .ok_or_else(|| "too many UIDs to report as vanished".to_string())
+        Ok(missing_ranges(&present, &set.spans(max_uid)))
     }
 }
 
-/// The UIDs within `spans` that are not in `present` (ascending), or
-/// `None` past `limit` of them.
-fn missing_uids(present: &[u32], spans: &[(u32, u32)], limit: usize) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
-    let mut p = present.iter().copied().peekable();
-    for &(lo, hi) in spans {
-        for u in lo..=hi {
-            while p.peek().is_some_and(|&x| x < u) {
-                p.next();
-            }
-            if p.peek() != Some(&u) {
-                if out.len() == limit {
-                    return None;
-                }
-                out.push(u);
-            }
+/// Ascending numbers as runs of consecutive ones.
+fn runs(numbers: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for n in numbers {
+        match out.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(n) => *end = n,
+            _ => out.push((n, n)),
         }
     }
-    Some(out)
+    out
 }
 
-/// Most UIDs one QRESYNC replay reports when tombstones were pruned and
-/// the answer is worked out from gaps in the view.
-pub const MAX_VANISHED_REPLAY: usize = 1_000_000;
+/// The ranges within `spans` (ascending, disjoint) holding no number of
+/// `present` (ascending). There are at most `present.len() + spans.len()`
+/// of them, however many UIDs they cover, so a mailbox whose UIDs run into
+/// the millions answers in as many ranges as it has messages.
+fn missing_ranges(present: &[u32], spans: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    let mut push = |lo: u32, hi: u32| match out.last_mut() {
+        Some((_, end)) if end.checked_add(1) == Some(lo) => *end = hi,
+        _ => out.push((lo, hi)),
+    };
+    let mut p = 0;
+    for &(lo, hi) in spans {
+        while p < present.len() && present[p] < lo {
+            p += 1;
+        }
+        let mut next = lo;
+        while p < present.len() && present[p] <= hi {
+            if present[p] > next {
+                push(next, present[p] - 1);
+            }
+            next = present[p].saturating_add(1);
+            p += 1;
+            if next == 0 || next > hi {
+                break;
+            }
+        }
+        if next <= hi && !(p > 0 && present[p - 1] == u32::MAX) {
+            push(next, hi);
+        }
+    }
+    out
+}
+
+/// Ranges in the wire form of a UID set (`1:3,7`).
+pub(super) fn ranges_wire(ranges: &[(u32, u32)]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}:{hi}")
+            }
+        })
+        .collect();
+    parts.join(",")
+}
 
 /// The messages of the view whose modseq is above `since`, with their
 /// index and state, read from the shared index in one pass.
@@ -671,21 +706,32 @@ pub(super) fn account_no(e: crate::account::AccountError) -> Done {
 
 #[cfg(test)]
 mod tests {
-    use super::missing_uids;
+    use super::{missing_ranges, ranges_wire, runs};
 
     #[test]
-    fn missing_uids_are_the_gaps_within_the_set() {
+    fn missing_ranges_are_the_gaps_within_the_set() {
         let present = [2, 3, 7];
         assert_eq!(
-            missing_uids(&present, &[(1, 8)], 10),
-            Some(vec![1, 4, 5, 6, 8])
+            missing_ranges(&present, &[(1, 8)]),
+            vec![(1, 1), (4, 6), (8, 8)]
         );
-        assert_eq!(missing_uids(&present, &[(2, 3), (7, 7)], 10), Some(vec![]));
+        assert_eq!(missing_ranges(&present, &[(2, 3), (7, 7)]), vec![]);
         assert_eq!(
-            missing_uids(&present, &[(1, 8)], 5),
-            Some(vec![1, 4, 5, 6, 8])
+            missing_ranges(&present, &[(1, 2), (4, 5), (6, 9)]),
+            vec![(1, 1), (4, 6), (8, 9)]
         );
-        assert_eq!(missing_uids(&present, &[(1, 8)], 4), None);
-        assert_eq!(missing_uids(&[], &[], 4), Some(vec![]));
+        assert_eq!(missing_ranges(&[], &[]), vec![]);
+        assert_eq!(missing_ranges(&[], &[(5, 9)]), vec![(5, 9)]);
+        // Millions of UIDs gone, a few messages left: a few ranges.
+        assert_eq!(
+            missing_ranges(&[10, 4_000_000], &[(1, 4_000_001)]),
+            vec![(1, 9), (11, 3_999_999), (4_000_001, 4_000_001)]
+        );
+        assert_eq!(
+            missing_ranges(&[u32::MAX], &[(u32::MAX - 2, u32::MAX)]),
+            vec![(u32::MAX - 2, u32::MAX - 1)]
+        );
+        assert_eq!(ranges_wire(&missing_ranges(&present, &[(1, 8)])), "1,4:6,8");
+        assert_eq!(runs([1, 2, 3, 5, 9, 10]), vec![(1, 3), (5, 5), (9, 10)]);
     }
 }
