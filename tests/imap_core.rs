@@ -521,6 +521,70 @@ fn modseqs_after_select(r: &str) -> u64 {
     r[at..].split(']').next().unwrap().parse().unwrap()
 }
 
+/// `STATUS INBOX (HIGHESTMODSEQ)` of the selected mailbox.
+fn highest_modseq(imap: &mut Imap) -> u64 {
+    let r = imap.cmd("STATUS INBOX (HIGHESTMODSEQ)");
+    let at = r.find("(HIGHESTMODSEQ ").expect("HIGHESTMODSEQ") + 15;
+    r[at..].split(')').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn qresync_answers_from_the_gaps_once_tombstones_are_pruned() {
+    use roost_actors::account::MAX_TOMBSTONES;
+    let server = Server::start();
+    let mut imap = Imap::login(server.port(IMAP));
+    imap.cmd("ENABLE QRESYNC");
+    let total = MAX_TOMBSTONES + 2;
+    for i in 0..total {
+        append(
+            &mut imap,
+            &format!("p{i}"),
+            "INBOX",
+            b"Subject: q\r\n\r\nx\r\n",
+        );
+    }
+    let v = uid_validity(&mut imap, "INBOX");
+    let before = modseqs_after_select(&imap.cmd("SELECT INBOX"));
+    // Exactly MAX_TOMBSTONES expunged: all are remembered.
+    imap.cmd(&format!(
+        "STORE 1:{MAX_TOMBSTONES} +FLAGS.SILENT (\\Deleted)"
+    ));
+    imap.cmd("EXPUNGE");
+    let after_first = highest_modseq(&mut imap);
+    // One past: the oldest are pruned (down to KEEP_TOMBSTONES).
+    imap.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    imap.cmd("EXPUNGE");
+    let last = MAX_TOMBSTONES + 1;
+    let opening = |again: &mut Imap, since: u64| {
+        let r = again.cmd(&format!("SELECT INBOX (QRESYNC ({v} {since} 1:{total}))"));
+        let highest = modseqs_after_select(&r);
+        let head = format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n\
+* 1 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {v}] UIDs valid\r\n\
+* OK [UIDNEXT {}] Predicted next UID\r\n* OK [MAILBOXID (F1)] Ok\r\n* OK [HIGHESTMODSEQ {highest}] Highest\r\n",
+            total + 1
+        );
+        (r, head)
+    };
+    let mut again = Imap::login(server.port(IMAP));
+    again.cmd("ENABLE QRESYNC");
+    // From before the pruned tombstones: every UID not in the mailbox.
+    let (r, head) = opening(&mut again, before);
+    assert_eq!(
+        r,
+        format!("{head}* VANISHED (EARLIER) 1:{last}\r\na3 OK [READ-WRITE] SELECT completed\r\n")
+    );
+    // From after them: the kept tombstones answer exactly.
+    let (r, head) = opening(&mut again, after_first);
+    assert_eq!(
+        r,
+        format!(
+            "* OK [CLOSED] Previous mailbox closed\r\n{head}* VANISHED (EARLIER) {last}\r\na4 OK [READ-WRITE] SELECT completed\r\n"
+        )
+    );
+}
+
 #[test]
 fn qresync_reports_vanished_and_changes() {
     let server = Server::start();
