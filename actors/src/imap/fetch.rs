@@ -306,7 +306,7 @@ impl ImapState {
         let (mailbox, uid_next) = (sel.id, sel.uid_next);
         let uids = self.vanished_since(mailbox, uid_next, set, since).await?;
         if !uids.is_empty() {
-            response::vanished(&mut self.out, true, &super::select::ranges_wire(&uids));
+            response::vanished(&mut self.out, true, &SeqSet::compact_ranges(&uids));
         }
         Ok(())
     }

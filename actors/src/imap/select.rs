@@ -417,7 +417,7 @@ impl ImapState {
             .vanished_since(mailbox, uid_next, &known, q.modseq)
             .await?;
         if !vanished.is_empty() {
-            response::vanished(&mut self.out, true, &ranges_wire(&vanished));
+            response::vanished(&mut self.out, true, &SeqSet::compact_ranges(&vanished));
         }
         let Some(sel) = &self.selected else {
             return Ok(());
@@ -458,7 +458,7 @@ impl ImapState {
             crate::task::blocking(move || store.vanished_since(account, mailbox, since)).await?;
         let max_uid = uid_next.0.saturating_sub(1);
         if since >= floor {
-            return Ok(runs(
+            return Ok(SeqSet::runs(
                 uids.into_iter()
                     .map(|u| u.0)
                     .filter(|&u| set.contains(u, max_uid)),
@@ -467,18 +467,6 @@ impl ImapState {
         let present: Vec<u32> = sel.view.iter().map(|u| u.0).collect();
         Ok(missing_ranges(&present, &set.spans(max_uid)))
     }
-}
-
-/// Ascending numbers as runs of consecutive ones.
-fn runs(numbers: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
-    let mut out: Vec<(u32, u32)> = Vec::new();
-    for n in numbers {
-        match out.last_mut() {
-            Some((_, end)) if end.checked_add(1) == Some(n) => *end = n,
-            _ => out.push((n, n)),
-        }
-    }
-    out
 }
 
 /// The ranges within `spans` (ascending, disjoint) holding no number of
@@ -512,21 +500,6 @@ fn missing_ranges(present: &[u32], spans: &[(u32, u32)]) -> Vec<(u32, u32)> {
         }
     }
     out
-}
-
-/// Ranges in the wire form of a UID set (`1:3,7`).
-pub(super) fn ranges_wire(ranges: &[(u32, u32)]) -> String {
-    let parts: Vec<String> = ranges
-        .iter()
-        .map(|&(lo, hi)| {
-            if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}:{hi}")
-            }
-        })
-        .collect();
-    parts.join(",")
 }
 
 /// The messages of the view whose modseq is above `since`, with their
@@ -706,7 +679,8 @@ pub(super) fn account_no(e: crate::account::AccountError) -> Done {
 
 #[cfg(test)]
 mod tests {
-    use super::{missing_ranges, ranges_wire, runs};
+    use super::missing_ranges;
+    use roost_protocols::imap::seqset::SeqSet;
 
     #[test]
     fn missing_ranges_are_the_gaps_within_the_set() {
@@ -731,7 +705,13 @@ mod tests {
             missing_ranges(&[u32::MAX], &[(u32::MAX - 2, u32::MAX)]),
             vec![(u32::MAX - 2, u32::MAX - 1)]
         );
-        assert_eq!(ranges_wire(&missing_ranges(&present, &[(1, 8)])), "1,4:6,8");
-        assert_eq!(runs([1, 2, 3, 5, 9, 10]), vec![(1, 3), (5, 5), (9, 10)]);
+        assert_eq!(
+            SeqSet::compact_ranges(&missing_ranges(&present, &[(1, 8)])),
+            "1,4:6,8"
+        );
+        assert_eq!(
+            SeqSet::runs([1, 2, 3, 5, 9, 10]),
+            vec![(1, 3), (5, 5), (9, 10)]
+        );
     }
 }

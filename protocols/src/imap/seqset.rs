@@ -108,32 +108,34 @@ impl SeqSet {
     /// Numbers in the compact wire form (`1:3,7`), order kept: runs of
     /// consecutive numbers become ranges (RFC 4315 uid-set, RFC 4731 ALL).
     pub fn compact(numbers: impl IntoIterator<Item = u32>) -> String {
-        let mut out = String::new();
-        let mut run: Option<(u32, u32)> = None;
-        let flush = |out: &mut String, (start, end): (u32, u32)| {
-            if !out.is_empty() {
-                out.push(',');
-            }
-            if start == end {
-                out.push_str(&start.to_string());
-            } else {
-                out.push_str(&format!("{start}:{end}"));
-            }
-        };
+        SeqSet::compact_ranges(&SeqSet::runs(numbers))
+    }
+
+    /// Numbers as runs of consecutive ones, order kept.
+    pub fn runs(numbers: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
         for n in numbers {
-            run = match run {
-                Some((start, end)) if end.checked_add(1) == Some(n) => Some((start, n)),
-                Some(r) => {
-                    flush(&mut out, r);
-                    Some((n, n))
-                }
-                None => Some((n, n)),
-            };
-        }
-        if let Some(r) = run {
-            flush(&mut out, r);
+            match out.last_mut() {
+                Some((_, end)) if end.checked_add(1) == Some(n) => *end = n,
+                _ => out.push((n, n)),
+            }
         }
         out
+    }
+
+    /// Ranges in the compact wire form (`1:3,7`).
+    pub fn compact_ranges(ranges: &[(u32, u32)]) -> String {
+        let parts: Vec<String> = ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}:{hi}")
+                }
+            })
+            .collect();
+        parts.join(",")
     }
 
     /// The set `n` (a single number), as a convenience for callers.
