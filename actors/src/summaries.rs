@@ -4,13 +4,18 @@
 //! [`crate::task::blocking`].
 
 use roost_protocols::message::summary::Summary;
-use roost_store::{FileId, MessageRecord, Store, StoreError};
-use std::path::Path;
+use roost_store::{FileId, MessageRecord, StagedFile, Store, StoreError};
 use std::sync::Arc;
 
-/// The summary of the message in the file at `path`.
-pub fn of_file(path: &Path) -> std::io::Result<Summary> {
-    let bytes = std::fs::read(path)?;
+/// The summary of the stored file `file` (`NotFound` once it is gone).
+pub fn of_stored(store: &Store, file: FileId) -> std::io::Result<Summary> {
+    let bytes = store.read_content(file)?;
+    Ok(Summary::build(&bytes))
+}
+
+/// The summary of a staged message.
+pub fn of_staged(staged: &StagedFile) -> std::io::Result<Summary> {
+    let bytes = staged.source().read_all()?;
     Ok(Summary::build(&bytes))
 }
 
@@ -42,7 +47,7 @@ pub fn load_with(
                 continue;
             }
         }
-        match of_file(&store.message_path(rec.file)) {
+        match of_stored(store, rec.file) {
             Ok(s) => {
                 let s = Arc::new(s);
                 built.push((rec.file, s.clone()));
@@ -52,7 +57,7 @@ pub fn load_with(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push(None),
             Err(e) => {
                 return Err(StoreError::Io {
-                    path: store.message_path(rec.file),
+                    path: format!("stored file {}", rec.file).into(),
                     source: e,
                 })
             }

@@ -110,6 +110,16 @@ pub enum Problem {
     /// A file index entry names a message that does not exist or has
     /// another file.
     FileIndexDangling { file: FileId, points_to: Place },
+    /// A segment slice's count of file ids is not the number of this
+    /// account's messages that name it (slices are never shared between
+    /// accounts). Too high leaks its bytes; too low would reclaim them
+    /// while a message still names them.
+    SliceRefsMismatch {
+        segment: u64,
+        offset: u64,
+        refs: u32,
+        used: u32,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -211,6 +221,15 @@ impl fmt::Display for Problem {
             Problem::FileIndexDangling { file, points_to } => write!(
                 f,
                 "the file index sends file {file} to {points_to}, which does not hold it"
+            ),
+            Problem::SliceRefsMismatch {
+                segment,
+                offset,
+                refs,
+                used,
+            } => write!(
+                f,
+                "segment {segment:x} slice at {offset} counts {refs} file ids, {used} messages name it"
             ),
         }
     }
@@ -427,13 +446,17 @@ impl Store {
         }
 
         self.check_file_index(id, &by_mailbox, &mut problems)?;
+        self.check_slice_refs(&by_mailbox, &mut problems)?;
         Ok(problems)
     }
 
     fn check_file(&self, m: &MessageRecord, problems: &mut Vec<Problem>) -> Result<()> {
         let place = place_of(m);
-        let path = self.message_path(m.file);
         let expected = m.size.saturating_sub(m.header_prefix.len() as u64);
+        if let Some(slice) = self.content_slice(m.file)? {
+            return self.check_slice(m, slice, expected, problems);
+        }
+        let path = self.message_path(m.file);
         match std::fs::metadata(&path) {
             Ok(meta) if meta.len() != expected || m.size < m.header_prefix.len() as u64 => {
                 problems.push(Problem::FileSizeMismatch {
@@ -452,6 +475,70 @@ impl Store {
                 });
             }
             Err(e) => return Err(StoreError::io(path, e)),
+        }
+        Ok(())
+    }
+
+    /// A message in a segment: its slice is indexed (else it may be
+    /// punched at any time), as long as the record says, and inside the
+    /// segment file.
+    fn check_slice(
+        &self,
+        m: &MessageRecord,
+        slice: crate::segments::Slice,
+        expected: u64,
+        problems: &mut Vec<Problem>,
+    ) -> Result<()> {
+        let place = place_of(m);
+        let path = self.segment_path(slice.segment);
+        let indexed = self.slice_use(slice)?.is_some_and(|u| u.len == slice.len);
+        let on_disk = match std::fs::metadata(&path) {
+            Ok(meta) => Some(meta.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        match on_disk {
+            Some(len) if indexed => {
+                let actual = len.saturating_sub(slice.offset).min(slice.len);
+                if actual != expected || m.size < m.header_prefix.len() as u64 {
+                    problems.push(Problem::FileSizeMismatch {
+                        place,
+                        file: m.file,
+                        expected,
+                        actual,
+                    });
+                }
+            }
+            _ => problems.push(Problem::MissingFile {
+                place,
+                file: m.file,
+                path,
+            }),
+        }
+        Ok(())
+    }
+
+    fn check_slice_refs(
+        &self,
+        by_mailbox: &BTreeMap<MailboxId, Vec<MessageRecord>>,
+        problems: &mut Vec<Problem>,
+    ) -> Result<()> {
+        let mut used: BTreeMap<(u64, u64), (crate::segments::Slice, u32)> = BTreeMap::new();
+        for m in by_mailbox.values().flatten() {
+            if let Some(s) = self.content_slice(m.file)? {
+                used.entry((s.segment, s.offset)).or_insert((s, 0)).1 += 1;
+            }
+        }
+        for ((segment, offset), (slice, n)) in used {
+            let refs = self.slice_use(slice)?.map_or(0, |u| u.refs);
+            if refs != n {
+                problems.push(Problem::SliceRefsMismatch {
+                    segment,
+                    offset,
+                    refs,
+                    used: n,
+                });
+            }
         }
         Ok(())
     }

@@ -1,11 +1,13 @@
-//! Message files on disk: staging a message while it streams in, placing it
-//! under `msg/<shard>/<file id>` at commit, hard-linking copies, and the
-//! directory fsyncs that make a rename durable.
+//! Staging a message while it streams in (in memory, or in `tmp/` when
+//! large), message files under `msg/<shard>/<file id>` (queued messages,
+//! and mailbox messages stored before segments), hard-linking copies, the
+//! directory fsyncs that make a rename durable, and reading a stored
+//! message.
 //!
-//! A message file is written once and never changed. Sessions stage into
-//! `tmp/` concurrently and fsync their own file; the account actor's commit
-//! renames staged files into place and fsyncs each distinct directory once,
-//! so a group commit of many messages costs few directory fsyncs. This
+//! Sessions stage concurrently and fsync nothing: a mailbox commit copies
+//! the staged bytes into a segment (`segments.rs`) and fsyncs it once for
+//! all its messages; the queue writes each message to its own file and
+//! fsyncs it. A message file is written once and never changed. This
 //! module knows nothing of the index.
 
 use std::collections::BTreeSet;
@@ -65,29 +67,44 @@ pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// A message being written into `tmp/`. Dropping it before
-/// [`finish`](StagedWriter::finish) removes the temporary file.
+/// The largest message kept in memory while it is staged; a larger one
+/// spills into a file in `tmp/`. Most mail is smaller, and a message in
+/// memory costs no inode to create and unlink.
+pub const MAX_STAGED_IN_MEMORY: usize = 128 * 1024;
+
+/// Bytes all staged messages of the store may hold in memory at once;
+/// past it, new staging spills to files however small the message.
+pub const STAGED_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// A message being staged: in memory up to [`MAX_STAGED_IN_MEMORY`] (and
+/// while the store's [`STAGED_MEMORY_BUDGET`] allows), then in a file in
+/// `tmp/`. Dropping it before [`finish`](StagedWriter::finish) releases
+/// both.
 #[derive(Debug)]
 pub struct StagedWriter {
+    memory: Vec<u8>,
+    /// Bytes of the store's budget this writer holds (`memory`'s length).
+    reserved: u64,
     file: Option<BufWriter<File>>,
+    /// Where a spilled message goes; emptied once a `StagedFile` owns it.
     path: PathBuf,
+    /// The file at `path` exists (it is removed on drop).
+    created: bool,
     size: u64,
     counters: Arc<Counters>,
 }
 
 impl StagedWriter {
-    pub(crate) fn create(path: PathBuf, counters: Arc<Counters>) -> Result<StagedWriter> {
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
-        Ok(StagedWriter {
-            file: Some(BufWriter::new(file)),
+    pub(crate) fn new(path: PathBuf, counters: Arc<Counters>) -> StagedWriter {
+        StagedWriter {
+            memory: Vec::new(),
+            reserved: 0,
+            file: None,
             path,
+            created: false,
             size: 0,
             counters,
-        })
+        }
     }
 
     /// Bytes written so far.
@@ -95,33 +112,110 @@ impl StagedWriter {
         self.size
     }
 
-    /// Flushes and fsyncs the file, ready to be placed by a commit.
+    /// Appends `buf` if it stays in memory (within
+    /// [`MAX_STAGED_IN_MEMORY`] and the store's budget), doing no I/O;
+    /// false, with nothing written, if it would go to a file.
+    pub fn write_in_memory(&mut self, buf: &[u8]) -> bool {
+        if self.file.is_some() || !self.reserve(buf.len()) {
+            return false;
+        }
+        self.memory.extend_from_slice(buf);
+        self.size += buf.len() as u64;
+        true
+    }
+
+    /// Takes `n` more bytes of the memory budget, or says no.
+    fn reserve(&mut self, n: usize) -> bool {
+        if self.memory.len() + n > MAX_STAGED_IN_MEMORY {
+            return false;
+        }
+        let budget = &self.counters.staged_memory;
+        let mut now = budget.load(Ordering::Relaxed);
+        loop {
+            if now + n as u64 > STAGED_MEMORY_BUDGET {
+                return false;
+            }
+            match budget.compare_exchange_weak(
+                now,
+                now + n as u64,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.reserved += n as u64;
+                    return true;
+                }
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.counters
+            .staged_memory
+            .fetch_sub(self.reserved, Ordering::Relaxed);
+        self.reserved = 0;
+    }
+
+    /// Moves what memory holds into a new file in `tmp/`.
+    fn spill(&mut self) -> io::Result<()> {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&self.path)?;
+        self.created = true;
+        let mut w = BufWriter::new(file);
+        w.write_all(&self.memory)?;
+        self.file = Some(w);
+        self.memory = Vec::new();
+        self.release();
+        Ok(())
+    }
+
+    /// The staged message, ready for a commit. Nothing is fsynced here:
+    /// the commit copies the bytes into a segment and fsyncs that once for
+    /// every message it stores (or, for the queue, fsyncs the file it
+    /// places).
     pub fn finish(mut self) -> Result<StagedFile> {
-        let Some(buffered) = self.file.take() else {
-            return Err(StoreError::Invalid("staged writer already finished".into()));
-        };
-        let path = self.path.clone();
-        let file = buffered
-            .into_inner()
-            .map_err(|e| StoreError::io(&path, e.into_error()))?;
-        file.sync_all().map_err(|e| StoreError::io(&path, e))?;
-        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        // Ownership of the temporary file passes to the StagedFile.
-        let staged = StagedFile {
-            path: std::mem::take(&mut self.path),
-            size: self.size,
-        };
-        Ok(staged)
+        let size = self.size;
+        if let Some(buffered) = self.file.take() {
+            buffered
+                .into_inner()
+                .map_err(|e| StoreError::io(&self.path, e.into_error()))?;
+            // Ownership of the temporary file passes to the StagedFile.
+            let path = std::mem::take(&mut self.path);
+            return Ok(StagedFile {
+                body: Body::File(path),
+                size,
+            });
+        }
+        let mut bytes = std::mem::take(&mut self.memory);
+        // Held until the commit: no more than the budget counted.
+        bytes.shrink_to_fit();
+        let reserved = std::mem::take(&mut self.reserved);
+        Ok(StagedFile {
+            body: Body::Memory(Arc::new(Held {
+                bytes,
+                reserved,
+                counters: Arc::clone(&self.counters),
+            })),
+            size,
+        })
     }
 }
 
 impl Write for StagedWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("staged writer already finished"))?;
-        let n = file.write(buf)?;
+        if self.file.is_none() && !self.reserve(buf.len()) {
+            self.spill()?;
+        }
+        let n = match self.file.as_mut() {
+            Some(f) => f.write(buf)?,
+            None => {
+                self.memory.extend_from_slice(buf);
+                buf.len()
+            }
+        };
         self.size += n as u64;
         Ok(n)
     }
@@ -136,54 +230,156 @@ impl Write for StagedWriter {
 
 impl Drop for StagedWriter {
     fn drop(&mut self) {
+        self.release();
         // Close before unlinking; an empty path means ownership moved on.
         self.file = None;
-        if !self.path.as_os_str().is_empty() {
+        if self.created && !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
         }
     }
 }
 
-/// A complete, fsynced message file in `tmp/`, waiting for a commit.
-/// Dropping it unused removes the file; a commit consumes it.
+/// Staged bytes in memory, with the share of the budget they hold.
+#[derive(Debug)]
+struct Held {
+    bytes: Vec<u8>,
+    reserved: u64,
+    counters: Arc<Counters>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.counters
+            .staged_memory
+            .fetch_sub(self.reserved, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Memory(Arc<Held>),
+    /// A file in `tmp/`, removed when the last owner lets go.
+    File(PathBuf),
+}
+
+/// A complete staged message, waiting for a commit. Dropping it unused
+/// releases its memory or removes its file; a commit consumes it.
 #[derive(Debug)]
 pub struct StagedFile {
-    path: PathBuf,
+    body: Body,
     size: u64,
 }
 
+/// A way to read a staged message's bytes that can move to another
+/// thread while its [`StagedFile`] stays where it is.
+#[derive(Debug, Clone)]
+pub struct StagedSource(Body);
+
+impl StagedSource {
+    /// Up to `max` bytes from the start.
+    pub fn read_to_vec(&self, max: u64) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        match &self.0 {
+            Body::Memory(held) => {
+                let end = held
+                    .bytes
+                    .len()
+                    .min(usize::try_from(max).unwrap_or(usize::MAX));
+                Ok(held.bytes[..end].to_vec())
+            }
+            Body::File(path) => {
+                let mut out = Vec::new();
+                File::open(path)?.take(max).read_to_end(&mut out)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The whole message.
+    pub fn read_all(&self) -> io::Result<Vec<u8>> {
+        self.read_to_vec(u64::MAX)
+    }
+}
+
 impl StagedFile {
-    /// A second staged file with the same bytes, as a hard link: the bytes
-    /// are already durable, and committing renames the link into place.
+    /// A second staged message with the same bytes: memory is shared, a
+    /// file is hard-linked, so no byte is written twice.
     pub(crate) fn link_copy(&self, to: PathBuf) -> std::io::Result<StagedFile> {
-        std::fs::hard_link(&self.path, &to)?;
+        let body = match &self.body {
+            Body::Memory(held) => Body::Memory(Arc::clone(held)),
+            Body::File(path) => {
+                std::fs::hard_link(path, &to)?;
+                Body::File(to)
+            }
+        };
         Ok(StagedFile {
-            path: to,
+            body,
             size: self.size,
         })
     }
 
-    /// Where the staged bytes are, for a session that wants to parse them
-    /// before handing them to the account actor.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The staged bytes, for a session that wants to parse them before
+    /// handing them to the account actor.
+    pub fn source(&self) -> StagedSource {
+        StagedSource(self.body.clone())
     }
 
-    /// The file's size in bytes.
+    /// The message's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
     }
 
-    /// Gives up ownership of the temporary path (it was renamed away).
-    fn disarm(&mut self) {
-        self.path = PathBuf::new();
+    /// True if the bytes are in a file in `tmp/` rather than in memory.
+    pub fn in_file(&self) -> bool {
+        matches!(self.body, Body::File(_))
+    }
+
+    /// Writes the bytes to `out`, which is positioned where they go.
+    pub(crate) fn copy_to(&self, out: &mut File) -> io::Result<u64> {
+        match &self.body {
+            Body::Memory(held) => {
+                out.write_all(&held.bytes)?;
+                Ok(held.bytes.len() as u64)
+            }
+            Body::File(path) => io::copy(&mut File::open(path)?, out),
+        }
+    }
+
+    /// Makes the bytes a durable file at `to` (which must not exist): a
+    /// file in `tmp/` is fsynced and renamed, bytes in memory written and
+    /// fsynced. The directory is the caller's to fsync.
+    pub(crate) fn materialize(mut self, to: &Path, counters: &Counters) -> Result<()> {
+        match &mut self.body {
+            Body::File(path) => {
+                File::open(&*path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| StoreError::io(&*path, e))?;
+                fs::rename(&*path, to).map_err(|e| StoreError::io(to, e))?;
+                // Renamed away: nothing left to remove.
+                *path = PathBuf::new();
+            }
+            Body::Memory(held) => {
+                let mut f = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(to)
+                    .map_err(|e| StoreError::io(to, e))?;
+                f.write_all(&held.bytes)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| StoreError::io(to, e))?;
+            }
+        }
+        counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
 impl Drop for StagedFile {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.path);
+        if let Body::File(path) = &self.body {
+            if !path.as_os_str().is_empty() {
+                let _ = fs::remove_file(path);
+            }
         }
     }
 }
@@ -230,11 +426,15 @@ impl<'a> Placer<'a> {
         Ok(path)
     }
 
-    /// Renames a staged file to its place.
-    pub(crate) fn place(&mut self, mut staged: StagedFile, id: FileId) -> Result<()> {
+    /// Makes a staged message a durable file in its place.
+    pub(crate) fn place(
+        &mut self,
+        staged: StagedFile,
+        id: FileId,
+        counters: &Counters,
+    ) -> Result<()> {
         let to = self.target(id)?;
-        fs::rename(&staged.path, &to).map_err(|e| StoreError::io(&to, e))?;
-        staged.disarm();
+        staged.materialize(&to, counters)?;
         self.placed.push(to);
         Ok(())
     }
@@ -254,11 +454,6 @@ impl<'a> Placer<'a> {
             sync_dir(dir)?;
         }
         Ok(self.dirty_dirs.len())
-    }
-
-    /// Files placed by this commit so far.
-    pub(crate) fn placed(&self) -> usize {
-        self.placed.len()
     }
 
     /// Best-effort removal of what this commit placed, after a failure that
@@ -299,7 +494,12 @@ pub struct MessageReader {
     prefix: Vec<u8>,
     file: File,
     path: PathBuf,
+    /// Where the message's bytes start in `file` (0 for a message file,
+    /// the slice's offset in a segment).
+    base: u64,
     len: u64,
+    /// Keeps a segment slice from being punched while this reader lives.
+    _hold: Option<crate::segments::SliceHold>,
 }
 
 impl MessageReader {
@@ -311,7 +511,27 @@ impl MessageReader {
             prefix,
             file,
             path,
+            base: 0,
+            _hold: None,
         })
+    }
+
+    /// A message whose bytes are a slice of a segment.
+    pub(crate) fn of_slice(
+        prefix: Vec<u8>,
+        path: PathBuf,
+        file: File,
+        slice: crate::segments::Slice,
+        hold: crate::segments::SliceHold,
+    ) -> MessageReader {
+        MessageReader {
+            len: prefix.len() as u64 + slice.len,
+            prefix,
+            file,
+            path,
+            base: slice.offset,
+            _hold: Some(hold),
+        }
     }
 
     /// Size of the whole message, prefix included.
@@ -337,7 +557,7 @@ impl MessageReader {
             let at = out.len();
             out.resize(at + (end - from) as usize, 0);
             self.file
-                .read_exact_at(&mut out[at..], from - plen)
+                .read_exact_at(&mut out[at..], self.base + from - plen)
                 .map_err(|e| StoreError::io(&self.path, e))?;
         }
         Ok(out)

@@ -131,6 +131,12 @@ pub(crate) const RETIRED_ID: u8 = 0x2c;
 /// Reports that came in: when, then the id, oldest first.
 pub(crate) const INBOUND_REPORT: u8 = 0x2d;
 
+/// Where a message file's bytes live in a segment: file id -> `Slice`.
+pub(crate) const CONTENT: u8 = 0x2e;
+/// The slices of segment files still in use: segment id, offset ->
+/// (length, how many file ids share it).
+pub(crate) const SLICE: u8 = 0x2f;
+
 /// The counter of account ids.
 pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
 /// The key of the MACs in per-message envelope senders.
@@ -344,6 +350,25 @@ pub(crate) fn metadata(a: AccountId, m: MailboxId, entry: &str) -> Vec<u8> {
 
 pub(crate) fn vanished_floor(a: AccountId, m: MailboxId) -> Vec<u8> {
     key(VANISHED_FLOOR, &[&a.0.to_be_bytes(), &m.0.to_be_bytes()])
+}
+
+pub(crate) fn content(f: FileId) -> Vec<u8> {
+    key(CONTENT, &[&f.0.to_be_bytes()])
+}
+
+pub(crate) fn slice(segment: u64, offset: u64) -> Vec<u8> {
+    key(SLICE, &[&segment.to_be_bytes(), &offset.to_be_bytes()])
+}
+
+pub(crate) fn segment_prefix(segment: u64) -> Vec<u8> {
+    key(SLICE, &[&segment.to_be_bytes()])
+}
+
+/// Reads segment id and offset back out of a [`slice`] key.
+pub(crate) fn slice_of(key: &[u8]) -> Option<(u64, u64)> {
+    let seg: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    let off: [u8; 8] = key.get(9..17)?.try_into().ok()?;
+    Some((u64::from_be_bytes(seg), u64::from_be_bytes(off)))
 }
 
 pub(crate) fn summary(f: FileId) -> Vec<u8> {

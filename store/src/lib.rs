@@ -1,5 +1,5 @@
-//! roost's persistence: a sled index of rmp-serde records plus one
-//! immutable file per message.
+//! roost's persistence: a sled index of rmp-serde records plus immutable
+//! message contents in append-only segment files.
 //!
 //! The store computes nothing. Each account's single writer, its account
 //! actor, decides every UID, modseq, count and thread and hands the store a
@@ -10,15 +10,21 @@
 //!
 //! - `index/`: the sled database, one tree. Keys are a record-type byte and
 //!   big-endian ids (see `keys.rs`), values are rmp-serde with field names.
-//! - `msg/<shard>/<file id>`: one immutable file per message; the shard is
+//! - `seg/<segment id>`: mailbox message contents, appended to the active
+//!   segment by each commit (see `segments.rs`); the index names each
+//!   message's slice.
+//! - `msg/<shard>/<file id>`: one immutable file per queued message, and
+//!   mailbox messages stored before segments; the shard is
 //!   `file_id / 1024` in hex.
-//! - `tmp/`: staged files on their way in; emptied on open.
+//! - `tmp/`: staged messages too large to stage in memory; emptied on open.
 //!
-//! The durability rule of [`Store::commit`]: message files are fsynced when
-//! staged, renamed or linked into place, each touched directory fsynced
-//! once, then every record written in one atomic sled batch and the index
-//! flushed, and only then are old files unlinked. A kill at any moment leaves
-//! either the old state or the new one, never a record without its file.
+//! The durability rule of [`Store::commit`]: the commit's messages are
+//! appended to a segment and it is fsynced once (a new segment's directory
+//! too), then every record and slice written in one atomic sled batch and
+//! the index flushed, and only then are the bytes of removed messages
+//! reclaimed. A kill at any moment leaves either the old state or the new
+//! one, never a record without its bytes; bytes a killed commit appended
+//! are never indexed and are reclaimed later.
 #![forbid(unsafe_code)]
 
 mod bounce;
@@ -30,6 +36,7 @@ mod keys;
 mod queue;
 mod records;
 mod secrets;
+mod segments;
 mod threads;
 mod webhooks;
 
@@ -45,7 +52,10 @@ use serde::Serialize;
 pub use bounce::{may_be_bounce_address, MAC_HEX, MAX_LOCAL_PART};
 pub use consistency::{Place, Problem};
 pub use error::{Result, StoreError};
-pub use files::{MessageReader, StagedFile, StagedWriter, FILES_PER_SHARD};
+pub use files::{
+    MessageReader, StagedFile, StagedSource, StagedWriter, FILES_PER_SHARD, MAX_STAGED_IN_MEMORY,
+    STAGED_MEMORY_BUDGET,
+};
 pub use inbound::{InboundReport, MAX_INBOUND_REPORTS, MAX_KEPT_REPORT_BYTES};
 pub use queue::{
     finish_waiting, Attempt, Finished, FinishedAs, HoldRule, QueueChange, QueueFilter, QueueId,
@@ -59,6 +69,7 @@ pub use records::{
 };
 pub use roost_protocols::sasl::{CramMd5Secret, ScramSecret};
 pub use secrets::{random_bytes, PasswordSecrets, SALT_LEN, SCRAM_ITERATIONS};
+pub use segments::SEGMENT_BYTES;
 pub use webhooks::{WebhookCall, WebhookChange, WebhookConfig, MAX_PENDING_CALLS};
 
 use files::Placer;
@@ -93,11 +104,15 @@ pub struct Commit {
     /// same key.
     pub puts: Vec<Record>,
     pub deletes: Vec<RecordKey>,
-    /// Staged files to rename into place under the given ids.
+    /// Staged messages to store under the given file ids (appended to a
+    /// segment).
     pub place_files: Vec<(StagedFile, FileId)>,
-    /// `(existing, new)`: hard-link an existing message file under a new id.
+    /// `(existing, new)`: the existing file's bytes under a new id too
+    /// (the same segment slice, or a hard link for a message file stored
+    /// before segments).
     pub link_files: Vec<(FileId, FileId)>,
-    /// Files to unlink once the index no longer refers to them.
+    /// File ids the index no longer refers to: their bytes are reclaimed
+    /// once no file id uses them.
     pub remove_files: Vec<FileId>,
     /// `(account, mailbox, n)`: drop the mailbox's `n` oldest tombstones,
     /// raising its vanished floor to the newest of them.
@@ -123,7 +138,8 @@ pub struct CommitStats {
     pub records: usize,
     /// Files placed plus files linked.
     pub files: usize,
-    /// Directory fsyncs this commit spent.
+    /// Segment and directory fsyncs this commit spent (the index's own
+    /// fsync is counted by the flush).
     pub fsyncs: usize,
 }
 
@@ -137,7 +153,8 @@ pub struct FlushStats {
     pub records: u64,
     /// Message files placed or linked by commits.
     pub messages_placed: u64,
-    /// Every fsync the store made: staged files and directories.
+    /// Every fsync the store made: segments, queue files, directories and
+    /// the index.
     pub fsyncs: u64,
 }
 
@@ -148,6 +165,8 @@ pub(crate) struct Counters {
     records: AtomicU64,
     messages_placed: AtomicU64,
     pub(crate) fsyncs: AtomicU64,
+    /// Bytes staged messages hold in memory (see `STAGED_MEMORY_BUDGET`).
+    pub(crate) staged_memory: AtomicU64,
 }
 
 /// The store. Cheap to clone; every clone is the same store.
@@ -161,6 +180,7 @@ struct Inner {
     dir: PathBuf,
     msg_dir: PathBuf,
     tmp_dir: PathBuf,
+    segments: segments::Segments,
     db: sled::Db,
     /// Serializes account and domain administration, which allocate from
     /// store-wide counters outside any account actor.
@@ -228,11 +248,13 @@ impl Store {
             .path(&index_dir)
             .cache_capacity(INDEX_CACHE_BYTES)
             .open()?;
+        let segments = segments::Segments::open(dir.join("seg"), &db)?;
         let store = Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 msg_dir,
                 tmp_dir,
+                segments,
                 db,
                 admin: Mutex::new(()),
                 tmp_seq: AtomicU64::new(0),
@@ -390,11 +412,12 @@ impl Store {
 
     // ---- staging ----
 
-    /// Starts a staged message file in `tmp/`.
+    /// Starts staging a message (in memory, spilling to `tmp/` when
+    /// large).
     pub fn stage(&self) -> Result<StagedWriter> {
         let seq = self.inner.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let path = self.inner.tmp_dir.join(format!("{seq}.stage"));
-        StagedWriter::create(path, Arc::clone(&self.inner.counters))
+        Ok(StagedWriter::new(path, Arc::clone(&self.inner.counters)))
     }
 
     /// Stages `bytes` in one go.
@@ -416,7 +439,9 @@ impl Store {
             .map_err(|e| StoreError::io(path, e))
     }
 
-    /// Where a message file lives.
+    /// Where a message file lives: queued messages, and mailbox messages
+    /// stored before segments. Mailbox messages are read with
+    /// [`Store::open_message`] or [`Store::read_content`].
     pub fn message_path(&self, id: FileId) -> PathBuf {
         files::message_path(&self.inner.msg_dir, id)
     }
@@ -1277,14 +1302,19 @@ impl Store {
         for f in &files {
             batch.remove(keys::summary(*f));
         }
+        let mut contents = segments::ContentChanges::default();
+        let plain = contents.remove(&self.inner.db, &files)?;
+        let dead = contents.write(&mut batch)?;
         for k in &account.tls_public_keys {
             batch.remove(keys::tls_key(&TlsPublicKey::fingerprint(&k.spki)));
         }
+        self.inner.segments.removing(&dead);
         self.apply_and_flush(batch)?;
         self.note_webhooks()?;
         // The index no longer refers to the files; a crash here leaves only
         // orphans, never a record without its file.
-        self.remove_files(&files);
+        self.remove_files(&plain);
+        self.inner.segments.reclaim(&self.inner.db, dead);
         tracing::info!(account = %account.name, id = id.0, "account deleted");
         Ok(())
     }
@@ -1706,7 +1736,45 @@ impl Store {
 
     /// The message opened for reading in pieces.
     pub fn open_message(&self, m: &MessageRecord) -> Result<MessageReader> {
-        MessageReader::open(m.header_prefix.clone(), self.message_path(m.file))
+        self.open_content(m.header_prefix.clone(), m.file)
+    }
+
+    fn open_content(&self, prefix: Vec<u8>, file: FileId) -> Result<MessageReader> {
+        let segs = &self.inner.segments;
+        match segs.open_slice(&self.inner.db, file)? {
+            Some((f, slice, hold)) => {
+                let path = segments::segment_path(segs.dir(), slice.segment);
+                Ok(MessageReader::of_slice(prefix, path, f, slice, hold))
+            }
+            None => MessageReader::open(prefix, self.message_path(file)),
+        }
+    }
+
+    /// The segment slice a file id names, if it has one.
+    pub(crate) fn content_slice(&self, file: FileId) -> Result<Option<segments::Slice>> {
+        self.get(&keys::content(file))
+    }
+
+    /// A slice's index entry.
+    pub(crate) fn slice_use(&self, s: segments::Slice) -> Result<Option<segments::SliceUse>> {
+        self.get(&keys::slice(s.segment, s.offset))
+    }
+
+    pub(crate) fn segment_path(&self, segment: u64) -> PathBuf {
+        segments::segment_path(self.inner.segments.dir(), segment)
+    }
+
+    /// A stored file's bytes (without any header prefix). An expunged
+    /// file reads as `NotFound`.
+    pub fn read_content(&self, file: FileId) -> std::io::Result<Vec<u8>> {
+        let reader = self.open_content(Vec::new(), file).map_err(|e| match e {
+            StoreError::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        reader.read_all().map_err(|e| match e {
+            StoreError::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })
     }
 
     // ---- writes ----
@@ -1745,33 +1813,70 @@ impl Store {
             self.prune_tombstones(&mut batch, a, m, n)?;
         }
 
+        // New messages go into a segment; links share a slice, or
+        // hard-link a message file stored before segments.
+        let db = &self.inner.db;
         let mut placer = Placer::new(&self.inner.msg_dir);
-        let placed = place_files
-            .into_iter()
-            .try_for_each(|(staged, id)| placer.place(staged, id))
-            .and_then(|()| {
-                link_files
-                    .iter()
-                    .try_for_each(|&(from, to)| placer.link(from, to))
-            })
-            .and_then(|()| placer.sync_dirs());
-        let fsyncs = match placed {
-            Ok(n) => n,
+        let mut contents = segments::ContentChanges::default();
+        let mut appender = (!place_files.is_empty()).then(|| self.inner.segments.appender());
+        let stored = (|| -> Result<(usize, Vec<FileId>, Vec<segments::Slice>)> {
+            if let Some(app) = appender.as_mut() {
+                // Contents are immutable: a second placement under one id
+                // is a caller's bug, and would lose the first.
+                let mut ids = std::collections::HashSet::new();
+                for (_, id) in &place_files {
+                    if !ids.insert(*id) || db.contains_key(keys::content(*id))? {
+                        return Err(StoreError::AlreadyExists(format!("message file {id}")));
+                    }
+                }
+                for (staged, id) in &place_files {
+                    let slice = app.append(staged, || Ok(db.generate_id()?))?;
+                    contents.stored(*id, slice);
+                }
+            }
+            for &(from, to) in &link_files {
+                if contents.slice_of(db, to)?.is_some() {
+                    return Err(StoreError::AlreadyExists(format!("message file {to}")));
+                }
+                match contents.slice_of(db, from)? {
+                    Some(slice) => contents.link(db, to, slice)?,
+                    None => placer.link(from, to)?,
+                }
+            }
+            let mut fsyncs = placer.sync_dirs()?;
+            if let Some(app) = appender.as_mut() {
+                fsyncs += app.sync()?;
+            }
+            let plain = contents.remove(db, &remove_files)?;
+            let dead = std::mem::take(&mut contents).write(&mut batch)?;
+            Ok((fsyncs, plain, dead))
+        })();
+        let files = place_files.len() + link_files.len();
+        // The bytes are in the segment (or gone with a failed commit).
+        drop(place_files);
+        let (fsyncs, plain_removals, dead) = match stored {
+            Ok(v) => v,
             Err(e) => {
                 placer.undo();
                 return Err(e);
             }
         };
-        let files = placer.placed();
+        // Until this commit is durable, a crash could bring back what it
+        // removes: those bytes stay until its own reclaim below.
+        self.inner.segments.removing(&dead);
         if let Err(e) = self.inner.db.apply_batch(batch) {
+            self.inner.segments.not_removing(&dead);
             placer.undo();
             return Err(e.into());
         }
+        // The new slices are indexed: punches may look at the segment.
+        drop(appender);
         self.flush()?;
 
-        // The commit is durable now; a file that will not go away is an
-        // orphan to log, not a failed commit.
-        self.remove_files(&remove_files);
+        // The commit is durable now; bytes that will not go away are
+        // orphans to log, not a failed commit.
+        self.remove_files(&plain_removals);
+        self.inner.segments.reclaim(&self.inner.db, dead);
 
         let records = puts.len() + deletes.len();
         let cn = &self.inner.counters;

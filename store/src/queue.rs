@@ -349,11 +349,13 @@ impl Store {
             }
         }
         let mut placer = Placer::new(&self.inner.msg_dir);
-        let placed = placer.place(staged, messages[0].file).and_then(|()| {
-            messages[1..]
-                .iter()
-                .try_for_each(|m| placer.link(messages[0].file, m.file))
-        });
+        let placed = placer
+            .place(staged, messages[0].file, &self.inner.counters)
+            .and_then(|()| {
+                messages[1..]
+                    .iter()
+                    .try_for_each(|m| placer.link(messages[0].file, m.file))
+            });
         let synced = placed.and_then(|()| placer.sync_dirs());
         if let Err(e) = synced {
             placer.undo();

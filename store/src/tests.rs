@@ -494,11 +494,12 @@ fn commit_places_two_messages_with_one_flush() {
     assert_eq!(after.messages_placed, 2);
     assert_eq!(stats.records, 4);
     assert_eq!(stats.files, 2);
-    // Both files share a shard: the shard dir, plus msg/ for creating it.
+    // Both messages go into one new segment: its data, plus seg/ for
+    // creating it.
     assert_eq!(stats.fsyncs, 2);
-    // Two staged-file fsyncs, the commit's directory fsyncs, and the
-    // index file's fsync after each of the two flushes.
-    assert_eq!(after.fsyncs, 2 + 2 + 2);
+    // The commit's fsyncs, and the index file's fsync after each of the
+    // two flushes; staging fsyncs nothing.
+    assert_eq!(after.fsyncs, 2 + 2);
 
     let stored = ok(store.messages(d.account.id, d.inbox.id));
     assert_eq!(stored, msgs);
@@ -587,7 +588,7 @@ fn link_remove_tombstones_and_threads() {
         ..Commit::default()
     }));
     assert_eq!(stats.files, 1);
-    assert!(!store.message_path(msgs[0].file).exists());
+    assert_eq!(gone(&store, msgs[0].file), std::io::ErrorKind::NotFound);
     assert_eq!(ok(store.read_message(&moved))[PREFIX.len()..], *BODY_A);
     assert_eq!(ok(store.message_by_file(a, msgs[0].file)), None);
     assert_eq!(ok(store.message_by_file(a, new_file)), Some(moved));
@@ -697,11 +698,22 @@ fn failed_commit_leaves_no_files() {
         ..Commit::default()
     });
     assert!(matches!(res, Err(StoreError::AlreadyExists(_))));
-    assert!(!store.message_path(fresh).exists(), "undone");
+    assert_eq!(gone(&store, fresh), std::io::ErrorKind::NotFound, "undone");
     assert_eq!(
-        ok(std::fs::read(store.message_path(msgs[0].file)).map_err(|e| StoreError::io("f", e))),
+        ok(store
+            .read_content(msgs[0].file)
+            .map_err(|e| StoreError::io("f", e))),
         BODY_A
     );
+    // One id twice in one commit is refused the same way.
+    let res = store.commit(Commit {
+        place_files: vec![
+            (ok(store.stage_bytes(b"x")), fresh),
+            (ok(store.stage_bytes(b"y")), fresh),
+        ],
+        ..Commit::default()
+    });
+    assert!(matches!(res, Err(StoreError::AlreadyExists(_))));
     assert_eq!(
         ok(std::fs::read_dir(dir.path().join("tmp")).map_err(|e| StoreError::io("tmp", e))).count(),
         0
@@ -718,8 +730,13 @@ fn delete_account_removes_records_and_files() {
     let other = ok(store.create_account("other@localhost", "pw", None));
     ok(store.delete_account(NAME));
     for m in &msgs {
-        assert!(!store.message_path(m.file).exists());
+        assert_eq!(gone(&store, m.file), std::io::ErrorKind::NotFound);
     }
+    assert!(
+        segment_blocks(&dir).iter().all(|&(_, blocks)| blocks == 0),
+        "{:?}",
+        segment_blocks(&dir)
+    );
     assert_eq!(ok(store.account(NAME)), None);
     assert_eq!(ok(store.account_by_address("alias@localhost")), None);
     assert!(ok(store.mailboxes(d.account.id)).is_empty());
@@ -775,20 +792,22 @@ fn staging_cleans_up() {
     };
     {
         let store = open(&dir);
+        let big = vec![b'x'; MAX_STAGED_IN_MEMORY + 1];
         let mut w = ok(store.stage());
-        ok(w.write_all(b"partial").map_err(|e| StoreError::io("w", e)));
-        assert_eq!(w.size(), 7);
-        assert_eq!(count(), 1);
+        ok(w.write_all(&big).map_err(|e| StoreError::io("w", e)));
+        assert_eq!(w.size(), big.len() as u64);
+        assert_eq!(count(), 1, "past MAX_STAGED_IN_MEMORY a writer spills");
         drop(w);
         assert_eq!(count(), 0, "unfinished writer removed on drop");
-        let staged = ok(store.stage_bytes(b"complete"));
-        assert_eq!(staged.size(), 8);
-        assert!(staged.path().exists());
+        let staged = ok(store.stage_bytes(&big));
+        assert_eq!(staged.size(), big.len() as u64);
+        assert!(staged.in_file());
+        assert_eq!(count(), 1);
         drop(staged);
         assert_eq!(count(), 0, "unused staged file removed on drop");
         ok(std::fs::write(tmp.join("left-over"), b"x").map_err(|e| StoreError::io("w", e)));
         // A staged file whose owner leaks it (as a crash would).
-        std::mem::forget(ok(store.stage_bytes(b"leaked")));
+        std::mem::forget(ok(store.stage_bytes(&big)));
         assert_eq!(count(), 2);
     }
     let _store = open(&dir);
@@ -827,19 +846,50 @@ fn consistency_reports_missing_and_resized_files() {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);
     let (_, msgs, _) = two_messages(&store);
-    ok(std::fs::remove_file(store.message_path(msgs[0].file)).map_err(|e| StoreError::io("rm", e)));
-    ok(std::fs::write(store.message_path(msgs[1].file), b"short")
-        .map_err(|e| StoreError::io("w", e)));
+    // The first message's slice drops out of the index; the segment is
+    // cut 5 bytes into the second.
+    let a = ok(store.content_slice(msgs[0].file)).unwrap_or_else(|| panic!("slice"));
+    ok(store
+        .inner
+        .db
+        .remove(keys::slice(a.segment, a.offset))
+        .map_err(StoreError::from));
+    let seg = store.segment_path(a.segment);
+    let f = ok(std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .map_err(|e| StoreError::io("seg", e)));
+    ok(f.set_len(a.len + 5).map_err(|e| StoreError::io("seg", e)));
     let p = problems(&store);
     assert!(
         matches!(
             p.as_slice(),
-            [Problem::MissingFile { .. }, Problem::FileSizeMismatch { expected, actual: 5, .. }]
-                if *expected == BODY_B.len() as u64
+            [
+                Problem::MissingFile { .. },
+                Problem::FileSizeMismatch { expected, actual: 5, .. },
+                Problem::SliceRefsMismatch { refs: 0, used: 1, .. },
+            ] if *expected == BODY_B.len() as u64
         ),
         "{p:?}"
     );
     assert!(p[0].to_string().contains("no message file"), "{}", p[0]);
+    // A slice counted once too often would leak; once too few, be
+    // reclaimed under a message.
+    let b = ok(store.content_slice(msgs[1].file)).unwrap_or_else(|| panic!("slice"));
+    let twice = crate::segments::SliceUse {
+        len: b.len,
+        refs: 2,
+    };
+    ok(store
+        .inner
+        .db
+        .insert(keys::slice(b.segment, b.offset), ok(encode(&twice)))
+        .map_err(StoreError::from));
+    let p = problems(&store);
+    assert!(
+        matches!(p.last(), Some(Problem::SliceRefsMismatch { refs: 2, used: 1, offset, .. }) if *offset == b.offset),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -1662,4 +1712,287 @@ fn a_hold_rule_added_during_queueing_holds_the_messages() {
         .collect();
     assert_eq!(due, ["a.example"]);
     assert!(ok(store.hold_rule_rm(rule.id)));
+}
+
+/// How a stored file reads once it should be gone.
+fn gone(store: &Store, file: FileId) -> std::io::ErrorKind {
+    match store.read_content(file) {
+        Ok(bytes) => panic!("file {file} still reads {} bytes", bytes.len()),
+        Err(e) => e.kind(),
+    }
+}
+
+/// Each segment file and the 512-byte blocks it holds on disk.
+fn segment_blocks(dir: &tempfile::TempDir) -> Vec<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir.path().join("seg"))
+        .unwrap_or_else(|e| panic!("seg: {e}"))
+        .map(|e| {
+            let e = e.unwrap_or_else(|e| panic!("seg: {e}"));
+            let blocks = e.metadata().map(|m| m.blocks()).unwrap_or(u64::MAX);
+            (e.file_name().to_string_lossy().into_owned(), blocks)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Stores each body as a new message of the test account; returns the
+/// records and the commit's stats.
+fn deliver(store: &Store, d: &mut Delivery, bodies: &[&[u8]]) -> (Vec<MessageRecord>, CommitStats) {
+    let mut msgs = Vec::new();
+    let mut place_files = Vec::new();
+    for body in bodies {
+        let file = ok(store.next_file_id());
+        msgs.push(d.message(file, body, b"", Flags::new()));
+        place_files.push((ok(store.stage_bytes(body)), file));
+    }
+    let stats = ok(store.commit(Commit {
+        puts: d.records(&msgs),
+        place_files,
+        ..Commit::default()
+    }));
+    (msgs, stats)
+}
+
+/// Expunges `msgs` (records and files) in one commit.
+fn expunge(store: &Store, d: &mut Delivery, msgs: &[MessageRecord]) {
+    ok(store.commit(Commit {
+        deletes: msgs
+            .iter()
+            .map(|m| RecordKey::Message(m.account, m.mailbox, m.uid))
+            .collect(),
+        remove_files: msgs.iter().map(|m| m.file).collect(),
+        puts: {
+            for m in msgs {
+                d.inbox.counts.total -= 1;
+                d.inbox.counts.unseen -= 1;
+                d.inbox.counts.size -= m.size;
+            }
+            vec![Record::Mailbox(d.inbox.clone())]
+        },
+        ..Commit::default()
+    }));
+}
+
+#[test]
+fn a_commit_appends_its_messages_to_one_segment_with_one_fsync() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let mut d = Delivery::new(&store);
+    let bodies: Vec<Vec<u8>> = (0..10)
+        .map(|i| format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+    let before = store.stats().fsyncs;
+    let (first, stats) = deliver(&store, &mut d, &refs);
+    // The segment's data and, as it is new, the directory holding it;
+    // then the index's own fsync in the flush.
+    assert_eq!((stats.files, stats.fsyncs), (10, 2));
+    assert_eq!(store.stats().fsyncs - before, 3);
+    let before = store.stats().fsyncs;
+    let (second, stats) = deliver(&store, &mut d, &refs);
+    assert_eq!((stats.files, stats.fsyncs), (10, 1));
+    assert_eq!(store.stats().fsyncs - before, 2);
+    for (m, body) in first.iter().chain(&second).zip(refs.iter().cycle()) {
+        assert_eq!(ok(store.read_message(m)), *body);
+    }
+    // No file per message: one segment, nothing left in tmp/ or msg/.
+    assert_eq!(segment_blocks(&dir).len(), 1);
+    let entries = |d: &str| {
+        std::fs::read_dir(dir.path().join(d))
+            .map(|r| r.count())
+            .unwrap_or(99)
+    };
+    assert_eq!((entries("tmp"), entries("msg")), (0, 0));
+    assert!(ok(store.check_consistency(NAME)).is_empty());
+}
+
+#[test]
+fn copies_share_a_slice_whose_bytes_go_with_the_last() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let mut d = Delivery::new(&store);
+    // 64 KiB each, so each slice is whole disk blocks.
+    let bodies: Vec<Vec<u8>> = (b'a'..=b'c').map(|c| vec![c; 64 * 1024]).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+    let (msgs, _) = deliver(&store, &mut d, &refs);
+    let full = segment_blocks(&dir)[0].1;
+    assert_eq!(full, 3 * 128);
+    // COPY the middle one, then expunge the original: the copy reads on.
+    let copy_file = ok(store.next_file_id());
+    let copy = d.message(copy_file, &bodies[1], b"", Flags::new());
+    let stats = ok(store.commit(Commit {
+        puts: d.records(std::slice::from_ref(&copy)),
+        link_files: vec![(msgs[1].file, copy_file)],
+        ..Commit::default()
+    }));
+    assert_eq!(
+        (stats.files, stats.fsyncs),
+        (1, 0),
+        "a copy writes no bytes"
+    );
+    expunge(&store, &mut d, &msgs[1..2]);
+    assert_eq!(ok(store.read_message(&copy)), bodies[1]);
+    assert_eq!(segment_blocks(&dir)[0].1, full, "the copy keeps the bytes");
+    expunge(&store, &mut d, &[copy]);
+    assert_eq!(
+        segment_blocks(&dir)[0].1,
+        full - 128,
+        "the last copy frees them"
+    );
+    assert_eq!(ok(store.read_message(&msgs[0])), bodies[0]);
+    assert_eq!(ok(store.read_message(&msgs[2])), bodies[2]);
+    expunge(&store, &mut d, &[msgs[0].clone(), msgs[2].clone()]);
+    assert_eq!(segment_blocks(&dir)[0].1, 0);
+    assert!(ok(store.check_consistency(NAME)).is_empty());
+}
+
+#[test]
+fn an_open_reader_keeps_its_bytes_until_it_lets_go() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let mut d = Delivery::new(&store);
+    let body = vec![b'r'; 64 * 1024];
+    let (msgs, _) = deliver(&store, &mut d, &[&body]);
+    let reader = ok(store.open_message(&msgs[0]));
+    expunge(&store, &mut d, &msgs);
+    assert_eq!(gone(&store, msgs[0].file), std::io::ErrorKind::NotFound);
+    assert_eq!(segment_blocks(&dir)[0].1, 128, "held while read");
+    assert_eq!(ok(reader.read_all()), body);
+    drop(reader);
+    // The next commit, whatever it is, reclaims what waited.
+    ok(store.commit(Commit {
+        puts: vec![Record::Mailbox(d.inbox.clone())],
+        ..Commit::default()
+    }));
+    assert_eq!(segment_blocks(&dir)[0].1, 0);
+}
+
+#[test]
+fn a_full_segment_is_sealed_and_removed_once_empty() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let mut d = Delivery::new(&store);
+    let edge = SEGMENT_BYTES as usize - 1;
+    let big = vec![b'b'; edge];
+    // One byte short of SEGMENT_BYTES, then the byte that fills it: both
+    // in the first segment; the next message starts a second.
+    let (a, _) = deliver(&store, &mut d, &[&big]);
+    let (b, _) = deliver(&store, &mut d, &[b"1"]);
+    let (c, stats) = deliver(&store, &mut d, &[b"2"]);
+    assert_eq!(stats.fsyncs, 2, "a new segment: its data and seg/");
+    let seg = |m: &MessageRecord| ok(store.content_slice(m.file)).map(|s| (s.segment, s.offset));
+    let first = seg(&a[0]).map(|s| s.0);
+    assert_eq!(seg(&b[0]), first.map(|s| (s, edge as u64)));
+    assert_ne!(seg(&c[0]).map(|s| s.0), first);
+    assert_eq!(seg(&c[0]).map(|s| s.1), Some(0));
+    assert_eq!(segment_blocks(&dir).len(), 2);
+    expunge(&store, &mut d, &[a[0].clone(), b[0].clone()]);
+    assert_eq!(
+        segment_blocks(&dir).len(),
+        1,
+        "the sealed, empty segment is removed"
+    );
+    assert_eq!(ok(store.read_message(&c[0])), b"2");
+    assert!(ok(store.check_consistency(NAME)).is_empty());
+}
+
+#[test]
+fn open_removes_segments_no_slice_uses() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let msgs = {
+        let store = open(&dir);
+        let mut d = Delivery::new(&store);
+        deliver(&store, &mut d, &[b"kept"]).0
+    };
+    // As a commit that crashed after its append, before its index batch.
+    let stray = dir
+        .path()
+        .join("seg")
+        .join(format!("{:016x}", u64::MAX - 1));
+    ok(std::fs::write(&stray, b"never indexed").map_err(|e| StoreError::io("w", e)));
+    assert_eq!(segment_blocks(&dir).len(), 2);
+    let store = open(&dir);
+    assert_eq!(segment_blocks(&dir).len(), 1);
+    assert!(!stray.exists());
+    assert_eq!(ok(store.read_message(&msgs[0])), b"kept");
+}
+
+#[test]
+fn staging_memory_is_bounded_per_message_and_per_store() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let edge = vec![b'm'; MAX_STAGED_IN_MEMORY];
+    assert!(
+        !ok(store.stage_bytes(&edge)).in_file(),
+        "at the edge: memory"
+    );
+    let past = vec![b'm'; MAX_STAGED_IN_MEMORY + 1];
+    assert!(ok(store.stage_bytes(&past)).in_file(), "one past: a file");
+    // The budget: this many edge-sized messages fit at once, one more
+    // goes to a file, and freeing one makes room again.
+    let fit = (STAGED_MEMORY_BUDGET / MAX_STAGED_IN_MEMORY as u64) as usize;
+    let mut held: Vec<StagedFile> = (0..fit).map(|_| ok(store.stage_bytes(&edge))).collect();
+    assert!(held.iter().all(|s| !s.in_file()));
+    assert!(
+        ok(store.stage_bytes(&edge)).in_file(),
+        "past the budget: a file"
+    );
+    held.pop();
+    assert!(!ok(store.stage_bytes(&edge)).in_file(), "room again");
+    // A copy for a second account shares the memory.
+    let copy = ok(store.stage_copy(&held[0]));
+    assert!(!copy.in_file());
+    assert_eq!(
+        ok(copy.source().read_all().map_err(|e| StoreError::io("r", e))),
+        edge
+    );
+}
+
+#[test]
+fn an_empty_message_shares_no_slice_with_the_next() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let mut d = Delivery::new(&store);
+    let body = vec![b'n'; 64 * 1024];
+    // In one commit, and across two.
+    let (one, _) = deliver(&store, &mut d, &[b"", &body]);
+    let (empty, _) = deliver(&store, &mut d, &[b""]);
+    let (next, _) = deliver(&store, &mut d, &[&body]);
+    let at = |m: &MessageRecord| ok(store.content_slice(m.file)).map(|s| s.offset);
+    assert_ne!(at(&one[0]), at(&one[1]));
+    assert_ne!(at(&empty[0]), at(&next[0]));
+    expunge(&store, &mut d, &[one[0].clone(), empty[0].clone()]);
+    assert_eq!(ok(store.read_message(&one[1])), body);
+    assert_eq!(ok(store.read_message(&next[0])), body);
+    assert!(ok(store.check_consistency(NAME)).is_empty());
+}
+
+#[test]
+fn bytes_removed_by_a_commit_not_yet_durable_are_kept() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let mut d = Delivery::new(&store);
+    let bodies: Vec<Vec<u8>> = (b'a'..=b'b').map(|c| vec![c; 64 * 1024]).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+    let (msgs, _) = deliver(&store, &mut d, &refs);
+    // Another commit has applied the removal of the first message's slice
+    // and not yet flushed it: a crash now would bring the slice back.
+    let first = ok(store.content_slice(msgs[0].file)).unwrap_or_else(|| panic!("slice"));
+    store.inner.segments.removing(&[first]);
+    ok(store
+        .inner
+        .db
+        .remove(keys::slice(first.segment, first.offset))
+        .map_err(StoreError::from));
+    // Reclaiming the second must not reach down into the first.
+    expunge(&store, &mut d, &msgs[1..]);
+    assert_eq!(segment_blocks(&dir)[0].1, 128);
+    let bytes =
+        ok(std::fs::read(store.segment_path(first.segment)).map_err(|e| StoreError::io("r", e)));
+    assert_eq!(bytes[..first.len as usize], bodies[0][..]);
+    // Once that commit is durable, its own reclaim frees them.
+    store.inner.segments.reclaim(&store.inner.db, vec![first]);
+    assert_eq!(segment_blocks(&dir)[0].1, 0);
 }

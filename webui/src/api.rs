@@ -372,7 +372,7 @@ async fn message(store: &Store, account: &str, at: At) -> Result<Found, ApiError
             .ok_or_else(|| not_found(format!("no message {} in {}", at.uid, at.mailbox)))?;
         let summary = match store.summary(m.file)? {
             Some(s) => Some(s),
-            None => roost_actors::summaries::of_file(&store.message_path(m.file)).ok(),
+            None => roost_actors::summaries::of_stored(&store, m.file).ok(),
         };
         Ok(((mb, m), summary))
     })

@@ -438,8 +438,8 @@ impl ImapState {
         };
         let finished = blocking(move || {
             let staged = writer.finish()?;
-            let bytes = std::fs::read(staged.path()).map_err(|e| StoreError::Io {
-                path: staged.path().to_path_buf(),
+            let bytes = staged.source().read_all().map_err(|e| StoreError::Io {
+                path: "staged message".into(),
                 source: e,
             })?;
             let keys = ThreadKeys::from_header(&bytes[..header_end(&bytes)]);

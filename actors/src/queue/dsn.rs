@@ -56,8 +56,7 @@ pub const MAX_RETURNED: u64 = 1024 * 1024;
 
 /// A staged message ready for an account actor.
 pub fn new_message(staged: StagedFile, header_prefix: Vec<u8>) -> Result<NewMessage, String> {
-    let path = staged.path().to_path_buf();
-    let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+    let bytes = staged.source().read_all().map_err(|e| e.to_string())?;
     let keys = ThreadKeys::from_header(&bytes[..header_end(&bytes)]);
     Ok(NewMessage {
         target: Target::Inbox,

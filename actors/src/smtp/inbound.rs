@@ -12,7 +12,6 @@ use roost_protocols::message::inbound::{
 };
 use roost_store::{QueueId, StagedFile, Store, Suppression};
 use serde_json::json;
-use std::io::Read;
 use tracing::{info, warn};
 
 /// The most octets of a message read to look for a DSN or a report; a
@@ -63,7 +62,7 @@ pub async fn inspect(
     if recipients.is_empty() && !report_like {
         return Inbound::default();
     }
-    let (store, path, size) = (store.clone(), staged.path().to_path_buf(), staged.size());
+    let (store, source, size) = (store.clone(), staged.source(), staged.size());
     let found = blocking(move || {
         let mut found = Inbound::default();
         for (address, account) in recipients {
@@ -80,10 +79,9 @@ pub async fn inspect(
             found.report = report_like.then_some(Err(why));
             return Ok(found);
         }
-        let mut msg = Vec::with_capacity(size as usize);
-        std::fs::File::open(&path)
-            .and_then(|f| f.take(MAX_INBOUND_READ).read_to_end(&mut msg))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let msg = source
+            .read_to_vec(MAX_INBOUND_READ)
+            .map_err(|e| format!("staged message: {e}"))?;
         if !found.bounce_to.is_empty() {
             found.dsn = Some(parse_dsn(&msg));
         }

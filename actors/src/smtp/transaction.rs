@@ -27,6 +27,12 @@ use tracing::{info, warn};
 /// (threading keys); the rest only goes to the staged file.
 pub const HEADER_CAPTURE: usize = 64 * 1024;
 
+/// A piece of message text at most this long is staged and hashed on the
+/// async worker when it stays in memory (see
+/// [`roost_store::StagedWriter::write_in_memory`]); larger pieces go to a
+/// blocking task.
+pub const INLINE_CHUNK: usize = 16 * 1024;
+
 pub struct Transaction {
     pub from: ReversePath,
     /// (address as given, account name): one entry per account an
@@ -86,14 +92,13 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Creates the staged file the message streams into, off the async
-    /// workers.
+    /// Starts staging the message (in memory: no I/O until it is large,
+    /// and then in [`Transaction::write`]'s blocking task).
     pub async fn open_file(&mut self, store: &Store) -> Result<(), Reply> {
         if self.file.is_some() {
             return Ok(());
         }
-        let store = store.clone();
-        match blocking(move || store.stage()).await {
+        match store.stage() {
             Ok(w) => {
                 self.file = Some(w);
                 Ok(())
@@ -191,8 +196,26 @@ impl Transaction {
         let Some(mut file) = self.file.take() else {
             return;
         };
-        // The body hashes are CPU work: done with the write, off the async
-        // workers.
+        // A small piece that stays in memory costs a copy and a few
+        // microseconds of hashing: less than a trip to a blocking thread.
+        if chunk.len() <= INLINE_CHUNK && file.write_in_memory(&chunk) {
+            if let Some(from) = hash_from {
+                let body = &chunk[from..];
+                if let Some(h) = &mut self.body_hash {
+                    h.update(body);
+                }
+                if let Some(h) = &mut self.verify_hashes.simple {
+                    h.update(body);
+                }
+                if let Some(h) = &mut self.verify_hashes.relaxed {
+                    h.update(body);
+                }
+            }
+            self.file = Some(file);
+            return;
+        }
+        // Larger pieces, and writes to a file: the body hashes are CPU
+        // work, done with the write, off the async workers.
         let mut hashers = (
             self.body_hash.take(),
             self.verify_hashes.simple.take(),
@@ -322,16 +345,6 @@ impl Transaction {
         let Some(file) = self.file.take() else {
             return local_error();
         };
-        let finished = blocking(move || {
-            let staged = file.finish()?;
-            // A summary that cannot be read now is made on first FETCH.
-            let summary = crate::summaries::of_file(staged.path()).ok().map(Arc::new);
-            Ok::<_, roost_store::StoreError>((staged, summary))
-        })
-        .await;
-        let Ok((staged, summary)) = finished else {
-            return local_error();
-        };
         let keys = ThreadKeys::from_header(&self.head[..header_end(&self.head)]);
         // RFC 4865: a held message goes to the queue for every recipient,
         // local ones too, and is delivered when it is released.
@@ -350,7 +363,9 @@ impl Transaction {
         }
         let head = self.head[..header_end(&self.head)].to_vec();
         let author = author_of(&head);
-        let routes = {
+        // One blocking task: the staged message finished, its summary, and
+        // where each account files it.
+        let finished = {
             let store = session.services.store.clone();
             let sender = match &self.from {
                 ReversePath::Mailbox(a) => canonical_address(&a.to_string()),
@@ -359,16 +374,16 @@ impl Transaction {
             let names: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
             let author = author.clone();
             blocking(move || {
-                Ok::<_, String>(route(
-                    &store,
-                    &names,
-                    &head,
-                    sender.as_deref(),
-                    author.as_deref(),
-                ))
+                let staged = file.finish()?;
+                // A summary that cannot be read now is made on first FETCH.
+                let summary = crate::summaries::of_staged(&staged).ok().map(Arc::new);
+                let routes = route(&store, &names, &head, sender.as_deref(), author.as_deref());
+                Ok::<_, roost_store::StoreError>((staged, summary, routes))
             })
             .await
-            .unwrap_or_default()
+        };
+        let Ok((staged, summary, routes)) = finished else {
+            return local_error();
         };
         let mut known: Vec<(roost_store::AccountId, Vec<String>)> = Vec::new();
         // Submission: signed with the From domain's DKIM keys, in the
