@@ -238,6 +238,7 @@ impl Segments {
         let mut todo = std::mem::take(&mut r.deferred);
         todo.extend(dead);
         let mut emptied = std::mem::take(&mut r.sealed);
+        let mut punches = Vec::new();
         for s in todo {
             let held = r.open.iter().any(|(o, v)| {
                 o.0 == s.segment && (o.1 == s.offset || (o.1 < s.end() && o.1 + v.0 > s.offset))
@@ -246,13 +247,25 @@ impl Segments {
                 r.deferred.push(s);
                 continue;
             }
-            if let Err(e) = self.punch(db, &r, s) {
-                tracing::warn!(error = %e, segment = s.segment, "could not reclaim a slice");
+            match self.dead_around(db, &r, s) {
+                Ok(range) => punches.push((s, range)),
+                Err(e) => {
+                    tracing::warn!(error = %e, segment = s.segment, "could not reclaim a slice")
+                }
             }
             if !emptied.contains(&s.segment) {
                 emptied.push(s.segment);
             }
         }
+        // The ranges hold no byte a reader can still open (those are live
+        // or kept), so readers need not wait for the punches; appends do.
+        drop(r);
+        for (s, (from, to)) in punches {
+            if let Err(e) = self.punch(s.segment, from, to) {
+                tracing::warn!(error = %e, segment = s.segment, "could not reclaim a slice");
+            }
+        }
+        let mut r = lock(&self.readers);
         for seg in emptied {
             if Some(seg) == active_id {
                 continue;
@@ -273,11 +286,11 @@ impl Segments {
         }
     }
 
-    /// Punches `s` and the dead bytes around it: down to the end of the
-    /// live or kept slice before it, up to the start of the one after it
-    /// or the end of the file. Called under the append lock, so every byte
-    /// not in an indexed slice, and not kept, is dead.
-    fn punch(&self, db: &sled::Db, r: &Readers, s: Slice) -> Result<()> {
+    /// The dead bytes around dead slice `s`: from the end of the live or
+    /// kept slice before it to the start of the one after it (`None`: the
+    /// end of the file). Called under the append lock, so every byte not
+    /// in an indexed slice, and not kept, is dead.
+    fn dead_around(&self, db: &sled::Db, r: &Readers, s: Slice) -> Result<(u64, Option<u64>)> {
         let mut from = 0;
         let below = db
             .range(keys::segment_prefix(s.segment)..keys::slice(s.segment, s.offset))
@@ -303,8 +316,13 @@ impl Segments {
                 to = Some(to.map_or(off, |t: u64| t.min(off)));
             }
         }
-        let from = from.min(s.offset);
-        let path = segment_path(&self.dir, s.segment);
+        Ok((from.min(s.offset), to.map(|t| t.max(s.end()))))
+    }
+
+    /// Punches `[from, to)` of `segment` (`to` `None`: to the end of the
+    /// file).
+    fn punch(&self, segment: u64, from: u64, to: Option<u64>) -> Result<()> {
+        let path = segment_path(&self.dir, segment);
         let f = match File::options().write(true).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -319,9 +337,8 @@ impl Segments {
                 let len = f.metadata().map_err(|e| StoreError::io(&path, e))?.len();
                 len.div_ceil(BLOCK) * BLOCK
             }
-        }
-        .max(s.end());
-        punch_hole(&f, from, to - from).map_err(|e| StoreError::io(&path, e))
+        };
+        punch_hole(&f, from, to.saturating_sub(from)).map_err(|e| StoreError::io(&path, e))
     }
 }
 
