@@ -304,13 +304,20 @@ fn smtp_data_that_never_ends_delivers_nothing() {
         smtp.cmd("DATA"),
         "354 Start mail input; end with <CRLF>.<CRLF>"
     );
-    // A big message, then commands the server must take as message text,
-    // then the connection goes away without the end marker.
-    smtp.send_raw(&dot_stuff(&message(1, 3000)));
+    // A message too big to stage in memory (about 45 bytes a line), then
+    // commands the server must take as message text, then the connection
+    // goes away without the end marker.
+    let lines = 2 * roost_store::MAX_STAGED_IN_MEMORY / 45;
+    smtp.send_raw(&dot_stuff(&message(1, lines)));
     smtp.send_raw(b"QUIT\r\n..\r\n");
-    drop(smtp);
-    // The staged file is dropped with the session.
+    // It went to a file in tmp/ ...
     let tmp = server.dir.join("tmp");
+    eventually("the message to spill to a staged file", || {
+        let staged = std::fs::read_dir(&tmp).ok()?.count();
+        (staged == 1).then_some(())
+    });
+    drop(smtp);
+    // ... which is removed with the session.
     eventually("the staged message to be removed", || {
         let left = std::fs::read_dir(&tmp).ok()?.count();
         (left == 0).then_some(())

@@ -82,9 +82,9 @@ pub const STAGED_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 /// both.
 #[derive(Debug)]
 pub struct StagedWriter {
+    /// The message while it is in memory; its length is what this writer
+    /// holds of the store's budget.
     memory: Vec<u8>,
-    /// Bytes of the store's budget this writer holds (`memory`'s length).
-    reserved: u64,
     file: Option<BufWriter<File>>,
     /// Where a spilled message goes; emptied once a `StagedFile` owns it.
     path: PathBuf,
@@ -98,7 +98,6 @@ impl StagedWriter {
     pub(crate) fn new(path: PathBuf, counters: Arc<Counters>) -> StagedWriter {
         StagedWriter {
             memory: Vec::new(),
-            reserved: 0,
             file: None,
             path,
             created: false,
@@ -141,20 +140,18 @@ impl StagedWriter {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    self.reserved += n as u64;
-                    return true;
-                }
+                Ok(_) => return true,
                 Err(seen) => now = seen,
             }
         }
     }
 
+    /// Gives back the budget `memory` holds and empties it.
     fn release(&mut self) {
+        let held = std::mem::take(&mut self.memory);
         self.counters
             .staged_memory
-            .fetch_sub(self.reserved, Ordering::Relaxed);
-        self.reserved = 0;
+            .fetch_sub(held.len() as u64, Ordering::Relaxed);
     }
 
     /// Moves what memory holds into a new file in `tmp/`.
@@ -167,7 +164,6 @@ impl StagedWriter {
         let mut w = BufWriter::new(file);
         w.write_all(&self.memory)?;
         self.file = Some(w);
-        self.memory = Vec::new();
         self.release();
         Ok(())
     }
@@ -189,14 +185,13 @@ impl StagedWriter {
                 size,
             });
         }
+        // The budget it holds passes to the `Held`.
         let mut bytes = std::mem::take(&mut self.memory);
         // Held until the commit: no more than the budget counted.
         bytes.shrink_to_fit();
-        let reserved = std::mem::take(&mut self.reserved);
         Ok(StagedFile {
             body: Body::Memory(Arc::new(Held {
                 bytes,
-                reserved,
                 counters: Arc::clone(&self.counters),
             })),
             size,
@@ -206,16 +201,16 @@ impl StagedWriter {
 
 impl Write for StagedWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.file.is_none() && !self.reserve(buf.len()) {
+        if self.write_in_memory(buf) {
+            return Ok(buf.len());
+        }
+        if self.file.is_none() {
             self.spill()?;
         }
-        let n = match self.file.as_mut() {
-            Some(f) => f.write(buf)?,
-            None => {
-                self.memory.extend_from_slice(buf);
-                buf.len()
-            }
+        let Some(f) = self.file.as_mut() else {
+            return Err(io::Error::other("staged message has no file"));
         };
+        let n = f.write(buf)?;
         self.size += n as u64;
         Ok(n)
     }
@@ -239,11 +234,10 @@ impl Drop for StagedWriter {
     }
 }
 
-/// Staged bytes in memory, with the share of the budget they hold.
+/// Staged bytes in memory; their length is what they hold of the budget.
 #[derive(Debug)]
 struct Held {
     bytes: Vec<u8>,
-    reserved: u64,
     counters: Arc<Counters>,
 }
 
@@ -251,7 +245,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         self.counters
             .staged_memory
-            .fetch_sub(self.reserved, Ordering::Relaxed);
+            .fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -364,9 +358,11 @@ impl StagedFile {
                     .create_new(true)
                     .open(to)
                     .map_err(|e| StoreError::io(to, e))?;
-                f.write_all(&held.bytes)
-                    .and_then(|()| f.sync_all())
-                    .map_err(|e| StoreError::io(to, e))?;
+                if let Err(e) = f.write_all(&held.bytes).and_then(|()| f.sync_all()) {
+                    // Not placed: nothing of it may stay under its id.
+                    let _ = fs::remove_file(to);
+                    return Err(StoreError::io(to, e));
+                }
             }
         }
         counters.fsyncs.fetch_add(1, Ordering::Relaxed);

@@ -1752,12 +1752,12 @@ impl Store {
 
     /// The segment slice a file id names, if it has one.
     pub(crate) fn content_slice(&self, file: FileId) -> Result<Option<segments::Slice>> {
-        self.get(&keys::content(file))
+        segments::content_of(&self.inner.db, file)
     }
 
     /// A slice's index entry.
     pub(crate) fn slice_use(&self, s: segments::Slice) -> Result<Option<segments::SliceUse>> {
-        self.get(&keys::slice(s.segment, s.offset))
+        segments::use_of(&self.inner.db, s.segment, s.offset)
     }
 
     pub(crate) fn segment_path(&self, segment: u64) -> PathBuf {
@@ -1767,14 +1767,13 @@ impl Store {
     /// A stored file's bytes (without any header prefix). An expunged
     /// file reads as `NotFound`.
     pub fn read_content(&self, file: FileId) -> std::io::Result<Vec<u8>> {
-        let reader = self.open_content(Vec::new(), file).map_err(|e| match e {
+        let as_io = |e: StoreError| match e {
             StoreError::Io { source, .. } => source,
             other => std::io::Error::other(other.to_string()),
-        })?;
-        reader.read_all().map_err(|e| match e {
-            StoreError::Io { source, .. } => source,
-            other => std::io::Error::other(other.to_string()),
-        })
+        };
+        self.open_content(Vec::new(), file)
+            .and_then(|reader| reader.read_all())
+            .map_err(as_io)
     }
 
     // ---- writes ----
@@ -1821,23 +1820,12 @@ impl Store {
         let mut appender = (!place_files.is_empty()).then(|| self.inner.segments.appender());
         let stored = (|| -> Result<(usize, Vec<FileId>, Vec<segments::Slice>)> {
             if let Some(app) = appender.as_mut() {
-                // Contents are immutable: a second placement under one id
-                // is a caller's bug, and would lose the first.
-                let mut ids = std::collections::HashSet::new();
-                for (_, id) in &place_files {
-                    if !ids.insert(*id) || db.contains_key(keys::content(*id))? {
-                        return Err(StoreError::AlreadyExists(format!("message file {id}")));
-                    }
-                }
                 for (staged, id) in &place_files {
                     let slice = app.append(staged, || Ok(db.generate_id()?))?;
-                    contents.stored(*id, slice);
+                    contents.stored(db, *id, slice)?;
                 }
             }
             for &(from, to) in &link_files {
-                if contents.slice_of(db, to)?.is_some() {
-                    return Err(StoreError::AlreadyExists(format!("message file {to}")));
-                }
                 match contents.slice_of(db, from)? {
                     Some(slice) => contents.link(db, to, slice)?,
                     None => placer.link(from, to)?,

@@ -7,17 +7,19 @@
 //! how many file ids share it (`SLICE`; COPY adds a file id to a slice
 //! instead of writing the bytes again). Bytes are never changed in place.
 //!
-//! Reclaiming: when a slice's last file id goes, its bytes are punched out
-//! of the segment (`fallocate(PUNCH_HOLE)`), together with the dead bytes
-//! between it and the live slice before it (bytes of a commit that failed
-//! or crashed after its append, and parts of disk blocks the slices below
-//! shared); a sealed segment with no live slice left is removed. A slice a
-//! reader has open is punched only once the last reader lets go (the punch
-//! waits for a later commit).
+//! Reclaiming: when a slice's last file id goes, and the commit that
+//! removed it is durable, its bytes are punched out of the segment
+//! (`fallocate(PUNCH_HOLE)`) together with the dead bytes around it, up to
+//! the live or kept slices on either side (bytes of a commit that failed
+//! or crashed after its append, and parts of disk blocks its neighbours
+//! shared); a sealed segment with no live slice left is removed. Kept are
+//! slices a reader has open (punched once the last reader lets go, at a
+//! later commit) and slices whose removal is applied but not yet durable
+//! (a crash would bring them back).
 //!
 //! Ordering: appends, the segment fsync and the index batch that names the
-//! new slices happen under one lock, which punching also takes, so a punch
-//! never meets bytes that are written but not yet indexed.
+//! new slices happen under one lock, which working out a punch also takes,
+//! so a punch never meets bytes that are written but not yet indexed.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -65,6 +67,22 @@ pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}"))
 }
 
+/// The slice `file` names in the index, if any.
+pub(crate) fn content_of(db: &sled::Db, file: FileId) -> Result<Option<Slice>> {
+    match db.get(keys::content(file))? {
+        Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
+        None => Ok(None),
+    }
+}
+
+/// The index entry of the slice at `offset` of `segment`, if any.
+pub(crate) fn use_of(db: &sled::Db, segment: u64, offset: u64) -> Result<Option<SliceUse>> {
+    match db.get(keys::slice(segment, offset))? {
+        Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
+        None => Ok(None),
+    }
+}
+
 #[derive(Debug)]
 struct Active {
     id: u64,
@@ -87,6 +105,16 @@ struct Readers {
 }
 
 impl Readers {
+    /// Forgets `dead` as pending: their commit is durable, or never
+    /// applied.
+    fn no_longer_pending(&mut self, dead: &[Slice]) {
+        for d in dead {
+            if let Some(i) = self.pending.iter().position(|p| p == d) {
+                self.pending.swap_remove(i);
+            }
+        }
+    }
+
     /// Slices of `segment` whose bytes must stay for now (open, waiting
     /// for a reader, or removed by a commit not yet durable), as
     /// (offset, length).
@@ -184,10 +212,9 @@ impl Segments {
         // Looked up under the readers' lock: a punch (which also takes it)
         // either happened before, and the key is gone, or waits for the
         // hold to drop.
-        let Some(v) = db.get(keys::content(file))? else {
+        let Some(slice) = content_of(db, file)? else {
             return Ok(None);
         };
-        let slice: Slice = rmp_serde::from_slice(&v)?;
         let path = segment_path(&self.dir, slice.segment);
         let f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
         let entry = r
@@ -213,12 +240,7 @@ impl Segments {
 
     /// Takes back [`Segments::removing`] for a batch that was not applied.
     pub(crate) fn not_removing(&self, dead: &[Slice]) {
-        let mut r = lock(&self.readers);
-        for d in dead {
-            if let Some(i) = r.pending.iter().position(|p| p == d) {
-                r.pending.swap_remove(i);
-            }
-        }
+        lock(&self.readers).no_longer_pending(dead);
     }
 
     /// Punches out `dead` slices (passed to [`Segments::removing`] before
@@ -227,14 +249,18 @@ impl Segments {
     /// a later call. Failures are logged: the index is already right, and
     /// the bytes are only space.
     pub(crate) fn reclaim(&self, db: &sled::Db, dead: Vec<Slice>) {
+        // Most commits remove nothing: they need not wait for the append
+        // lock (another commit's segment fsync) to find that out.
+        {
+            let r = lock(&self.readers);
+            if dead.is_empty() && r.deferred.is_empty() && r.sealed.is_empty() {
+                return;
+            }
+        }
         let active = lock(&self.active);
         let active_id = active.as_ref().map(|a| a.id);
         let mut r = lock(&self.readers);
-        for d in &dead {
-            if let Some(i) = r.pending.iter().position(|p| p == d) {
-                r.pending.swap_remove(i);
-            }
-        }
+        r.no_longer_pending(&dead);
         let mut todo = std::mem::take(&mut r.deferred);
         todo.extend(dead);
         let mut emptied = std::mem::take(&mut r.sealed);
@@ -297,10 +323,8 @@ impl Segments {
             .next_back();
         if let Some(kv) = below {
             let (k, v) = kv?;
-            if let Some((_, off)) = keys::slice_of(&k) {
-                let u: SliceUse = rmp_serde::from_slice(&v)?;
-                from = off + u.len;
-            }
+            let u: SliceUse = rmp_serde::from_slice(&v)?;
+            from = keys::slice_of(&k).map_or(0, |(_, off)| off + u.len);
         }
         let mut to = None;
         let above = db
@@ -472,17 +496,34 @@ impl Appender<'_> {
 pub(crate) struct ContentChanges {
     put: HashMap<FileId, Slice>,
     removed: HashSet<FileId>,
-    /// Per slice: the slice, its stored reference count (`None` if the
-    /// commit appended it), and the change.
-    refs: HashMap<(u64, u64), (Slice, Option<u32>, i64)>,
+    /// Per slice: the slice, its stored reference count (0 if the commit
+    /// appended it), and the change.
+    refs: HashMap<(u64, u64), (Slice, u32, i64)>,
 }
 
 impl ContentChanges {
     /// `file` names a slice this commit appended.
-    pub(crate) fn stored(&mut self, file: FileId, slice: Slice) {
-        self.put.insert(file, slice);
+    pub(crate) fn stored(&mut self, db: &sled::Db, file: FileId, slice: Slice) -> Result<()> {
+        self.name(db, file, slice)?;
         self.refs
-            .insert((slice.segment, slice.offset), (slice, None, 1));
+            .insert((slice.segment, slice.offset), (slice, 0, 1));
+        Ok(())
+    }
+
+    /// `to` names `slice` too.
+    pub(crate) fn link(&mut self, db: &sled::Db, to: FileId, slice: Slice) -> Result<()> {
+        self.name(db, to, slice)?;
+        self.adjust(db, slice, 1)
+    }
+
+    /// Contents are immutable: a file id that names bytes already cannot
+    /// name others (a caller's bug, which would lose the first).
+    fn name(&mut self, db: &sled::Db, file: FileId, slice: Slice) -> Result<()> {
+        if self.slice_of(db, file)?.is_some() {
+            return Err(StoreError::AlreadyExists(format!("message file {file}")));
+        }
+        self.put.insert(file, slice);
+        Ok(())
     }
 
     /// The slice `file` names, as this commit leaves it so far.
@@ -493,16 +534,7 @@ impl ContentChanges {
         if self.removed.contains(&file) {
             return Ok(None);
         }
-        match db.get(keys::content(file))? {
-            Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// `to` names `slice` too.
-    pub(crate) fn link(&mut self, db: &sled::Db, to: FileId, slice: Slice) -> Result<()> {
-        self.put.insert(to, slice);
-        self.adjust(db, slice, 1)
+        content_of(db, file)
     }
 
     /// Drops each of `files` from the content index; returns those that
@@ -528,11 +560,8 @@ impl ContentChanges {
         let e = match self.refs.entry(at) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                let stored = match db.get(keys::slice(slice.segment, slice.offset))? {
-                    Some(u) => rmp_serde::from_slice::<SliceUse>(&u)?.refs,
-                    None => 0,
-                };
-                v.insert((slice, Some(stored), 0))
+                let stored = use_of(db, slice.segment, slice.offset)?.map_or(0, |u| u.refs);
+                v.insert((slice, stored, 0))
             }
         };
         e.2 += delta;
@@ -550,7 +579,7 @@ impl ContentChanges {
         }
         let mut dead = Vec::new();
         for (slice, stored, delta) in self.refs.into_values() {
-            let refs = i64::from(stored.unwrap_or(0)) + delta;
+            let refs = i64::from(stored) + delta;
             let key = keys::slice(slice.segment, slice.offset);
             if refs > 0 {
                 let refs = u32::try_from(refs).unwrap_or(u32::MAX);

@@ -1752,6 +1752,14 @@ fn segment_blocks(dir: &tempfile::TempDir) -> Vec<(String, u64)> {
     out
 }
 
+/// A new store in a temporary directory, with the test account.
+fn with_account() -> (tempfile::TempDir, Store, Delivery) {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let d = Delivery::new(&store);
+    (dir, store, d)
+}
+
 /// Stores each body as a new message of the test account; returns the
 /// records and the commit's stats.
 fn deliver(store: &Store, d: &mut Delivery, bodies: &[&[u8]]) -> (Vec<MessageRecord>, CommitStats) {
@@ -1805,9 +1813,7 @@ fn expunge(store: &Store, d: &mut Delivery, msgs: &[MessageRecord]) {
 
 #[test]
 fn a_commit_appends_its_messages_to_one_segment_with_one_fsync() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
-    let mut d = Delivery::new(&store);
+    let (dir, store, mut d) = with_account();
     let bodies: Vec<Vec<u8>> = (0..10)
         .map(|i| format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes())
         .collect();
@@ -1838,9 +1844,7 @@ fn a_commit_appends_its_messages_to_one_segment_with_one_fsync() {
 
 #[test]
 fn copies_share_a_slice_whose_bytes_go_with_the_last() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
-    let mut d = Delivery::new(&store);
+    let (dir, store, mut d) = with_account();
     let (bodies, msgs) = deliver_64k(&store, &mut d, b'a'..=b'c');
     let full = segment_blocks(&dir)[0].1;
     assert_eq!(full, 3 * 128);
@@ -1875,9 +1879,7 @@ fn copies_share_a_slice_whose_bytes_go_with_the_last() {
 
 #[test]
 fn an_open_reader_keeps_its_bytes_until_it_lets_go() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
-    let mut d = Delivery::new(&store);
+    let (dir, store, mut d) = with_account();
     let body = vec![b'r'; 64 * 1024];
     let (msgs, _) = deliver(&store, &mut d, &[&body]);
     let reader = ok(store.open_message(&msgs[0]));
@@ -1896,9 +1898,7 @@ fn an_open_reader_keeps_its_bytes_until_it_lets_go() {
 
 #[test]
 fn a_full_segment_is_sealed_and_removed_once_empty() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
-    let mut d = Delivery::new(&store);
+    let (dir, store, mut d) = with_account();
     let edge = SEGMENT_BYTES as usize - 1;
     let big = vec![b'b'; edge];
     // One byte short of SEGMENT_BYTES, then the byte that fills it: both
@@ -1977,9 +1977,7 @@ fn staging_memory_is_bounded_per_message_and_per_store() {
 
 #[test]
 fn an_empty_message_shares_no_slice_with_the_next() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
-    let mut d = Delivery::new(&store);
+    let (_dir, store, mut d) = with_account();
     let body = vec![b'n'; 64 * 1024];
     // In one commit, and across two.
     let (one, _) = deliver(&store, &mut d, &[b"", &body]);
@@ -1996,9 +1994,7 @@ fn an_empty_message_shares_no_slice_with_the_next() {
 
 #[test]
 fn bytes_removed_by_a_commit_not_yet_durable_are_kept() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
-    let mut d = Delivery::new(&store);
+    let (dir, store, mut d) = with_account();
     let (bodies, msgs) = deliver_64k(&store, &mut d, b'a'..=b'b');
     // Another commit has applied the removal of the first message's slice
     // and not yet flushed it: a crash now would bring the slice back.

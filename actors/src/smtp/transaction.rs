@@ -33,6 +33,30 @@ pub const HEADER_CAPTURE: usize = 64 * 1024;
 /// blocking task.
 pub const INLINE_CHUNK: usize = 16 * 1024;
 
+/// The body hashes a message feeds as it streams in: the signing hash of
+/// submission, and the simple and relaxed ones DKIM verification needs.
+type Hashers = (
+    Option<BodyHasher>,
+    Option<roost_protocols::message::dkim_verify::SimpleBodyHasher>,
+    Option<BodyHasher>,
+);
+
+/// Feeds the body part of `chunk` (from `hash_from`, if the body has
+/// begun) to every hash there is.
+fn feed(hashers: &mut Hashers, chunk: &[u8], hash_from: Option<usize>) {
+    let Some(from) = hash_from else { return };
+    let body = &chunk[from..];
+    if let Some(h) = &mut hashers.0 {
+        h.update(body);
+    }
+    if let Some(h) = &mut hashers.1 {
+        h.update(body);
+    }
+    if let Some(h) = &mut hashers.2 {
+        h.update(body);
+    }
+}
+
 pub struct Transaction {
     pub from: ReversePath,
     /// (address as given, account name): one entry per account an
@@ -198,54 +222,41 @@ impl Transaction {
         };
         // A small piece that stays in memory costs a copy and a few
         // microseconds of hashing: less than a trip to a blocking thread.
+        let mut hashers = self.take_hashers();
         if chunk.len() <= INLINE_CHUNK && file.write_in_memory(&chunk) {
-            if let Some(from) = hash_from {
-                let body = &chunk[from..];
-                if let Some(h) = &mut self.body_hash {
-                    h.update(body);
-                }
-                if let Some(h) = &mut self.verify_hashes.simple {
-                    h.update(body);
-                }
-                if let Some(h) = &mut self.verify_hashes.relaxed {
-                    h.update(body);
-                }
-            }
+            feed(&mut hashers, &chunk, hash_from);
+            self.put_hashers(hashers);
             self.file = Some(file);
             return;
         }
         // Larger pieces, and writes to a file: the body hashes are CPU
         // work, done with the write, off the async workers.
-        let mut hashers = (
-            self.body_hash.take(),
-            self.verify_hashes.simple.take(),
-            self.verify_hashes.relaxed.take(),
-        );
         let written = blocking(move || {
-            if let Some(from) = hash_from {
-                let body = &chunk[from..];
-                if let Some(h) = &mut hashers.0 {
-                    h.update(body);
-                }
-                if let Some(h) = &mut hashers.1 {
-                    h.update(body);
-                }
-                if let Some(h) = &mut hashers.2 {
-                    h.update(body);
-                }
-            }
+            feed(&mut hashers, &chunk, hash_from);
             file.write_all(&chunk).map(|()| (file, hashers))
         })
         .await;
         match written {
-            Ok((file, (signing, simple, relaxed))) => {
+            Ok((file, hashers)) => {
                 self.file = Some(file);
-                self.body_hash = signing;
-                self.verify_hashes.simple = simple;
-                self.verify_hashes.relaxed = relaxed;
+                self.put_hashers(hashers);
             }
             Err(e) => self.write_error = Some(e),
         }
+    }
+
+    fn take_hashers(&mut self) -> Hashers {
+        (
+            self.body_hash.take(),
+            self.verify_hashes.simple.take(),
+            self.verify_hashes.relaxed.take(),
+        )
+    }
+
+    fn put_hashers(&mut self, (signing, simple, relaxed): Hashers) {
+        self.body_hash = signing;
+        self.verify_hashes.simple = simple;
+        self.verify_hashes.relaxed = relaxed;
     }
 
     /// A bare CR or LF in the header section (as far as it was captured).
