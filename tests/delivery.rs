@@ -253,3 +253,49 @@ fn one_message_to_several_accounts_reaches_each_intact() {
         server.assert_consistent(user);
     }
 }
+
+/// A message small enough to stay in memory is summarized by the commit
+/// that stores it (ENVELOPE and BODYSTRUCTURE are in the store before any
+/// FETCH asks), and a bigger one by its own SMTP transaction.
+#[test]
+fn delivered_messages_are_stored_with_their_summaries() {
+    let mut server = Server::start();
+    let small = message(1, 10);
+    // More lines than MAX_STAGED_IN_MEMORY holds: spilled to tmp/.
+    let big = message(2, 4000);
+    assert!(big.len() > roost_store::MAX_STAGED_IN_MEMORY);
+    let mut smtp = Smtp::connect(server.port(SMTP));
+    smtp.cmd("EHLO client.example.org");
+    for m in [&small, &big] {
+        let r = smtp.send_mail("sender@example.org", &[ACCOUNT], m);
+        assert_eq!(r, "250 2.0.0 OK, message delivered");
+    }
+    assert_eq!(smtp.cmd("QUIT"), "221 2.0.0 localhost closing connection");
+    assert!(server.terminate().success());
+
+    let store = roost_store::Store::open(&server.dir).unwrap();
+    let account = store.account(ACCOUNT).unwrap().unwrap();
+    let inbox = store
+        .mailboxes(account.id)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap();
+    let subjects: Vec<Option<String>> = (1..=2)
+        .map(|uid| {
+            let rec = store
+                .message(account.id, inbox.id, roost_protocols::imap::types::Uid(uid))
+                .unwrap()
+                .unwrap();
+            let summary = store.summary(rec.file).unwrap().expect("a stored summary");
+            summary
+                .envelope
+                .subject
+                .map(|s| String::from_utf8_lossy(&s).into_owned())
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        [Some("message 1".to_string()), Some("message 2".to_string())]
+    );
+}

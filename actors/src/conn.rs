@@ -20,10 +20,22 @@ use roost_protocols::sasl::ChannelBinding;
 pub const READ_CHUNK: usize = 64 * 1024;
 /// The read buffer of a quiet connection. Most connections spend their
 /// life idle (IMAP IDLE) or exchanging short commands; they read into this
-/// small buffer, and a [`READ_CHUNK`] buffer exists only while reads keep
-/// filling it (a client streaming a message), so an idle connection does
-/// not pin 64 KiB.
+/// small buffer, and a bigger one exists only while reads keep filling it
+/// (a client streaming a message), so an idle connection does not pin
+/// 64 KiB.
 pub const QUIET_READ: usize = 1024;
+/// How much bigger the next buffer is after a read filled one, up to
+/// [`READ_CHUNK`]: 1 KiB, 16 KiB, 64 KiB. A message of a few KiB (most
+/// mail) never makes the reader allocate and free 64 KiB, which in glibc
+/// also sets off a consolidation of the whole heap.
+pub const READ_GROWTH: usize = 16;
+
+/// The size of the next read buffer after `n` bytes were read into one
+/// of `len`: a full read means more is waiting, so a bigger one (see
+/// [`READ_GROWTH`]); a shorter read goes back to the quiet buffer (`None`).
+fn next_read_size(n: usize, len: usize) -> Option<usize> {
+    (n == len).then(|| len.saturating_mul(READ_GROWTH).min(READ_CHUNK))
+}
 
 /// Output a session gathers before writing it out, between commands and
 /// within one. A client that pipelines commands and never reads stalls
@@ -198,15 +210,15 @@ where
                     _ = shutdown.wait_for(|s| *s) => break Input::Shutdown,
                 }
             };
-            // A full read means more is waiting: read big while reads
+            // A full read means more is waiting: read bigger while reads
             // fill the buffer, and go back to the small one as soon as one
-            // does not, so a quiet connection never keeps the big one.
+            // does not, so a quiet connection never keeps a big one.
             if let Input::Bytes(b) = &input {
-                let filled = busy.as_ref().map_or(QUIET_READ, Vec::len);
-                if b.len() == filled {
-                    busy.get_or_insert_with(|| vec![0u8; READ_CHUNK]);
-                } else {
-                    busy = None;
+                let len = busy.as_ref().map_or(QUIET_READ, Vec::len);
+                match next_read_size(b.len(), len) {
+                    Some(size) if size != len => busy = Some(vec![0u8; size]),
+                    Some(_) => {}
+                    None => busy = None,
                 }
             }
             let last = !matches!(input, Input::Bytes(_));
@@ -341,6 +353,56 @@ mod tests {
         assert!(
             matches!(&got, Ok(Some(Input::Bytes(b))) if b == b"a1 NOOP\r\n"),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn read_buffers_grow_while_reads_fill_them() {
+        assert_eq!(next_read_size(QUIET_READ, QUIET_READ), Some(16 * 1024));
+        assert_eq!(next_read_size(QUIET_READ - 1, QUIET_READ), None);
+        assert_eq!(next_read_size(16 * 1024, 16 * 1024), Some(READ_CHUNK));
+        assert_eq!(next_read_size(READ_CHUNK, READ_CHUNK), Some(READ_CHUNK));
+        assert_eq!(next_read_size(READ_CHUNK - 1, READ_CHUNK), None);
+        assert_eq!(next_read_size(0, READ_CHUNK), None);
+    }
+
+    /// A client streaming more than the reader takes at once: the chunks
+    /// handed over are 1 KiB, 16 KiB, then at most [`READ_CHUNK`], and
+    /// together exactly what was sent.
+    #[tokio::test]
+    async fn chunks_follow_the_growing_buffer() {
+        let sent: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+        let (client, server) = tokio::io::duplex(sent.len() + 1);
+        let (read, _write) = tokio::io::split(server);
+        let (_, mut write) = tokio::io::split(client);
+        write.write_all(&sent).await.unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (_stop, shutdown) = watch::channel(false);
+        let (credit, _reclaim) = spawn_reader(read, Duration::from_secs(30), shutdown, move |i| {
+            tx.send(i).is_ok()
+        });
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+                Ok(Some(Input::Bytes(b))) => {
+                    sizes.push(b.len());
+                    got.extend_from_slice(&b);
+                    credit.grant();
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, sent);
+        assert_eq!(
+            sizes,
+            [
+                QUIET_READ,
+                16 * 1024,
+                READ_CHUNK,
+                READ_CHUNK,
+                200 * 1024 - QUIET_READ - 16 * 1024 - 2 * READ_CHUNK
+            ]
         );
     }
 }

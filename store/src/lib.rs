@@ -197,8 +197,9 @@ struct Inner {
     /// Webhook calls waiting (see `MAX_PENDING_CALLS`).
     webhooks_pending: std::sync::atomic::AtomicUsize,
     counters: Arc<Counters>,
-    /// sled's data file, fsynced after each flush (see [`Store::flush`]).
-    index_file: PathBuf,
+    /// sled's data file, fsynced after each flush (see [`Store::flush`]);
+    /// opened once, so a commit does not open and close it again.
+    index_file: (PathBuf, std::fs::File),
     gate: FlushGate,
 }
 
@@ -249,6 +250,10 @@ impl Store {
             .cache_capacity(INDEX_CACHE_BYTES)
             .open()?;
         let segments = segments::Segments::open(dir.join("seg"), &db)?;
+        let index_path = index_dir.join("db");
+        let index_file = std::fs::File::open(&index_path)
+            .map(|f| (index_path.clone(), f))
+            .map_err(|e| StoreError::io(&index_path, e))?;
         let store = Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -264,7 +269,7 @@ impl Store {
                 has_webhooks: Default::default(),
                 webhooks_pending: Default::default(),
                 counters: Arc::new(Counters::default()),
-                index_file: index_dir.join("db"),
+                index_file,
                 gate: FlushGate::default(),
             }),
         };
@@ -389,10 +394,8 @@ impl Store {
         // writes neither file metadata nor the disk's volatile write cache;
         // an fsync of its data file does both, so an acknowledged change
         // also survives a power cut.
-        let path = &self.inner.index_file;
-        std::fs::File::open(path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| StoreError::io(path, e))?;
+        let (path, file) = &self.inner.index_file;
+        file.sync_all().map_err(|e| StoreError::io(path, e))?;
         self.inner.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -1663,6 +1666,14 @@ impl Store {
     /// The stored summary of the message in `file`, if it has one yet.
     pub fn summary(&self, file: FileId) -> Result<Option<Summary>> {
         self.get(&keys::summary(file))
+    }
+
+    /// Forgets the summary of `file`, as for a message stored before roost
+    /// kept them: only for tests of building one on first need.
+    #[doc(hidden)]
+    pub fn forget_summary(&self, file: FileId) -> Result<()> {
+        self.inner.db.remove(keys::summary(file))?;
+        Ok(())
     }
 
     /// The METADATA entries of a mailbox (or the server's, with

@@ -83,8 +83,11 @@ impl AccountState {
             });
             self.pending.mailboxes.insert(mailbox);
             self.pending.place.push((m.staged, file));
-            if let Some(summary) = m.summary {
-                self.pending.puts.push(Record::Summary { file, summary });
+            match m.summary {
+                Some(summary) => self.pending.puts.push(Record::Summary { file, summary }),
+                None => {
+                    self.pending.summarize.insert(file);
+                }
             }
             self.put_message(rec);
         }
