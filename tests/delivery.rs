@@ -254,9 +254,9 @@ fn one_message_to_several_accounts_reaches_each_intact() {
     }
 }
 
-/// A message small enough to stay in memory is summarized by the commit
-/// that stores it (ENVELOPE and BODYSTRUCTURE are in the store before any
-/// FETCH asks), and a bigger one by its own SMTP transaction.
+/// A delivered message is stored with its summary (ENVELOPE and
+/// BODYSTRUCTURE are in the store before any FETCH asks), whether it was
+/// staged in memory or spilled to a file.
 #[test]
 fn delivered_messages_are_stored_with_their_summaries() {
     let mut server = Server::start();

@@ -111,12 +111,6 @@ impl StagedWriter {
         self.size
     }
 
-    /// Whether everything written so far is in memory: then
-    /// [`finish`](StagedWriter::finish) does no I/O.
-    pub fn in_memory(&self) -> bool {
-        self.file.is_none()
-    }
-
     /// Appends `buf` if it stays in memory (within
     /// [`MAX_STAGED_IN_MEMORY`] and the store's budget), doing no I/O;
     /// false, with nothing written, if it would go to a file.

@@ -40,9 +40,10 @@ mod segments;
 mod threads;
 mod webhooks;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid, UidValidity};
 use roost_protocols::message::summary::Summary;
@@ -201,6 +202,11 @@ struct Inner {
     /// opened once, so a commit does not open and close it again.
     index_file: (PathBuf, std::fs::File),
     gate: FlushGate,
+    /// The local domains whose mail is disabled, kept in memory: SMTP asks
+    /// at every MAIL and RCPT on the async workers, where a read of the
+    /// index could wait for another account's batch to be applied (sled
+    /// holds one lock over every read while it applies one).
+    disabled_domains: RwLock<HashSet<String>>,
 }
 
 /// Group flush across callers. A flush that starts after a caller's batch
@@ -271,8 +277,11 @@ impl Store {
                 counters: Arc::new(Counters::default()),
                 index_file,
                 gate: FlushGate::default(),
+                disabled_domains: Default::default(),
             }),
         };
+        let disabled = store.domains()?.into_iter().filter(|d| d.disabled);
+        *store.disabled_domains_mut() = disabled.map(|d| d.name).collect();
         store.add_message_states()?;
         store.fold_address_keys()?;
         store.note_webhooks()?;
@@ -711,6 +720,7 @@ impl Store {
         if self.inner.db.remove(keys::domain(&name))?.is_none() {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
+        self.disabled_domains_mut().remove(&name);
         self.flush()
     }
 
@@ -726,7 +736,20 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.insert(key, encode(&rec)?);
         self.apply_and_flush(batch)?;
+        let mut set = self.disabled_domains_mut();
+        match disabled {
+            true => set.insert(rec.name.clone()),
+            false => set.remove(&rec.name),
+        };
         Ok(rec)
+    }
+
+    fn disabled_domains_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<String>> {
+        // A set of names is whole after any panic.
+        self.inner
+            .disabled_domains
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets how a domain's local parts match: the tag separator
@@ -1150,14 +1173,18 @@ impl Store {
         }
     }
 
-    /// Whether `name` is a local domain whose mail is disabled.
+    /// Whether `name` is a local domain whose mail is disabled. Answered
+    /// from memory, never waiting on the index.
     pub fn domain_disabled(&self, name: &str) -> Result<bool> {
         let Ok(name) = normalize_domain(name) else {
             return Ok(false);
         };
-        Ok(self
-            .get::<DomainRecord>(&keys::domain(&name))?
-            .is_some_and(|d| d.disabled))
+        let set = self
+            .inner
+            .disabled_domains
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(set.contains(&name))
     }
 
     /// Every domain, by name.
@@ -1666,14 +1693,6 @@ impl Store {
     /// The stored summary of the message in `file`, if it has one yet.
     pub fn summary(&self, file: FileId) -> Result<Option<Summary>> {
         self.get(&keys::summary(file))
-    }
-
-    /// Forgets the summary of `file`, as for a message stored before roost
-    /// kept them: only for tests of building one on first need.
-    #[doc(hidden)]
-    pub fn forget_summary(&self, file: FileId) -> Result<()> {
-        self.inner.db.remove(keys::summary(file))?;
-        Ok(())
     }
 
     /// The METADATA entries of a mailbox (or the server's, with

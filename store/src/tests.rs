@@ -227,6 +227,34 @@ fn domains() {
     assert_eq!(ok(store.domains()).len(), 1);
 }
 
+/// Which domains are disabled is answered from memory: kept in step with
+/// every change, and read again when the store opens.
+#[test]
+fn disabled_domains_follow_every_change_and_a_reopen() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    {
+        let store = open(&dir);
+        ok(store.add_domain("a.example"));
+        ok(store.add_domain("b.example"));
+        assert!(!ok(store.domain_disabled("a.example")));
+        ok(store.set_domain_disabled("A.Example", true));
+        ok(store.set_domain_disabled("b.example", true));
+        assert!(ok(store.domain_disabled("a.EXAMPLE")));
+        ok(store.set_domain_disabled("b.example", false));
+        assert!(!ok(store.domain_disabled("b.example")));
+        assert!(!ok(store.domain_disabled("c.example")));
+        assert!(!ok(store.domain_disabled("not a domain")));
+    }
+    let store = reopen(&dir);
+    assert!(ok(store.domain_disabled("a.example")));
+    assert!(!ok(store.domain_disabled("b.example")));
+    // Removed and added again, a domain starts enabled.
+    ok(store.remove_domain("a.example"));
+    assert!(!ok(store.domain_disabled("a.example")));
+    ok(store.add_domain("a.example"));
+    assert!(!ok(store.domain_disabled("a.example")));
+}
+
 fn resolved(store: &Store, addr: &str) -> Option<String> {
     match ok(store.resolve_recipient(addr))? {
         Resolved::Account(a) => Some(a.name),

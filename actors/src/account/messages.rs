@@ -83,11 +83,8 @@ impl AccountState {
             });
             self.pending.mailboxes.insert(mailbox);
             self.pending.place.push((m.staged, file));
-            match m.summary {
-                Some(summary) => self.pending.puts.push(Record::Summary { file, summary }),
-                None => {
-                    self.pending.summarize.insert(file);
-                }
+            if let Some(summary) = m.summary {
+                self.pending.puts.push(Record::Summary { file, summary });
             }
             self.put_message(rec);
         }

@@ -38,7 +38,7 @@ use roost_store::{
     TlsPublicKey, Tombstone,
 };
 use roost_supervisor::{ActorKind, ChildSpec, Registry, Restart};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The hierarchy delimiter of mailbox names (RFC 9051 5.1.1).
@@ -127,9 +127,8 @@ pub struct NewMessage {
     pub internal_date: i64,
     pub header_prefix: Vec<u8>,
     pub keys: ThreadKeys,
-    /// ENVELOPE and BODYSTRUCTURE, read from the staged file; `None` to
-    /// have the commit that stores the message build it, off the async
-    /// workers (if it cannot, the first FETCH that needs it does).
+    /// ENVELOPE and BODYSTRUCTURE, read from the staged file; `None` when
+    /// it could not be read (the first FETCH that needs it makes it).
     pub summary: Option<Arc<Summary>>,
     /// Extra data kept with the message (see `MessageRecord::extra`).
     pub extra: Vec<(String, String)>,
@@ -368,8 +367,6 @@ struct Pending {
     metadata: BTreeMap<(MailboxId, String), Option<Vec<u8>>>,
     by_message_id: HashMap<String, ThreadRef>,
     by_subject: HashMap<String, ThreadRef>,
-    /// Placed files delivered without a summary: the commit builds theirs.
-    summarize: HashSet<FileId>,
 }
 
 pub struct AccountState {
@@ -808,13 +805,10 @@ impl AccountState {
                 .collect(),
         };
         let store = self.store.clone();
-        let summarize = pending.summarize;
         // The guard travels with the commit: if this actor is killed while
         // it waits, the commit still finishes before a successor reads.
         let guard = self.commit_lock.clone().lock_owned().await;
         let result = tokio::task::spawn_blocking(move || {
-            let mut commit = commit;
-            summarize_placed(&mut commit, &summarize);
             let r = store.commit(commit);
             drop(guard);
             r
@@ -986,24 +980,6 @@ impl AccountState {
             uid: rec.uid,
             modseq,
         }));
-    }
-}
-
-/// Builds the summary of each placed file in `files` (delivered without
-/// one) into the commit that stores it. Runs in the commit's blocking task:
-/// MIME parsing stays off the async workers, and a message that cannot be
-/// read here gets its summary on first FETCH.
-fn summarize_placed(commit: &mut Commit, files: &HashSet<FileId>) {
-    for (staged, file) in &commit.place_files {
-        if !files.contains(file) {
-            continue;
-        }
-        if let Ok(summary) = crate::summaries::of_staged(staged) {
-            commit.puts.push(Record::Summary {
-                file: *file,
-                summary: Arc::new(summary),
-            });
-        }
     }
 }
 

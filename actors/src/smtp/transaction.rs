@@ -374,23 +374,15 @@ impl Transaction {
         }
         let head = self.head[..header_end(&self.head)].to_vec();
         let author = author_of(&head);
-        let store = session.services.store.clone();
-        let sender = match &self.from {
-            ReversePath::Mailbox(a) => canonical_address(&a.to_string()),
-            ReversePath::Null => None,
-        };
-        let names: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
-        let finished = if file.in_memory() {
-            // Nothing to write or read: finished here, routed with point
-            // reads of the index (as the disabled-domain check), and
-            // summarized by the account's commit, off the async workers.
-            file.finish().map_err(|e| e.to_string()).map(|staged| {
-                let routes = route(&store, &names, &head, sender.as_deref(), author.as_deref());
-                (staged, None, routes)
-            })
-        } else {
-            // One blocking task: the spilled message finished, its
-            // summary, and where each account files it.
+        // One blocking task: the staged message finished, its summary, and
+        // where each account files it.
+        let finished = {
+            let store = session.services.store.clone();
+            let sender = match &self.from {
+                ReversePath::Mailbox(a) => canonical_address(&a.to_string()),
+                ReversePath::Null => None,
+            };
+            let names: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
             let author = author.clone();
             blocking(move || {
                 let staged = file.finish()?;
@@ -1242,12 +1234,10 @@ impl SmtpState {
             declared: tx.declared_size.unwrap_or(0),
             authenticated: self.authenticated.clone(),
         };
-        let (reply, accounts, remote) = match lookup.quick() {
-            Some(r) => r,
-            None => match blocking(move || Ok::<_, String>(lookup.run())).await {
-                Ok(r) => r,
-                Err(_) => (local_error(), Vec::new(), false),
-            },
+        let (reply, accounts, remote) = match blocking(move || Ok::<_, String>(lookup.run())).await
+        {
+            Ok(r) => r,
+            Err(_) => (local_error(), Vec::new(), false),
         };
         if reply.is_positive() {
             if let Some(tx) = &mut self.tx {
@@ -1375,20 +1365,6 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// The common case answered on the async worker: an address of an
-    /// account without a quota. Only point reads of the index (as the
-    /// disabled-domain check); whatever would add up or list (a quota's
-    /// mailbox sizes, alias members, the postmaster fallback, suppression
-    /// lists) is `None`, for [`run`](Lookup::run) on the blocking pool.
-    fn quick(&self) -> Option<(Reply, Vec<String>, bool)> {
-        match self.store.resolve_recipient(&self.address) {
-            Ok(Some(Resolved::Account(account))) if account.quota_bytes.is_none() => {
-                Some((Reply::recipient_ok(), vec![account.name], false))
-            }
-            _ => None,
-        }
-    }
-
     /// The reply, the accounts reached when it is positive, and whether
     /// the address is someone else's to deliver (the outgoing queue's).
     fn run(self) -> (Reply, Vec<String>, bool) {
