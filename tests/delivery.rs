@@ -281,21 +281,23 @@ fn delivered_messages_are_stored_with_their_summaries() {
         .into_iter()
         .find(|m| m.name == "INBOX")
         .unwrap();
-    let subjects: Vec<Option<String>> = (1..=2)
-        .map(|uid| {
-            let rec = store
-                .message(account.id, inbox.id, roost_protocols::imap::types::Uid(uid))
-                .unwrap()
-                .unwrap();
-            let summary = store.summary(rec.file).unwrap().expect("a stored summary");
-            summary
-                .envelope
-                .subject
-                .map(|s| String::from_utf8_lossy(&s).into_owned())
-        })
-        .collect();
-    assert_eq!(
-        subjects,
-        [Some("message 1".to_string()), Some("message 2".to_string())]
-    );
+    for (uid, sent) in [(1, &small), (2, &big)] {
+        let rec = store
+            .message(account.id, inbox.id, roost_protocols::imap::types::Uid(uid))
+            .unwrap()
+            .unwrap();
+        // The stored bytes are the sender's, whole; the summary is theirs.
+        let content = store.read_content(rec.file).unwrap();
+        assert_eq!(&content, sent);
+        let summary = store.summary(rec.file).unwrap().expect("a stored summary");
+        assert_eq!(
+            summary,
+            roost_protocols::message::summary::Summary::build(&content)
+        );
+        let subject = summary
+            .envelope
+            .subject
+            .map(|s| String::from_utf8_lossy(&s).into_owned());
+        assert_eq!(subject, Some(format!("message {uid}")));
+    }
 }

@@ -31,8 +31,7 @@ pub const QUIET_READ: usize = 1024;
 pub const READ_GROWTH: usize = 16;
 
 /// The size of the next read buffer after `n` bytes were read into one
-/// of `len`: a full read means more is waiting, so a bigger one (see
-/// [`READ_GROWTH`]); a shorter read goes back to the quiet buffer (`None`).
+/// of `len`; `None` for the quiet buffer.
 fn next_read_size(n: usize, len: usize) -> Option<usize> {
     (n == len).then(|| len.saturating_mul(READ_GROWTH).min(READ_CHUNK))
 }
@@ -210,9 +209,7 @@ where
                     _ = shutdown.wait_for(|s| *s) => break Input::Shutdown,
                 }
             };
-            // A full read means more is waiting: read bigger while reads
-            // fill the buffer, and go back to the small one as soon as one
-            // does not, so a quiet connection never keeps a big one.
+            // A full read means more is waiting (see `READ_GROWTH`).
             if let Input::Bytes(b) = &input {
                 let len = busy.as_ref().map_or(QUIET_READ, Vec::len);
                 match next_read_size(b.len(), len) {
@@ -356,11 +353,14 @@ mod tests {
         );
     }
 
+    const GROWN: usize = QUIET_READ * READ_GROWTH;
+
     #[test]
     fn read_buffers_grow_while_reads_fill_them() {
-        assert_eq!(next_read_size(QUIET_READ, QUIET_READ), Some(16 * 1024));
+        assert_eq!(GROWN, 16 * 1024);
+        assert_eq!(next_read_size(QUIET_READ, QUIET_READ), Some(GROWN));
         assert_eq!(next_read_size(QUIET_READ - 1, QUIET_READ), None);
-        assert_eq!(next_read_size(16 * 1024, 16 * 1024), Some(READ_CHUNK));
+        assert_eq!(next_read_size(GROWN, GROWN), Some(READ_CHUNK));
         assert_eq!(next_read_size(READ_CHUNK, READ_CHUNK), Some(READ_CHUNK));
         assert_eq!(next_read_size(READ_CHUNK - 1, READ_CHUNK), None);
         assert_eq!(next_read_size(0, READ_CHUNK), None);
@@ -368,7 +368,8 @@ mod tests {
 
     /// A client streaming more than the reader takes at once: the chunks
     /// handed over are 1 KiB, 16 KiB, then at most [`READ_CHUNK`], and
-    /// together exactly what was sent.
+    /// together exactly what was sent; after the short read that ends the
+    /// stream, the reader is back to the quiet buffer.
     #[tokio::test]
     async fn chunks_follow_the_growing_buffer() {
         let sent: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
@@ -381,28 +382,31 @@ mod tests {
         let (credit, _reclaim) = spawn_reader(read, Duration::from_secs(30), shutdown, move |i| {
             tx.send(i).is_ok()
         });
-        let mut sizes = Vec::new();
-        let mut got = Vec::new();
-        while got.len() < sent.len() {
+        let mut chunks = Vec::new();
+        let mut got = 0;
+        while got < sent.len() + 2 * QUIET_READ {
             match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
                 Ok(Some(Input::Bytes(b))) => {
-                    sizes.push(b.len());
-                    got.extend_from_slice(&b);
+                    got += b.len();
+                    chunks.push(b);
                     credit.grant();
                 }
                 other => panic!("{other:?}"),
             }
+            // The stream read whole: two more KiB, which the quiet buffer
+            // takes one at a time.
+            if got == sent.len() {
+                write.write_all(&sent[..2 * QUIET_READ]).await.unwrap();
+            }
         }
-        assert_eq!(got, sent);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        let last = sent.len() - QUIET_READ - GROWN - 2 * READ_CHUNK;
+        let quiet = QUIET_READ;
         assert_eq!(
             sizes,
-            [
-                QUIET_READ,
-                16 * 1024,
-                READ_CHUNK,
-                READ_CHUNK,
-                200 * 1024 - QUIET_READ - 16 * 1024 - 2 * READ_CHUNK
-            ]
+            [quiet, GROWN, READ_CHUNK, READ_CHUNK, last, quiet, quiet]
         );
+        assert_eq!(chunks[..5].concat(), sent);
+        assert_eq!(chunks[5..].concat(), &sent[..2 * QUIET_READ]);
     }
 }

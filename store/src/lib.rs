@@ -43,7 +43,7 @@ mod webhooks;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use roost_protocols::imap::types::{Flag, Flags, ModSeq, Uid, UidValidity};
 use roost_protocols::message::summary::Summary;
@@ -206,7 +206,7 @@ struct Inner {
     /// at every MAIL and RCPT on the async workers, where a read of the
     /// index could wait for another account's batch to be applied (sled
     /// holds one lock over every read while it applies one).
-    disabled_domains: RwLock<HashSet<String>>,
+    disabled_domains: Mutex<HashSet<String>>,
 }
 
 /// Group flush across callers. A flush that starts after a caller's batch
@@ -281,7 +281,7 @@ impl Store {
             }),
         };
         let disabled = store.domains()?.into_iter().filter(|d| d.disabled);
-        *store.disabled_domains_mut() = disabled.map(|d| d.name).collect();
+        *store.disabled_domains() = disabled.map(|d| d.name).collect();
         store.add_message_states()?;
         store.fold_address_keys()?;
         store.note_webhooks()?;
@@ -720,7 +720,7 @@ impl Store {
         if self.inner.db.remove(keys::domain(&name))?.is_none() {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
-        self.disabled_domains_mut().remove(&name);
+        self.disabled_domains().remove(&name);
         self.flush()
     }
 
@@ -735,20 +735,23 @@ impl Store {
         rec.disabled = disabled;
         let mut batch = sled::Batch::default();
         batch.insert(key, encode(&rec)?);
-        self.apply_and_flush(batch)?;
-        let mut set = self.disabled_domains_mut();
-        match disabled {
-            true => set.insert(rec.name.clone()),
-            false => set.remove(&rec.name),
-        };
+        // The set follows the applied record, as a read of the index
+        // would, even if the flush then fails.
+        self.inner.db.apply_batch(batch)?;
+        if disabled {
+            self.disabled_domains().insert(rec.name.clone());
+        } else {
+            self.disabled_domains().remove(&rec.name);
+        }
+        self.flush()?;
         Ok(rec)
     }
 
-    fn disabled_domains_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<String>> {
+    fn disabled_domains(&self) -> MutexGuard<'_, HashSet<String>> {
         // A set of names is whole after any panic.
         self.inner
             .disabled_domains
-            .write()
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
@@ -1179,12 +1182,7 @@ impl Store {
         let Ok(name) = normalize_domain(name) else {
             return Ok(false);
         };
-        let set = self
-            .inner
-            .disabled_domains
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        Ok(set.contains(&name))
+        Ok(self.disabled_domains().contains(&name))
     }
 
     /// Every domain, by name.
