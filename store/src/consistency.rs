@@ -14,6 +14,9 @@ use crate::keys;
 use crate::records::{FileId, FileRef, MailboxCounts, MailboxId, MailboxRecord, MessageRecord};
 use crate::Store;
 
+/// Segment slices by (segment, offset), with how many messages name each.
+type SliceUses = BTreeMap<(u64, u64), (crate::segments::Slice, u32)>;
+
 /// A message or an expunged UID, for naming where a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Place {
@@ -326,6 +329,8 @@ impl Store {
             }
         };
 
+        // How many messages name each segment slice.
+        let mut used: SliceUses = BTreeMap::new();
         for messages in by_mailbox.values() {
             for m in messages {
                 let place = place_of(m);
@@ -337,7 +342,9 @@ impl Store {
                         second: place,
                     });
                 }
-                self.check_file(m, &mut problems)?;
+                if let Some(s) = self.check_file(m, &mut problems)? {
+                    used.entry((s.segment, s.offset)).or_insert((s, 0)).1 += 1;
+                }
             }
         }
         for t in &tombstones {
@@ -446,15 +453,22 @@ impl Store {
         }
 
         self.check_file_index(id, &by_mailbox, &mut problems)?;
-        self.check_slice_refs(&by_mailbox, &mut problems)?;
+        self.check_slice_refs(used, &mut problems)?;
         Ok(problems)
     }
 
-    fn check_file(&self, m: &MessageRecord, problems: &mut Vec<Problem>) -> Result<()> {
+    /// Checks the message's bytes; returns its segment slice, if it has
+    /// one.
+    fn check_file(
+        &self,
+        m: &MessageRecord,
+        problems: &mut Vec<Problem>,
+    ) -> Result<Option<crate::segments::Slice>> {
         let place = place_of(m);
         let expected = m.size.saturating_sub(m.header_prefix.len() as u64);
         if let Some(slice) = self.content_slice(m.file)? {
-            return self.check_slice(m, slice, expected, problems);
+            self.check_slice(m, slice, expected, problems)?;
+            return Ok(Some(slice));
         }
         let path = self.message_path(m.file);
         match std::fs::metadata(&path) {
@@ -476,7 +490,7 @@ impl Store {
             }
             Err(e) => return Err(StoreError::io(path, e)),
         }
-        Ok(())
+        Ok(None)
     }
 
     /// A message in a segment: its slice is indexed (else it may be
@@ -518,17 +532,8 @@ impl Store {
         Ok(())
     }
 
-    fn check_slice_refs(
-        &self,
-        by_mailbox: &BTreeMap<MailboxId, Vec<MessageRecord>>,
-        problems: &mut Vec<Problem>,
-    ) -> Result<()> {
-        let mut used: BTreeMap<(u64, u64), (crate::segments::Slice, u32)> = BTreeMap::new();
-        for m in by_mailbox.values().flatten() {
-            if let Some(s) = self.content_slice(m.file)? {
-                used.entry((s.segment, s.offset)).or_insert((s, 0)).1 += 1;
-            }
-        }
+    /// Each slice's stored count against the messages that name it.
+    fn check_slice_refs(&self, used: SliceUses, problems: &mut Vec<Problem>) -> Result<()> {
         for ((segment, offset), (slice, n)) in used {
             let refs = self.slice_use(slice)?.map_or(0, |u| u.refs);
             if refs != n {

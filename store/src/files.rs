@@ -324,7 +324,8 @@ impl StagedFile {
     }
 
     /// True if the bytes are in a file in `tmp/` rather than in memory.
-    pub fn in_file(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn in_file(&self) -> bool {
         matches!(self.body, Body::File(_))
     }
 

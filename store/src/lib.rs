@@ -468,10 +468,7 @@ impl Store {
     // ---- helpers ----
 
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        match self.inner.db.get(key)? {
-            Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
-            None => Ok(None),
-        }
+        get(&self.inner.db, key)
     }
 
     fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
@@ -1337,7 +1334,11 @@ impl Store {
             batch.remove(keys::tls_key(&TlsPublicKey::fingerprint(&k.spki)));
         }
         self.inner.segments.removing(&dead);
-        self.apply_and_flush(batch)?;
+        if let Err(e) = self.inner.db.apply_batch(batch) {
+            self.inner.segments.not_removing(&dead);
+            return Err(e.into());
+        }
+        self.flush()?;
         self.note_webhooks()?;
         // The index no longer refers to the files; a crash here leaves only
         // orphans, never a record without its file.
@@ -2063,6 +2064,14 @@ impl Store {
         }
         threads.write(&mut batch)?;
         Ok(batch)
+    }
+}
+
+/// The record at `key` of `db`, decoded.
+fn get<T: DeserializeOwned>(db: &sled::Db, key: &[u8]) -> Result<Option<T>> {
+    match db.get(key)? {
+        Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
+        None => Ok(None),
     }
 }
 

@@ -69,18 +69,12 @@ pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
 
 /// The slice `file` names in the index, if any.
 pub(crate) fn content_of(db: &sled::Db, file: FileId) -> Result<Option<Slice>> {
-    match db.get(keys::content(file))? {
-        Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
-        None => Ok(None),
-    }
+    crate::get(db, &keys::content(file))
 }
 
 /// The index entry of the slice at `offset` of `segment`, if any.
 pub(crate) fn use_of(db: &sled::Db, segment: u64, offset: u64) -> Result<Option<SliceUse>> {
-    match db.get(keys::slice(segment, offset))? {
-        Some(v) => Ok(Some(rmp_serde::from_slice(&v)?)),
-        None => Ok(None),
-    }
+    crate::get(db, &keys::slice(segment, offset))
 }
 
 #[derive(Debug)]

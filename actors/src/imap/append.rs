@@ -143,9 +143,8 @@ impl ImapState {
             return Err(Done::bad("No message is being received"));
         };
         if current.writer.is_none() {
-            let store = self.services.store.clone();
-            let writer = blocking(move || store.stage())
-                .await
+            // Staging starts in memory: no I/O here.
+            let writer = (self.services.store.stage())
                 .map_err(|e| Done::no(format!("Cannot store: {e}")))?;
             current.writer = Some(writer);
         }
@@ -430,10 +429,7 @@ impl ImapState {
         let writer = match current.writer {
             Some(w) => w,
             None => {
-                let store = self.services.store.clone();
-                blocking(move || store.stage())
-                    .await
-                    .map_err(|e| Done::no(format!("Cannot store: {e}")))?
+                (self.services.store.stage()).map_err(|e| Done::no(format!("Cannot store: {e}")))?
             }
         };
         let finished = blocking(move || {

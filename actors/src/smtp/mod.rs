@@ -437,7 +437,7 @@ impl SmtpState {
             Some(tx) if tx.recipients.is_empty() && tx.remote.is_empty() => {
                 Err(Reply::new(554, Some((5, 5, 1)), "No valid recipients"))
             }
-            Some(tx) => tx.open_file(&self.services.store).await,
+            Some(tx) => tx.open_file(&self.services.store),
         };
         match ready {
             Ok(()) => {
@@ -473,7 +473,7 @@ impl SmtpState {
             Some(tx) if tx.received.saturating_add(size) > max => Some(Reply::message_too_large()),
             Some(tx) => {
                 tx.chunked = true;
-                tx.open_file(&self.services.store).await.err()
+                tx.open_file(&self.services.store).err()
             }
         };
         self.chunk = Some(Chunk {

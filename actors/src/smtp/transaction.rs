@@ -118,7 +118,7 @@ pub struct Transaction {
 impl Transaction {
     /// Starts staging the message (in memory: no I/O until it is large,
     /// and then in [`Transaction::write`]'s blocking task).
-    pub async fn open_file(&mut self, store: &Store) -> Result<(), Reply> {
+    pub fn open_file(&mut self, store: &Store) -> Result<(), Reply> {
         if self.file.is_some() {
             return Ok(());
         }
