@@ -216,6 +216,9 @@ struct Inner {
 struct FlushGate {
     state: Mutex<GateState>,
     done: std::sync::Condvar,
+    /// Tests: the next flush fails, as an I/O error would fail it.
+    #[cfg(test)]
+    fail_next: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -362,6 +365,13 @@ impl Store {
     /// Makes every batch applied before this call durable. Concurrent
     /// callers share flushes (see `FlushGate`).
     pub fn flush(&self) -> Result<()> {
+        self.flush_covering().map_err(|(_, e)| e)
+    }
+
+    /// [`Store::flush`], whose failure also gives the request it made: a
+    /// later flush that completes through that request (see
+    /// [`Store::flushed_through`]) covers every batch applied before it.
+    fn flush_covering(&self) -> std::result::Result<(), (u64, StoreError)> {
         let gate = &self.inner.gate;
         let mut g = gate.state.lock().unwrap_or_else(|e| e.into_inner());
         g.requested += 1;
@@ -371,10 +381,10 @@ impl Store {
                 return Ok(());
             }
             if g.failed_through >= mine {
-                return Err(StoreError::Invalid(format!(
-                    "index flush failed: {}",
-                    g.error
-                )));
+                return Err((
+                    mine,
+                    StoreError::Invalid(format!("index flush failed: {}", g.error)),
+                ));
             }
             if g.running {
                 g = gate.done.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -397,7 +407,37 @@ impl Store {
         }
     }
 
+    /// Flushes a batch that removed `dead`. If the flush fails, the batch
+    /// is applied but not known durable: its slices wait for the first
+    /// later flush that covers it (then a reclaim punches them), where
+    /// before they stayed kept until a restart.
+    fn flush_or_defer(&self, dead: &[segments::Slice]) -> Result<()> {
+        self.flush_covering().map_err(|(request, e)| {
+            self.inner.segments.removed_once_flushed(request, dead);
+            e
+        })
+    }
+
+    /// Every flush request up to this one is durable.
+    fn flushed_through(&self) -> u64 {
+        let gate = &self.inner.gate;
+        gate.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .completed
+    }
+
+    /// Tests: the next flush fails.
+    #[cfg(test)]
+    fn fail_next_flush(&self) {
+        self.inner.gate.fail_next.store(true, Ordering::SeqCst);
+    }
+
     fn flush_now(&self) -> Result<()> {
+        #[cfg(test)]
+        if self.inner.gate.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Invalid("injected flush failure".into()));
+        }
         self.inner.db.flush()?;
         // sled 0.34 makes its log durable with sync_file_range(2), which
         // writes neither file metadata nor the disk's volatile write cache;
@@ -1338,12 +1378,14 @@ impl Store {
             self.inner.segments.not_removing(&dead);
             return Err(e.into());
         }
-        self.flush()?;
+        self.flush_or_defer(&dead)?;
         self.note_webhooks()?;
         // The index no longer refers to the files; a crash here leaves only
         // orphans, never a record without its file.
         self.remove_files(&plain);
-        self.inner.segments.reclaim(&self.inner.db, dead);
+        self.inner
+            .segments
+            .reclaim(&self.inner.db, dead, self.flushed_through());
         tracing::info!(account = %account.name, id = id.0, "account deleted");
         Ok(())
     }
@@ -1888,12 +1930,14 @@ impl Store {
         }
         // The new slices are indexed: punches may look at the segment.
         drop(appender);
-        self.flush()?;
+        self.flush_or_defer(&dead)?;
 
         // The commit is durable now; bytes that will not go away are
         // orphans to log, not a failed commit.
         self.remove_files(&plain_removals);
-        self.inner.segments.reclaim(&self.inner.db, dead);
+        self.inner
+            .segments
+            .reclaim(&self.inner.db, dead, self.flushed_through());
 
         let records = puts.len() + deletes.len();
         let cn = &self.inner.counters;

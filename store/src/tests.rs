@@ -2040,6 +2040,49 @@ fn bytes_removed_by_a_commit_not_yet_durable_are_kept() {
         ok(std::fs::read(store.segment_path(first.segment)).map_err(|e| StoreError::io("r", e)));
     assert_eq!(bytes[..first.len as usize], bodies[0][..]);
     // Once that commit is durable, its own reclaim frees them.
-    store.inner.segments.reclaim(&store.inner.db, vec![first]);
+    let durable = store.flushed_through();
+    store
+        .inner
+        .segments
+        .reclaim(&store.inner.db, vec![first], durable);
     assert_eq!(segment_blocks(&dir)[0].1, 0);
+}
+
+/// A commit whose batch is applied but whose flush fails keeps the
+/// bytes it removed (a crash could still bring them back), and the first
+/// later commit whose flush covers it frees them.
+#[test]
+fn bytes_removed_by_a_commit_whose_flush_failed_go_with_a_later_flush() {
+    let (dir, store, mut d) = with_account();
+    let (_, msgs) = deliver_64k(&store, &mut d, b'a'..=b'b');
+    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128);
+    store.fail_next_flush();
+    let failed = store.commit(Commit {
+        deletes: vec![RecordKey::Message(
+            msgs[0].account,
+            msgs[0].mailbox,
+            msgs[0].uid,
+        )],
+        remove_files: vec![msgs[0].file],
+        ..Commit::default()
+    });
+    match failed {
+        Err(StoreError::Invalid(why)) => {
+            assert_eq!(why, "index flush failed: invalid: injected flush failure")
+        }
+        other => panic!("the commit should fail its flush: {other:?}"),
+    }
+    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128, "kept while not durable");
+    // A commit that removes nothing itself: its flush covers the failed
+    // one's batch, so its reclaim frees that batch's bytes.
+    ok(store.commit(Commit {
+        puts: vec![Record::Mailbox(d.inbox.clone())],
+        ..Commit::default()
+    }));
+    assert_eq!(segment_blocks(&dir)[0].1, 128);
+    assert_eq!(gone(&store, msgs[0].file), std::io::ErrorKind::NotFound);
+    assert_eq!(ok(store.read_message(&msgs[1])), vec![b'b'; 64 * 1024]);
+    // Nothing is left waiting, so later commits that remove nothing do
+    // not take the append lock for it.
+    assert_eq!(store.inner.segments.waiting(), (0, 0, 0));
 }
