@@ -82,9 +82,11 @@ pub const STAGED_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 /// both.
 #[derive(Debug)]
 pub struct StagedWriter {
-    /// The message while it is in memory; its length is what this writer
-    /// holds of the store's budget.
+    /// The message while it is in memory.
     memory: Vec<u8>,
+    /// What this writer holds of the store's budget: `memory`'s capacity,
+    /// not only its length (a growing vector holds up to twice that).
+    counted: usize,
     file: Option<BufWriter<File>>,
     /// Where a spilled message goes; emptied once a `StagedFile` owns it.
     path: PathBuf,
@@ -98,6 +100,7 @@ impl StagedWriter {
     pub(crate) fn new(path: PathBuf, counters: Arc<Counters>) -> StagedWriter {
         StagedWriter {
             memory: Vec::new(),
+            counted: 0,
             file: None,
             path,
             created: false,
@@ -115,19 +118,41 @@ impl StagedWriter {
     /// [`MAX_STAGED_IN_MEMORY`] and the store's budget), doing no I/O;
     /// false, with nothing written, if it would go to a file.
     pub fn write_in_memory(&mut self, buf: &[u8]) -> bool {
-        if self.file.is_some() || !self.reserve(buf.len()) {
+        let needed = self.memory.len() + buf.len();
+        if self.file.is_some() || needed > MAX_STAGED_IN_MEMORY {
             return false;
+        }
+        if needed > self.memory.capacity() {
+            // Doubling, as a vector grows, but never past the message
+            // limit, and only with budget for all of the new capacity.
+            let cap = needed
+                .max(self.memory.capacity().saturating_mul(2))
+                .min(MAX_STAGED_IN_MEMORY);
+            if !self.reserve(cap - self.counted) {
+                return false;
+            }
+            self.memory.reserve_exact(cap - self.memory.len());
+            self.recount();
         }
         self.memory.extend_from_slice(buf);
         self.size += buf.len() as u64;
         true
     }
 
+    /// Brings `counted` to `memory`'s capacity (an allocator may give a
+    /// little more than asked, or `shrink_to_fit` less).
+    fn recount(&mut self) {
+        let (cap, budget) = (self.memory.capacity(), &self.counters.staged_memory);
+        if cap > self.counted {
+            budget.fetch_add((cap - self.counted) as u64, Ordering::Relaxed);
+        } else {
+            budget.fetch_sub((self.counted - cap) as u64, Ordering::Relaxed);
+        }
+        self.counted = cap;
+    }
+
     /// Takes `n` more bytes of the memory budget, or says no.
     fn reserve(&mut self, n: usize) -> bool {
-        if self.memory.len() + n > MAX_STAGED_IN_MEMORY {
-            return false;
-        }
         let budget = &self.counters.staged_memory;
         let mut now = budget.load(Ordering::Relaxed);
         loop {
@@ -140,7 +165,10 @@ impl StagedWriter {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    self.counted += n;
+                    return true;
+                }
                 Err(seen) => now = seen,
             }
         }
@@ -148,10 +176,8 @@ impl StagedWriter {
 
     /// Gives back the budget `memory` holds and empties it.
     fn release(&mut self) {
-        let held = std::mem::take(&mut self.memory);
-        self.counters
-            .staged_memory
-            .fetch_sub(held.len() as u64, Ordering::Relaxed);
+        self.memory = Vec::new();
+        self.recount();
     }
 
     /// Moves what memory holds into a new file in `tmp/`.
@@ -185,13 +211,15 @@ impl StagedWriter {
                 size,
             });
         }
-        // The budget it holds passes to the `Held`.
-        let mut bytes = std::mem::take(&mut self.memory);
-        // Held until the commit: no more than the budget counted.
-        bytes.shrink_to_fit();
+        // Held until the commit: no more than its length, if the
+        // allocator allows; the budget it holds passes to the `Held`.
+        self.memory.shrink_to_fit();
+        self.recount();
+        let counted = std::mem::take(&mut self.counted);
         Ok(StagedFile {
             body: Body::Memory(Arc::new(Held {
-                bytes,
+                bytes: std::mem::take(&mut self.memory),
+                counted,
                 counters: Arc::clone(&self.counters),
             })),
             size,
@@ -234,10 +262,12 @@ impl Drop for StagedWriter {
     }
 }
 
-/// Staged bytes in memory; their length is what they hold of the budget.
+/// Staged bytes in memory, holding `counted` (their capacity) of the
+/// budget.
 #[derive(Debug)]
 struct Held {
     bytes: Vec<u8>,
+    counted: usize,
     counters: Arc<Counters>,
 }
 
@@ -245,7 +275,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         self.counters
             .staged_memory
-            .fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
+            .fetch_sub(self.counted as u64, Ordering::Relaxed);
     }
 }
 

@@ -2003,6 +2003,60 @@ fn staging_memory_is_bounded_per_message_and_per_store() {
     );
 }
 
+/// A message written in pieces holds its buffer's whole capacity of the
+/// budget while it grows (up to twice its length), its length once
+/// finished, and nothing once dropped; a piece that would take the
+/// budget past its end sends the message to a file.
+#[test]
+fn staging_memory_counts_what_the_buffers_hold() {
+    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
+    let store = open(&dir);
+    let budget = || store.inner.counters.staged_memory.load(Ordering::SeqCst);
+    let mut w = ok(store.stage());
+    assert!(w.write_in_memory(&[b'a'; 1000]));
+    assert_eq!(budget(), 1000);
+    assert!(w.write_in_memory(b"b"));
+    assert_eq!(budget(), 2000, "doubled, as the buffer grew");
+    assert!(w.write_in_memory(&[b'c'; 999]));
+    assert_eq!(budget(), 2000, "filled, not grown");
+    // Growth stops at the per-message limit, then one byte more is a file.
+    assert!(w.write_in_memory(&vec![b'd'; MAX_STAGED_IN_MEMORY - 2000]));
+    assert_eq!(budget(), MAX_STAGED_IN_MEMORY as u64);
+    assert!(!w.write_in_memory(b"e"));
+    drop(w);
+    assert_eq!(budget(), 0);
+    let mut w = ok(store.stage());
+    assert!(w.write_in_memory(&[b'a'; 1000]));
+    assert!(w.write_in_memory(b"b"));
+    let staged = ok(w.finish());
+    assert_eq!(budget(), 1001, "finished: its length");
+    drop(staged);
+    assert_eq!(budget(), 0);
+    // With the budget all but used, a piece that fits its message's
+    // limit but not the growth it needs goes to a file.
+    let edge = vec![b'm'; MAX_STAGED_IN_MEMORY];
+    let fit = (STAGED_MEMORY_BUDGET / MAX_STAGED_IN_MEMORY as u64) as usize;
+    let mut held: Vec<StagedFile> = (0..fit - 1).map(|_| ok(store.stage_bytes(&edge))).collect();
+    held.push(ok(store.stage_bytes(&edge[1000..])));
+    assert_eq!(STAGED_MEMORY_BUDGET - budget(), 1000);
+    let mut w = ok(store.stage());
+    assert!(w.write_in_memory(&[b'h'; 500]));
+    assert!(
+        w.write_in_memory(&[b'h'; 500]),
+        "growing to the budget's end"
+    );
+    assert_eq!(STAGED_MEMORY_BUDGET - budget(), 0);
+    drop(w);
+    let mut w = ok(store.stage());
+    assert!(w.write_in_memory(&[b'h'; 501]));
+    assert!(
+        !w.write_in_memory(b"h"),
+        "its length would fit, but not the capacity it grows to"
+    );
+    drop((w, held));
+    assert_eq!(budget(), 0);
+}
+
 #[test]
 fn an_empty_message_shares_no_slice_with_the_next() {
     let (_dir, store, mut d) = with_account();
