@@ -14,6 +14,12 @@
 //! roost's rate as a multiple of Postfix's and as a share of the sink's.
 //! For roost it also prints the store's fsyncs per message.
 //!
+//! One more row bounds what delivery could gain: the same roost with the
+//! same load, but to an unknown recipient, refused at RCPT (smtp-source
+//! then sends RSET and QUIT). That is the session without DATA and
+//! delivery, one round trip fewer, and its rate as a share of the sink's
+//! is the most a cheaper delivery could bring roost to.
+//!
 //! Runs as `cargo bench --bench smtp_peers [-- --messages N --size S
 //! --sessions C]` (defaults: 10,000 messages of 1 KiB over 20 sessions).
 //! It needs Debian's postfix package, and root (Postfix's queue belongs to
@@ -63,7 +69,7 @@ fn main() {
     println!("|---|---:|---:|---|");
     let sink = measure_sink(&load);
     let postfix = measure_postfix(&load);
-    let roost = measure_roost(&load);
+    let (roost, undelivered) = measure_roost(&load);
     println!();
     if let (Some(r), Some(p)) = (roost, postfix) {
         println!("roost / Postfix: {:.2}x", r / p);
@@ -71,7 +77,14 @@ fn main() {
     if let (Some(r), Some(s)) = (roost, sink) {
         println!("roost / smtp-sink: {:.2}", r / s);
     }
+    if let (Some(r), Some(s)) = (undelivered, sink) {
+        println!("roost refusing at RCPT / smtp-sink: {:.2}", r / s);
+    }
 }
+
+/// What smtp-source must say of a load refused at RCPT: one warning per
+/// message, each this refusal, and nothing else.
+const REFUSED: &str = "warning: recipient rejected: 550 5.1.1 No such user here: nobody@localhost";
 
 fn parse_args() -> Result<Load, String> {
     let mut load = Load {
@@ -103,8 +116,15 @@ fn parse_args() -> Result<Load, String> {
 
 /// Runs smtp-source against `port`; the rate in messages per second.
 fn source(load: &Load, port: u16, to: &str) -> Result<(f64, f64), String> {
+    source_expecting(load, port, to, false)
+}
+
+/// [`source`]; `refused`: every recipient is refused at RCPT, and
+/// smtp-source goes on (`-A`) to the next message.
+fn source_expecting(load: &Load, port: u16, to: &str, refused: bool) -> Result<(f64, f64), String> {
     let start = Instant::now();
     let mut child = Command::new(SMTP_SOURCE)
+        .args(if refused { &["-A"][..] } else { &[][..] })
         .args(["-s", &load.sessions.to_string()])
         .args(["-m", &load.messages.to_string()])
         .args(["-l", &load.size.to_string()])
@@ -121,15 +141,31 @@ fn source(load: &Load, port: u16, to: &str) -> Result<(f64, f64), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("smtp-source: {e}"))?;
+    // Read while it runs: a refused load writes a warning per message,
+    // more than a pipe holds.
+    let mut stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut err = String::new();
+            let _ = e.read_to_string(&mut err);
+            err
+        })
+    });
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            if !status.success() || !err.trim().is_empty() {
-                return Err(format!("smtp-source: {status}: {}", err.trim()));
+            let err = stderr
+                .take()
+                .and_then(|t| t.join().ok())
+                .unwrap_or_default();
+            let expected = if refused {
+                let lines: Vec<&str> = err.lines().collect();
+                lines.len() == load.messages && lines.iter().all(|l| l.ends_with(REFUSED))
+            } else {
+                err.trim().is_empty()
+            };
+            if !status.success() || !expected {
+                let first = err.lines().find(|l| !l.ends_with(REFUSED)).unwrap_or("");
+                return Err(format!("smtp-source: {status}: {}", first.trim()));
             }
             break;
         }
@@ -183,11 +219,15 @@ fn measure_postfix(load: &Load) -> Option<f64> {
     )
 }
 
-fn measure_roost(load: &Load) -> Option<f64> {
+/// roost delivering, and (first, on the same server) roost refusing
+/// every recipient at RCPT.
+fn measure_roost(load: &Load) -> (Option<f64>, Option<f64>) {
     let mut fsyncs_per_message = String::new();
+    let mut undelivered = Err("not run".to_string());
     let mut run = || -> Result<(f64, f64), String> {
         let binary = roost_binary()?;
         let server = Server::start(&binary)?;
+        undelivered = source_expecting(load, server.smtp_port(), "nobody@localhost", true);
         let fsyncs = |s: &Server| -> Result<u64, String> {
             let v: serde_json::Value =
                 serde_json::from_str(&s.admin(&["stats"])?).map_err(|e| e.to_string())?;
@@ -203,5 +243,10 @@ fn measure_roost(load: &Load) -> Option<f64> {
         Ok(r)
     };
     let r = run();
-    report("roost", r, &fsyncs_per_message)
+    let undelivered = report(
+        "roost, recipient refused at RCPT",
+        undelivered,
+        "no DATA, no delivery: RSET and QUIT",
+    );
+    (report("roost", r, &fsyncs_per_message), undelivered)
 }
