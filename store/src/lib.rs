@@ -227,10 +227,21 @@ struct GateState {
     requested: u64,
     /// Every request up to this one is durable.
     completed: u64,
-    /// Every request up to this one was covered by a flush that failed.
-    failed_through: u64,
-    error: String,
+    /// Why the first flush that failed did. No later flush is trusted:
+    /// after a failed fsync, Linux may drop the pages it could not write
+    /// and report the next fsync clean, so a change acknowledged after
+    /// it could be lost, and bytes its removal frees could be punched
+    /// while the index on disk still names them. Every later request
+    /// fails, and commits are refused, until the store is opened again.
+    failed: Option<String>,
     running: bool,
+}
+
+/// The error of every change after a failed index flush.
+fn unwritable(why: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "index flush failed ({why}): no more changes until roost restarts"
+    ))
 }
 
 /// Store-wide floor for new UIDVALIDITY values, so an account deleted and
@@ -365,13 +376,6 @@ impl Store {
     /// Makes every batch applied before this call durable. Concurrent
     /// callers share flushes (see `FlushGate`).
     pub fn flush(&self) -> Result<()> {
-        self.flush_covering().map_err(|(_, e)| e)
-    }
-
-    /// [`Store::flush`], whose failure also gives the request it made: a
-    /// later flush that completes through that request (see
-    /// [`Store::flushed_through`]) covers every batch applied before it.
-    fn flush_covering(&self) -> std::result::Result<(), (u64, StoreError)> {
         let gate = &self.inner.gate;
         let mut g = gate.state.lock().unwrap_or_else(|e| e.into_inner());
         g.requested += 1;
@@ -380,11 +384,8 @@ impl Store {
             if g.completed >= mine {
                 return Ok(());
             }
-            if g.failed_through >= mine {
-                return Err((
-                    mine,
-                    StoreError::Invalid(format!("index flush failed: {}", g.error)),
-                ));
+            if let Some(why) = &g.failed {
+                return Err(unwritable(why));
             }
             if g.running {
                 g = gate.done.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -399,32 +400,22 @@ impl Store {
             match result {
                 Ok(()) => g.completed = target,
                 Err(e) => {
-                    g.failed_through = target;
-                    g.error = e.to_string();
+                    tracing::error!(error = %e, "index flush failed: the store takes no more changes until roost restarts");
+                    g.failed = Some(e.to_string());
                 }
             }
             gate.done.notify_all();
         }
     }
 
-    /// Flushes a batch that removed `dead`. If the flush fails, the batch
-    /// is applied but not known durable: its slices wait for the first
-    /// later flush that covers it (then a reclaim punches them), where
-    /// before they stayed kept until a restart.
-    fn flush_or_defer(&self, dead: &[segments::Slice]) -> Result<()> {
-        self.flush_covering().map_err(|(request, e)| {
-            self.inner.segments.removed_once_flushed(request, dead);
-            e
-        })
-    }
-
-    /// Every flush request up to this one is durable.
-    fn flushed_through(&self) -> u64 {
-        let gate = &self.inner.gate;
-        gate.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .completed
+    /// Fails once a flush has failed (see `GateState::failed`): a
+    /// change made now could not be made durable.
+    fn writable(&self) -> Result<()> {
+        let g = self.inner.gate.state.lock();
+        match &g.unwrap_or_else(|e| e.into_inner()).failed {
+            Some(why) => Err(unwritable(why)),
+            None => Ok(()),
+        }
     }
 
     /// Tests: the next flush fails.
@@ -1373,19 +1364,18 @@ impl Store {
         for k in &account.tls_public_keys {
             batch.remove(keys::tls_key(&TlsPublicKey::fingerprint(&k.spki)));
         }
+        self.writable()?;
         self.inner.segments.removing(&dead);
         if let Err(e) = self.inner.db.apply_batch(batch) {
             self.inner.segments.not_removing(&dead);
             return Err(e.into());
         }
-        self.flush_or_defer(&dead)?;
-        self.note_webhooks()?;
+        self.flush()?;
         // The index no longer refers to the files; a crash here leaves only
         // orphans, never a record without its file.
         self.remove_files(&plain);
-        self.inner
-            .segments
-            .reclaim(&self.inner.db, dead, self.flushed_through());
+        self.inner.segments.reclaim(&self.inner.db, dead);
+        self.note_webhooks()?;
         tracing::info!(account = %account.name, id = id.0, "account deleted");
         Ok(())
     }
@@ -1867,6 +1857,7 @@ impl Store {
             remove_files,
             prune_tombstones,
         } = c;
+        self.writable()?;
         // Encode first: a record that cannot be written should fail the
         // commit before any file moves.
         let mut batch = self.build_batch(&puts, &deletes, &link_files)?;
@@ -1930,14 +1921,12 @@ impl Store {
         }
         // The new slices are indexed: punches may look at the segment.
         drop(appender);
-        self.flush_or_defer(&dead)?;
+        self.flush()?;
 
         // The commit is durable now; bytes that will not go away are
         // orphans to log, not a failed commit.
         self.remove_files(&plain_removals);
-        self.inner
-            .segments
-            .reclaim(&self.inner.db, dead, self.flushed_through());
+        self.inner.segments.reclaim(&self.inner.db, dead);
 
         let records = puts.len() + deletes.len();
         let cn = &self.inner.counters;

@@ -94,10 +94,6 @@ struct Readers {
     /// crash could bring them back, so their bytes stay until that
     /// commit's own reclaim.
     pending: Vec<Slice>,
-    /// Pending slices whose commit's flush failed, by the flush request
-    /// that commit made: any later flush completed through that request
-    /// makes their removal durable.
-    unflushed: Vec<(u64, Vec<Slice>)>,
     /// Sealed segments not yet checked for being empty.
     sealed: Vec<u64>,
 }
@@ -236,54 +232,28 @@ impl Segments {
         }
     }
 
-    /// Tests: how many slices are pending, waiting for a later flush and
-    /// waiting for a reader.
-    #[cfg(test)]
-    pub(crate) fn waiting(&self) -> (usize, usize, usize) {
-        let r = lock(&self.readers);
-        (r.pending.len(), r.unflushed.len(), r.deferred.len())
-    }
-
     /// Takes back [`Segments::removing`] for a batch that was not applied.
     pub(crate) fn not_removing(&self, dead: &[Slice]) {
         lock(&self.readers).no_longer_pending(dead);
     }
 
-    /// Keeps `dead` (passed to [`Segments::removing`]) pending after its
-    /// commit applied its batch but failed to flush it, until a reclaim
-    /// learns that flush request `request` is durable.
-    pub(crate) fn removed_once_flushed(&self, request: u64, dead: &[Slice]) {
-        if !dead.is_empty() {
-            lock(&self.readers).unflushed.push((request, dead.to_vec()));
-        }
-    }
-
     /// Punches out `dead` slices (passed to [`Segments::removing`] before
-    /// their commit applied its batch; now durable), and those of failed
-    /// flushes that every request up to `durable_through` now covers, and
-    /// removes sealed segments left without a live slice. Slices a reader
-    /// holds wait for a later call. Failures are logged: the index is
-    /// already right, and the bytes are only space.
-    pub(crate) fn reclaim(&self, db: &sled::Db, mut dead: Vec<Slice>, durable_through: u64) {
-        let covered = |r: &Readers| r.unflushed.iter().any(|(q, _)| *q <= durable_through);
+    /// their commit applied its batch; now durable), and removes sealed
+    /// segments left without a live slice. Slices a reader holds wait for
+    /// a later call. Failures are logged: the index is already right, and
+    /// the bytes are only space.
+    pub(crate) fn reclaim(&self, db: &sled::Db, dead: Vec<Slice>) {
         // Most commits remove nothing: they need not wait for the append
         // lock (another commit's segment fsync) to find that out.
         {
             let r = lock(&self.readers);
-            if dead.is_empty() && r.deferred.is_empty() && r.sealed.is_empty() && !covered(&r) {
+            if dead.is_empty() && r.deferred.is_empty() && r.sealed.is_empty() {
                 return;
             }
         }
         let active = lock(&self.active);
         let active_id = active.as_ref().map(|a| a.id);
         let mut r = lock(&self.readers);
-        let (now_durable, waiting) = std::mem::take(&mut r.unflushed)
-            .into_iter()
-            .partition(|(q, _)| *q <= durable_through);
-        r.unflushed = waiting;
-        for (_, slices) in now_durable {
-            dead.extend(slices);
-        }
         r.no_longer_pending(&dead);
         let mut todo = std::mem::take(&mut r.deferred);
         todo.extend(dead);

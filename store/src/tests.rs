@@ -2057,6 +2057,55 @@ fn staging_memory_counts_what_the_buffers_hold() {
     assert_eq!(budget(), 0);
 }
 
+/// Once an index flush fails, no later one is trusted (after a failed
+/// fsync the next may report clean without writing what was lost): the
+/// failing commit keeps the bytes its removal would free, every later
+/// commit is refused before it changes anything, and the store opened
+/// again takes changes again.
+#[test]
+fn a_failed_index_flush_stops_every_change_until_the_store_is_opened_again() {
+    let (dir, store, mut d) = with_account();
+    let (bodies, msgs) = deliver_64k(&store, &mut d, b'a'..=b'b');
+    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128);
+    let refused = "invalid: index flush failed (invalid: injected flush failure): \
+                   no more changes until roost restarts";
+    let expunge_first = || Commit {
+        deletes: vec![RecordKey::Message(
+            msgs[0].account,
+            msgs[0].mailbox,
+            msgs[0].uid,
+        )],
+        remove_files: vec![msgs[0].file],
+        ..Commit::default()
+    };
+    store.fail_next_flush();
+    match store.commit(expunge_first()) {
+        Err(e) => assert_eq!(e.to_string(), refused),
+        Ok(_) => panic!("the commit's flush failed"),
+    }
+    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128, "kept: not durable");
+    // The next flush would succeed, but is not trusted: a commit is
+    // refused before it writes a byte or a key.
+    let before = store.stats();
+    match store.commit(Commit {
+        puts: vec![Record::Mailbox(d.inbox.clone())],
+        place_files: vec![(ok(store.stage_bytes(b"new")), ok(store.next_file_id()))],
+        ..Commit::default()
+    }) {
+        Err(e) => assert_eq!(e.to_string(), refused),
+        Ok(_) => panic!("a commit after a failed flush"),
+    }
+    assert_eq!(store.stats(), before);
+    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128);
+    assert!(matches!(store.flush(), Err(e) if e.to_string() == refused));
+    drop(store);
+    // Opened again: what is on disk is read, and changes are taken.
+    let store = reopen(&dir);
+    assert_eq!(ok(store.read_message(&msgs[1])), bodies[1]);
+    let (m, _) = deliver(&store, &mut d, &[b"after"]);
+    assert_eq!(ok(store.read_message(&m[0])), b"after");
+}
+
 #[test]
 fn an_empty_message_shares_no_slice_with_the_next() {
     let (_dir, store, mut d) = with_account();
@@ -2094,49 +2143,6 @@ fn bytes_removed_by_a_commit_not_yet_durable_are_kept() {
         ok(std::fs::read(store.segment_path(first.segment)).map_err(|e| StoreError::io("r", e)));
     assert_eq!(bytes[..first.len as usize], bodies[0][..]);
     // Once that commit is durable, its own reclaim frees them.
-    let durable = store.flushed_through();
-    store
-        .inner
-        .segments
-        .reclaim(&store.inner.db, vec![first], durable);
+    store.inner.segments.reclaim(&store.inner.db, vec![first]);
     assert_eq!(segment_blocks(&dir)[0].1, 0);
-}
-
-/// A commit whose batch is applied but whose flush fails keeps the
-/// bytes it removed (a crash could still bring them back), and the first
-/// later commit whose flush covers it frees them.
-#[test]
-fn bytes_removed_by_a_commit_whose_flush_failed_go_with_a_later_flush() {
-    let (dir, store, mut d) = with_account();
-    let (_, msgs) = deliver_64k(&store, &mut d, b'a'..=b'b');
-    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128);
-    store.fail_next_flush();
-    let failed = store.commit(Commit {
-        deletes: vec![RecordKey::Message(
-            msgs[0].account,
-            msgs[0].mailbox,
-            msgs[0].uid,
-        )],
-        remove_files: vec![msgs[0].file],
-        ..Commit::default()
-    });
-    match failed {
-        Err(StoreError::Invalid(why)) => {
-            assert_eq!(why, "index flush failed: invalid: injected flush failure")
-        }
-        other => panic!("the commit should fail its flush: {other:?}"),
-    }
-    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128, "kept while not durable");
-    // A commit that removes nothing itself: its flush covers the failed
-    // one's batch, so its reclaim frees that batch's bytes.
-    ok(store.commit(Commit {
-        puts: vec![Record::Mailbox(d.inbox.clone())],
-        ..Commit::default()
-    }));
-    assert_eq!(segment_blocks(&dir)[0].1, 128);
-    assert_eq!(gone(&store, msgs[0].file), std::io::ErrorKind::NotFound);
-    assert_eq!(ok(store.read_message(&msgs[1])), vec![b'b'; 64 * 1024]);
-    // Nothing is left waiting, so later commits that remove nothing do
-    // not take the append lock for it.
-    assert_eq!(store.inner.segments.waiting(), (0, 0, 0));
 }
