@@ -146,31 +146,36 @@ fn source_expecting(load: &Load, port: u16, to: &str, refused: bool) -> Result<(
     let mut stderr = child.stderr.take().map(|mut e| {
         std::thread::spawn(move || {
             use std::io::Read;
-            let mut err = String::new();
-            let _ = e.read_to_string(&mut err);
-            err
+            let mut err = Vec::new();
+            e.read_to_end(&mut err)
+                .map(|_| String::from_utf8_lossy(&err).into_owned())
         })
     });
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            let err = stderr
-                .take()
-                .and_then(|t| t.join().ok())
-                .unwrap_or_default();
-            let expected = if refused {
-                let lines: Vec<&str> = err.lines().collect();
-                lines.len() == load.messages && lines.iter().all(|l| l.ends_with(REFUSED))
-            } else {
-                err.trim().is_empty()
+            let err = match stderr.take().map(|t| t.join()) {
+                Some(Ok(Ok(err))) => err,
+                Some(Ok(Err(e))) => return Err(format!("smtp-source's stderr: {e}")),
+                Some(Err(_)) | None => return Err("smtp-source's stderr was not read".into()),
             };
-            if !status.success() || !expected {
-                let first = err.lines().find(|l| !l.ends_with(REFUSED)).unwrap_or("");
-                return Err(format!("smtp-source: {status}: {}", first.trim()));
+            let lines: Vec<&str> = err.lines().collect();
+            let unexpected = lines.iter().find(|l| !(refused && l.ends_with(REFUSED)));
+            if !status.success() || unexpected.is_some() {
+                let said = unexpected.map_or("", |l| l.trim());
+                return Err(format!("smtp-source: {status}: {said}"));
+            }
+            if refused && lines.len() != load.messages {
+                return Err(format!(
+                    "smtp-source: {} refusals for {} messages",
+                    lines.len(),
+                    load.messages
+                ));
             }
             break;
         }
         if start.elapsed() > DEADLINE {
             let _ = child.kill();
+            let _ = child.wait();
             return Err("smtp-source did not finish in time".into());
         }
         std::thread::sleep(Duration::from_millis(20));
