@@ -78,7 +78,7 @@ impl Store {
         {
             batch.remove(k?);
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         self.flush()?;
         Ok(id)
     }

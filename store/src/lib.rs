@@ -334,7 +334,7 @@ impl Store {
         } else {
             // Nothing moved: the mark reaches the disk with the next flush
             // (lost in a crash, the scan just runs once more).
-            self.inner.db.apply_batch(batch)?;
+            self.apply_batch(batch)?;
         }
         Ok(())
     }
@@ -360,7 +360,7 @@ impl Store {
         if n == 0 {
             // Nothing to lose: the mark is made durable by the next flush,
             // and redoing this after a crash is harmless.
-            self.inner.db.apply_batch(batch)?;
+            self.apply_batch(batch)?;
             return Ok(());
         }
         self.apply_and_flush(batch)?;
@@ -416,6 +416,12 @@ impl Store {
             Some(why) => Err(unwritable(why)),
             None => Ok(()),
         }
+    }
+
+    /// Applies `batch`, unless a flush has failed (see `GateState::failed`).
+    fn apply_batch(&self, batch: sled::Batch) -> Result<()> {
+        self.writable()?;
+        Ok(self.inner.db.apply_batch(batch)?)
     }
 
     /// Tests: the next flush fails.
@@ -512,7 +518,7 @@ impl Store {
     }
 
     fn apply_and_flush(&self, batch: sled::Batch) -> Result<()> {
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         self.flush()
     }
 
@@ -589,7 +595,7 @@ impl Store {
             *seq = seq.wrapping_add(1);
             batch.insert(keys::login_attempt(a.time_us, *seq), encode(a)?);
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         Ok(())
     }
 
@@ -639,7 +645,7 @@ impl Store {
         for k in self.inner.db.scan_prefix([kind.key()]).keys().take(excess) {
             batch.remove(k?);
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         Ok(excess)
     }
 
@@ -715,7 +721,7 @@ impl Store {
         {
             batch.remove(k?);
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         Ok(excess)
     }
 
@@ -745,6 +751,7 @@ impl Store {
     pub fn remove_domain(&self, name: &str) -> Result<()> {
         let name = normalize_domain(name)?;
         let _guard = self.admin_lock();
+        self.writable()?;
         if self.inner.db.remove(keys::domain(&name))?.is_none() {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
@@ -765,7 +772,7 @@ impl Store {
         batch.insert(key, encode(&rec)?);
         // The set follows the applied record, as a read of the index
         // would, even if the flush then fails.
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         if disabled {
             self.disabled_domains().insert(rec.name.clone());
         } else {
@@ -1006,7 +1013,7 @@ impl Store {
                 batch.insert(keys::known(account, &n), &[][..]);
             }
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         Ok(())
     }
 
@@ -1042,6 +1049,7 @@ impl Store {
                 "the suppression list holds at most {most} addresses"
             )));
         }
+        self.writable()?;
         self.inner.db.insert(key, encode(s)?)?;
         self.flush()
     }
@@ -1124,6 +1132,7 @@ impl Store {
     pub fn remove_alias(&self, address: &str) -> Result<()> {
         let address = normalize_address(address)?;
         let _guard = self.admin_lock();
+        self.writable()?;
         if self.inner.db.remove(keys::alias(&address))?.is_none() {
             return Err(StoreError::NotFound(format!("alias {address}")));
         }
@@ -1366,9 +1375,9 @@ impl Store {
         }
         self.writable()?;
         self.inner.segments.removing(&dead);
-        if let Err(e) = self.inner.db.apply_batch(batch) {
+        if let Err(e) = self.apply_batch(batch) {
             self.inner.segments.not_removing(&dead);
-            return Err(e.into());
+            return Err(e);
         }
         self.flush()?;
         // The index no longer refers to the files; a crash here leaves only
@@ -1914,10 +1923,10 @@ impl Store {
         // Until this commit is durable, a crash could bring back what it
         // removes: those bytes stay until its own reclaim below.
         self.inner.segments.removing(&dead);
-        if let Err(e) = self.inner.db.apply_batch(batch) {
+        if let Err(e) = self.apply_batch(batch) {
             self.inner.segments.not_removing(&dead);
             placer.undo();
-            return Err(e.into());
+            return Err(e);
         }
         // The new slices are indexed: punches may look at the segment.
         drop(appender);

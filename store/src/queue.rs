@@ -368,9 +368,9 @@ impl Store {
                 batch.insert(keys::queue_due(m.next_attempt, m.id), &[][..]);
             }
         }
-        if let Err(e) = self.inner.db.apply_batch(batch) {
+        if let Err(e) = self.apply_batch(batch) {
             placer.undo();
-            return Err(e.into());
+            return Err(e);
         }
         let added: Vec<HoldRule> = self
             .hold_rules()?
@@ -516,7 +516,7 @@ impl Store {
         if flush {
             self.apply_and_flush(batch)
         } else {
-            Ok(self.inner.db.apply_batch(batch)?)
+            Ok(self.apply_batch(batch)?)
         }
     }
 
@@ -617,6 +617,7 @@ impl Store {
     /// Removes a hold rule; false when there was none. Messages it held
     /// stay held until released.
     pub fn hold_rule_rm(&self, id: u64) -> Result<bool> {
+        self.writable()?;
         let was = self.inner.db.remove(keys::hold_rule(id))?.is_some();
         self.flush()?;
         Ok(was)
@@ -662,7 +663,7 @@ impl Store {
             batch.remove(k);
             n += 1;
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         Ok(n)
     }
 
@@ -694,7 +695,7 @@ impl Store {
             batch.remove(k?);
             n += 1;
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         Ok(n)
     }
 

@@ -2098,6 +2098,10 @@ fn a_failed_index_flush_stops_every_change_until_the_store_is_opened_again() {
     assert_eq!(store.stats(), before);
     assert_eq!(segment_blocks(&dir)[0].1, 2 * 128);
     assert!(matches!(store.flush(), Err(e) if e.to_string() == refused));
+    // Nor does any other change get in, to be read back though never
+    // durable.
+    assert!(matches!(store.add_domain("z.example"), Err(e) if e.to_string() == refused));
+    assert!(!ok(store.has_domain("z.example")));
     drop(store);
     // Opened again: what is on disk is read, and changes are taken.
     let store = reopen(&dir);

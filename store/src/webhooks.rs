@@ -224,7 +224,7 @@ impl Store {
                 }
             }
         }
-        self.inner.db.apply_batch(batch)?;
+        self.apply_batch(batch)?;
         Ok(true)
     }
 
