@@ -171,6 +171,7 @@ pub enum Request {
         account: String,
     },
     Stats,
+    FailFlush,
     LoginAttempts {
         account: Option<String>,
         limit: Option<usize>,
@@ -789,6 +790,11 @@ async fn handle(request: Request, ctx: &AdminContext) -> Result<Value, String> {
                 .collect::<Vec<_>>()))
         }
         Request::Stats => Ok(json!(store.stats())),
+        Request::FailFlush => {
+            store.fail_next_flush();
+            tracing::warn!("chaos: the next index flush fails");
+            Ok(json!({"next_flush": "fails"}))
+        }
         Request::TlsKeyAdd {
             account,
             name,

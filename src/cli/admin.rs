@@ -82,6 +82,10 @@ enum AdminCommand {
     Check { account: String },
     /// Store statistics: commits, flushes, records, fsyncs.
     Stats,
+    /// Make the store's next index flush fail, as a disk error would
+    /// (chaos testing): roost then refuses every change, answering 451,
+    /// and stops with a failure status for its service manager to restart.
+    FailFlush,
     /// TLS client-certificate keys that log in to an account (EXTERNAL,
     /// and IMAP PREAUTH), one per device.
     Tlspubkey {
@@ -735,6 +739,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
         AdminCommand::Kill { name, panic } => json!({"cmd": "kill", "name": name, "panic": panic}),
         AdminCommand::Check { account } => json!({"cmd": "check", "account": account}),
         AdminCommand::Stats => json!({"cmd": "stats"}),
+        AdminCommand::FailFlush => json!({"cmd": "fail_flush"}),
         AdminCommand::Tlspubkey { command } => match command {
             TlsKeyCommand::Add {
                 account,

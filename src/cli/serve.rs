@@ -23,6 +23,20 @@ pub const LOCAL_PASSWORD: &str = "roostroost";
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
 
+/// How often the server looks whether the store has failed a flush.
+pub const STORE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves once an index flush has failed, with why: the store takes no
+/// more changes until it is opened again, so the server stops.
+async fn store_failed(store: &Store) -> String {
+    loop {
+        if let Some(why) = store.failure() {
+            return why;
+        }
+        tokio::time::sleep(STORE_CHECK_INTERVAL).await;
+    }
+}
+
 pub fn run(config: Config, log_json: bool, localserve: bool) -> Result<ExitCode> {
     return_large_allocations();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -95,6 +109,7 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
         imap_progress_interval: config.imap_progress_interval,
     };
     let has_http = !http.http.is_empty() || !l.https.is_empty();
+    let watched = store.clone();
     let mut server = system::start(settings, store, move |shared| {
         if has_http {
             vec![roost_webui::child_spec(shared, http)]
@@ -109,18 +124,29 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let crashed = tokio::select! {
-        _ = tokio::signal::ctrl_c() => false,
-        _ = term.recv() => false,
-        _ = server.root_stopped() => true,
+    let (crashed, failed) = tokio::select! {
+        _ = tokio::signal::ctrl_c() => (false, None),
+        _ = term.recv() => (false, None),
+        _ = server.root_stopped() => (true, None),
+        why = store_failed(&watched) => (false, Some(why)),
     };
     if crashed {
         error!("the root supervisor stopped: too many failures");
         return Ok(ExitCode::FAILURE);
     }
-    info!("shutting down");
+    if let Some(why) = &failed {
+        // Sessions are told goodbye; nothing more can be made durable
+        // until the store is opened again, by the next start.
+        error!(error = %why, "the store failed a flush: stopping, to be started again");
+    } else {
+        info!("shutting down");
+    }
     server.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The selector of the DKIM key localserve makes for its domain.

@@ -99,13 +99,14 @@ impl Store {
             return Ok(v.to_vec());
         }
         let fresh = random_bytes(32)?;
+        self.writable()?;
         // Two first uses at once: the first write wins, both use it.
         let _ = self
             .inner
             .db
             .compare_and_swap(&k, None::<&[u8]>, Some(fresh.as_slice()))?;
         let v = self.inner.db.get(&k)?.map(|v| v.to_vec()).unwrap_or(fresh);
-        self.inner.db.flush()?;
+        self.flush()?;
         Ok(v)
     }
 }

@@ -216,8 +216,7 @@ struct Inner {
 struct FlushGate {
     state: Mutex<GateState>,
     done: std::sync::Condvar,
-    /// Tests: the next flush fails, as an I/O error would fail it.
-    #[cfg(test)]
+    /// Chaos: the next flush fails, as an I/O error would fail it.
     fail_next: std::sync::atomic::AtomicBool,
 }
 
@@ -424,14 +423,21 @@ impl Store {
         Ok(self.inner.db.apply_batch(batch)?)
     }
 
-    /// Tests: the next flush fails.
-    #[cfg(test)]
-    fn fail_next_flush(&self) {
+    /// Chaos (`roost admin fail-flush`, and tests): the next index flush
+    /// fails, as a disk error would fail it.
+    pub fn fail_next_flush(&self) {
         self.inner.gate.fail_next.store(true, Ordering::SeqCst);
     }
 
+    /// Why an index flush failed, once one has: the store then takes no
+    /// more changes (see `GateState::failed`), and the server should stop
+    /// and be started again.
+    pub fn failure(&self) -> Option<String> {
+        let g = self.inner.gate.state.lock();
+        g.unwrap_or_else(|e| e.into_inner()).failed.clone()
+    }
+
     fn flush_now(&self) -> Result<()> {
-        #[cfg(test)]
         if self.inner.gate.fail_next.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Invalid("injected flush failure".into()));
         }
@@ -607,6 +613,7 @@ impl Store {
     /// Keeps `domain`'s MTA-STS policy; not flushed on its own (a lost
     /// one is fetched again).
     pub fn set_mta_sts_policy(&self, domain: &str, p: &CachedPolicy) -> Result<()> {
+        self.writable()?;
         self.inner
             .db
             .insert(keys::mta_sts(&domain.to_ascii_lowercase()), encode(p)?)?;
@@ -627,6 +634,7 @@ impl Store {
     }
 
     fn add_report_data<T: Serialize>(&self, kind: ReportData, time_us: u64, r: &T) -> Result<()> {
+        self.writable()?;
         let seq = self.inner.dmarc_seq.fetch_add(1, Ordering::Relaxed);
         self.inner
             .db
@@ -684,6 +692,7 @@ impl Store {
 
     /// Records that records of `kind` up to `us` were reported; flushed.
     pub fn set_reported_until(&self, kind: ReportData, us: u64) -> Result<()> {
+        self.writable()?;
         self.inner
             .db
             .insert(keys::meta(kind.reported_until()), &us.to_be_bytes()[..])?;
@@ -1060,6 +1069,7 @@ impl Store {
         let Some(n) = keys::normalize_address(address) else {
             return Ok(false);
         };
+        self.writable()?;
         let was = self
             .inner
             .db

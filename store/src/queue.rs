@@ -596,6 +596,7 @@ impl Store {
                 HoldRule::MAX
             )));
         }
+        self.writable()?;
         rule.id = self.inner.db.generate_id()?.saturating_add(1);
         self.inner
             .db

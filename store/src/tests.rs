@@ -2086,7 +2086,6 @@ fn a_failed_index_flush_stops_every_change_until_the_store_is_opened_again() {
     assert_eq!(segment_blocks(&dir)[0].1, 2 * 128, "kept: not durable");
     // The next flush would succeed, but is not trusted: a commit is
     // refused before it writes a byte or a key.
-    let before = store.stats();
     match store.commit(Commit {
         puts: vec![Record::Mailbox(d.inbox.clone())],
         place_files: vec![(ok(store.stage_bytes(b"new")), ok(store.next_file_id()))],
@@ -2095,8 +2094,7 @@ fn a_failed_index_flush_stops_every_change_until_the_store_is_opened_again() {
         Err(e) => assert_eq!(e.to_string(), refused),
         Ok(_) => panic!("a commit after a failed flush"),
     }
-    assert_eq!(store.stats(), before);
-    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128);
+    assert_eq!(segment_blocks(&dir)[0].1, 2 * 128, "nothing appended");
     assert!(matches!(store.flush(), Err(e) if e.to_string() == refused));
     // Nor does any other change get in, to be read back though never
     // durable.

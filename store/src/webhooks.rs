@@ -61,6 +61,7 @@ pub enum WebhookChange {
 impl Store {
     /// Sets (or with `None` removes) an account's webhook.
     pub fn set_webhook(&self, account: AccountId, config: Option<&WebhookConfig>) -> Result<()> {
+        self.writable()?;
         match config {
             Some(c) => self
                 .inner
