@@ -124,29 +124,23 @@ async fn serve(config: Config, log_json: bool, localserve: bool) -> Result<ExitC
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let (crashed, failed) = tokio::select! {
-        _ = tokio::signal::ctrl_c() => (false, None),
-        _ = term.recv() => (false, None),
-        _ = server.root_stopped() => (true, None),
-        why = store_failed(&watched) => (false, Some(why)),
+    let status = tokio::select! {
+        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+        _ = term.recv() => ExitCode::SUCCESS,
+        _ = server.root_stopped() => {
+            error!("the root supervisor stopped: too many failures");
+            return Ok(ExitCode::FAILURE);
+        }
+        why = store_failed(&watched) => {
+            // Sessions are told goodbye; nothing more can be made durable
+            // until the store is opened again, by the next start.
+            error!(error = %why, "the store failed a flush: stopping, to be started again");
+            ExitCode::FAILURE
+        }
     };
-    if crashed {
-        error!("the root supervisor stopped: too many failures");
-        return Ok(ExitCode::FAILURE);
-    }
-    if let Some(why) = &failed {
-        // Sessions are told goodbye; nothing more can be made durable
-        // until the store is opened again, by the next start.
-        error!(error = %why, "the store failed a flush: stopping, to be started again");
-    } else {
-        info!("shutting down");
-    }
+    info!("shutting down");
     server.shutdown().await;
-    Ok(if failed.is_some() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(status)
 }
 
 /// The selector of the DKIM key localserve makes for its domain.

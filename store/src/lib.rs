@@ -410,17 +410,28 @@ impl Store {
     /// Fails once a flush has failed (see `GateState::failed`): a
     /// change made now could not be made durable.
     fn writable(&self) -> Result<()> {
-        let g = self.inner.gate.state.lock();
-        match &g.unwrap_or_else(|e| e.into_inner()).failed {
-            Some(why) => Err(unwritable(why)),
-            None => Ok(()),
-        }
+        self.failure().map_or(Ok(()), |why| Err(unwritable(&why)))
     }
 
-    /// Applies `batch`, unless a flush has failed (see `GateState::failed`).
+    // Every write to the index goes through these three (but the bounce
+    // key's compare-and-swap, which checks for itself), and each is
+    // refused once a flush has failed (see `GateState::failed`).
+
     fn apply_batch(&self, batch: sled::Batch) -> Result<()> {
         self.writable()?;
         Ok(self.inner.db.apply_batch(batch)?)
+    }
+
+    fn put_key(&self, key: impl AsRef<[u8]>, value: impl Into<sled::IVec>) -> Result<()> {
+        self.writable()?;
+        self.inner.db.insert(key.as_ref(), value)?;
+        Ok(())
+    }
+
+    /// The value that was at `key`, if any.
+    fn remove_key(&self, key: impl AsRef<[u8]>) -> Result<Option<sled::IVec>> {
+        self.writable()?;
+        Ok(self.inner.db.remove(key.as_ref())?)
     }
 
     /// Chaos (`roost admin fail-flush`, and tests): the next index flush
@@ -613,10 +624,7 @@ impl Store {
     /// Keeps `domain`'s MTA-STS policy; not flushed on its own (a lost
     /// one is fetched again).
     pub fn set_mta_sts_policy(&self, domain: &str, p: &CachedPolicy) -> Result<()> {
-        self.writable()?;
-        self.inner
-            .db
-            .insert(keys::mta_sts(&domain.to_ascii_lowercase()), encode(p)?)?;
+        self.put_key(keys::mta_sts(&domain.to_ascii_lowercase()), encode(p)?)?;
         Ok(())
     }
 
@@ -634,11 +642,8 @@ impl Store {
     }
 
     fn add_report_data<T: Serialize>(&self, kind: ReportData, time_us: u64, r: &T) -> Result<()> {
-        self.writable()?;
         let seq = self.inner.dmarc_seq.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .db
-            .insert(keys::report_data(kind.key(), time_us, seq), encode(r)?)?;
+        self.put_key(keys::report_data(kind.key(), time_us, seq), encode(r)?)?;
         if seq % DMARC_PRUNE_EVERY == DMARC_PRUNE_EVERY - 1 {
             self.prune_report_data(kind, kind.max_kept())?;
         }
@@ -692,10 +697,7 @@ impl Store {
 
     /// Records that records of `kind` up to `us` were reported; flushed.
     pub fn set_reported_until(&self, kind: ReportData, us: u64) -> Result<()> {
-        self.writable()?;
-        self.inner
-            .db
-            .insert(keys::meta(kind.reported_until()), &us.to_be_bytes()[..])?;
+        self.put_key(keys::meta(kind.reported_until()), &us.to_be_bytes()[..])?;
         self.flush()
     }
 
@@ -760,8 +762,7 @@ impl Store {
     pub fn remove_domain(&self, name: &str) -> Result<()> {
         let name = normalize_domain(name)?;
         let _guard = self.admin_lock();
-        self.writable()?;
-        if self.inner.db.remove(keys::domain(&name))?.is_none() {
+        if self.remove_key(keys::domain(&name))?.is_none() {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
         self.disabled_domains().remove(&name);
@@ -1058,8 +1059,7 @@ impl Store {
                 "the suppression list holds at most {most} addresses"
             )));
         }
-        self.writable()?;
-        self.inner.db.insert(key, encode(s)?)?;
+        self.put_key(key, encode(s)?)?;
         self.flush()
     }
 
@@ -1069,12 +1069,7 @@ impl Store {
         let Some(n) = keys::normalize_address(address) else {
             return Ok(false);
         };
-        self.writable()?;
-        let was = self
-            .inner
-            .db
-            .remove(keys::suppressed(account, &n))?
-            .is_some();
+        let was = self.remove_key(keys::suppressed(account, &n))?.is_some();
         self.flush()?;
         Ok(was)
     }
@@ -1142,8 +1137,7 @@ impl Store {
     pub fn remove_alias(&self, address: &str) -> Result<()> {
         let address = normalize_address(address)?;
         let _guard = self.admin_lock();
-        self.writable()?;
-        if self.inner.db.remove(keys::alias(&address))?.is_none() {
+        if self.remove_key(keys::alias(&address))?.is_none() {
             return Err(StoreError::NotFound(format!("alias {address}")));
         }
         self.flush()
@@ -1383,7 +1377,6 @@ impl Store {
         for k in &account.tls_public_keys {
             batch.remove(keys::tls_key(&TlsPublicKey::fingerprint(&k.spki)));
         }
-        self.writable()?;
         self.inner.segments.removing(&dead);
         if let Err(e) = self.apply_batch(batch) {
             self.inner.segments.not_removing(&dead);

@@ -516,7 +516,7 @@ impl Store {
         if flush {
             self.apply_and_flush(batch)
         } else {
-            Ok(self.apply_batch(batch)?)
+            self.apply_batch(batch)
         }
     }
 
@@ -596,11 +596,8 @@ impl Store {
                 HoldRule::MAX
             )));
         }
-        self.writable()?;
         rule.id = self.inner.db.generate_id()?.saturating_add(1);
-        self.inner
-            .db
-            .insert(keys::hold_rule(rule.id), encode(&rule)?)?;
+        self.put_key(keys::hold_rule(rule.id), encode(&rule)?)?;
         let mut held = 0;
         for m in self.queue_list()? {
             if !m.hold && rule.matches(&m) {
@@ -618,8 +615,7 @@ impl Store {
     /// Removes a hold rule; false when there was none. Messages it held
     /// stay held until released.
     pub fn hold_rule_rm(&self, id: u64) -> Result<bool> {
-        self.writable()?;
-        let was = self.inner.db.remove(keys::hold_rule(id))?.is_some();
+        let was = self.remove_key(keys::hold_rule(id))?.is_some();
         self.flush()?;
         Ok(was)
     }

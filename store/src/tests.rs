@@ -125,8 +125,7 @@ fn store_is_shared_across_threads() {
 
 #[test]
 fn create_account_makes_default_mailboxes() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let a = ok(store.create_account(" roost@LOCALHOST ", "pw", Some(1 << 20)));
     assert_eq!(a.name, NAME);
     assert_eq!(a.last_modseq, INITIAL_MODSEQ);
@@ -160,8 +159,7 @@ fn create_account_makes_default_mailboxes() {
 
 #[test]
 fn accounts_addresses_and_passwords() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     ok(store.add_domain("localhost"));
     let a = ok(store.create_account(NAME, "old", None));
     assert!(a.password.verify_password("old"));
@@ -206,8 +204,7 @@ fn accounts_addresses_and_passwords() {
 
 #[test]
 fn domains() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     ok(store.add_domain("Example.ORG"));
     ok(store.add_domain("b.example"));
     assert!(ok(store.has_domain("example.org")));
@@ -264,8 +261,7 @@ fn resolved(store: &Store, addr: &str) -> Option<String> {
 
 #[test]
 fn recipients_resolve_by_case_tag_catchall_and_alias() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     ok(store.add_domain("localhost"));
     ok(store.create_account("Jose\u{301}@localhost", "secret", None));
     // Kept in NFC with its case; indexed without case.
@@ -362,8 +358,7 @@ fn recipients_resolve_by_case_tag_catchall_and_alias() {
 
 #[test]
 fn delivery_rules_and_their_limits() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let account = ok(store.create_account(NAME, "secret", None));
     let rule = |mailbox: &str, sender: Option<&str>| DeliveryRule {
         header: None,
@@ -450,8 +445,7 @@ fn address_keys_from_before_case_folding_are_rewritten_at_open() {
 
 #[test]
 fn intro_mailbox_and_known_correspondents() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let account = ok(store.create_account(NAME, "secret", None));
     assert_eq!(ok(store.intro_mailbox(account.id)), None);
     ok(store.set_intro_mailbox(NAME, Some("m".repeat(MAX_RULE_TEXT))));
@@ -478,8 +472,7 @@ fn intro_mailbox_and_known_correspondents() {
 
 #[test]
 fn dkim_keys_per_domain_and_their_limits() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let key = |selector: &str| DkimKey {
         selector: selector.to_string(),
         algorithm: DkimAlgorithm::Ed25519,
@@ -526,8 +519,7 @@ fn dkim_keys_per_domain_and_their_limits() {
 
 #[test]
 fn commit_places_two_messages_with_one_flush() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (dir, store) = temp_store();
     let before = store.stats();
     let (d, msgs, stats) = two_messages(&store);
     let after = store.stats();
@@ -567,8 +559,7 @@ fn commit_places_two_messages_with_one_flush() {
 
 #[test]
 fn link_remove_tombstones_and_threads() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (mut d, msgs, _) = two_messages(&store);
     let a = d.account.id;
 
@@ -645,8 +636,7 @@ fn link_remove_tombstones_and_threads() {
 
 #[test]
 fn thread_entries_from_before_counting_are_kept() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (mut d, msgs, _) = two_messages(&store);
     let a = d.account.id;
     let r = ThreadRef {
@@ -728,8 +718,7 @@ fn thread_entries_from_before_counting_are_kept() {
 
 #[test]
 fn failed_commit_leaves_no_files() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (dir, store) = temp_store();
     let (_, msgs, _) = two_messages(&store);
     let fresh = ok(store.next_file_id());
     // The second placement collides with an existing file.
@@ -765,8 +754,7 @@ fn failed_commit_leaves_no_files() {
 
 #[test]
 fn delete_account_removes_records_and_files() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (dir, store) = temp_store();
     ok(store.add_domain("localhost"));
     let (d, msgs, _) = two_messages(&store);
     ok(store.add_address(NAME, "alias@localhost"));
@@ -871,8 +859,7 @@ fn problems(store: &Store) -> Vec<Problem> {
 
 #[test]
 fn consistency_reports_wrong_counts() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (mut d, _, _) = two_messages(&store);
     d.inbox.counts.unseen += 1;
     force(&store, vec![Record::Mailbox(d.inbox.clone())]);
@@ -886,8 +873,7 @@ fn consistency_reports_wrong_counts() {
 
 #[test]
 fn consistency_reports_missing_and_resized_files() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (_, msgs, _) = two_messages(&store);
     // The first message's slice drops out of the index; the segment is
     // cut 5 bytes into the second.
@@ -937,8 +923,7 @@ fn consistency_reports_missing_and_resized_files() {
 
 #[test]
 fn consistency_reports_duplicate_modseq() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (_, msgs, _) = two_messages(&store);
     let mut b = msgs[1].clone();
     b.modseq = msgs[0].modseq;
@@ -959,8 +944,7 @@ fn consistency_reports_duplicate_modseq() {
 
 #[test]
 fn consistency_reports_uid_at_or_above_uid_next() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (mut d, _, _) = two_messages(&store);
     d.inbox.uid_next = Uid(2);
     force(&store, vec![Record::Mailbox(d.inbox.clone())]);
@@ -973,8 +957,7 @@ fn consistency_reports_uid_at_or_above_uid_next() {
 
 #[test]
 fn consistency_reports_modseq_bounds_and_index() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (mut d, msgs, _) = two_messages(&store);
     // The account forgets its last two modseqs: both messages' modseqs and
     // the mailbox's HIGHESTMODSEQ are now beyond it.
@@ -1032,8 +1015,7 @@ fn consistency_reports_modseq_bounds_and_index() {
 
 #[test]
 fn consistency_reports_createseq_index_and_orphans() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let (d, msgs, _) = two_messages(&store);
     let a = d.account.id;
     let mut b = msgs[1].clone();
@@ -1612,8 +1594,7 @@ fn suppression_lists_hold_addresses_up_to_a_limit() {
 
 #[test]
 fn unique_envelope_senders_name_their_message_and_nothing_else() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (dir, store) = temp_store();
     ok(store.add_domain("a.example"));
     ok(store.add_domain("plain.example"));
     ok(store.set_domain_matching("a.example", Some("+-".into()), None, None));
@@ -1680,8 +1661,7 @@ fn unique_envelope_senders_name_their_message_and_nothing_else() {
 #[test]
 fn inbound_reports_keep_the_newest_up_to_the_limit() {
     use roost_protocols::message::inbound::{Report, TlsReport};
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let report = |id: &str| {
         Report::Tls(TlsReport {
             report_id: id.into(),
@@ -1780,10 +1760,16 @@ fn segment_blocks(dir: &tempfile::TempDir) -> Vec<(String, u64)> {
     out
 }
 
-/// A new store in a temporary directory, with the test account.
-fn with_account() -> (tempfile::TempDir, Store, Delivery) {
+/// A new store in a temporary directory.
+fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
     let store = open(&dir);
+    (dir, store)
+}
+
+/// A new store in a temporary directory, with the test account.
+fn with_account() -> (tempfile::TempDir, Store, Delivery) {
+    let (dir, store) = temp_store();
     let d = Delivery::new(&store);
     (dir, store, d)
 }
@@ -1974,8 +1960,7 @@ fn open_removes_segments_no_slice_uses() {
 
 #[test]
 fn staging_memory_is_bounded_per_message_and_per_store() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let edge = vec![b'm'; MAX_STAGED_IN_MEMORY];
     assert!(
         !ok(store.stage_bytes(&edge)).in_file(),
@@ -2009,8 +1994,7 @@ fn staging_memory_is_bounded_per_message_and_per_store() {
 /// budget past its end sends the message to a file.
 #[test]
 fn staging_memory_counts_what_the_buffers_hold() {
-    let dir = ok(tempfile::tempdir().map_err(|e| StoreError::io("tmp", e)));
-    let store = open(&dir);
+    let (_dir, store) = temp_store();
     let budget = || store.inner.counters.staged_memory.load(Ordering::SeqCst);
     let mut w = ok(store.stage());
     assert!(w.write_in_memory(&[b'a'; 1000]));
@@ -2100,6 +2084,8 @@ fn a_failed_index_flush_stops_every_change_until_the_store_is_opened_again() {
     // durable.
     assert!(matches!(store.add_domain("z.example"), Err(e) if e.to_string() == refused));
     assert!(!ok(store.has_domain("z.example")));
+    // A single-key write is refused before it looks for the key.
+    assert!(matches!(store.remove_alias("a@localhost"), Err(e) if e.to_string() == refused));
     drop(store);
     // Opened again: what is on disk is read, and changes are taken.
     let store = reopen(&dir);

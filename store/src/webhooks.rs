@@ -61,18 +61,9 @@ pub enum WebhookChange {
 impl Store {
     /// Sets (or with `None` removes) an account's webhook.
     pub fn set_webhook(&self, account: AccountId, config: Option<&WebhookConfig>) -> Result<()> {
-        self.writable()?;
         match config {
-            Some(c) => self
-                .inner
-                .db
-                .insert(keys::webhook_config(account), encode(c)?)
-                .map(|_| ())?,
-            None => self
-                .inner
-                .db
-                .remove(keys::webhook_config(account))
-                .map(|_| ())?,
+            Some(c) => self.put_key(keys::webhook_config(account), encode(c)?)?,
+            None => drop(self.remove_key(keys::webhook_config(account))?),
         }
         self.note_webhooks()?;
         self.flush()

@@ -144,7 +144,10 @@ impl ImapState {
         };
         if current.writer.is_none() {
             // Staging starts in memory: no I/O here.
-            let writer = (self.services.store.stage())
+            let writer = self
+                .services
+                .store
+                .stage()
                 .map_err(|e| Done::no(format!("Cannot store: {e}")))?;
             current.writer = Some(writer);
         }
@@ -428,9 +431,11 @@ impl ImapState {
         };
         let writer = match current.writer {
             Some(w) => w,
-            None => {
-                (self.services.store.stage()).map_err(|e| Done::no(format!("Cannot store: {e}")))?
-            }
+            None => self
+                .services
+                .store
+                .stage()
+                .map_err(|e| Done::no(format!("Cannot store: {e}")))?,
         };
         let finished = blocking(move || {
             let staged = writer.finish()?;
