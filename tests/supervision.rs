@@ -166,6 +166,12 @@ fn a_failed_flush_stops_the_server_and_a_restart_takes_mail_again() {
         server.child.as_mut()?.try_wait().ok().flatten()
     });
     assert_eq!(status.code(), Some(1), "log:\n{}", server.log());
+    // The session still open was told goodbye before the exit.
+    assert_eq!(
+        smtp.reply(),
+        "421 4.3.2 localhost service not available, closing connection"
+    );
+    assert_eq!(smtp.reply(), "<closed>");
     let log = server.log();
     assert!(
         log.contains("the store failed a flush: stopping, to be started again"),
