@@ -20,6 +20,13 @@
 //! delivery, one round trip fewer, and its rate as a share of the sink's
 //! is the most a cheaper delivery could bring roost to.
 //!
+//! Every row also says where the machine's CPU went while it ran, per
+//! message: smtp-source's own (its user and system time), the rest of
+//! the machine's busy time (the receiver, and the kernel's work for it:
+//! everything but smtp-source, on a machine otherwise quiet), and how
+//! much of the time the CPUs were idle. A receiver that leaves no idle
+//! time is bound by CPU, not by waiting.
+//!
 //! Runs as `cargo bench --bench smtp_peers [-- --messages N --size S
 //! --sessions C]` (defaults: 10,000 messages of 1 KiB over 20 sessions).
 //! It needs Debian's postfix package, and root (Postfix's queue belongs to
@@ -65,8 +72,8 @@ fn main() {
         "smtp-source, {} messages of {} bytes over {} sessions\n",
         load.messages, load.size, load.sessions
     );
-    println!("| receiver | msg/s | seconds | note |");
-    println!("|---|---:|---:|---|");
+    println!("| receiver | msg/s | seconds | CPU us/msg, receiver | CPU us/msg, smtp-source | idle | note |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
     let sink = measure_sink(&load);
     let postfix = measure_postfix(&load);
     let (roost, undelivered) = measure_roost(&load);
@@ -114,14 +121,78 @@ fn parse_args() -> Result<Load, String> {
     Ok(load)
 }
 
-/// Runs smtp-source against `port`; the rate in messages per second.
-fn source(load: &Load, port: u16, to: &str) -> Result<(f64, f64), String> {
+/// Clock ticks per second in `/proc` (USER_HZ: 100 on Linux, whatever
+/// the kernel's own tick rate).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time so far, in seconds: the machine's busy (user, nice, system,
+/// irq, softirq) and idle (idle, iowait) time over all CPUs, and that of
+/// this process's children that have ended and been waited for.
+#[derive(Clone, Copy)]
+struct Cpu {
+    busy: f64,
+    idle: f64,
+    children: f64,
+}
+
+fn cpu_now() -> Result<Cpu, String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let all: Vec<f64> = stat
+        .lines()
+        .next()
+        .filter(|l| l.starts_with("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if all.len() < 7 {
+        return Err("/proc/stat has no cpu line".into());
+    }
+    let me =
+        std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    // proc(5): after the command in parentheses, field 3 (state) on;
+    // cutime and cstime are fields 16 and 17.
+    let fields: Vec<f64> = me
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().skip(13).take(2))
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if fields.len() != 2 {
+        return Err("/proc/self/stat has no children's times".into());
+    }
+    Ok(Cpu {
+        busy: (all[0] + all[1] + all[2] + all[5] + all[6]) / USER_HZ,
+        idle: (all[3] + all[4]) / USER_HZ,
+        children: (fields[0] + fields[1]) / USER_HZ,
+    })
+}
+
+/// One load's figures.
+struct Run {
+    rate: f64,
+    secs: f64,
+    /// CPU per message, microseconds: the machine's busy time less
+    /// smtp-source's, and smtp-source's.
+    receiver_us: f64,
+    source_us: f64,
+    /// Share of the CPUs' time spent idle, in percent.
+    idle: f64,
+}
+
+/// Runs smtp-source against `port`.
+fn source(load: &Load, port: u16, to: &str) -> Result<Run, String> {
     source_expecting(load, port, to, false)
 }
 
 /// [`source`]; `refused`: every recipient is refused at RCPT, and
 /// smtp-source goes on (`-A`) to the next message.
-fn source_expecting(load: &Load, port: u16, to: &str, refused: bool) -> Result<(f64, f64), String> {
+fn source_expecting(load: &Load, port: u16, to: &str, refused: bool) -> Result<Run, String> {
+    let before = cpu_now()?;
     let start = Instant::now();
     let mut child = Command::new(SMTP_SOURCE)
         .args(if refused { &["-A"][..] } else { &[][..] })
@@ -181,24 +252,38 @@ fn source_expecting(load: &Load, port: u16, to: &str, refused: bool) -> Result<(
         std::thread::sleep(Duration::from_millis(20));
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok((load.messages as f64 / secs, secs))
+    let after = cpu_now()?;
+    let n = load.messages as f64;
+    let source = after.children - before.children;
+    let busy = after.busy - before.busy;
+    let idle = after.idle - before.idle;
+    Ok(Run {
+        rate: n / secs,
+        secs,
+        receiver_us: (busy - source).max(0.0) * 1e6 / n,
+        source_us: source * 1e6 / n,
+        idle: 100.0 * idle / (busy + idle).max(f64::MIN_POSITIVE),
+    })
 }
 
-fn report(name: &str, r: Result<(f64, f64), String>, note: &str) -> Option<f64> {
+fn report(name: &str, r: Result<Run, String>, note: &str) -> Option<f64> {
     match r {
-        Ok((rate, secs)) => {
-            println!("| {name} | {rate:.0} | {secs:.2} | {note} |");
-            Some(rate)
+        Ok(r) => {
+            println!(
+                "| {name} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0}% | {note} |",
+                r.rate, r.secs, r.receiver_us, r.source_us, r.idle
+            );
+            Some(r.rate)
         }
         Err(e) => {
-            println!("| {name} | - | - | {e} |");
+            println!("| {name} | - | - | - | - | - | {e} |");
             None
         }
     }
 }
 
 fn measure_sink(load: &Load) -> Option<f64> {
-    let run = || -> Result<(f64, f64), String> {
+    let run = || -> Result<Run, String> {
         let port = free_port()?;
         let _sink = start_sink(port)?;
         source(load, port, "sink@example.org")
@@ -207,7 +292,7 @@ fn measure_sink(load: &Load) -> Option<f64> {
 }
 
 fn measure_postfix(load: &Load) -> Option<f64> {
-    let run = || -> Result<(f64, f64), String> {
+    let run = || -> Result<Run, String> {
         let port = free_port()?;
         // Every message is taken into the queue (fsynced before 250, as
         // Postfix always does) and then discarded.
@@ -229,7 +314,7 @@ fn measure_postfix(load: &Load) -> Option<f64> {
 fn measure_roost(load: &Load) -> (Option<f64>, Option<f64>) {
     let mut fsyncs_per_message = String::new();
     let mut undelivered = Err("not run".to_string());
-    let mut run = || -> Result<(f64, f64), String> {
+    let mut run = || -> Result<Run, String> {
         let binary = roost_binary()?;
         let server = Server::start(&binary)?;
         undelivered = source_expecting(load, server.smtp_port(), "nobody@localhost", true);
