@@ -28,6 +28,10 @@ pub enum StoreError {
     /// The request itself is malformed (an address without a domain, ...).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// An index flush failed earlier (why, in the field): the store takes
+    /// no change that could not be made durable, until it is opened again.
+    #[error("index flush failed ({0}): no more changes until roost restarts")]
+    Unwritable(String),
 }
 
 impl StoreError {

@@ -238,9 +238,7 @@ struct GateState {
 
 /// The error of every change after a failed index flush.
 fn unwritable(why: &str) -> StoreError {
-    StoreError::Invalid(format!(
-        "index flush failed ({why}): no more changes until roost restarts"
-    ))
+    StoreError::Unwritable(why.to_string())
 }
 
 /// Store-wide floor for new UIDVALIDITY values, so an account deleted and
@@ -450,7 +448,8 @@ impl Store {
 
     fn flush_now(&self) -> Result<()> {
         if self.inner.gate.fail_next.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::Invalid("injected flush failure".into()));
+            let failure = std::io::Error::other("injected flush failure");
+            return Err(StoreError::io(&self.inner.index_file.0, failure));
         }
         self.inner.db.flush()?;
         // sled 0.34 makes its log durable with sync_file_range(2), which

@@ -2051,8 +2051,10 @@ fn a_failed_index_flush_stops_every_change_until_the_store_is_opened_again() {
     let (dir, store, mut d) = with_account();
     let (bodies, msgs) = deliver_64k(&store, &mut d, b'a'..=b'b');
     assert_eq!(segment_blocks(&dir)[0].1, 2 * 128);
-    let refused = "invalid: index flush failed (invalid: injected flush failure): \
-                   no more changes until roost restarts";
+    let refused = format!(
+        "index flush failed ({}: injected flush failure): no more changes until roost restarts",
+        dir.path().join("index").join("db").display()
+    );
     let expunge_first = || Commit {
         deletes: vec![RecordKey::Message(
             msgs[0].account,
